@@ -1,0 +1,18 @@
+/* MPI helpers: agreeing on errors so that no rank ever waits for a rank that gave up. */
+#ifndef NN_COMM_H
+#define NN_COMM_H
+
+#include <mpi.h>
+
+#include "nn/error.h"
+
+/* Collective. Every rank passes its own status (and err holding its message when
+ * status != NN_OK). Returns the worst status of all ranks; when it is not NN_OK,
+ * every rank's err holds the message of the lowest-numbered failing rank, so rank 0
+ * can print it. */
+int nn_comm_agree(MPI_Comm comm, int status, nn_error *err);
+
+/* Number of ranks sharing this node (for choosing a default thread count). */
+int nn_comm_local_ranks(MPI_Comm comm);
+
+#endif

@@ -1,0 +1,41 @@
+/* The dataset file (HDF5) and each rank's shard of it.
+ *
+ * Layout (see README.md): /train/images uint8 [N, ...] whose trailing dims multiply
+ * to the input width, /train/labels uint8 [N], the same under /test, and root
+ * attributes num_classes (int) and source (string). */
+#ifndef NN_DATASET_H
+#define NN_DATASET_H
+
+#include <mpi.h>
+#include <stdint.h>
+
+#include "nn/error.h"
+
+typedef struct nn_shard {
+    uint8_t *images; /* [count * dim], row per sample */
+    uint8_t *labels; /* [count] */
+    long count;      /* samples held by this rank */
+    long offset;     /* index in the file of this rank's first sample */
+    long total;      /* samples in the whole split (after any limit) */
+    int dim;         /* values per sample */
+    int num_classes; /* from the file's root attribute */
+} nn_shard;
+
+/* The contiguous block of `total` samples that rank `rank` of `nranks` owns:
+ * [floor(rank*total/nranks), floor((rank+1)*total/nranks)). */
+void nn_shard_range(long total, int rank, int nranks, long *offset, long *count);
+
+/* Collective over comm: every rank opens `path` with the MPI-IO driver and reads
+ * only its hyperslab of /<split>/images and /<split>/labels (split is "train" or
+ * "test"). limit > 0 uses only the first `limit` samples. Validates shapes, label
+ * range and that every rank gets at least one sample; the status is agreed across
+ * ranks, so all ranks return the same status (and rank 0 the message). */
+int nn_shard_read(const char *path, const char *split, long limit, MPI_Comm comm,
+                  nn_shard *out, nn_error *err);
+void nn_shard_free(nn_shard *shard);
+
+/* Gather samples order[0..n) of the shard into x (pixel / 255, row per sample) and
+ * their labels: the batch assembly of one training or evaluation step. */
+void nn_shard_gather(const nn_shard *shard, const uint32_t *order, int n, float *x, uint8_t *labels);
+
+#endif

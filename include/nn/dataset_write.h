@@ -1,0 +1,22 @@
+/* Writing a dataset file in the layout of nn/dataset.h (used by nnprep and tests). */
+#ifndef NN_DATASET_WRITE_H
+#define NN_DATASET_WRITE_H
+
+#include <stdint.h>
+
+#include "nn/error.h"
+
+typedef struct nn_split_data {
+    const uint8_t *images; /* [count * rows * cols] */
+    const uint8_t *labels; /* [count] */
+    long count;
+    int rows, cols;
+} nn_split_data;
+
+/* Write /train and /test plus the root attributes num_classes and source.
+ * Written to "<path>.tmp" and renamed into place, so a failure never leaves a
+ * half-written file at `path`. Serial (no MPI needed). */
+int nn_dataset_write(const char *path, const nn_split_data *train, const nn_split_data *test,
+                     int num_classes, const char *source, nn_error *err);
+
+#endif

@@ -1,0 +1,22 @@
+/* Error reporting: library functions return a status code and fill an nn_error;
+ * only the tools print and exit. The codes are the process exit codes. */
+#ifndef NN_ERROR_H
+#define NN_ERROR_H
+
+enum nn_status {
+    NN_OK = 0,
+    NN_ERR_RUNTIME = 1, /* the machine failed us: out of memory, I/O, MPI */
+    NN_ERR_INPUT = 2    /* the user gave us something wrong: option, file, shape */
+};
+
+typedef struct nn_error {
+    int status;     /* one of nn_status */
+    char msg[512];  /* one line, no trailing newline */
+} nn_error;
+
+/* Record an error (printf-style) and return its status, so callers can write
+ *   return nn_fail(err, NN_ERR_INPUT, "%s: no dataset /train/images", path); */
+int nn_fail(nn_error *err, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif

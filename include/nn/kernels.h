@@ -1,0 +1,38 @@
+/* Compute kernels: a packed, cache-blocked SGEMM and the element-wise loops of the
+ * layers. All matrices are row-major. The loops are OpenMP-parallel over OUTPUT
+ * elements only (never over a reduction), so results do not depend on the thread
+ * count at all. */
+#ifndef NN_KERNELS_H
+#define NN_KERNELS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* C[M,N] = op(A)[M,K] * op(B)[K,N] + beta * C, with op(X) = X or X^T.
+ * lda/ldb/ldc are the row strides of A, B and C as stored. beta is 0 or 1
+ * (beta 0 ignores what C held, NaNs included). Packing buffers are kept between
+ * calls and only grow, so steady-state training allocates nothing. Not reentrant:
+ * call it from one thread at a time; it parallelises internally. */
+void nn_gemm(bool trans_a, bool trans_b, int M, int N, int K,
+             const float *A, int lda, const float *B, int ldb,
+             float beta, float *C, int ldc);
+
+/* Release the packing buffers (for leak checkers; optional). */
+void nn_gemm_release(void);
+
+/* Plain triple loop with double accumulation: the reference the tests compare against. */
+void nn_gemm_reference(bool trans_a, bool trans_b, int M, int N, int K,
+                       const float *A, int lda, const float *B, int ldb,
+                       float beta, float *C, int ldc);
+
+/* y[r, :] = bias for every row r of a rows x cols matrix (the dense layer's
+ * output starts from its bias, then the GEMM accumulates into it). */
+void nn_fill_rows(float *y, const float *bias, int rows, int cols);
+
+/* sums[c] = sum over rows of x[r, c] (the bias gradient). */
+void nn_column_sums(const float *x, float *sums, int rows, int cols);
+
+/* SIMD width the kernels were compiled for, in floats (for reports). */
+int nn_simd_floats(void);
+
+#endif

@@ -1,0 +1,68 @@
+/* A network: a stack of layers built from a width list, a loss on top, and ONE
+ * contiguous buffer for all parameters and ONE for all gradients (one Allreduce,
+ * one checkpoint dataset). All buffers are allocated once, for a maximum batch. */
+#ifndef NN_MODEL_H
+#define NN_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nn/error.h"
+#include "nn/layers.h"
+
+#define NN_MAX_WIDTHS 16
+#define NN_MAX_LAYERS (2 * NN_MAX_WIDTHS)
+
+typedef enum nn_activation { NN_ACT_SIGMOID, NN_ACT_RELU, NN_ACT_TANH } nn_activation;
+typedef enum nn_loss { NN_LOSS_SOFTMAX_XENT, NN_LOSS_MSE } nn_loss;
+
+typedef struct nn_model_spec {
+    int n_widths;                 /* input width first, classes last; at least 2 */
+    int widths[NN_MAX_WIDTHS];
+    nn_activation activation;     /* between dense layers */
+    nn_loss loss;                 /* softmax+cross-entropy, or sigmoid outputs + squared error */
+} nn_model_spec;
+
+typedef struct nn_model {
+    nn_model_spec spec;
+    int n_layers;
+    nn_layer layers[NN_MAX_LAYERS];
+    size_t n_params;
+    float *params;                  /* all weights and biases, layer by layer */
+    float *grads;                   /* same layout as params */
+    int max_batch;
+    float *acts[NN_MAX_LAYERS + 1]; /* acts[0] input, acts[l+1] output of layer l */
+    float *grad_acts[NN_MAX_LAYERS + 1];
+    float *probs;                   /* softmax output, or a copy of the outputs for MSE */
+    float *targets;                 /* one-hot targets for MSE */
+} nn_model;
+
+/* Parse "784,50,100,10" into spec->widths; NN_ERR_INPUT on anything malformed. */
+int nn_parse_widths(const char *text, nn_model_spec *spec, nn_error *err);
+const char *nn_activation_name(nn_activation a);
+int nn_parse_activation(const char *text, nn_activation *out);
+const char *nn_loss_name(nn_loss l);
+int nn_parse_loss(const char *text, nn_loss *out);
+
+/* Number of parameters a spec needs (for reports and checkpoint checks). */
+size_t nn_spec_param_count(const nn_model_spec *spec);
+
+int nn_model_create(nn_model *model, const nn_model_spec *spec, int max_batch, nn_error *err);
+void nn_model_free(nn_model *model);
+
+/* Xavier/Glorot (sigmoid, tanh) or He (relu) normal initialisation; biases 0. */
+void nn_model_init(nn_model *model, uint64_t seed);
+
+/* Inference on acts[0] (filled by the caller, batch rows); returns the outputs. */
+const float *nn_model_forward(nn_model *model, int batch);
+
+/* Forward + loss + backward on acts[0]. Overwrites model->grads with
+ * scale * d(summed loss)/d(params) and returns the summed loss. With
+ * scale = 1/global_batch, summing the ranks' gradients gives the mean-loss gradient. */
+double nn_model_forward_backward(nn_model *model, const uint8_t *labels, int batch, float scale);
+
+/* Loss (summed) and number of correct argmax predictions for the outputs of the
+ * last forward pass. */
+double nn_model_score(nn_model *model, const uint8_t *labels, int batch, long *correct);
+
+#endif

@@ -1,0 +1,31 @@
+/* Stochastic gradient descent with momentum and weight decay, over the model's flat
+ * parameter buffer, and the learning-rate schedule. */
+#ifndef NN_OPTIM_H
+#define NN_OPTIM_H
+
+#include <stddef.h>
+
+#include "nn/error.h"
+
+typedef enum nn_schedule { NN_SCHEDULE_CONSTANT, NN_SCHEDULE_COSINE } nn_schedule;
+
+typedef struct nn_sgd {
+    float momentum, weight_decay;
+    size_t n;
+    float *velocity; /* zero at the start; part of the state a checkpoint must keep */
+} nn_sgd;
+
+int nn_sgd_create(nn_sgd *sgd, size_t n, float momentum, float weight_decay, nn_error *err);
+void nn_sgd_free(nn_sgd *sgd);
+
+/* v = momentum * v + (g + weight_decay * w);  w -= lr * v.
+ * With momentum 0 and weight decay 0 this is plain w -= lr * g. */
+void nn_sgd_step(nn_sgd *sgd, float *params, const float *grads, float lr);
+
+/* Learning rate for a step: constant, or cosine-annealed from base_lr at step 0 to 0
+ * at total_steps. */
+float nn_schedule_lr(nn_schedule schedule, float base_lr, long step, long total_steps);
+const char *nn_schedule_name(nn_schedule s);
+int nn_parse_schedule(const char *text, nn_schedule *out);
+
+#endif

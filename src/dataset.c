@@ -1,0 +1,198 @@
+/* Reading a rank's shard of the dataset with the MPI-IO driver: every rank opens
+ * the file collectively and reads only its own hyperslab. The metadata checks give
+ * the same answer on every rank (same file), so collective calls stay matched; what
+ * can differ per rank (memory, the labels in its slab) is agreed on explicitly. */
+#include "nn/dataset.h"
+
+#include <errno.h>
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "nn/comm.h"
+
+void nn_shard_range(long total, int rank, int nranks, long *offset, long *count) {
+    long begin = (long)((long long)rank * total / nranks);
+    long end = (long)((long long)(rank + 1) * total / nranks);
+    *offset = begin;
+    *count = end - begin;
+}
+
+void nn_shard_free(nn_shard *shard) {
+    free(shard->images);
+    free(shard->labels);
+    memset(shard, 0, sizeof *shard);
+}
+
+/* Handles opened while reading, closed in one place. */
+typedef struct reader {
+    hid_t file, images, labels;
+} reader;
+
+static void reader_close(reader *r) {
+    if (r->images >= 0) H5Dclose(r->images);
+    if (r->labels >= 0) H5Dclose(r->labels);
+    if (r->file >= 0) H5Fclose(r->file);
+}
+
+static int read_num_classes(hid_t file, const char *path, int *classes, nn_error *err) {
+    if (H5Aexists(file, "num_classes") <= 0)
+        return nn_fail(err, NN_ERR_INPUT, "%s: missing root attribute num_classes", path);
+    hid_t attr = H5Aopen(file, "num_classes", H5P_DEFAULT);
+    int value = 0;
+    herr_t rc = attr < 0 ? -1 : H5Aread(attr, H5T_NATIVE_INT, &value);
+    if (attr >= 0) H5Aclose(attr);
+    if (rc < 0) return nn_fail(err, NN_ERR_INPUT, "%s: cannot read attribute num_classes", path);
+    if (value < 2 || value > 256)
+        return nn_fail(err, NN_ERR_INPUT, "%s: num_classes = %d, expected 2..256", path, value);
+    *classes = value;
+    return NN_OK;
+}
+
+/* Opens /split/name and returns its shape; rank must lie in [min_rank, max_rank]. */
+static int open_dataset(hid_t file, const char *path, const char *split, const char *name,
+                        int min_rank, int max_rank, hid_t *out, hsize_t dims[H5S_MAX_RANK],
+                        int *ndims, nn_error *err) {
+    char where[64];
+    snprintf(where, sizeof where, "/%s/%s", split, name);
+    if (H5Lexists(file, split, H5P_DEFAULT) <= 0 || H5Lexists(file, where, H5P_DEFAULT) <= 0)
+        return nn_fail(err, NN_ERR_INPUT, "%s: no dataset %s", path, where);
+    *out = H5Dopen2(file, where, H5P_DEFAULT);
+    if (*out < 0) return nn_fail(err, NN_ERR_INPUT, "%s: cannot open dataset %s", path, where);
+    hid_t type = H5Dget_type(*out);
+    int integer = H5Tget_class(type) == H5T_INTEGER;
+    H5Tclose(type);
+    if (!integer) return nn_fail(err, NN_ERR_INPUT, "%s: %s is not an integer dataset", path, where);
+    hid_t space = H5Dget_space(*out);
+    *ndims = H5Sget_simple_extent_dims(space, dims, NULL);
+    H5Sclose(space);
+    if (*ndims < min_rank || *ndims > max_rank) {
+        if (min_rank == max_rank)
+            return nn_fail(err, NN_ERR_INPUT, "%s: %s has rank %d, expected %d", path, where, *ndims, min_rank);
+        return nn_fail(err, NN_ERR_INPUT, "%s: %s has rank %d, expected %d..%d", path, where,
+                       *ndims, min_rank, max_rank);
+    }
+    return NN_OK;
+}
+
+/* Collective read of rows [offset, offset+count) of a dataset whose rows hold
+ * row_size values, converted to uint8 (labels) or read as is (images). */
+static int read_rows(hid_t dset, int ndims, const hsize_t dims[], long offset, long count,
+                     hid_t mem_type, void *buf) {
+    hsize_t start[H5S_MAX_RANK] = {0}, block[H5S_MAX_RANK];
+    for (int d = 0; d < ndims; d++) block[d] = dims[d];
+    start[0] = (hsize_t)offset;
+    block[0] = (hsize_t)count;
+    hid_t file_space = H5Dget_space(dset);
+    hid_t mem_space = H5Screate_simple(ndims, block, NULL);
+    if (count > 0) {
+        H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start, NULL, block, NULL);
+    } else { /* a rank with nothing to read still joins the collective call */
+        H5Sselect_none(file_space);
+        H5Sselect_none(mem_space);
+    }
+    hid_t xfer = H5Pcreate(H5P_DATASET_XFER);
+    H5Pset_dxpl_mpio(xfer, H5FD_MPIO_COLLECTIVE);
+    herr_t rc = H5Dread(dset, mem_type, mem_space, file_space, xfer, buf);
+    H5Pclose(xfer);
+    H5Sclose(mem_space);
+    H5Sclose(file_space);
+    return rc < 0 ? NN_ERR_RUNTIME : NN_OK;
+}
+
+int nn_shard_read(const char *path, const char *split, long limit, MPI_Comm comm,
+                  nn_shard *out, nn_error *err) {
+    int rank, nranks;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &nranks);
+    memset(out, 0, sizeof *out);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* we report errors ourselves, in one line */
+
+    int status = NN_OK;
+    if (access(path, R_OK) != 0)
+        status = nn_fail(err, NN_ERR_INPUT, "%s: cannot read: %s", path, strerror(errno));
+    else if (H5Fis_hdf5(path) <= 0)
+        status = nn_fail(err, NN_ERR_INPUT, "%s: not an HDF5 file", path);
+    if (nn_comm_agree(comm, status, err)) return err->status;
+
+    reader r = {-1, -1, -1};
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL);
+    r.file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    H5Pclose(fapl);
+    if (r.file < 0) status = nn_fail(err, NN_ERR_INPUT, "%s: cannot open as HDF5", path);
+    if (nn_comm_agree(comm, status, err)) return err->status;
+
+    /* Metadata: identical on every rank. */
+    hsize_t idims[H5S_MAX_RANK], ldims[H5S_MAX_RANK];
+    int irank = 0, lrank = 0;
+    status = read_num_classes(r.file, path, &out->num_classes, err);
+    if (!status) status = open_dataset(r.file, path, split, "images", 2, H5S_MAX_RANK, &r.images, idims, &irank, err);
+    if (!status) status = open_dataset(r.file, path, split, "labels", 1, 1, &r.labels, ldims, &lrank, err);
+    if (!status && idims[0] != ldims[0])
+        status = nn_fail(err, NN_ERR_INPUT, "%s: /%s/images has %llu samples but /%s/labels has %llu",
+                         path, split, (unsigned long long)idims[0], split, (unsigned long long)ldims[0]);
+    if (!status && idims[0] == 0) status = nn_fail(err, NN_ERR_INPUT, "%s: /%s holds zero samples", path, split);
+    if (!status) {
+        hid_t type = H5Dget_type(r.images);
+        if (H5Tget_size(type) != 1 || H5Tget_sign(type) != H5T_SGN_NONE)
+            status = nn_fail(err, NN_ERR_INPUT, "%s: /%s/images must be uint8", path, split);
+        H5Tclose(type);
+    }
+    hsize_t dim = 1;
+    for (int d = 1; d < irank && !status; d++) dim *= idims[d];
+    if (!status && (dim == 0 || dim > 100000000))
+        status = nn_fail(err, NN_ERR_INPUT, "%s: /%s/images has %llu values per sample", path, split,
+                         (unsigned long long)dim);
+    long total = (long)idims[0];
+    if (limit > 0 && limit < total) total = limit;
+    if (!status && total < nranks)
+        status = nn_fail(err, NN_ERR_INPUT, "%s: %ld samples in /%s cannot be split over %d ranks",
+                         path, total, split, nranks);
+    if (nn_comm_agree(comm, status, err)) { reader_close(&r); return err->status; }
+
+    out->total = total;
+    out->dim = (int)dim;
+    nn_shard_range(total, rank, nranks, &out->offset, &out->count);
+    out->images = malloc((size_t)out->count * dim);
+    out->labels = malloc((size_t)out->count);
+    int *wide_labels = malloc((size_t)out->count * sizeof(int));
+    if (!out->images || !out->labels || !wide_labels)
+        status = nn_fail(err, NN_ERR_RUNTIME, "%s: rank %d: out of memory for %ld samples", path, rank, out->count);
+    if (nn_comm_agree(comm, status, err)) goto fail;
+
+    /* Labels are read as int whatever their stored width, so out-of-range values
+     * are seen rather than wrapped. */
+    if (read_rows(r.images, irank, idims, out->offset, out->count, H5T_NATIVE_UINT8, out->images) ||
+        read_rows(r.labels, 1, ldims, out->offset, out->count, H5T_NATIVE_INT, wide_labels))
+        status = nn_fail(err, NN_ERR_RUNTIME, "%s: reading /%s failed on rank %d", path, split, rank);
+    for (long i = 0; i < out->count && !status; i++) {
+        if (wide_labels[i] < 0 || wide_labels[i] >= out->num_classes)
+            status = nn_fail(err, NN_ERR_INPUT, "%s: /%s/labels[%ld] = %d is outside 0..%d", path, split,
+                             out->offset + i, wide_labels[i], out->num_classes - 1);
+        else
+            out->labels[i] = (uint8_t)wide_labels[i];
+    }
+    if (nn_comm_agree(comm, status, err)) goto fail;
+    free(wide_labels);
+    reader_close(&r);
+    return NN_OK;
+
+fail:
+    free(wide_labels);
+    reader_close(&r);
+    nn_shard_free(out);
+    return err->status;
+}
+
+void nn_shard_gather(const nn_shard *shard, const uint32_t *order, int n, float *x, uint8_t *labels) {
+    const int dim = shard->dim;
+    for (int i = 0; i < n; i++) {
+        const uint8_t *src = shard->images + (size_t)order[i] * dim;
+        float *dst = x + (size_t)i * dim;
+        for (int d = 0; d < dim; d++) dst[d] = src[d] * (1.0f / 255.0f);
+        labels[i] = shard->labels[order[i]];
+    }
+}

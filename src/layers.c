@@ -1,0 +1,128 @@
+#include "nn/layers.h"
+
+#include <math.h>
+
+#include "nn/kernels.h"
+
+/* Element-wise loops only pay for threads on large activations. */
+#define NN_PAR_MIN 65536
+
+/* ---- dense ---- */
+
+void nn_dense_forward(const nn_layer *layer, const float *x, float *y, int batch) {
+    nn_fill_rows(y, layer->bias, batch, layer->out);
+    nn_gemm(false, false, batch, layer->out, layer->in, x, layer->in, layer->weight, layer->out,
+            1.0f, y, layer->out);
+}
+
+void nn_dense_backward(const nn_layer *layer, const float *x, const float *dy, float *dx,
+                       int batch) {
+    /* dW = x^T dy, db = column sums of dy, dx = dy W^T */
+    nn_gemm(true, false, layer->in, layer->out, batch, x, layer->in, dy, layer->out, 0.0f,
+            layer->dweight, layer->out);
+    nn_column_sums(dy, layer->dbias, batch, layer->out);
+    if (dx)
+        nn_gemm(false, true, batch, layer->in, layer->out, dy, layer->out, layer->weight,
+                layer->out, 0.0f, dx, layer->in);
+}
+
+/* ---- activations ---- */
+
+void nn_sigmoid_forward(const float *x, float *y, long n) {
+#pragma omp parallel for simd schedule(static) if (n > NN_PAR_MIN)
+    for (long i = 0; i < n; i++) y[i] = 1.0f / (1.0f + expf(-x[i]));
+}
+
+void nn_sigmoid_backward(const float *y, const float *dy, float *dx, long n) {
+#pragma omp parallel for simd schedule(static) if (n > NN_PAR_MIN)
+    for (long i = 0; i < n; i++) dx[i] = dy[i] * y[i] * (1.0f - y[i]);
+}
+
+void nn_relu_forward(const float *x, float *y, long n) {
+#pragma omp parallel for simd schedule(static) if (n > NN_PAR_MIN)
+    for (long i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+void nn_relu_backward(const float *y, const float *dy, float *dx, long n) {
+#pragma omp parallel for simd schedule(static) if (n > NN_PAR_MIN)
+    for (long i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+void nn_tanh_forward(const float *x, float *y, long n) {
+#pragma omp parallel for simd schedule(static) if (n > NN_PAR_MIN)
+    for (long i = 0; i < n; i++) y[i] = tanhf(x[i]);
+}
+
+void nn_tanh_backward(const float *y, const float *dy, float *dx, long n) {
+#pragma omp parallel for simd schedule(static) if (n > NN_PAR_MIN)
+    for (long i = 0; i < n; i++) dx[i] = dy[i] * (1.0f - y[i] * y[i]);
+}
+
+/* ---- dispatch ---- */
+
+void nn_layer_forward(const nn_layer *layer, const float *x, float *y, int batch) {
+    long n = (long)batch * layer->out;
+    switch (layer->kind) {
+    case NN_LAYER_DENSE: nn_dense_forward(layer, x, y, batch); break;
+    case NN_LAYER_SIGMOID: nn_sigmoid_forward(x, y, n); break;
+    case NN_LAYER_RELU: nn_relu_forward(x, y, n); break;
+    case NN_LAYER_TANH: nn_tanh_forward(x, y, n); break;
+    }
+}
+
+void nn_layer_backward(const nn_layer *layer, const float *x, const float *y, const float *dy,
+                       float *dx, int batch) {
+    long n = (long)batch * layer->out;
+    switch (layer->kind) {
+    case NN_LAYER_DENSE: nn_dense_backward(layer, x, dy, dx, batch); break;
+    case NN_LAYER_SIGMOID: if (dx) nn_sigmoid_backward(y, dy, dx, n); break;
+    case NN_LAYER_RELU: if (dx) nn_relu_backward(y, dy, dx, n); break;
+    case NN_LAYER_TANH: if (dx) nn_tanh_backward(y, dy, dx, n); break;
+    }
+}
+
+/* ---- losses ---- */
+
+double nn_softmax_xent_forward(const float *logits, const uint8_t *labels, float *probs,
+                               int batch, int classes) {
+    double loss = 0.0;
+    for (int b = 0; b < batch; b++) {
+        const float *z = logits + (size_t)b * classes;
+        float *p = probs + (size_t)b * classes;
+        float max = z[0];
+        for (int c = 1; c < classes; c++) max = z[c] > max ? z[c] : max;
+        float sum = 0.0f;
+        for (int c = 0; c < classes; c++) {
+            p[c] = expf(z[c] - max); /* shifted: no overflow */
+            sum += p[c];
+        }
+        for (int c = 0; c < classes; c++) p[c] /= sum;
+        /* log p = z - max - log(sum): exact even when p underflows to 0 */
+        loss -= (double)(z[labels[b]] - max) - log((double)sum);
+    }
+    return loss;
+}
+
+void nn_softmax_xent_backward(const float *probs, const uint8_t *labels, float *dlogits,
+                              int batch, int classes, float scale) {
+    for (int b = 0; b < batch; b++) {
+        const float *p = probs + (size_t)b * classes;
+        float *d = dlogits + (size_t)b * classes;
+        for (int c = 0; c < classes; c++) d[c] = scale * p[c];
+        d[labels[b]] -= scale;
+    }
+}
+
+double nn_mse_forward(const float *y, const float *target, int batch, int width) {
+    double loss = 0.0;
+    for (long i = 0; i < (long)batch * width; i++) {
+        double e = (double)y[i] - target[i];
+        loss += 0.5 * e * e;
+    }
+    return loss;
+}
+
+void nn_mse_backward(const float *y, const float *target, float *dy, int batch, int width,
+                     float scale) {
+    for (long i = 0; i < (long)batch * width; i++) dy[i] = scale * (y[i] - target[i]);
+}

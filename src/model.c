@@ -1,0 +1,203 @@
+#include "nn/model.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/rng.h"
+
+/* ---- specs ---- */
+
+int nn_parse_widths(const char *text, nn_model_spec *spec, nn_error *err) {
+    int n = 0;
+    const char *p = text;
+    while (1) {
+        if (n == NN_MAX_WIDTHS)
+            return nn_fail(err, NN_ERR_INPUT, "--layers '%s': more than %d widths", text, NN_MAX_WIDTHS);
+        char *end;
+        errno = 0;
+        long w = strtol(p, &end, 10);
+        if (end == p || errno || w < 1 || w > 1000000)
+            return nn_fail(err, NN_ERR_INPUT,
+                           "--layers '%s': widths must be integers in 1..1000000 separated by commas", text);
+        spec->widths[n++] = (int)w;
+        if (*end == '\0') break;
+        if (*end != ',')
+            return nn_fail(err, NN_ERR_INPUT, "--layers '%s': unexpected '%c'", text, *end);
+        p = end + 1;
+    }
+    if (n < 2) return nn_fail(err, NN_ERR_INPUT, "--layers '%s': need an input and an output width", text);
+    spec->n_widths = n;
+    return NN_OK;
+}
+
+static const char *const activation_names[] = {"sigmoid", "relu", "tanh"};
+static const char *const loss_names[] = {"softmax", "mse"};
+
+const char *nn_activation_name(nn_activation a) { return activation_names[a]; }
+const char *nn_loss_name(nn_loss l) { return loss_names[l]; }
+
+int nn_parse_activation(const char *text, nn_activation *out) {
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(text, activation_names[i])) { *out = (nn_activation)i; return NN_OK; }
+    return NN_ERR_INPUT;
+}
+
+int nn_parse_loss(const char *text, nn_loss *out) {
+    for (int i = 0; i < 2; i++)
+        if (!strcmp(text, loss_names[i])) { *out = (nn_loss)i; return NN_OK; }
+    return NN_ERR_INPUT;
+}
+
+size_t nn_spec_param_count(const nn_model_spec *spec) {
+    size_t n = 0;
+    for (int i = 0; i + 1 < spec->n_widths; i++)
+        n += (size_t)spec->widths[i] * spec->widths[i + 1] + spec->widths[i + 1];
+    return n;
+}
+
+/* ---- building ---- */
+
+static nn_layer_kind activation_layer(nn_activation a) {
+    return a == NN_ACT_RELU ? NN_LAYER_RELU : a == NN_ACT_TANH ? NN_LAYER_TANH : NN_LAYER_SIGMOID;
+}
+
+static float *alloc_floats(size_t n) {
+    size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
+    float *p = aligned_alloc(64, bytes ? bytes : 64);
+    if (p) memset(p, 0, bytes);
+    return p;
+}
+
+int nn_model_create(nn_model *model, const nn_model_spec *spec, int max_batch, nn_error *err) {
+    memset(model, 0, sizeof *model);
+    model->spec = *spec;
+    model->max_batch = max_batch;
+    model->n_params = nn_spec_param_count(spec);
+    model->params = alloc_floats(model->n_params);
+    model->grads = alloc_floats(model->n_params);
+
+    /* dense, activation, dense, activation, ..., dense [, sigmoid for MSE] */
+    size_t offset = 0;
+    int n = 0;
+    for (int i = 0; i + 1 < spec->n_widths; i++) {
+        int in = spec->widths[i], out = spec->widths[i + 1];
+        nn_layer *d = &model->layers[n++];
+        d->kind = NN_LAYER_DENSE;
+        d->in = in;
+        d->out = out;
+        if (model->params && model->grads) {
+            d->weight = model->params + offset;
+            d->dweight = model->grads + offset;
+            offset += (size_t)in * out;
+            d->bias = model->params + offset;
+            d->dbias = model->grads + offset;
+            offset += out;
+        }
+        int last = i + 2 == spec->n_widths;
+        if (!last || spec->loss == NN_LOSS_MSE) {
+            nn_layer *a = &model->layers[n++];
+            a->kind = last ? NN_LAYER_SIGMOID : activation_layer(spec->activation);
+            a->in = a->out = out;
+        }
+    }
+    model->n_layers = n;
+
+    int ok = model->params && model->grads;
+    model->acts[0] = alloc_floats((size_t)max_batch * spec->widths[0]);
+    ok = ok && model->acts[0];
+    for (int l = 0; l < n && ok; l++) {
+        size_t size = (size_t)max_batch * model->layers[l].out;
+        model->acts[l + 1] = alloc_floats(size);
+        model->grad_acts[l + 1] = alloc_floats(size);
+        ok = model->acts[l + 1] && model->grad_acts[l + 1];
+    }
+    /* The input gradient of layer 0 is never needed; the rest are. */
+    size_t out_size = (size_t)max_batch * spec->widths[spec->n_widths - 1];
+    model->probs = ok ? alloc_floats(out_size) : NULL;
+    model->targets = ok ? alloc_floats(out_size) : NULL;
+    if (!ok || !model->probs || !model->targets) {
+        nn_model_free(model);
+        return nn_fail(err, NN_ERR_RUNTIME, "out of memory for a model of %zu parameters (batch %d)",
+                       nn_spec_param_count(spec), max_batch);
+    }
+    return NN_OK;
+}
+
+void nn_model_free(nn_model *model) {
+    free(model->params);
+    free(model->grads);
+    for (int l = 0; l <= NN_MAX_LAYERS; l++) {
+        free(model->acts[l]);
+        free(model->grad_acts[l]);
+    }
+    free(model->probs);
+    free(model->targets);
+    memset(model, 0, sizeof *model);
+}
+
+void nn_model_init(nn_model *model, uint64_t seed) {
+    nn_rng rng;
+    nn_rng_seed(&rng, seed, 0x1417, 0);
+    for (int l = 0; l < model->n_layers; l++) {
+        nn_layer *d = &model->layers[l];
+        if (d->kind != NN_LAYER_DENSE) continue;
+        /* He for relu keeps the forward variance at 1 through half-rectified units;
+         * Xavier balances forward and backward variance for sigmoid/tanh. */
+        float std = model->spec.activation == NN_ACT_RELU ? sqrtf(2.0f / d->in)
+                                                          : sqrtf(2.0f / (d->in + d->out));
+        for (size_t i = 0; i < (size_t)d->in * d->out; i++) d->weight[i] = std * nn_rng_normal(&rng);
+        memset(d->bias, 0, (size_t)d->out * sizeof(float));
+    }
+}
+
+/* ---- running ---- */
+
+const float *nn_model_forward(nn_model *model, int batch) {
+    for (int l = 0; l < model->n_layers; l++)
+        nn_layer_forward(&model->layers[l], model->acts[l], model->acts[l + 1], batch);
+    return model->acts[model->n_layers];
+}
+
+static int classes_of(const nn_model *model) { return model->spec.widths[model->spec.n_widths - 1]; }
+
+/* Loss of the last forward pass; leaves probs (softmax) or targets (MSE) ready for backward. */
+static double loss_forward(nn_model *model, const uint8_t *labels, int batch) {
+    int classes = classes_of(model);
+    const float *out = model->acts[model->n_layers];
+    if (model->spec.loss == NN_LOSS_SOFTMAX_XENT)
+        return nn_softmax_xent_forward(out, labels, model->probs, batch, classes);
+    memset(model->targets, 0, (size_t)batch * classes * sizeof(float));
+    for (int b = 0; b < batch; b++) model->targets[(size_t)b * classes + labels[b]] = 1.0f;
+    memcpy(model->probs, out, (size_t)batch * classes * sizeof(float));
+    return nn_mse_forward(out, model->targets, batch, classes);
+}
+
+double nn_model_forward_backward(nn_model *model, const uint8_t *labels, int batch, float scale) {
+    nn_model_forward(model, batch);
+    double loss = loss_forward(model, labels, batch);
+    int top = model->n_layers, classes = classes_of(model);
+    if (model->spec.loss == NN_LOSS_SOFTMAX_XENT)
+        nn_softmax_xent_backward(model->probs, labels, model->grad_acts[top], batch, classes, scale);
+    else
+        nn_mse_backward(model->acts[top], model->targets, model->grad_acts[top], batch, classes, scale);
+    for (int l = top - 1; l >= 0; l--)
+        nn_layer_backward(&model->layers[l], model->acts[l], model->acts[l + 1],
+                          model->grad_acts[l + 1], l > 0 ? model->grad_acts[l] : NULL, batch);
+    return loss;
+}
+
+double nn_model_score(nn_model *model, const uint8_t *labels, int batch, long *correct) {
+    double loss = loss_forward(model, labels, batch);
+    int classes = classes_of(model);
+    long right = 0;
+    for (int b = 0; b < batch; b++) {
+        const float *p = model->probs + (size_t)b * classes;
+        int best = 0;
+        for (int c = 1; c < classes; c++) best = p[c] > p[best] ? c : best;
+        right += best == labels[b];
+    }
+    *correct = right;
+    return loss;
+}

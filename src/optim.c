@@ -1,0 +1,47 @@
+#include "nn/optim.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int nn_sgd_create(nn_sgd *sgd, size_t n, float momentum, float weight_decay, nn_error *err) {
+    sgd->momentum = momentum;
+    sgd->weight_decay = weight_decay;
+    sgd->n = n;
+    sgd->velocity = calloc(n ? n : 1, sizeof(float));
+    if (!sgd->velocity) return nn_fail(err, NN_ERR_RUNTIME, "out of memory for the optimizer state");
+    return NN_OK;
+}
+
+void nn_sgd_free(nn_sgd *sgd) {
+    free(sgd->velocity);
+    memset(sgd, 0, sizeof *sgd);
+}
+
+void nn_sgd_step(nn_sgd *sgd, float *params, const float *grads, float lr) {
+    const float mu = sgd->momentum, wd = sgd->weight_decay;
+    float *v = sgd->velocity;
+    long n = (long)sgd->n;
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+    for (long i = 0; i < n; i++) {
+        v[i] = mu * v[i] + grads[i] + wd * params[i];
+        params[i] -= lr * v[i];
+    }
+}
+
+float nn_schedule_lr(nn_schedule schedule, float base_lr, long step, long total_steps) {
+    if (schedule == NN_SCHEDULE_CONSTANT || total_steps <= 0) return base_lr;
+    double progress = (double)step / (double)total_steps;
+    if (progress > 1.0) progress = 1.0;
+    return (float)(0.5 * base_lr * (1.0 + cos(3.14159265358979323846 * progress)));
+}
+
+static const char *const schedule_names[] = {"constant", "cosine"};
+
+const char *nn_schedule_name(nn_schedule s) { return schedule_names[s]; }
+
+int nn_parse_schedule(const char *text, nn_schedule *out) {
+    for (int i = 0; i < 2; i++)
+        if (!strcmp(text, schedule_names[i])) { *out = (nn_schedule)i; return 0; }
+    return 2;
+}

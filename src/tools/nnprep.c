@@ -1,0 +1,197 @@
+/* nnprep: convert the four MNIST-style IDX files in a directory into the HDF5 dataset
+ * file that nntrain reads. Serial: HDF5's default driver needs no MPI_Init. */
+#define _XOPEN_SOURCE 700 /* stat, realpath */
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "nn/dataset_write.h"
+#include "nn/error.h"
+#include "nn/idx.h"
+#include "nn/version.h"
+
+#define DEFAULT_CLASSES 10
+#define MAX_CLASSES 256 /* labels are uint8 */
+
+typedef struct prep_options {
+    const char *out;
+    const char *dir;
+    int fashion;
+    int num_classes;
+} prep_options;
+
+/* One split (train or test): its two files, as read. */
+typedef struct split_files {
+    char image_path[PATH_MAX];
+    char label_path[PATH_MAX];
+    nn_idx images, labels;
+} split_files;
+
+static void print_usage(FILE *f) {
+    fprintf(f,
+            "usage: nnprep --out FILE [--fashion] [--classes N] DIR\n"
+            "\n"
+            "Convert the IDX files in DIR (train-images-idx3-ubyte, train-labels-idx1-ubyte,\n"
+            "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte; each raw or with .gz) into the\n"
+            "HDF5 dataset FILE that nntrain reads.\n"
+            "\n"
+            "  --out FILE     output HDF5 file (required; written atomically)\n"
+            "  --fashion      record the source as fashion-mnist (default: mnist)\n"
+            "  --classes N    number of classes; every label must be below it (default: %d)\n"
+            "  --help         show this help\n"
+            "  --version      show the version\n"
+            "\n"
+            "Exit status: 0 success, 1 runtime failure, 2 bad usage or bad input.\n",
+            DEFAULT_CLASSES);
+}
+
+static int usage_error(const char *problem, const char *detail) {
+    fprintf(stderr, "nnprep: %s%s (see nnprep --help)\n", problem, detail);
+    return NN_ERR_INPUT;
+}
+
+/* Returns -1 to go on, else the exit status to end with (help, version, bad usage). */
+static int parse_args(int argc, char **argv, prep_options *opts) {
+    *opts = (prep_options){.num_classes = DEFAULT_CLASSES};
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            print_usage(stdout);
+            return 0;
+        } else if (strcmp(arg, "--version") == 0) {
+            printf("nnprep %s\n", NN_VERSION);
+            return 0;
+        } else if (strcmp(arg, "--fashion") == 0) {
+            opts->fashion = 1;
+        } else if (strcmp(arg, "--out") == 0 || strcmp(arg, "--classes") == 0) {
+            if (i + 1 >= argc) return usage_error(arg, " needs a value");
+            const char *value = argv[++i];
+            if (strcmp(arg, "--out") == 0) {
+                opts->out = value;
+            } else {
+                char *end;
+                long n = strtol(value, &end, 10);
+                if (*value == '\0' || *end != '\0' || n < 1 || n > MAX_CLASSES)
+                    return usage_error("--classes must be an integer from 1 to 256, got ",
+                                       value);
+                opts->num_classes = (int)n;
+            }
+        } else if (arg[0] == '-' && arg[1] != '\0') {
+            return usage_error("unknown option ", arg);
+        } else if (opts->dir) {
+            return usage_error("more than one directory given: ", arg);
+        } else {
+            opts->dir = arg;
+        }
+    }
+    if (!opts->out) return usage_error("--out FILE is required", "");
+    if (!opts->dir) return usage_error("no input directory given", "");
+    return -1;
+}
+
+static int check_dir(const char *dir, nn_error *err) {
+    struct stat st;
+    if (stat(dir, &st) != 0)
+        return nn_fail(err, NN_ERR_INPUT, "%s: cannot access: %s", dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode)) return nn_fail(err, NN_ERR_INPUT, "%s: not a directory", dir);
+    return NN_OK;
+}
+
+static int is_file(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* DIR/NAME if present, else DIR/NAME.gz. */
+static int find_idx_file(const char *dir, const char *name, char *path, nn_error *err) {
+    if (snprintf(path, PATH_MAX, "%s/%s", dir, name) >= PATH_MAX)
+        return nn_fail(err, NN_ERR_INPUT, "%s: path too long", dir);
+    if (is_file(path)) return NN_OK;
+    if (snprintf(path, PATH_MAX, "%s/%s.gz", dir, name) >= PATH_MAX)
+        return nn_fail(err, NN_ERR_INPUT, "%s: path too long", dir);
+    if (is_file(path)) return NN_OK;
+    return nn_fail(err, NN_ERR_INPUT, "%s: no %s or %s.gz there", dir, name, name);
+}
+
+static int check_labels(const split_files *s, int num_classes, nn_error *err) {
+    if (s->labels.count != s->images.count)
+        return nn_fail(err, NN_ERR_INPUT, "%s: %ld labels, but %s has %ld images",
+                       s->label_path, s->labels.count, s->image_path, s->images.count);
+    for (long i = 0; i < s->labels.count; i++)
+        if (s->labels.data[i] >= num_classes)
+            return nn_fail(err, NN_ERR_INPUT, "%s: label %d at index %ld is not below %d "
+                           "(see --classes)", s->label_path, s->labels.data[i], i, num_classes);
+    return NN_OK;
+}
+
+/* Read and check one split; `prefix` is "train" or "t10k" as in the MNIST file names. */
+static int load_split(const char *dir, const char *prefix, int num_classes, split_files *s,
+                      nn_error *err) {
+    char image_name[64], label_name[64];
+    snprintf(image_name, sizeof image_name, "%s-images-idx3-ubyte", prefix);
+    snprintf(label_name, sizeof label_name, "%s-labels-idx1-ubyte", prefix);
+    int status = find_idx_file(dir, image_name, s->image_path, err);
+    if (status == NN_OK) status = find_idx_file(dir, label_name, s->label_path, err);
+    if (status == NN_OK) status = nn_idx_read(s->image_path, 3, &s->images, err);
+    if (status == NN_OK) status = nn_idx_read(s->label_path, 1, &s->labels, err);
+    if (status == NN_OK && (s->images.dims[1] > INT_MAX / s->images.dims[2]))
+        status = nn_fail(err, NN_ERR_INPUT, "%s: images of %ux%u are too large", s->image_path,
+                         s->images.dims[1], s->images.dims[2]);
+    if (status == NN_OK) status = check_labels(s, num_classes, err);
+    return status;
+}
+
+static nn_split_data as_split_data(const split_files *s) {
+    return (nn_split_data){.images = s->images.data,
+                           .labels = s->labels.data,
+                           .count = s->images.count,
+                           .rows = (int)s->images.dims[1],
+                           .cols = (int)s->images.dims[2]};
+}
+
+static int convert(const prep_options *opts, split_files *train, split_files *test,
+                   nn_error *err) {
+    int status = check_dir(opts->dir, err);
+    if (status == NN_OK) status = load_split(opts->dir, "train", opts->num_classes, train, err);
+    if (status == NN_OK) status = load_split(opts->dir, "t10k", opts->num_classes, test, err);
+    if (status != NN_OK) return status;
+    if (train->images.dims[1] != test->images.dims[1] ||
+        train->images.dims[2] != test->images.dims[2])
+        return nn_fail(err, NN_ERR_INPUT, "%s: images are %ux%u, but training images are %ux%u",
+                       test->image_path, test->images.dims[1], test->images.dims[2],
+                       train->images.dims[1], train->images.dims[2]);
+
+    /* Record where the data came from: its kind and the directory's absolute path. */
+    char resolved[PATH_MAX];
+    const char *where = realpath(opts->dir, resolved) ? resolved : opts->dir;
+    char source[PATH_MAX + 32];
+    snprintf(source, sizeof source, "%s (%s)", opts->fashion ? "fashion-mnist" : "mnist", where);
+
+    nn_split_data train_data = as_split_data(train), test_data = as_split_data(test);
+    return nn_dataset_write(opts->out, &train_data, &test_data, opts->num_classes, source, err);
+}
+
+int main(int argc, char **argv) {
+    prep_options opts;
+    int exit_status = parse_args(argc, argv, &opts);
+    if (exit_status >= 0) return exit_status;
+
+    split_files train = {0}, test = {0};
+    nn_error err = {0};
+    int status = convert(&opts, &train, &test, &err);
+    if (status == NN_OK)
+        printf("nnprep: wrote %s: %ld training and %ld test images of %ux%u, %d classes\n",
+               opts.out, train.images.count, test.images.count, train.images.dims[1],
+               train.images.dims[2], opts.num_classes);
+    else
+        fprintf(stderr, "nnprep: %s\n", err.msg);
+    nn_idx_free(&train.images);
+    nn_idx_free(&train.labels);
+    nn_idx_free(&test.images);
+    nn_idx_free(&test.labels);
+    return status;
+}

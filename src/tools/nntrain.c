@@ -1,0 +1,44 @@
+/* nntrain: parse the command line, run the training loop, map errors to exit codes.
+ * Every rank parses the same argv and so reaches the same verdict; only rank 0 prints. */
+#include <mpi.h>
+#include <stdio.h>
+
+#include "nn/options.h"
+#include "nn/train.h"
+#include "nn/version.h"
+
+static int finish(int status) {
+    MPI_Finalize();
+    return status;
+}
+
+int main(int argc, char **argv) {
+    MPI_Init(&argc, &argv);
+    int rank;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+
+    nn_train_options opt;
+    nn_error err = {0};
+    if (nn_options_parse(argc, argv, &opt, &err)) {
+        if (rank == 0) fprintf(stderr, "nntrain: %s\n", err.msg);
+        return finish(NN_ERR_INPUT);
+    }
+    if (opt.show_help || opt.show_version) {
+        if (rank == 0 && opt.show_help) nn_options_print_help(stdout);
+        if (rank == 0 && opt.show_version) printf("nntrain %s\n", NN_VERSION);
+        return finish(NN_OK);
+    }
+
+    nn_train_result result;
+    int status = nn_train(&opt, MPI_COMM_WORLD, rank == 0 ? stdout : NULL, &result, &err);
+    if (status) {
+        if (rank == 0) fprintf(stderr, "nntrain: %s\n", err.msg);
+        return finish(status);
+    }
+    if (rank == 0)
+        printf("done: %d epochs, final test accuracy %.2f%%, best %.2f%% (epoch %d), "
+               "%.2fs training, %.0f samples/s\n",
+               result.epochs_run, 100.0 * result.final_accuracy, 100.0 * result.best_accuracy,
+               result.best_epoch, result.train_seconds, result.samples_per_second);
+    return finish(NN_OK);
+}

@@ -1,0 +1,116 @@
+/* The packed GEMM and the element-wise kernels against naive reference loops. */
+#include <omp.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cunit_run.h"
+#include "nn/kernels.h"
+#include "test_util.h"
+
+/* One GEMM case: random op(A) [M,K], op(B) [K,N], optional padding in the leading
+ * dimensions, beta 0 or 1; compared with the double-accumulating reference. */
+static void check_gemm(bool ta, bool tb, int M, int N, int K, int pad, float beta, nn_rng *rng) {
+    int lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
+    size_t a_size = (size_t)(ta ? K : M) * lda, b_size = (size_t)(tb ? N : K) * ldb, c_size = (size_t)M * ldc;
+    float *A = random_floats(rng, a_size, -1, 1), *B = random_floats(rng, b_size, -1, 1);
+    float *C = random_floats(rng, c_size, -1, 1), *R = malloc(c_size * sizeof *R);
+    memcpy(R, C, c_size * sizeof *R);
+    nn_gemm(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+    nn_gemm_reference(ta, tb, M, N, K, A, lda, B, ldb, beta, R, ldc);
+    double worst = 0.0;
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            /* float sums of K terms of size <= 1: error grows like sqrt(K) * eps */
+            double d = fabs((double)C[(size_t)i * ldc + j] - R[(size_t)i * ldc + j]);
+            worst = d > worst ? d : worst;
+        }
+    double tolerance = 1e-6 * (K + 10);
+    if (worst > tolerance)
+        printf("\n  gemm ta=%d tb=%d M=%d N=%d K=%d pad=%d beta=%g: max error %g > %g\n", ta, tb, M, N,
+               K, pad, beta, worst, tolerance);
+    CU_ASSERT(worst <= tolerance);
+    /* padding columns of C are never touched */
+    for (int i = 0; i < M; i++)
+        for (int j = N; j < ldc; j++) CU_ASSERT_EQUAL(C[(size_t)i * ldc + j], R[(size_t)i * ldc + j]);
+    free(A); free(B); free(C); free(R);
+}
+
+static void test_gemm_all_transposes_odd_shapes(void) {
+    nn_rng rng;
+    nn_rng_seed(&rng, 42, 0, 0);
+    const int sizes[] = {1, 2, 5, 7, 13, 17, 31, 33, 50, 65};
+    for (int t = 0; t < 4; t++)
+        for (int s = 0; s < 10; s++) {
+            int M = sizes[s], N = sizes[(s + 3) % 10], K = sizes[(s + 7) % 10];
+            check_gemm(t & 1, t & 2, M, N, K, s % 3, s % 2 ? 1.0f : 0.0f, &rng);
+        }
+}
+
+static void test_gemm_network_shapes(void) {
+    /* the shapes of a training step of 784-50-100-10 and 784-800-800-10 (batch 50/64),
+     * K larger than one packed slice and N larger than one panel block */
+    nn_rng rng;
+    nn_rng_seed(&rng, 7, 0, 0);
+    check_gemm(false, false, 50, 50, 784, 0, 1.0f, &rng);  /* forward */
+    check_gemm(true, false, 784, 50, 50, 0, 0.0f, &rng);   /* weight gradient */
+    check_gemm(false, true, 50, 784, 50, 0, 0.0f, &rng);   /* input gradient */
+    check_gemm(false, false, 64, 800, 800, 0, 1.0f, &rng);
+    check_gemm(true, false, 800, 800, 64, 0, 0.0f, &rng);
+    check_gemm(false, true, 64, 800, 800, 0, 0.0f, &rng);
+    check_gemm(false, false, 3, 4100, 300, 1, 0.0f, &rng); /* N > one NC block */
+}
+
+static void test_gemm_beta_zero_ignores_nan(void) {
+    float A[4] = {1, 2, 3, 4}, B[4] = {1, 0, 0, 1}, C[4] = {NAN, NAN, NAN, NAN};
+    nn_gemm(false, false, 2, 2, 2, A, 2, B, 2, 0.0f, C, 2);
+    CU_ASSERT_EQUAL(C[0], 1); CU_ASSERT_EQUAL(C[1], 2);
+    CU_ASSERT_EQUAL(C[2], 3); CU_ASSERT_EQUAL(C[3], 4);
+}
+
+static void test_gemm_independent_of_thread_count(void) {
+    /* Parallel over output tiles only, so results must be bit-identical. */
+    nn_rng rng;
+    nn_rng_seed(&rng, 9, 0, 0);
+    int M = 97, N = 203, K = 517;
+    float *A = random_floats(&rng, (size_t)M * K, -1, 1), *B = random_floats(&rng, (size_t)K * N, -1, 1);
+    float *C1 = calloc((size_t)M * N, sizeof(float)), *C3 = calloc((size_t)M * N, sizeof(float));
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(1);
+    nn_gemm(true, false, M, N, K, A, M, B, N, 0.0f, C1, N);
+    omp_set_num_threads(3);
+    nn_gemm(true, false, M, N, K, A, M, B, N, 0.0f, C3, N);
+    omp_set_num_threads(saved);
+    CU_ASSERT_EQUAL(memcmp(C1, C3, (size_t)M * N * sizeof(float)), 0);
+    free(A); free(B); free(C1); free(C3);
+}
+
+static void test_column_sums_and_fill_rows(void) {
+    nn_rng rng;
+    nn_rng_seed(&rng, 3, 0, 0);
+    int rows = 37, cols = 131;
+    float *x = random_floats(&rng, (size_t)rows * cols, -1, 1), sums[131], bias[131], y[37 * 131];
+    nn_column_sums(x, sums, rows, cols);
+    for (int c = 0; c < cols; c++) {
+        double ref = 0;
+        for (int r = 0; r < rows; r++) ref += x[r * cols + c];
+        CU_ASSERT_DOUBLE_EQUAL(sums[c], ref, 1e-5);
+        bias[c] = (float)c;
+    }
+    nn_fill_rows(y, bias, rows, cols);
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++) CU_ASSERT_EQUAL(y[r * cols + c], (float)c);
+    free(x);
+}
+
+int main(void) {
+    CU_TestInfo tests[] = {
+        {"gemm: all transposes, odd shapes, padding, beta", test_gemm_all_transposes_odd_shapes},
+        {"gemm: training-step shapes", test_gemm_network_shapes},
+        {"gemm: beta 0 overwrites NaN", test_gemm_beta_zero_ignores_nan},
+        {"gemm: identical for 1 and 3 threads", test_gemm_independent_of_thread_count},
+        {"column sums and bias fill", test_column_sums_and_fill_rows},
+        CU_TEST_INFO_NULL};
+    int rc = nn_run_suite("kernels", tests);
+    nn_gemm_release();
+    return rc;
+}

@@ -1,0 +1,203 @@
+/* Finite-difference gradient checks: every layer's backward, the losses, and whole
+ * networks, against central differences of their forward passes. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cunit_run.h"
+#include "nn/layers.h"
+#include "nn/model.h"
+#include "test_util.h"
+
+#define EPS 1e-2f
+/* Smaller for whole networks, so a step rarely crosses a relu kink inside. */
+#define NET_EPS 1e-3f
+#define TOL 2e-2 /* relative, with a floor of 1e-2 on the magnitude: float forward passes */
+
+/* Probe loss: sum of y * r in double, so that dL/dy = r. */
+static double probe(const float *y, const float *r, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)y[i] * r[i];
+    return s;
+}
+
+/* Central difference of probe(forward(...)) with respect to v[i]. */
+typedef struct fd_ctx {
+    nn_layer *layer;
+    const float *x;
+    float *y;
+    const float *r;
+    int batch;
+} fd_ctx;
+
+static double layer_loss(fd_ctx *c) {
+    nn_layer_forward(c->layer, c->x, c->y, c->batch);
+    return probe(c->y, c->r, (size_t)c->batch * c->layer->out);
+}
+
+static void check_against_fd(fd_ctx *c, float *v, const float *analytic, size_t n, const char *what) {
+    double worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        float saved = v[i];
+        v[i] = saved + EPS;
+        double up = layer_loss(c);
+        v[i] = saved - EPS;
+        double down = layer_loss(c);
+        v[i] = saved;
+        double fd = (up - down) / (2 * EPS);
+        double rel = fabs(fd - analytic[i]) / (fabs(fd) + 1e-2);
+        worst = rel > worst ? rel : worst;
+    }
+    if (worst > TOL) printf("\n  %s: worst relative error %g\n", what, worst);
+    CU_ASSERT(worst <= TOL);
+}
+
+static void check_layer(nn_layer_kind kind) {
+    nn_rng rng;
+    nn_rng_seed(&rng, 100 + kind, 0, 0);
+    int batch = 3, in = 5, out = kind == NN_LAYER_DENSE ? 4 : 5;
+    nn_layer layer = {.kind = kind, .in = in, .out = out};
+    float *x = random_floats(&rng, (size_t)batch * in, -2, 2);
+    if (kind == NN_LAYER_RELU) /* keep inputs away from the kink */
+        for (int i = 0; i < batch * in; i++) x[i] += x[i] > 0 ? 0.1f : -0.1f;
+    float *w = random_floats(&rng, (size_t)in * out, -1, 1), *b = random_floats(&rng, out, -1, 1);
+    float dw[20], db[4];
+    layer.weight = w; layer.bias = b; layer.dweight = dw; layer.dbias = db;
+    float y[15], dx[15];
+    float *r = random_floats(&rng, (size_t)batch * out, -1, 1);
+    nn_layer_forward(&layer, x, y, batch);
+    nn_layer_backward(&layer, x, y, r, dx, batch);
+    fd_ctx c = {&layer, x, y, r, batch};
+    check_against_fd(&c, x, dx, (size_t)batch * in, "dx");
+    if (kind == NN_LAYER_DENSE) {
+        check_against_fd(&c, w, dw, (size_t)in * out, "dweight");
+        check_against_fd(&c, b, db, out, "dbias");
+    }
+    free(x); free(w); free(b); free(r);
+}
+
+static void test_dense(void) { check_layer(NN_LAYER_DENSE); }
+static void test_sigmoid(void) { check_layer(NN_LAYER_SIGMOID); }
+static void test_relu(void) { check_layer(NN_LAYER_RELU); }
+static void test_tanh(void) { check_layer(NN_LAYER_TANH); }
+
+static void test_activation_values(void) {
+    float x[3] = {-1, 0, 2}, y[3];
+    nn_sigmoid_forward(x, y, 3);
+    CU_ASSERT_DOUBLE_EQUAL(y[1], 0.5, 1e-7);
+    CU_ASSERT_DOUBLE_EQUAL(y[2], 1 / (1 + exp(-2.0)), 1e-6);
+    nn_relu_forward(x, y, 3);
+    CU_ASSERT(y[0] == 0 && y[1] == 0 && y[2] == 2);
+    nn_tanh_forward(x, y, 3);
+    CU_ASSERT_DOUBLE_EQUAL(y[0], tanh(-1.0), 1e-6);
+}
+
+static void test_softmax_xent(void) {
+    nn_rng rng;
+    nn_rng_seed(&rng, 5, 0, 0);
+    int batch = 4, classes = 6;
+    float *z = random_floats(&rng, batch * classes, -3, 3), p[24], d[24];
+    uint8_t labels[4] = {0, 5, 2, 2};
+    double loss = nn_softmax_xent_forward(z, labels, p, batch, classes);
+    for (int b = 0; b < batch; b++) {
+        double s = 0;
+        for (int c = 0; c < classes; c++) s += p[b * classes + c];
+        CU_ASSERT_DOUBLE_EQUAL(s, 1.0, 1e-6);
+    }
+    double ref = 0;
+    for (int b = 0; b < batch; b++) ref -= log(p[b * classes + labels[b]]);
+    CU_ASSERT_DOUBLE_EQUAL(loss, ref, 1e-5);
+    nn_softmax_xent_backward(p, labels, d, batch, classes, 0.5f);
+    for (int i = 0; i < batch * classes; i++) {
+        float saved = z[i];
+        z[i] = saved + EPS;
+        double up = nn_softmax_xent_forward(z, labels, p, batch, classes);
+        z[i] = saved - EPS;
+        double down = nn_softmax_xent_forward(z, labels, p, batch, classes);
+        z[i] = saved;
+        CU_ASSERT_DOUBLE_EQUAL(0.5 * (up - down) / (2 * EPS), d[i], 2e-3);
+    }
+    /* huge logits: no overflow, loss finite */
+    float big[2] = {1000, -1000}, pb[2];
+    uint8_t l1 = 1;
+    double lb = nn_softmax_xent_forward(big, &l1, pb, 1, 2);
+    CU_ASSERT(isfinite(lb) && fabs(lb - 2000) < 1e-3);
+    free(z);
+}
+
+static void test_mse(void) {
+    float y[4] = {0.5f, 1.0f, -2.0f, 3.0f}, t[4] = {1, 1, 0, 0}, d[4];
+    CU_ASSERT_DOUBLE_EQUAL(nn_mse_forward(y, t, 2, 2), 0.5 * (0.25 + 0 + 4 + 9), 1e-6);
+    nn_mse_backward(y, t, d, 2, 2, 2.0f);
+    CU_ASSERT(d[0] == -1.0f && d[1] == 0.0f && d[2] == -4.0f && d[3] == 6.0f);
+}
+
+/* Whole network: the flat gradient buffer against central differences of the
+ * summed loss, for every parameter. */
+static void check_network(nn_activation act, nn_loss loss) {
+    nn_model_spec spec = {.n_widths = 4, .widths = {6, 5, 4, 3}, .activation = act, .loss = loss};
+    nn_model m;
+    nn_error err;
+    CU_ASSERT_EQUAL_FATAL(nn_model_create(&m, &spec, 4, &err), NN_OK);
+    nn_model_init(&m, 11);
+    nn_rng rng;
+    nn_rng_seed(&rng, 12, act, loss);
+    int batch = 4;
+    for (int i = 0; i < batch * 6; i++) m.acts[0][i] = nn_rng_uniform(&rng);
+    for (size_t i = 0; i < m.n_params; i++) m.params[i] += 0.1f * nn_rng_normal(&rng); /* biases non-zero */
+    uint8_t labels[4] = {0, 2, 1, 2};
+    nn_model_forward_backward(&m, labels, batch, 1.0f);
+    float *analytic = malloc(m.n_params * sizeof(float));
+    memcpy(analytic, m.grads, m.n_params * sizeof(float));
+    double worst = 0;
+    for (size_t i = 0; i < m.n_params; i++) {
+        float saved = m.params[i];
+        long correct;
+        m.params[i] = saved + NET_EPS;
+        nn_model_forward(&m, batch);
+        double up = nn_model_score(&m, labels, batch, &correct);
+        m.params[i] = saved - NET_EPS;
+        nn_model_forward(&m, batch);
+        double down = nn_model_score(&m, labels, batch, &correct);
+        m.params[i] = saved;
+        double fd = (up - down) / (2 * NET_EPS);
+        double rel = fabs(fd - analytic[i]) / (fabs(fd) + 1e-2);
+        worst = rel > worst ? rel : worst;
+    }
+    if (worst > TOL) printf("\n  network %s/%s: worst relative error %g\n", nn_activation_name(act), nn_loss_name(loss), worst);
+    CU_ASSERT(worst <= TOL);
+    free(analytic);
+    nn_model_free(&m);
+}
+
+static void test_network_gradients(void) {
+    for (int a = 0; a < 3; a++)
+        for (int l = 0; l < 2; l++) check_network((nn_activation)a, (nn_loss)l);
+}
+
+static void test_param_layout(void) {
+    nn_model_spec spec = {.n_widths = 4, .widths = {784, 50, 100, 10}};
+    CU_ASSERT_EQUAL(nn_spec_param_count(&spec), 45360); /* the reference network */
+    nn_model m;
+    nn_error err;
+    CU_ASSERT_EQUAL_FATAL(nn_model_create(&m, &spec, 8, &err), NN_OK);
+    CU_ASSERT_EQUAL(m.n_layers, 5); /* dense sigmoid dense sigmoid dense */
+    CU_ASSERT_PTR_EQUAL(m.layers[0].weight, m.params);
+    CU_ASSERT_PTR_EQUAL(m.layers[4].bias + 10, m.params + m.n_params); /* contiguous, no gaps */
+    CU_ASSERT_PTR_EQUAL(m.layers[2].dweight, m.grads + 784 * 50 + 50);
+    nn_model_free(&m);
+}
+
+int main(void) {
+    CU_TestInfo tests[] = {
+        {"dense backward vs finite differences", test_dense},
+        {"sigmoid backward vs finite differences", test_sigmoid},
+        {"relu backward vs finite differences", test_relu},
+        {"tanh backward vs finite differences", test_tanh},
+        {"activation values", test_activation_values},
+        {"softmax cross-entropy", test_softmax_xent},
+        {"mean-squared error", test_mse},
+        {"whole networks: 3 activations x 2 losses", test_network_gradients},
+        {"one contiguous parameter buffer", test_param_layout},
+        CU_TEST_INFO_NULL};
+    return nn_run_suite("layers", tests);
+}

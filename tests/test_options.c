@@ -1,0 +1,116 @@
+/* nntrain's command line, and how a global batch is dealt out to the ranks. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cunit_run.h"
+#include "nn/options.h"
+#include "nn/train.h"
+
+#define ARGV(...) (char *[]){"nntrain", __VA_ARGS__, NULL}
+#define ARGC(...) ((int)(sizeof((char *[]){"nntrain", __VA_ARGS__}) / sizeof(char *)))
+#define PARSE(opt, err, ...) nn_options_parse(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), opt, err)
+
+static void test_defaults(void) {
+    nn_train_options o;
+    nn_error e;
+    CU_ASSERT_EQUAL(nn_options_parse(1, (char *[]){"nntrain", NULL}, &o, &e), NN_OK);
+    CU_ASSERT_STRING_EQUAL(o.data, "data/mnist.h5");
+    CU_ASSERT_EQUAL(o.spec.n_widths, 4);
+    CU_ASSERT(o.spec.widths[0] == 784 && o.spec.widths[1] == 50 && o.spec.widths[2] == 100 && o.spec.widths[3] == 10);
+    CU_ASSERT_EQUAL(o.spec.activation, NN_ACT_SIGMOID);
+    CU_ASSERT_EQUAL(o.epochs, 10);
+    CU_ASSERT_EQUAL(o.batch_size, 100);
+    CU_ASSERT_EQUAL(o.seed, 1);
+    CU_ASSERT_EQUAL(o.train_limit, 0);
+}
+
+static void test_all_options(void) {
+    nn_train_options o;
+    nn_error e;
+    CU_ASSERT_EQUAL(PARSE(&o, &e, "--data", "x.h5", "--layers=784,800,800,10", "--activation", "relu",
+                          "--epochs", "20", "--batch-size=128", "--lr", "0.05", "--momentum", "0.5",
+                          "--weight-decay", "1e-4", "--seed", "7", "--train-limit", "5000", "--threads", "2",
+                          "--metrics", "m.jsonl", "--lr-schedule", "constant", "--loss", "mse"), NN_OK);
+    CU_ASSERT_STRING_EQUAL(o.data, "x.h5");
+    CU_ASSERT_STRING_EQUAL(o.metrics, "m.jsonl");
+    CU_ASSERT(o.spec.n_widths == 4 && o.spec.widths[1] == 800);
+    CU_ASSERT_EQUAL(o.spec.activation, NN_ACT_RELU);
+    CU_ASSERT_EQUAL(o.spec.loss, NN_LOSS_MSE);
+    CU_ASSERT(o.epochs == 20 && o.batch_size == 128 && o.seed == 7 && o.train_limit == 5000 && o.threads == 2);
+    CU_ASSERT_DOUBLE_EQUAL(o.lr, 0.05, 1e-7);
+    CU_ASSERT_DOUBLE_EQUAL(o.momentum, 0.5, 1e-7);
+    CU_ASSERT_DOUBLE_EQUAL(o.weight_decay, 1e-4, 1e-9);
+    CU_ASSERT_EQUAL(o.schedule, NN_SCHEDULE_CONSTANT);
+    CU_ASSERT_EQUAL(PARSE(&o, &e, "--help"), NN_OK);
+    CU_ASSERT(o.show_help);
+    CU_ASSERT_EQUAL(PARSE(&o, &e, "--version"), NN_OK);
+    CU_ASSERT(o.show_version);
+}
+
+/* Each bad command line is rejected with a message containing `expect`. */
+static void expect_error(int argc, char **argv, const char *expect) {
+    nn_train_options o;
+    nn_error e = {0};
+    int rc = nn_options_parse(argc, argv, &o, &e);
+    CU_ASSERT_EQUAL(rc, NN_ERR_INPUT);
+    if (rc == NN_ERR_INPUT && !strstr(e.msg, expect)) printf("\n  message '%s' lacks '%s'\n", e.msg, expect);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, expect));
+}
+#define EXPECT_ERROR(expect, ...) expect_error(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), expect)
+
+static void test_bad_options(void) {
+    EXPECT_ERROR("unknown option '--bogus'", "--bogus", "1");
+    EXPECT_ERROR("unknown option '--bogus'", "--bogus");
+    EXPECT_ERROR("--epochs needs a value", "--epochs");
+    EXPECT_ERROR("--epochs 'ten': not an integer", "--epochs", "ten");
+    EXPECT_ERROR("--epochs '3x': not an integer", "--epochs", "3x");
+    EXPECT_ERROR("--epochs 0: must be in", "--epochs", "0");
+    EXPECT_ERROR("--batch-size '': not an integer", "--batch-size=");
+    EXPECT_ERROR("--batch-size -5: must be in", "--batch-size", "-5");
+    EXPECT_ERROR("--lr 'fast': not a finite number", "--lr", "fast");
+    EXPECT_ERROR("--lr 'nan': not a finite number", "--lr", "nan");
+    EXPECT_ERROR("--lr 0: must be positive", "--lr", "0");
+    EXPECT_ERROR("--momentum 1: must be in", "--momentum", "1");
+    EXPECT_ERROR("--weight-decay -1: must be in", "--weight-decay", "-1");
+    EXPECT_ERROR("--activation 'swish'", "--activation", "swish");
+    EXPECT_ERROR("--layers '784'", "--layers", "784");
+    EXPECT_ERROR("--layers '784,,10'", "--layers", "784,,10");
+    EXPECT_ERROR("--layers '784,0,10'", "--layers", "784,0,10");
+    EXPECT_ERROR("--layers '784;10'", "--layers", "784;10");
+    EXPECT_ERROR("--data: empty path", "--data", "");
+    EXPECT_ERROR("unexpected argument 'train'", "train");
+    EXPECT_ERROR("--threads 0: must be in", "--threads", "0");
+}
+
+static void test_local_batches_partition_the_global_batch(void) {
+    const int batches[] = {1, 7, 100, 128, 101};
+    for (int bi = 0; bi < 5; bi++)
+        for (int P = 1; P <= 8; P++) {
+            int B = batches[bi];
+            if (B < P) continue;
+            long totals[8] = {0};
+            for (long s = 0; s < 50; s++) {
+                int sum = 0;
+                for (int r = 0; r < P; r++) {
+                    long first;
+                    int n = nn_local_batch(s, B, r, P, &first);
+                    CU_ASSERT(n >= B / P && n <= (B + P - 1) / P); /* balanced */
+                    CU_ASSERT_EQUAL(first, totals[r]);           /* consecutive in the rank's order */
+                    totals[r] += n;
+                    sum += n;
+                }
+                CU_ASSERT_EQUAL(sum, B);
+            }
+            for (int r = 1; r < P; r++) CU_ASSERT(labs(totals[r] - totals[0]) <= 1); /* even shares */
+        }
+}
+
+int main(void) {
+    CU_TestInfo tests[] = {
+        {"defaults match the documented contract", test_defaults},
+        {"every option parses", test_all_options},
+        {"bad options are rejected with a message", test_bad_options},
+        {"local batches partition the global batch evenly", test_local_batches_partition_the_global_batch},
+        CU_TEST_INFO_NULL};
+    return nn_run_suite("options", tests);
+}
