@@ -1,8 +1,11 @@
 /* Reading IDX files (the MNIST format), raw or gzip-compressed.
  *
  * Layout: bytes 0x00 0x00 0x08 <ndim>, then ndim big-endian uint32 sizes, then
- * exactly prod(sizes) bytes of uint8 data. zlib's gzread reads raw files
- * transparently, so one code path serves both. */
+ * exactly prod(sizes) bytes of uint8 data.
+ *
+ * We inflate with zlib's z_stream rather than gzread: gzread returns success for a
+ * gzip file whose 8-byte trailer (CRC and length) is missing whenever the last read
+ * ends exactly at the end of the data, so a truncated download would pass unchecked. */
 #include "nn/idx.h"
 
 #include <errno.h>
@@ -15,59 +18,139 @@
 
 #define IDX_TYPE_UBYTE 0x08
 #define IDX_MAX_DIMS 4
-
-/* gzread takes an unsigned length and returns an int: read in pieces well below INT_MAX. */
-#define READ_PIECE (1u << 30)
+#define INPUT_BUFFER_BYTES (1u << 16)
+#define GZIP_WINDOW_BITS (15 + 16) /* 32 KiB window, gzip header and trailer */
 
 _Static_assert(LONG_MAX >= UINT32_MAX, "nn_idx.count (long) must hold any uint32 dimension");
 
-/* Read up to n bytes; returns how many were read (short only at end of file or on error). */
-static size_t gz_read_fully(gzFile file, void *buf, size_t n) {
+/* ---- a byte stream over a raw or gzip file ------------------------------------------- */
+
+typedef struct idx_stream {
+    FILE *file;
+    int gzip;         /* the file starts with the gzip magic 1f 8b */
+    int member_ended; /* gzip: the last member's trailer was read and its CRC checked */
+    int zstatus;      /* gzip: the first inflate error, or Z_OK */
+    int read_errno;   /* the I/O error that stopped reading, or 0 */
+    z_stream z;       /* next_in/avail_in is the input buffer for raw files too */
+    unsigned char in[INPUT_BUFFER_BYTES];
+} idx_stream;
+
+static size_t fill_input(idx_stream *s) {
+    size_t got = fread(s->in, 1, sizeof s->in, s->file);
+    if (got < sizeof s->in && ferror(s->file)) s->read_errno = errno ? errno : EIO;
+    s->z.next_in = s->in;
+    s->z.avail_in = (uInt)got;
+    return got;
+}
+
+static int stream_open(const char *path, idx_stream **out, nn_error *err) {
+    idx_stream *s = calloc(1, sizeof *s);
+    if (!s) return nn_fail(err, NN_ERR_RUNTIME, "%s: out of memory", path);
+    s->file = fopen(path, "rb");
+    if (!s->file) {
+        int saved = errno;
+        free(s);
+        return nn_fail(err, NN_ERR_INPUT, "%s: cannot open: %s", path, strerror(saved));
+    }
+    fill_input(s);
+    s->gzip = s->z.avail_in >= 2 && s->in[0] == 0x1f && s->in[1] == 0x8b;
+    if (s->gzip && inflateInit2(&s->z, GZIP_WINDOW_BITS) != Z_OK) {
+        fclose(s->file);
+        free(s);
+        return nn_fail(err, NN_ERR_RUNTIME, "%s: cannot start zlib (out of memory?)", path);
+    }
+    *out = s;
+    return NN_OK;
+}
+
+static void stream_close(idx_stream *s) {
+    if (s->gzip) inflateEnd(&s->z);
+    fclose(s->file);
+    free(s);
+}
+
+static size_t read_raw(idx_stream *s, uint8_t *buf, size_t n) {
     size_t done = 0;
     while (done < n) {
-        size_t want = n - done < READ_PIECE ? n - done : READ_PIECE;
-        int got = gzread(file, (char *)buf + done, (unsigned)want);
-        if (got <= 0) break;
-        done += (size_t)got;
+        if (s->z.avail_in == 0 && fill_input(s) == 0) break;
+        size_t take = n - done < s->z.avail_in ? n - done : s->z.avail_in;
+        memcpy(buf + done, s->z.next_in, take);
+        s->z.next_in += take;
+        s->z.avail_in -= (uInt)take;
+        done += take;
     }
     return done;
 }
 
-/* Why zlib stopped: NN_OK at a plain end of file, else the error. Z_BUF_ERROR means a
- * gzip stream cut short, which the caller reports as truncation (*cut_short = 1). */
-static int zlib_failure(gzFile file, const char *path, int *cut_short, nn_error *err) {
-    int zstatus = Z_OK;
-    const char *zmsg = gzerror(file, &zstatus);
-    *cut_short = zstatus == Z_BUF_ERROR;
-    if (zstatus == Z_OK || zstatus == Z_BUF_ERROR) return NN_OK;
-    if (zstatus == Z_ERRNO)
-        return nn_fail(err, NN_ERR_RUNTIME, "%s: read error: %s", path, strerror(errno));
-    if (zstatus == Z_MEM_ERROR) return nn_fail(err, NN_ERR_RUNTIME, "%s: out of memory", path);
-    size_t len = strlen(path); /* zlib's message starts "<path>: "; name the path once */
-    if (strncmp(zmsg, path, len) == 0 && strncmp(zmsg + len, ": ", 2) == 0) zmsg += len + 2;
-    return nn_fail(err, NN_ERR_INPUT, "%s: corrupt gzip data (%s)", path, zmsg);
+static size_t read_gzip(idx_stream *s, uint8_t *buf, size_t n) {
+    size_t done = 0;
+    while (done < n && s->zstatus == Z_OK) {
+        if (s->z.avail_in == 0 && fill_input(s) == 0) break;
+        if (s->member_ended) { /* input goes on after a member: concatenated gzip */
+            inflateReset(&s->z);
+            s->member_ended = 0;
+        }
+        size_t want = n - done < UINT_MAX ? n - done : UINT_MAX;
+        s->z.next_out = buf + done;
+        s->z.avail_out = (uInt)want;
+        int ret = inflate(&s->z, Z_NO_FLUSH);
+        done += want - s->z.avail_out;
+        if (ret == Z_STREAM_END) s->member_ended = 1;
+        else if (ret != Z_OK && ret != Z_BUF_ERROR) s->zstatus = ret;
+    }
+    return done;
+}
+
+/* Up to n bytes of content; fewer only at the end of the file or on an error. */
+static size_t stream_read(idx_stream *s, void *buf, size_t n) {
+    return s->gzip ? read_gzip(s, buf, n) : read_raw(s, buf, n);
+}
+
+/* An I/O or gzip error that stopped the stream, if any (else NN_OK). */
+static int stream_error(const idx_stream *s, const char *path, nn_error *err) {
+    if (s->read_errno)
+        return nn_fail(err, NN_ERR_RUNTIME, "%s: read error: %s", path, strerror(s->read_errno));
+    if (s->zstatus == Z_MEM_ERROR) return nn_fail(err, NN_ERR_RUNTIME, "%s: out of memory", path);
+    if (s->zstatus != Z_OK)
+        return nn_fail(err, NN_ERR_INPUT, "%s: corrupt gzip data (%s)", path,
+                       s->z.msg ? s->z.msg : zError(s->zstatus));
+    return NN_OK;
 }
 
 /* After a short read. `what` says what was cut short, e.g. "the header needs 16 bytes". */
-static int fail_short_read(gzFile file, const char *path, const char *what, size_t got,
+static int fail_short_read(const idx_stream *s, const char *path, const char *what, size_t got,
                            nn_error *err) {
-    int cut_short;
-    int status = zlib_failure(file, path, &cut_short, err);
+    int status = stream_error(s, path, err);
     if (status != NN_OK) return status;
     return nn_fail(err, NN_ERR_INPUT, "%s: truncated: %s, found only %zu", path, what, got);
 }
+
+/* After the data: the file must end here, and a gzip stream must end with its trailer. */
+static int stream_finish(idx_stream *s, const char *path, size_t data_bytes, nn_error *err) {
+    unsigned char extra;
+    if (stream_read(s, &extra, 1) != 0)
+        return nn_fail(err, NN_ERR_INPUT, "%s: trailing bytes after the %zu data bytes the "
+                       "header declares", path, data_bytes);
+    int status = stream_error(s, path, err);
+    if (status == NN_OK && s->gzip && !s->member_ended)
+        status = nn_fail(err, NN_ERR_INPUT, "%s: truncated: the gzip stream ends without its "
+                         "trailer", path);
+    return status;
+}
+
+/* ---- the IDX format ------------------------------------------------------------------ */
 
 static uint32_t big_endian_u32(const unsigned char b[4]) {
     return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | (uint32_t)b[3];
 }
 
 /* Magic number and dimensions; on success fills out->ndim, dims, count and *data_bytes. */
-static int read_header(gzFile file, const char *path, int expect_ndim, nn_idx *out,
+static int read_header(idx_stream *s, const char *path, int expect_ndim, nn_idx *out,
                        size_t *data_bytes, nn_error *err) {
     unsigned char magic[4];
-    size_t got = gz_read_fully(file, magic, sizeof magic);
+    size_t got = stream_read(s, magic, sizeof magic);
     if (got < sizeof magic)
-        return fail_short_read(file, path, "an IDX header needs at least 4 bytes", got, err);
+        return fail_short_read(s, path, "an IDX header needs at least 4 bytes", got, err);
     if (magic[0] != 0 || magic[1] != 0 || magic[2] != IDX_TYPE_UBYTE)
         return nn_fail(err, NN_ERR_INPUT,
                        "%s: not an IDX file of uint8 (magic %02x %02x %02x %02x, "
@@ -82,11 +165,11 @@ static int read_header(gzFile file, const char *path, int expect_ndim, nn_idx *o
 
     unsigned char sizes[4 * IDX_MAX_DIMS];
     size_t header_bytes = 4 * (size_t)ndim;
-    got = gz_read_fully(file, sizes, header_bytes);
+    got = stream_read(s, sizes, header_bytes);
     if (got < header_bytes) {
         char what[64];
         snprintf(what, sizeof what, "the header needs %zu bytes", 4 + header_bytes);
-        return fail_short_read(file, path, what, 4 + got, err);
+        return fail_short_read(s, path, what, 4 + got, err);
     }
 
     size_t total = 1;
@@ -106,20 +189,19 @@ static int read_header(gzFile file, const char *path, int expect_ndim, nn_idx *o
 
 /* Read exactly `total` bytes into a buffer that grows as data arrives, so a header that
  * lies about a huge size gives "truncated" rather than a failed giant allocation. */
-static int read_data(gzFile file, const char *path, size_t total, uint8_t **data,
+static int read_data(idx_stream *s, const char *path, size_t total, uint8_t **data,
                      nn_error *err) {
     size_t capacity = total < ((size_t)1 << 20) ? total : (size_t)1 << 20;
     size_t filled = 0;
     uint8_t *buf = malloc(capacity);
     if (!buf) return nn_fail(err, NN_ERR_RUNTIME, "%s: out of memory", path);
     for (;;) {
-        size_t got = gz_read_fully(file, buf + filled, capacity - filled);
-        filled += got;
+        filled += stream_read(s, buf + filled, capacity - filled);
         if (filled == total) break;
         if (filled < capacity) {
             char what[96];
             snprintf(what, sizeof what, "the header declares %zu data bytes", total);
-            int status = fail_short_read(file, path, what, filled, err);
+            int status = fail_short_read(s, path, what, filled, err);
             free(buf);
             return status;
         }
@@ -132,18 +214,7 @@ static int read_data(gzFile file, const char *path, size_t total, uint8_t **data
         buf = bigger;
         capacity = grown;
     }
-
-    /* End of file must come now, and a gzip stream must end cleanly: zlib checks its
-     * CRC and length only on reaching the stream's end. */
-    unsigned char extra;
-    int cut_short = 0;
-    int status = NN_OK;
-    if (gz_read_fully(file, &extra, 1) != 0)
-        status = nn_fail(err, NN_ERR_INPUT, "%s: trailing bytes after the %zu data bytes the "
-                         "header declares", path, total);
-    else if ((status = zlib_failure(file, path, &cut_short, err)) == NN_OK && cut_short)
-        status = nn_fail(err, NN_ERR_INPUT, "%s: truncated: the gzip stream ends without "
-                         "its trailer", path);
+    int status = stream_finish(s, path, total, err);
     if (status != NN_OK) {
         free(buf);
         return status;
@@ -154,17 +225,14 @@ static int read_data(gzFile file, const char *path, size_t total, uint8_t **data
 
 int nn_idx_read(const char *path, int expect_ndim, nn_idx *out, nn_error *err) {
     memset(out, 0, sizeof *out);
-    errno = 0;
-    gzFile file = gzopen(path, "rb");
-    if (!file)
-        return nn_fail(err, NN_ERR_INPUT, "%s: cannot open: %s", path,
-                       errno ? strerror(errno) : "out of memory");
-    gzbuffer(file, 1u << 18); /* fewer, larger reads: the default 8 KiB is slow for 47 MB */
+    idx_stream *s = NULL;
+    int status = stream_open(path, &s, err);
+    if (status != NN_OK) return status;
 
     size_t data_bytes = 0;
-    int status = read_header(file, path, expect_ndim, out, &data_bytes, err);
-    if (status == NN_OK) status = read_data(file, path, data_bytes, &out->data, err);
-    gzclose(file);
+    status = read_header(s, path, expect_ndim, out, &data_bytes, err);
+    if (status == NN_OK) status = read_data(s, path, data_bytes, &out->data, err);
+    stream_close(s);
     if (status != NN_OK) memset(out, 0, sizeof *out);
     return status;
 }

@@ -167,29 +167,48 @@ static void test_truncated(void) {
     expect_input_error(path, 3);
 }
 
-/* A gzip copy of an IDX file with poorly compressible data, in memory. */
-static size_t make_gzip_bytes(uint8_t *out, size_t capacity) {
-    static uint8_t idx[16 + 4096], data[4096];
-    for (int i = 0; i < 4096; i++) data[i] = (uint8_t)((i * 2654435761u) >> 13);
-    const uint32_t dims[3] = {16, 16, 16};
-    size_t n = make_idx(idx, 3, dims, data);
+/* An IDX file of 16x128x128 poorly compressible bytes (larger than the reader's input
+ * buffer once compressed), gzipped into `gz`; returns the compressed size. */
+#define BIG_DATA_BYTES (16 * 128 * 128)
+static uint8_t big_data[BIG_DATA_BYTES], big_idx[16 + BIG_DATA_BYTES], gz[BIG_DATA_BYTES + 4096];
+
+static size_t make_big_gzip(void) {
+    uint32_t x = 12345;
+    for (size_t i = 0; i < BIG_DATA_BYTES; i++) {
+        x = x * 1664525u + 1013904223u;
+        big_data[i] = (uint8_t)(x >> 24);
+    }
+    const uint32_t dims[3] = {16, 128, 128};
+    size_t n = make_idx(big_idx, 3, dims, big_data);
     char path[512];
-    write_gzip(tmp_path("whole.gz", path, sizeof path), idx, n);
+    write_gzip(tmp_path("whole.gz", path, sizeof path), big_idx, n);
     FILE *f = fopen(path, "rb");
     CU_ASSERT_FATAL(f != NULL);
-    size_t size = fread(out, 1, capacity, f);
+    size_t size = fread(gz, 1, sizeof gz, f);
     fclose(f);
     remove(path);
-    CU_ASSERT_FATAL(size > 100 && size < capacity);
+    CU_ASSERT_FATAL(size > 65536 && size < sizeof gz);
     return size;
 }
 
-/* The gzip stream itself is damaged: cut in the middle, cut before its 8-byte trailer
- * (CRC and length), or with a wrong CRC. */
-static void test_broken_gzip_stream(void) {
-    static uint8_t gz[8192];
+static void test_big_gzip(void) {
     char path[512];
-    size_t size = make_gzip_bytes(gz, sizeof gz);
+    size_t size = make_big_gzip();
+    write_raw(tmp_path("big.gz", path, sizeof path), gz, size);
+    nn_idx idx;
+    nn_error err = {0};
+    CU_ASSERT_EQUAL_FATAL(nn_idx_read(path, 3, &idx, &err), NN_OK);
+    CU_ASSERT_EQUAL(idx.count, 16);
+    CU_ASSERT_EQUAL(memcmp(idx.data, big_data, BIG_DATA_BYTES), 0);
+    nn_idx_free(&idx);
+    remove(path);
+}
+
+/* The gzip stream itself is damaged: cut in the middle, cut just before its 8-byte
+ * trailer (CRC and length), with a wrong CRC, or followed by garbage. */
+static void test_broken_gzip_stream(void) {
+    char path[512];
+    size_t size = make_big_gzip();
     tmp_path("broken.gz", path, sizeof path);
 
     write_raw(path, gz, size / 2);
@@ -198,9 +217,32 @@ static void test_broken_gzip_stream(void) {
     write_raw(path, gz, size - 8);
     expect_input_error(path, 3);
 
+    write_raw(path, gz, size - 3);
+    expect_input_error(path, 3);
+
+    memcpy(gz + size, "garbage", 7);
+    write_raw(path, gz, size + 7);
+    expect_input_error(path, 3);
+
     gz[size - 8] ^= 0xFF;
     write_raw(path, gz, size);
     expect_input_error(path, 3);
+}
+
+/* Concatenated gzip members read as one stream (as gunzip does). */
+static void test_concatenated_gzip(void) {
+    char path[512];
+    size_t n = make_images_file();
+    tmp_path("concat.gz", path, sizeof path);
+    gzFile f = gzopen(path, "wb");
+    CU_ASSERT_FATAL(f != NULL);
+    CU_ASSERT_FATAL(gzwrite(f, file_bytes, 10) == 10);
+    CU_ASSERT_FATAL(gzclose(f) == Z_OK);
+    f = gzopen(path, "ab");
+    CU_ASSERT_FATAL(f != NULL);
+    CU_ASSERT_FATAL(gzwrite(f, file_bytes + 10, (unsigned)(n - 10)) == (int)(n - 10));
+    CU_ASSERT_FATAL(gzclose(f) == Z_OK);
+    check_images(path);
 }
 
 static void test_trailing_bytes(void) {
@@ -377,7 +419,9 @@ int main(void) {
         {"IDX wrong number of dimensions", test_wrong_ndim},
         {"IDX zero dimension", test_zero_dimension},
         {"IDX truncated", test_truncated},
+        {"IDX large gzip file", test_big_gzip},
         {"IDX broken gzip stream", test_broken_gzip_stream},
+        {"IDX concatenated gzip members", test_concatenated_gzip},
         {"IDX trailing bytes", test_trailing_bytes},
         {"IDX missing file", test_missing_file},
         {"dataset write and read back", test_dataset_write_roundtrip},

@@ -1,0 +1,109 @@
+/* Under mpiexec -n P: the gradient averaged over P ranks equals the single-process
+ * gradient of the same global batch, every rank holds the same parameters after a
+ * step, and an error on one rank reaches all of them. */
+#include <mpi.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cunit_run.h"
+#include "nn/comm.h"
+#include "nn/model.h"
+#include "nn/optim.h"
+#include "nn/train.h"
+#include "test_util.h"
+
+enum { BATCH = 30, IN = 20, CLASSES = 5 }; /* 30 does not divide evenly over 4 ranks */
+
+static int rank, nranks;
+
+/* The same global batch on every rank (same seed). */
+static void make_batch(float *x, uint8_t *labels) {
+    nn_rng rng;
+    nn_rng_seed(&rng, 2024, 0, 0);
+    for (int i = 0; i < BATCH * IN; i++) x[i] = nn_rng_uniform(&rng);
+    for (int i = 0; i < BATCH; i++) labels[i] = (uint8_t)nn_rng_below(&rng, CLASSES);
+}
+
+static void test_distributed_gradient_equals_serial(void) {
+    nn_model_spec spec = {.n_widths = 4, .widths = {IN, 16, 12, CLASSES}, .activation = NN_ACT_TANH};
+    nn_model local, whole;
+    nn_error err;
+    CU_ASSERT_EQUAL_FATAL(nn_model_create(&local, &spec, BATCH, &err), NN_OK);
+    CU_ASSERT_EQUAL_FATAL(nn_model_create(&whole, &spec, BATCH, &err), NN_OK);
+    nn_model_init(&local, 5);
+    nn_model_init(&whole, 5);
+    float x[BATCH * IN];
+    uint8_t labels[BATCH], local_labels[BATCH];
+    make_batch(x, labels);
+
+    /* serial: the whole batch on one process */
+    memcpy(whole.acts[0], x, sizeof x);
+    nn_model_forward_backward(&whole, labels, BATCH, 1.0f / BATCH);
+
+    /* distributed: this rank's slots of the batch, then one Allreduce(sum) */
+    long first;
+    int n = nn_local_batch(0, BATCH, rank, nranks, &first);
+    for (int i = 0; i < n; i++) {
+        int slot = rank + i * nranks; /* slots are dealt round-robin */
+        memcpy(local.acts[0] + (size_t)i * IN, x + (size_t)slot * IN, IN * sizeof(float));
+        local_labels[i] = labels[slot];
+    }
+    nn_model_forward_backward(&local, local_labels, n, 1.0f / BATCH);
+    MPI_Allreduce(MPI_IN_PLACE, local.grads, (int)local.n_params, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+
+    double diff = 0, norm = 0;
+    for (size_t i = 0; i < whole.n_params; i++) {
+        double d = (double)local.grads[i] - whole.grads[i];
+        diff += d * d;
+        norm += (double)whole.grads[i] * whole.grads[i];
+    }
+    double rel = sqrt(diff / norm);
+    if (rank == 0) printf("\n  %d ranks: relative gradient error %.3g\n", nranks, rel);
+    CU_ASSERT(norm > 0);
+    CU_ASSERT(rel < 1e-5);
+
+    /* the same SGD step everywhere leaves bit-identical parameters */
+    nn_sgd sgd;
+    CU_ASSERT_EQUAL_FATAL(nn_sgd_create(&sgd, local.n_params, 0.9f, 1e-4f, &err), NN_OK);
+    nn_sgd_step(&sgd, local.params, local.grads, 0.1f);
+    float *lo = malloc(local.n_params * sizeof(float)), *hi = malloc(local.n_params * sizeof(float));
+    MPI_Allreduce(local.params, lo, (int)local.n_params, MPI_FLOAT, MPI_MIN, MPI_COMM_WORLD);
+    MPI_Allreduce(local.params, hi, (int)local.n_params, MPI_FLOAT, MPI_MAX, MPI_COMM_WORLD);
+    CU_ASSERT_EQUAL(memcmp(lo, local.params, local.n_params * sizeof(float)), 0);
+    CU_ASSERT_EQUAL(memcmp(hi, local.params, local.n_params * sizeof(float)), 0);
+    free(lo);
+    free(hi);
+    nn_sgd_free(&sgd);
+    nn_model_free(&local);
+    nn_model_free(&whole);
+}
+
+static void test_error_on_one_rank_reaches_all(void) {
+    nn_error err = {0};
+    int last = nranks - 1;
+    int status = rank == last ? nn_fail(&err, NN_ERR_INPUT, "bad thing on rank %d", rank) : NN_OK;
+    CU_ASSERT_EQUAL(nn_comm_agree(MPI_COMM_WORLD, status, &err), NN_ERR_INPUT);
+    char expect[64];
+    snprintf(expect, sizeof expect, "bad thing on rank %d", last);
+    CU_ASSERT_STRING_EQUAL(err.msg, expect);
+    /* the worst status wins; the lowest failing rank's message is kept */
+    status = rank == 0 ? nn_fail(&err, NN_ERR_INPUT, "input") : rank == last ? nn_fail(&err, NN_ERR_RUNTIME, "runtime") : NN_OK;
+    CU_ASSERT_EQUAL(nn_comm_agree(MPI_COMM_WORLD, status, &err), NN_ERR_INPUT);
+    CU_ASSERT_STRING_EQUAL(err.msg, "input");
+    CU_ASSERT_EQUAL(nn_comm_agree(MPI_COMM_WORLD, NN_OK, &err), NN_OK);
+}
+
+int main(int argc, char **argv) {
+    MPI_Init(&argc, &argv);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &nranks);
+    CU_TestInfo tests[] = {
+        {"averaged gradient over ranks equals the serial gradient", test_distributed_gradient_equals_serial},
+        {"an error on one rank reaches every rank", test_error_on_one_rank_reaches_all},
+        CU_TEST_INFO_NULL};
+    int failed = nn_run_suite("mpi gradient", tests);
+    /* a failure on any rank fails the test */
+    MPI_Allreduce(MPI_IN_PLACE, &failed, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    MPI_Finalize();
+    return failed;
+}
