@@ -1,0 +1,90 @@
+/* Writes the small HDF5 files the command-line tests feed to nntrain: one good
+ * dataset and one file for each kind of bad input. Usage: make_test_data DIR */
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/dataset_write.h"
+
+enum { N = 64, SIDE = 4, CLASSES = 3 };
+
+static void write_dataset(hid_t file, const char *name, hid_t type, int rank, const hsize_t *dims, const void *data) {
+    hid_t space = H5Screate_simple(rank, dims, NULL);
+    hid_t dset = H5Dcreate2(file, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (data) H5Dwrite(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
+    H5Dclose(dset);
+    H5Sclose(space);
+}
+
+static void write_classes(hid_t file, int classes) {
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t attr = H5Acreate2(file, "num_classes", H5T_NATIVE_INT, space, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(attr, H5T_NATIVE_INT, &classes);
+    H5Aclose(attr);
+    H5Sclose(space);
+}
+
+/* A file built by hand, for the layouts nn_dataset_write refuses to produce. */
+typedef enum { FLAT_IMAGES, NO_TRAIN_IMAGES, ZERO_SAMPLES, COUNT_MISMATCH, FLOAT_IMAGES, NO_CLASSES } variant;
+
+static void write_variant(const char *dir, const char *name, variant v, const uint8_t *images, const uint8_t *labels) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    hid_t file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (v != NO_CLASSES) write_classes(file, CLASSES);
+    const char *splits[2] = {"train", "test"};
+    for (int s = 0; s < 2; s++) {
+        char g[64];
+        snprintf(g, sizeof g, "/%s", splits[s]);
+        H5Gclose(H5Gcreate2(file, g, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+        hsize_t n = v == ZERO_SAMPLES ? 0 : N;
+        hsize_t idims[3] = {n, SIDE, SIDE}, flat = n * SIDE * SIDE, ldims[1] = {v == COUNT_MISMATCH ? n - 1 : n};
+        snprintf(g, sizeof g, "/%s/images", splits[s]);
+        if (v == FLAT_IMAGES) write_dataset(file, g, H5T_NATIVE_UINT8, 1, &flat, images);
+        else if (v == FLOAT_IMAGES) write_dataset(file, g, H5T_NATIVE_FLOAT, 3, idims, NULL);
+        else if (!(v == NO_TRAIN_IMAGES && s == 0)) write_dataset(file, g, H5T_NATIVE_UINT8, 3, idims, n ? images : NULL);
+        snprintf(g, sizeof g, "/%s/labels", splits[s]);
+        write_dataset(file, g, H5T_NATIVE_UINT8, 1, ldims, ldims[0] ? labels : NULL);
+    }
+    H5Fclose(file);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) {
+        fprintf(stderr, "usage: make_test_data DIR\n");
+        return 2;
+    }
+    const char *dir = argv[1];
+    uint8_t images[N * SIDE * SIDE], labels[N];
+    for (int i = 0; i < N; i++) {
+        labels[i] = (uint8_t)(i % CLASSES);
+        /* an easy, learnable pattern: class c lights up row c */
+        for (int p = 0; p < SIDE * SIDE; p++) images[i * SIDE * SIDE + p] = (uint8_t)(p / SIDE == labels[i] ? 200 + i % 50 : i % 20);
+    }
+    nn_split_data split = {images, labels, N, SIDE, SIDE};
+    nn_error err;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/good.h5", dir);
+    if (nn_dataset_write(path, &split, &split, CLASSES, "test", &err)) {
+        fprintf(stderr, "make_test_data: %s\n", err.msg);
+        return 1;
+    }
+    labels[N - 1] = 7; /* outside 0..2, on the last rank */
+    snprintf(path, sizeof path, "%s/badlabel.h5", dir);
+    if (nn_dataset_write(path, &split, &split, CLASSES, "test", &err)) return 1;
+    labels[N - 1] = (uint8_t)((N - 1) % CLASSES);
+
+    write_variant(dir, "flat.h5", FLAT_IMAGES, images, labels);
+    write_variant(dir, "noimages.h5", NO_TRAIN_IMAGES, images, labels);
+    write_variant(dir, "empty.h5", ZERO_SAMPLES, images, labels);
+    write_variant(dir, "mismatch.h5", COUNT_MISMATCH, images, labels);
+    write_variant(dir, "float.h5", FLOAT_IMAGES, images, labels);
+    write_variant(dir, "noclasses.h5", NO_CLASSES, images, labels);
+    snprintf(path, sizeof path, "%s/text.h5", dir);
+    FILE *f = fopen(path, "w");
+    if (!f) return 1;
+    fputs("this is not an HDF5 file\n", f);
+    fclose(f);
+    return 0;
+}

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# nntrain's command line end to end under mpiexec: a good run succeeds and writes
+# its metrics; every kind of bad input exits with code 2 and ONE line from rank 0
+# naming the problem, within a time limit (a hang is a failure).
+# Usage: test_cli.sh NNTRAIN MAKE_TEST_DATA MPIEXEC WORKDIR
+set -u
+nntrain=$1 make_data=$2 mpiexec=$3 dir=$4/cli
+rm -rf "$dir" && mkdir -p "$dir" && "$make_data" "$dir" || { echo "cannot make test data"; exit 1; }
+passed=0 failed=0
+
+# run NP ARGS... : runs nntrain, leaves exit code in $rc, stdout in $out, stderr in $err
+run() {
+    local np=$1; shift
+    timeout 60 "$mpiexec" -n "$np" "$nntrain" "$@" >"$dir/out" 2>"$dir/err"
+    rc=$? out=$(cat "$dir/out") err=$(cat "$dir/err")
+}
+ok() { passed=$((passed + 1)); echo "ok   $1"; }
+fail() { failed=$((failed + 1)); echo "FAIL $1"; echo "     exit $rc; stderr: $err"; }
+
+# expect_error NP MESSAGE ARGS...
+expect_error() {
+    local np=$1 msg=$2; shift 2
+    run "$np" "$@"
+    local lines
+    lines=$(grep -c '^nntrain: ' "$dir/err")
+    if [ "$rc" -eq 2 ] && [[ "$err" == *"$msg"* ]] && [ "$lines" -eq 1 ]; then ok "np $np $* -> 2: $msg"
+    else fail "np $np $* -> expected exit 2 and one line with '$msg' (got $lines lines)"; fi
+}
+
+good=(--data "$dir/good.h5" --layers 16,8,3 --batch-size 8)
+
+run 2 "${good[@]}" --epochs 3 --metrics "$dir/m.jsonl"
+if [ "$rc" -eq 0 ] && [[ "$out" == *"done: 3 epochs"* ]]; then ok "good run"; else fail "good run"; fi
+if [ -f "$dir/m.jsonl" ] && [ "$(wc -l <"$dir/m.jsonl")" -eq 3 ] &&
+   python3 -c '
+import json, sys
+keys = {"epoch","train_loss","test_loss","test_accuracy","epoch_seconds","samples_per_second","allreduce_seconds","ranks","threads"}
+recs = [json.loads(l) for l in open(sys.argv[1])]
+assert [r["epoch"] for r in recs] == [1, 2, 3]
+assert all(keys <= r.keys() and r["ranks"] == 2 for r in recs)
+assert recs[-1]["test_accuracy"] > 0.9, recs[-1]   # the pattern is trivially learnable
+' "$dir/m.jsonl"; then ok "metrics JSON Lines"; else fail "metrics JSON Lines"; fi
+
+run 1 --help
+if [ "$rc" -eq 0 ] && for o in --data --layers --activation --epochs --batch-size --lr --momentum \
+     --weight-decay --seed --train-limit --metrics --threads --version; do [[ "$out" == *"$o"* ]] || exit 1; done
+then ok "--help lists every option"; else fail "--help"; fi
+run 1 --version
+if [ "$rc" -eq 0 ] && [[ "$out" =~ ^nntrain\ [0-9]+\.[0-9]+\.[0-9]+$ ]]; then ok "--version"; else fail "--version"; fi
+
+expect_error 2 "$dir/missing.h5: cannot read: No such file or directory" --data "$dir/missing.h5"
+expect_error 2 "$dir/text.h5: not an HDF5 file" --data "$dir/text.h5"
+expect_error 2 "$dir/noimages.h5: no dataset /train/images" --data "$dir/noimages.h5"
+expect_error 2 "$dir/flat.h5: /train/images has rank 1, expected 2.." --data "$dir/flat.h5"
+expect_error 2 "$dir/float.h5: /train/images is not an integer dataset" --data "$dir/float.h5"
+expect_error 2 "$dir/mismatch.h5: /train/images has 64 samples but /train/labels has 63" --data "$dir/mismatch.h5"
+expect_error 2 "$dir/empty.h5: /train holds zero samples" --data "$dir/empty.h5"
+expect_error 2 "$dir/noclasses.h5: missing root attribute num_classes" --data "$dir/noclasses.h5"
+expect_error 2 "$dir/badlabel.h5: /train/labels[63] = 7 is outside 0..2" --data "$dir/badlabel.h5" --layers 16,3
+expect_error 4 "$dir/badlabel.h5: /train/labels[63] = 7 is outside 0..2" --data "$dir/badlabel.h5" --layers 16,3
+expect_error 2 "samples have 16 values but --layers starts with 784" --data "$dir/good.h5"
+expect_error 2 "the data has 3 classes but --layers ends with 5" --data "$dir/good.h5" --layers 16,5
+expect_error 4 "--batch-size 2 is smaller than the 4 ranks" "${good[@]}" --batch-size 2
+expect_error 2 "--batch-size 100 exceeds the 64 training samples" "${good[@]}" --batch-size 100
+expect_error 2 "1 samples in /train cannot be split over 2 ranks" "${good[@]}" --train-limit 1
+expect_error 2 "unknown option '--bogus'" "${good[@]}" --bogus 3
+expect_error 2 "--epochs '1x': not an integer" "${good[@]}" --epochs 1x
+expect_error 2 "--lr 'abc': not a finite number" "${good[@]}" --lr abc
+expect_error 2 "$dir/no/such/dir/m.jsonl: cannot write metrics file" "${good[@]}" --metrics "$dir/no/such/dir/m.jsonl"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
