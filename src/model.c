@@ -76,7 +76,7 @@ int nn_model_create(nn_model *model, const nn_model_spec *spec, int max_batch, n
     model->max_batch = max_batch;
     model->n_params = nn_spec_param_count(spec);
     model->params = alloc_floats(model->n_params);
-    model->grads = alloc_floats(model->n_params);
+    model->grads = alloc_floats(model->n_params + 1); /* + a spare slot, see model.h */
 
     /* dense, activation, dense, activation, ..., dense [, sigmoid for MSE] */
     size_t offset = 0;

@@ -40,11 +40,17 @@ void nn_options_print_help(FILE *out) {
         "  --seed N               initialisation and shuffling           [1]\n"
         "  --train-limit N        use only the first N training samples  [all]\n"
         "  --metrics FILE         write one JSON object per epoch (JSON Lines) [none]\n"
+        "  --checkpoint FILE      write a checkpoint after every epoch and at the end [none]\n"
+        "  --checkpoint-every N   also write one every N steps (needs --checkpoint) [0: off]\n"
+        "  --resume FILE          continue from a checkpoint; --epochs stays the TOTAL [none]\n"
         "  --threads N            OpenMP threads per rank [OMP_NUM_THREADS, else cores/ranks]\n"
         "  --help                 this text\n"
         "  --version              print the version\n"
         "\n"
-        "Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad input.\n");
+        "On SIGTERM or SIGUSR1: finish the step, write the checkpoint, exit 75; a second\n"
+        "signal exits at once.\n"
+        "Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad input,\n"
+        "75 stopped by a signal (checkpoint written: resume with --resume).\n");
 }
 
 /* ---- strict number parsing ---- */
@@ -83,11 +89,14 @@ static int copy_path(const char *name, const char *text, char *dst, size_t cap, 
 }
 
 /* One option with its value; returns a status. */
-static int apply_option(nn_train_options *opt, const char *name, const char *value, nn_error *err) {
+static int apply_value(nn_train_options *opt, const char *name, const char *value, nn_error *err) {
     long n;
     int rc;
     if (!strcmp(name, "--data")) return copy_path(name, value, opt->data, sizeof opt->data, err);
     if (!strcmp(name, "--metrics")) return copy_path(name, value, opt->metrics, sizeof opt->metrics, err);
+    if (!strcmp(name, "--checkpoint")) return copy_path(name, value, opt->checkpoint, sizeof opt->checkpoint, err);
+    if (!strcmp(name, "--resume")) return copy_path(name, value, opt->resume, sizeof opt->resume, err);
+    if (!strcmp(name, "--checkpoint-every")) return parse_long(name, value, 1, 0x7fffffffL, &opt->checkpoint_every, err);
     if (!strcmp(name, "--layers")) return nn_parse_widths(value, &opt->spec, err);
     if (!strcmp(name, "--activation"))
         return nn_parse_activation(value, &opt->spec.activation)
@@ -128,6 +137,19 @@ static int apply_option(nn_train_options *opt, const char *name, const char *val
     return nn_fail(err, NN_ERR_INPUT, "unknown option '%s' (see --help)", name);
 }
 
+static const struct { const char *name; unsigned bit; } given_bits[] = {
+    {"--data", NN_GIVEN_DATA}, {"--layers", NN_GIVEN_LAYERS}, {"--activation", NN_GIVEN_ACTIVATION},
+    {"--loss", NN_GIVEN_LOSS}, {"--epochs", NN_GIVEN_EPOCHS}, {"--batch-size", NN_GIVEN_BATCH},
+    {"--lr", NN_GIVEN_LR}, {"--lr-schedule", NN_GIVEN_SCHEDULE}, {"--momentum", NN_GIVEN_MOMENTUM},
+    {"--weight-decay", NN_GIVEN_WEIGHT_DECAY}, {"--seed", NN_GIVEN_SEED}, {"--train-limit", NN_GIVEN_TRAIN_LIMIT}};
+
+static int apply_option(nn_train_options *opt, const char *name, const char *value, nn_error *err) {
+    int rc = apply_value(opt, name, value, err);
+    for (size_t i = 0; !rc && i < sizeof given_bits / sizeof given_bits[0]; i++)
+        if (!strcmp(name, given_bits[i].name)) opt->given |= given_bits[i].bit;
+    return rc;
+}
+
 int nn_options_parse(int argc, char **argv, nn_train_options *opt, nn_error *err) {
     nn_options_defaults(opt);
     for (int i = 1; i < argc; i++) {
@@ -158,5 +180,7 @@ int nn_options_parse(int argc, char **argv, nn_train_options *opt, nn_error *err
         int rc = apply_option(opt, name, value, err);
         if (rc) return rc;
     }
+    if (opt->checkpoint_every && !opt->checkpoint[0])
+        return nn_fail(err, NN_ERR_INPUT, "--checkpoint-every needs --checkpoint FILE");
     return NN_OK;
 }

@@ -6,7 +6,8 @@
 enum nn_status {
     NN_OK = 0,
     NN_ERR_RUNTIME = 1, /* the machine failed us: out of memory, I/O, MPI */
-    NN_ERR_INPUT = 2    /* the user gave us something wrong: option, file, shape */
+    NN_ERR_INPUT = 2,   /* the user gave us something wrong: option, file, shape */
+    NN_STOPPED = 75     /* stopped by a signal after writing a checkpoint (EX_TEMPFAIL: requeue) */
 };
 
 typedef struct nn_error {

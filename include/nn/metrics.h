@@ -13,6 +13,7 @@ typedef struct nn_epoch_stats {
     double samples_per_second; /* the whole job: all ranks together */
     double allreduce_seconds;  /* slowest rank's time inside MPI_Allreduce */
     double data_seconds;       /* slowest rank's time assembling batches */
+    double checkpoint_seconds; /* writing the end-of-epoch checkpoint (0: none) */
     double lr;                 /* learning rate at the end of the epoch */
     int ranks, threads;
 } nn_epoch_stats;

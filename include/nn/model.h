@@ -29,7 +29,9 @@ typedef struct nn_model {
     nn_layer layers[NN_MAX_LAYERS];
     size_t n_params;
     float *params;                  /* all weights and biases, layer by layer */
-    float *grads;                   /* same layout as params */
+    float *grads;                   /* same layout as params, plus one spare float at
+                                       grads[n_params] that the training loop uses to
+                                       carry its stop flag inside the gradient Allreduce */
     int max_batch;
     float *acts[NN_MAX_LAYERS + 1]; /* acts[0] input, acts[l+1] output of layer l */
     float *grad_acts[NN_MAX_LAYERS + 1];

@@ -13,9 +13,29 @@
 
 #define NN_PATH_MAX 1024
 
+/* Which options the command line set explicitly: a resumed run takes the rest from
+ * the checkpoint, and an explicit value that conflicts with it is an error. */
+enum nn_given {
+    NN_GIVEN_DATA = 1 << 0,
+    NN_GIVEN_LAYERS = 1 << 1,
+    NN_GIVEN_ACTIVATION = 1 << 2,
+    NN_GIVEN_LOSS = 1 << 3,
+    NN_GIVEN_EPOCHS = 1 << 4,
+    NN_GIVEN_BATCH = 1 << 5,
+    NN_GIVEN_LR = 1 << 6,
+    NN_GIVEN_SCHEDULE = 1 << 7,
+    NN_GIVEN_MOMENTUM = 1 << 8,
+    NN_GIVEN_WEIGHT_DECAY = 1 << 9,
+    NN_GIVEN_SEED = 1 << 10,
+    NN_GIVEN_TRAIN_LIMIT = 1 << 11
+};
+
 typedef struct nn_train_options {
     char data[NN_PATH_MAX];
-    char metrics[NN_PATH_MAX]; /* empty: none */
+    char metrics[NN_PATH_MAX];    /* empty: none */
+    char checkpoint[NN_PATH_MAX]; /* empty: none */
+    char resume[NN_PATH_MAX];     /* empty: start afresh */
+    long checkpoint_every;        /* steps; 0: only at epoch ends */
     nn_model_spec spec;
     int epochs;
     int batch_size;            /* global, split over the ranks */
@@ -25,6 +45,7 @@ typedef struct nn_train_options {
     long train_limit;          /* 0: all */
     int threads;               /* 0: OMP_NUM_THREADS, else cores / ranks on the node */
     int show_help, show_version;
+    unsigned given;            /* nn_given bits */
 } nn_train_options;
 
 void nn_options_defaults(nn_train_options *opt);

@@ -9,12 +9,15 @@
 #include "nn/options.h"
 
 typedef struct nn_train_result {
-    int epochs_run;
+    int epochs_run;            /* epochs completed, counting those before a resume */
     double final_accuracy, best_accuracy;
     int best_epoch;
     double train_seconds;      /* sum of epoch_seconds */
     double samples_per_second; /* over all epochs, whole job */
     int threads;
+    int checkpoints;           /* checkpoints written */
+    double checkpoint_seconds; /* their total write time */
+    int stopped;               /* stopped by a signal (status NN_STOPPED) */
 } nn_train_result;
 
 /* Which samples of its shard rank `rank` uses at `step`. The global batch's slots
@@ -25,7 +28,8 @@ typedef struct nn_train_result {
 int nn_local_batch(long step, int batch, int rank, int nranks, long *first);
 
 /* Collective over comm. Rank 0 writes its per-epoch lines to `log` (may be NULL).
- * Returns NN_OK or the agreed error status; err holds the message on every rank. */
+ * Returns NN_OK, NN_STOPPED (a signal asked for a stop; the checkpoint is written),
+ * or the agreed error status; err holds the message on every rank. */
 int nn_train(const nn_train_options *opt, MPI_Comm comm, FILE *log, nn_train_result *result,
              nn_error *err);
 

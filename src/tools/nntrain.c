@@ -4,6 +4,7 @@
 #include <stdio.h>
 
 #include "nn/options.h"
+#include "nn/signals.h"
 #include "nn/train.h"
 #include "nn/version.h"
 
@@ -14,6 +15,7 @@ static int finish(int status) {
 
 int main(int argc, char **argv) {
     MPI_Init(&argc, &argv);
+    nn_signals_install(); /* after MPI_Init, which may install handlers of its own */
     int rank;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
 
@@ -31,6 +33,9 @@ int main(int argc, char **argv) {
 
     nn_train_result result;
     int status = nn_train(&opt, MPI_COMM_WORLD, rank == 0 ? stdout : NULL, &result, &err);
+    if (rank == 0 && result.checkpoints)
+        printf("checkpoints: %d written to %s, %.3fs each on average\n", result.checkpoints, opt.checkpoint,
+               result.checkpoint_seconds / result.checkpoints);
     if (status) {
         if (rank == 0) fprintf(stderr, "nntrain: %s\n", err.msg);
         return finish(status);

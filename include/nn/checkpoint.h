@@ -1,0 +1,54 @@
+/* Checkpoints: everything needed to continue training exactly, in one HDF5 file
+ * (layout in README.md, readable with h5dump). Written to a temporary file beside
+ * the target, flushed to disk, then renamed into place: a crash at any moment leaves
+ * either the old checkpoint or the new one, never a broken file. */
+#ifndef NN_CHECKPOINT_H
+#define NN_CHECKPOINT_H
+
+#include <mpi.h>
+#include <stdint.h>
+
+#include "nn/error.h"
+#include "nn/model.h"
+#include "nn/optim.h"
+#include "nn/options.h"
+#include "nn/rng.h"
+
+#define NN_CHECKPOINT_FORMAT 1
+
+/* Where training stands. */
+typedef struct nn_progress {
+    int epochs_completed; /* the epoch in progress is epochs_completed + 1 */
+    long step_in_epoch;   /* steps already taken in the epoch in progress */
+    long global_step;     /* steps taken since the start of training */
+} nn_progress;
+
+/* A checkpoint as read back. */
+typedef struct nn_checkpoint {
+    int format_version;
+    char version[32];       /* nntrain version that wrote it */
+    nn_train_options saved; /* spec and training options it was written with */
+    nn_progress progress;
+    int ranks;              /* rank count it was written with */
+    uint32_t *rng_states;   /* [ranks][4]: each rank's shuffle generator */
+    double *loss_partials;  /* [ranks]: each rank's training-loss sum so far this epoch */
+    size_t n_params;
+    float *params, *velocity;
+} nn_checkpoint;
+
+/* Collective. Rank 0 gathers the ranks' generator states and loss sums and writes
+ * `path` atomically; all ranks return the same status. *seconds (may be NULL) gets
+ * the wall time of the whole operation. */
+int nn_checkpoint_save(const char *path, const nn_train_options *opt, const nn_model *model,
+                       const nn_sgd *sgd, const nn_progress *progress, const nn_rng *shuffle_rng,
+                       double loss_partial, MPI_Comm comm, double *seconds, nn_error *err);
+
+/* Local (any rank, no MPI). Validates format version, structure and checksums;
+ * NN_ERR_INPUT with a message naming the file and the problem otherwise. */
+int nn_checkpoint_load(const char *path, nn_checkpoint *ck, nn_error *err);
+void nn_checkpoint_free(nn_checkpoint *ck);
+
+/* CRC-32 of a float buffer, as stored in the file. */
+uint32_t nn_checksum(const float *data, size_t n);
+
+#endif

@@ -1,0 +1,29 @@
+#define _POSIX_C_SOURCE 200809L /* sigaction */
+#include "nn/signals.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t stop_signal;
+static long stop_at_step = -1;
+
+static void on_signal(int sig) {
+    if (stop_signal) _exit(128 + sig); /* second signal: the user means it */
+    stop_signal = sig;
+}
+
+void nn_signals_install(void) {
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART; /* MPI and file I/O carry on; we look at the flag each step */
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    const char *at = getenv("NNTRAIN_STOP_AT_STEP");
+    if (at) stop_at_step = atol(at);
+}
+
+int nn_stop_requested(long global_step) {
+    return stop_signal != 0 || (stop_at_step >= 0 && global_step >= stop_at_step);
+}
