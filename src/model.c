@@ -188,7 +188,7 @@ double nn_model_forward_backward(nn_model *model, const uint8_t *labels, int bat
     return loss;
 }
 
-double nn_model_score(nn_model *model, const uint8_t *labels, int batch, long *correct) {
+double nn_model_score(nn_model *model, const uint8_t *labels, int batch, long *correct, uint8_t *predicted) {
     double loss = loss_forward(model, labels, batch);
     int classes = classes_of(model);
     long right = 0;
@@ -197,6 +197,7 @@ double nn_model_score(nn_model *model, const uint8_t *labels, int batch, long *c
         int best = 0;
         for (int c = 1; c < classes; c++) best = p[c] > p[best] ? c : best;
         right += best == labels[b];
+        if (predicted) predicted[b] = (uint8_t)best;
     }
     *correct = right;
     return loss;

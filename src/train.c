@@ -15,6 +15,7 @@
 #include "nn/checkpoint.h"
 #include "nn/comm.h"
 #include "nn/dataset.h"
+#include "nn/evaluate.h"
 #include "nn/metrics.h"
 #include "nn/model.h"
 #include "nn/optim.h"
@@ -131,26 +132,6 @@ static int check_fit(const nn_train_options *opt, const nn_shard *train, const n
     return NN_OK;
 }
 
-/* ---- evaluation ---- */
-
-/* Distributed evaluation: each rank scores its shard of the test set. */
-static void evaluate(nn_model *model, const nn_shard *test, uint32_t *order, uint8_t *labels,
-                     MPI_Comm comm, double *loss, double *accuracy) {
-    double sums[2] = {0.0, 0.0}; /* loss, correct */
-    for (long i = 0; i < test->count; i++) order[i] = (uint32_t)i;
-    for (long i = 0; i < test->count; i += EVAL_CHUNK) {
-        int n = (int)(test->count - i < EVAL_CHUNK ? test->count - i : EVAL_CHUNK);
-        nn_shard_gather(test, order + i, n, model->acts[0], labels);
-        nn_model_forward(model, n);
-        long correct;
-        sums[0] += nn_model_score(model, labels, n, &correct);
-        sums[1] += (double)correct;
-    }
-    MPI_Allreduce(MPI_IN_PLACE, sums, 2, MPI_DOUBLE, MPI_SUM, comm);
-    *loss = sums[0] / test->total;
-    *accuracy = sums[1] / test->total;
-}
-
 /* ---- the run ---- */
 
 /* Everything one training run holds, released in one place. */
@@ -164,7 +145,7 @@ typedef struct run {
     nn_checkpoint ck;     /* the checkpoint resumed from, if any */
     uint32_t *order;      /* this epoch's permutation of the local shard */
     uint32_t *batch_order;
-    uint8_t *labels;
+    uint8_t *labels, *predicted;
     FILE *metrics, *log;
     long steps_per_epoch;
     nn_progress progress;
@@ -177,6 +158,7 @@ static void run_free(run *r) {
     free(r->order);
     free(r->batch_order);
     free(r->labels);
+    free(r->predicted);
     nn_checkpoint_free(&r->ck);
     nn_sgd_free(&r->sgd);
     nn_model_free(&r->model);
@@ -228,7 +210,8 @@ static int setup(run *r, const nn_train_options *cli, nn_error *err) {
         r->order = malloc((size_t)order_len * sizeof *r->order);
         r->batch_order = malloc((size_t)max_batch * sizeof *r->batch_order);
         r->labels = malloc((size_t)max_batch);
-        if (!r->order || !r->batch_order || !r->labels)
+        r->predicted = malloc((size_t)max_batch);
+        if (!r->order || !r->batch_order || !r->labels || !r->predicted)
             status = nn_fail(err, NN_ERR_RUNTIME, "out of memory for batch buffers");
     }
     /* A resumed run appends to its metrics, so the file tells the whole story. */
@@ -357,7 +340,10 @@ int nn_train(const nn_train_options *cli, MPI_Comm comm, FILE *log, nn_train_res
         double t_eval = MPI_Wtime();
         nn_epoch_stats st = {.epoch = epoch, .epochs = opt->epochs, .ranks = r.nranks, .threads = r.threads};
         st.lr = nn_schedule_lr(opt->schedule, opt->lr, r.progress.global_step - 1, r.steps_per_epoch * opt->epochs);
-        evaluate(&r.model, &r.test, r.order, r.labels, comm, &st.test_loss, &st.test_accuracy);
+        nn_scores scores;
+        nn_evaluate(&r.model, &r.test, r.order, r.labels, r.predicted, comm, &scores, NULL);
+        st.test_loss = scores.loss;
+        st.test_accuracy = scores.accuracy;
         st.eval_seconds = MPI_Wtime() - t_eval;
         /* The slowest rank sets the pace: report maxima of the times. */
         double times[3] = {epoch_s, allreduce_s, data_s}, loss_sum = r.loss_sum;

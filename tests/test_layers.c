@@ -154,10 +154,10 @@ static void check_network(nn_activation act, nn_loss loss) {
         long correct;
         m.params[i] = saved + NET_EPS;
         nn_model_forward(&m, batch);
-        double up = nn_model_score(&m, labels, batch, &correct);
+        double up = nn_model_score(&m, labels, batch, &correct, NULL);
         m.params[i] = saved - NET_EPS;
         nn_model_forward(&m, batch);
-        double down = nn_model_score(&m, labels, batch, &correct);
+        double down = nn_model_score(&m, labels, batch, &correct, NULL);
         m.params[i] = saved;
         double fd = (up - down) / (2 * NET_EPS);
         double rel = fabs(fd - analytic[i]) / (fabs(fd) + 1e-2);

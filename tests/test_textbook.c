@@ -54,7 +54,7 @@ static long train_xor(const int *widths, int n_widths, nn_activation act, uint64
     memcpy(m.acts[0], inputs, sizeof inputs);
     nn_model_forward(&m, 4);
     long correct;
-    nn_model_score(&m, labels, 4, &correct);
+    nn_model_score(&m, labels, 4, &correct, NULL);
     nn_sgd_free(&sgd);
     nn_model_free(&m);
     return correct;

@@ -64,7 +64,7 @@ const float *nn_model_forward(nn_model *model, int batch);
 double nn_model_forward_backward(nn_model *model, const uint8_t *labels, int batch, float scale);
 
 /* Loss (summed) and number of correct argmax predictions for the outputs of the
- * last forward pass. */
-double nn_model_score(nn_model *model, const uint8_t *labels, int batch, long *correct);
+ * last forward pass; the predictions themselves go to `predicted` unless NULL. */
+double nn_model_score(nn_model *model, const uint8_t *labels, int batch, long *correct, uint8_t *predicted);
 
 #endif
