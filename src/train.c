@@ -310,8 +310,8 @@ int nn_train(const nn_train_options *cli, MPI_Comm comm, FILE *log, nn_train_res
     double best = -1.0, sum_seconds = 0.0, sum_samples = 0.0;
     int stop = 0;
     int first_epoch = r.progress.epochs_completed + 1;
+    shuffle(&r, first_epoch);
     for (int epoch = first_epoch; epoch <= opt->epochs && !stop && !status; epoch++) {
-        shuffle(&r, epoch);
         if (epoch == first_epoch && cli->resume[0]) {
             if ((status = restore_epoch(&r, err))) break;
         } else {
@@ -358,10 +358,12 @@ int nn_train(const nn_train_options *cli, MPI_Comm comm, FILE *log, nn_train_res
         sum_seconds += times[0];
         sum_samples += samples;
 
-        /* the epoch is complete: the checkpoint records the start of the next one */
+        /* the epoch is complete: the checkpoint records the start of the next one,
+         * whose permutation (and generator state) is drawn now */
         r.progress.epochs_completed = epoch;
         r.progress.step_in_epoch = 0;
         r.loss_sum = 0.0;
+        shuffle(&r, epoch + 1);
         if (opt->checkpoint[0]) {
             double t = MPI_Wtime();
             status = save(&r, result, err);

@@ -1,0 +1,39 @@
+/* Damages a checkpoint in place, the way the bad-checkpoint tests need:
+ *   ckpt_tamper FILE weight      change one weight (the checksum no longer matches)
+ *   ckpt_tamper FILE version N   set format_version to N */
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int main(int argc, char **argv) {
+    if (argc < 3) {
+        fprintf(stderr, "usage: ckpt_tamper FILE weight|version N\n");
+        return 2;
+    }
+    hid_t file = H5Fopen(argv[1], H5F_ACC_RDWR, H5P_DEFAULT);
+    if (file < 0) return 1;
+    int rc = 1;
+    if (!strcmp(argv[2], "weight")) {
+        hid_t dset = H5Dopen2(file, "/model/dense1/weight", H5P_DEFAULT);
+        hid_t space = H5Dget_space(dset);
+        hsize_t start[2] = {0, 0}, count[2] = {1, 1};
+        H5Sselect_hyperslab(space, H5S_SELECT_SET, start, NULL, count, NULL);
+        hid_t mem = H5Screate_simple(2, count, NULL);
+        float w;
+        if (H5Dread(dset, H5T_NATIVE_FLOAT, mem, space, H5P_DEFAULT, &w) >= 0) {
+            w += 1.0f;
+            rc = H5Dwrite(dset, H5T_NATIVE_FLOAT, mem, space, H5P_DEFAULT, &w) < 0;
+        }
+        H5Sclose(mem);
+        H5Sclose(space);
+        H5Dclose(dset);
+    } else if (!strcmp(argv[2], "version") && argc == 4) {
+        long long v = atoll(argv[3]);
+        hid_t attr = H5Aopen(file, "format_version", H5P_DEFAULT);
+        rc = H5Awrite(attr, H5T_NATIVE_LLONG, &v) < 0;
+        H5Aclose(attr);
+    }
+    H5Fclose(file);
+    return rc;
+}

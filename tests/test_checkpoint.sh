@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# Checkpoint and restart, end to end under mpiexec:
+#  - interrupted-and-resumed equals uninterrupted, bit for bit (-np 1 and -np 2);
+#  - SIGUSR1 to mpirun and SIGTERM to the ranks: exit 75, checkpoint resumable;
+#  - SIGKILL at random moments while checkpoints are written: the file on disk is
+#    always a valid checkpoint that resumes;
+#  - a -np 4 checkpoint resumes under -np 2 and -np 8 and the loss keeps falling;
+#  - bad checkpoints: exit 2, a message naming the file, the old file untouched.
+# Usage: test_checkpoint.sh NNTRAIN NNEVAL MAKE_TEST_DATA CKPT_TAMPER MPIEXEC MNIST WORKDIR
+set -u
+nntrain=$1 nneval=$2 make_data=$3 tamper=$4 mpiexec=$5 mnist=$6 dir=$7/checkpoint
+rm -rf "$dir" && mkdir -p "$dir" && "$make_data" "$dir" || { echo "cannot make test data"; exit 1; }
+[ -f "$mnist" ] || { echo "FAIL: $mnist missing: run scripts/fetch_mnist.sh first"; exit 1; }
+passed=0 failed=0
+ok() { passed=$((passed + 1)); echo "ok   $1"; }
+fail() { failed=$((failed + 1)); echo "FAIL $1"; [ -f "$dir/err" ] && sed 's/^/     /' "$dir/err" | head -5; }
+check() { if eval "$2"; then ok "$1"; else fail "$1"; fi; }
+
+# train NP ARGS... : nntrain on 6000 MNIST samples, 60 steps per epoch; exit code in $rc
+base=(--data "$mnist" --train-limit 6000)
+train() {
+    local np=$1; shift
+    timeout 300 "$mpiexec" -n "$np" "$nntrain" "${base[@]}" "$@" >"$dir/out" 2>"$dir/err"
+    rc=$?
+    cat "$dir/out" >>"$dir/log"
+}
+same_losses() { # A.jsonl B.jsonl: every epoch's losses and accuracy agree to the last digit
+    python3 - "$1" "$2" <<'PY'
+import json, sys
+def load(p):
+    return {r["epoch"]: (r["train_loss"], r["test_loss"], r["test_accuracy"]) for r in map(json.loads, open(p))}
+a, b = load(sys.argv[1]), load(sys.argv[2])
+sys.exit(0 if a == b and len(a) == 3 else 1)
+PY
+}
+
+# ---- exact resume ----
+for np in 1 2; do
+    train "$np" --epochs 3 --checkpoint "$dir/a$np.h5" --metrics "$dir/a$np.jsonl"
+    check "np $np: uninterrupted run" '[ $rc -eq 0 ]'
+    # stop mid-epoch (epoch 2, step 35), then at an epoch's end (step 120), then finish
+    NNTRAIN_STOP_AT_STEP=95 train "$np" --epochs 3 --checkpoint "$dir/b$np.h5" --metrics "$dir/b$np.jsonl"
+    check "np $np: stop at step 95 exits 75 with a checkpoint" '[ $rc -eq 75 ] && [ -f "$dir/b$np.h5" ]'
+    NNTRAIN_STOP_AT_STEP=120 train "$np" --resume "$dir/b$np.h5" --checkpoint "$dir/b$np.h5" --metrics "$dir/b$np.jsonl"
+    check "np $np: resumed, stop at step 120 (an epoch end) exits 75" '[ $rc -eq 75 ]'
+    train "$np" --resume "$dir/b$np.h5" --checkpoint "$dir/b$np.h5" --metrics "$dir/b$np.jsonl"
+    check "np $np: resumed to the end" '[ $rc -eq 0 ]'
+    check "np $np: final checkpoints identical (h5diff)" 'h5diff "$dir/a$np.h5" "$dir/b$np.h5" >/dev/null'
+    check "np $np: per-epoch losses identical to the last digit" 'same_losses "$dir/a$np.jsonl" "$dir/b$np.jsonl"'
+done
+
+# ---- allowed and conflicting changes on resume ----
+cp "$dir/b2.h5" "$dir/c.h5"
+train 2 --resume "$dir/c.h5" --epochs 4 --lr 0.1 --checkpoint "$dir/c.h5"
+check "resume with more epochs and another lr: runs, reports the change" \
+    '[ $rc -eq 0 ] && grep -q "changed: epochs 3->4 lr 0.3->0.1" "$dir/out" && grep -q "^epoch   4/4" "$dir/out"'
+
+# ---- signals ----
+# start_bg NP ARGS...: nntrain in its own process group; $pid is mpirun's
+start_bg() {
+    local np=$1; shift
+    setsid "$mpiexec" -n "$np" "$nntrain" "${base[@]}" "$@" >"$dir/out" 2>"$dir/err" &
+    pid=$!
+}
+wait_for_file() { for _ in $(seq 600); do [ -f "$1" ] && return 0; sleep 0.1; done; return 1; }
+for how in "USR1 to mpirun" "TERM to the ranks"; do
+    rm -f "$dir/s.h5"
+    start_bg 2 --epochs 200 --checkpoint "$dir/s.h5"
+    wait_for_file "$dir/s.h5"
+    sleep 0.3
+    if [ "$how" = "USR1 to mpirun" ]; then kill -USR1 "$pid"; else pkill -TERM -P "$pid" nntrain; fi
+    wait "$pid"
+    rc=$?
+    check "SIGNAL $how: exit 75" '[ $rc -eq 75 ] && grep -q "stopped by a signal" "$dir/err"'
+    epoch=$(h5dump -a /progress/epochs_completed "$dir/s.h5" | sed -n 's/.*(0): \([0-9]*\).*/\1/p')
+    train 2 --resume "$dir/s.h5" --epochs $((epoch + 2)) --checkpoint "$dir/s.h5"
+    check "SIGNAL $how: checkpoint resumes (epoch $epoch + 2)" '[ $rc -eq 0 ]'
+done
+
+# ---- SIGKILL while checkpoints are written ----
+# A wide network on tiny data: nearly all of the time goes into writing its 18 MB
+# checkpoint, every step. Each round resumes from what the last kill left behind.
+big=(--data "$dir/good.h5" --layers 16,1500,1500,3 --batch-size 8 --checkpoint-every 1 --checkpoint "$dir/k.h5")
+setsid "$mpiexec" -n 1 "$nntrain" "${big[@]}" --epochs 100000 >/dev/null 2>&1 &
+pid=$!
+wait_for_file "$dir/k.h5"
+kill -KILL -- -"$pid"; wait "$pid" 2>/dev/null
+good_rounds=0 mid_write=0
+for round in $(seq 12); do
+    rm -f "$dir/k.h5.tmp"
+    setsid "$mpiexec" -n 1 "$nntrain" "${big[@]}" --resume "$dir/k.h5" >/dev/null 2>"$dir/err" &
+    pid=$!
+    sleep "$(awk -v r=$RANDOM 'BEGIN { printf "%.2f", 0.4 + r / 32768 }')" # 0.4 .. 1.4 s
+    kill -KILL -- -"$pid"; wait "$pid" 2>/dev/null
+    [ -e "$dir/k.h5.tmp" ] && mid_write=$((mid_write + 1)) # killed while writing the next one
+    if "$nneval" --data "$dir/good.h5" --checkpoint "$dir/k.h5" >/dev/null 2>"$dir/err"; then
+        good_rounds=$((good_rounds + 1))
+    else
+        echo "     round $round: $(cat "$dir/err")"
+    fi
+done
+before=$(h5dump -a /progress/global_step "$dir/k.h5" | sed -n 's/.*(0): \([0-9]*\).*/\1/p')
+check "SIGKILL at 12 random moments: the checkpoint was valid every time ($good_rounds/12)" '[ $good_rounds -eq 12 ]'
+check "SIGKILL: training made progress across the rounds (step $before)" '[ "${before:-0}" -gt 12 ]'
+check "SIGKILL: some kills landed in the middle of a write ($mid_write/12)" '[ $mid_write -ge 1 ]'
+
+# ---- another rank count ----
+NNTRAIN_STOP_AT_STEP=120 train 4 --epochs 4 --checkpoint "$dir/r4.h5" --metrics "$dir/r4.jsonl"
+check "np 4: stopped after epoch 2 with a checkpoint" '[ $rc -eq 75 ]'
+for np in 2 8; do
+    cp "$dir/r4.jsonl" "$dir/r$np.jsonl"
+    train "$np" --resume "$dir/r4.h5" --checkpoint "$dir/r$np.h5" --metrics "$dir/r$np.jsonl"
+    check "np 4 -> np $np: resumes, reports 4 ranks" '[ $rc -eq 0 ] && grep -q "4 ranks" "$dir/out"'
+    check "np 4 -> np $np: the training loss keeps falling, accuracy sane" "python3 - '$dir/r$np.jsonl' <<'PY'
+import json, sys
+r = [json.loads(l) for l in open(sys.argv[1])]
+loss = [x['train_loss'] for x in r]
+assert [x['epoch'] for x in r] == [1, 2, 3, 4], r
+assert loss[0] > loss[1] > loss[2] > loss[3], loss
+assert r[-1]['test_accuracy'] > 0.88, r[-1]
+PY"
+done
+
+# ---- bad checkpoints: exit 2, a message naming the file, nothing overwritten ----
+good="$dir/a2.h5"
+train 2 --layers 784,30,10 --epochs 1 --checkpoint "$dir/other.h5"
+head -c $(($(stat -c %s "$good") / 2)) "$good" >"$dir/truncated.h5"
+cp "$good" "$dir/corrupt.h5" && "$tamper" "$dir/corrupt.h5" weight
+cp "$good" "$dir/version.h5" && "$tamper" "$dir/version.h5" version 99
+echo "not a checkpoint" >"$dir/text.h5"
+# bad FILE MESSAGE [ARGS...]: resume FILE writing to FILE; expect exit 2 and FILE unchanged
+bad() {
+    local file=$1 msg=$2; shift 2
+    local sum_before sum_after
+    sum_before=$(sha256sum "$file" 2>/dev/null)
+    train 2 --resume "$file" --checkpoint "$file" "$@"
+    sum_after=$(sha256sum "$file" 2>/dev/null)
+    check "bad checkpoint $(basename "$file") $*: exit 2, '$msg', file untouched" \
+        '[ $rc -eq 2 ] && grep -qF -- "$msg" "$dir/err" && [ "$sum_before" = "$sum_after" ] && [ ! -e "$file.tmp" ]'
+}
+bad "$dir/truncated.h5" "$dir/truncated.h5: not a valid checkpoint: truncated or not an HDF5 file"
+bad "$dir/text.h5" "$dir/text.h5: not a valid checkpoint: truncated or not an HDF5 file"
+bad "$dir/corrupt.h5" "$dir/corrupt.h5: parameter checksum mismatch"
+bad "$dir/version.h5" "$dir/version.h5: checkpoint format version 99, this nntrain reads version 1"
+bad "$dir/other.h5" "--layers conflicts with checkpoint $dir/other.h5" --layers 784,50,100,10
+bad "$good" "--batch-size 50 conflicts with checkpoint $good (100)" --batch-size 50
+bad "$good" "--activation relu conflicts with checkpoint $good (sigmoid)" --activation relu
+bad "$good" "$dir/good.h5: samples have 16 values but the checkpoint's network starts with 784" --data "$dir/good.h5"
+train 2 --resume "$dir/missing.h5"
+check "missing checkpoint: exit 2" '[ $rc -eq 2 ] && grep -qF "$dir/missing.h5: cannot read checkpoint" "$dir/err"'
+"$mpiexec" -n 2 "$nneval" --checkpoint "$dir/corrupt.h5" >/dev/null 2>"$dir/err"
+rc=$?
+check "nneval on a corrupted checkpoint: exit 2" '[ $rc -eq 2 ] && grep -q "checksum mismatch" "$dir/err"'
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
