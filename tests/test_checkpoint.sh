@@ -77,6 +77,20 @@ for how in "USR1 to mpirun" "TERM to the ranks"; do
     check "SIGNAL $how: checkpoint resumes (epoch $epoch + 2)" '[ $rc -eq 0 ]'
 done
 
+# A second signal exits at once, even in the middle of a long step (the first one
+# would wait for the step to end), leaving the last checkpoint intact.
+slow=(--data "$dir/good.h5" --layers 16,3000,3000,3 --batch-size 64 --epochs 1000 --checkpoint "$dir/slow.h5")
+setsid "$mpiexec" -n 1 "$nntrain" "${slow[@]}" >/dev/null 2>"$dir/err" &
+pid=$!
+wait_for_file "$dir/slow.h5"
+pkill -TERM -P "$pid" nntrain; sleep 0.05; pkill -TERM -P "$pid" nntrain
+start=$(date +%s.%N)
+wait "$pid"
+rc=$?
+took=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.2f", e - s }')
+check "second SIGTERM: exits at once with 143 (${took}s), checkpoint still valid" \
+    '[ $rc -eq 143 ] && "$nneval" --data "$dir/good.h5" --checkpoint "$dir/slow.h5" >/dev/null 2>&1'
+
 # ---- SIGKILL while checkpoints are written ----
 # A wide network on tiny data: nearly all of the time goes into writing its 18 MB
 # checkpoint, every step. Each round resumes from what the last kill left behind.
