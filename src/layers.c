@@ -15,15 +15,22 @@ void nn_dense_forward(const nn_layer *layer, const float *x, float *y, int batch
             1.0f, y, layer->out);
 }
 
-void nn_dense_backward(const nn_layer *layer, const float *x, const float *dy, float *dx,
-                       int batch) {
-    /* dW = x^T dy, db = column sums of dy, dx = dy W^T */
+void nn_dense_backward_params(const nn_layer *layer, const float *x, const float *dy, int batch) {
+    /* dW = x^T dy, db = column sums of dy */
     nn_gemm(true, false, layer->in, layer->out, batch, x, layer->in, dy, layer->out, 0.0f,
             layer->dweight, layer->out);
     nn_column_sums(dy, layer->dbias, batch, layer->out);
-    if (dx)
-        nn_gemm(false, true, batch, layer->in, layer->out, dy, layer->out, layer->weight,
-                layer->out, 0.0f, dx, layer->in);
+}
+
+void nn_dense_backward_input(const nn_layer *layer, const float *dy, float *dx, int batch) {
+    /* dx = dy W^T */
+    nn_gemm(false, true, batch, layer->in, layer->out, dy, layer->out, layer->weight, layer->out, 0.0f,
+            dx, layer->in);
+}
+
+void nn_dense_backward(const nn_layer *layer, const float *x, const float *dy, float *dx, int batch) {
+    nn_dense_backward_params(layer, x, dy, batch);
+    if (dx) nn_dense_backward_input(layer, dy, dx, batch);
 }
 
 /* ---- activations ---- */

@@ -182,9 +182,21 @@ double nn_model_forward_backward(nn_model *model, const uint8_t *labels, int bat
         nn_softmax_xent_backward(model->probs, labels, model->grad_acts[top], batch, classes, scale);
     else
         nn_mse_backward(model->acts[top], model->targets, model->grad_acts[top], batch, classes, scale);
-    for (int l = top - 1; l >= 0; l--)
-        nn_layer_backward(&model->layers[l], model->acts[l], model->acts[l + 1],
-                          model->grad_acts[l + 1], l > 0 ? model->grad_acts[l] : NULL, batch);
+    for (int l = top - 1; l >= 0; l--) {
+        nn_layer *layer = &model->layers[l];
+        float *dx = l > 0 ? model->grad_acts[l] : NULL;
+        if (layer->kind != NN_LAYER_DENSE) {
+            nn_layer_backward(layer, model->acts[l], model->acts[l + 1], model->grad_acts[l + 1], dx, batch);
+            continue;
+        }
+        /* The parameter gradient first, handed over at once: the ranks reduce it
+         * while dx and the layers below are computed. */
+        nn_dense_backward_params(layer, model->acts[l], model->grad_acts[l + 1], batch);
+        if (model->grads_ready)
+            model->grads_ready(model->grads_ready_ctx, (size_t)(layer->dweight - model->grads),
+                               (size_t)layer->in * layer->out + (size_t)layer->out);
+        if (dx) nn_dense_backward_input(layer, model->grad_acts[l + 1], dx, batch);
+    }
     return loss;
 }
 

@@ -20,6 +20,7 @@ void nn_options_defaults(nn_train_options *opt) {
     opt->weight_decay = 0.0f;
     opt->schedule = NN_SCHEDULE_COSINE;
     opt->seed = 1;
+    opt->overlap = 0;
 }
 
 void nn_options_print_help(FILE *out) {
@@ -44,6 +45,8 @@ void nn_options_print_help(FILE *out) {
         "  --checkpoint-every N   also write one every N steps (needs --checkpoint) [0: off]\n"
         "  --resume FILE          continue from a checkpoint; --epochs stays the TOTAL [none]\n"
         "  --threads N            OpenMP threads per rank [OMP_NUM_THREADS, else cores/ranks]\n"
+        "  --allreduce MODE       blocking: one Allreduce after backward; overlap: one\n"
+        "                         Iallreduce per layer, started during backward [blocking]\n"
         "  --help                 this text\n"
         "  --version              print the version\n"
         "\n"
@@ -107,6 +110,12 @@ static int apply_value(nn_train_options *opt, const char *name, const char *valu
     if (!strcmp(name, "--lr-schedule"))
         return nn_parse_schedule(value, &opt->schedule)
                    ? nn_fail(err, NN_ERR_INPUT, "--lr-schedule '%s': expected constant or cosine", value) : NN_OK;
+    if (!strcmp(name, "--allreduce")) {
+        if (strcmp(value, "blocking") && strcmp(value, "overlap"))
+            return nn_fail(err, NN_ERR_INPUT, "--allreduce '%s': expected blocking or overlap", value);
+        opt->overlap = !strcmp(value, "overlap");
+        return NN_OK;
+    }
     if (!strcmp(name, "--epochs")) {
         if ((rc = parse_long(name, value, 1, 100000, &n, err))) return rc;
         opt->epochs = (int)n;

@@ -134,6 +134,35 @@ static int check_fit(const nn_train_options *opt, const nn_shard *train, const n
 
 /* ---- the run ---- */
 
+/* Gradient reduction overlapped with backward: one MPI_Iallreduce per dense layer,
+ * started as soon as backward hands that layer's gradient over. */
+typedef struct reducer {
+    MPI_Comm comm;
+    float *grads;
+    size_t n_params;
+    MPI_Request requests[NN_MAX_WIDTHS];
+    int pending;
+    double seconds; /* inside MPI: what the overlap did not hide */
+} reducer;
+
+static void reducer_start(void *ctx, size_t offset, size_t count) {
+    reducer *red = ctx;
+    double t = MPI_Wtime();
+    if (offset + count == red->n_params) count++; /* the top layer carries the stop flag */
+    MPI_Iallreduce(MPI_IN_PLACE, red->grads + offset, (int)count, MPI_FLOAT, MPI_SUM, red->comm,
+                   &red->requests[red->pending++]);
+    int done; /* a poke: without a progress thread, MPI moves data only inside MPI calls */
+    MPI_Testall(red->pending, red->requests, &done, MPI_STATUSES_IGNORE);
+    red->seconds += MPI_Wtime() - t;
+}
+
+static void reducer_finish(reducer *red) {
+    double t = MPI_Wtime();
+    MPI_Waitall(red->pending, red->requests, MPI_STATUSES_IGNORE);
+    red->pending = 0;
+    red->seconds += MPI_Wtime() - t;
+}
+
 /* Everything one training run holds, released in one place. */
 typedef struct run {
     nn_train_options opt; /* effective options (merged with the checkpoint on resume) */
@@ -151,6 +180,7 @@ typedef struct run {
     nn_progress progress;
     nn_rng shuffle_rng;   /* state after this epoch's shuffle: saved in checkpoints */
     double loss_sum;      /* this rank's summed training loss so far this epoch */
+    reducer red;
 } run;
 
 static void run_free(run *r) {
@@ -219,6 +249,11 @@ static int setup(run *r, const nn_train_options *cli, nn_error *err) {
         status = nn_fail(err, NN_ERR_INPUT, "%s: cannot write metrics file", opt->metrics);
     if ((status = nn_comm_agree(r->comm, status, err))) return status;
 
+    if (opt->overlap) {
+        r->red = (reducer){.comm = r->comm, .grads = r->model.grads, .n_params = r->model.n_params};
+        r->model.grads_ready = reducer_start;
+        r->model.grads_ready_ctx = &r->red;
+    }
     if (cli->resume[0]) {
         memcpy(r->model.params, r->ck.params, r->model.n_params * sizeof(float));
         memcpy(r->sgd.velocity, r->ck.velocity, r->model.n_params * sizeof(float));
@@ -265,12 +300,20 @@ static int step(run *r, long s, double *data_s, double *allreduce_s) {
     nn_shard_gather(&r->train, r->batch_order, n, m->acts[0], r->labels);
     *data_s += MPI_Wtime() - t;
 
-    r->loss_sum += nn_model_forward_backward(m, r->labels, n, 1.0f / (float)r->opt.batch_size);
-
+    /* The stop flag rides in the spare slot after the gradients: reducing the
+     * gradients also tells every rank whether any rank was asked to stop. */
     m->grads[m->n_params] = nn_stop_requested(r->progress.global_step + 1) ? 1.0f : 0.0f;
-    t = MPI_Wtime();
-    MPI_Allreduce(MPI_IN_PLACE, m->grads, (int)m->n_params + 1, MPI_FLOAT, MPI_SUM, r->comm);
-    *allreduce_s += MPI_Wtime() - t;
+    if (r->opt.overlap) {
+        r->red.seconds = 0.0;
+        r->loss_sum += nn_model_forward_backward(m, r->labels, n, 1.0f / (float)r->opt.batch_size);
+        reducer_finish(&r->red);
+        *allreduce_s += r->red.seconds;
+    } else {
+        r->loss_sum += nn_model_forward_backward(m, r->labels, n, 1.0f / (float)r->opt.batch_size);
+        t = MPI_Wtime();
+        MPI_Allreduce(MPI_IN_PLACE, m->grads, (int)m->n_params + 1, MPI_FLOAT, MPI_SUM, r->comm);
+        *allreduce_s += MPI_Wtime() - t;
+    }
 
     long total_steps = r->steps_per_epoch * r->opt.epochs;
     nn_sgd_step(&r->sgd, m->params, m->grads,
@@ -284,9 +327,10 @@ static void print_header(const run *r) {
     const nn_train_options *opt = &r->opt;
     fprintf(r->log, "nntrain: %s, %ld train / %ld test samples; network", opt->data, r->train.total, r->test.total);
     for (int i = 0; i < opt->spec.n_widths; i++) fprintf(r->log, "%c%d", i ? '-' : ' ', opt->spec.widths[i]);
-    fprintf(r->log, " %s/%s, %zu parameters; %d ranks x %d threads; batch %d, lr %g (%s), momentum %g\n",
+    fprintf(r->log, " %s/%s, %zu parameters; %d ranks x %d threads; batch %d, lr %g (%s), momentum %g; %s allreduce\n",
             nn_activation_name(opt->spec.activation), nn_loss_name(opt->spec.loss), r->model.n_params, r->nranks,
-            r->threads, opt->batch_size, opt->lr, nn_schedule_name(opt->schedule), opt->momentum);
+            r->threads, opt->batch_size, opt->lr, nn_schedule_name(opt->schedule), opt->momentum,
+            opt->overlap ? "overlapped" : "blocking");
     fflush(r->log);
 }
 

@@ -43,7 +43,8 @@ assert recs[-1]["test_accuracy"] > 0.9, recs[-1]   # the pattern is trivially le
 
 run 1 --help
 if [ "$rc" -eq 0 ] && for o in --data --layers --activation --epochs --batch-size --lr --momentum \
-     --weight-decay --seed --train-limit --metrics --threads --version; do [[ "$out" == *"$o"* ]] || exit 1; done
+     --weight-decay --seed --train-limit --metrics --threads --checkpoint --checkpoint-every --resume \
+     --allreduce --lr-schedule --loss --version; do [[ "$out" == *"$o"* ]] || exit 1; done
 then ok "--help lists every option"; else fail "--help"; fi
 run 1 --version
 if [ "$rc" -eq 0 ] && [[ "$out" =~ ^nntrain\ [0-9]+\.[0-9]+\.[0-9]+$ ]]; then ok "--version"; else fail "--version"; fi

@@ -22,6 +22,8 @@ static void test_defaults(void) {
     CU_ASSERT_EQUAL(o.batch_size, 100);
     CU_ASSERT_EQUAL(o.seed, 1);
     CU_ASSERT_EQUAL(o.train_limit, 0);
+    CU_ASSERT_EQUAL(o.given, 0); /* nothing given: a resume takes everything from the checkpoint */
+    CU_ASSERT_EQUAL(o.overlap, 0);
     CU_ASSERT_DOUBLE_EQUAL(o.lr, 0.3, 1e-7);
     CU_ASSERT_DOUBLE_EQUAL(o.momentum, 0.9, 1e-7);
     CU_ASSERT_EQUAL(o.schedule, NN_SCHEDULE_COSINE);
@@ -33,7 +35,15 @@ static void test_all_options(void) {
     CU_ASSERT_EQUAL(PARSE(&o, &e, "--data", "x.h5", "--layers=784,800,800,10", "--activation", "relu",
                           "--epochs", "20", "--batch-size=128", "--lr", "0.05", "--momentum", "0.5",
                           "--weight-decay", "1e-4", "--seed", "7", "--train-limit", "5000", "--threads", "2",
-                          "--metrics", "m.jsonl", "--lr-schedule", "constant", "--loss", "mse"), NN_OK);
+                          "--metrics", "m.jsonl", "--lr-schedule", "constant", "--loss", "mse",
+                          "--checkpoint", "c.h5", "--checkpoint-every", "50", "--resume", "r.h5",
+                          "--allreduce", "overlap"), NN_OK);
+    CU_ASSERT_STRING_EQUAL(o.checkpoint, "c.h5");
+    CU_ASSERT_STRING_EQUAL(o.resume, "r.h5");
+    CU_ASSERT_EQUAL(o.checkpoint_every, 50);
+    CU_ASSERT(o.overlap);
+    CU_ASSERT(o.given & NN_GIVEN_LAYERS && o.given & NN_GIVEN_LR && o.given & NN_GIVEN_SEED);
+    CU_ASSERT(o.given & NN_GIVEN_DATA && o.given & NN_GIVEN_TRAIN_LIMIT);
     CU_ASSERT_STRING_EQUAL(o.data, "x.h5");
     CU_ASSERT_STRING_EQUAL(o.metrics, "m.jsonl");
     CU_ASSERT(o.spec.n_widths == 4 && o.spec.widths[1] == 800);
@@ -83,6 +93,9 @@ static void test_bad_options(void) {
     EXPECT_ERROR("--data: empty path", "--data", "");
     EXPECT_ERROR("unexpected argument 'train'", "train");
     EXPECT_ERROR("--threads 0: must be in", "--threads", "0");
+    EXPECT_ERROR("--allreduce 'ring'", "--allreduce", "ring");
+    EXPECT_ERROR("--checkpoint-every needs --checkpoint", "--checkpoint-every", "10");
+    EXPECT_ERROR("--checkpoint-every 0: must be in", "--checkpoint", "c.h5", "--checkpoint-every", "0");
 }
 
 static void test_local_batches_partition_the_global_batch(void) {

@@ -25,6 +25,10 @@ void nn_dense_forward(const nn_layer *layer, const float *x, float *y, int batch
 /* Overwrites dweight/dbias with the gradient for this batch; dx may be NULL when
  * nothing below needs it (the first layer). */
 void nn_dense_backward(const nn_layer *layer, const float *x, const float *dy, float *dx, int batch);
+/* Its two halves: the parameter gradient, and the gradient for the layer below
+ * (which needs only the weights, so it can run while the former is reduced). */
+void nn_dense_backward_params(const nn_layer *layer, const float *x, const float *dy, int batch);
+void nn_dense_backward_input(const nn_layer *layer, const float *dy, float *dx, int batch);
 
 /* Element-wise activations. Backward takes the forward OUTPUT y (cheaper than x
  * for all three) and may run in place (dx == dy). n = batch * width. */

@@ -23,6 +23,11 @@ typedef struct nn_model_spec {
     nn_loss loss;                 /* softmax+cross-entropy, or sigmoid outputs + squared error */
 } nn_model_spec;
 
+/* Called during backward as soon as a dense layer's gradient slice
+ * grads[offset, offset + count) is final, top layer first: the training loop starts
+ * reducing it across ranks while the layers below are still computing. */
+typedef void (*nn_grads_ready_fn)(void *ctx, size_t offset, size_t count);
+
 typedef struct nn_model {
     nn_model_spec spec;
     int n_layers;
@@ -37,6 +42,8 @@ typedef struct nn_model {
     float *grad_acts[NN_MAX_LAYERS + 1];
     float *probs;                   /* softmax output, or a copy of the outputs for MSE */
     float *targets;                 /* one-hot targets for MSE */
+    nn_grads_ready_fn grads_ready;  /* optional, see above */
+    void *grads_ready_ctx;
 } nn_model;
 
 /* Parse "784,50,100,10" into spec->widths; NN_ERR_INPUT on anything malformed. */

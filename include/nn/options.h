@@ -44,6 +44,7 @@ typedef struct nn_train_options {
     uint64_t seed;
     long train_limit;          /* 0: all */
     int threads;               /* 0: OMP_NUM_THREADS, else cores / ranks on the node */
+    int overlap;               /* reduce each layer's gradient during backward (Iallreduce) */
     int show_help, show_version;
     unsigned given;            /* nn_given bits */
 } nn_train_options;
