@@ -2,6 +2,7 @@
 
 #include <math.h>
 
+#include "nn/fastmath.h"
 #include "nn/kernels.h"
 
 /* Element-wise loops only pay for threads on large activations. */
@@ -35,34 +36,65 @@ void nn_dense_backward(const nn_layer *layer, const float *x, const float *dy, f
 
 /* ---- activations ---- */
 
-void nn_sigmoid_forward(const float *x, float *y, long n) {
-#pragma omp parallel for simd schedule(static) if (n > NN_PAR_MIN)
-    for (long i = 0; i < n; i++) y[i] = 1.0f / (1.0f + expf(-x[i]));
+/* The loops run over [begin, end) of flat arrays; split among threads only when
+ * large. Backward may run in place (dx == dy), so those pointers are not restrict. */
+#define PARALLEL_ELEMENTWISE(n, body)                                           \
+    do {                                                                        \
+        if ((n) > NN_PAR_MIN) {                                                 \
+            _Pragma("omp parallel for schedule(static)")                        \
+            for (long c = 0; c < (n); c += 4096) {                              \
+                long begin = c, end = c + 4096 < (n) ? c + 4096 : (n);          \
+                body;                                                           \
+            }                                                                   \
+        } else {                                                                \
+            long begin = 0, end = (n);                                          \
+            body;                                                               \
+        }                                                                       \
+    } while (0)
+
+static void sigmoid_range(const float *restrict x, float *restrict y, long begin, long end) {
+    for (long i = begin; i < end; i++) y[i] = 1.0f / (1.0f + nn_expf(-x[i]));
+}
+
+void nn_sigmoid_forward(const float *x, float *y, long n) { PARALLEL_ELEMENTWISE(n, sigmoid_range(x, y, begin, end)); }
+
+static void sigmoid_grad_range(const float *restrict y, const float *dy, float *dx, long begin, long end) {
+#pragma omp simd
+    for (long i = begin; i < end; i++) dx[i] = dy[i] * y[i] * (1.0f - y[i]);
 }
 
 void nn_sigmoid_backward(const float *y, const float *dy, float *dx, long n) {
-#pragma omp parallel for simd schedule(static) if (n > NN_PAR_MIN)
-    for (long i = 0; i < n; i++) dx[i] = dy[i] * y[i] * (1.0f - y[i]);
+    PARALLEL_ELEMENTWISE(n, sigmoid_grad_range(y, dy, dx, begin, end));
 }
 
-void nn_relu_forward(const float *x, float *y, long n) {
-#pragma omp parallel for simd schedule(static) if (n > NN_PAR_MIN)
-    for (long i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+static void relu_range(const float *restrict x, float *restrict y, long begin, long end) {
+    for (long i = begin; i < end; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+void nn_relu_forward(const float *x, float *y, long n) { PARALLEL_ELEMENTWISE(n, relu_range(x, y, begin, end)); }
+
+static void relu_grad_range(const float *restrict y, const float *dy, float *dx, long begin, long end) {
+#pragma omp simd
+    for (long i = begin; i < end; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
 }
 
 void nn_relu_backward(const float *y, const float *dy, float *dx, long n) {
-#pragma omp parallel for simd schedule(static) if (n > NN_PAR_MIN)
-    for (long i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+    PARALLEL_ELEMENTWISE(n, relu_grad_range(y, dy, dx, begin, end));
 }
 
-void nn_tanh_forward(const float *x, float *y, long n) {
-#pragma omp parallel for simd schedule(static) if (n > NN_PAR_MIN)
-    for (long i = 0; i < n; i++) y[i] = tanhf(x[i]);
+static void tanh_range(const float *restrict x, float *restrict y, long begin, long end) {
+    for (long i = begin; i < end; i++) y[i] = tanhf(x[i]); /* libm: exact near 0, where e^x forms cancel */
+}
+
+void nn_tanh_forward(const float *x, float *y, long n) { PARALLEL_ELEMENTWISE(n, tanh_range(x, y, begin, end)); }
+
+static void tanh_grad_range(const float *restrict y, const float *dy, float *dx, long begin, long end) {
+#pragma omp simd
+    for (long i = begin; i < end; i++) dx[i] = dy[i] * (1.0f - y[i] * y[i]);
 }
 
 void nn_tanh_backward(const float *y, const float *dy, float *dx, long n) {
-#pragma omp parallel for simd schedule(static) if (n > NN_PAR_MIN)
-    for (long i = 0; i < n; i++) dx[i] = dy[i] * (1.0f - y[i] * y[i]);
+    PARALLEL_ELEMENTWISE(n, tanh_grad_range(y, dy, dx, begin, end));
 }
 
 /* ---- dispatch ---- */
@@ -100,7 +132,7 @@ double nn_softmax_xent_forward(const float *logits, const uint8_t *labels, float
         for (int c = 1; c < classes; c++) max = z[c] > max ? z[c] : max;
         float sum = 0.0f;
         for (int c = 0; c < classes; c++) {
-            p[c] = expf(z[c] - max); /* shifted: no overflow */
+            p[c] = nn_expf(z[c] - max); /* shifted: no overflow */
             sum += p[c];
         }
         for (int c = 0; c < classes; c++) p[c] /= sum;

@@ -1,9 +1,11 @@
 /* Finite-difference gradient checks: every layer's backward, the losses, and whole
  * networks, against central differences of their forward passes. */
+#include <float.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cunit_run.h"
+#include "nn/fastmath.h"
 #include "nn/layers.h"
 #include "nn/model.h"
 #include "test_util.h"
@@ -89,6 +91,23 @@ static void test_activation_values(void) {
     CU_ASSERT(y[0] == 0 && y[1] == 0 && y[2] == 2);
     nn_tanh_forward(x, y, 3);
     CU_ASSERT_DOUBLE_EQUAL(y[0], tanh(-1.0), 1e-6);
+}
+
+static void test_fast_exp(void) {
+    /* within 4 ulp of the exact value over the whole clamped range */
+    double worst = 0;
+    for (double x = -87.0; x <= 88.0; x += 0.001) {
+        double exact = exp((double)(float)x), got = nn_expf((float)x);
+        double rel = fabs(got - exact) / exact;
+        worst = rel > worst ? rel : worst;
+    }
+    printf("\n  nn_expf: worst relative error %.3g (float eps %.3g)\n", worst, (double)FLT_EPSILON);
+    CU_ASSERT(worst < 4 * FLT_EPSILON);
+    CU_ASSERT(isfinite(nn_expf(1000.0f)) && nn_expf(1000.0f) > 1e38f);
+    CU_ASSERT(nn_expf(-1000.0f) >= 0.0f && nn_expf(-1000.0f) < 1e-37f);
+    float x[4] = {-100, -20, 20, 100}, y[4];
+    nn_sigmoid_forward(x, y, 4); /* saturates cleanly, no NaN */
+    CU_ASSERT(y[0] >= 0 && y[0] < 1e-30 && y[1] < 3e-9 && y[2] == 1.0f && y[3] == 1.0f);
 }
 
 static void test_softmax_xent(void) {
@@ -194,6 +213,7 @@ int main(void) {
         {"relu backward vs finite differences", test_relu},
         {"tanh backward vs finite differences", test_tanh},
         {"activation values", test_activation_values},
+        {"vectorisable exp", test_fast_exp},
         {"softmax cross-entropy", test_softmax_xent},
         {"mean-squared error", test_mse},
         {"whole networks: 3 activations x 2 losses", test_network_gradients},
