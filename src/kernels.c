@@ -1,10 +1,26 @@
-/* Packed SGEMM in the style of GotoBLAS/BLIS, written in portable C with GCC
- * vector extensions so that -march picks SSE, AVX2 or AVX-512 code.
+/* SGEMM for the small, skinny products of a training step, in portable C11 with
+ * GCC vector extensions, so that -march picks SSE, AVX2 or AVX-512 code.
  *
- * C is computed in MR x NR register tiles. For each KC-deep slice of K, op(A) is
- * packed into MR-row panels and op(B) into NR-column panels laid out in the order
- * the micro-kernel reads them (unit stride, zero-padded at the edges), so the inner
- * loop is one broadcast and NR/VL fused multiply-adds per row of the tile. */
+ * Most of C is computed in register tiles of up to MR x NR floats (6 x 16 with AVX2:
+ * 12 accumulators, 2 vectors of B and a broadcast of A fill the 16 ymm registers).
+ * For each NR-column panel of C and each KC-deep slice of K, op(B) is packed into a
+ * small per-thread buffer in the order the tile kernel reads it (zero-padded to the
+ * panel width). op(A) is not packed at all: the kernel broadcasts its elements
+ * straight from A, MR rows side by side when A is stored as is, or MR consecutive
+ * floats of one row per k when it is stored transposed. There are tile kernels for
+ * every row count 1..MR and for one-vector-wide panels, so edges take no slow path.
+ * A last panel of only a few columns (N = 50, 100 or 10 in the networks) goes to the
+ * narrow kernels further down, which vectorise along K or along M instead.
+ *
+ * Threads: a product big enough to pay for waking the team is cut into one
+ * rectangle of whole panels per thread (the grid that balances the work best); each
+ * thread packs what it needs into its own buffer, so there is no barrier but the
+ * one at the end. Small products run on the calling thread.
+ *
+ * Determinism: which kernel computes an element of C, and the order of its
+ * operations, depend on N, K, the transposes and the element's column only (the KC
+ * slices are fixed by K), never on how the rows and panels are shared out, so the
+ * result is bitwise the same for any thread count. No K sum is ever split. */
 #include "nn/kernels.h"
 
 #include <omp.h>
@@ -19,121 +35,539 @@
 #define NN_VL 4
 #endif
 
+/* ISO C mode (-std=c11) keeps GCC from contracting a * b + c into a fused
+ * multiply-add, so use the instruction explicitly where the target has it. Every
+ * product of the GEMM goes through vfma, so all of C is rounded alike either way. */
+#if defined(__AVX__)
+#include <immintrin.h> /* FMA and masked loads, each with a plain-C fallback */
+#endif
+#if defined(__FMA__) || defined(__AVX512F__)
+#define NN_HAVE_FMA 1
+#endif
+
 typedef float vfloat __attribute__((vector_size(NN_VL * sizeof(float))));
 
 enum {
     MR = 6,          /* rows of the register tile */
     NV = 2,          /* vectors across the register tile */
     NR = NV * NN_VL, /* columns of the register tile */
-    KC = 256,        /* depth of one packed slice: an A panel and a B panel fit in L1+L2 */
-    NC = 4096        /* columns of B packed at once */
+    KC = 256,        /* deepest slice of K: a packed B panel (KC x NR) stays in L1 */
+    A_BLOCK = 65536  /* floats of A (rows x K) swept per B panel: about L2 / 2 */
 };
+
+/* Products below this many flops run on the calling thread alone: waking the team
+ * costs a few microseconds. */
+#define NN_GEMM_PAR_MIN_FLOPS 1.0e6
 
 int nn_simd_floats(void) { return NN_VL; }
 
-/* ---- packing buffers: grown on demand, reused across calls ---- */
-static float *packed_a, *packed_b;
-static size_t packed_a_cap, packed_b_cap;
+static inline vfloat vload(const float *p) { /* unaligned */
+    vfloat v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
 
-static float *reserve(float **buf, size_t *cap, size_t need) {
-    if (need > *cap) {
-        free(*buf);
-        size_t bytes = (need * sizeof(float) + 63) / 64 * 64;
-        *buf = aligned_alloc(64, bytes);
-        if (!*buf) abort(); /* a few MB at most; nothing sensible to do without them */
-        *cap = bytes / sizeof(float);
+static inline void vstore(float *p, vfloat v) { memcpy(p, &v, sizeof v); }
+
+static inline vfloat vbroadcast(float x) {
+    return x - (vfloat){0}; /* exact for every x, so GCC emits just the broadcast */
+}
+
+static inline vfloat vfma(vfloat a, vfloat b, vfloat c) {
+#if defined(NN_HAVE_FMA) && NN_VL == 16
+    return (vfloat)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
+#elif defined(NN_HAVE_FMA) && NN_VL == 8
+    return (vfloat)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
+#elif defined(NN_HAVE_FMA)
+    return (vfloat)_mm_fmadd_ps((__m128)a, (__m128)b, (__m128)c);
+#else
+    return a * b + c;
+#endif
+}
+
+/* ---- per-thread packing buffers: grown on demand, reused across calls ---- */
+static float *buffers;
+static size_t buffers_cap; /* floats */
+
+/* threads buffers of per_thread floats each (a multiple of 16: 64-byte aligned). */
+static float *reserve_buffers(int threads, size_t per_thread) {
+    size_t need = (size_t)threads * per_thread;
+    if (need > buffers_cap) {
+        free(buffers);
+        buffers = aligned_alloc(64, need * sizeof(float));
+        if (!buffers) abort(); /* tens of KB; nothing sensible to do without them */
+        buffers_cap = need;
     }
-    return *buf;
+    return buffers;
 }
 
 void nn_gemm_release(void) {
-    free(packed_a);
-    free(packed_b);
-    packed_a = packed_b = NULL;
-    packed_a_cap = packed_b_cap = 0;
+    free(buffers);
+    buffers = NULL;
+    buffers_cap = 0;
 }
 
-/* op(X)[r][c] for a row-major X with row stride ld. */
-static inline float element(const float *X, int ld, bool trans, int r, int c) {
-    return trans ? X[(size_t)c * ld + r] : X[(size_t)r * ld + c];
-}
+/* ---- the register tile ---- */
 
-/* Pack rows [i0, i0+MR) x depth [k0, k0+kc) of op(A) as dst[k*MR + i]. */
-static void pack_a_panel(const float *A, int lda, bool trans, int M, int i0, int k0, int kc,
-                         float *restrict dst) {
-    int rows = M - i0 < MR ? M - i0 : MR;
-    if (!trans) {
-        for (int i = 0; i < rows; i++) {
-            const float *src = A + (size_t)(i0 + i) * lda + k0;
-            for (int k = 0; k < kc; k++) dst[k * MR + i] = src[k];
+/* One row of a tile to C: x0 and x1 are its two vectors (x1 unused when nv == 1). */
+static inline __attribute__((always_inline)) void
+store_row(float *restrict ci, vfloat x0, vfloat x1, const int nv, int cols, bool add) {
+    if (cols == nv * NN_VL) {
+        if (add) x0 += vload(ci);
+        vstore(ci, x0);
+        if (nv > 1) {
+            if (add) x1 += vload(ci + NN_VL);
+            vstore(ci + NN_VL, x1);
         }
-    } else {
-        for (int k = 0; k < kc; k++) {
-            const float *src = A + (size_t)(k0 + k) * lda + i0;
-            for (int i = 0; i < rows; i++) dst[k * MR + i] = src[i];
-        }
-    }
-    for (int i = rows; i < MR; i++)
-        for (int k = 0; k < kc; k++) dst[k * MR + i] = 0.0f;
-}
-
-/* Pack depth [k0, k0+kc) x columns [j0, j0+NR) of op(B) as dst[k*NR + j]. */
-static void pack_b_panel(const float *B, int ldb, bool trans, int N, int j0, int k0, int kc,
-                         float *restrict dst) {
-    int cols = N - j0 < NR ? N - j0 : NR;
-    if (!trans) {
-        for (int k = 0; k < kc; k++) {
-            const float *src = B + (size_t)(k0 + k) * ldb + j0;
-            int j = 0;
-            for (; j < cols; j++) dst[k * NR + j] = src[j];
-            for (; j < NR; j++) dst[k * NR + j] = 0.0f;
-        }
-    } else {
-        for (int j = 0; j < cols; j++) {
-            const float *src = B + (size_t)(j0 + j) * ldb + k0;
-            for (int k = 0; k < kc; k++) dst[k * NR + j] = src[k];
-        }
-        for (int j = cols; j < NR; j++)
-            for (int k = 0; k < kc; k++) dst[k * NR + j] = 0.0f;
+    } else { /* narrower than its vectors: element by element */
+        float t[NR];
+        vstore(t, x0);
+        vstore(t + NN_VL, x1);
+        for (int j = 0; j < cols; j++) ci[j] = add ? t[j] + ci[j] : t[j];
     }
 }
 
-/* The register tile: acc = a_panel * b_panel over kc, then C = acc + beta * C for
- * the rows x cols corner that lies inside C. */
-static void micro_kernel(int kc, const float *restrict a, const float *restrict b,
-                         float beta, float *C, int ldc, int rows, int cols) {
-    vfloat acc[MR][NV];
-    memset(acc, 0, sizeof acc);
+/* C[rows x cols] (+)= op(A)[rows x kc] * Bpanel[kc x nv*VL]. a points at op(A)[0][0]:
+ * element (i, k) is a[i*lda + k], or a[k*lda + i] when at (A stored transposed).
+ * rows, nv and at are compile-time constants in every instantiation below. The
+ * accumulators are named variables rather than an array, which GCC would keep in
+ * memory around the loop. */
+_Static_assert(MR == 6 && NV == 2, "tile_kernel is written out for 6 rows of 2 vectors");
+static inline __attribute__((always_inline)) void
+tile_kernel(const int rows, const int nv, const bool at, int kc, const float *restrict a,
+            size_t lda, const float *restrict b, float *restrict c, size_t ldc, int cols,
+            bool add) {
+    vfloat c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0};
+    vfloat c30 = {0}, c31 = {0}, c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0};
+    const int w = nv * NN_VL;
+#define NN_A(i, k) (at ? a[(size_t)(k) * lda + (i)] : a[(size_t)(i) * lda + (k)])
+#define NN_ROW(i)                                                                            \
+    if (rows > i) {                                                                          \
+        vfloat ai = vbroadcast(NN_A(i, k));                                                  \
+        c##i##0 = vfma(ai, b0, c##i##0);                                                     \
+        if (nv > 1) c##i##1 = vfma(ai, b1, c##i##1);                                         \
+    }
+#pragma GCC unroll 4
     for (int k = 0; k < kc; k++) {
-        vfloat bv[NV];
-        for (int v = 0; v < NV; v++) bv[v] = *(const vfloat *)(b + k * NR + v * NN_VL);
-#pragma GCC unroll 8
-        for (int i = 0; i < MR; i++) {
-            vfloat ai = (vfloat){0} + a[k * MR + i]; /* broadcast */
-            for (int v = 0; v < NV; v++) acc[i][v] += ai * bv[v];
+        const float *bk = b + (size_t)k * w;
+        vfloat b0 = *(const vfloat *)bk, b1 = nv > 1 ? *(const vfloat *)(bk + NN_VL) : b0;
+        NN_ROW(0) NN_ROW(1) NN_ROW(2) NN_ROW(3) NN_ROW(4) NN_ROW(5)
+    }
+#undef NN_ROW
+#undef NN_A
+#define NN_STORE(i) \
+    if (rows > i) store_row(c + (size_t)i * ldc, c##i##0, c##i##1, nv, cols, add);
+    NN_STORE(0) NN_STORE(1) NN_STORE(2) NN_STORE(3) NN_STORE(4) NN_STORE(5)
+#undef NN_STORE
+}
+
+typedef void kernel_fn(int kc, const float *restrict a, size_t lda, const float *restrict b,
+                       float *restrict c, size_t ldc, int cols, bool add);
+
+#define NN_KERNEL(R, V, T)                                                                   \
+    static void kernel_##R##_##V##_##T(int kc, const float *restrict a, size_t lda,          \
+                                       const float *restrict b, float *restrict c,           \
+                                       size_t ldc, int cols, bool add) {                     \
+        tile_kernel(R, V, T, kc, a, lda, b, c, ldc, cols, add);                              \
+    }
+#define NN_KERNELS(R) NN_KERNEL(R, 1, 0) NN_KERNEL(R, 2, 0) NN_KERNEL(R, 1, 1) NN_KERNEL(R, 2, 1)
+NN_KERNELS(1)
+NN_KERNELS(2)
+NN_KERNELS(3)
+NN_KERNELS(4)
+NN_KERNELS(5)
+NN_KERNELS(6)
+#undef NN_KERNELS
+#undef NN_KERNEL
+
+/* kernels[at][nv - 1][rows - 1] */
+#define NN_ROWS(V, T)                                                                        \
+    {kernel_1_##V##_##T, kernel_2_##V##_##T, kernel_3_##V##_##T,                             \
+     kernel_4_##V##_##T, kernel_5_##V##_##T, kernel_6_##V##_##T}
+static kernel_fn *const kernels[2][NV][MR] = {{NN_ROWS(1, 0), NN_ROWS(2, 0)},
+                                              {NN_ROWS(1, 1), NN_ROWS(2, 1)}};
+#undef NN_ROWS
+
+#if NN_VL == 8 && defined(__GNUC__) && !defined(__clang__)
+#define NN_TRANSPOSE8 1
+typedef int vint __attribute__((vector_size(8 * sizeof(int))));
+
+/* r[0..7] = rows of an 8x8 block; on return r[k] holds column k. */
+static inline void transpose8(vfloat r[8]) {
+    const vint lo = {0, 8, 1, 9, 4, 12, 5, 13}, hi = {2, 10, 3, 11, 6, 14, 7, 15};
+    const vint lo2 = {0, 1, 8, 9, 4, 5, 12, 13}, hi2 = {2, 3, 10, 11, 6, 7, 14, 15};
+    const vint lo4 = {0, 1, 2, 3, 8, 9, 10, 11}, hi4 = {4, 5, 6, 7, 12, 13, 14, 15};
+    vfloat t[8], u[8];
+    for (int p = 0; p < 8; p += 2) {
+        t[p] = __builtin_shuffle(r[p], r[p + 1], lo);
+        t[p + 1] = __builtin_shuffle(r[p], r[p + 1], hi);
+    }
+    for (int q = 0; q < 8; q += 4) {
+        u[q] = __builtin_shuffle(t[q], t[q + 2], lo2);
+        u[q + 1] = __builtin_shuffle(t[q], t[q + 2], hi2);
+        u[q + 2] = __builtin_shuffle(t[q + 1], t[q + 3], lo2);
+        u[q + 3] = __builtin_shuffle(t[q + 1], t[q + 3], hi2);
+    }
+    for (int k = 0; k < 4; k++) {
+        r[k] = __builtin_shuffle(u[k], u[k + 4], lo4);
+        r[k + 4] = __builtin_shuffle(u[k], u[k + 4], hi4);
+    }
+}
+#endif
+
+/* ---- narrow last panels ----
+ * On a last panel of a few columns (N = 50, 100 or 10 in the networks) a 6 x 16
+ * tile wastes most of its multiply-adds, and a one-vector-wide tile is no faster:
+ * its broadcasts of A, not its FMAs, are the bottleneck. A last panel of at most
+ * NARROW columns therefore takes kernels that vectorise along another dimension:
+ *  - A as stored (rows contiguous in k): dot products along k, R rows x CC columns
+ *    at a time, against the rows of op(B)^T (B itself when it is stored transposed,
+ *    else a packed copy), each summed horizontally at the end;
+ *  - A transposed (columns of op(A) contiguous in i): vectors along i, multiplied
+ *    by broadcast elements of op(B), CC columns at a time.
+ * Which kernel computes an element of C depends on N and K only. */
+enum {
+    NARROW = 12,   /* widest last panel taken by the narrow kernels */
+    DOT_MIN_K = 32 /* the dot products need some depth to pay for their sums */
+};
+
+/* The first n floats at p (0 < n < NN_VL), the rest 0, reading nothing past p[n-1]. */
+static inline vfloat vload_part(const float *p, int n) {
+#if NN_VL == 16
+    return (vfloat)_mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), p);
+#elif NN_VL == 8
+    typedef int vmask __attribute__((vector_size(8 * sizeof(int))));
+    vmask lanes = {0, 1, 2, 3, 4, 5, 6, 7};
+    return (vfloat)_mm256_maskload_ps(p, (__m256i)(lanes < n));
+#else
+    vfloat v = {0};
+    for (int l = 0; l < n; l++) v[l] = p[l];
+    return v;
+#endif
+}
+
+/* Sum of the lanes, pairwise: lane l + lane l + VL/2, and so on down to one. */
+static inline float hsum(vfloat v) {
+#ifdef NN_TRANSPOSE8
+    const vint half = {4, 5, 6, 7, 0, 1, 2, 3}, quarter = {2, 3, 0, 1, 6, 7, 4, 5},
+               eighth = {1, 0, 3, 2, 5, 4, 7, 6};
+    v += __builtin_shuffle(v, half);
+    v += __builtin_shuffle(v, quarter);
+    v += __builtin_shuffle(v, eighth);
+    return v[0];
+#else
+    float t[NN_VL];
+    memcpy(t, &v, sizeof t);
+    for (int n = NN_VL / 2; n > 0; n /= 2)
+        for (int l = 0; l < n; l++) t[l] += t[l + n];
+    return t[0];
+#endif
+}
+
+/* C[r][j] (+)= sum_k a[r*lda + k] * bt[j*ldbt + k] for r < R, j < CC, k < K: lane l
+ * of a vector sum takes the k = l (mod NN_VL), then the lanes are summed. */
+static inline __attribute__((always_inline)) void
+dot_kernel(const int R, const int CC, int K, const float *restrict a, size_t lda,
+           const float *restrict bt, size_t ldbt, float *restrict c, size_t ldc, bool add) {
+    vfloat acc[3][4];
+    for (int r = 0; r < 3; r++)
+        for (int j = 0; j < 4; j++) acc[r][j] = (vfloat){0};
+    int k = 0;
+#pragma GCC unroll 2
+    for (; k + NN_VL <= K; k += NN_VL) {
+        vfloat av[3];
+        for (int r = 0; r < R; r++) av[r] = vload(a + (size_t)r * lda + k);
+        for (int j = 0; j < CC; j++) {
+            vfloat bj = vload(bt + (size_t)j * ldbt + k);
+            for (int r = 0; r < R; r++) acc[r][j] = vfma(av[r], bj, acc[r][j]);
         }
     }
-    if (rows == MR && cols == NR) {
-        for (int i = 0; i < MR; i++) {
-            float *c = C + (size_t)i * ldc;
-            for (int v = 0; v < NV; v++) {
-                vfloat out = acc[i][v];
-                if (beta != 0.0f) {
-                    vfloat old;
-                    memcpy(&old, c + v * NN_VL, sizeof old);
-                    out += old;
-                }
-                memcpy(c + v * NN_VL, &out, sizeof out);
+    if (k < K) {
+        int n = K - k;
+        vfloat av[3];
+        for (int r = 0; r < R; r++) av[r] = vload_part(a + (size_t)r * lda + k, n);
+        for (int j = 0; j < CC; j++) {
+            vfloat bj = vload_part(bt + (size_t)j * ldbt + k, n);
+            for (int r = 0; r < R; r++) acc[r][j] = vfma(av[r], bj, acc[r][j]);
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int j = 0; j < CC; j++) {
+            float x = hsum(acc[r][j]), *cij = c + (size_t)r * ldc + j;
+            *cij = add ? x + *cij : x;
+        }
+}
+
+/* C[i][j] (+)= sum_k a[k*lda + i] * b[k*bsk + j*bsj] for i < rows <= V * NN_VL,
+ * j < CC, k < K, with V vectors along i (all V * NN_VL of them are read). */
+static inline __attribute__((always_inline)) void
+col_kernel(const int CC, const int V, int rows, int K, const float *restrict a,
+           size_t lda, const float *restrict b, size_t bsk, size_t bsj, float *restrict c,
+           size_t ldc, bool add) {
+    vfloat acc[4][6];
+    for (int j = 0; j < 4; j++)
+        for (int v = 0; v < 6; v++) acc[j][v] = (vfloat){0};
+#pragma GCC unroll 2
+    for (int k = 0; k < K; k++) {
+        const float *ak = a + (size_t)k * lda, *bk = b + (size_t)k * bsk;
+        vfloat av[6];
+        for (int v = 0; v < V; v++) av[v] = vload(ak + v * NN_VL);
+        for (int j = 0; j < CC; j++) {
+            vfloat bj = vbroadcast(bk[(size_t)j * bsj]);
+            for (int v = 0; v < V; v++) acc[j][v] = vfma(av[v], bj, acc[j][v]);
+        }
+    }
+    for (int v = 0; v < V; v++)
+        for (int l = 0; l < NN_VL && v * NN_VL + l < rows; l++) {
+            float *ci = c + (size_t)(v * NN_VL + l) * ldc;
+            for (int j = 0; j < CC; j++) {
+                float x = acc[j][v][l];
+                ci[j] = add ? x + ci[j] : x;
             }
         }
-    } else {
-        float tile[MR][NR];
-        memcpy(tile, acc, sizeof tile);
-        for (int i = 0; i < rows; i++) {
-            float *c = C + (size_t)i * ldc;
-            for (int j = 0; j < cols; j++) c[j] = tile[i][j] + (beta != 0.0f ? c[j] : 0.0f);
+}
+
+typedef void dot_fn(int K, const float *restrict a, size_t lda, const float *restrict bt,
+                    size_t ldbt, float *restrict c, size_t ldc, bool add);
+typedef void col_fn(int rows, int K, const float *restrict a, size_t lda,
+                    const float *restrict b, size_t bsk, size_t bsj, float *restrict c,
+                    size_t ldc, bool add);
+
+#define NN_DOT(R, CC)                                                                        \
+    static void dot_##R##_##CC(int K, const float *restrict a, size_t lda,                   \
+                               const float *restrict bt, size_t ldbt, float *restrict c,     \
+                               size_t ldc, bool add) {                                       \
+        dot_kernel(R, CC, K, a, lda, bt, ldbt, c, ldc, add);                                 \
+    }
+#define NN_DOTS(R) NN_DOT(R, 1) NN_DOT(R, 2) NN_DOT(R, 3) NN_DOT(R, 4)
+NN_DOTS(1)
+NN_DOTS(2)
+NN_DOTS(3)
+#undef NN_DOTS
+#undef NN_DOT
+/* dot_kernels[R - 1][CC - 1] */
+static dot_fn *const dot_kernels[3][4] = {{dot_1_1, dot_1_2, dot_1_3, dot_1_4},
+                                          {dot_2_1, dot_2_2, dot_2_3, dot_2_4},
+                                          {dot_3_1, dot_3_2, dot_3_3, dot_3_4}};
+
+/* vectors along i per column count: CC * V accumulators + V + 1 within 16 registers */
+static const int col_vectors[4] = {6, 5, 3, 3};
+#define NN_COL(CC, V, NAME)                                                                  \
+    static void col_##NAME##_##CC(int rows, int K, const float *restrict a, size_t lda,      \
+                                  const float *restrict b, size_t bsk, size_t bsj,           \
+                                  float *restrict c, size_t ldc, bool add) {                 \
+        col_kernel(CC, V, rows, K, a, lda, b, bsk, bsj, c, ldc, add);                        \
+    }
+#define NN_COLS(CC, V) NN_COL(CC, V, main) NN_COL(CC, 1, one)
+NN_COLS(1, 6)
+NN_COLS(2, 5)
+NN_COLS(3, 3)
+NN_COLS(4, 3)
+#undef NN_COLS
+#undef NN_COL
+static col_fn *const col_main[4] = {col_main_1, col_main_2, col_main_3, col_main_4};
+static col_fn *const col_one[4] = {col_one_1, col_one_2, col_one_3, col_one_4};
+
+/* ---- packing op(B) ---- */
+
+/* dst[k*w + j] = op(B)[k0 + k][j0 + j] for k < kc, j < cols; zero for cols <= j < w. */
+static void pack_b(const float *B, size_t ldb, bool tb, int k0, int kc, int j0, int cols, int w,
+                   float *restrict dst) {
+    if (!tb) {
+        const float *src = B + (size_t)k0 * ldb + j0;
+        if (cols == w) {
+            for (int k = 0; k < kc; k++, src += ldb)
+                for (int j = 0; j < w; j += NN_VL)
+                    *(vfloat *)(dst + (size_t)k * w + j) = vload(src + j);
+        } else {
+            for (int k = 0; k < kc; k++, src += ldb) {
+                float *d = dst + (size_t)k * w;
+                int j = 0;
+                for (; j < cols; j++) d[j] = src[j];
+                for (; j < w; j++) d[j] = 0.0f;
+            }
+        }
+        return;
+    }
+    /* op(B)[k][j] = B[j][k]: a transpose */
+    const float *src = B + (size_t)j0 * ldb + k0;
+    int k = 0;
+#ifdef NN_TRANSPOSE8
+    if (cols == w) {
+        for (; k + 8 <= kc; k += 8)
+            for (int jg = 0; jg < w; jg += 8) {
+                vfloat r[8];
+                for (int q = 0; q < 8; q++) r[q] = vload(src + (size_t)(jg + q) * ldb + k);
+                transpose8(r);
+                for (int q = 0; q < 8; q++) *(vfloat *)(dst + (size_t)(k + q) * w + jg) = r[q];
+            }
+    }
+#endif
+    for (; k < kc; k++) {
+        float *d = dst + (size_t)k * w;
+        int j = 0;
+        for (; j < cols; j++) d[j] = src[(size_t)j * ldb + k];
+        for (; j < w; j++) d[j] = 0.0f;
+    }
+}
+
+/* ---- the blocked product over a rectangle of tiles ---- */
+
+typedef struct {
+    bool ta, tb;
+    int M, N, K, kc;
+    const float *A, *B;
+    size_t lda, ldb, ldc;
+    float *C;
+    bool add;    /* beta != 0 */
+    bool narrow; /* the last panel takes the narrow kernels */
+    int mc;      /* M panels swept per packed B panel */
+} gemm_job;
+
+/* Rows [i0, i1) of a narrow last panel: columns [j0, j0 + cols) of C, full depth. */
+static void run_narrow(const gemm_job *g, int i0, int i1, int j0, int cols, float *buf) {
+    const size_t lda = g->lda, ldb = g->ldb, ldc = g->ldc;
+    if (!g->ta) { /* dot products along k against the rows of op(B)^T */
+        const float *bt = g->B + (size_t)j0 * ldb;
+        size_t ldbt = ldb;
+        if (!g->tb) { /* op(B)^T is not stored: pack it */
+            for (int k = 0; k < g->K; k++) {
+                const float *src = g->B + (size_t)k * ldb + j0;
+                for (int j = 0; j < cols; j++) buf[(size_t)j * g->K + k] = src[j];
+            }
+            bt = buf;
+            ldbt = (size_t)g->K;
+        }
+        for (int i = i0; i < i1; i += 3) {
+            int r = i1 - i < 3 ? i1 - i : 3;
+            for (int j = 0; j < cols; j += 4) {
+                int cc = cols - j < 4 ? cols - j : 4;
+                dot_kernels[r - 1][cc - 1](g->K, g->A + (size_t)i * lda, lda,
+                                           bt + (size_t)j * ldbt, ldbt,
+                                           g->C + (size_t)i * ldc + j0 + j, ldc, g->add);
+            }
+        }
+        return;
+    }
+    /* vectors along i: op(A)[i][k] = A[k][i]. The last rows short of a vector are
+     * copied, zero-padded, to buf so as not to read past them; they take the same
+     * lane operations as any other row. */
+    size_t bsk = g->tb ? 1 : ldb, bsj = g->tb ? ldb : 1;
+    int tail = (i1 - i0) % NN_VL, i_tail = i1 - tail;
+    if (tail)
+        for (int k = 0; k < g->K; k++)
+            for (int l = 0; l < NN_VL; l++)
+                buf[(size_t)k * NN_VL + l] = l < tail ? g->A[(size_t)k * lda + i_tail + l] : 0.0f;
+    for (int j = 0; j < cols; j += 4) {
+        int cc = cols - j < 4 ? cols - j : 4, step = col_vectors[cc - 1] * NN_VL;
+        const float *b = g->B + (size_t)(j0 + j) * bsj;
+        float *c = g->C + j0 + j;
+        int i = i0;
+        for (; i + step <= i_tail; i += step)
+            col_main[cc - 1](step, g->K, g->A + i, lda, b, bsk, bsj, c + (size_t)i * ldc, ldc,
+                             g->add);
+        for (; i + NN_VL <= i_tail; i += NN_VL)
+            col_one[cc - 1](NN_VL, g->K, g->A + i, lda, b, bsk, bsj, c + (size_t)i * ldc, ldc,
+                            g->add);
+        if (tail)
+            col_one[cc - 1](tail, g->K, buf, NN_VL, b, bsk, bsj, c + (size_t)i_tail * ldc, ldc,
+                            g->add);
+    }
+}
+
+/* Tiles [ip0, ip1) x [jp0, jp1) of C, in MR x NR units. */
+static void run_block(const gemm_job *g, int ip0, int ip1, int jp0, int jp1, float *buf) {
+    int n_panels = (g->N + NR - 1) / NR;
+    for (int ib = ip0; ib < ip1; ib += g->mc) {
+        int ie = ib + g->mc < ip1 ? ib + g->mc : ip1;
+        for (int jp = jp0; jp < jp1; jp++) {
+            int j0 = jp * NR, cols = g->N - j0 < NR ? g->N - j0 : NR;
+            if (g->narrow && jp == n_panels - 1) {
+                run_narrow(g, ib * MR, ie * MR < g->M ? ie * MR : g->M, j0, cols, buf);
+                continue;
+            }
+            int nv = (cols + NN_VL - 1) / NN_VL, w = nv * NN_VL;
+            for (int k0 = 0; k0 < g->K; k0 += g->kc) {
+                int kc = g->K - k0 < g->kc ? g->K - k0 : g->kc;
+                bool add = g->add || k0 > 0;
+                pack_b(g->B, g->ldb, g->tb, k0, kc, j0, cols, w, buf);
+                for (int ip = ib; ip < ie; ip++) {
+                    int i0 = ip * MR, rows = g->M - i0 < MR ? g->M - i0 : MR;
+                    const float *a = g->ta ? g->A + (size_t)k0 * g->lda + i0
+                                           : g->A + (size_t)i0 * g->lda + k0;
+                    kernels[g->ta][nv - 1][rows - 1](kc, a, g->lda, buf,
+                                                     g->C + (size_t)i0 * g->ldc + j0, g->ldc,
+                                                     cols, add);
+                }
+            }
         }
     }
+}
+
+/* Split [0, count) panels into parts contiguous groups of about equal weight, where
+ * every panel weighs full except the last, which weighs last; bounds[g]..bounds[g+1]. */
+static void split_panels(int count, int full, int last, int parts, int *bounds) {
+    long total = (long)(count - 1) * full + last;
+    bounds[0] = 0;
+    for (int g = 1; g < parts; g++) {
+        long target = total * g / parts;
+        int p = (int)((target + full / 2) / full); /* nearest panel boundary */
+        if (p > count) p = count;
+        if (p < bounds[g - 1]) p = bounds[g - 1];
+        bounds[g] = p;
+    }
+    bounds[parts] = count;
+}
+
+static long group_weight(const int *bounds, int g, int count, int full, int last) {
+    int n = bounds[g + 1] - bounds[g];
+    if (n == 0) return 0;
+    return bounds[g + 1] == count ? (long)(n - 1) * full + last : (long)n * full;
+}
+
+/* The rectangle of tiles thread t of nt computes: the grid tm x tn (tm * tn = nt)
+ * whose busiest thread has the least work (multiply-adds plus B packing). last_cols
+ * is what the last panel costs, in columns. */
+static void thread_block(int m_panels, int n_panels, int M, int K, int last_cols, int t,
+                         int nt, int *ip0, int *ip1, int *jp0, int *jp1) {
+    int last_rows = M - (m_panels - 1) * MR;
+    double best = -1.0;
+    int best_tm = 1;
+    for (int tm = 1; tm <= nt; tm++) {
+        if (nt % tm) continue;
+        int tn = nt / tm, mb[65], nb[65];
+        if (tm > 64 || tn > 64) continue;
+        split_panels(m_panels, MR, last_rows, tm, mb);
+        split_panels(n_panels, NR, last_cols, tn, nb);
+        long rows = 0, cols = 0;
+        for (int g = 0; g < tm; g++) {
+            long r = group_weight(mb, g, m_panels, MR, last_rows);
+            rows = r > rows ? r : rows;
+        }
+        for (int g = 0; g < tn; g++) {
+            long c = group_weight(nb, g, n_panels, NR, last_cols);
+            cols = c > cols ? c : cols;
+        }
+        /* a tile's k step costs ~MR/2 cycles per NR columns; packing ~1/4 cycle a float */
+        double cost = (double)K * cols * (rows / (2.0 * NR) + 0.25);
+        if (best < 0 || cost < best) {
+            best = cost;
+            best_tm = tm;
+        }
+    }
+    int tm = best_tm, tn = nt / tm, mb[65], nb[65];
+    if (tm > 64 || tn > 64) { /* absurd team sizes: thread 0 does everything */
+        *ip0 = *jp0 = 0;
+        *ip1 = t == 0 ? m_panels : 0;
+        *jp1 = n_panels;
+        return;
+    }
+    split_panels(m_panels, MR, last_rows, tm, mb);
+    split_panels(n_panels, NR, last_cols, tn, nb);
+    *ip0 = mb[t / tn];
+    *ip1 = mb[t / tn + 1];
+    *jp0 = nb[t % tn];
+    *jp1 = nb[t % tn + 1];
 }
 
 void nn_gemm(bool trans_a, bool trans_b, int M, int N, int K,
@@ -142,42 +576,46 @@ void nn_gemm(bool trans_a, bool trans_b, int M, int N, int K,
     if (M <= 0 || N <= 0) return;
     if (K <= 0) { /* empty product: C = beta * C */
         for (int i = 0; i < M; i++)
-            for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = beta != 0.0f ? C[(size_t)i * ldc + j] : 0.0f;
+            for (int j = 0; j < N; j++)
+                C[(size_t)i * ldc + j] = beta != 0.0f ? C[(size_t)i * ldc + j] : 0.0f;
         return;
     }
-    int m_panels = (M + MR - 1) / MR;
-    int nc_max = N < NC ? N : NC;
-    int n_panels_max = (nc_max + NR - 1) / NR;
-    float *pa = reserve(&packed_a, &packed_a_cap, (size_t)m_panels * MR * KC);
-    float *pb = reserve(&packed_b, &packed_b_cap, (size_t)n_panels_max * NR * KC);
-    /* Small products do not pay for waking the thread team. */
-    double flops = 2.0 * M * N * K;
-    int parallel = flops > 2e5 && omp_get_max_threads() > 1;
+    int m_panels = (M + MR - 1) / MR, n_panels = (N + NR - 1) / NR;
+    int slices = (K + KC - 1) / KC, last_cols = N - (n_panels - 1) * NR;
+    gemm_job g = {.ta = trans_a, .tb = trans_b, .M = M, .N = N, .K = K,
+                  .kc = (K + slices - 1) / slices, /* equal slices: no thin last one */
+                  .A = A, .B = B, .lda = (size_t)lda, .ldb = (size_t)ldb, .ldc = (size_t)ldc,
+                  .C = C, .add = beta != 0.0f};
+    g.narrow = last_cols <= NARROW && (trans_a || K >= DOT_MIN_K);
+    long a_rows = A_BLOCK / K / MR; /* keep the swept part of A in L2 */
+    g.mc = a_rows < 1 ? 1 : a_rows > m_panels ? m_panels : (int)a_rows;
+    if (g.narrow) g.mc = m_panels; /* the narrow kernels do not pack B per slice */
 
-#pragma omp parallel if (parallel)
-    for (int j0 = 0; j0 < N; j0 += NC) {
-        int nc = N - j0 < NC ? N - j0 : NC;
-        int n_panels = (nc + NR - 1) / NR;
-        for (int k0 = 0; k0 < K; k0 += KC) {
-            int kc = K - k0 < KC ? K - k0 : KC;
-            float beta_here = k0 == 0 ? beta : 1.0f;
-#pragma omp for schedule(static)
-            for (int p = 0; p < n_panels; p++)
-                pack_b_panel(B, ldb, trans_b, N, j0 + p * NR, k0, kc, pb + (size_t)p * NR * kc);
-#pragma omp for schedule(static)
-            for (int p = 0; p < m_panels; p++)
-                pack_a_panel(A, lda, trans_a, M, p * MR, k0, kc, pa + (size_t)p * MR * kc);
-#pragma omp for collapse(2) schedule(static)
-            for (int ip = 0; ip < m_panels; ip++)
-                for (int jp = 0; jp < n_panels; jp++) {
-                    int i0 = ip * MR, jj = jp * NR;
-                    int rows = M - i0 < MR ? M - i0 : MR;
-                    int cols = nc - jj < NR ? nc - jj : NR;
-                    micro_kernel(kc, pa + (size_t)ip * MR * kc, pb + (size_t)jp * NR * kc,
-                                 beta_here, C + (size_t)i0 * ldc + j0 + jj, ldc, rows, cols);
-                }
-        }
+    /* per thread: one packed B panel, or op(B)^T of a narrow panel */
+    size_t per_thread = (size_t)KC * NR, narrow_floats = (size_t)K * (trans_a ? NN_VL : NARROW);
+    if (g.narrow && narrow_floats > per_thread) per_thread = narrow_floats;
+    per_thread = (per_thread + 16 + 15) / 16 * 16; /* a spare line between threads */
+
+    int threads = omp_get_max_threads();
+    if (2.0 * M * N * K < NN_GEMM_PAR_MIN_FLOPS || omp_in_parallel()) threads = 1;
+    if ((long)threads > (long)m_panels * n_panels) threads = (int)((long)m_panels * n_panels);
+    float *buf = reserve_buffers(threads, per_thread);
+    if (threads == 1) {
+        run_block(&g, 0, m_panels, 0, n_panels, buf);
+        return;
     }
+    int last_weight = g.narrow ? last_cols : (last_cols + NN_VL - 1) / NN_VL * NN_VL;
+#pragma omp parallel num_threads(threads)
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads(), ip0, ip1, jp0, jp1;
+        thread_block(m_panels, n_panels, M, K, last_weight, t, nt, &ip0, &ip1, &jp0, &jp1);
+        if (ip0 < ip1 && jp0 < jp1) run_block(&g, ip0, ip1, jp0, jp1, buf + (size_t)t * per_thread);
+    }
+}
+
+/* op(X)[r][c] for a row-major X with row stride ld. */
+static inline float element(const float *X, int ld, bool trans, int r, int c) {
+    return trans ? X[(size_t)c * ld + r] : X[(size_t)r * ld + c];
 }
 
 void nn_gemm_reference(bool trans_a, bool trans_b, int M, int N, int K,

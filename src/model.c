@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nn/kernels.h"
 #include "nn/rng.h"
 
 /* ---- specs ---- */
@@ -174,6 +175,42 @@ static double loss_forward(nn_model *model, const uint8_t *labels, int batch) {
     return nn_mse_forward(out, model->targets, batch, classes);
 }
 
+/* With a progress hook, the two backward GEMMs of a dense layer run in row slices of
+ * the weights (slices of the output, so results are unchanged bit for bit), poking
+ * MPI between slices. Without one, each runs as a single GEMM. */
+enum { BACKWARD_SLICES = 4 };
+
+static void dense_backward_params_sliced(nn_model *model, const nn_layer *layer, const float *x, const float *dy,
+                                         int batch) {
+    if (!model->progress) {
+        nn_dense_backward_params(layer, x, dy, batch);
+        return;
+    }
+    int step = (layer->in + BACKWARD_SLICES - 1) / BACKWARD_SLICES;
+    for (int i0 = 0; i0 < layer->in; i0 += step) { /* dW[i0:i1, :] = x[:, i0:i1]^T dy */
+        int rows = layer->in - i0 < step ? layer->in - i0 : step;
+        nn_gemm(true, false, rows, layer->out, batch, x + i0, layer->in, dy, layer->out, 0.0f,
+                layer->dweight + (size_t)i0 * layer->out, layer->out);
+        model->progress(model->grads_ready_ctx);
+    }
+    nn_column_sums(dy, layer->dbias, batch, layer->out);
+}
+
+static void dense_backward_input_sliced(nn_model *model, const nn_layer *layer, const float *dy, float *dx,
+                                        int batch) {
+    if (!model->progress) {
+        nn_dense_backward_input(layer, dy, dx, batch);
+        return;
+    }
+    int step = (layer->in + BACKWARD_SLICES - 1) / BACKWARD_SLICES;
+    for (int j0 = 0; j0 < layer->in; j0 += step) { /* dx[:, j0:j1] = dy W[j0:j1, :]^T */
+        int cols = layer->in - j0 < step ? layer->in - j0 : step;
+        nn_gemm(false, true, batch, cols, layer->out, dy, layer->out, layer->weight + (size_t)j0 * layer->out,
+                layer->out, 0.0f, dx + j0, layer->in);
+        model->progress(model->grads_ready_ctx);
+    }
+}
+
 double nn_model_forward_backward(nn_model *model, const uint8_t *labels, int batch, float scale) {
     nn_model_forward(model, batch);
     double loss = loss_forward(model, labels, batch);
@@ -191,11 +228,11 @@ double nn_model_forward_backward(nn_model *model, const uint8_t *labels, int bat
         }
         /* The parameter gradient first, handed over at once: the ranks reduce it
          * while dx and the layers below are computed. */
-        nn_dense_backward_params(layer, model->acts[l], model->grad_acts[l + 1], batch);
+        dense_backward_params_sliced(model, layer, model->acts[l], model->grad_acts[l + 1], batch);
         if (model->grads_ready)
             model->grads_ready(model->grads_ready_ctx, (size_t)(layer->dweight - model->grads),
                                (size_t)layer->in * layer->out + (size_t)layer->out);
-        if (dx) nn_dense_backward_input(layer, model->grad_acts[l + 1], dx, batch);
+        if (dx) dense_backward_input_sliced(model, layer, model->grad_acts[l + 1], dx, batch);
     }
     return loss;
 }

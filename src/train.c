@@ -156,6 +156,15 @@ static void reducer_start(void *ctx, size_t offset, size_t count) {
     red->seconds += MPI_Wtime() - t;
 }
 
+static void reducer_poke(void *ctx) {
+    reducer *red = ctx;
+    if (!red->pending) return;
+    double t = MPI_Wtime();
+    int done;
+    MPI_Testall(red->pending, red->requests, &done, MPI_STATUSES_IGNORE);
+    red->seconds += MPI_Wtime() - t;
+}
+
 static void reducer_finish(reducer *red) {
     double t = MPI_Wtime();
     MPI_Waitall(red->pending, red->requests, MPI_STATUSES_IGNORE);
@@ -252,6 +261,7 @@ static int setup(run *r, const nn_train_options *cli, nn_error *err) {
     if (opt->overlap) {
         r->red = (reducer){.comm = r->comm, .grads = r->model.grads, .n_params = r->model.n_params};
         r->model.grads_ready = reducer_start;
+        r->model.progress = reducer_poke;
         r->model.grads_ready_ctx = &r->red;
     }
     if (cli->resume[0]) {

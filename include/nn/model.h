@@ -27,6 +27,9 @@ typedef struct nn_model_spec {
  * grads[offset, offset + count) is final, top layer first: the training loop starts
  * reducing it across ranks while the layers below are still computing. */
 typedef void (*nn_grads_ready_fn)(void *ctx, size_t offset, size_t count);
+/* Called between slices of the backward GEMMs while reductions are in flight:
+ * without a progress thread, MPI moves data only when it is called. */
+typedef void (*nn_progress_fn)(void *ctx);
 
 typedef struct nn_model {
     nn_model_spec spec;
@@ -43,7 +46,8 @@ typedef struct nn_model {
     float *probs;                   /* softmax output, or a copy of the outputs for MSE */
     float *targets;                 /* one-hot targets for MSE */
     nn_grads_ready_fn grads_ready;  /* optional, see above */
-    void *grads_ready_ctx;
+    nn_progress_fn progress;        /* optional, see above */
+    void *grads_ready_ctx;          /* passed to both */
 } nn_model;
 
 /* Parse "784,50,100,10" into spec->widths; NN_ERR_INPUT on anything malformed. */
