@@ -33,6 +33,13 @@ int nn_local_batch(long step, int batch, int rank, int nranks, long *first) {
     return (int)(slots_below(end, rank, nranks) - *first);
 }
 
+/* Cores this rank may run on (mpirun binds each rank to one core by default when
+ * there are at most 2 ranks). */
+static int bound_cores(void) {
+    cpu_set_t mask;
+    return sched_getaffinity(0, sizeof mask, &mask) == 0 ? CPU_COUNT(&mask) : 0;
+}
+
 /* Threads per rank: --threads, else OMP_NUM_THREADS, else this rank's share of the
  * node's cores (never more than the cores it is bound to), so that ranks x threads
  * does not oversubscribe the node. */
@@ -40,10 +47,9 @@ static int choose_threads(const nn_train_options *opt, MPI_Comm comm) {
     int local_ranks = nn_comm_local_ranks(comm); /* collective: call on every rank */
     if (opt->threads > 0) return opt->threads;
     if (getenv("OMP_NUM_THREADS")) return omp_get_max_threads();
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    int share = (int)(cores / local_ranks);
-    cpu_set_t mask;
-    if (sched_getaffinity(0, sizeof mask, &mask) == 0 && CPU_COUNT(&mask) < share) share = CPU_COUNT(&mask);
+    int share = (int)(sysconf(_SC_NPROCESSORS_ONLN) / local_ranks);
+    int cores = bound_cores();
+    if (cores > 0 && cores < share) share = cores;
     return share > 0 ? share : 1;
 }
 
@@ -341,6 +347,11 @@ static void print_header(const run *r) {
             nn_activation_name(opt->spec.activation), nn_loss_name(opt->spec.loss), r->model.n_params, r->nranks,
             r->threads, opt->batch_size, opt->lr, nn_schedule_name(opt->schedule), opt->momentum,
             opt->overlap ? "overlapped" : "blocking");
+    int cores = bound_cores();
+    if (cores > 0 && cores < r->threads)
+        fprintf(r->log, "nntrain: warning: %d threads per rank but rank 0 is bound to %d core%s: "
+                        "run mpirun with --bind-to none or --map-by slot:PE=%d\n",
+                r->threads, cores, cores == 1 ? "" : "s", r->threads);
     fflush(r->log);
 }
 
