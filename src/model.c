@@ -126,9 +126,21 @@ int nn_model_create(nn_model *model, const nn_model_spec *spec, int max_batch, n
     return NN_OK;
 }
 
+void nn_model_use_grad_buffer(nn_model *model, float *buffer) {
+    for (int l = 0; l < model->n_layers; l++) {
+        nn_layer *d = &model->layers[l];
+        if (d->kind != NN_LAYER_DENSE) continue;
+        d->dweight = buffer + (d->dweight - model->grads);
+        d->dbias = buffer + (d->dbias - model->grads);
+    }
+    if (!model->grads_borrowed) free(model->grads);
+    model->grads = buffer;
+    model->grads_borrowed = 1;
+}
+
 void nn_model_free(nn_model *model) {
     free(model->params);
-    free(model->grads);
+    if (!model->grads_borrowed) free(model->grads);
     for (int l = 0; l <= NN_MAX_LAYERS; l++) {
         free(model->acts[l]);
         free(model->grad_acts[l]);

@@ -20,8 +20,12 @@ void nn_options_defaults(nn_train_options *opt) {
     opt->weight_decay = 0.0f;
     opt->schedule = NN_SCHEDULE_COSINE;
     opt->seed = 1;
-    opt->overlap = 0;
+    opt->allreduce = NN_ALLREDUCE_SHM;
 }
+
+static const char *const allreduce_names[] = {"shm", "mpi", "overlap"};
+
+const char *nn_allreduce_name(nn_allreduce a) { return allreduce_names[a]; }
 
 void nn_options_print_help(FILE *out) {
     fprintf(out,
@@ -45,8 +49,9 @@ void nn_options_print_help(FILE *out) {
         "  --checkpoint-every N   also write one every N steps (needs --checkpoint) [0: off]\n"
         "  --resume FILE          continue from a checkpoint; --epochs stays the TOTAL [none]\n"
         "  --threads N            OpenMP threads per rank [OMP_NUM_THREADS, else cores/ranks]\n"
-        "  --allreduce MODE       blocking: one Allreduce after backward; overlap: one\n"
-        "                         Iallreduce per layer, started during backward [blocking]\n"
+        "  --allreduce MODE       shm: ranks of a node sum in shared memory, nodes with\n"
+        "                         MPI_Allreduce; mpi: one MPI_Allreduce; overlap: one\n"
+        "                         MPI_Iallreduce per layer during backward   [shm]\n"
         "  --help                 this text\n"
         "  --version              print the version\n"
         "\n"
@@ -111,10 +116,12 @@ static int apply_value(nn_train_options *opt, const char *name, const char *valu
         return nn_parse_schedule(value, &opt->schedule)
                    ? nn_fail(err, NN_ERR_INPUT, "--lr-schedule '%s': expected constant or cosine", value) : NN_OK;
     if (!strcmp(name, "--allreduce")) {
-        if (strcmp(value, "blocking") && strcmp(value, "overlap"))
-            return nn_fail(err, NN_ERR_INPUT, "--allreduce '%s': expected blocking or overlap", value);
-        opt->overlap = !strcmp(value, "overlap");
-        return NN_OK;
+        for (int i = 0; i < 3; i++)
+            if (!strcmp(value, allreduce_names[i])) {
+                opt->allreduce = (nn_allreduce)i;
+                return NN_OK;
+            }
+        return nn_fail(err, NN_ERR_INPUT, "--allreduce '%s': expected shm, mpi or overlap", value);
     }
     if (!strcmp(name, "--epochs")) {
         if ((rc = parse_long(name, value, 1, 100000, &n, err))) return rc;

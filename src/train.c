@@ -19,6 +19,7 @@
 #include "nn/metrics.h"
 #include "nn/model.h"
 #include "nn/optim.h"
+#include "nn/reduce.h"
 #include "nn/rng.h"
 #include "nn/signals.h"
 
@@ -195,7 +196,8 @@ typedef struct run {
     nn_progress progress;
     nn_rng shuffle_rng;   /* state after this epoch's shuffle: saved in checkpoints */
     double loss_sum;      /* this rank's summed training loss so far this epoch */
-    reducer red;
+    reducer red;          /* --allreduce overlap */
+    nn_reducer *shm;      /* --allreduce shm: holds the gradient buffer */
 } run;
 
 static void run_free(run *r) {
@@ -207,6 +209,7 @@ static void run_free(run *r) {
     nn_checkpoint_free(&r->ck);
     nn_sgd_free(&r->sgd);
     nn_model_free(&r->model);
+    nn_reducer_free(r->shm); /* collective: every rank frees in the same place */
     nn_shard_free(&r->train);
     nn_shard_free(&r->test);
 }
@@ -264,7 +267,12 @@ static int setup(run *r, const nn_train_options *cli, nn_error *err) {
         status = nn_fail(err, NN_ERR_INPUT, "%s: cannot write metrics file", opt->metrics);
     if ((status = nn_comm_agree(r->comm, status, err))) return status;
 
-    if (opt->overlap) {
+    if (opt->allreduce == NN_ALLREDUCE_SHM) {
+        status = nn_reducer_create(&r->shm, r->comm, r->model.n_params + 1, err);
+        if (status) return status; /* agreed inside */
+        nn_model_use_grad_buffer(&r->model, nn_reducer_buffer(r->shm));
+    }
+    if (opt->allreduce == NN_ALLREDUCE_OVERLAP) {
         r->red = (reducer){.comm = r->comm, .grads = r->model.grads, .n_params = r->model.n_params};
         r->model.grads_ready = reducer_start;
         r->model.progress = reducer_poke;
@@ -319,7 +327,12 @@ static int step(run *r, long s, double *data_s, double *allreduce_s) {
     /* The stop flag rides in the spare slot after the gradients: reducing the
      * gradients also tells every rank whether any rank was asked to stop. */
     m->grads[m->n_params] = nn_stop_requested(r->progress.global_step + 1) ? 1.0f : 0.0f;
-    if (r->opt.overlap) {
+    if (r->opt.allreduce == NN_ALLREDUCE_SHM) {
+        r->loss_sum += nn_model_forward_backward(m, r->labels, n, 1.0f / (float)r->opt.batch_size);
+        t = MPI_Wtime();
+        nn_reducer_sum(r->shm);
+        *allreduce_s += MPI_Wtime() - t;
+    } else if (r->opt.allreduce == NN_ALLREDUCE_OVERLAP) {
         r->red.seconds = 0.0;
         r->loss_sum += nn_model_forward_backward(m, r->labels, n, 1.0f / (float)r->opt.batch_size);
         reducer_finish(&r->red);
@@ -343,10 +356,15 @@ static void print_header(const run *r) {
     const nn_train_options *opt = &r->opt;
     fprintf(r->log, "nntrain: %s, %ld train / %ld test samples; network", opt->data, r->train.total, r->test.total);
     for (int i = 0; i < opt->spec.n_widths; i++) fprintf(r->log, "%c%d", i ? '-' : ' ', opt->spec.widths[i]);
-    fprintf(r->log, " %s/%s, %zu parameters; %d ranks x %d threads; batch %d, lr %g (%s), momentum %g; %s allreduce\n",
+    static const char *const shm_modes[] = {"serial", "flat", "shared memory"};
+    fprintf(r->log, " %s/%s, %zu parameters; %d ranks x %d threads; batch %d, lr %g (%s), momentum %g; allreduce %s",
             nn_activation_name(opt->spec.activation), nn_loss_name(opt->spec.loss), r->model.n_params, r->nranks,
             r->threads, opt->batch_size, opt->lr, nn_schedule_name(opt->schedule), opt->momentum,
-            opt->overlap ? "overlapped" : "blocking");
+            nn_allreduce_name(opt->allreduce));
+    if (r->shm)
+        fprintf(r->log, " (%s, %d node%s)", shm_modes[nn_reducer_mode(r->shm)], nn_reducer_nodes(r->shm),
+                nn_reducer_nodes(r->shm) == 1 ? "" : "s");
+    fputc('\n', r->log);
     int cores = bound_cores();
     if (cores > 0 && cores < r->threads)
         fprintf(r->log, "nntrain: warning: %d threads per rank but rank 0 is bound to %d core%s: "

@@ -9,6 +9,7 @@
 #include "nn/comm.h"
 #include "nn/model.h"
 #include "nn/optim.h"
+#include "nn/reduce.h"
 #include "nn/train.h"
 #include "test_util.h"
 
@@ -24,7 +25,10 @@ static void make_batch(float *x, uint8_t *labels) {
     for (int i = 0; i < BATCH; i++) labels[i] = (uint8_t)nn_rng_below(&rng, CLASSES);
 }
 
-static void test_distributed_gradient_equals_serial(void) {
+/* Sums the ranks' gradients in place, one way or the other. */
+typedef enum { SUM_MPI, SUM_SHM } sum_method;
+
+static void check_distributed_gradient(sum_method method) {
     nn_model_spec spec = {.n_widths = 4, .widths = {IN, 16, 12, CLASSES}, .activation = NN_ACT_TANH};
     nn_model local, whole;
     nn_error err;
@@ -48,8 +52,16 @@ static void test_distributed_gradient_equals_serial(void) {
         memcpy(local.acts[0] + (size_t)i * IN, x + (size_t)slot * IN, IN * sizeof(float));
         local_labels[i] = labels[slot];
     }
+    nn_reducer *red = NULL;
+    if (method == SUM_SHM) { /* the trainer's default: the model computes straight into shared memory */
+        CU_ASSERT_EQUAL_FATAL(nn_reducer_create(&red, MPI_COMM_WORLD, local.n_params + 1, &err), NN_OK);
+        nn_model_use_grad_buffer(&local, nn_reducer_buffer(red));
+    }
     nn_model_forward_backward(&local, local_labels, n, 1.0f / BATCH);
-    MPI_Allreduce(MPI_IN_PLACE, local.grads, (int)local.n_params, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    if (method == SUM_SHM)
+        nn_reducer_sum(red);
+    else
+        MPI_Allreduce(MPI_IN_PLACE, local.grads, (int)local.n_params, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
 
     double diff = 0, norm = 0;
     for (size_t i = 0; i < whole.n_params; i++) {
@@ -58,7 +70,7 @@ static void test_distributed_gradient_equals_serial(void) {
         norm += (double)whole.grads[i] * whole.grads[i];
     }
     double rel = sqrt(diff / norm);
-    if (rank == 0) printf("\n  %d ranks: relative gradient error %.3g\n", nranks, rel);
+    if (rank == 0) printf("\n  %d ranks, %s: relative gradient error %.3g\n", nranks, method == SUM_SHM ? "shared memory" : "MPI_Allreduce", rel);
     CU_ASSERT(norm > 0);
     CU_ASSERT(rel < 1e-5);
 
@@ -76,7 +88,11 @@ static void test_distributed_gradient_equals_serial(void) {
     nn_sgd_free(&sgd);
     nn_model_free(&local);
     nn_model_free(&whole);
+    nn_reducer_free(red);
 }
+
+static void test_gradient_mpi_allreduce(void) { check_distributed_gradient(SUM_MPI); }
+static void test_gradient_shared_memory(void) { check_distributed_gradient(SUM_SHM); }
 
 static void test_error_on_one_rank_reaches_all(void) {
     nn_error err = {0};
@@ -98,7 +114,8 @@ int main(int argc, char **argv) {
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &nranks);
     CU_TestInfo tests[] = {
-        {"averaged gradient over ranks equals the serial gradient", test_distributed_gradient_equals_serial},
+        {"MPI_Allreduce: averaged gradient equals the serial gradient", test_gradient_mpi_allreduce},
+        {"shared-memory sum: averaged gradient equals the serial gradient", test_gradient_shared_memory},
         {"an error on one rank reaches every rank", test_error_on_one_rank_reaches_all},
         CU_TEST_INFO_NULL};
     int failed = nn_run_suite("mpi gradient", tests);

@@ -23,7 +23,7 @@ static void test_defaults(void) {
     CU_ASSERT_EQUAL(o.seed, 1);
     CU_ASSERT_EQUAL(o.train_limit, 0);
     CU_ASSERT_EQUAL(o.given, 0); /* nothing given: a resume takes everything from the checkpoint */
-    CU_ASSERT_EQUAL(o.overlap, 0);
+    CU_ASSERT_EQUAL(o.allreduce, NN_ALLREDUCE_SHM);
     CU_ASSERT_DOUBLE_EQUAL(o.lr, 0.3, 1e-7);
     CU_ASSERT_DOUBLE_EQUAL(o.momentum, 0.9, 1e-7);
     CU_ASSERT_EQUAL(o.schedule, NN_SCHEDULE_COSINE);
@@ -41,7 +41,7 @@ static void test_all_options(void) {
     CU_ASSERT_STRING_EQUAL(o.checkpoint, "c.h5");
     CU_ASSERT_STRING_EQUAL(o.resume, "r.h5");
     CU_ASSERT_EQUAL(o.checkpoint_every, 50);
-    CU_ASSERT(o.overlap);
+    CU_ASSERT_EQUAL(o.allreduce, NN_ALLREDUCE_OVERLAP);
     CU_ASSERT(o.given & NN_GIVEN_LAYERS && o.given & NN_GIVEN_LR && o.given & NN_GIVEN_SEED);
     CU_ASSERT(o.given & NN_GIVEN_DATA && o.given & NN_GIVEN_TRAIN_LIMIT);
     CU_ASSERT_STRING_EQUAL(o.data, "x.h5");

@@ -37,6 +37,7 @@ typedef struct nn_model {
     nn_layer layers[NN_MAX_LAYERS];
     size_t n_params;
     float *params;                  /* all weights and biases, layer by layer */
+    int grads_borrowed;             /* grads belongs to someone else (not freed) */
     float *grads;                   /* same layout as params, plus one spare float at
                                        grads[n_params] that the training loop uses to
                                        carry its stop flag inside the gradient Allreduce */
@@ -62,6 +63,10 @@ size_t nn_spec_param_count(const nn_model_spec *spec);
 
 int nn_model_create(nn_model *model, const nn_model_spec *spec, int max_batch, nn_error *err);
 void nn_model_free(nn_model *model);
+
+/* Move the gradients into `buffer` (n_params + 1 floats, owned by the caller, e.g.
+ * a shared-memory window that the ranks sum in place). */
+void nn_model_use_grad_buffer(nn_model *model, float *buffer);
 
 /* Xavier/Glorot (sigmoid, tanh) or He (relu) normal initialisation; biases 0. */
 void nn_model_init(nn_model *model, uint64_t seed);

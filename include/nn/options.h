@@ -30,6 +30,14 @@ enum nn_given {
     NN_GIVEN_TRAIN_LIMIT = 1 << 11
 };
 
+/* How the ranks sum their gradients each step. */
+typedef enum nn_allreduce {
+    NN_ALLREDUCE_SHM,    /* shared memory within a node, MPI_Allreduce between nodes */
+    NN_ALLREDUCE_MPI,    /* one MPI_Allreduce after backward */
+    NN_ALLREDUCE_OVERLAP /* one MPI_Iallreduce per layer, started during backward */
+} nn_allreduce;
+const char *nn_allreduce_name(nn_allreduce a);
+
 typedef struct nn_train_options {
     char data[NN_PATH_MAX];
     char metrics[NN_PATH_MAX];    /* empty: none */
@@ -44,7 +52,7 @@ typedef struct nn_train_options {
     uint64_t seed;
     long train_limit;          /* 0: all */
     int threads;               /* 0: OMP_NUM_THREADS, else cores / ranks on the node */
-    int overlap;               /* reduce each layer's gradient during backward (Iallreduce) */
+    nn_allreduce allreduce;    /* how the ranks sum their gradients */
     int show_help, show_version;
     unsigned given;            /* nn_given bits */
 } nn_train_options;

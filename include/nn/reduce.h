@@ -1,0 +1,53 @@
+/* Node-aware gradient sum. The ranks of one node write their gradients into
+ * segments of one shared-memory window; each local rank sums its slice of the
+ * vector over all segments of the node (in a fixed order, so the result is
+ * deterministic and bit-identical on every rank) and writes it back into every
+ * segment. With several nodes, each slice is then MPI_Allreduce'd with the ranks
+ * of the same local index on the other nodes (hierarchical reduce-scatter /
+ * allgather). With one rank per node (or uneven nodes) it falls back to
+ * MPI_Allreduce on a private buffer. */
+#ifndef NN_REDUCE_H
+#define NN_REDUCE_H
+
+#include <mpi.h>
+#include <stddef.h>
+
+#include "nn/error.h"
+
+typedef struct nn_reducer nn_reducer;
+
+/* Collective over comm. n floats per rank (n <= INT_MAX). On failure every rank
+ * returns the same status and *out is NULL. */
+int nn_reducer_create(nn_reducer **out, MPI_Comm comm, size_t n, nn_error *err);
+
+/* This rank's input/output buffer: n floats, 64-byte aligned, possibly in shared
+ * memory. Write the local gradient here before nn_reducer_sum. */
+float *nn_reducer_buffer(nn_reducer *red);
+
+/* Collective: afterwards every rank's buffer holds the element-wise sum over all
+ * ranks, bit-identical on every rank. */
+void nn_reducer_sum(nn_reducer *red);
+
+/* Collective. NULL is allowed (and then it is not collective). */
+void nn_reducer_free(nn_reducer *red);
+
+/* How the reducer works, for logs and tests. */
+typedef enum nn_reduce_mode {
+    NN_REDUCE_SERIAL, /* one rank: nothing to do */
+    NN_REDUCE_FLAT,   /* MPI_Allreduce on a private buffer */
+    NN_REDUCE_SHARED  /* shared-memory sum on the node (+ Allreduce across nodes) */
+} nn_reduce_mode;
+nn_reduce_mode nn_reducer_mode(const nn_reducer *red);
+int nn_reducer_nodes(const nn_reducer *red); /* number of nodes seen (1 in FLAT mode) */
+
+/* Options for tests and benchmarks; nn_reducer_create uses the defaults (all 0). */
+typedef struct nn_reducer_opts {
+    int fake_node;   /* > 0: ranks with rank % fake_node equal form one "node"
+                        (must still share memory: for testing on one machine) */
+    int mpi_barrier; /* synchronise the node with MPI_Barrier instead of a spin barrier */
+    int force_flat;  /* always MPI_Allreduce on a private buffer */
+} nn_reducer_opts;
+int nn_reducer_create_opts(nn_reducer **out, MPI_Comm comm, size_t n,
+                           const nn_reducer_opts *opts, nn_error *err);
+
+#endif

@@ -1,0 +1,198 @@
+/* Under mpiexec -n P: nn_reducer_sum gives the element-wise sum of every rank's
+ * buffer (checked against a double-precision reference), bit-identical on every
+ * rank, again and again with changing inputs, for sizes that do and do not split
+ * evenly into slices, and on fake two-"node" layouts that take the cross-node path. */
+#define _POSIX_C_SOURCE 200809L /* nanosleep */
+#include <mpi.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cunit_run.h"
+#include "nn/reduce.h"
+
+static int rank, nranks;
+
+/* A float of rank r's input at element i in round `iter`: any sign, exponents over
+ * 2^-8..2^8 so that the order of the additions shows in the low bits. */
+static float input(int r, size_t i, int iter) {
+    uint64_t z = ((uint64_t)iter << 48) ^ ((uint64_t)r << 40) ^ i;
+    z += 0x9e3779b97f4a7c15ull; /* splitmix64 */
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    float u = (float)(z >> 40) / (float)(1 << 24) * 2.0f - 1.0f; /* [-1, 1) */
+    return ldexpf(u, (int)((z >> 8) % 17) - 8);
+}
+
+static void fill(float *buf, size_t n, int iter) {
+    for (size_t i = 0; i < n; i++) buf[i] = input(rank, i, iter);
+}
+
+/* Every element within 1e-6 of the reference, relative to the sum of magnitudes
+ * (the bound that holds whatever the cancellation). Returns the number of misses. */
+static size_t check_sum(const float *got, size_t n, int iter) {
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        double ref = 0, mag = 0;
+        for (int r = 0; r < nranks; r++) {
+            double x = input(r, i, iter);
+            ref += x;
+            mag += fabs(x);
+        }
+        if (!(fabs(got[i] - ref) <= 1e-6 * mag)) {
+            if (bad++ < 3) fprintf(stderr, "rank %d iter %d: [%zu] = %.9g, expected %.9g\n", rank, iter, i, got[i], ref);
+        }
+    }
+    return bad;
+}
+
+/* 1 when every rank holds the same bits as rank 0 (on every rank: the answer is agreed). */
+static int identical_everywhere(const float *buf, size_t n) {
+    float *root = malloc(n * sizeof(float));
+    if (rank == 0) memcpy(root, buf, n * sizeof(float));
+    MPI_Bcast(root, (int)n, MPI_FLOAT, 0, MPI_COMM_WORLD);
+    int same = memcmp(root, buf, n * sizeof(float)) == 0;
+    MPI_Allreduce(MPI_IN_PLACE, &same, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    free(root);
+    return same;
+}
+
+static nn_reducer *make(size_t n, const nn_reducer_opts *opts) {
+    nn_reducer *red = NULL;
+    nn_error err = {0};
+    int status = nn_reducer_create_opts(&red, MPI_COMM_WORLD, n, opts, &err);
+    if (status) fprintf(stderr, "rank %d: %s\n", rank, err.msg);
+    return red;
+}
+
+static void sleep_us(long us) {
+    struct timespec t = {0, us * 1000};
+    nanosleep(&t, NULL);
+}
+
+static const size_t sizes[] = {1, 15, 16, 17, 45361, 1276811};
+
+static void sum_and_check(const nn_reducer_opts *opts, int iters) {
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        size_t n = sizes[k];
+        nn_reducer *red = make(n, opts);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(red);
+        float *buf = nn_reducer_buffer(red);
+        CU_ASSERT_EQUAL((uintptr_t)buf % 64, 0);
+        for (int it = 0; it < iters; it++) {
+            fill(buf, n, it);
+            nn_reducer_sum(red);
+            CU_ASSERT_EQUAL(check_sum(buf, n, it), 0);
+            CU_ASSERT(identical_everywhere(buf, n));
+        }
+        nn_reducer_free(red);
+    }
+}
+
+static void test_mode(void) {
+    nn_reducer *red = make(100, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(red);
+    /* mpiexec on one machine: one node */
+    CU_ASSERT_EQUAL(nn_reducer_mode(red), nranks == 1 ? NN_REDUCE_SERIAL : NN_REDUCE_SHARED);
+    CU_ASSERT_EQUAL(nn_reducer_nodes(red), 1);
+    nn_reducer_free(red);
+}
+
+static void test_sum_matches_reference(void) { sum_and_check(NULL, 2); }
+
+static void test_mpi_barrier_variant(void) { sum_and_check(&(nn_reducer_opts){.mpi_barrier = 1}, 1); }
+
+static void test_flat_variant(void) { sum_and_check(&(nn_reducer_opts){.force_flat = 1}, 1); }
+
+/* Two fake nodes (ranks split by parity): uniform with an even rank count >= 4, so
+ * the slices cross "nodes" through MPI_Allreduce; uneven otherwise (flat). */
+static void test_fake_nodes(void) {
+    nn_reducer_opts opts = {.fake_node = 2};
+    nn_reducer *red = make(10, &opts);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(red);
+    int expect = nranks == 1 ? NN_REDUCE_SERIAL : nranks % 2 == 0 && nranks >= 4 ? NN_REDUCE_SHARED : NN_REDUCE_FLAT;
+    CU_ASSERT_EQUAL(nn_reducer_mode(red), expect);
+    if (expect == NN_REDUCE_SHARED) CU_ASSERT_EQUAL(nn_reducer_nodes(red), 2);
+    nn_reducer_free(red);
+    sum_and_check(&opts, 2);
+    opts.mpi_barrier = 1;
+    sum_and_check(&opts, 1);
+}
+
+/* 100 rounds, inputs changing every round, with one rank late now and then (before
+ * writing, or before summing) so that a missing barrier would show as a wrong sum. */
+static void test_repeated_no_race(void) {
+    const size_t ns[] = {17, 45361};
+    for (int v = 0; v < 2; v++) {
+        size_t n = ns[v];
+        nn_reducer *red = make(n, v ? &(nn_reducer_opts){.fake_node = 2} : NULL);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(red);
+        float *buf = nn_reducer_buffer(red);
+        size_t bad = 0;
+        int same = 1;
+        for (int it = 0; it < 100; it++) {
+            int late = it % (nranks + 1); /* nranks: nobody */
+            if (rank == late && it % 3 == 0) sleep_us(500);
+            fill(buf, n, 1000 + it);
+            if (rank == late && it % 3 == 1) sleep_us(500);
+            nn_reducer_sum(red);
+            if (rank == late && it % 3 == 2) sleep_us(500); /* the others race ahead into the next round */
+            bad += check_sum(buf, n, 1000 + it);
+            same &= identical_everywhere(buf, n);
+        }
+        CU_ASSERT_EQUAL(bad, 0);
+        CU_ASSERT(same);
+        nn_reducer_free(red);
+    }
+}
+
+/* Two reducers on one communicator, used in turns: independent and the same bits. */
+static void test_two_reducers_agree(void) {
+    size_t n = 45361;
+    nn_reducer *a = make(n, NULL), *b = make(n, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    float *x = nn_reducer_buffer(a), *y = nn_reducer_buffer(b);
+    CU_ASSERT_PTR_NOT_EQUAL(x, y);
+    for (int it = 0; it < 10; it++) {
+        fill(x, n, 2000 + it);
+        fill(y, n, 2000 + it);
+        nn_reducer_sum(a);
+        CU_ASSERT_EQUAL(check_sum(x, n, 2000 + it), 0);
+        nn_reducer_sum(b);
+        CU_ASSERT_EQUAL(memcmp(x, y, n * sizeof(float)), 0);
+        /* summing a again from the same inputs repeats the bits exactly */
+        fill(x, n, 2000 + it);
+        nn_reducer_sum(a);
+        CU_ASSERT_EQUAL(memcmp(x, y, n * sizeof(float)), 0);
+    }
+    nn_reducer_free(a);
+    nn_reducer_free(b);
+}
+
+static void test_free_null(void) { nn_reducer_free(NULL); }
+
+int main(int argc, char **argv) {
+    MPI_Init(&argc, &argv);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &nranks);
+    CU_TestInfo tests[] = {
+        {"one node on one machine (serial with one rank)", test_mode},
+        {"sum equals the double reference, identical on every rank", test_sum_matches_reference},
+        {"same with MPI_Barrier instead of the spin barrier", test_mpi_barrier_variant},
+        {"same with the flat MPI_Allreduce fallback", test_flat_variant},
+        {"two fake nodes: cross-node path or flat fallback", test_fake_nodes},
+        {"100 rounds with changing inputs and late ranks: no race", test_repeated_no_race},
+        {"two reducers on one communicator agree bit for bit", test_two_reducers_agree},
+        {"freeing NULL is a no-op", test_free_null},
+        CU_TEST_INFO_NULL};
+    int failed = nn_run_suite("gradient reducer", tests);
+    /* a failure on any rank fails the test */
+    MPI_Allreduce(MPI_IN_PLACE, &failed, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    MPI_Finalize();
+    return failed;
+}
