@@ -187,9 +187,10 @@ static double loss_forward(nn_model *model, const uint8_t *labels, int batch) {
     return nn_mse_forward(out, model->targets, batch, classes);
 }
 
-/* With a progress hook, the two backward GEMMs of a dense layer run in row slices of
- * the weights (slices of the output, so results are unchanged bit for bit), poking
- * MPI between slices. Without one, each runs as a single GEMM. */
+/* With a progress hook, the two backward GEMMs of a dense layer run in slices of
+ * their output rows, poking MPI between slices. Slicing rows (M) leaves every
+ * element's kernel and summation order as they were (those depend on N and K), so
+ * results are unchanged bit for bit. Without a hook, each runs as one GEMM. */
 enum { BACKWARD_SLICES = 4 };
 
 static void dense_backward_params_sliced(nn_model *model, const nn_layer *layer, const float *x, const float *dy,
@@ -214,11 +215,11 @@ static void dense_backward_input_sliced(nn_model *model, const nn_layer *layer, 
         nn_dense_backward_input(layer, dy, dx, batch);
         return;
     }
-    int step = (layer->in + BACKWARD_SLICES - 1) / BACKWARD_SLICES;
-    for (int j0 = 0; j0 < layer->in; j0 += step) { /* dx[:, j0:j1] = dy W[j0:j1, :]^T */
-        int cols = layer->in - j0 < step ? layer->in - j0 : step;
-        nn_gemm(false, true, batch, cols, layer->out, dy, layer->out, layer->weight + (size_t)j0 * layer->out,
-                layer->out, 0.0f, dx + j0, layer->in);
+    int step = (batch + BACKWARD_SLICES - 1) / BACKWARD_SLICES;
+    for (int b0 = 0; b0 < batch; b0 += step) { /* dx[b0:b1, :] = dy[b0:b1, :] W^T */
+        int rows = batch - b0 < step ? batch - b0 : step;
+        nn_gemm(false, true, rows, layer->in, layer->out, dy + (size_t)b0 * layer->out, layer->out, layer->weight,
+                layer->out, 0.0f, dx + (size_t)b0 * layer->in, layer->in);
         model->progress(model->grads_ready_ctx);
     }
 }

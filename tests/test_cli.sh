@@ -41,6 +41,16 @@ assert all(keys <= r.keys() and r["ranks"] == 2 for r in recs)
 assert recs[-1]["test_accuracy"] > 0.9, recs[-1]   # the pattern is trivially learnable
 ' "$dir/m.jsonl"; then ok "metrics JSON Lines"; else fail "metrics JSON Lines"; fi
 
+# The three ways of summing gradients give the same training, bit for bit, on 2
+# ranks (a + b == b + a in floating point).
+for mode in shm mpi overlap; do
+    run 2 "${good[@]}" --layers 16,32,32,3 --epochs 3 --allreduce "$mode" --metrics "$dir/sum-$mode.jsonl"
+done
+if cmp -s <(cut -d, -f1-4 "$dir/sum-shm.jsonl") <(cut -d, -f1-4 "$dir/sum-mpi.jsonl") &&
+   cmp -s <(cut -d, -f1-4 "$dir/sum-shm.jsonl") <(cut -d, -f1-4 "$dir/sum-overlap.jsonl") &&
+   [ "$(wc -l <"$dir/sum-shm.jsonl")" -eq 3 ]; then ok "--allreduce shm, mpi, overlap: identical losses"
+else fail "--allreduce shm, mpi, overlap: identical losses"; fi
+
 run 1 --help
 if [ "$rc" -eq 0 ] && for o in --data --layers --activation --epochs --batch-size --lr --momentum \
      --weight-decay --seed --train-limit --metrics --threads --checkpoint --checkpoint-every --resume \
