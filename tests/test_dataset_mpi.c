@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cunit_run.h"
+#include "cunit_mpi.h"
 #include "nn/dataset.h"
 #include "nn/dataset_write.h"
 
@@ -110,8 +110,7 @@ int main(int argc, char **argv) {
         {"a bad label on the last rank stops every rank", test_bad_label_on_one_rank_stops_all},
         {"missing file and missing split", test_missing_file_and_split},
         CU_TEST_INFO_NULL};
-    int failed = nn_run_suite("dataset shards", tests);
-    MPI_Allreduce(MPI_IN_PLACE, &failed, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    int failed = nn_run_suite_all_ranks("dataset shards", tests);
     if (rank == 0) {
         remove(good_path);
         remove(bad_path);

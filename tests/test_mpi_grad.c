@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cunit_run.h"
+#include "cunit_mpi.h"
 #include "nn/comm.h"
 #include "nn/model.h"
 #include "nn/optim.h"
@@ -118,9 +118,7 @@ int main(int argc, char **argv) {
         {"shared-memory sum: averaged gradient equals the serial gradient", test_gradient_shared_memory},
         {"an error on one rank reaches every rank", test_error_on_one_rank_reaches_all},
         CU_TEST_INFO_NULL};
-    int failed = nn_run_suite("mpi gradient", tests);
-    /* a failure on any rank fails the test */
-    MPI_Allreduce(MPI_IN_PLACE, &failed, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    int failed = nn_run_suite_all_ranks("mpi gradient", tests);
     MPI_Finalize();
     return failed;
 }
