@@ -141,42 +141,42 @@ static int check_fit(const nn_train_options *opt, const nn_shard *train, const n
 
 /* ---- the run ---- */
 
-/* Gradient reduction overlapped with backward: one MPI_Iallreduce per dense layer,
- * started as soon as backward hands that layer's gradient over. */
-typedef struct reducer {
+/* --allreduce overlap: one MPI_Iallreduce per dense layer, started as soon as
+ * backward hands that layer's gradient over. */
+typedef struct layer_reductions {
     MPI_Comm comm;
     float *grads;
     size_t n_params;
     MPI_Request requests[NN_MAX_WIDTHS];
     int pending;
     double seconds; /* inside MPI: what the overlap did not hide */
-} reducer;
+} layer_reductions;
 
-static void reducer_start(void *ctx, size_t offset, size_t count) {
-    reducer *red = ctx;
-    double t = MPI_Wtime();
-    if (offset + count == red->n_params) count++; /* the top layer carries the stop flag */
-    MPI_Iallreduce(MPI_IN_PLACE, red->grads + offset, (int)count, MPI_FLOAT, MPI_SUM, red->comm,
-                   &red->requests[red->pending++]);
-    int done; /* a poke: without a progress thread, MPI moves data only inside MPI calls */
-    MPI_Testall(red->pending, red->requests, &done, MPI_STATUSES_IGNORE);
-    red->seconds += MPI_Wtime() - t;
-}
-
-static void reducer_poke(void *ctx) {
-    reducer *red = ctx;
-    if (!red->pending) return;
+/* Without a progress thread, MPI moves data only inside MPI calls: poke it. */
+static void overlap_poke(void *ctx) {
+    layer_reductions *lr = ctx;
+    if (!lr->pending) return;
     double t = MPI_Wtime();
     int done;
-    MPI_Testall(red->pending, red->requests, &done, MPI_STATUSES_IGNORE);
-    red->seconds += MPI_Wtime() - t;
+    MPI_Testall(lr->pending, lr->requests, &done, MPI_STATUSES_IGNORE);
+    lr->seconds += MPI_Wtime() - t;
 }
 
-static void reducer_finish(reducer *red) {
+static void overlap_start(void *ctx, size_t offset, size_t count) {
+    layer_reductions *lr = ctx;
     double t = MPI_Wtime();
-    MPI_Waitall(red->pending, red->requests, MPI_STATUSES_IGNORE);
-    red->pending = 0;
-    red->seconds += MPI_Wtime() - t;
+    if (offset + count == lr->n_params) count++; /* the top layer carries the stop flag */
+    MPI_Iallreduce(MPI_IN_PLACE, lr->grads + offset, (int)count, MPI_FLOAT, MPI_SUM, lr->comm,
+                   &lr->requests[lr->pending++]);
+    lr->seconds += MPI_Wtime() - t;
+    overlap_poke(lr);
+}
+
+static void overlap_finish(layer_reductions *lr) {
+    double t = MPI_Wtime();
+    MPI_Waitall(lr->pending, lr->requests, MPI_STATUSES_IGNORE);
+    lr->pending = 0;
+    lr->seconds += MPI_Wtime() - t;
 }
 
 /* Everything one training run holds, released in one place. */
@@ -196,7 +196,7 @@ typedef struct run {
     nn_progress progress;
     nn_rng shuffle_rng;   /* state after this epoch's shuffle: saved in checkpoints */
     double loss_sum;      /* this rank's summed training loss so far this epoch */
-    reducer red;          /* --allreduce overlap */
+    layer_reductions overlap; /* --allreduce overlap */
     nn_reducer *shm;      /* --allreduce shm: holds the gradient buffer */
 } run;
 
@@ -273,10 +273,10 @@ static int setup(run *r, const nn_train_options *cli, nn_error *err) {
         nn_model_use_grad_buffer(&r->model, nn_reducer_buffer(r->shm));
     }
     if (opt->allreduce == NN_ALLREDUCE_OVERLAP) {
-        r->red = (reducer){.comm = r->comm, .grads = r->model.grads, .n_params = r->model.n_params};
-        r->model.grads_ready = reducer_start;
-        r->model.progress = reducer_poke;
-        r->model.grads_ready_ctx = &r->red;
+        r->overlap = (layer_reductions){.comm = r->comm, .grads = r->model.grads, .n_params = r->model.n_params};
+        r->model.grads_ready = overlap_start;
+        r->model.progress = overlap_poke;
+        r->model.grads_ready_ctx = &r->overlap;
     }
     if (cli->resume[0]) {
         memcpy(r->model.params, r->ck.params, r->model.n_params * sizeof(float));
@@ -333,10 +333,10 @@ static int step(run *r, long s, double *data_s, double *allreduce_s) {
         nn_reducer_sum(r->shm);
         *allreduce_s += MPI_Wtime() - t;
     } else if (r->opt.allreduce == NN_ALLREDUCE_OVERLAP) {
-        r->red.seconds = 0.0;
+        r->overlap.seconds = 0.0;
         r->loss_sum += nn_model_forward_backward(m, r->labels, n, 1.0f / (float)r->opt.batch_size);
-        reducer_finish(&r->red);
-        *allreduce_s += r->red.seconds;
+        overlap_finish(&r->overlap);
+        *allreduce_s += r->overlap.seconds;
     } else {
         r->loss_sum += nn_model_forward_backward(m, r->labels, n, 1.0f / (float)r->opt.batch_size);
         t = MPI_Wtime();
