@@ -49,6 +49,21 @@ for np in 1 2; do
     check "np $np: per-epoch losses identical to the last digit" 'same_losses "$dir/a$np.jsonl" "$dir/b$np.jsonl"'
 done
 
+# ---- nneval agrees with the training run's own last evaluation ----
+"$mpiexec" -n 2 "$nneval" --checkpoint "$dir/a2.h5" --metrics "$dir/eval.json" >"$dir/out" 2>"$dir/err"
+rc=$?
+check "nneval: exit 0, accuracy and confusion matrix match the run's final test accuracy" \
+    "[ $rc -eq 0 ] && grep -q 'confusion matrix' '$dir/out' && python3 - '$dir/eval.json' '$dir/a2.jsonl' <<'PY'
+import json, sys
+e = json.load(open(sys.argv[1]))
+last = [json.loads(l) for l in open(sys.argv[2])][-1]
+assert e['samples'] == 10000 and e['split'] == 'test', e
+assert abs(e['accuracy'] - last['test_accuracy']) < 1e-12, (e['accuracy'], last['test_accuracy'])
+m = e['confusion']
+assert len(m) == 10 and sum(map(sum, m)) == 10000
+assert abs(sum(m[i][i] for i in range(10)) / 10000 - e['accuracy']) < 1e-12
+PY"
+
 # ---- allowed and conflicting changes on resume ----
 cp "$dir/b2.h5" "$dir/c.h5"
 train 2 --resume "$dir/c.h5" --epochs 4 --lr 0.1 --checkpoint "$dir/c.h5"

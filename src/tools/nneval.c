@@ -72,12 +72,27 @@ static void report(FILE *out, const nn_scores *s, const long *confusion, int cla
     }
 }
 
+/* A JSON string: quotes, backslashes and control characters escaped. */
+static void put_json_string(FILE *f, const char *text) {
+    fputc('"', f);
+    for (const unsigned char *c = (const unsigned char *)text; *c; c++) {
+        if (*c == '"' || *c == '\\') fprintf(f, "\\%c", *c);
+        else if (*c < 0x20) fprintf(f, "\\u%04x", *c);
+        else fputc(*c, f);
+    }
+    fputc('"', f);
+}
+
 static int write_json(const char *path, const nn_scores *s, const long *confusion, int classes, const char *ckpt,
                       const char *data, const char *split, nn_error *err) {
     FILE *f = fopen(path, "w");
     if (!f) return nn_fail(err, NN_ERR_INPUT, "%s: cannot write metrics file", path);
-    fprintf(f, "{\"checkpoint\": \"%s\", \"data\": \"%s\", \"split\": \"%s\", \"samples\": %ld, \"loss\": %.17g, "
-               "\"accuracy\": %.17g, \"per_class_accuracy\": [", ckpt, data, split, s->total, s->loss, s->accuracy);
+    fprintf(f, "{\"checkpoint\": ");
+    put_json_string(f, ckpt);
+    fprintf(f, ", \"data\": ");
+    put_json_string(f, data);
+    fprintf(f, ", \"split\": \"%s\", \"samples\": %ld, \"loss\": %.17g, \"accuracy\": %.17g, \"per_class_accuracy\": [",
+            split, s->total, s->loss, s->accuracy);
     for (int c = 0; c < classes; c++) {
         long row = 0;
         for (int p = 0; p < classes; p++) row += confusion[c * classes + p];
