@@ -51,6 +51,18 @@ int nn_parse_loss(const char *text, nn_loss *out) {
     return NN_ERR_INPUT;
 }
 
+int nn_spec_check_data(const nn_model_spec *spec, int dim, int classes, const char *data, const char *whose,
+                       nn_error *err) {
+    int outputs = spec->widths[spec->n_widths - 1];
+    if (spec->widths[0] != dim)
+        return nn_fail(err, NN_ERR_INPUT, "%s: samples have %d values but %s starts with %d", data, dim, whose,
+                       spec->widths[0]);
+    if (outputs != classes)
+        return nn_fail(err, NN_ERR_INPUT, "%s: the data has %d classes but %s ends with %d", data, classes, whose,
+                       outputs);
+    return NN_OK;
+}
+
 size_t nn_spec_param_count(const nn_model_spec *spec) {
     size_t n = 0;
     for (int i = 0; i + 1 < spec->n_widths; i++)

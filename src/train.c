@@ -120,17 +120,12 @@ static int merge_resume_options(const nn_train_options *cli, const nn_checkpoint
 /* Checks that the network fits the data; identical on every rank. */
 static int check_fit(const nn_train_options *opt, const nn_shard *train, const nn_shard *test,
                      int nranks, nn_error *err) {
-    const nn_model_spec *spec = &opt->spec;
-    int classes = spec->widths[spec->n_widths - 1];
-    if (spec->widths[0] != train->dim)
-        return nn_fail(err, NN_ERR_INPUT, "%s: samples have %d values but %s starts with %d",
-                       opt->data, train->dim, opt->resume[0] ? "the checkpoint's network" : "--layers", spec->widths[0]);
+    int status = nn_spec_check_data(&opt->spec, train->dim, train->num_classes, opt->data,
+                                    opt->resume[0] ? "the checkpoint's network" : "--layers", err);
+    if (status) return status;
     if (test->dim != train->dim)
         return nn_fail(err, NN_ERR_INPUT, "%s: /test samples have %d values, /train samples %d",
                        opt->data, test->dim, train->dim);
-    if (classes != train->num_classes)
-        return nn_fail(err, NN_ERR_INPUT, "%s: the data has %d classes but %s ends with %d",
-                       opt->data, train->num_classes, opt->resume[0] ? "the checkpoint's network" : "--layers", classes);
     if (opt->batch_size < nranks)
         return nn_fail(err, NN_ERR_INPUT, "--batch-size %d is smaller than the %d ranks", opt->batch_size, nranks);
     if (opt->batch_size > train->total)
@@ -312,6 +307,21 @@ static int restore_epoch(run *r, nn_error *err) {
     return nn_comm_agree(r->comm, status, err);
 }
 
+/* Sums the ranks' gradients (and stop flags) in place, the way --allreduce says;
+ * returns the seconds spent that backward did not hide. */
+static double sum_gradients(run *r) {
+    if (r->opt.allreduce == NN_ALLREDUCE_OVERLAP) {
+        overlap_finish(&r->overlap);
+        return r->overlap.seconds;
+    }
+    double t = MPI_Wtime();
+    if (r->opt.allreduce == NN_ALLREDUCE_SHM)
+        nn_reducer_sum(r->shm);
+    else
+        MPI_Allreduce(MPI_IN_PLACE, r->model.grads, (int)r->model.n_params + 1, MPI_FLOAT, MPI_SUM, r->comm);
+    return MPI_Wtime() - t;
+}
+
 /* One training step on the local part of global step `s` of the epoch. Returns
  * non-zero when any rank asked to stop (the flag rides in the gradient Allreduce). */
 static int step(run *r, long s, double *data_s, double *allreduce_s) {
@@ -327,22 +337,9 @@ static int step(run *r, long s, double *data_s, double *allreduce_s) {
     /* The stop flag rides in the spare slot after the gradients: reducing the
      * gradients also tells every rank whether any rank was asked to stop. */
     m->grads[m->n_params] = nn_stop_requested(r->progress.global_step + 1) ? 1.0f : 0.0f;
-    if (r->opt.allreduce == NN_ALLREDUCE_SHM) {
-        r->loss_sum += nn_model_forward_backward(m, r->labels, n, 1.0f / (float)r->opt.batch_size);
-        t = MPI_Wtime();
-        nn_reducer_sum(r->shm);
-        *allreduce_s += MPI_Wtime() - t;
-    } else if (r->opt.allreduce == NN_ALLREDUCE_OVERLAP) {
-        r->overlap.seconds = 0.0;
-        r->loss_sum += nn_model_forward_backward(m, r->labels, n, 1.0f / (float)r->opt.batch_size);
-        overlap_finish(&r->overlap);
-        *allreduce_s += r->overlap.seconds;
-    } else {
-        r->loss_sum += nn_model_forward_backward(m, r->labels, n, 1.0f / (float)r->opt.batch_size);
-        t = MPI_Wtime();
-        MPI_Allreduce(MPI_IN_PLACE, m->grads, (int)m->n_params + 1, MPI_FLOAT, MPI_SUM, r->comm);
-        *allreduce_s += MPI_Wtime() - t;
-    }
+    r->overlap.seconds = 0.0; /* overlap mode starts its reductions inside backward */
+    r->loss_sum += nn_model_forward_backward(m, r->labels, n, 1.0f / (float)r->opt.batch_size);
+    *allreduce_s += sum_gradients(r);
 
     long total_steps = r->steps_per_epoch * r->opt.epochs;
     nn_sgd_step(&r->sgd, m->params, m->grads,

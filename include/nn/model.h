@@ -58,6 +58,11 @@ int nn_parse_activation(const char *text, nn_activation *out);
 const char *nn_loss_name(nn_loss l);
 int nn_parse_loss(const char *text, nn_loss *out);
 
+/* NN_ERR_INPUT unless the network takes samples of `dim` values and has `classes`
+ * outputs; the message names the data file and `whose` network it is. */
+int nn_spec_check_data(const nn_model_spec *spec, int dim, int classes, const char *data, const char *whose,
+                       nn_error *err);
+
 /* Number of parameters a spec needs (for reports and checkpoint checks). */
 size_t nn_spec_param_count(const nn_model_spec *spec);
 

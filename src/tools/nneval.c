@@ -123,12 +123,9 @@ static int run(const eval_options *o, MPI_Comm comm, nn_error *err) {
     if ((status = nn_shard_read(data, o->split, 0, comm, &shard, err))) goto done;
     const nn_model_spec *spec = &ck.saved.spec;
     int classes = spec->widths[spec->n_widths - 1];
-    if (shard.dim != spec->widths[0])
-        status = nn_fail(err, NN_ERR_INPUT, "%s: samples have %d values but the network of %s takes %d", data, shard.dim,
-                         o->checkpoint, spec->widths[0]);
-    else if (shard.num_classes != classes)
-        status = nn_fail(err, NN_ERR_INPUT, "%s: the data has %d classes but the network of %s has %d", data,
-                         shard.num_classes, o->checkpoint, classes);
+    char whose[1024 + 32];
+    snprintf(whose, sizeof whose, "the network of %s", o->checkpoint);
+    status = nn_spec_check_data(spec, shard.dim, shard.num_classes, data, whose, err);
     if (!status) status = nn_model_create(&model, spec, 256, err);
     if (!status) {
         order = malloc((size_t)shard.count * sizeof *order);
