@@ -92,19 +92,36 @@ for how in "USR1 to mpirun" "TERM to the ranks"; do
     check "SIGNAL $how: checkpoint resumes (epoch $epoch + 2)" '[ $rc -eq 0 ]'
 done
 
-# A second signal exits at once, even in the middle of a long step (the first one
-# would wait for the step to end), leaving the last checkpoint intact.
+# A second signal exits at once, even in the middle of a step (the first one waits
+# for the step to end), leaving the last checkpoint intact. Deterministic: one rank is
+# stopped (SIGSTOP), so the other cannot finish its step -- it waits in the gradient
+# sum -- and the second SIGTERM is sent only once the first has been delivered. (Timing
+# the two signals 50 ms apart raced a fast machine's step end: the job sometimes
+# finished with 75 before the second signal came.)
+sigterm_pending() { # PID: is a SIGTERM (bit 15) queued and not yet delivered?
+    local masks
+    masks=$(awk '/^(SigPnd|ShdPnd):/ { print $2 }' "/proc/$1/status" 2>/dev/null) || return 1
+    for m in $masks; do (( 0x$m & (1 << 14) )) && return 0; done
+    return 1
+}
 slow=(--data "$dir/good.h5" --layers 16,3000,3000,3 --batch-size 64 --epochs 1000 --checkpoint "$dir/slow.h5")
-setsid "$mpiexec" -n 1 "$nntrain" "${slow[@]}" >/dev/null 2>"$dir/err" &
+setsid "$mpiexec" -n 2 "$nntrain" "${slow[@]}" >/dev/null 2>"$dir/err" &
 pid=$!
 wait_for_file "$dir/slow.h5"
-pkill -TERM -P "$pid" nntrain; sleep 0.05; pkill -TERM -P "$pid" nntrain
+ranks=($(pgrep -P "$pid" nntrain))
+kill -STOP "${ranks[1]}"
+kill -TERM "${ranks[0]}"
+for _ in $(seq 200); do sigterm_pending "${ranks[0]}" || break; sleep 0.01; done
 start=$(date +%s.%N)
+kill -TERM "${ranks[0]}"
+( sleep 60; kill -KILL -- -"$pid" ) 2>/dev/null & guard=$! # never let a broken build hang the test
 wait "$pid"
 rc=$?
+kill "$guard" 2>/dev/null; wait "$guard" 2>/dev/null
 took=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.2f", e - s }')
-check "second SIGTERM: exits at once with 143 (${took}s), checkpoint still valid" \
+check "second SIGTERM: exits with 143 (${took}s) while a peer is stopped mid-step, checkpoint still valid" \
     '[ $rc -eq 143 ] && "$nneval" --data "$dir/good.h5" --checkpoint "$dir/slow.h5" >/dev/null 2>&1'
+kill -KILL -- -"$pid" 2>/dev/null # the stopped rank, should mpirun have left it behind
 
 # ---- SIGKILL while checkpoints are written ----
 # A wide network on tiny data: nearly all of the time goes into writing its 18 MB
