@@ -142,7 +142,7 @@ int nn_dataset_write(const char *path, const nn_split_data *train, const nn_spli
         return nn_fail(err, NN_ERR_INPUT, "dataset write: num_classes %d < 1", num_classes);
     if (!source) source = "";
 
-    char tmp[4096];
+    char tmp[NN_PATH_MAX + 8];
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
         return nn_fail(err, NN_ERR_INPUT, "%s: path too long", path);
 

@@ -1,5 +1,17 @@
 #include "nn/metrics.h"
 
+void nn_metrics_gather(nn_epoch_stats *st, const nn_epoch_clock *clock, double loss_sum, double epoch_samples,
+                       int batch, MPI_Comm comm) {
+    double times[3] = {clock->steps, clock->exchange, clock->data};
+    MPI_Allreduce(MPI_IN_PLACE, times, 3, MPI_DOUBLE, MPI_MAX, comm);
+    MPI_Allreduce(MPI_IN_PLACE, &loss_sum, 1, MPI_DOUBLE, MPI_SUM, comm);
+    st->train_loss = loss_sum / epoch_samples;
+    st->epoch_seconds = times[0];
+    st->allreduce_seconds = times[1];
+    st->data_seconds = times[2];
+    st->samples_per_second = (double)clock->steps_done * batch / times[0];
+}
+
 void nn_metrics_print_line(FILE *out, const nn_epoch_stats *s) {
     fprintf(out,
             "epoch %3d/%d  train_loss %.4f  test_loss %.4f  test_acc %6.2f%%  "
@@ -13,8 +25,8 @@ void nn_metrics_print_line(FILE *out, const nn_epoch_stats *s) {
     fflush(out);
 }
 
-void nn_metrics_write_json(FILE *out, const nn_epoch_stats *s) {
-    fprintf(out,
+int nn_metrics_write_json(FILE *out, const nn_epoch_stats *s) {
+    int written = fprintf(out,
             /* losses with all 17 digits: resumed runs are compared bit for bit */
             "{\"epoch\": %d, \"train_loss\": %.17g, \"test_loss\": %.17g, \"test_accuracy\": %.17g, "
             "\"epoch_seconds\": %.6f, \"eval_seconds\": %.6f, \"samples_per_second\": %.1f, "
@@ -23,5 +35,5 @@ void nn_metrics_write_json(FILE *out, const nn_epoch_stats *s) {
             s->epoch, s->train_loss, s->test_loss, s->test_accuracy, s->epoch_seconds, s->eval_seconds,
             s->samples_per_second, s->allreduce_seconds, s->data_seconds, s->checkpoint_seconds, s->lr, s->ranks,
             s->threads);
-    fflush(out);
+    return written < 0 || fflush(out) != 0;
 }

@@ -1,37 +1,12 @@
 #include "nn/model.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "nn/kernels.h"
 #include "nn/rng.h"
 
 /* ---- specs ---- */
-
-int nn_parse_widths(const char *text, nn_model_spec *spec, nn_error *err) {
-    int n = 0;
-    const char *p = text;
-    while (1) {
-        if (n == NN_MAX_WIDTHS)
-            return nn_fail(err, NN_ERR_INPUT, "--layers '%s': more than %d widths", text, NN_MAX_WIDTHS);
-        char *end;
-        errno = 0;
-        long w = strtol(p, &end, 10);
-        if (end == p || errno || w < 1 || w > 1000000)
-            return nn_fail(err, NN_ERR_INPUT,
-                           "--layers '%s': widths must be integers in 1..1000000 separated by commas", text);
-        spec->widths[n++] = (int)w;
-        if (*end == '\0') break;
-        if (*end != ',')
-            return nn_fail(err, NN_ERR_INPUT, "--layers '%s': unexpected '%c'", text, *end);
-        p = end + 1;
-    }
-    if (n < 2) return nn_fail(err, NN_ERR_INPUT, "--layers '%s': need an input and an output width", text);
-    spec->n_widths = n;
-    return NN_OK;
-}
 
 static const char *const activation_names[] = {"sigmoid", "relu", "tanh"};
 static const char *const loss_names[] = {"softmax", "mse"};
@@ -89,7 +64,7 @@ int nn_model_create(nn_model *model, const nn_model_spec *spec, int max_batch, n
     model->max_batch = max_batch;
     model->n_params = nn_spec_param_count(spec);
     model->params = alloc_floats(model->n_params);
-    model->grads = alloc_floats(model->n_params + 1); /* + a spare slot, see model.h */
+    model->grads = model->own_grads = alloc_floats(model->n_params);
 
     /* dense, activation, dense, activation, ..., dense [, sigmoid for MSE] */
     size_t offset = 0;
@@ -138,21 +113,23 @@ int nn_model_create(nn_model *model, const nn_model_spec *spec, int max_batch, n
     return NN_OK;
 }
 
-void nn_model_use_grad_buffer(nn_model *model, float *buffer) {
+void nn_model_place_grads(nn_model *model, float *buffer) {
     for (int l = 0; l < model->n_layers; l++) {
         nn_layer *d = &model->layers[l];
         if (d->kind != NN_LAYER_DENSE) continue;
         d->dweight = buffer + (d->dweight - model->grads);
         d->dbias = buffer + (d->dbias - model->grads);
     }
-    if (!model->grads_borrowed) free(model->grads);
+    free(model->own_grads);
+    model->own_grads = NULL;
     model->grads = buffer;
-    model->grads_borrowed = 1;
 }
+
+float *nn_model_input(nn_model *model) { return model->acts[0]; }
 
 void nn_model_free(nn_model *model) {
     free(model->params);
-    if (!model->grads_borrowed) free(model->grads);
+    free(model->own_grads);
     for (int l = 0; l <= NN_MAX_LAYERS; l++) {
         free(model->acts[l]);
         free(model->grad_acts[l]);
@@ -199,46 +176,12 @@ static double loss_forward(nn_model *model, const uint8_t *labels, int batch) {
     return nn_mse_forward(out, model->targets, batch, classes);
 }
 
-/* With a progress hook, the two backward GEMMs of a dense layer run in slices of
- * their output rows, poking MPI between slices. Slicing rows (M) leaves every
- * element's kernel and summation order as they were (those depend on N and K), so
- * results are unchanged bit for bit. Without a hook, each runs as one GEMM. */
-enum { BACKWARD_SLICES = 4 };
-
-static void dense_backward_params_sliced(nn_model *model, const nn_layer *layer, const float *x, const float *dy,
-                                         int batch) {
-    if (!model->progress) {
-        nn_dense_backward_params(layer, x, dy, batch);
-        return;
-    }
-    int step = (layer->in + BACKWARD_SLICES - 1) / BACKWARD_SLICES;
-    for (int i0 = 0; i0 < layer->in; i0 += step) { /* dW[i0:i1, :] = x[:, i0:i1]^T dy */
-        int rows = layer->in - i0 < step ? layer->in - i0 : step;
-        nn_gemm(true, false, rows, layer->out, batch, x + i0, layer->in, dy, layer->out, 0.0f,
-                layer->dweight + (size_t)i0 * layer->out, layer->out);
-        model->progress(model->grads_ready_ctx);
-    }
-    nn_column_sums(dy, layer->dbias, batch, layer->out);
-}
-
-static void dense_backward_input_sliced(nn_model *model, const nn_layer *layer, const float *dy, float *dx,
-                                        int batch) {
-    if (!model->progress) {
-        nn_dense_backward_input(layer, dy, dx, batch);
-        return;
-    }
-    int step = (batch + BACKWARD_SLICES - 1) / BACKWARD_SLICES;
-    for (int b0 = 0; b0 < batch; b0 += step) { /* dx[b0:b1, :] = dy[b0:b1, :] W^T */
-        int rows = batch - b0 < step ? batch - b0 : step;
-        nn_gemm(false, true, rows, layer->in, layer->out, dy + (size_t)b0 * layer->out, layer->out, layer->weight,
-                layer->out, 0.0f, dx + (size_t)b0 * layer->in, layer->in);
-        model->progress(model->grads_ready_ctx);
-    }
-}
-
-double nn_model_forward_backward(nn_model *model, const uint8_t *labels, int batch, float scale) {
+double nn_model_forward_loss(nn_model *model, const uint8_t *labels, int batch) {
     nn_model_forward(model, batch);
-    double loss = loss_forward(model, labels, batch);
+    return loss_forward(model, labels, batch);
+}
+
+void nn_model_backward(nn_model *model, const uint8_t *labels, int batch, float scale) {
     int top = model->n_layers, classes = classes_of(model);
     if (model->spec.loss == NN_LOSS_SOFTMAX_XENT)
         nn_softmax_xent_backward(model->probs, labels, model->grad_acts[top], batch, classes, scale);
@@ -251,14 +194,19 @@ double nn_model_forward_backward(nn_model *model, const uint8_t *labels, int bat
             nn_layer_backward(layer, model->acts[l], model->acts[l + 1], model->grad_acts[l + 1], dx, batch);
             continue;
         }
-        /* The parameter gradient first, handed over at once: the ranks reduce it
+        /* The parameter gradient first, handed over at once: the ranks can sum it
          * while dx and the layers below are computed. */
-        dense_backward_params_sliced(model, layer, model->acts[l], model->grad_acts[l + 1], batch);
-        if (model->grads_ready)
-            model->grads_ready(model->grads_ready_ctx, (size_t)(layer->dweight - model->grads),
+        nn_dense_backward_params(layer, model->acts[l], model->grad_acts[l + 1], batch);
+        if (model->slice_final)
+            model->slice_final(model->slice_final_ctx, (size_t)(layer->dweight - model->grads),
                                (size_t)layer->in * layer->out + (size_t)layer->out);
-        if (dx) dense_backward_input_sliced(model, layer, model->grad_acts[l + 1], dx, batch);
+        if (dx) nn_dense_backward_input(layer, model->grad_acts[l + 1], dx, batch);
     }
+}
+
+double nn_model_forward_backward(nn_model *model, const uint8_t *labels, int batch, float scale) {
+    double loss = nn_model_forward_loss(model, labels, batch);
+    nn_model_backward(model, labels, batch, scale);
     return loss;
 }
 

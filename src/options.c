@@ -1,31 +1,14 @@
 #include "nn/options.h"
 
-#include <errno.h>
-#include <float.h>
-#include <math.h>
-#include <stdlib.h>
 #include <string.h>
+
+#include "nn/cli.h"
 
 void nn_options_defaults(nn_train_options *opt) {
     memset(opt, 0, sizeof *opt);
-    snprintf(opt->data, sizeof opt->data, "data/mnist.h5");
-    nn_error ignored;
-    nn_parse_widths("784,50,100,10", &opt->spec, &ignored);
-    opt->spec.activation = NN_ACT_SIGMOID;
-    opt->spec.loss = NN_LOSS_SOFTMAX_XENT;
-    opt->epochs = 10;
-    opt->batch_size = 100;
-    opt->lr = 0.3f;
-    opt->momentum = 0.9f;
-    opt->weight_decay = 0.0f;
-    opt->schedule = NN_SCHEDULE_COSINE;
-    opt->seed = 1;
-    opt->allreduce = NN_ALLREDUCE_SHM;
+    nn_run_config_defaults(&opt->run);
+    opt->exchange = NN_EXCHANGE_SHM;
 }
-
-static const char *const allreduce_names[] = {"shm", "mpi", "overlap"};
-
-const char *nn_allreduce_name(nn_allreduce a) { return allreduce_names[a]; }
 
 void nn_options_print_help(FILE *out) {
     fprintf(out,
@@ -61,142 +44,109 @@ void nn_options_print_help(FILE *out) {
         "75 stopped by a signal (checkpoint written: resume with --resume).\n");
 }
 
-/* ---- strict number parsing ---- */
+enum option_code {
+    OPT_HELP = 'h', OPT_VERSION = 256, OPT_DATA, OPT_LAYERS, OPT_ACTIVATION, OPT_LOSS, OPT_EPOCHS, OPT_BATCH,
+    OPT_LR, OPT_SCHEDULE, OPT_MOMENTUM, OPT_WEIGHT_DECAY, OPT_SEED, OPT_TRAIN_LIMIT, OPT_METRICS,
+    OPT_CHECKPOINT, OPT_CHECKPOINT_EVERY, OPT_RESUME, OPT_THREADS, OPT_ALLREDUCE
+};
 
-static int parse_long(const char *name, const char *text, long min, long max, long *out, nn_error *err) {
-    char *end;
-    errno = 0;
-    long v = strtol(text, &end, 10);
-    if (end == text || *end != '\0' || errno)
-        return nn_fail(err, NN_ERR_INPUT, "%s '%s': not an integer", name, text);
-    if (v < min || v > max)
-        return nn_fail(err, NN_ERR_INPUT, "%s %ld: must be in %ld..%ld", name, v, min, max);
-    *out = v;
-    return NN_OK;
+static const struct option options[] = {
+    {"help", no_argument, NULL, OPT_HELP},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {"data", required_argument, NULL, OPT_DATA},
+    {"layers", required_argument, NULL, OPT_LAYERS},
+    {"activation", required_argument, NULL, OPT_ACTIVATION},
+    {"loss", required_argument, NULL, OPT_LOSS},
+    {"epochs", required_argument, NULL, OPT_EPOCHS},
+    {"batch-size", required_argument, NULL, OPT_BATCH},
+    {"lr", required_argument, NULL, OPT_LR},
+    {"lr-schedule", required_argument, NULL, OPT_SCHEDULE},
+    {"momentum", required_argument, NULL, OPT_MOMENTUM},
+    {"weight-decay", required_argument, NULL, OPT_WEIGHT_DECAY},
+    {"seed", required_argument, NULL, OPT_SEED},
+    {"train-limit", required_argument, NULL, OPT_TRAIN_LIMIT},
+    {"metrics", required_argument, NULL, OPT_METRICS},
+    {"checkpoint", required_argument, NULL, OPT_CHECKPOINT},
+    {"checkpoint-every", required_argument, NULL, OPT_CHECKPOINT_EVERY},
+    {"resume", required_argument, NULL, OPT_RESUME},
+    {"threads", required_argument, NULL, OPT_THREADS},
+    {"allreduce", required_argument, NULL, OPT_ALLREDUCE},
+    {NULL, 0, NULL, 0}};
+
+/* The run settings a command line can give, and the nn_given bit each sets. */
+static unsigned given_bit(int code) {
+    switch (code) {
+    case OPT_DATA: return NN_GIVEN_DATA;
+    case OPT_LAYERS: return NN_GIVEN_LAYERS;
+    case OPT_ACTIVATION: return NN_GIVEN_ACTIVATION;
+    case OPT_LOSS: return NN_GIVEN_LOSS;
+    case OPT_EPOCHS: return NN_GIVEN_EPOCHS;
+    case OPT_BATCH: return NN_GIVEN_BATCH;
+    case OPT_LR: return NN_GIVEN_LR;
+    case OPT_SCHEDULE: return NN_GIVEN_SCHEDULE;
+    case OPT_MOMENTUM: return NN_GIVEN_MOMENTUM;
+    case OPT_WEIGHT_DECAY: return NN_GIVEN_WEIGHT_DECAY;
+    case OPT_SEED: return NN_GIVEN_SEED;
+    case OPT_TRAIN_LIMIT: return NN_GIVEN_TRAIN_LIMIT;
+    default: return 0;
+    }
 }
 
-static int parse_float(const char *name, const char *text, double min, double max, int max_inclusive,
-                       float *out, nn_error *err) {
-    char *end;
-    errno = 0;
-    double v = strtod(text, &end);
-    if (end == text || *end != '\0' || errno || !isfinite(v))
-        return nn_fail(err, NN_ERR_INPUT, "%s '%s': not a finite number", name, text);
-    if (v < min || v > max || (!max_inclusive && v == max))
-        return nn_fail(err, NN_ERR_INPUT, "%s %s: must be in [%g, %g%c", name, text, min, max,
-                       max_inclusive ? ']' : ')');
-    *out = (float)v;
-    return NN_OK;
+/* Options naming a choice: "--activation 'swish': expected sigmoid, relu or tanh". */
+static int bad_choice(const char *name, const char *value, const char *choices, nn_error *err) {
+    return nn_fail(err, NN_ERR_INPUT, "%s '%s': expected %s", name, value, choices);
 }
 
-static int copy_path(const char *name, const char *text, char *dst, size_t cap, nn_error *err) {
-    if (!*text) return nn_fail(err, NN_ERR_INPUT, "%s: empty path", name);
-    if (strlen(text) >= cap) return nn_fail(err, NN_ERR_INPUT, "%s: path longer than %zu bytes", name, cap - 1);
-    memcpy(dst, text, strlen(text) + 1);
-    return NN_OK;
+/* The settings of the run itself. */
+static int apply_run_setting(nn_run_config *run, int code, const char *name, const char *v, nn_error *err) {
+    long seed;
+    int status;
+    switch (code) {
+    case OPT_DATA: return nn_cli_path(name, v, run->data, err);
+    case OPT_LAYERS: return nn_cli_widths(name, v, &run->spec, err);
+    case OPT_ACTIVATION:
+        return nn_parse_activation(v, &run->spec.activation) ? bad_choice(name, v, "sigmoid, relu or tanh", err) : NN_OK;
+    case OPT_LOSS: return nn_parse_loss(v, &run->spec.loss) ? bad_choice(name, v, "softmax or mse", err) : NN_OK;
+    case OPT_SCHEDULE: return nn_parse_schedule(v, &run->schedule) ? bad_choice(name, v, "constant or cosine", err) : NN_OK;
+    case OPT_EPOCHS: return nn_cli_int(name, v, 1, 100000, &run->epochs, err);
+    case OPT_BATCH: return nn_cli_int(name, v, 1, 1000000, &run->batch_size, err);
+    case OPT_TRAIN_LIMIT: return nn_cli_long(name, v, 1, 0x7fffffffL, &run->train_limit, err);
+    case OPT_MOMENTUM: return nn_cli_float(name, v, 0.0, 1.0, 0, &run->momentum, err);
+    case OPT_WEIGHT_DECAY: return nn_cli_float(name, v, 0.0, 1.0, 1, &run->weight_decay, err);
+    case OPT_SEED:
+        if ((status = nn_cli_long(name, v, 0, 0x7fffffffL, &seed, err))) return status;
+        run->seed = (uint64_t)seed;
+        return NN_OK;
+    case OPT_LR:
+        if ((status = nn_cli_float(name, v, 0.0, 100.0, 1, &run->lr, err))) return status;
+        return run->lr > 0.0f ? NN_OK : nn_fail(err, NN_ERR_INPUT, "--lr %s: must be positive", v);
+    }
+    return nn_fail(err, NN_ERR_RUNTIME, "option %s: not handled", name); /* a table/switch mismatch */
 }
 
-/* One option with its value; returns a status. */
-static int apply_value(nn_train_options *opt, const char *name, const char *value, nn_error *err) {
-    long n;
-    int rc;
-    if (!strcmp(name, "--data")) return copy_path(name, value, opt->data, sizeof opt->data, err);
-    if (!strcmp(name, "--metrics")) return copy_path(name, value, opt->metrics, sizeof opt->metrics, err);
-    if (!strcmp(name, "--checkpoint")) return copy_path(name, value, opt->checkpoint, sizeof opt->checkpoint, err);
-    if (!strcmp(name, "--resume")) return copy_path(name, value, opt->resume, sizeof opt->resume, err);
-    if (!strcmp(name, "--checkpoint-every")) return parse_long(name, value, 1, 0x7fffffffL, &opt->checkpoint_every, err);
-    if (!strcmp(name, "--layers")) return nn_parse_widths(value, &opt->spec, err);
-    if (!strcmp(name, "--activation"))
-        return nn_parse_activation(value, &opt->spec.activation)
-                   ? nn_fail(err, NN_ERR_INPUT, "--activation '%s': expected sigmoid, relu or tanh", value) : NN_OK;
-    if (!strcmp(name, "--loss"))
-        return nn_parse_loss(value, &opt->spec.loss)
-                   ? nn_fail(err, NN_ERR_INPUT, "--loss '%s': expected softmax or mse", value) : NN_OK;
-    if (!strcmp(name, "--lr-schedule"))
-        return nn_parse_schedule(value, &opt->schedule)
-                   ? nn_fail(err, NN_ERR_INPUT, "--lr-schedule '%s': expected constant or cosine", value) : NN_OK;
-    if (!strcmp(name, "--allreduce")) {
-        for (int i = 0; i < 3; i++)
-            if (!strcmp(value, allreduce_names[i])) {
-                opt->allreduce = (nn_allreduce)i;
-                return NN_OK;
-            }
-        return nn_fail(err, NN_ERR_INPUT, "--allreduce '%s': expected shm, mpi or overlap", value);
+static int apply_option(void *ctx, int code, const char *v, nn_error *err) {
+    nn_train_options *opt = ctx;
+    char name[32];
+    snprintf(name, sizeof name, "--%s", nn_cli_name(options, code));
+    switch (code) {
+    case OPT_HELP: opt->show_help = 1; return NN_OK;
+    case OPT_VERSION: opt->show_version = 1; return NN_OK;
+    case OPT_METRICS: return nn_cli_path(name, v, opt->metrics, err);
+    case OPT_CHECKPOINT: return nn_cli_path(name, v, opt->checkpoint, err);
+    case OPT_RESUME: return nn_cli_path(name, v, opt->resume, err);
+    case OPT_CHECKPOINT_EVERY: return nn_cli_long(name, v, 1, 0x7fffffffL, &opt->checkpoint_every, err);
+    case OPT_THREADS: return nn_cli_int(name, v, 1, 1024, &opt->threads, err);
+    case OPT_ALLREDUCE:
+        return nn_exchange_mode_parse(v, &opt->exchange) ? bad_choice(name, v, "shm, mpi or overlap", err) : NN_OK;
     }
-    if (!strcmp(name, "--epochs")) {
-        if ((rc = parse_long(name, value, 1, 100000, &n, err))) return rc;
-        opt->epochs = (int)n;
-        return NN_OK;
-    }
-    if (!strcmp(name, "--batch-size")) {
-        if ((rc = parse_long(name, value, 1, 1000000, &n, err))) return rc;
-        opt->batch_size = (int)n;
-        return NN_OK;
-    }
-    if (!strcmp(name, "--seed")) {
-        if ((rc = parse_long(name, value, 0, 0x7fffffffL, &n, err))) return rc;
-        opt->seed = (uint64_t)n;
-        return NN_OK;
-    }
-    if (!strcmp(name, "--train-limit")) return parse_long(name, value, 1, 0x7fffffffL, &opt->train_limit, err);
-    if (!strcmp(name, "--threads")) {
-        if ((rc = parse_long(name, value, 1, 1024, &n, err))) return rc;
-        opt->threads = (int)n;
-        return NN_OK;
-    }
-    if (!strcmp(name, "--lr")) {
-        if ((rc = parse_float(name, value, 0.0, 100.0, 1, &opt->lr, err))) return rc;
-        return opt->lr > 0.0f ? NN_OK : nn_fail(err, NN_ERR_INPUT, "--lr %s: must be positive", value);
-    }
-    if (!strcmp(name, "--momentum")) return parse_float(name, value, 0.0, 1.0, 0, &opt->momentum, err);
-    if (!strcmp(name, "--weight-decay")) return parse_float(name, value, 0.0, 1.0, 1, &opt->weight_decay, err);
-    return nn_fail(err, NN_ERR_INPUT, "unknown option '%s' (see --help)", name);
-}
-
-static const struct { const char *name; unsigned bit; } given_bits[] = {
-    {"--data", NN_GIVEN_DATA}, {"--layers", NN_GIVEN_LAYERS}, {"--activation", NN_GIVEN_ACTIVATION},
-    {"--loss", NN_GIVEN_LOSS}, {"--epochs", NN_GIVEN_EPOCHS}, {"--batch-size", NN_GIVEN_BATCH},
-    {"--lr", NN_GIVEN_LR}, {"--lr-schedule", NN_GIVEN_SCHEDULE}, {"--momentum", NN_GIVEN_MOMENTUM},
-    {"--weight-decay", NN_GIVEN_WEIGHT_DECAY}, {"--seed", NN_GIVEN_SEED}, {"--train-limit", NN_GIVEN_TRAIN_LIMIT}};
-
-static int apply_option(nn_train_options *opt, const char *name, const char *value, nn_error *err) {
-    int rc = apply_value(opt, name, value, err);
-    for (size_t i = 0; !rc && i < sizeof given_bits / sizeof given_bits[0]; i++)
-        if (!strcmp(name, given_bits[i].name)) opt->given |= given_bits[i].bit;
-    return rc;
+    opt->given |= given_bit(code);
+    return apply_run_setting(&opt->run, code, name, v, err);
 }
 
 int nn_options_parse(int argc, char **argv, nn_train_options *opt, nn_error *err) {
     nn_options_defaults(opt);
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) { opt->show_help = 1; continue; }
-        if (!strcmp(arg, "--version")) { opt->show_version = 1; continue; }
-        if (strncmp(arg, "--", 2) != 0)
-            return nn_fail(err, NN_ERR_INPUT, "unexpected argument '%s' (see --help)", arg);
-        /* --name=value or --name value */
-        char name[64];
-        const char *value;
-        const char *eq = strchr(arg, '=');
-        size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
-        if (len >= sizeof name) return nn_fail(err, NN_ERR_INPUT, "unknown option '%.40s...' (see --help)", arg);
-        memcpy(name, arg, len);
-        name[len] = '\0';
-        if (eq) {
-            value = eq + 1;
-        } else {
-            if (i + 1 >= argc) {
-                /* Say "unknown" rather than "needs a value" for names we do not know. */
-                int rc = apply_option(opt, name, "", err);
-                if (rc && strstr(err->msg, "unknown option")) return rc;
-                return nn_fail(err, NN_ERR_INPUT, "%s needs a value (see --help)", name);
-            }
-            value = argv[++i];
-        }
-        int rc = apply_option(opt, name, value, err);
-        if (rc) return rc;
-    }
-    if (opt->checkpoint_every && !opt->checkpoint[0])
-        return nn_fail(err, NN_ERR_INPUT, "--checkpoint-every needs --checkpoint FILE");
-    return NN_OK;
+    int status = nn_cli_parse(argc, argv, options, apply_option, NULL, opt, err);
+    if (!status && opt->checkpoint_every && !opt->checkpoint[0])
+        status = nn_fail(err, NN_ERR_INPUT, "--checkpoint-every needs --checkpoint FILE");
+    return status;
 }

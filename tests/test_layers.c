@@ -161,7 +161,7 @@ static void check_network(nn_activation act, nn_loss loss) {
     nn_rng rng;
     nn_rng_seed(&rng, 12, act, loss);
     int batch = 4;
-    for (int i = 0; i < batch * 6; i++) m.acts[0][i] = nn_rng_uniform(&rng);
+    for (int i = 0; i < batch * 6; i++) nn_model_input(&m)[i] = nn_rng_uniform(&rng);
     for (size_t i = 0; i < m.n_params; i++) m.params[i] += 0.1f * nn_rng_normal(&rng); /* biases non-zero */
     uint8_t labels[4] = {0, 2, 1, 2};
     nn_model_forward_backward(&m, labels, batch, 1.0f);

@@ -9,7 +9,7 @@
 #include "nn/comm.h"
 #include "nn/model.h"
 #include "nn/optim.h"
-#include "nn/reduce.h"
+#include "nn/exchange.h"
 #include "nn/train.h"
 #include "test_util.h"
 
@@ -25,10 +25,8 @@ static void make_batch(float *x, uint8_t *labels) {
     for (int i = 0; i < BATCH; i++) labels[i] = (uint8_t)nn_rng_below(&rng, CLASSES);
 }
 
-/* Sums the ranks' gradients in place, one way or the other. */
-typedef enum { SUM_MPI, SUM_SHM } sum_method;
-
-static void check_distributed_gradient(sum_method method) {
+/* The ranks' gradients summed by the gradient exchange, in the given mode. */
+static void check_distributed_gradient(nn_exchange_mode mode) {
     nn_model_spec spec = {.n_widths = 4, .widths = {IN, 16, 12, CLASSES}, .activation = NN_ACT_TANH};
     nn_model local, whole;
     nn_error err;
@@ -41,27 +39,30 @@ static void check_distributed_gradient(sum_method method) {
     make_batch(x, labels);
 
     /* serial: the whole batch on one process */
-    memcpy(whole.acts[0], x, sizeof x);
+    memcpy(nn_model_input(&whole), x, sizeof x);
     nn_model_forward_backward(&whole, labels, BATCH, 1.0f / BATCH);
 
-    /* distributed: this rank's slots of the batch, then one Allreduce(sum) */
+    /* distributed: this rank's slots of the batch, then one sum over the ranks */
     long first;
     int n = nn_local_batch(0, BATCH, rank, nranks, &first);
     for (int i = 0; i < n; i++) {
         int slot = rank + i * nranks; /* slots are dealt round-robin */
-        memcpy(local.acts[0] + (size_t)i * IN, x + (size_t)slot * IN, IN * sizeof(float));
+        memcpy(nn_model_input(&local) + (size_t)i * IN, x + (size_t)slot * IN, IN * sizeof(float));
         local_labels[i] = labels[slot];
     }
-    nn_reducer *red = NULL;
-    if (method == SUM_SHM) { /* the trainer's default: the model computes straight into shared memory */
-        CU_ASSERT_EQUAL_FATAL(nn_reducer_create(&red, MPI_COMM_WORLD, local.n_params + 1, &err), NN_OK);
-        nn_model_use_grad_buffer(&local, nn_reducer_buffer(red));
-    }
+    /* as the trainer does: the model computes straight into the exchange's buffer
+     * (shared memory in shm mode) and hands over each final slice (overlap mode) */
+    nn_exchange *ex = NULL;
+    CU_ASSERT_EQUAL_FATAL(nn_exchange_create(&ex, MPI_COMM_WORLD, mode, local.n_params, &err), NN_OK);
+    nn_model_place_grads(&local, nn_exchange_grads(ex));
+    local.slice_final = nn_exchange_slice_final;
+    local.slice_final_ctx = ex;
+    nn_exchange_begin(ex);
+    nn_exchange_set_control(ex, NN_CONTROL_STOP, rank == nranks - 1); /* one rank asks to stop */
     nn_model_forward_backward(&local, local_labels, n, 1.0f / BATCH);
-    if (method == SUM_SHM)
-        nn_reducer_sum(red);
-    else
-        MPI_Allreduce(MPI_IN_PLACE, local.grads, (int)local.n_params, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    nn_exchange_finish(ex);
+    CU_ASSERT_EQUAL(nn_exchange_control(ex, NN_CONTROL_STOP), 1.0f); /* every rank hears of it */
+    CU_ASSERT_EQUAL(nn_exchange_control(ex, NN_CONTROL_NONFINITE), 0.0f);
 
     double diff = 0, norm = 0;
     for (size_t i = 0; i < whole.n_params; i++) {
@@ -70,7 +71,7 @@ static void check_distributed_gradient(sum_method method) {
         norm += (double)whole.grads[i] * whole.grads[i];
     }
     double rel = sqrt(diff / norm);
-    if (rank == 0) printf("\n  %d ranks, %s: relative gradient error %.3g\n", nranks, method == SUM_SHM ? "shared memory" : "MPI_Allreduce", rel);
+    if (rank == 0) printf("\n  %d ranks, %s: relative gradient error %.3g\n", nranks, nn_exchange_mode_name(mode), rel);
     CU_ASSERT(norm > 0);
     CU_ASSERT(rel < 1e-5);
 
@@ -88,11 +89,12 @@ static void check_distributed_gradient(sum_method method) {
     nn_sgd_free(&sgd);
     nn_model_free(&local);
     nn_model_free(&whole);
-    nn_reducer_free(red);
+    nn_exchange_free(ex);
 }
 
-static void test_gradient_mpi_allreduce(void) { check_distributed_gradient(SUM_MPI); }
-static void test_gradient_shared_memory(void) { check_distributed_gradient(SUM_SHM); }
+static void test_gradient_mpi_allreduce(void) { check_distributed_gradient(NN_EXCHANGE_MPI); }
+static void test_gradient_shared_memory(void) { check_distributed_gradient(NN_EXCHANGE_SHM); }
+static void test_gradient_overlapped(void) { check_distributed_gradient(NN_EXCHANGE_OVERLAP); }
 
 static void test_error_on_one_rank_reaches_all(void) {
     nn_error err = {0};
@@ -116,6 +118,7 @@ int main(int argc, char **argv) {
     CU_TestInfo tests[] = {
         {"MPI_Allreduce: averaged gradient equals the serial gradient", test_gradient_mpi_allreduce},
         {"shared-memory sum: averaged gradient equals the serial gradient", test_gradient_shared_memory},
+        {"overlapped per-layer sums: averaged gradient equals the serial gradient", test_gradient_overlapped},
         {"an error on one rank reaches every rank", test_error_on_one_rank_reaches_all},
         CU_TEST_INFO_NULL};
     int failed = nn_run_suite_all_ranks("mpi gradient", tests);

@@ -14,19 +14,19 @@ static void test_defaults(void) {
     nn_train_options o;
     nn_error e;
     CU_ASSERT_EQUAL(nn_options_parse(1, (char *[]){"nntrain", NULL}, &o, &e), NN_OK);
-    CU_ASSERT_STRING_EQUAL(o.data, "data/mnist.h5");
-    CU_ASSERT_EQUAL(o.spec.n_widths, 4);
-    CU_ASSERT(o.spec.widths[0] == 784 && o.spec.widths[1] == 50 && o.spec.widths[2] == 100 && o.spec.widths[3] == 10);
-    CU_ASSERT_EQUAL(o.spec.activation, NN_ACT_SIGMOID);
-    CU_ASSERT_EQUAL(o.epochs, 10);
-    CU_ASSERT_EQUAL(o.batch_size, 100);
-    CU_ASSERT_EQUAL(o.seed, 1);
-    CU_ASSERT_EQUAL(o.train_limit, 0);
+    CU_ASSERT_STRING_EQUAL(o.run.data, "data/mnist.h5");
+    CU_ASSERT_EQUAL(o.run.spec.n_widths, 4);
+    CU_ASSERT(o.run.spec.widths[0] == 784 && o.run.spec.widths[1] == 50 && o.run.spec.widths[2] == 100 && o.run.spec.widths[3] == 10);
+    CU_ASSERT_EQUAL(o.run.spec.activation, NN_ACT_SIGMOID);
+    CU_ASSERT_EQUAL(o.run.epochs, 10);
+    CU_ASSERT_EQUAL(o.run.batch_size, 100);
+    CU_ASSERT_EQUAL(o.run.seed, 1);
+    CU_ASSERT_EQUAL(o.run.train_limit, 0);
     CU_ASSERT_EQUAL(o.given, 0); /* nothing given: a resume takes everything from the checkpoint */
-    CU_ASSERT_EQUAL(o.allreduce, NN_ALLREDUCE_SHM);
-    CU_ASSERT_DOUBLE_EQUAL(o.lr, 0.3, 1e-7);
-    CU_ASSERT_DOUBLE_EQUAL(o.momentum, 0.9, 1e-7);
-    CU_ASSERT_EQUAL(o.schedule, NN_SCHEDULE_COSINE);
+    CU_ASSERT_EQUAL(o.exchange, NN_EXCHANGE_SHM);
+    CU_ASSERT_DOUBLE_EQUAL(o.run.lr, 0.3, 1e-7);
+    CU_ASSERT_DOUBLE_EQUAL(o.run.momentum, 0.9, 1e-7);
+    CU_ASSERT_EQUAL(o.run.schedule, NN_SCHEDULE_COSINE);
 }
 
 static void test_all_options(void) {
@@ -41,19 +41,19 @@ static void test_all_options(void) {
     CU_ASSERT_STRING_EQUAL(o.checkpoint, "c.h5");
     CU_ASSERT_STRING_EQUAL(o.resume, "r.h5");
     CU_ASSERT_EQUAL(o.checkpoint_every, 50);
-    CU_ASSERT_EQUAL(o.allreduce, NN_ALLREDUCE_OVERLAP);
+    CU_ASSERT_EQUAL(o.exchange, NN_EXCHANGE_OVERLAP);
     CU_ASSERT(o.given & NN_GIVEN_LAYERS && o.given & NN_GIVEN_LR && o.given & NN_GIVEN_SEED);
     CU_ASSERT(o.given & NN_GIVEN_DATA && o.given & NN_GIVEN_TRAIN_LIMIT);
-    CU_ASSERT_STRING_EQUAL(o.data, "x.h5");
+    CU_ASSERT_STRING_EQUAL(o.run.data, "x.h5");
     CU_ASSERT_STRING_EQUAL(o.metrics, "m.jsonl");
-    CU_ASSERT(o.spec.n_widths == 4 && o.spec.widths[1] == 800);
-    CU_ASSERT_EQUAL(o.spec.activation, NN_ACT_RELU);
-    CU_ASSERT_EQUAL(o.spec.loss, NN_LOSS_MSE);
-    CU_ASSERT(o.epochs == 20 && o.batch_size == 128 && o.seed == 7 && o.train_limit == 5000 && o.threads == 2);
-    CU_ASSERT_DOUBLE_EQUAL(o.lr, 0.05, 1e-7);
-    CU_ASSERT_DOUBLE_EQUAL(o.momentum, 0.5, 1e-7);
-    CU_ASSERT_DOUBLE_EQUAL(o.weight_decay, 1e-4, 1e-9);
-    CU_ASSERT_EQUAL(o.schedule, NN_SCHEDULE_CONSTANT);
+    CU_ASSERT(o.run.spec.n_widths == 4 && o.run.spec.widths[1] == 800);
+    CU_ASSERT_EQUAL(o.run.spec.activation, NN_ACT_RELU);
+    CU_ASSERT_EQUAL(o.run.spec.loss, NN_LOSS_MSE);
+    CU_ASSERT(o.run.epochs == 20 && o.run.batch_size == 128 && o.run.seed == 7 && o.run.train_limit == 5000 && o.threads == 2);
+    CU_ASSERT_DOUBLE_EQUAL(o.run.lr, 0.05, 1e-7);
+    CU_ASSERT_DOUBLE_EQUAL(o.run.momentum, 0.5, 1e-7);
+    CU_ASSERT_DOUBLE_EQUAL(o.run.weight_decay, 1e-4, 1e-9);
+    CU_ASSERT_EQUAL(o.run.schedule, NN_SCHEDULE_CONSTANT);
     CU_ASSERT_EQUAL(PARSE(&o, &e, "--help"), NN_OK);
     CU_ASSERT(o.show_help);
     CU_ASSERT_EQUAL(PARSE(&o, &e, "--version"), NN_OK);

@@ -47,11 +47,11 @@ static long train_xor(const int *widths, int n_widths, nn_activation act, uint64
     const float inputs[8] = {0, 0, 0, 1, 1, 0, 1, 1};
     const uint8_t labels[4] = {0, 1, 1, 0};
     for (int step = 0; step < 2000; step++) {
-        memcpy(m.acts[0], inputs, sizeof inputs);
+        memcpy(nn_model_input(&m), inputs, sizeof inputs);
         nn_model_forward_backward(&m, labels, 4, 0.25f);
         nn_sgd_step(&sgd, m.params, m.grads, 0.1f);
     }
-    memcpy(m.acts[0], inputs, sizeof inputs);
+    memcpy(nn_model_input(&m), inputs, sizeof inputs);
     nn_model_forward(&m, 4);
     long correct;
     nn_model_score(&m, labels, 4, &correct, NULL);

@@ -1,7 +1,9 @@
 /* Checkpoints: everything needed to continue training exactly, in one HDF5 file
- * (layout in README.md, readable with h5dump). Written to a temporary file beside
- * the target, flushed to disk, then renamed into place: a crash at any moment leaves
- * either the old checkpoint or the new one, never a broken file. */
+ * (layout in checkpoint.c and README.md, readable with h5dump). Written to a
+ * temporary file beside the target, flushed to disk, then renamed into place: a
+ * crash at any moment leaves either the old checkpoint or the new one, never a
+ * broken file. This module knows the file format only; when to save is the
+ * trainer's business (nn_checkpoint_due in run.h). */
 #ifndef NN_CHECKPOINT_H
 #define NN_CHECKPOINT_H
 
@@ -11,8 +13,8 @@
 #include "nn/error.h"
 #include "nn/model.h"
 #include "nn/optim.h"
-#include "nn/options.h"
 #include "nn/rng.h"
+#include "nn/run.h"
 
 #define NN_CHECKPOINT_FORMAT 1
 
@@ -23,11 +25,22 @@ typedef struct nn_progress {
     long global_step;     /* steps taken since the start of training */
 } nn_progress;
 
+/* What a save records, as this rank holds it (rank 0's model and optimizer are
+ * written; every rank contributes its shuffle generator and loss sum). */
+typedef struct nn_train_state {
+    const nn_run_config *config;
+    const nn_model *model;
+    const nn_sgd *sgd;
+    const nn_progress *progress;
+    const nn_rng *shuffle_rng;
+    double loss_partial; /* this rank's training-loss sum so far this epoch */
+} nn_train_state;
+
 /* A checkpoint as read back. */
 typedef struct nn_checkpoint {
     int format_version;
     char version[32];       /* nntrain version that wrote it */
-    nn_train_options saved; /* spec and training options it was written with */
+    nn_run_config config;   /* the run it belongs to */
     nn_progress progress;
     int ranks;              /* rank count it was written with */
     uint32_t *rng_states;   /* [ranks][4]: each rank's shuffle generator */
@@ -39,9 +52,7 @@ typedef struct nn_checkpoint {
 /* Collective. Rank 0 gathers the ranks' generator states and loss sums and writes
  * `path` atomically; all ranks return the same status. *seconds (may be NULL) gets
  * the wall time of the whole operation. */
-int nn_checkpoint_save(const char *path, const nn_train_options *opt, const nn_model *model,
-                       const nn_sgd *sgd, const nn_progress *progress, const nn_rng *shuffle_rng,
-                       double loss_partial, MPI_Comm comm, double *seconds, nn_error *err);
+int nn_checkpoint_save(const char *path, const nn_train_state *state, MPI_Comm comm, double *seconds, nn_error *err);
 
 /* Local (any rank, no MPI). Validates format version, structure and checksums;
  * NN_ERR_INPUT with a message naming the file and the problem otherwise. */

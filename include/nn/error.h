@@ -10,6 +10,9 @@ enum nn_status {
     NN_STOPPED = 75     /* stopped by a signal after writing a checkpoint (EX_TEMPFAIL: requeue) */
 };
 
+/* One size for every path buffer (Linux's PATH_MAX). */
+#define NN_PATH_MAX 4096
+
 typedef struct nn_error {
     int status;     /* one of nn_status */
     char msg[512];  /* one line, no trailing newline */

@@ -1,4 +1,6 @@
-/* Distributed evaluation: every rank scores its shard, the sums are reduced. */
+/* Distributed evaluation: every rank scores its shard, the sums are reduced. The
+ * evaluator owns its scratch, so scoring never disturbs the training loop's state
+ * (its batch order, say), whenever it runs. */
 #ifndef NN_EVALUATE_H
 #define NN_EVALUATE_H
 
@@ -6,7 +8,12 @@
 #include <stdint.h>
 
 #include "nn/dataset.h"
+#include "nn/error.h"
 #include "nn/model.h"
+
+/* Rows per forward pass of a model made for evaluation alone (nneval); the trainer's
+ * model may be larger (its local batch), and then evaluates in chunks of that. */
+enum { NN_EVAL_CHUNK = 256 };
 
 typedef struct nn_scores {
     double loss;     /* mean over the whole split */
@@ -14,11 +21,19 @@ typedef struct nn_scores {
     long total;
 } nn_scores;
 
-/* Collective. Scores `shard` in chunks of model->max_batch rows, using `order` (at
- * least shard->count entries), `labels` and `predicted` (max_batch entries each) as
- * scratch. confusion (classes x classes, row = true class, column = prediction)
- * receives the job-wide counts unless NULL. */
-void nn_evaluate(nn_model *model, const nn_shard *shard, uint32_t *order, uint8_t *labels, uint8_t *predicted,
-                 MPI_Comm comm, nn_scores *scores, long *confusion);
+typedef struct nn_evaluator {
+    int chunk, classes;           /* rows per forward pass (the model's max_batch) */
+    uint32_t *rows;               /* [chunk] scratch: the rows of one pass */
+    uint8_t *labels, *predicted;  /* [chunk] scratch */
+    long *confusion;              /* [classes][classes], row = true class, column = prediction:
+                                     the job-wide counts of the last nn_evaluate */
+} nn_evaluator;
+
+/* Local (no MPI): allocates the scratch for `model`. */
+int nn_evaluator_create(nn_evaluator *ev, const nn_model *model, nn_error *err);
+void nn_evaluator_free(nn_evaluator *ev);
+
+/* Collective: scores `shard` with the model's parameters; fills ev->confusion. */
+void nn_evaluate(nn_evaluator *ev, nn_model *model, const nn_shard *shard, MPI_Comm comm, nn_scores *scores);
 
 #endif

@@ -1,9 +1,18 @@
-/* Per-epoch measurements: printed as a line on stdout and, on request, written as
- * JSON Lines (one object per epoch) for scripts and plots. */
+/* Per-epoch measurements: gathered over the ranks, printed as a line on stdout and,
+ * on request, written as JSON Lines (one object per epoch) for scripts and plots. */
 #ifndef NN_METRICS_H
 #define NN_METRICS_H
 
+#include <mpi.h>
 #include <stdio.h>
+
+/* One rank's clock over an epoch's training steps (seconds). */
+typedef struct nn_epoch_clock {
+    double steps;      /* the steps, checkpoints excluded */
+    double exchange;   /* inside the gradient sum, what backward did not hide */
+    double data;       /* assembling batches */
+    long steps_done;   /* steps this run took in the epoch (fewer after a resume) */
+} nn_epoch_clock;
 
 typedef struct nn_epoch_stats {
     int epoch, epochs;
@@ -11,14 +20,21 @@ typedef struct nn_epoch_stats {
     double epoch_seconds;      /* training steps only, slowest rank */
     double eval_seconds;
     double samples_per_second; /* the whole job: all ranks together */
-    double allreduce_seconds;  /* slowest rank's time inside MPI_Allreduce */
+    double allreduce_seconds;  /* slowest rank's time in the gradient sum (any --allreduce mode) */
     double data_seconds;       /* slowest rank's time assembling batches */
     double checkpoint_seconds; /* writing the end-of-epoch checkpoint (0: none) */
     double lr;                 /* learning rate at the end of the epoch */
     int ranks, threads;
 } nn_epoch_stats;
 
+/* Collective: fills the times (the slowest rank's: it sets the pace), the mean
+ * training loss from the ranks' loss sums over `epoch_samples`, and samples/s for
+ * `batch` samples per step. */
+void nn_metrics_gather(nn_epoch_stats *st, const nn_epoch_clock *clock, double loss_sum, double epoch_samples,
+                       int batch, MPI_Comm comm);
+
 void nn_metrics_print_line(FILE *out, const nn_epoch_stats *s);
-void nn_metrics_write_json(FILE *out, const nn_epoch_stats *s);
+/* Returns non-zero when the record could not be written (disk full, say). */
+int nn_metrics_write_json(FILE *out, const nn_epoch_stats *s);
 
 #endif

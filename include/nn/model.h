@@ -1,6 +1,8 @@
 /* A network: a stack of layers built from a width list, a loss on top, and ONE
- * contiguous buffer for all parameters and ONE for all gradients (one Allreduce,
- * one checkpoint dataset). All buffers are allocated once, for a maximum batch. */
+ * contiguous buffer for all parameters and ONE for all gradients (one sum over the
+ * ranks, one checkpoint dataset). All buffers are allocated once, for a maximum
+ * batch. The model knows nothing of ranks or training: who sums its gradients can
+ * place them (nn_model_place_grads) and hear when a slice is final (slice_final). */
 #ifndef NN_MODEL_H
 #define NN_MODEL_H
 
@@ -23,13 +25,10 @@ typedef struct nn_model_spec {
     nn_loss loss;                 /* softmax+cross-entropy, or sigmoid outputs + squared error */
 } nn_model_spec;
 
-/* Called during backward as soon as a dense layer's gradient slice
- * grads[offset, offset + count) is final, top layer first: the training loop starts
- * reducing it across ranks while the layers below are still computing. */
-typedef void (*nn_grads_ready_fn)(void *ctx, size_t offset, size_t count);
-/* Called between slices of the backward GEMMs while reductions are in flight:
- * without a progress thread, MPI moves data only when it is called. */
-typedef void (*nn_progress_fn)(void *ctx);
+/* Called during backward as soon as grads[offset, offset + count) is final (a dense
+ * layer's weights and bias, top layer first): a caller can start summing it across
+ * ranks while the layers below are still computing. */
+typedef void (*nn_slice_final_fn)(void *ctx, size_t offset, size_t count);
 
 typedef struct nn_model {
     nn_model_spec spec;
@@ -37,22 +36,17 @@ typedef struct nn_model {
     nn_layer layers[NN_MAX_LAYERS];
     size_t n_params;
     float *params;                  /* all weights and biases, layer by layer */
-    int grads_borrowed;             /* grads belongs to someone else (not freed) */
-    float *grads;                   /* same layout as params, plus one spare float at
-                                       grads[n_params] that the training loop uses to
-                                       carry its stop flag inside the gradient Allreduce */
+    float *grads;                   /* same layout as params */
+    float *own_grads;               /* the model's own gradient buffer; NULL once placed elsewhere */
     int max_batch;
     float *acts[NN_MAX_LAYERS + 1]; /* acts[0] input, acts[l+1] output of layer l */
     float *grad_acts[NN_MAX_LAYERS + 1];
     float *probs;                   /* softmax output, or a copy of the outputs for MSE */
     float *targets;                 /* one-hot targets for MSE */
-    nn_grads_ready_fn grads_ready;  /* optional, see above */
-    nn_progress_fn progress;        /* optional, see above */
-    void *grads_ready_ctx;          /* passed to both */
+    nn_slice_final_fn slice_final;  /* optional, see above */
+    void *slice_final_ctx;
 } nn_model;
 
-/* Parse "784,50,100,10" into spec->widths; NN_ERR_INPUT on anything malformed. */
-int nn_parse_widths(const char *text, nn_model_spec *spec, nn_error *err);
 const char *nn_activation_name(nn_activation a);
 int nn_parse_activation(const char *text, nn_activation *out);
 const char *nn_loss_name(nn_loss l);
@@ -69,19 +63,29 @@ size_t nn_spec_param_count(const nn_model_spec *spec);
 int nn_model_create(nn_model *model, const nn_model_spec *spec, int max_batch, nn_error *err);
 void nn_model_free(nn_model *model);
 
-/* Move the gradients into `buffer` (n_params + 1 floats, owned by the caller, e.g.
- * a shared-memory window that the ranks sum in place). */
-void nn_model_use_grad_buffer(nn_model *model, float *buffer);
+/* Compute the gradients into `buffer` from now on (n_params floats, owned by the
+ * caller: e.g. a shared-memory window that the ranks sum in place). */
+void nn_model_place_grads(nn_model *model, float *buffer);
+
+/* The input rows to fill before a forward pass: batch x widths[0] floats. */
+float *nn_model_input(nn_model *model);
 
 /* Xavier/Glorot (sigmoid, tanh) or He (relu) normal initialisation; biases 0. */
 void nn_model_init(nn_model *model, uint64_t seed);
 
-/* Inference on acts[0] (filled by the caller, batch rows); returns the outputs. */
+/* Inference on the input rows; returns the outputs. */
 const float *nn_model_forward(nn_model *model, int batch);
 
-/* Forward + loss + backward on acts[0]. Overwrites model->grads with
- * scale * d(summed loss)/d(params) and returns the summed loss. With
- * scale = 1/global_batch, summing the ranks' gradients gives the mean-loss gradient. */
+/* Forward + loss on the input rows: returns the loss summed over the batch and
+ * leaves what backward needs. */
+double nn_model_forward_loss(nn_model *model, const uint8_t *labels, int batch);
+
+/* Backward after nn_model_forward_loss: overwrites model->grads with
+ * scale * d(summed loss)/d(params). With scale = 1/global_batch, summing the ranks'
+ * gradients gives the gradient of the mean loss over the global batch. */
+void nn_model_backward(nn_model *model, const uint8_t *labels, int batch, float scale);
+
+/* Both: returns the summed loss. */
 double nn_model_forward_backward(nn_model *model, const uint8_t *labels, int batch, float scale);
 
 /* Loss (summed) and number of correct argmax predictions for the outputs of the

@@ -3,10 +3,10 @@
  * --metrics FILE writes the same as one JSON object. */
 #include <mpi.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "nn/checkpoint.h"
+#include "nn/cli.h"
 #include "nn/comm.h"
 #include "nn/dataset.h"
 #include "nn/evaluate.h"
@@ -14,10 +14,11 @@
 #include "nn/version.h"
 
 typedef struct eval_options {
-    const char *data;       /* NULL: the path stored in the checkpoint */
-    const char *checkpoint;
+    char data[NN_PATH_MAX];       /* empty: the dataset the checkpoint was trained on */
+    char checkpoint[NN_PATH_MAX];
+    char metrics[NN_PATH_MAX];    /* empty: none */
     const char *split;
-    const char *metrics;    /* NULL: none */
+    int show;                     /* 1: --help, 2: --version */
 } eval_options;
 
 static void usage(FILE *out) {
@@ -34,24 +35,37 @@ static void usage(FILE *out) {
         "Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad input.\n");
 }
 
-static int parse(int argc, char **argv, eval_options *o, int *show, nn_error *err) {
-    *o = (eval_options){.split = "test"};
-    *show = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { *show = 1; continue; }
-        if (!strcmp(a, "--version")) { *show = 2; continue; }
-        const char **slot = !strcmp(a, "--checkpoint") ? &o->checkpoint : !strcmp(a, "--data") ? &o->data
-                          : !strcmp(a, "--split") ? &o->split : !strcmp(a, "--metrics") ? &o->metrics : NULL;
-        if (!slot) return nn_fail(err, NN_ERR_INPUT, "unknown option '%s' (see --help)", a);
-        if (i + 1 >= argc || !argv[i + 1][0]) return nn_fail(err, NN_ERR_INPUT, "%s needs a value", a);
-        *slot = argv[++i];
+enum { OPT_HELP = 'h', OPT_VERSION = 256, OPT_CHECKPOINT, OPT_DATA, OPT_SPLIT, OPT_METRICS };
+static const struct option options[] = {
+    {"help", no_argument, NULL, OPT_HELP},           {"version", no_argument, NULL, OPT_VERSION},
+    {"checkpoint", required_argument, NULL, OPT_CHECKPOINT}, {"data", required_argument, NULL, OPT_DATA},
+    {"split", required_argument, NULL, OPT_SPLIT},   {"metrics", required_argument, NULL, OPT_METRICS},
+    {NULL, 0, NULL, 0}};
+
+static int apply_option(void *ctx, int code, const char *value, nn_error *err) {
+    eval_options *o = ctx;
+    switch (code) {
+    case OPT_HELP: o->show = 1; return NN_OK;
+    case OPT_VERSION: o->show = 2; return NN_OK;
+    case OPT_CHECKPOINT: return nn_cli_path("--checkpoint", value, o->checkpoint, err);
+    case OPT_DATA: return nn_cli_path("--data", value, o->data, err);
+    case OPT_METRICS: return nn_cli_path("--metrics", value, o->metrics, err);
+    case OPT_SPLIT:
+        if (strcmp(value, "test") && strcmp(value, "train"))
+            return nn_fail(err, NN_ERR_INPUT, "--split '%s': expected test or train", value);
+        o->split = !strcmp(value, "test") ? "test" : "train";
+        return NN_OK;
     }
-    if (*show) return NN_OK;
-    if (!o->checkpoint) return nn_fail(err, NN_ERR_INPUT, "--checkpoint FILE is required (see --help)");
-    if (strcmp(o->split, "test") && strcmp(o->split, "train"))
-        return nn_fail(err, NN_ERR_INPUT, "--split '%s': expected test or train", o->split);
-    return NN_OK;
+    return nn_fail(err, NN_ERR_RUNTIME, "option %d: not handled", code);
+}
+
+static int parse(int argc, char **argv, eval_options *o, nn_error *err) {
+    memset(o, 0, sizeof *o);
+    o->split = "test";
+    int status = nn_cli_parse(argc, argv, options, apply_option, NULL, o, err);
+    if (!status && !o->show && !o->checkpoint[0])
+        status = nn_fail(err, NN_ERR_INPUT, "--checkpoint FILE is required (see --help)");
+    return status;
 }
 
 static void report(FILE *out, const nn_scores *s, const long *confusion, int classes, const char *what) {
@@ -83,10 +97,8 @@ static void put_json_string(FILE *f, const char *text) {
     fputc('"', f);
 }
 
-static int write_json(const char *path, const nn_scores *s, const long *confusion, int classes, const char *ckpt,
-                      const char *data, const char *split, nn_error *err) {
-    FILE *f = fopen(path, "w");
-    if (!f) return nn_fail(err, NN_ERR_INPUT, "%s: cannot write metrics file", path);
+static int write_json(FILE *f, const char *path, const nn_scores *s, const long *confusion, int classes,
+                      const char *ckpt, const char *data, const char *split, nn_error *err) {
     fprintf(f, "{\"checkpoint\": ");
     put_json_string(f, ckpt);
     fprintf(f, ", \"data\": ");
@@ -105,7 +117,29 @@ static int write_json(const char *path, const nn_scores *s, const long *confusio
         fputc(']', f);
     }
     fprintf(f, "]}\n");
-    return fclose(f) ? nn_fail(err, NN_ERR_RUNTIME, "%s: write failed", path) : NN_OK;
+    return ferror(f) | fflush(f) ? nn_fail(err, NN_ERR_RUNTIME, "%s: write failed", path) : NN_OK;
+}
+
+/* The checkpoint, the shard and the model, checked against each other; the metrics
+ * file opened before any work (a bad path fails at once). */
+static int prepare(const eval_options *o, MPI_Comm comm, nn_checkpoint *ck, nn_shard *shard, nn_model *model,
+                   nn_evaluator *ev, FILE **metrics, nn_error *err) {
+    int rank, status;
+    MPI_Comm_rank(comm, &rank);
+    if (rank == 0 && o->metrics[0] && !(*metrics = fopen(o->metrics, "w")))
+        status = nn_fail(err, NN_ERR_INPUT, "%s: cannot write metrics file", o->metrics);
+    else
+        status = nn_checkpoint_load(o->checkpoint, ck, err);
+    if ((status = nn_comm_agree(comm, status, err))) return status;
+    const char *data = o->data[0] ? o->data : ck->config.data;
+    if ((status = nn_shard_read(data, o->split, 0, comm, shard, err))) return status;
+    char whose[NN_PATH_MAX + 32];
+    snprintf(whose, sizeof whose, "the network of %s", o->checkpoint);
+    status = nn_spec_check_data(&ck->config.spec, shard->dim, shard->num_classes, data, whose, err);
+    if (!status) status = nn_model_create(model, &ck->config.spec, NN_EVAL_CHUNK, err);
+    if (!status) status = nn_evaluator_create(ev, model, err);
+    if (!status) memcpy(model->params, ck->params, model->n_params * sizeof(float));
+    return nn_comm_agree(comm, status, err);
 }
 
 static int run(const eval_options *o, MPI_Comm comm, nn_error *err) {
@@ -114,42 +148,25 @@ static int run(const eval_options *o, MPI_Comm comm, nn_error *err) {
     nn_checkpoint ck = {0};
     nn_shard shard = {0};
     nn_model model = {0};
-    uint32_t *order = NULL;
-    uint8_t *labels = NULL, *predicted = NULL;
-    long *confusion = NULL;
-    int status = nn_comm_agree(comm, nn_checkpoint_load(o->checkpoint, &ck, err), err);
-    if (status) goto done;
-    const char *data = o->data ? o->data : ck.saved.data;
-    if ((status = nn_shard_read(data, o->split, 0, comm, &shard, err))) goto done;
-    const nn_model_spec *spec = &ck.saved.spec;
-    int classes = spec->widths[spec->n_widths - 1];
-    char whose[1024 + 32];
-    snprintf(whose, sizeof whose, "the network of %s", o->checkpoint);
-    status = nn_spec_check_data(spec, shard.dim, shard.num_classes, data, whose, err);
-    if (!status) status = nn_model_create(&model, spec, 256, err);
+    nn_evaluator ev = {0};
+    FILE *metrics = NULL;
+    int status = prepare(o, comm, &ck, &shard, &model, &ev, &metrics, err);
     if (!status) {
-        order = malloc((size_t)shard.count * sizeof *order);
-        labels = malloc(256);
-        predicted = malloc(256);
-        confusion = malloc((size_t)classes * classes * sizeof *confusion);
-        if (!order || !labels || !predicted || !confusion) status = nn_fail(err, NN_ERR_RUNTIME, "out of memory");
+        nn_scores scores;
+        nn_evaluate(&ev, &model, &shard, comm, &scores);
+        const char *data = o->data[0] ? o->data : ck.config.data;
+        if (rank == 0) {
+            char what[2 * NN_PATH_MAX + 64];
+            snprintf(what, sizeof what, "%s on %s /%s", o->checkpoint, data, o->split);
+            report(stdout, &scores, ev.confusion, ev.classes, what);
+            if (metrics)
+                status = write_json(metrics, o->metrics, &scores, ev.confusion, ev.classes, o->checkpoint, data,
+                                    o->split, err);
+        }
+        status = nn_comm_agree(comm, status, err);
     }
-    if ((status = nn_comm_agree(comm, status, err))) goto done;
-    memcpy(model.params, ck.params, model.n_params * sizeof(float));
-    nn_scores scores;
-    nn_evaluate(&model, &shard, order, labels, predicted, comm, &scores, confusion);
-    if (rank == 0) {
-        char what[2 * 1024 + 64];
-        snprintf(what, sizeof what, "%s on %s /%s", o->checkpoint, data, o->split);
-        report(stdout, &scores, confusion, classes, what);
-        if (o->metrics) status = write_json(o->metrics, &scores, confusion, classes, o->checkpoint, data, o->split, err);
-    }
-    status = nn_comm_agree(comm, status, err);
-done:
-    free(order);
-    free(labels);
-    free(predicted);
-    free(confusion);
+    if (metrics && fclose(metrics) && !status) status = nn_fail(err, NN_ERR_RUNTIME, "%s: write failed", o->metrics);
+    nn_evaluator_free(&ev);
     nn_model_free(&model);
     nn_shard_free(&shard);
     nn_checkpoint_free(&ck);
@@ -161,11 +178,10 @@ int main(int argc, char **argv) {
     int rank;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     eval_options o;
-    int show;
     nn_error err = {0};
-    int status = parse(argc, argv, &o, &show, &err);
-    if (!status && show) {
-        if (rank == 0) show == 1 ? usage(stdout) : (void)printf("nneval %s\n", NN_VERSION);
+    int status = parse(argc, argv, &o, &err);
+    if (!status && o.show) {
+        if (rank == 0) o.show == 1 ? usage(stdout) : (void)printf("nneval %s\n", NN_VERSION);
     } else if (!status) {
         status = run(&o, MPI_COMM_WORLD, &err);
     }

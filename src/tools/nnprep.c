@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "nn/cli.h"
 #include "nn/dataset_write.h"
 #include "nn/error.h"
 #include "nn/idx.h"
@@ -18,16 +19,17 @@
 #define MAX_CLASSES 256 /* labels are uint8 */
 
 typedef struct prep_options {
-    const char *out;
+    char out[NN_PATH_MAX];
     const char *dir;
     int fashion;
     int num_classes;
+    int show; /* 1: --help, 2: --version */
 } prep_options;
 
 /* One split (train or test): its two files, as read. */
 typedef struct split_files {
-    char image_path[PATH_MAX];
-    char label_path[PATH_MAX];
+    char image_path[NN_PATH_MAX];
+    char label_path[NN_PATH_MAX];
     nn_idx images, labels;
 } split_files;
 
@@ -49,48 +51,38 @@ static void print_usage(FILE *f) {
             DEFAULT_CLASSES);
 }
 
-static int usage_error(const char *problem, const char *detail) {
-    fprintf(stderr, "nnprep: %s%s (see nnprep --help)\n", problem, detail);
-    return NN_ERR_INPUT;
+enum { OPT_HELP = 'h', OPT_VERSION = 256, OPT_OUT, OPT_FASHION, OPT_CLASSES };
+static const struct option options[] = {
+    {"help", no_argument, NULL, OPT_HELP},     {"version", no_argument, NULL, OPT_VERSION},
+    {"out", required_argument, NULL, OPT_OUT}, {"fashion", no_argument, NULL, OPT_FASHION},
+    {"classes", required_argument, NULL, OPT_CLASSES}, {NULL, 0, NULL, 0}};
+
+static int apply_option(void *ctx, int code, const char *value, nn_error *err) {
+    prep_options *o = ctx;
+    switch (code) {
+    case OPT_HELP: o->show = 1; return NN_OK;
+    case OPT_VERSION: o->show = 2; return NN_OK;
+    case OPT_FASHION: o->fashion = 1; return NN_OK;
+    case OPT_OUT: return nn_cli_path("--out", value, o->out, err);
+    case OPT_CLASSES: return nn_cli_int("--classes", value, 1, MAX_CLASSES, &o->num_classes, err);
+    }
+    return nn_fail(err, NN_ERR_RUNTIME, "option %d: not handled", code);
 }
 
-/* Returns -1 to go on, else the exit status to end with (help, version, bad usage). */
-static int parse_args(int argc, char **argv, prep_options *opts) {
-    *opts = (prep_options){.num_classes = DEFAULT_CLASSES};
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-            print_usage(stdout);
-            return 0;
-        } else if (strcmp(arg, "--version") == 0) {
-            printf("nnprep %s\n", NN_VERSION);
-            return 0;
-        } else if (strcmp(arg, "--fashion") == 0) {
-            opts->fashion = 1;
-        } else if (strcmp(arg, "--out") == 0 || strcmp(arg, "--classes") == 0) {
-            if (i + 1 >= argc) return usage_error(arg, " needs a value");
-            const char *value = argv[++i];
-            if (strcmp(arg, "--out") == 0) {
-                opts->out = value;
-            } else {
-                char *end;
-                long n = strtol(value, &end, 10);
-                if (*value == '\0' || *end != '\0' || n < 1 || n > MAX_CLASSES)
-                    return usage_error("--classes must be an integer from 1 to 256, got ",
-                                       value);
-                opts->num_classes = (int)n;
-            }
-        } else if (arg[0] == '-' && arg[1] != '\0') {
-            return usage_error("unknown option ", arg);
-        } else if (opts->dir) {
-            return usage_error("more than one directory given: ", arg);
-        } else {
-            opts->dir = arg;
-        }
-    }
-    if (!opts->out) return usage_error("--out FILE is required", "");
-    if (!opts->dir) return usage_error("no input directory given", "");
-    return -1;
+static int take_dir(void *ctx, const char *dir, nn_error *err) {
+    prep_options *o = ctx;
+    if (o->dir) return nn_fail(err, NN_ERR_INPUT, "more than one directory given: %s (see --help)", dir);
+    o->dir = dir;
+    return NN_OK;
+}
+
+static int parse_args(int argc, char **argv, prep_options *o, nn_error *err) {
+    *o = (prep_options){.num_classes = DEFAULT_CLASSES};
+    int status = nn_cli_parse(argc, argv, options, apply_option, take_dir, o, err);
+    if (status || o->show) return status;
+    if (!o->out[0]) return nn_fail(err, NN_ERR_INPUT, "--out FILE is required (see --help)");
+    if (!o->dir) return nn_fail(err, NN_ERR_INPUT, "no input directory given (see --help)");
+    return NN_OK;
 }
 
 static int check_dir(const char *dir, nn_error *err) {
@@ -101,6 +93,12 @@ static int check_dir(const char *dir, nn_error *err) {
     return NN_OK;
 }
 
+/* Whether two paths name the same existing file. */
+static int same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
 static int is_file(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
@@ -108,10 +106,10 @@ static int is_file(const char *path) {
 
 /* DIR/NAME if present, else DIR/NAME.gz. */
 static int find_idx_file(const char *dir, const char *name, char *path, nn_error *err) {
-    if (snprintf(path, PATH_MAX, "%s/%s", dir, name) >= PATH_MAX)
+    if (snprintf(path, NN_PATH_MAX, "%s/%s", dir, name) >= NN_PATH_MAX)
         return nn_fail(err, NN_ERR_INPUT, "%s: path too long", dir);
     if (is_file(path)) return NN_OK;
-    if (snprintf(path, PATH_MAX, "%s/%s.gz", dir, name) >= PATH_MAX)
+    if (snprintf(path, NN_PATH_MAX, "%s/%s.gz", dir, name) >= NN_PATH_MAX)
         return nn_fail(err, NN_ERR_INPUT, "%s: path too long", dir);
     if (is_file(path)) return NN_OK;
     return nn_fail(err, NN_ERR_INPUT, "%s: no %s or %s.gz there", dir, name, name);
@@ -166,9 +164,13 @@ static int convert(const prep_options *opts, split_files *train, split_files *te
                        train->images.dims[1], train->images.dims[2]);
 
     /* Record where the data came from: its kind and the directory's absolute path. */
-    char resolved[PATH_MAX];
+    char resolved[NN_PATH_MAX]; /* realpath writes at most PATH_MAX (= NN_PATH_MAX) */
     const char *where = realpath(opts->dir, resolved) ? resolved : opts->dir;
-    char source[PATH_MAX + 32];
+    char source[NN_PATH_MAX + 32];
+    const split_files *splits[2] = {train, test};
+    for (int i = 0; i < 2; i++)
+        if (same_file(opts->out, splits[i]->image_path) || same_file(opts->out, splits[i]->label_path))
+            return nn_fail(err, NN_ERR_INPUT, "--out %s is one of the input files", opts->out);
     snprintf(source, sizeof source, "%s (%s)", opts->fashion ? "fashion-mnist" : "mnist", where);
 
     nn_split_data train_data = as_split_data(train), test_data = as_split_data(test);
@@ -177,16 +179,19 @@ static int convert(const prep_options *opts, split_files *train, split_files *te
 
 int main(int argc, char **argv) {
     prep_options opts;
-    int exit_status = parse_args(argc, argv, &opts);
-    if (exit_status >= 0) return exit_status;
-
-    split_files train = {0}, test = {0};
     nn_error err = {0};
-    int status = convert(&opts, &train, &test, &err);
+    int status = parse_args(argc, argv, &opts, &err);
+    if (status || opts.show) {
+        if (status) fprintf(stderr, "nnprep: %s\n", err.msg);
+        else if (opts.show == 1) print_usage(stdout);
+        else printf("nnprep %s\n", NN_VERSION);
+        return status;
+    }
+    split_files train = {0}, test = {0};
+    status = convert(&opts, &train, &test, &err);
     if (status == NN_OK)
-        printf("nnprep: wrote %s: %ld training and %ld test images of %ux%u, %d classes\n",
-               opts.out, train.images.count, test.images.count, train.images.dims[1],
-               train.images.dims[2], opts.num_classes);
+        printf("nnprep: wrote %s: %ld training and %ld test images of %ux%u, %d classes\n", opts.out,
+               train.images.count, test.images.count, train.images.dims[1], train.images.dims[2], opts.num_classes);
     else
         fprintf(stderr, "nnprep: %s\n", err.msg);
     nn_idx_free(&train.images);

@@ -1,0 +1,66 @@
+/* The gradient exchange: every way the ranks sum their gradients, behind one small
+ * interface. The exchange owns the buffer the model writes its gradients into:
+ *
+ *     [ gradients: n floats ][ control words: NN_CONTROL_WORDS floats ]
+ *
+ * The control words travel with the gradients, so one sum also tells every rank
+ * what any rank saw (a stop request, a non-finite loss, ...) at no extra latency.
+ *
+ * Per step:   nn_exchange_begin  -> the model computes into nn_exchange_grads,
+ *             calling nn_exchange_slice_final as each slice is final (overlap
+ *             mode starts summing it at once) -> nn_exchange_finish -> read the
+ *             summed gradients and control words. */
+#ifndef NN_EXCHANGE_H
+#define NN_EXCHANGE_H
+
+#include <mpi.h>
+#include <stddef.h>
+
+#include "nn/error.h"
+
+typedef enum nn_exchange_mode {
+    NN_EXCHANGE_SHM,    /* ranks of a node sum in shared memory, nodes with MPI_Allreduce */
+    NN_EXCHANGE_MPI,    /* one MPI_Allreduce after backward */
+    NN_EXCHANGE_OVERLAP /* one MPI_Iallreduce per slice, started during backward */
+} nn_exchange_mode;
+const char *nn_exchange_mode_name(nn_exchange_mode mode);
+int nn_exchange_mode_parse(const char *text, nn_exchange_mode *out); /* NN_OK or NN_ERR_INPUT */
+
+/* Control words: summed over the ranks like the gradients (so a word is > 0 after
+ * the sum when any rank set it). Room is left for more. */
+enum nn_control_word {
+    NN_CONTROL_STOP,      /* a rank was asked to stop (signal) */
+    NN_CONTROL_NONFINITE, /* a rank's loss was NaN or infinite */
+    NN_CONTROL_WORDS = 4
+};
+
+typedef struct nn_exchange nn_exchange;
+
+/* Collective over comm; n_grads floats of gradient per rank. On failure every rank
+ * returns the same status. */
+int nn_exchange_create(nn_exchange **out, MPI_Comm comm, nn_exchange_mode mode, size_t n_grads, nn_error *err);
+void nn_exchange_free(nn_exchange *ex); /* collective; NULL is allowed */
+
+/* This rank's gradient buffer (n_grads floats, 64-byte aligned; in shm mode it
+ * lies in memory the node's ranks share). Valid for the exchange's life. */
+float *nn_exchange_grads(nn_exchange *ex);
+
+/* Starts a step: clears the control words. */
+void nn_exchange_begin(nn_exchange *ex);
+void nn_exchange_set_control(nn_exchange *ex, enum nn_control_word word, float value);
+
+/* Backward's hook: grads[offset, offset + count) is final on this rank. Overlap
+ * mode starts its sum now; the others wait for nn_exchange_finish. `ctx` is the
+ * exchange (the signature is the model's nn_slice_final_fn). */
+void nn_exchange_slice_final(void *ctx, size_t offset, size_t count);
+
+/* Collective: completes the sum. Afterwards the gradients and control words hold
+ * the sum over all ranks, bit-identical on every rank. Returns the seconds this
+ * rank spent inside the sum that backward did not hide. */
+double nn_exchange_finish(nn_exchange *ex);
+float nn_exchange_control(const nn_exchange *ex, enum nn_control_word word);
+
+/* For the run's header: "shm (shared memory, 1 node)", "mpi", ... */
+void nn_exchange_describe(const nn_exchange *ex, char *out, size_t cap);
+
+#endif

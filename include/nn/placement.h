@@ -1,0 +1,18 @@
+/* Where a rank runs: how many OpenMP threads it uses, given the cores of its node
+ * and the cores mpirun bound it to. */
+#ifndef NN_PLACEMENT_H
+#define NN_PLACEMENT_H
+
+#include <mpi.h>
+#include <stdio.h>
+
+/* Collective over comm. Threads per rank: `requested` if > 0, else OMP_NUM_THREADS
+ * if set, else this rank's share of the node's cores, never more than the cores it
+ * is bound to, so that ranks x threads does not oversubscribe the node. */
+int nn_placement_threads(int requested, MPI_Comm comm);
+
+/* Warns on `log` when `threads` exceed the cores this rank is bound to (mpirun
+ * binds each rank to one core by default), with the mpirun option that fixes it. */
+void nn_placement_warn(FILE *log, int threads);
+
+#endif

@@ -1,0 +1,58 @@
+/* What a training run is, apart from how it is launched: the settings a checkpoint
+ * records, how a resumed run merges them with a new command line, and when to save. */
+#ifndef NN_RUN_H
+#define NN_RUN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nn/error.h"
+#include "nn/model.h"
+#include "nn/optim.h"
+
+typedef struct nn_run_config {
+    /* fixed for the life of a run: a resume may not change them */
+    nn_model_spec spec;
+    int batch_size;      /* global, split over the ranks */
+    uint64_t seed;       /* initialisation and shuffling */
+    long train_limit;    /* 0: all training samples */
+    /* may change when resuming */
+    char data[NN_PATH_MAX];
+    int epochs;          /* the TOTAL, counting epochs before a resume */
+    float lr, momentum, weight_decay;
+    nn_schedule schedule;
+} nn_run_config;
+
+/* The documented defaults (README): 784-50-100-10 sigmoid, softmax, 10 epochs, ... */
+void nn_run_config_defaults(nn_run_config *config);
+
+/* Which settings a command line gave explicitly: a resumed run takes the others
+ * from its checkpoint. */
+enum nn_given {
+    NN_GIVEN_DATA = 1 << 0,
+    NN_GIVEN_LAYERS = 1 << 1,
+    NN_GIVEN_ACTIVATION = 1 << 2,
+    NN_GIVEN_LOSS = 1 << 3,
+    NN_GIVEN_EPOCHS = 1 << 4,
+    NN_GIVEN_BATCH = 1 << 5,
+    NN_GIVEN_LR = 1 << 6,
+    NN_GIVEN_SCHEDULE = 1 << 7,
+    NN_GIVEN_MOMENTUM = 1 << 8,
+    NN_GIVEN_WEIGHT_DECAY = 1 << 9,
+    NN_GIVEN_SEED = 1 << 10,
+    NN_GIVEN_TRAIN_LIMIT = 1 << 11
+};
+
+/* The configuration of a run resumed from `saved` (read from checkpoint `path`):
+ * the saved settings, except those in `given`. A given setting that fixes the run
+ * with another value is NN_ERR_INPUT; each change of the others is described in
+ * `changes` (" lr 0.3->0.1 ..."; empty when none). */
+int nn_run_config_resume(const nn_run_config *cli, unsigned given, const nn_run_config *saved, const char *path,
+                         nn_run_config *out, char *changes, size_t cap, nn_error *err);
+
+/* Checkpoint policy: whether to save after a step. Epoch ends always save (after
+ * evaluation, so they are not "due" here); a stop request saves at once; `every`
+ * > 0 also saves every `every` global steps. */
+int nn_checkpoint_due(long every, long global_step, int stop, int epoch_end);
+
+#endif

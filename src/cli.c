@@ -1,0 +1,109 @@
+#include "nn/cli.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *nn_cli_name(const struct option *options, int val) {
+    for (const struct option *o = options; o->name; o++)
+        if (o->val == val) return o->name;
+    return "?";
+}
+
+/* The option argv[optind - 1] named, without any "=value", for messages. */
+static void offending_name(char *const *argv, char *out, size_t cap) {
+    const char *arg = argv[optind - 1];
+    size_t len = strcspn(arg, "=");
+    snprintf(out, cap, "%.*s", (int)(len < cap ? len : cap - 1), arg);
+}
+
+int nn_cli_parse(int argc, char **argv, const struct option *options, nn_cli_option_fn on_option,
+                 nn_cli_operand_fn on_operand, void *ctx, nn_error *err) {
+    char shorts[64] = ":";  /* ':' first: a missing value is reported as ':' */
+    for (const struct option *o = options; o->name && strlen(shorts) + 3 < sizeof shorts; o++)
+        if (o->val > 0 && o->val < 128 && isalpha(o->val)) /* short aliases, e.g. -h */
+            strncat(shorts, (const char[]){(char)o->val, o->has_arg ? ':' : '\0', '\0'}, 2);
+    optind = 0; /* glibc: a full restart */
+    opterr = 0; /* our messages, not getopt's */
+    int c, status = NN_OK;
+    while (!status && (c = getopt_long(argc, argv, shorts, options, NULL)) != -1) {
+        char name[64];
+        if (c == '?' || c == ':') {
+            offending_name(argv, name, sizeof name);
+            if (c == '?' && optopt) snprintf(name, sizeof name, "-%c", optopt);
+            status = c == '?' ? nn_fail(err, NN_ERR_INPUT, "unknown option '%s' (see --help)", name)
+                              : nn_fail(err, NN_ERR_INPUT, "%s needs a value (see --help)", name);
+        } else {
+            status = on_option(ctx, c, optarg, err);
+        }
+    }
+    for (int i = optind; !status && i < argc; i++)
+        status = on_operand ? on_operand(ctx, argv[i], err)
+                            : nn_fail(err, NN_ERR_INPUT, "unexpected argument '%s' (see --help)", argv[i]);
+    return status;
+}
+
+int nn_cli_long(const char *name, const char *text, long min, long max, long *out, nn_error *err) {
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (end == text || *end != '\0' || errno || isspace((unsigned char)text[0]))
+        return nn_fail(err, NN_ERR_INPUT, "%s '%s': not an integer", name, text);
+    if (v < min || v > max) return nn_fail(err, NN_ERR_INPUT, "%s %ld: must be in %ld..%ld", name, v, min, max);
+    *out = v;
+    return NN_OK;
+}
+
+int nn_cli_int(const char *name, const char *text, int min, int max, int *out, nn_error *err) {
+    long v = 0;
+    int status = nn_cli_long(name, text, min, max, &v, err);
+    if (!status) *out = (int)v;
+    return status;
+}
+
+int nn_cli_float(const char *name, const char *text, double min, double max, int max_inclusive, float *out,
+                 nn_error *err) {
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (end == text || *end != '\0' || errno || !isfinite(v) || isspace((unsigned char)text[0]))
+        return nn_fail(err, NN_ERR_INPUT, "%s '%s': not a finite number", name, text);
+    float stored = (float)v;
+    if (v < min || v > max || stored < min || stored > max || (!max_inclusive && (v == max || stored == max)))
+        return nn_fail(err, NN_ERR_INPUT, "%s %s: must be in [%g, %g%c", name, text, min, max,
+                       max_inclusive ? ']' : ')');
+    *out = stored;
+    return NN_OK;
+}
+
+int nn_cli_path(const char *name, const char *text, char *dst, nn_error *err) {
+    size_t len = strlen(text);
+    if (len == 0) return nn_fail(err, NN_ERR_INPUT, "%s: empty path", name);
+    if (len >= NN_PATH_MAX) return nn_fail(err, NN_ERR_INPUT, "%s: path longer than %d bytes", name, NN_PATH_MAX - 1);
+    memcpy(dst, text, len + 1);
+    return NN_OK;
+}
+
+int nn_cli_widths(const char *name, const char *text, nn_model_spec *spec, nn_error *err) {
+    int n = 0;
+    const char *p = text;
+    while (1) {
+        if (n == NN_MAX_WIDTHS) return nn_fail(err, NN_ERR_INPUT, "%s '%s': more than %d widths", name, text, NN_MAX_WIDTHS);
+        char *end;
+        errno = 0;
+        long w = strtol(p, &end, 10);
+        if (end == p || errno || w < 1 || w > 1000000 || isspace((unsigned char)*p))
+            return nn_fail(err, NN_ERR_INPUT, "%s '%s': widths must be integers in 1..1000000 separated by commas",
+                           name, text);
+        spec->widths[n++] = (int)w;
+        if (*end == '\0') break;
+        if (*end != ',') return nn_fail(err, NN_ERR_INPUT, "%s '%s': unexpected '%c'", name, text, *end);
+        p = end + 1;
+    }
+    if (n < 2) return nn_fail(err, NN_ERR_INPUT, "%s '%s': need an input and an output width", name, text);
+    spec->n_widths = n;
+    return NN_OK;
+}

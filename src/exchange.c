@@ -1,0 +1,132 @@
+/* The gradient exchange (see exchange.h). shm delegates to the node-aware reducer
+ * (reduce.c); mpi is one MPI_Allreduce over gradients and control words; overlap
+ * starts one MPI_Iallreduce per slice as backward hands it over. The top layer's
+ * slice ends the gradients, so its sum also carries the control words behind it. */
+#include "nn/exchange.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/comm.h"
+#include "nn/model.h" /* NN_MAX_LAYERS: at most one slice per layer */
+#include "nn/reduce.h"
+
+enum { MAX_SLICES = NN_MAX_LAYERS, ALIGN = 64 };
+
+struct nn_exchange {
+    nn_exchange_mode mode;
+    MPI_Comm comm;
+    size_t n;              /* gradient floats; control words follow */
+    float *buf;            /* n + NN_CONTROL_WORDS floats */
+    float *own_buf;        /* buf when this exchange allocated it (mpi, overlap) */
+    nn_reducer *reducer;   /* shm */
+    MPI_Request requests[MAX_SLICES]; /* overlap: sums in flight */
+    int pending;
+    double seconds;        /* this step's time inside MPI */
+};
+
+static const char *const mode_names[] = {"shm", "mpi", "overlap"};
+
+const char *nn_exchange_mode_name(nn_exchange_mode mode) { return mode_names[mode]; }
+
+int nn_exchange_mode_parse(const char *text, nn_exchange_mode *out) {
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(text, mode_names[i])) {
+            *out = (nn_exchange_mode)i;
+            return NN_OK;
+        }
+    return NN_ERR_INPUT;
+}
+
+int nn_exchange_create(nn_exchange **out, MPI_Comm comm, nn_exchange_mode mode, size_t n_grads, nn_error *err) {
+    *out = NULL;
+    nn_exchange *ex = calloc(1, sizeof *ex);
+    size_t total = n_grads + NN_CONTROL_WORDS;
+    int status = ex ? NN_OK : nn_fail(err, NN_ERR_RUNTIME, "gradient exchange: out of memory");
+    if (!status && mode != NN_EXCHANGE_SHM) {
+        ex->own_buf = aligned_alloc(ALIGN, (total * sizeof(float) + ALIGN - 1) / ALIGN * ALIGN);
+        if (!ex->own_buf) status = nn_fail(err, NN_ERR_RUNTIME, "gradient exchange: out of memory (%zu floats)", total);
+        else memset(ex->own_buf, 0, total * sizeof(float));
+    }
+    status = nn_comm_agree(comm, status, err);
+    if (!status && mode == NN_EXCHANGE_SHM) status = nn_reducer_create(&ex->reducer, comm, total, err); /* agreed */
+    if (status) {
+        if (ex) free(ex->own_buf);
+        free(ex);
+        return status;
+    }
+    ex->mode = mode;
+    ex->comm = comm;
+    ex->n = n_grads;
+    ex->buf = ex->reducer ? nn_reducer_buffer(ex->reducer) : ex->own_buf;
+    *out = ex;
+    return NN_OK;
+}
+
+void nn_exchange_free(nn_exchange *ex) {
+    if (!ex) return;
+    nn_reducer_free(ex->reducer);
+    free(ex->own_buf);
+    free(ex);
+}
+
+float *nn_exchange_grads(nn_exchange *ex) { return ex->buf; }
+
+void nn_exchange_begin(nn_exchange *ex) {
+    memset(ex->buf + ex->n, 0, NN_CONTROL_WORDS * sizeof(float));
+    ex->seconds = 0.0;
+}
+
+void nn_exchange_set_control(nn_exchange *ex, enum nn_control_word word, float value) { ex->buf[ex->n + word] = value; }
+
+float nn_exchange_control(const nn_exchange *ex, enum nn_control_word word) { return ex->buf[ex->n + word]; }
+
+/* Without a progress thread, MPI moves data only inside MPI calls: each handover
+ * also gives the sums already in flight a push. */
+static void push_pending(nn_exchange *ex) {
+    int done;
+    if (ex->pending) MPI_Testall(ex->pending, ex->requests, &done, MPI_STATUSES_IGNORE);
+}
+
+void nn_exchange_slice_final(void *ctx, size_t offset, size_t count) {
+    nn_exchange *ex = ctx;
+    if (ex->mode != NN_EXCHANGE_OVERLAP) return;
+    double t = MPI_Wtime();
+    if (offset + count == ex->n) count += NN_CONTROL_WORDS; /* the top slice carries the control words */
+    if (ex->pending == MAX_SLICES) { /* more slices than layers: finish the old ones first */
+        MPI_Waitall(ex->pending, ex->requests, MPI_STATUSES_IGNORE);
+        ex->pending = 0;
+    }
+    MPI_Iallreduce(MPI_IN_PLACE, ex->buf + offset, (int)count, MPI_FLOAT, MPI_SUM, ex->comm,
+                   &ex->requests[ex->pending++]);
+    push_pending(ex);
+    ex->seconds += MPI_Wtime() - t;
+}
+
+double nn_exchange_finish(nn_exchange *ex) {
+    double t = MPI_Wtime();
+    switch (ex->mode) {
+    case NN_EXCHANGE_SHM: nn_reducer_sum(ex->reducer); break;
+    case NN_EXCHANGE_MPI:
+        MPI_Allreduce(MPI_IN_PLACE, ex->buf, (int)(ex->n + NN_CONTROL_WORDS), MPI_FLOAT, MPI_SUM, ex->comm);
+        break;
+    case NN_EXCHANGE_OVERLAP:
+        MPI_Waitall(ex->pending, ex->requests, MPI_STATUSES_IGNORE);
+        ex->pending = 0;
+        break;
+    }
+    ex->seconds += MPI_Wtime() - t;
+    return ex->seconds;
+}
+
+void nn_exchange_describe(const nn_exchange *ex, char *out, size_t cap) {
+    static const char *const reducer_modes[] = {"one rank", "MPI_Allreduce", "shared memory"};
+    if (!ex->reducer) {
+        snprintf(out, cap, "%s", mode_names[ex->mode]);
+        return;
+    }
+    int nodes = nn_reducer_nodes(ex->reducer);
+    snprintf(out, cap, "%s (%s, %d node%s)", mode_names[ex->mode], reducer_modes[nn_reducer_mode(ex->reducer)], nodes,
+             nodes == 1 ? "" : "s");
+}

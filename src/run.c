@@ -1,0 +1,88 @@
+#include "nn/run.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void nn_run_config_defaults(nn_run_config *c) {
+    memset(c, 0, sizeof *c);
+    c->spec = (nn_model_spec){.n_widths = 4, .widths = {784, 50, 100, 10}, .activation = NN_ACT_SIGMOID,
+                              .loss = NN_LOSS_SOFTMAX_XENT};
+    c->batch_size = 100;
+    c->seed = 1;
+    snprintf(c->data, sizeof c->data, "data/mnist.h5");
+    c->epochs = 10;
+    c->lr = 0.3f;
+    c->momentum = 0.9f;
+    c->schedule = NN_SCHEDULE_COSINE;
+}
+
+/* The settings that fix a run: NN_ERR_INPUT when one was given with another value. */
+static int check_fixed(const nn_run_config *cli, unsigned given, const nn_run_config *saved, const char *path,
+                       nn_error *err) {
+    const nn_model_spec *a = &cli->spec, *b = &saved->spec;
+    if ((given & NN_GIVEN_LAYERS) &&
+        (a->n_widths != b->n_widths || memcmp(a->widths, b->widths, (size_t)b->n_widths * sizeof(int))))
+        return nn_fail(err, NN_ERR_INPUT, "--layers conflicts with checkpoint %s (written for another network)", path);
+    if ((given & NN_GIVEN_ACTIVATION) && a->activation != b->activation)
+        return nn_fail(err, NN_ERR_INPUT, "--activation %s conflicts with checkpoint %s (%s)",
+                       nn_activation_name(a->activation), path, nn_activation_name(b->activation));
+    if ((given & NN_GIVEN_LOSS) && a->loss != b->loss)
+        return nn_fail(err, NN_ERR_INPUT, "--loss %s conflicts with checkpoint %s (%s)", nn_loss_name(a->loss), path,
+                       nn_loss_name(b->loss));
+    if ((given & NN_GIVEN_BATCH) && cli->batch_size != saved->batch_size)
+        return nn_fail(err, NN_ERR_INPUT, "--batch-size %d conflicts with checkpoint %s (%d)", cli->batch_size, path,
+                       saved->batch_size);
+    if ((given & NN_GIVEN_SEED) && cli->seed != saved->seed)
+        return nn_fail(err, NN_ERR_INPUT, "--seed %llu conflicts with checkpoint %s (%llu)",
+                       (unsigned long long)cli->seed, path, (unsigned long long)saved->seed);
+    if ((given & NN_GIVEN_TRAIN_LIMIT) && cli->train_limit != saved->train_limit)
+        return nn_fail(err, NN_ERR_INPUT, "--train-limit %ld conflicts with checkpoint %s (%ld)", cli->train_limit,
+                       path, saved->train_limit);
+    return NN_OK;
+}
+
+/* Appends " name old->new" to the changes text (when it fits). */
+static void note_change(char *changes, size_t cap, const char *name, const char *before, const char *after) {
+    size_t used = strlen(changes);
+    if (used < cap) snprintf(changes + used, cap - used, " %s %s->%s", name, before, after);
+}
+
+static void note_number(char *changes, size_t cap, const char *name, double before, double after) {
+    char a[32], b[32];
+    snprintf(a, sizeof a, "%g", before);
+    snprintf(b, sizeof b, "%g", after);
+    note_change(changes, cap, name, a, b);
+}
+
+int nn_run_config_resume(const nn_run_config *cli, unsigned given, const nn_run_config *saved, const char *path,
+                         nn_run_config *out, char *changes, size_t cap, nn_error *err) {
+    int status = check_fixed(cli, given, saved, path, err);
+    if (status) return status;
+    *out = *saved;
+    changes[0] = '\0';
+    /* the others: the command line's where given, each change reported */
+#define MAY_CHANGE(bit, field, name)                                                    \
+    if ((given & (bit)) && cli->field != saved->field) {                                \
+        note_number(changes, cap, name, (double)saved->field, (double)cli->field);      \
+        out->field = cli->field;                                                        \
+    }
+    MAY_CHANGE(NN_GIVEN_EPOCHS, epochs, "epochs")
+    MAY_CHANGE(NN_GIVEN_LR, lr, "lr")
+    MAY_CHANGE(NN_GIVEN_MOMENTUM, momentum, "momentum")
+    MAY_CHANGE(NN_GIVEN_WEIGHT_DECAY, weight_decay, "weight-decay")
+#undef MAY_CHANGE
+    if ((given & NN_GIVEN_SCHEDULE) && cli->schedule != saved->schedule) {
+        note_change(changes, cap, "lr-schedule", nn_schedule_name(saved->schedule), nn_schedule_name(cli->schedule));
+        out->schedule = cli->schedule;
+    }
+    if ((given & NN_GIVEN_DATA) && strcmp(cli->data, saved->data)) {
+        note_change(changes, cap, "data", saved->data, cli->data);
+        memcpy(out->data, cli->data, sizeof out->data);
+    }
+    return NN_OK;
+}
+
+int nn_checkpoint_due(long every, long global_step, int stop, int epoch_end) {
+    if (epoch_end) return 0;
+    return stop || (every > 0 && global_step % every == 0);
+}

@@ -1,0 +1,53 @@
+/* Internal to the trainer (train.c, the loop; trainer_setup.c, building and
+ * tearing down): everything one training run holds. */
+#ifndef NN_TRAINER_H
+#define NN_TRAINER_H
+
+#include <mpi.h>
+#include <stdio.h>
+
+#include "nn/checkpoint.h"
+#include "nn/dataset.h"
+#include "nn/evaluate.h"
+#include "nn/exchange.h"
+#include "nn/model.h"
+#include "nn/optim.h"
+#include "nn/options.h"
+#include "nn/rng.h"
+
+typedef struct trainer {
+    nn_train_options opt; /* as given */
+    nn_run_config cfg;    /* the run: opt.run, or merged with the checkpoint on resume */
+    MPI_Comm comm;
+    int rank, nranks, threads;
+    FILE *log, *metrics;  /* log: rank 0 only (NULL elsewhere); metrics: rank 0, if asked */
+    nn_checkpoint ck;     /* the checkpoint resumed from, if any */
+    nn_shard train, test;
+    nn_model model;
+    nn_sgd sgd;
+    nn_exchange *exchange;
+    nn_evaluator eval;
+    uint32_t *order;      /* this epoch's permutation of the local shard */
+    uint32_t *batch_rows; /* the shard rows of this step's batch */
+    uint8_t *labels;
+    long steps_per_epoch;
+    nn_progress progress;
+    nn_rng shuffle_rng;   /* state after this epoch's shuffle: saved in checkpoints */
+    double loss_sum;      /* this rank's summed training loss so far this epoch */
+    double samples_trained; /* by this run, all ranks together, in completed epochs */
+} trainer;
+
+/* Collective. Merges a resume, reads the shards, builds model, optimizer, exchange
+ * and buffers, and restores the checkpoint's state; the status is agreed. On
+ * failure call trainer_free all the same. */
+int trainer_setup(trainer *t, nn_error *err);
+void trainer_free(trainer *t); /* collective */
+
+/* A fresh permutation of the local shard for `epoch`, from (seed, epoch, rank). */
+void trainer_shuffle(trainer *t, int epoch);
+
+/* Collective, at the start of a resumed run: the epoch in progress continues where
+ * it stopped (same permutation, the loss summed so far). */
+int trainer_restore_epoch(trainer *t, nn_error *err);
+
+#endif

@@ -1,0 +1,132 @@
+/* Building a training run from its options, and tearing it down (see trainer.h). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/comm.h"
+#include "trainer.h"
+
+/* The run's configuration: the command line's or, on resume, the checkpoint's
+ * merged with what the command line changed. */
+static int configure(trainer *t, nn_error *err) {
+    const nn_train_options *o = &t->opt;
+    t->cfg = o->run;
+    if (!o->resume[0]) return NN_OK;
+    char changes[2 * NN_PATH_MAX + 256] = "";
+    int status = nn_checkpoint_load(o->resume, &t->ck, err);
+    if (!status) status = nn_run_config_resume(&o->run, o->given, &t->ck.config, o->resume, &t->cfg, changes,
+                                               sizeof changes, err);
+    if ((status = nn_comm_agree(t->comm, status, err))) return status;
+    if (t->log)
+        fprintf(t->log, "nntrain: resuming from %s (nntrain %s, %d ranks): epoch %d, step %ld of it%s%s\n", o->resume,
+                t->ck.version, t->ck.ranks, t->ck.progress.epochs_completed + 1, t->ck.progress.step_in_epoch,
+                changes[0] ? "; changed:" : "", changes);
+    return NN_OK;
+}
+
+/* Checks that the network and batch fit the data; identical on every rank. */
+static int check_fit(const trainer *t, nn_error *err) {
+    const nn_run_config *c = &t->cfg;
+    int status = nn_spec_check_data(&c->spec, t->train.dim, t->train.num_classes, c->data,
+                                    t->opt.resume[0] ? "the checkpoint's network" : "--layers", err);
+    if (status) return status;
+    if (t->test.dim != t->train.dim)
+        return nn_fail(err, NN_ERR_INPUT, "%s: /test samples have %d values, /train samples %d", c->data,
+                       t->test.dim, t->train.dim);
+    if (c->batch_size < t->nranks)
+        return nn_fail(err, NN_ERR_INPUT, "--batch-size %d is smaller than the %d ranks", c->batch_size, t->nranks);
+    if (c->batch_size > t->train.total)
+        return nn_fail(err, NN_ERR_INPUT, "--batch-size %d exceeds the %ld training samples", c->batch_size,
+                       t->train.total);
+    if (t->opt.resume[0] && t->ck.progress.step_in_epoch >= t->train.total / c->batch_size)
+        return nn_fail(err, NN_ERR_INPUT, "%s: resumes at step %ld of an epoch that has only %ld steps with %s",
+                       t->opt.resume, t->ck.progress.step_in_epoch, t->train.total / c->batch_size, c->data);
+    return NN_OK;
+}
+
+static int load_data(trainer *t, nn_error *err) {
+    const nn_run_config *c = &t->cfg;
+    int status;
+    if ((status = nn_shard_read(c->data, "train", c->train_limit, t->comm, &t->train, err))) return status;
+    if ((status = nn_shard_read(c->data, "test", 0, t->comm, &t->test, err))) return status;
+    t->steps_per_epoch = t->train.total / c->batch_size;
+    return nn_comm_agree(t->comm, check_fit(t, err), err);
+}
+
+/* Model, optimizer, evaluator, batch buffers and the metrics file (local parts). */
+static int allocate(trainer *t, nn_error *err) {
+    const nn_run_config *c = &t->cfg;
+    int max_local = (c->batch_size + t->nranks - 1) / t->nranks;
+    int max_batch = max_local > NN_EVAL_CHUNK ? max_local : NN_EVAL_CHUNK;
+    int status = nn_model_create(&t->model, &c->spec, max_batch, err);
+    if (!status) status = nn_sgd_create(&t->sgd, t->model.n_params, c->momentum, c->weight_decay, err);
+    if (!status) status = nn_evaluator_create(&t->eval, &t->model, err);
+    if (!status) {
+        t->order = malloc((size_t)t->train.count * sizeof *t->order);
+        t->batch_rows = malloc((size_t)max_batch * sizeof *t->batch_rows);
+        t->labels = malloc((size_t)max_batch);
+        if (!t->order || !t->batch_rows || !t->labels)
+            status = nn_fail(err, NN_ERR_RUNTIME, "out of memory for batch buffers");
+    }
+    /* A resumed run appends to its metrics, so the file tells the whole story. */
+    if (!status && t->rank == 0 && t->opt.metrics[0] &&
+        !(t->metrics = fopen(t->opt.metrics, t->opt.resume[0] ? "a" : "w")))
+        status = nn_fail(err, NN_ERR_INPUT, "%s: cannot write metrics file", t->opt.metrics);
+    return status;
+}
+
+int trainer_setup(trainer *t, nn_error *err) {
+    int status;
+    if ((status = configure(t, err))) return status;
+    if ((status = load_data(t, err))) return status;
+    if ((status = nn_comm_agree(t->comm, allocate(t, err), err))) return status;
+    if ((status = nn_exchange_create(&t->exchange, t->comm, t->opt.exchange, t->model.n_params, err))) return status;
+    /* the gradients go straight into the exchange's buffer, and it hears of each final slice */
+    nn_model_place_grads(&t->model, nn_exchange_grads(t->exchange));
+    t->model.slice_final = nn_exchange_slice_final;
+    t->model.slice_final_ctx = t->exchange;
+    if (t->opt.resume[0]) {
+        memcpy(t->model.params, t->ck.params, t->model.n_params * sizeof(float));
+        memcpy(t->sgd.velocity, t->ck.velocity, t->model.n_params * sizeof(float));
+        t->progress = t->ck.progress;
+    } else {
+        nn_model_init(&t->model, t->cfg.seed); /* same seed, same parameters on every rank */
+    }
+    return NN_OK;
+}
+
+void trainer_free(trainer *t) {
+    if (t->metrics) fclose(t->metrics);
+    free(t->order);
+    free(t->batch_rows);
+    free(t->labels);
+    nn_evaluator_free(&t->eval);
+    nn_exchange_free(t->exchange); /* collective: every rank frees in the same place */
+    nn_sgd_free(&t->sgd);
+    nn_model_free(&t->model);
+    nn_shard_free(&t->train);
+    nn_shard_free(&t->test);
+    nn_checkpoint_free(&t->ck);
+}
+
+void trainer_shuffle(trainer *t, int epoch) {
+    nn_rng_seed(&t->shuffle_rng, t->cfg.seed, (uint64_t)epoch, (uint64_t)t->rank);
+    for (long i = 0; i < t->train.count; i++) t->order[i] = (uint32_t)i;
+    nn_rng_shuffle(&t->shuffle_rng, t->order, (uint32_t)t->train.count);
+}
+
+/* Same rank count: the same permutation (checked against the saved generator
+ * state) and this rank's loss sum. Another rank count: the shards differ, the rest
+ * of the epoch is drawn from the new ones, and rank 0 carries the old loss sum. */
+int trainer_restore_epoch(trainer *t, nn_error *err) {
+    int status = NN_OK;
+    if (t->ck.ranks == t->nranks) {
+        if (memcmp(t->shuffle_rng.s, t->ck.rng_states + 4 * t->rank, sizeof t->shuffle_rng.s))
+            status = nn_fail(err, NN_ERR_INPUT,
+                             "%s: the shuffling state does not match this data (another dataset or --train-limit?)",
+                             t->opt.resume);
+        t->loss_sum = t->ck.loss_partials[t->rank];
+    } else if (t->rank == 0) {
+        for (int i = 0; i < t->ck.ranks; i++) t->loss_sum += t->ck.loss_partials[i];
+    }
+    return nn_comm_agree(t->comm, status, err);
+}
