@@ -309,26 +309,8 @@ nntrain_run() { # name net ranks threads
         --activation "${net_act[$net]}" --batch-size "${net_batch[$net]}" \
         --lr "${net_lr[$net]}" --threads "$t" --epochs "${net_epochs[$net]}" \
         --metrics "$tmp/$name.jsonl"
-    $PY - "$tmp/$name" "$net" "$r" "$t" "$other" >>"$results" <<'PY' || die "cannot read the metrics of $name"
-import json, sys
-base, net, r, t, other = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-ep = [json.loads(l) for l in open(base + ".jsonl") if l.strip()]
-steady = [e for e in ep if e["epoch"] >= 2]
-if not steady:
-    sys.exit("no epoch after the first in " + base + ".jsonl")
-secs = sum(e["epoch_seconds"] for e in steady)
-n = sum(e["samples_per_second"] * e["epoch_seconds"] for e in steady)
-rss = []
-for rank in range(r):
-    lines = [l for l in open(f"{base}.rss.{rank}").read().split() if l.strip().isdigit()]
-    rss.append(int(lines[-1]) / 1024.0)
-print(json.dumps({"net": net, "kind": "nntrain", "procs": r, "threads": t, "variant": "",
-    "samples_per_second": n / secs,
-    "epoch_samples_per_second": [e["samples_per_second"] for e in ep],
-    "allreduce_share": sum(e["allreduce_seconds"] for e in steady) / secs,
-    "data_share": sum(e["data_seconds"] for e in steady) / secs,
-    "peak_rss_mib": rss, "test_accuracy": ep[-1]["test_accuracy"], "other_cpu": other}))
-PY
+    $PY bench/nntrain_record.py "$tmp/$name" "$net" "$r" "$t" "$other" >>"$results" ||
+        die "cannot read the metrics of $name"
 }
 
 torch_run() { # name net threads wait_policy [extra args]
