@@ -183,12 +183,19 @@ declare -A net_epochs=([small]=$epochs_small [large]=$epochs_large)
 
 results=$tmp/results.jsonl
 : >"$results"
+# the CPU time of the whole machine since boot, in clock ticks, from /proc/stat's "cpu"
+# line: prints TOTAL IDLE. TOTAL: user nice system idle iowait irq softirq steal;
+# IDLE: idle and iowait.
+cpu_ticks() {
+    local -a s
+    read -r -a s </proc/stat
+    echo "$(( s[1] + s[2] + s[3] + s[4] + s[5] + s[6] + s[7] + s[8] )) $(( s[4] + s[5] ))"
+}
 # the share of the CPUs (percent) busy over half a second
 busy_pct() {
-    local -a s0 s1
-    read -r -a s0 </proc/stat; sleep 0.5; read -r -a s1 </proc/stat
-    local k tot=0 idle=$(( s1[4] - s0[4] + s1[5] - s0[5] ))
-    for ((k = 1; k <= 8; k++)); do tot=$(( tot + s1[k] - s0[k] )); done
+    local tot0 idle0 tot1 idle1
+    read -r tot0 idle0 < <(cpu_ticks); sleep 0.5; read -r tot1 idle1 < <(cpu_ticks)
+    local tot=$(( tot1 - tot0 )) idle=$(( idle1 - idle0 ))
     echo $(( tot > 0 ? 100 * (tot - idle) / tot : 0 ))
 }
 # wait (up to --wait-quiet seconds) until other work leaves the machine nearly idle;
@@ -209,16 +216,15 @@ hz=$(getconf CLK_TCK)
 runlog() { # name, command...
     local name=$1; shift
     wait_quiet
-    local -a s0 s1
-    read -r -a s0 </proc/stat
+    local tot0 idle0 tot1 idle1
+    read -r tot0 idle0 < <(cpu_ticks)
     if ! /usr/bin/time -f '%U %S' -o "$tmp/$name.cpu" \
             timeout --kill-after=10 1200 "$@" >"$tmp/$name.log" 2>&1; then
         tail -n 30 "$tmp/$name.log" >&2
         die "run '$name' failed: $*"
     fi
-    read -r -a s1 </proc/stat
-    local k tot=0 idle=$(( s1[4] - s0[4] + s1[5] - s0[5] )) user sys
-    for ((k = 1; k <= 8; k++)); do tot=$(( tot + s1[k] - s0[k] )); done
+    read -r tot1 idle1 < <(cpu_ticks)
+    local tot=$(( tot1 - tot0 )) idle=$(( idle1 - idle0 )) user sys
     read -r user sys < <(tail -n 1 "$tmp/$name.cpu")
     other=$(awk -v t="$tot" -v i="$idle" -v u="$user" -v s="$sys" -v hz="$hz" \
         'BEGIN { o = t > 0 ? ((t - i) / hz - u - s) / (t / hz) : 0; printf "%d", (o < 0 ? 0 : o) * 100 + 0.5 }')
