@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""Checks on nntrain's --metrics files (JSON Lines) and nneval's --metrics JSON.
+
+Used by test_cli.sh and test_checkpoint.sh; exit status 0 when the check holds,
+1 (with a message on stderr) when it does not.
+
+  check_metrics.py cli-run METRICS
+      3 epochs (1, 2, 3), every record has all the metric keys and ranks == 2,
+      and the last test accuracy is above 0.9
+  check_metrics.py same-losses A B
+      A and B have the same 3 epochs, with the same train_loss, test_loss and
+      test_accuracy to the last digit
+  check_metrics.py nneval EVAL RUN
+      nneval's EVAL covers the 10000 test samples; its accuracy equals the last
+      test_accuracy of the training run's RUN (within 1e-12); its confusion
+      matrix is 10 rows summing to 10000 with a diagonal giving that accuracy
+  check_metrics.py loss-falls RUN
+      RUN has epochs 1..4, the training loss falls every epoch, and the last
+      test accuracy is above 0.88
+"""
+import json
+import sys
+
+
+def records(path):
+    return [json.loads(line) for line in open(path)]
+
+
+def need(cond, what):
+    if not cond:
+        sys.exit(f"check_metrics.py: {what}")
+
+
+def cli_run(path):
+    keys = {"epoch", "train_loss", "test_loss", "test_accuracy", "epoch_seconds",
+            "samples_per_second", "allreduce_seconds", "ranks", "threads"}
+    recs = records(path)
+    need([r["epoch"] for r in recs] == [1, 2, 3], [r["epoch"] for r in recs])
+    need(all(keys <= r.keys() and r["ranks"] == 2 for r in recs), recs)
+    need(recs[-1]["test_accuracy"] > 0.9, recs[-1])  # the pattern is trivially learnable
+
+
+def same_losses(path_a, path_b):
+    def load(path):
+        return {r["epoch"]: (r["train_loss"], r["test_loss"], r["test_accuracy"]) for r in records(path)}
+    a, b = load(path_a), load(path_b)
+    need(len(a) == 3, f"{path_a}: {len(a)} epochs, expected 3")
+    need(a == b, f"{path_a} and {path_b} differ: {a} != {b}")
+
+
+def nneval(eval_path, run_path):
+    e = json.load(open(eval_path))
+    last = records(run_path)[-1]
+    need(e["samples"] == 10000 and e["split"] == "test", e)
+    need(abs(e["accuracy"] - last["test_accuracy"]) < 1e-12, (e["accuracy"], last["test_accuracy"]))
+    m = e["confusion"]
+    need(len(m) == 10 and sum(map(sum, m)) == 10000, m)
+    need(abs(sum(m[i][i] for i in range(10)) / 10000 - e["accuracy"]) < 1e-12, (m, e["accuracy"]))
+
+
+def loss_falls(path):
+    r = records(path)
+    loss = [x["train_loss"] for x in r]
+    need([x["epoch"] for x in r] == [1, 2, 3, 4], r)
+    need(loss[0] > loss[1] > loss[2] > loss[3], loss)
+    need(r[-1]["test_accuracy"] > 0.88, r[-1])
+
+
+CHECKS = {"cli-run": cli_run, "same-losses": same_losses, "nneval": nneval, "loss-falls": loss_falls}
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2 or sys.argv[1] not in CHECKS:
+        sys.exit(f"usage: check_metrics.py {{{','.join(CHECKS)}}} FILE...")
+    CHECKS[sys.argv[1]](*sys.argv[2:])
