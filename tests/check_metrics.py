@@ -17,6 +17,10 @@ Used by test_cli.sh and test_checkpoint.sh; exit status 0 when the check holds,
   check_metrics.py loss-falls RUN
       RUN has epochs 1..4, the training loss falls every epoch, and the last
       test accuracy is above 0.88
+  check_metrics.py fixture EXPECTED EVAL RUN
+      against a checkpoint fixture's EXPECTED facts: nneval's EVAL scores it at the
+      accuracy it had when written, and the resumed RUN's only epoch has the losses
+      and accuracy the writing version reached, to the last digit
 """
 import json
 import sys
@@ -66,7 +70,17 @@ def loss_falls(path):
     need(r[-1]["test_accuracy"] > 0.88, r[-1])
 
 
-CHECKS = {"cli-run": cli_run, "same-losses": same_losses, "nneval": nneval, "loss-falls": loss_falls}
+def fixture(expected_path, eval_path, run_path):
+    want = json.load(open(expected_path))
+    e = json.load(open(eval_path))
+    need(e["accuracy"] == want["test_accuracy_at_checkpoint"], (e["accuracy"], want))
+    r = records(run_path)
+    need(len(r) == 1, r)
+    got = {k: r[0][k] for k in want["resumed"]}
+    need(got == want["resumed"], f"resumed run {got} != {want['resumed']}")
+
+
+CHECKS = {"fixture": fixture, "cli-run": cli_run, "same-losses": same_losses, "nneval": nneval, "loss-falls": loss_falls}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in CHECKS:
