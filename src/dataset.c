@@ -51,17 +51,24 @@ static void reader_close(reader *r) {
     if (r->file >= 0) H5Fclose(r->file);
 }
 
+/* The root attribute num_classes: exactly one integer in 2..256. */
 static int read_num_classes(hid_t file, const char *path, int *classes, nn_error *err) {
     if (H5Aexists(file, "num_classes") <= 0)
         return nn_fail(err, NN_ERR_INPUT, "%s: missing root attribute num_classes", path);
     hid_t attr = H5Aopen(file, "num_classes", H5P_DEFAULT);
-    int value = 0;
-    herr_t rc = attr < 0 ? -1 : H5Aread(attr, H5T_NATIVE_INT, &value);
+    hid_t space = attr < 0 ? -1 : H5Aget_space(attr), type = attr < 0 ? -1 : H5Aget_type(attr);
+    int one_integer = space >= 0 && type >= 0 && H5Sget_simple_extent_npoints(space) == 1 &&
+                      H5Tget_class(type) == H5T_INTEGER;
+    long long value = 0;
+    herr_t rc = one_integer ? H5Aread(attr, H5T_NATIVE_LLONG, &value) : -1;
+    if (type >= 0) H5Tclose(type);
+    if (space >= 0) H5Sclose(space);
     if (attr >= 0) H5Aclose(attr);
+    if (!one_integer) return nn_fail(err, NN_ERR_INPUT, "%s: attribute num_classes must be one integer", path);
     if (rc < 0) return nn_fail(err, NN_ERR_INPUT, "%s: cannot read attribute num_classes", path);
     if (value < 2 || value > 256)
-        return nn_fail(err, NN_ERR_INPUT, "%s: num_classes = %d, expected 2..256", path, value);
-    *classes = value;
+        return nn_fail(err, NN_ERR_INPUT, "%s: num_classes = %lld, expected 2..256", path, value);
+    *classes = (int)value;
     return NN_OK;
 }
 
@@ -91,8 +98,8 @@ static int open_dataset(hid_t file, const char *path, const char *split, const c
     return NN_OK;
 }
 
-/* Collective read of rows [offset, offset+count) of a dataset whose rows hold
- * row_size values, converted to uint8 (labels) or read as is (images). */
+/* Collective read of rows [offset, offset+count) of a dataset of shape dims,
+ * converted to mem_type (HDF5 converts: labels are read as int, images as uint8). */
 static int read_rows(hid_t dset, int ndims, const hsize_t dims[], long offset, long count,
                      hid_t mem_type, void *buf) {
     hsize_t start[H5S_MAX_RANK] = {0}, block[H5S_MAX_RANK];
@@ -116,71 +123,70 @@ static int read_rows(hid_t dset, int ndims, const hsize_t dims[], long offset, l
     return rc < 0 ? NN_ERR_RUNTIME : NN_OK;
 }
 
-int nn_shard_read(const char *path, const char *split, long limit, MPI_Comm comm,
-                  nn_shard *out, nn_error *err) {
-    int rank, nranks;
-    MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &nranks);
-    memset(out, 0, sizeof *out);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* we report errors ourselves, in one line */
-
+/* Opens the file collectively with the MPI-IO driver; the verdict is agreed. */
+static int open_file(const char *path, MPI_Comm comm, reader *r, nn_error *err) {
     int status = NN_OK;
     if (access(path, R_OK) != 0)
         status = nn_fail(err, NN_ERR_INPUT, "%s: cannot read: %s", path, strerror(errno));
     else if (H5Fis_hdf5(path) <= 0)
         status = nn_fail(err, NN_ERR_INPUT, "%s: not an HDF5 file", path);
     if (nn_comm_agree(comm, status, err)) return err->status;
-
-    reader r = {-1, -1, -1};
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL);
-    r.file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    r->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
     H5Pclose(fapl);
-    if (r.file < 0) status = nn_fail(err, NN_ERR_INPUT, "%s: cannot open as HDF5", path);
-    if (nn_comm_agree(comm, status, err)) return err->status;
+    if (r->file < 0) status = nn_fail(err, NN_ERR_INPUT, "%s: cannot open as HDF5", path);
+    return nn_comm_agree(comm, status, err);
+}
 
-    /* Metadata: identical on every rank. */
-    hsize_t idims[H5S_MAX_RANK], ldims[H5S_MAX_RANK];
-    int irank = 0, lrank = 0;
-    status = read_num_classes(r.file, path, &out->num_classes, err);
-    if (!status) status = open_dataset(r.file, path, split, "images", 2, H5S_MAX_RANK, &r.images, idims, &irank, err);
-    if (!status) status = open_dataset(r.file, path, split, "labels", 1, 1, &r.labels, ldims, &lrank, err);
-    if (!status && idims[0] != ldims[0])
-        status = nn_fail(err, NN_ERR_INPUT, "%s: /%s/images has %llu samples but /%s/labels has %llu",
-                         path, split, (unsigned long long)idims[0], split, (unsigned long long)ldims[0]);
-    if (!status && idims[0] == 0) status = nn_fail(err, NN_ERR_INPUT, "%s: /%s holds zero samples", path, split);
-    if (!status) {
-        hid_t type = H5Dget_type(r.images);
-        if (H5Tget_size(type) != 1 || H5Tget_sign(type) != H5T_SGN_NONE)
-            status = nn_fail(err, NN_ERR_INPUT, "%s: /%s/images must be uint8", path, split);
-        H5Tclose(type);
-    }
+/* Shapes and types of /split/images and /split/labels, and the split's size after
+ * `limit`: metadata, identical on every rank. */
+static int read_shape(reader *r, const char *path, const char *split, long limit, int nranks, nn_shard *out,
+                      hsize_t idims[], int *irank, hsize_t ldims[], nn_error *err) {
+    int lrank, status = read_num_classes(r->file, path, &out->num_classes, err);
+    if (!status) status = open_dataset(r->file, path, split, "images", 2, H5S_MAX_RANK, &r->images, idims, irank, err);
+    if (!status) status = open_dataset(r->file, path, split, "labels", 1, 1, &r->labels, ldims, &lrank, err);
+    if (status) return status;
+    if (idims[0] != ldims[0])
+        return nn_fail(err, NN_ERR_INPUT, "%s: /%s/images has %llu samples but /%s/labels has %llu", path, split,
+                       (unsigned long long)idims[0], split, (unsigned long long)ldims[0]);
+    if (idims[0] == 0) return nn_fail(err, NN_ERR_INPUT, "%s: /%s holds zero samples", path, split);
+    hid_t type = H5Dget_type(r->images);
+    int bytes = H5Tget_size(type) == 1 && H5Tget_sign(type) == H5T_SGN_NONE;
+    H5Tclose(type);
+    if (!bytes) return nn_fail(err, NN_ERR_INPUT, "%s: /%s/images must be uint8", path, split);
+    const hsize_t max_dim = 100000000;
     hsize_t dim = 1;
-    for (int d = 1; d < irank && !status; d++) dim *= idims[d];
-    if (!status && (dim == 0 || dim > 100000000))
-        status = nn_fail(err, NN_ERR_INPUT, "%s: /%s/images has %llu values per sample", path, split,
-                         (unsigned long long)dim);
-    long total = (long)idims[0];
-    if (limit > 0 && limit < total) total = limit;
-    if (!status && total < nranks)
-        status = nn_fail(err, NN_ERR_INPUT, "%s: %ld samples in /%s cannot be split over %d ranks",
-                         path, total, split, nranks);
-    if (nn_comm_agree(comm, status, err)) { reader_close(&r); return err->status; }
-
-    out->total = total;
+    for (int d = 1; d < *irank; d++) /* checked before each product: no wrap-around */
+        dim = idims[d] != 0 && dim <= max_dim / idims[d] ? dim * idims[d] : 0;
+    if (dim == 0 || dim > max_dim)
+        return nn_fail(err, NN_ERR_INPUT, "%s: /%s/images: the values per sample (trailing dimensions) must "
+                       "multiply to 1..%llu", path, split, (unsigned long long)max_dim);
     out->dim = (int)dim;
-    nn_shard_range(total, rank, nranks, &out->offset, &out->count);
-    out->images = alloc_samples((size_t)out->count * dim);
-    out->labels = malloc((size_t)out->count);
-    int *wide_labels = malloc((size_t)out->count * sizeof(int));
-    if (!out->images || !out->labels || !wide_labels)
-        status = nn_fail(err, NN_ERR_RUNTIME, "%s: rank %d: out of memory for %ld samples", path, rank, out->count);
-    if (nn_comm_agree(comm, status, err)) goto fail;
+    out->total = limit > 0 && limit < (long)idims[0] ? limit : (long)idims[0];
+    if (out->total < nranks)
+        return nn_fail(err, NN_ERR_INPUT, "%s: %ld samples in /%s cannot be split over %d ranks", path, out->total,
+                       split, nranks);
+    return NN_OK;
+}
 
-    /* Labels are read as int whatever their stored width, so out-of-range values
-     * are seen rather than wrapped. */
-    if (read_rows(r.images, irank, idims, out->offset, out->count, H5T_NATIVE_UINT8, out->images) ||
-        read_rows(r.labels, 1, ldims, out->offset, out->count, H5T_NATIVE_INT, wide_labels))
+/* This rank's buffers: the shard, and its labels as int for reading (freed by
+ * read_shard). */
+static int allocate_shard(nn_shard *out, const char *path, int rank, int **wide_labels, nn_error *err) {
+    out->images = alloc_samples((size_t)out->count * out->dim);
+    out->labels = malloc((size_t)out->count);
+    *wide_labels = malloc((size_t)out->count * sizeof(int));
+    if (out->images && out->labels && *wide_labels) return NN_OK;
+    return nn_fail(err, NN_ERR_RUNTIME, "%s: rank %d: out of memory for %ld samples", path, rank, out->count);
+}
+
+/* Collective: this rank's rows. Labels are read as int whatever their stored
+ * width, so out-of-range values are seen rather than wrapped. */
+static int read_shard(reader *r, const char *path, const char *split, int rank, const hsize_t idims[], int irank,
+                      const hsize_t ldims[], int *wide_labels, nn_shard *out, nn_error *err) {
+    int status = NN_OK;
+    if (read_rows(r->images, irank, idims, out->offset, out->count, H5T_NATIVE_UINT8, out->images) ||
+        read_rows(r->labels, 1, ldims, out->offset, out->count, H5T_NATIVE_INT, wide_labels))
         status = nn_fail(err, NN_ERR_RUNTIME, "%s: reading /%s failed on rank %d", path, split, rank);
     for (long i = 0; i < out->count && !status; i++) {
         if (wide_labels[i] < 0 || wide_labels[i] >= out->num_classes)
@@ -189,16 +195,31 @@ int nn_shard_read(const char *path, const char *split, long limit, MPI_Comm comm
         else
             out->labels[i] = (uint8_t)wide_labels[i];
     }
-    if (nn_comm_agree(comm, status, err)) goto fail;
-    free(wide_labels);
-    reader_close(&r);
-    return NN_OK;
+    return status;
+}
 
-fail:
+int nn_shard_read(const char *path, const char *split, long limit, MPI_Comm comm, nn_shard *out, nn_error *err) {
+    int rank, nranks;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &nranks);
+    memset(out, 0, sizeof *out);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* we report errors ourselves, in one line */
+    reader r = {-1, -1, -1};
+    if (open_file(path, comm, &r, err)) return err->status;
+    hsize_t idims[H5S_MAX_RANK], ldims[H5S_MAX_RANK];
+    int irank = 0, *wide_labels = NULL;
+    int status = nn_comm_agree(comm, read_shape(&r, path, split, limit, nranks, out, idims, &irank, ldims, err), err);
+    if (!status) {
+        nn_shard_range(out->total, rank, nranks, &out->offset, &out->count);
+        /* agreed before the collective reads: no rank enters them alone */
+        status = nn_comm_agree(comm, allocate_shard(out, path, rank, &wide_labels, err), err);
+    }
+    if (!status)
+        status = nn_comm_agree(comm, read_shard(&r, path, split, rank, idims, irank, ldims, wide_labels, out, err), err);
     free(wide_labels);
     reader_close(&r);
-    nn_shard_free(out);
-    return err->status;
+    if (status) nn_shard_free(out);
+    return status;
 }
 
 static void convert_row(const uint8_t *restrict src, float *restrict dst, int dim) {

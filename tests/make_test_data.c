@@ -25,14 +25,44 @@ static void write_classes(hid_t file, int classes) {
     H5Sclose(space);
 }
 
+/* num_classes as something other than one integer: a 16000-element array, or 10.7. */
+static void write_bad_classes(hid_t file, int array) {
+    static int many[16000];
+    double real = 10.7;
+    hsize_t n = 16000;
+    hid_t space = array ? H5Screate_simple(1, &n, NULL) : H5Screate(H5S_SCALAR);
+    hid_t type = array ? H5T_NATIVE_INT : H5T_NATIVE_DOUBLE;
+    hid_t attr = H5Acreate2(file, "num_classes", type, space, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(attr, type, array ? (const void *)many : (const void *)&real);
+    H5Aclose(attr);
+    H5Sclose(space);
+}
+
+/* Images [N, 16, 2^60 + 1]: the trailing dimensions multiply to 2^64 + 16, which
+ * wraps around to 16 in 64 bits. Chunked, nothing written. */
+static void write_huge_images(hid_t file, const char *name) {
+    hsize_t dims[3] = {N, 16, (1ull << 60) + 1}, chunk[3] = {1, 1, 16};
+    hid_t space = H5Screate_simple(3, dims, NULL);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, 3, chunk);
+    hid_t dset = H5Dcreate2(file, name, H5T_NATIVE_UINT8, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    if (dset >= 0) H5Dclose(dset);
+    H5Pclose(dcpl);
+    H5Sclose(space);
+}
+
 /* A file built by hand, for the layouts nn_dataset_write refuses to produce. */
-typedef enum { FLAT_IMAGES, NO_TRAIN_IMAGES, ZERO_SAMPLES, COUNT_MISMATCH, FLOAT_IMAGES, NO_CLASSES } variant;
+typedef enum {
+    FLAT_IMAGES, NO_TRAIN_IMAGES, ZERO_SAMPLES, COUNT_MISMATCH, FLOAT_IMAGES, NO_CLASSES, ARRAY_CLASSES,
+    REAL_CLASSES, HUGE_SAMPLES
+} variant;
 
 static void write_variant(const char *dir, const char *name, variant v, const uint8_t *images, const uint8_t *labels) {
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     hid_t file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (v != NO_CLASSES) write_classes(file, CLASSES);
+    if (v == ARRAY_CLASSES || v == REAL_CLASSES) write_bad_classes(file, v == ARRAY_CLASSES);
+    else if (v != NO_CLASSES) write_classes(file, CLASSES);
     const char *splits[2] = {"train", "test"};
     for (int s = 0; s < 2; s++) {
         char g[64];
@@ -43,6 +73,7 @@ static void write_variant(const char *dir, const char *name, variant v, const ui
         snprintf(g, sizeof g, "/%s/images", splits[s]);
         if (v == FLAT_IMAGES) write_dataset(file, g, H5T_NATIVE_UINT8, 1, &flat, images);
         else if (v == FLOAT_IMAGES) write_dataset(file, g, H5T_NATIVE_FLOAT, 3, idims, NULL);
+        else if (v == HUGE_SAMPLES) write_huge_images(file, g);
         else if (!(v == NO_TRAIN_IMAGES && s == 0)) write_dataset(file, g, H5T_NATIVE_UINT8, 3, idims, n ? images : NULL);
         snprintf(g, sizeof g, "/%s/labels", splits[s]);
         write_dataset(file, g, H5T_NATIVE_UINT8, 1, ldims, ldims[0] ? labels : NULL);
@@ -81,6 +112,9 @@ int main(int argc, char **argv) {
     write_variant(dir, "mismatch.h5", COUNT_MISMATCH, images, labels);
     write_variant(dir, "float.h5", FLOAT_IMAGES, images, labels);
     write_variant(dir, "noclasses.h5", NO_CLASSES, images, labels);
+    write_variant(dir, "arrayclasses.h5", ARRAY_CLASSES, images, labels);
+    write_variant(dir, "realclasses.h5", REAL_CLASSES, images, labels);
+    write_variant(dir, "huge.h5", HUGE_SAMPLES, images, labels);
     snprintf(path, sizeof path, "%s/text.h5", dir);
     FILE *f = fopen(path, "w");
     if (!f) return 1;

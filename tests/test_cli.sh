@@ -65,6 +65,10 @@ expect_error 2 "$dir/float.h5: /train/images is not an integer dataset" --data "
 expect_error 2 "$dir/mismatch.h5: /train/images has 64 samples but /train/labels has 63" --data "$dir/mismatch.h5"
 expect_error 2 "$dir/empty.h5: /train holds zero samples" --data "$dir/empty.h5"
 expect_error 2 "$dir/noclasses.h5: missing root attribute num_classes" --data "$dir/noclasses.h5"
+expect_error 2 "$dir/arrayclasses.h5: attribute num_classes must be one integer" --data "$dir/arrayclasses.h5"
+expect_error 2 "$dir/realclasses.h5: attribute num_classes must be one integer" --data "$dir/realclasses.h5"
+expect_error 2 "$dir/huge.h5: /train/images: the values per sample (trailing dimensions) must multiply to" \
+    --data "$dir/huge.h5" --layers 16,3
 expect_error 2 "$dir/badlabel.h5: /train/labels[63] = 7 is outside 0..2" --data "$dir/badlabel.h5" --layers 16,3
 expect_error 4 "$dir/badlabel.h5: /train/labels[63] = 7 is outside 0..2" --data "$dir/badlabel.h5" --layers 16,3
 expect_error 2 "samples have 16 values but --layers starts with 784" --data "$dir/good.h5"
@@ -75,6 +79,17 @@ expect_error 2 "1 samples in /train cannot be split over 2 ranks" "${good[@]}" -
 expect_error 2 "unknown option '--bogus'" "${good[@]}" --bogus 3
 expect_error 2 "--epochs '1x': not an integer" "${good[@]}" --epochs 1x
 expect_error 2 "--lr 'abc': not a finite number" "${good[@]}" --lr abc
+expect_error 2 "--momentum 0.99999999999: must be in [0, 1)" "${good[@]}" --momentum 0.99999999999
+expect_error 2 "--epochs ' 3': not an integer" "${good[@]}" --epochs " 3"
+expect_error 2 "--epochs '3x': not an integer" "${good[@]}" --epochs=3x
+
+# A run whose loss stops being finite ends with exit 1 and says so, and does not
+# overwrite its last checkpoint with NaN.
+run 2 "${good[@]}" --lr 100 --weight-decay 1 --epochs 20 --checkpoint "$dir/diverged.h5"
+if [ "$rc" -eq 1 ] && [[ "$err" == *"training diverged: the loss is not finite at epoch "* ]] &&
+   ! h5dump -d /model/dense1/weight "$dir/diverged.h5" 2>/dev/null | grep -qi nan
+then ok "diverging run: exit 1, 'training diverged', no NaN checkpoint"
+else fail "diverging run: expected exit 1, 'training diverged', no NaN in the checkpoint"; fi
 expect_error 2 "$dir/no/such/dir/m.jsonl: cannot write metrics file" "${good[@]}" --metrics "$dir/no/such/dir/m.jsonl"
 
 echo "$passed passed, $failed failed"
