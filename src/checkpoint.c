@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -216,6 +217,20 @@ static int save_on_root(const char *path, const nn_train_state *s, int ranks, co
         return nn_fail(err, NN_ERR_RUNTIME, "%s: cannot put checkpoint in place: %s", path, strerror(saved));
     }
     sync_path(dirname(dir), 1); /* best effort: some filesystems refuse fsync on directories */
+    return NN_OK;
+}
+
+int nn_checkpoint_check_path(const char *path, nn_error *err) {
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return nn_fail(err, NN_ERR_INPUT, "--checkpoint %s: is a directory", path);
+    char dir[NN_PATH_MAX], tmp[NN_PATH_MAX + 8];
+    snprintf(dir, sizeof dir, "%s", path);
+    const char *parent = dirname(dir);
+    if (access(parent, W_OK | X_OK) != 0)
+        return nn_fail(err, NN_ERR_INPUT, "--checkpoint %s: cannot write in %s: %s", path, parent, strerror(errno));
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    remove(tmp); /* a killed write's leftover; the checkpoint itself is untouched */
     return NN_OK;
 }
 

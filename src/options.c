@@ -8,6 +8,7 @@ void nn_options_defaults(nn_train_options *opt) {
     memset(opt, 0, sizeof *opt);
     nn_run_config_defaults(&opt->run);
     opt->exchange = NN_EXCHANGE_SHM;
+    opt->timeout = 300;
 }
 
 void nn_options_print_help(FILE *out) {
@@ -35,6 +36,8 @@ void nn_options_print_help(FILE *out) {
         "  --allreduce MODE       shm: ranks of a node sum in shared memory, nodes with\n"
         "                         MPI_Allreduce; mpi: one MPI_Allreduce; overlap: one\n"
         "                         MPI_Iallreduce per layer during backward   [shm]\n"
+        "  --timeout SECONDS      end the job (exit 1, naming the ranks waited for) when a\n"
+        "                         rank makes no progress for this long; 0: never [300]\n"
         "  --help                 this text\n"
         "  --version              print the version\n"
         "\n"
@@ -47,7 +50,7 @@ void nn_options_print_help(FILE *out) {
 enum option_code {
     OPT_HELP = 'h', OPT_VERSION = 256, OPT_DATA, OPT_LAYERS, OPT_ACTIVATION, OPT_LOSS, OPT_EPOCHS, OPT_BATCH,
     OPT_LR, OPT_SCHEDULE, OPT_MOMENTUM, OPT_WEIGHT_DECAY, OPT_SEED, OPT_TRAIN_LIMIT, OPT_METRICS,
-    OPT_CHECKPOINT, OPT_CHECKPOINT_EVERY, OPT_RESUME, OPT_THREADS, OPT_ALLREDUCE
+    OPT_CHECKPOINT, OPT_CHECKPOINT_EVERY, OPT_RESUME, OPT_THREADS, OPT_ALLREDUCE, OPT_TIMEOUT
 };
 
 static const struct option options[] = {
@@ -71,6 +74,7 @@ static const struct option options[] = {
     {"resume", required_argument, NULL, OPT_RESUME},
     {"threads", required_argument, NULL, OPT_THREADS},
     {"allreduce", required_argument, NULL, OPT_ALLREDUCE},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {NULL, 0, NULL, 0}};
 
 /* The run settings a command line can give, and the nn_given bit each sets. */
@@ -136,6 +140,12 @@ static int apply_option(void *ctx, int code, const char *v, nn_error *err) {
     case OPT_RESUME: return nn_cli_path(name, v, opt->resume, err);
     case OPT_CHECKPOINT_EVERY: return nn_cli_long(name, v, 1, 0x7fffffffL, &opt->checkpoint_every, err);
     case OPT_THREADS: return nn_cli_int(name, v, 1, 1024, &opt->threads, err);
+    case OPT_TIMEOUT: {
+        float seconds = 0.0f;
+        int status = nn_cli_float(name, v, 0.0, 86400.0, 1, &seconds, err);
+        opt->timeout = seconds;
+        return status;
+    }
     case OPT_ALLREDUCE:
         return nn_exchange_mode_parse(v, &opt->exchange) ? bad_choice(name, v, "shm, mpi or overlap", err) : NN_OK;
     }

@@ -9,7 +9,7 @@
  * (with several nodes: into its own segment, Allreduce with the same slice on the
  * other nodes, then into the other segments) -> barrier (every slice written). Only
  * local rank l ever touches slice l between the barriers, so no locks are needed. */
-#define _POSIX_C_SOURCE 200809L /* sched_yield */
+#define _POSIX_C_SOURCE 200809L /* sched_yield, nanosleep */
 #include "nn/reduce.h"
 
 #include <limits.h>
@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "nn/comm.h"
@@ -26,7 +27,8 @@
 enum {
     ALIGN = 64,        /* bytes: buffers and slices start on a cache line */
     SLICE_ALIGN = 16,  /* floats per cache line */
-    SPINS = 1000       /* busy polls before the barrier yields the core (~25 us) */
+    SPINS = 1000,      /* busy polls before the barrier yields the core (~25 us) */
+    YIELDS = 20000     /* then yields (several ms) before it sleeps between polls */
 };
 
 /* Sense-free counting barrier in shared memory: the last rank to arrive resets the
@@ -88,10 +90,13 @@ static void spin_barrier(node_barrier *b, unsigned *gen, int nlocal, int max_spi
         return;
     }
     /* spin while the others are probably running; then yield, as the rank we wait
-     * for may need this core */
-    for (int spins = 0; atomic_load_explicit(&b->gen, memory_order_acquire) == g; spins++) {
+     * for may need this core; and a rank that late may be stopped or hung: then
+     * sleep between looks rather than burn a core until the watchdog ends the job */
+    const struct timespec nap = {0, 100000}; /* 0.1 ms */
+    for (long spins = 0; atomic_load_explicit(&b->gen, memory_order_acquire) == g; spins++) {
         if (spins < max_spins) cpu_relax();
-        else sched_yield();
+        else if (spins < max_spins + YIELDS) sched_yield();
+        else nanosleep(&nap, NULL);
     }
 }
 

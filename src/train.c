@@ -6,13 +6,16 @@
  * (resume, data, buffers) lives in trainer_setup.c. */
 #include "nn/train.h"
 
+#include <errno.h>
 #include <math.h>
 #include <omp.h>
+#include <string.h>
 
 #include "nn/comm.h"
 #include "nn/metrics.h"
 #include "nn/placement.h"
 #include "nn/signals.h"
+#include "nn/watchdog.h"
 #include "trainer.h"
 
 /* Count of slots g in [0, n) with g % nranks == rank. */
@@ -35,6 +38,7 @@ static step_outcome step(trainer *t, long s, nn_epoch_clock *clock) {
     nn_model *m = &t->model;
     long first;
     int n = nn_local_batch(s, t->cfg.batch_size, t->rank, t->nranks, &first);
+    nn_watchdog_beat(t->progress.global_step, NN_PHASE_STEP);
     double t0 = MPI_Wtime();
     for (int i = 0; i < n; i++) /* wraps when a rank's share exceeds its shard by a few */
         t->batch_rows[i] = t->order[(first + i) % t->train.count];
@@ -47,6 +51,7 @@ static step_outcome step(trainer *t, long s, nn_epoch_clock *clock) {
     nn_exchange_set_control(t->exchange, NN_CONTROL_NONFINITE, !isfinite(loss));
     nn_model_backward(m, t->labels, n, 1.0f / (float)t->cfg.batch_size); /* overlap mode starts summing here */
     t->loss_sum += loss;
+    nn_watchdog_beat(t->progress.global_step, NN_PHASE_SUM);
     clock->exchange += nn_exchange_finish(t->exchange);
     if (nn_exchange_control(t->exchange, NN_CONTROL_NONFINITE) > 0.0f) return STEP_DIVERGED; /* keep the weights */
 
@@ -59,6 +64,7 @@ static step_outcome step(trainer *t, long s, nn_epoch_clock *clock) {
 
 static int save(trainer *t, nn_train_result *result, double *seconds, nn_error *err) {
     nn_train_state state = {&t->cfg, &t->model, &t->sgd, &t->progress, &t->shuffle_rng, t->loss_sum};
+    nn_watchdog_beat(t->progress.global_step, NN_PHASE_EPOCH);
     int status = nn_checkpoint_save(t->opt.checkpoint, &state, t->comm, seconds, err);
     if (!status) {
         result->checkpoints++;
@@ -95,6 +101,7 @@ static int train_steps(trainer *t, nn_epoch_clock *clock, step_outcome *outcome,
  * (whose permutation, and generator state, is drawn now). */
 static int end_epoch(trainer *t, int epoch, const nn_epoch_clock *clock, nn_train_result *result, nn_error *err) {
     nn_epoch_stats st = {.epoch = epoch, .epochs = t->cfg.epochs, .ranks = t->nranks, .threads = t->threads};
+    nn_watchdog_beat(t->progress.global_step, NN_PHASE_EPOCH);
     double t0 = MPI_Wtime();
     nn_scores scores;
     nn_evaluate(&t->eval, &t->model, &t->test, t->comm, &scores);
@@ -118,8 +125,9 @@ static int end_epoch(trainer *t, int epoch, const nn_epoch_clock *clock, nn_trai
     }
     result->final_accuracy = st.test_accuracy;
     if (t->log) nn_metrics_print_line(t->log, &st);
-    if (t->metrics) nn_metrics_write_json(t->metrics, &st);
-    return status;
+    if (!status && t->metrics && nn_metrics_write_json(t->metrics, &st))
+        status = nn_fail(err, NN_ERR_RUNTIME, "%s: cannot write metrics: %s", t->opt.metrics, strerror(errno));
+    return nn_comm_agree(t->comm, status, err); /* only rank 0 writes the metrics */
 }
 
 static void print_header(const trainer *t) {
@@ -166,10 +174,12 @@ int nn_train(const nn_train_options *opt, MPI_Comm comm, FILE *log, nn_train_res
     omp_set_num_threads(t.threads);
 
     int status = trainer_setup(&t, err);
+    if (!status) status = nn_watchdog_start(comm, opt->timeout, err);
     if (!status) {
         if (t.log) print_header(&t);
         status = train_epochs(&t, result, err);
     }
+    nn_watchdog_stop();
     result->epochs_run = t.progress.epochs_completed;
     result->samples_per_second = result->train_seconds > 0 ? t.samples_trained / result->train_seconds : 0.0;
     trainer_free(&t);

@@ -77,6 +77,8 @@ static int allocate(trainer *t, nn_error *err) {
 int trainer_setup(trainer *t, nn_error *err) {
     int status;
     if ((status = configure(t, err))) return status;
+    status = t->rank == 0 && t->opt.checkpoint[0] ? nn_checkpoint_check_path(t->opt.checkpoint, err) : NN_OK;
+    if ((status = nn_comm_agree(t->comm, status, err))) return status; /* before any work */
     if ((status = load_data(t, err))) return status;
     if ((status = nn_comm_agree(t->comm, allocate(t, err), err))) return status;
     if ((status = nn_exchange_create(&t->exchange, t->comm, t->opt.exchange, t->model.n_params, err))) return status;

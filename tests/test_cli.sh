@@ -82,6 +82,14 @@ expect_error 2 "--lr 'abc': not a finite number" "${good[@]}" --lr abc
 expect_error 2 "--momentum 0.99999999999: must be in [0, 1)" "${good[@]}" --momentum 0.99999999999
 expect_error 2 "--epochs ' 3': not an integer" "${good[@]}" --epochs " 3"
 expect_error 2 "--epochs '3x': not an integer" "${good[@]}" --epochs=3x
+expect_error 2 "--checkpoint $dir/no/such/dir/ck.h5: cannot write in $dir/no/such/dir" "${good[@]}" \
+    --checkpoint "$dir/no/such/dir/ck.h5"
+expect_error 2 "--checkpoint $dir: is a directory" "${good[@]}" --checkpoint "$dir"
+
+# Metrics that cannot be written (a full disk: /dev/full) end the run with exit 1.
+run 2 "${good[@]}" --epochs 2 --metrics /dev/full
+if [ "$rc" -eq 1 ] && [[ "$err" == *"/dev/full: cannot write metrics: No space left on device"* ]]
+then ok "metrics on a full disk: exit 1 and the reason"; else fail "metrics on a full disk: expected exit 1"; fi
 
 # A run whose loss stops being finite ends with exit 1 and says so, and does not
 # overwrite its last checkpoint with NaN.

@@ -24,6 +24,7 @@ static void test_defaults(void) {
     CU_ASSERT_EQUAL(o.run.train_limit, 0);
     CU_ASSERT_EQUAL(o.given, 0); /* nothing given: a resume takes everything from the checkpoint */
     CU_ASSERT_EQUAL(o.exchange, NN_EXCHANGE_SHM);
+    CU_ASSERT_DOUBLE_EQUAL(o.timeout, 300.0, 1e-9); /* the watchdog is on by default */
     CU_ASSERT_DOUBLE_EQUAL(o.run.lr, 0.3, 1e-7);
     CU_ASSERT_DOUBLE_EQUAL(o.run.momentum, 0.9, 1e-7);
     CU_ASSERT_EQUAL(o.run.schedule, NN_SCHEDULE_COSINE);
@@ -93,6 +94,8 @@ static void test_bad_options(void) {
     EXPECT_ERROR("--data: empty path", "--data", "");
     EXPECT_ERROR("unexpected argument 'train'", "train");
     EXPECT_ERROR("--threads 0: must be in", "--threads", "0");
+    EXPECT_ERROR("--timeout -1: must be in", "--timeout", "-1");
+    EXPECT_ERROR("--timeout 'soon': not a finite number", "--timeout", "soon");
     EXPECT_ERROR("--allreduce 'ring'", "--allreduce", "ring");
     EXPECT_ERROR("--checkpoint-every needs --checkpoint", "--checkpoint-every", "10");
     EXPECT_ERROR("--checkpoint-every 0: must be in", "--checkpoint", "c.h5", "--checkpoint-every", "0");

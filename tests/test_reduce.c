@@ -150,6 +150,32 @@ static void test_repeated_no_race(void) {
     }
 }
 
+/* CPU seconds this process has used so far. */
+static double cpu_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* A rank that waits long for a late one sleeps between looks: over a 1 s wait it
+ * uses far less than 1 s of CPU (a stopped peer must not cost a core). */
+static void test_waiting_rank_sleeps(void) {
+    nn_reducer *red = make(45361, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(red);
+    fill(nn_reducer_buffer(red), 45361, 7);
+    int late = nranks - 1;
+    double before = cpu_seconds();
+    if (rank == late) sleep_us(1000000);
+    nn_reducer_sum(red);
+    double used = cpu_seconds() - before;
+    if (rank != late && nn_reducer_mode(red) == NN_REDUCE_SHARED) {
+        if (used >= 0.3) printf("\n  rank %d used %.3f s of CPU waiting 1 s\n", rank, used);
+        CU_ASSERT(used < 0.3);
+    }
+    CU_ASSERT_EQUAL(check_sum(nn_reducer_buffer(red), 45361, 7), 0);
+    nn_reducer_free(red);
+}
+
 /* Two reducers on one communicator, used in turns: independent and the same bits. */
 static void test_two_reducers_agree(void) {
     size_t n = 45361;
@@ -187,6 +213,7 @@ int main(int argc, char **argv) {
         {"same with the flat MPI_Allreduce fallback", test_flat_variant},
         {"two fake nodes: cross-node path or flat fallback", test_fake_nodes},
         {"100 rounds with changing inputs and late ranks: no race", test_repeated_no_race},
+        {"a rank waiting 1 s for a late one sleeps rather than spins", test_waiting_rank_sleeps},
         {"two reducers on one communicator agree bit for bit", test_two_reducers_agree},
         {"freeing NULL is a no-op", test_free_null},
         CU_TEST_INFO_NULL};
