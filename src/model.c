@@ -224,3 +224,23 @@ double nn_model_score(nn_model *model, const uint8_t *labels, int batch, long *c
     *correct = right;
     return loss;
 }
+
+static int all_finite(const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return 0;
+    return 1;
+}
+
+int nn_model_first_nonfinite(const nn_model *model) {
+    int k = 0;
+    for (int l = 0; l < model->n_layers; l++) {
+        const nn_layer *d = &model->layers[l];
+        if (d->kind != NN_LAYER_DENSE) continue;
+        k++;
+        size_t nw = (size_t)d->in * d->out, nb = (size_t)d->out;
+        if (!all_finite(d->weight, nw) || !all_finite(d->bias, nb) || !all_finite(d->dweight, nw) ||
+            !all_finite(d->dbias, nb))
+            return k;
+    }
+    return 0;
+}

@@ -1,6 +1,7 @@
 #include "nn/optim.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,24 +19,30 @@ void nn_sgd_free(nn_sgd *sgd) {
     memset(sgd, 0, sizeof *sgd);
 }
 
-/* restrict: the three buffers never overlap, so the loop vectorises. */
-static void sgd_range(float *restrict w, float *restrict v, const float *restrict g, float lr, float mu, float wd,
-                      long begin, long end) {
+/* restrict: the three buffers never overlap, so the loop vectorises. Returns
+ * non-zero when an updated weight is not finite (exponent bits all ones): an
+ * integer OR, so the check costs almost nothing and keeps the loop vectorised. */
+static uint32_t sgd_range(float *restrict w, float *restrict v, const float *restrict g, float lr, float mu, float wd,
+                          long begin, long end) {
+    uint32_t bad = 0;
     for (long i = begin; i < end; i++) {
         v[i] = mu * v[i] + g[i] + wd * w[i];
         w[i] -= lr * v[i];
+        uint32_t bits;
+        memcpy(&bits, &w[i], sizeof bits);
+        bad |= (bits & 0x7f800000u) == 0x7f800000u;
     }
+    return bad;
 }
 
-void nn_sgd_step(nn_sgd *sgd, float *params, const float *grads, float lr) {
+int nn_sgd_step(nn_sgd *sgd, float *params, const float *grads, float lr) {
     const long n = (long)sgd->n, chunk = 16384;
-    if (n <= 4 * chunk) {
-        sgd_range(params, sgd->velocity, grads, lr, sgd->momentum, sgd->weight_decay, 0, n);
-        return;
-    }
-#pragma omp parallel for schedule(static)
+    if (n <= 4 * chunk) return (int)sgd_range(params, sgd->velocity, grads, lr, sgd->momentum, sgd->weight_decay, 0, n);
+    uint32_t bad = 0;
+#pragma omp parallel for schedule(static) reduction(| : bad)
     for (long c = 0; c < n; c += chunk)
-        sgd_range(params, sgd->velocity, grads, lr, sgd->momentum, sgd->weight_decay, c, c + chunk < n ? c + chunk : n);
+        bad |= sgd_range(params, sgd->velocity, grads, lr, sgd->momentum, sgd->weight_decay, c, c + chunk < n ? c + chunk : n);
+    return (int)bad;
 }
 
 float nn_schedule_lr(nn_schedule schedule, float base_lr, long step, long total_steps) {

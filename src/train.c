@@ -54,12 +54,22 @@ static step_outcome step(trainer *t, long s, nn_epoch_clock *clock) {
     nn_watchdog_beat(t->progress.global_step, NN_PHASE_SUM);
     clock->exchange += nn_exchange_finish(t->exchange);
     if (nn_exchange_control(t->exchange, NN_CONTROL_NONFINITE) > 0.0f) return STEP_DIVERGED; /* keep the weights */
-
-    nn_sgd_step(&t->sgd, m->params, m->grads, learning_rate(t, t->progress.global_step));
+    /* the same update on every rank: they all see a non-finite weight, without a word */
+    if (nn_sgd_step(&t->sgd, m->params, m->grads, learning_rate(t, t->progress.global_step))) return STEP_DIVERGED;
     t->progress.global_step++;
     t->progress.step_in_epoch++;
     clock->steps_done++;
     return nn_exchange_control(t->exchange, NN_CONTROL_STOP) > 0.0f ? STEP_STOP : STEP_DONE;
+}
+
+/* Training has diverged: exit 1, the last checkpoint left as it was. */
+static int diverged(const trainer *t, const char *what, long step, nn_error *err) {
+    int layer = nn_model_first_nonfinite(&t->model);
+    char where[64] = "";
+    if (layer) snprintf(where, sizeof where, " (first non-finite values in dense layer %d)", layer);
+    return nn_fail(err, NN_ERR_RUNTIME, "training diverged: %s at epoch %d, step %ld%s; lower --lr? %s", what,
+                   t->progress.epochs_completed + 1, step, where,
+                   t->opt.checkpoint[0] ? "The last checkpoint is kept." : "Nothing was saved.");
 }
 
 static int save(trainer *t, nn_train_result *result, double *seconds, nn_error *err) {
@@ -90,10 +100,7 @@ static int train_steps(trainer *t, nn_epoch_clock *clock, step_outcome *outcome,
         }
     }
     clock->steps = MPI_Wtime() - t0 - saving;
-    if (!status && *outcome == STEP_DIVERGED)
-        status = nn_fail(err, NN_ERR_RUNTIME, "training diverged: the loss is not finite at epoch %d, step %ld "
-                         "(lower --lr?); %s", t->progress.epochs_completed + 1, t->progress.step_in_epoch + 1,
-                         t->opt.checkpoint[0] ? "the last checkpoint is kept" : "nothing saved");
+    if (!status && *outcome == STEP_DIVERGED) status = diverged(t, "the loss or a weight is not finite", t->progress.step_in_epoch + 1, err);
     return status;
 }
 
@@ -111,6 +118,15 @@ static int end_epoch(trainer *t, int epoch, const nn_epoch_clock *clock, nn_trai
     st.lr = learning_rate(t, t->progress.global_step - 1);
     nn_metrics_gather(&st, clock, t->loss_sum, (double)t->steps_per_epoch * t->cfg.batch_size, t->cfg.batch_size,
                       t->comm);
+    /* gathered, so the same on every rank: no NaN reaches a checkpoint or the metrics */
+    if (!isfinite(st.test_loss) || !isfinite(st.train_loss)) return diverged(t, "the epoch's loss is not finite", t->steps_per_epoch, err);
+    if (t->first_loss > 0 && st.train_loss > 100 * t->first_loss) {
+        char what[128];
+        snprintf(what, sizeof what, "the training loss %.4g is over 100 times the first epoch's (%.4g)", st.train_loss,
+                 t->first_loss);
+        return diverged(t, what, t->steps_per_epoch, err);
+    }
+    if (t->first_loss == 0) t->first_loss = st.train_loss;
     t->progress.epochs_completed = epoch;
     t->progress.step_in_epoch = 0;
     t->loss_sum = 0.0;

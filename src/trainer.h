@@ -35,6 +35,7 @@ typedef struct trainer {
     nn_rng shuffle_rng;   /* state after this epoch's shuffle: saved in checkpoints */
     double loss_sum;      /* this rank's summed training loss so far this epoch */
     double samples_trained; /* by this run, all ranks together, in completed epochs */
+    double first_loss;    /* mean training loss of this run's first epoch (0: none yet): divergence bound */
 } trainer;
 
 /* Collective. Merges a resume, reads the shards, builds model, optimizer, exchange

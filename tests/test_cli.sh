@@ -91,13 +91,23 @@ run 2 "${good[@]}" --epochs 2 --metrics /dev/full
 if [ "$rc" -eq 1 ] && [[ "$err" == *"/dev/full: cannot write metrics: No space left on device"* ]]
 then ok "metrics on a full disk: exit 1 and the reason"; else fail "metrics on a full disk: expected exit 1"; fi
 
-# A run whose loss stops being finite ends with exit 1 and says so, and does not
-# overwrite its last checkpoint with NaN.
-run 2 "${good[@]}" --lr 100 --weight-decay 1 --epochs 20 --checkpoint "$dir/diverged.h5"
-if [ "$rc" -eq 1 ] && [[ "$err" == *"training diverged: the loss is not finite at epoch "* ]] &&
-   ! h5dump -d /model/dense1/weight "$dir/diverged.h5" 2>/dev/null | grep -qi nan
-then ok "diverging run: exit 1, 'training diverged', no NaN checkpoint"
-else fail "diverging run: expected exit 1, 'training diverged', no NaN in the checkpoint"; fi
+# Divergence ends a run with exit 1 and says where; no NaN or Inf reaches the last
+# checkpoint or the metrics. Here batch 4 goes NaN in epoch 2 (after one checkpoint)
+# and batch 8 grows over 100 times its first epoch's loss while staying finite; a
+# machine with other kernels (AVX-512) may round its way to the other reason, so
+# either is accepted (test_textbook checks the non-finite detectors on their own).
+run 2 --data "$dir/good.h5" --layers 16,8,3 --batch-size 4 --lr 100 --weight-decay 1 --epochs 20 \
+    --checkpoint "$dir/diverged.h5" --metrics "$dir/diverged.jsonl"
+diverged_reason='training diverged: (the loss or a weight is not finite|the training loss .* is over 100 times the first epoch.s \([^)]*\)) at epoch [0-9]+, step [0-9]+'
+if [ "$rc" -eq 1 ] && grep -qE "^nntrain: $diverged_reason" "$dir/err" &&
+   ! h5dump -d /model/dense1/weight "$dir/diverged.h5" 2>/dev/null | grep -qi nan &&
+   ! grep -qiE 'nan|inf' "$dir/diverged.jsonl"
+then ok "NaN divergence: exit 1, epoch and step named, checkpoint and metrics clean"
+else fail "NaN divergence: expected exit 1, 'training diverged', a clean checkpoint and metrics"; fi
+run 2 --data "$dir/good.h5" --layers 16,8,3 --batch-size 8 --lr 100 --weight-decay 1 --epochs 20
+if [ "$rc" -eq 1 ] && grep -qE "^nntrain: $diverged_reason" "$dir/err"
+then ok "runaway loss: exit 1, 'training diverged'"
+else fail "runaway loss: expected exit 1 and 'training diverged'"; fi
 expect_error 2 "$dir/no/such/dir/m.jsonl: cannot write metrics file" "${good[@]}" --metrics "$dir/no/such/dir/m.jsonl"
 
 echo "$passed passed, $failed failed"

@@ -1,4 +1,6 @@
 /* The classic textbook cases, run through nntrain's own layers, losses and optimizer. */
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cunit_run.h"
@@ -112,6 +114,40 @@ static void test_momentum_and_weight_decay(void) {
     CU_ASSERT_EQUAL(nn_schedule_lr(NN_SCHEDULE_CONSTANT, 0.2f, 50, 100), 0.2f);
 }
 
+/* The divergence detectors: an SGD step that leaves a weight NaN or infinite says
+ * so (on a large buffer too, where the update runs in parallel chunks), and the
+ * model names the first dense layer holding a non-finite value. */
+static void test_nonfinite_detectors(void) {
+    enum { N = 200000 };
+    float *w = calloc(N, sizeof(float)), *g = calloc(N, sizeof(float));
+    nn_sgd sgd;
+    nn_error err;
+    CU_ASSERT_FATAL(w && g);
+    CU_ASSERT_EQUAL_FATAL(nn_sgd_create(&sgd, N, 0.9f, 0.0f, &err), NN_OK);
+    CU_ASSERT_EQUAL(nn_sgd_step(&sgd, w, g, 0.1f), 0);
+    g[N - 7] = NAN;
+    CU_ASSERT_NOT_EQUAL(nn_sgd_step(&sgd, w, g, 0.1f), 0);
+    g[N - 7] = 0.0f;
+    w[N - 7] = 0.0f;
+    sgd.velocity[N - 7] = 0.0f;
+    g[3] = 3e38f; /* finite, but the step overflows to infinity */
+    CU_ASSERT_NOT_EQUAL(nn_sgd_step(&sgd, w, g, 100.0f), 0);
+    nn_sgd_free(&sgd);
+    free(w);
+    free(g);
+
+    nn_model m;
+    nn_model_spec spec = {.n_widths = 4, .widths = {3, 4, 5, 2}};
+    CU_ASSERT_EQUAL_FATAL(nn_model_create(&m, &spec, 1, &err), NN_OK);
+    nn_model_init(&m, 1);
+    CU_ASSERT_EQUAL(nn_model_first_nonfinite(&m), 0);
+    m.layers[2].bias[1] = INFINITY; /* layers: dense, act, dense, act, dense */
+    CU_ASSERT_EQUAL(nn_model_first_nonfinite(&m), 2);
+    m.layers[0].dweight[5] = NAN;
+    CU_ASSERT_EQUAL(nn_model_first_nonfinite(&m), 1);
+    nn_model_free(&m);
+}
+
 int main(void) {
     CU_TestInfo tests[] = {
         {"a neuron with weights 0.5, 0.5 and threshold 0.7 computes AND", test_and_neuron},
@@ -120,6 +156,7 @@ int main(void) {
         {"a network with a hidden layer learns XOR", test_hidden_layer_learns_xor},
         {"linear regression by hand: b = 0.604, then w = 0.51796, b = 0.62196", test_linear_regression_by_hand},
         {"momentum, weight decay and the cosine schedule", test_momentum_and_weight_decay},
+        {"non-finite weights are detected, and the layer named", test_nonfinite_detectors},
         CU_TEST_INFO_NULL};
     return nn_run_suite("textbook", tests);
 }

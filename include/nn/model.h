@@ -88,6 +88,10 @@ void nn_model_backward(nn_model *model, const uint8_t *labels, int batch, float 
 /* Both: returns the summed loss. */
 double nn_model_forward_backward(nn_model *model, const uint8_t *labels, int batch, float scale);
 
+/* The first dense layer (1 = next to the input) with a NaN or infinite weight, bias
+ * or gradient; 0 when every value is finite. For messages: it scans everything. */
+int nn_model_first_nonfinite(const nn_model *model);
+
 /* Loss (summed) and number of correct argmax predictions for the outputs of the
  * last forward pass; the predictions themselves go to `predicted` unless NULL. */
 double nn_model_score(nn_model *model, const uint8_t *labels, int batch, long *correct, uint8_t *predicted);

@@ -19,8 +19,9 @@ int nn_sgd_create(nn_sgd *sgd, size_t n, float momentum, float weight_decay, nn_
 void nn_sgd_free(nn_sgd *sgd);
 
 /* v = momentum * v + (g + weight_decay * w);  w -= lr * v.
- * With momentum 0 and weight decay 0 this is plain w -= lr * g. */
-void nn_sgd_step(nn_sgd *sgd, float *params, const float *grads, float lr);
+ * With momentum 0 and weight decay 0 this is plain w -= lr * g. Returns non-zero
+ * when any updated weight is NaN or infinite (training has diverged). */
+int nn_sgd_step(nn_sgd *sgd, float *params, const float *grads, float lr);
 
 /* Learning rate for a step: constant, or cosine-annealed from base_lr at step 0 to 0
  * at total_steps. */
