@@ -86,6 +86,13 @@ expect_error 2 "--checkpoint $dir/no/such/dir/ck.h5: cannot write in $dir/no/suc
     --checkpoint "$dir/no/such/dir/ck.h5"
 expect_error 2 "--checkpoint $dir: is a directory" "${good[@]}" --checkpoint "$dir"
 
+# The leftover of a killed checkpoint write (FILE.tmp) goes at the next start, even
+# when that run then stops on bad input.
+head -c 100000 /dev/zero >"$dir/stale.h5.tmp"
+run 2 --data "$dir/good.h5" --checkpoint "$dir/stale.h5"
+if [ "$rc" -eq 2 ] && [ ! -e "$dir/stale.h5.tmp" ]; then ok "a stale FILE.tmp is removed at start"
+else fail "a stale FILE.tmp is removed at start (exit $rc)"; fi
+
 # Metrics that cannot be written (a full disk: /dev/full) end the run with exit 1.
 run 2 "${good[@]}" --epochs 2 --metrics /dev/full
 if [ "$rc" -eq 1 ] && [[ "$err" == *"/dev/full: cannot write metrics: No space left on device"* ]]

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# nnprep's command line and its refusals: a good conversion; bad usage -> exit 2 with
+# one line; never overwriting one of its own inputs.
+# Usage: test_nnprep.sh NNPREP WORKDIR
+set -u
+nnprep=$1 dir=$2/nnprep
+here=$(cd "$(dirname "$0")" && pwd)
+rm -rf "$dir" && mkdir -p "$dir/idx" && python3 "$here/make_idx.py" "$dir/idx" || { echo "FAIL cannot make IDX files"; exit 1; }
+passed=0 failed=0
+ok() { passed=$((passed + 1)); echo "ok   $1"; }
+fail() { failed=$((failed + 1)); echo "FAIL $1"; sed 's/^/     /' "$dir/err" | head -3; }
+# expect CODE MESSAGE ARGS...: nnprep ARGS exits CODE with MESSAGE in one line on
+# stderr (MESSAGE empty: nothing on stderr)
+expect() {
+    local code=$1 msg=$2; shift 2
+    "$nnprep" "$@" >"$dir/out" 2>"$dir/err"
+    local rc=$? lines
+    lines=$(wc -l <"$dir/err")
+    local said=1
+    if [ -n "$msg" ]; then grep -qF -- "$msg" "$dir/err" && [ "$lines" -eq 1 ] || said=0
+    else [ "$lines" -eq 0 ] || said=0; fi
+    if [ "$rc" -eq "$code" ] && [ "$said" -eq 1 ]; then ok "nnprep $* -> $code${msg:+: $msg}"
+    else fail "nnprep $* -> expected exit $code and one line with '$msg' (got $rc, $lines lines)"; fi
+}
+
+expect 0 "" --out "$dir/ok.h5" "$dir/idx"
+if [ -s "$dir/ok.h5" ] && grep -q "12 training and 5 test images of 3x3" "$dir/out"; then ok "the conversion wrote its file"
+else fail "the conversion wrote its file"; fi
+expect 0 "" --out="$dir/ok2.h5" --classes=10 "$dir/idx"
+
+before=$(sha256sum "$dir/idx/train-images-idx3-ubyte")
+expect 2 "--out $dir/idx/train-images-idx3-ubyte is one of the input files" --out "$dir/idx/train-images-idx3-ubyte" "$dir/idx"
+if [ "$before" = "$(sha256sum "$dir/idx/train-images-idx3-ubyte")" ]; then ok "the input file is untouched"
+else fail "the input file is untouched"; fi
+
+expect 2 "--out: empty path" --out "" "$dir/idx"
+expect 2 "--out FILE is required" "$dir/idx"
+expect 2 "no input directory given" --out "$dir/x.h5"
+expect 2 "--out needs a value" --out
+expect 2 "unknown option '--bogus'" --bogus --out "$dir/x.h5" "$dir/idx"
+expect 2 "--classes 0: must be in 1..256" --classes 0 --out "$dir/x.h5" "$dir/idx"
+expect 2 "--classes '4x': not an integer" --classes 4x --out "$dir/x.h5" "$dir/idx"
+expect 2 "more than one directory given" --out "$dir/x.h5" "$dir/idx" "$dir/idx"
+expect 2 "train-labels-idx1-ubyte: label 5 at index 5 is not below 5" --classes 5 --out "$dir/x.h5" "$dir/idx"
+expect 0 "" --help
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
