@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Install the Debian packages nntrain needs to build, test (procps: pkill) and fetch MNIST -- only the
+# Install the Debian packages nntrain needs to build, test (procps: pkill; valgrind: memcheck) and fetch MNIST -- only the
 # missing ones. Quiet and quick when everything is there; safe to run again.
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev
-          hdf5-tools libcunit1-dev zlib1g-dev procps)
+          hdf5-tools libcunit1-dev zlib1g-dev procps valgrind)
 
 missing=()
 for pkg in "${packages[@]}"; do

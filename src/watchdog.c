@@ -8,7 +8,9 @@
 #include "nn/watchdog.h"
 
 #include <pthread.h>
+#include <stdalign.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -112,12 +114,14 @@ int nn_watchdog_start(MPI_Comm comm, double timeout_s, nn_error *err) {
     MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &dog.node);
     MPI_Comm_rank(dog.node, &dog.local_rank);
     MPI_Comm_size(dog.node, &dog.local_size);
-    void *mine;
-    MPI_Aint bytes = dog.local_rank == 0 ? (MPI_Aint)(dog.local_size * sizeof(post)) : 0;
-    int rc = MPI_Win_allocate_shared(bytes, (int)sizeof(post), MPI_INFO_NULL, dog.node, &mine, &dog.win);
+    void *mine, *base = NULL;
+    /* local rank 0 allocates the board, with room to align it (MPI promises less than 64 bytes) */
+    MPI_Aint bytes = dog.local_rank == 0 ? (MPI_Aint)(dog.local_size * sizeof(post) + alignof(post)) : 0;
+    int rc = MPI_Win_allocate_shared(bytes, 1, MPI_INFO_NULL, dog.node, &mine, &dog.win);
     MPI_Aint size;
     int disp;
-    if (rc == MPI_SUCCESS) rc = MPI_Win_shared_query(dog.win, 0, &size, &disp, &dog.board);
+    if (rc == MPI_SUCCESS) rc = MPI_Win_shared_query(dog.win, 0, &size, &disp, &base);
+    dog.board = (post *)(((uintptr_t)base + alignof(post) - 1) / alignof(post) * alignof(post));
     if (rc != MPI_SUCCESS) /* MPI's default handler aborts before this; a custom one might not */
         return nn_comm_agree(comm, nn_fail(err, NN_ERR_RUNTIME, "watchdog: cannot share a board in memory"), err);
     dog.board[dog.local_rank].rank = rank;

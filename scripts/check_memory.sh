@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Memory and undefined-behaviour checks (run by scripts/test.sh after the suite):
+#  1. a sanitizer build (AddressSanitizer + UndefinedBehaviorSanitizer, any finding
+#     fatal) runs the serial suites, the 2-rank MPI suites and short trainings;
+#  2. valgrind memcheck runs nnprep, a short nntrain -np 1 (watchdog and checkpoint
+#     on) and nneval on a portable build (-march=x86-64-v2: valgrind does not decode
+#     every AVX-512 instruction): zero errors, no definite leak outside OpenMPI's own
+#     MPI_Init/MPI_Finalize (tests/valgrind.supp).
+# Exit status 0 when both are clean.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/mpi_env.sh
+export OMP_NUM_THREADS=1
+
+echo "== sanitizers (build-asan)"
+BUILD_DIR=build-asan scripts/build.sh -DNN_SANITIZE=ON >/dev/null
+# OpenMPI and HDF5 keep some allocations at exit: leaks are valgrind's part below.
+( cd build-asan &&
+  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  ctest --output-on-failure \
+        -R '^test_(idx|kernels|layers|textbook|options|nnprep|checkpoint_compat|mpi_grad_np2|reduce_np2|dataset_mpi_np2)$' )
+
+echo "== valgrind memcheck (build-memcheck)"
+BUILD_DIR=build-memcheck scripts/build.sh -DNN_ARCH=x86-64-v2 >/dev/null
+work=build-memcheck/memcheck
+rm -rf "$work" && mkdir -p "$work/idx"
+build-memcheck/tests/make_test_data "$work"
+python3 tests/make_idx.py "$work/idx"
+memcheck() {
+    echo "-- valgrind $*"
+    valgrind -q --log-file="$work/valgrind" --error-exitcode=9 --num-callers=64 --suppressions=tests/valgrind.supp \
+             --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite "$@" >"$work/out" 2>"$work/err"
+    local rc=$?
+    if [ "$rc" -ne 0 ] || [ -s "$work/valgrind" ]; then
+        echo "memcheck: FAIL (exit $rc)"; cat "$work/valgrind" "$work/err"; exit 1
+    fi
+}
+set +e
+memcheck build-memcheck/nnprep --out "$work/prep.h5" "$work/idx"
+memcheck build-memcheck/nntrain --data "$work/good.h5" --layers 16,8,3 --batch-size 8 --epochs 2 \
+         --checkpoint "$work/ck.h5" --metrics "$work/m.jsonl"
+memcheck build-memcheck/nneval --data "$work/good.h5" --checkpoint "$work/ck.h5"
+echo "memcheck: clean"
