@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Install the Debian packages nntrain needs to build, test (procps: pkill; valgrind: memcheck) and fetch MNIST -- only the
+# Install the Debian packages nntrain needs to build, test (procps: pkill; valgrind: memcheck; clang
+# with its libFuzzer runtime and OpenMP: the fuzzing harnesses) and fetch MNIST -- only the
 # missing ones. Quiet and quick when everything is there; safe to run again.
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev
-          hdf5-tools libcunit1-dev zlib1g-dev procps valgrind)
+          hdf5-tools libcunit1-dev zlib1g-dev procps valgrind
+          clang libclang-rt-14-dev libomp-dev)
 
 missing=()
 for pkg in "${packages[@]}"; do

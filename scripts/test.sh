@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what is missing, build, fetch MNIST (the end-to-end test trains on it), run
 # every test with CTest, then the memory checks (scripts/check_memory.sh: sanitizer
-# build and valgrind memcheck; NN_SKIP_MEMCHECK=1 skips them for a quick local run).
+# build and valgrind memcheck) and 20 s of fuzzing per harness (scripts/fuzz.sh);
+# NN_SKIP_MEMCHECK=1 skips those two stages for a quick local run.
 # Exit status: non-zero when anything failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,4 +10,7 @@ scripts/setup.sh
 scripts/build.sh
 scripts/fetch_mnist.sh
 (cd "${BUILD_DIR:-build}" && ctest --output-on-failure "$@")
-[ "${NN_SKIP_MEMCHECK:-0}" = 1 ] || scripts/check_memory.sh
+if [ "${NN_SKIP_MEMCHECK:-0}" != 1 ]; then
+    scripts/check_memory.sh
+    scripts/fuzz.sh 20
+fi
