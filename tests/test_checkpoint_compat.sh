@@ -28,21 +28,6 @@ check "nntrain resumes the fixture (exit $?)" [ -s "$dir/resumed.jsonl" ]
 check "fixture: same accuracy as when written; resumed epoch 2 identical to the old build's" \
     python3 "$here/check_metrics.py" fixture "$expected" "$dir/eval.json" "$dir/resumed.jsonl"
 
-# nneval's command line: the same option layer and refusals as nntrain's; a bad
-# --metrics path is refused before any work.
-nneval_refuses() { # MESSAGE ARGS...: exit 2 with MESSAGE
-    local msg=$1; shift
-    timeout 300 "$mpiexec" -n 2 "$nneval" "$@" >"$dir/out" 2>"$dir/err"
-    local rc=$?
-    if [ "$rc" -eq 2 ] && grep -qF -- "$msg" "$dir/err"; then ok "nneval $* -> 2: $msg"
-    else fail "nneval $* -> expected exit 2 with '$msg' (got $rc)"; fi
-}
-nneval_refuses "$dir/no/such/dir/e.json: cannot write metrics file" --checkpoint "$dir/v1.h5" --metrics "$dir/no/such/dir/e.json"
-nneval_refuses "--split 'validation': expected test or train" --checkpoint "$dir/v1.h5" --split validation
-nneval_refuses "--checkpoint: empty path" --checkpoint=
-nneval_refuses "unknown option '--bogus'" --checkpoint "$dir/v1.h5" --bogus
-nneval_refuses "--checkpoint FILE is required" --split test
-
 NNTRAIN_STOP_AT_STEP=30 timeout 300 "$mpiexec" -n 2 "$nntrain" --train-limit 3000 --epochs 2 \
     --checkpoint "$dir/new.h5" >"$dir/out" 2>"$dir/err"
 rc=$?

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # nntrain's command line end to end under mpiexec: a good run succeeds and writes
-# its metrics; every kind of bad input exits with code 2 and ONE line from rank 0
-# naming the problem, within a time limit (a hang is a failure).
+# its metrics; the three sum modes train alike; --help and --version; runtime
+# failures (divergence, a full disk) exit 1 with their reason. (Every bad input ->
+# exit 2 with one line is the table of test_hostile.sh.)
 # Usage: test_cli.sh NNTRAIN MAKE_TEST_DATA MPIEXEC WORKDIR
 set -u
 nntrain=$1 make_data=$2 mpiexec=$3 dir=$4/cli
@@ -17,16 +18,6 @@ run() {
 }
 ok() { passed=$((passed + 1)); echo "ok   $1"; }
 fail() { failed=$((failed + 1)); echo "FAIL $1"; echo "     exit $rc; stderr: $err"; }
-
-# expect_error NP MESSAGE ARGS...
-expect_error() {
-    local np=$1 msg=$2; shift 2
-    run "$np" "$@"
-    local lines
-    lines=$(grep -c '^nntrain: ' "$dir/err")
-    if [ "$rc" -eq 2 ] && [[ "$err" == *"$msg"* ]] && [ "$lines" -eq 1 ]; then ok "np $np $* -> 2: $msg"
-    else fail "np $np $* -> expected exit 2 and one line with '$msg' (got $lines lines)"; fi
-}
 
 good=(--data "$dir/good.h5" --layers 16,8,3 --batch-size 8)
 
@@ -49,7 +40,7 @@ run 1 --help
 missing=()
 for o in --data --layers --activation --epochs --batch-size --lr --momentum \
          --weight-decay --seed --train-limit --metrics --threads --checkpoint --checkpoint-every --resume \
-         --allreduce --lr-schedule --loss --version; do
+         --allreduce --lr-schedule --loss --timeout --version; do
     [[ "$out" == *"$o"* ]] || missing+=("$o")
 done
 if [ "$rc" -eq 0 ] && [ "${#missing[@]}" -eq 0 ]; then ok "--help lists every option"
@@ -57,34 +48,6 @@ else fail "--help lists every option (missing: ${missing[*]:-none})"; fi
 run 1 --version
 if [ "$rc" -eq 0 ] && [[ "$out" =~ ^nntrain\ [0-9]+\.[0-9]+\.[0-9]+$ ]]; then ok "--version"; else fail "--version"; fi
 
-expect_error 2 "$dir/missing.h5: cannot read: No such file or directory" --data "$dir/missing.h5"
-expect_error 2 "$dir/text.h5: not an HDF5 file" --data "$dir/text.h5"
-expect_error 2 "$dir/noimages.h5: no dataset /train/images" --data "$dir/noimages.h5"
-expect_error 2 "$dir/flat.h5: /train/images has rank 1, expected 2.." --data "$dir/flat.h5"
-expect_error 2 "$dir/float.h5: /train/images is not an integer dataset" --data "$dir/float.h5"
-expect_error 2 "$dir/mismatch.h5: /train/images has 64 samples but /train/labels has 63" --data "$dir/mismatch.h5"
-expect_error 2 "$dir/empty.h5: /train holds zero samples" --data "$dir/empty.h5"
-expect_error 2 "$dir/noclasses.h5: missing root attribute num_classes" --data "$dir/noclasses.h5"
-expect_error 2 "$dir/arrayclasses.h5: attribute num_classes must be one integer" --data "$dir/arrayclasses.h5"
-expect_error 2 "$dir/realclasses.h5: attribute num_classes must be one integer" --data "$dir/realclasses.h5"
-expect_error 2 "$dir/huge.h5: /train/images: the values per sample (trailing dimensions) must multiply to" \
-    --data "$dir/huge.h5" --layers 16,3
-expect_error 2 "$dir/badlabel.h5: /train/labels[63] = 7 is outside 0..2" --data "$dir/badlabel.h5" --layers 16,3
-expect_error 4 "$dir/badlabel.h5: /train/labels[63] = 7 is outside 0..2" --data "$dir/badlabel.h5" --layers 16,3
-expect_error 2 "samples have 16 values but --layers starts with 784" --data "$dir/good.h5"
-expect_error 2 "the data has 3 classes but --layers ends with 5" --data "$dir/good.h5" --layers 16,5
-expect_error 4 "--batch-size 2 is smaller than the 4 ranks" "${good[@]}" --batch-size 2
-expect_error 2 "--batch-size 100 exceeds the 64 training samples" "${good[@]}" --batch-size 100
-expect_error 2 "1 samples in /train cannot be split over 2 ranks" "${good[@]}" --train-limit 1
-expect_error 2 "unknown option '--bogus'" "${good[@]}" --bogus 3
-expect_error 2 "--epochs '1x': not an integer" "${good[@]}" --epochs 1x
-expect_error 2 "--lr 'abc': not a finite number" "${good[@]}" --lr abc
-expect_error 2 "--momentum 0.99999999999: must be in [0, 1)" "${good[@]}" --momentum 0.99999999999
-expect_error 2 "--epochs ' 3': not an integer" "${good[@]}" --epochs " 3"
-expect_error 2 "--epochs '3x': not an integer" "${good[@]}" --epochs=3x
-expect_error 2 "--checkpoint $dir/no/such/dir/ck.h5: cannot write in $dir/no/such/dir" "${good[@]}" \
-    --checkpoint "$dir/no/such/dir/ck.h5"
-expect_error 2 "--checkpoint $dir: is a directory" "${good[@]}" --checkpoint "$dir"
 
 # The leftover of a killed checkpoint write (FILE.tmp) goes at the next start, even
 # when that run then stops on bad input.
@@ -115,7 +78,6 @@ run 2 --data "$dir/good.h5" --layers 16,8,3 --batch-size 8 --lr 100 --weight-dec
 if [ "$rc" -eq 1 ] && grep -qE "^nntrain: $diverged_reason" "$dir/err"
 then ok "runaway loss: exit 1, 'training diverged'"
 else fail "runaway loss: expected exit 1 and 'training diverged'"; fi
-expect_error 2 "$dir/no/such/dir/m.jsonl: cannot write metrics file" "${good[@]}" --metrics "$dir/no/such/dir/m.jsonl"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
