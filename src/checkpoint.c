@@ -294,9 +294,10 @@ static void get_attr(reader *r, const char *group, const char *name, hid_t type,
     hid_t attr = H5Aexists_by_name(r->file, group, name, H5P_DEFAULT) > 0
                      ? H5Aopen_by_name(r->file, group, name, H5P_DEFAULT, H5P_DEFAULT) : -1;
     int ok = attr >= 0;
-    if (ok) {
-        hid_t space = H5Aget_space(attr);
-        ok = H5Sget_simple_extent_npoints(space) == (hssize_t)count;
+    if (ok) { /* the count, and the class as stored: a real 1.5 must not read as the integer 1 */
+        hid_t space = H5Aget_space(attr), stored = H5Aget_type(attr);
+        ok = H5Sget_simple_extent_npoints(space) == (hssize_t)count && H5Tget_class(stored) == H5Tget_class(type);
+        H5Tclose(stored);
         H5Sclose(space);
     }
     if (ok) ok = H5Aread(attr, type, out) >= 0;

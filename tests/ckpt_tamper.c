@@ -1,6 +1,7 @@
 /* Damages a checkpoint in place, the way the bad-checkpoint tests need:
  *   ckpt_tamper FILE weight      change one weight (the checksum no longer matches)
- *   ckpt_tamper FILE version N   set format_version to N */
+ *   ckpt_tamper FILE version N   set format_version to N
+ *   ckpt_tamper FILE real-version  store format_version as the real 1.5 */
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,14 @@ int main(int argc, char **argv) {
         H5Sclose(mem);
         H5Sclose(space);
         H5Dclose(dset);
+    } else if (!strcmp(argv[2], "real-version")) {
+        double v = 1.5;
+        hid_t space = H5Screate(H5S_SCALAR);
+        H5Adelete(file, "format_version");
+        hid_t attr = H5Acreate2(file, "format_version", H5T_NATIVE_DOUBLE, space, H5P_DEFAULT, H5P_DEFAULT);
+        rc = attr < 0 || H5Awrite(attr, H5T_NATIVE_DOUBLE, &v) < 0;
+        if (attr >= 0) H5Aclose(attr);
+        H5Sclose(space);
     } else if (!strcmp(argv[2], "version") && argc == 4) {
         long long v = atoll(argv[3]);
         hid_t attr = H5Aopen(file, "format_version", H5P_DEFAULT);

@@ -16,6 +16,7 @@ cp "$v1" "$dir/v1.h5"
 head -c $(($(stat -c %s "$v1") / 2)) "$v1" >"$dir/truncated.h5"
 cp "$v1" "$dir/corrupt.h5" && "$tamper" "$dir/corrupt.h5" weight
 cp "$v1" "$dir/version.h5" && "$tamper" "$dir/version.h5" version 99
+cp "$v1" "$dir/realversion.h5" && "$tamper" "$dir/realversion.h5" real-version
 timeout 120 "$mpiexec" -n 2 "$nntrain" --data "$dir/good.h5" --layers 16,8,3 --batch-size 8 --epochs 1 \
     --checkpoint "$dir/small.h5" >/dev/null 2>&1 || { echo "FAIL cannot make small.h5"; exit 1; }
 
