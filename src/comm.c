@@ -23,3 +23,15 @@ int nn_comm_local_ranks(MPI_Comm comm) {
     }
     return n;
 }
+
+int nn_comm_count_nodes(MPI_Comm comm) {
+    MPI_Comm node;
+    int leaders = 1, local_rank = 0;
+    if (MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
+        MPI_Comm_rank(node, &local_rank);
+        MPI_Comm_free(&node);
+    }
+    leaders = local_rank == 0;
+    MPI_Allreduce(MPI_IN_PLACE, &leaders, 1, MPI_INT, MPI_SUM, comm);
+    return leaders;
+}

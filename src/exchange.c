@@ -21,6 +21,7 @@ struct nn_exchange {
     float *buf;            /* n + NN_CONTROL_WORDS floats */
     float *own_buf;        /* buf when this exchange allocated it (mpi, overlap) */
     nn_reducer *reducer;   /* shm */
+    int nodes;             /* nodes the ranks span (for the run's header) */
     MPI_Request requests[MAX_SLICES]; /* overlap: sums in flight */
     int pending;
     double seconds;        /* this step's time inside MPI */
@@ -58,6 +59,7 @@ int nn_exchange_create(nn_exchange **out, MPI_Comm comm, nn_exchange_mode mode, 
     }
     ex->mode = mode;
     ex->comm = comm;
+    ex->nodes = ex->reducer ? nn_reducer_nodes(ex->reducer) : nn_comm_count_nodes(comm);
     ex->n = n_grads;
     ex->buf = ex->reducer ? nn_reducer_buffer(ex->reducer) : ex->own_buf;
     *out = ex;
@@ -121,12 +123,7 @@ double nn_exchange_finish(nn_exchange *ex) {
 }
 
 void nn_exchange_describe(const nn_exchange *ex, char *out, size_t cap) {
-    static const char *const reducer_modes[] = {"one rank", "MPI_Allreduce", "shared memory"};
-    if (!ex->reducer) {
-        snprintf(out, cap, "%s", mode_names[ex->mode]);
-        return;
-    }
-    int nodes = nn_reducer_nodes(ex->reducer);
-    snprintf(out, cap, "%s (%s, %d node%s)", mode_names[ex->mode], reducer_modes[nn_reducer_mode(ex->reducer)], nodes,
-             nodes == 1 ? "" : "s");
+    static const char *const reducer_modes[] = {"one rank, ", "MPI_Allreduce, ", "shared memory, "};
+    const char *how = ex->reducer ? reducer_modes[nn_reducer_mode(ex->reducer)] : "";
+    snprintf(out, cap, "%s (%s%d node%s)", mode_names[ex->mode], how, ex->nodes, ex->nodes == 1 ? "" : "s");
 }

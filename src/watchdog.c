@@ -2,12 +2,13 @@
  * step and phase -- lives in a board in shared memory, one entry per rank of the
  * node, so a rank can read its neighbours' progress even when they are stopped. The
  * thread wakes a few times a second; when this rank's own progress is older than
- * the timeout it prints one line naming the ranks that are behind and ends the
- * process with exit 1, which makes mpirun end the whole job. */
+ * the timeout it prints one line naming the ranks that are behind, asks its MPI
+ * launcher to end the job, and ends the process with exit 1. */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime, nanosleep */
 #include "nn/watchdog.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -57,8 +58,9 @@ void nn_watchdog_beat(long step, nn_phase phase) {
     atomic_store_explicit(&me->beat_ns, now_ns(), memory_order_release);
 }
 
-/* One line: how long this rank waited, and which ranks of its node are not where it is. */
-static void report(long long now) {
+/* One line: how long this rank waited, and which ranks of its node are not where it
+ * is. Returns how many of those there are (0: the rank missing is on another node). */
+static int report(long long now) {
     const post *me = &dog.board[dog.local_rank];
     long step = atomic_load(&me->step);
     int phase = atomic_load(&me->phase);
@@ -82,6 +84,27 @@ static void report(long long now) {
         snprintf(line + n, sizeof line - n, "; every rank of this node waits likewise: the rank missing is on another node");
     fprintf(stderr, "%s; ending the job\n", line);
     fflush(stderr);
+    return behind;
+}
+
+/* Asks the launcher that started this rank (mpirun, or OpenMPI's daemon on a remote
+ * node) to end the job. When the rank missing is on another node, its link may be
+ * lost, and mpirun then waits for that node's daemon forever, even after SIGTERM
+ * (seen on emulated nodes): the launcher gets SIGKILL. Only MPI launchers are
+ * signalled (not, say, a shell or slurmstepd). */
+static void end_launcher(int sig) {
+    static const char *const launchers[] = {"mpirun", "mpiexec", "orterun", "orted", "prterun", "prted"};
+    char path[64], name[32] = "";
+    pid_t parent = getppid();
+    snprintf(path, sizeof path, "/proc/%d/comm", (int)parent);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        if (!fgets(name, sizeof name, f)) name[0] = '\0';
+        fclose(f);
+    }
+    name[strcspn(name, "\n")] = '\0';
+    for (size_t i = 0; i < sizeof launchers / sizeof launchers[0]; i++)
+        if (!strcmp(name, launchers[i])) kill(parent, sig);
 }
 
 static void *watch(void *unused) {
@@ -100,8 +123,13 @@ static void *watch(void *unused) {
         woke = now;
         atomic_store(&me->alive_ns, now);
         if (atomic_load(&me->phase) != NN_PHASE_IDLE && now - last > timeout_ns) {
-            report(now);
-            _exit(NN_ERR_RUNTIME); /* no MPI call from this thread: mpirun sees the exit and ends the job */
+            int others_behind = report(now);
+            if (!others_behind) { /* SIGKILL ahead: give mpirun a second to pass our line on */
+                const struct timespec second = {1, 0};
+                nanosleep(&second, NULL);
+            }
+            end_launcher(others_behind ? SIGTERM : SIGKILL);
+            _exit(NN_ERR_RUNTIME); /* no MPI call from this thread */
         }
     }
     return NULL;

@@ -12,7 +12,10 @@
  * can print it. */
 int nn_comm_agree(MPI_Comm comm, int status, nn_error *err);
 
-/* Number of ranks sharing this node (for choosing a default thread count). */
+/* Collective: number of ranks sharing this node (for choosing a default thread count). */
 int nn_comm_local_ranks(MPI_Comm comm);
+
+/* Collective: number of nodes (shared-memory domains) the ranks of comm span. */
+int nn_comm_count_nodes(MPI_Comm comm);
 
 #endif

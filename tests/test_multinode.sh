@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# nntrain across emulated nodes (scripts/emulated_nodes.sh: network namespaces, TCP
+# between them):
+#  - 2 nodes x 2 ranks and 4 nodes x 1 rank, every --allreduce mode: the header names
+#    the nodes, the three modes give identical losses, and the accuracy is that of the
+#    same rank count on one host (within 1%: the sum's order differs across layouts);
+#  - a bad label in the shard of a rank on the second node stops every rank, one line;
+#  - a node whose link goes down for good: the watchdog ends the job (exit 1) with a
+#    line saying the rank missing is on another node, instead of a hang.
+# Skipped (exit 77) where network namespaces are not allowed. Removes every namespace
+# it made, also on failure.
+# Usage: test_multinode.sh NNTRAIN MAKE_TEST_DATA MPIEXEC MNIST WORKDIR
+set -u
+nntrain=$1 make_data=$2 mpiexec=$3 mnist=$4 dir=$5/multinode
+repo=$(cd "$(dirname "$0")/.." && pwd)
+emu=$repo/scripts/emulated_nodes.sh
+rm -rf "$dir" && mkdir -p "$dir" && "$make_data" "$dir" || { echo "FAIL cannot make test data"; exit 1; }
+[ -f "$mnist" ] || { echo "FAIL $mnist missing: run scripts/fetch_mnist.sh first"; exit 1; }
+if ! ip netns add nnemu-probe 2>/dev/null; then echo "SKIP: network namespaces are not allowed here"; exit 77; fi
+ip netns del nnemu-probe
+trap '"$emu" down' EXIT
+source "$repo/scripts/mpi_env.sh"
+export OMP_NUM_THREADS=1
+passed=0 failed=0
+ok() { passed=$((passed + 1)); echo "ok   $1"; }
+fail() { failed=$((failed + 1)); echo "FAIL $1"; grep '^nntrain' "$dir/err" 2>/dev/null | sed 's/^/     /' | head -3; }
+metric() { python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readlines()[-1])[sys.argv[2]])' "$@"; }
+job=(--data "$mnist" --train-limit 6000 --epochs 2)
+
+# the same rank count on one host, for the accuracy
+timeout 300 "$mpiexec" -n 4 "$nntrain" "${job[@]}" --metrics "$dir/host.jsonl" >/dev/null 2>&1
+host_acc=$(metric "$dir/host.jsonl" test_accuracy 2>/dev/null || echo 0)
+
+for layout in "2 ppr:2:node" "4 ppr:1:node"; do
+    read -r nodes map <<<"$layout"
+    "$emu" up "$nodes" >/dev/null || { fail "$nodes nodes: cannot build them"; continue; }
+    for mode in shm mpi overlap; do
+        timeout 300 "$emu" mpirun -np 4 --map-by "$map" "$nntrain" "${job[@]}" --allreduce "$mode" \
+            --metrics "$dir/$nodes-$mode.jsonl" >"$dir/out" 2>"$dir/err"
+        rc=$?
+        name="$nodes nodes x $((4 / nodes)) ranks, --allreduce $mode: exit 0, the header says $nodes nodes"
+        if [ "$rc" -eq 0 ] && grep -q "allreduce $mode (.*$nodes nodes)" "$dir/out"; then ok "$name"; else fail "$name (exit $rc)"; fi
+    done
+    if cmp -s <(cut -d, -f1-4 "$dir/$nodes-shm.jsonl") <(cut -d, -f1-4 "$dir/$nodes-mpi.jsonl") &&
+       cmp -s <(cut -d, -f1-4 "$dir/$nodes-shm.jsonl") <(cut -d, -f1-4 "$dir/$nodes-overlap.jsonl")
+    then ok "$nodes nodes: shm, mpi and overlap give identical losses"
+    else fail "$nodes nodes: shm, mpi and overlap give identical losses"; fi
+    acc=$(metric "$dir/$nodes-shm.jsonl" test_accuracy 2>/dev/null || echo -1)
+    if awk -v a="$acc" -v h="$host_acc" 'BEGIN { exit !(h > 0.8 && a - h < 0.01 && h - a < 0.01) }'
+    then ok "$nodes nodes: accuracy $acc, one host $host_acc"; else fail "$nodes nodes: accuracy $acc, one host $host_acc"; fi
+done
+
+"$emu" up 2 >/dev/null
+timeout 120 "$emu" mpirun -np 2 --map-by node "$nntrain" --data "$dir/badlabel.h5" --layers 16,3 \
+    >"$dir/out" 2>"$dir/err"
+rc=$?
+if [ "$rc" -eq 2 ] && [ "$(grep -c '^nntrain: ' "$dir/err")" -eq 1 ] && grep -q "labels\[63\] = 7 is outside 0..2" "$dir/err"
+then ok "a bad label on the second node: every rank stops, exit 2, one line"
+else fail "a bad label on the second node: expected exit 2 and one line (exit $rc)"; fi
+
+# a lost link: start, wait for the first checkpoint, cut node 2 for good
+rm -f "$dir/ck.h5"
+"$emu" mpirun -np 2 --map-by node "$nntrain" --data "$dir/good.h5" --layers 16,2000,2000,3 --batch-size 64 \
+    --epochs 100000 --checkpoint "$dir/ck.h5" --timeout 5 >"$dir/out" 2>"$dir/err" &
+pid=$!
+for _ in $(seq 600); do [ -f "$dir/ck.h5" ] && break; sleep 0.1; done
+"$emu" cut 2
+start=$(date +%s)
+( sleep 90; kill -KILL "$pid" ) 2>/dev/null & guard=$! # a hang guard, far beyond the 5 + 30 s allowed
+wait "$pid"
+rc=$? took=$(( $(date +%s) - start ))
+kill "$guard" 2>/dev/null; wait "$guard" 2>/dev/null
+# The rank that gives up kills its mpirun (SIGTERM would not do: mpirun waits for the
+# lost node's daemon), so the job's exit is 137.
+if [ "$rc" -ne 0 ] && [ "$took" -le 35 ] &&
+   grep -q "^nntrain: rank 0: no progress for .*the rank missing is on another node" "$dir/err"
+then ok "node 2's link cut: the watchdog ends the job in ${took}s (exit $rc), naming another node"
+else fail "node 2's link cut: expected the watchdog's line and the end within 35 s (exit $rc after ${took}s)"; fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
