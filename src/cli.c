@@ -23,9 +23,13 @@ static void offending_name(char *const *argv, char *out, size_t cap) {
 int nn_cli_parse(int argc, char **argv, const struct option *options, nn_cli_option_fn on_option,
                  nn_cli_operand_fn on_operand, void *ctx, nn_error *err) {
     char shorts[64] = ":";  /* ':' first: a missing value is reported as ':' */
-    for (const struct option *o = options; o->name && strlen(shorts) + 3 < sizeof shorts; o++)
-        if (o->val > 0 && o->val < 128 && isalpha(o->val)) /* short aliases, e.g. -h */
-            strncat(shorts, (const char[]){(char)o->val, o->has_arg ? ':' : '\0', '\0'}, 2);
+    size_t n = 1;
+    for (const struct option *o = options; o->name && n + 3 < sizeof shorts; o++)
+        if (o->val > 0 && o->val < 128 && isalpha(o->val)) { /* short aliases, e.g. -h */
+            shorts[n++] = (char)o->val;
+            if (o->has_arg) shorts[n++] = ':';
+        }
+    shorts[n] = '\0';
     optind = 0; /* glibc: a full restart */
     opterr = 0; /* our messages, not getopt's */
     int c, status = NN_OK;

@@ -76,6 +76,11 @@ if [ "$rc" -ne 0 ] && [ "$took" -le 35 ] &&
    grep -q "^nntrain: rank 0: no progress for .*the rank missing is on another node" "$dir/err"
 then ok "node 2's link cut: the watchdog ends the job in ${took}s (exit $rc), naming another node"
 else fail "node 2's link cut: expected the watchdog's line and the end within 35 s (exit $rc after ${took}s)"; fi
+epoch=$(h5dump -a /progress/epochs_completed "$dir/ck.h5" 2>/dev/null | sed -n 's/.*(0): \([0-9]*\).*/\1/p')
+"$emu" down
+if timeout 120 "$mpiexec" -n 2 "$nntrain" --resume "$dir/ck.h5" --epochs $((${epoch:-0} + 1)) >/dev/null 2>"$dir/err"
+then ok "node 2's link cut: the last checkpoint resumes (epoch ${epoch:-?} + 1)"
+else fail "node 2's link cut: the last checkpoint resumes"; fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
