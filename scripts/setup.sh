@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Install the Debian packages nntrain needs to build, test (procps: pkill; valgrind: memcheck; clang
-# with its libFuzzer runtime and OpenMP: the fuzzing harnesses) and fetch MNIST -- only the
-# missing ones. Quiet and quick when everything is there; safe to run again.
+# Install the Debian packages nntrain needs to build, test (procps: pkill) and fetch MNIST -- only
+# the missing ones. Quiet and quick when everything is there; safe to run again.
+#   scripts/setup.sh          what building, training and the CTest suite need
+#   scripts/setup.sh --test   also what scripts/test.sh's later stages need (valgrind: memcheck;
+#                             clang with its libFuzzer runtime and OpenMP: the fuzzing harnesses)
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev
-          hdf5-tools libcunit1-dev zlib1g-dev procps valgrind
-          clang libclang-rt-14-dev libomp-dev)
+          hdf5-tools libcunit1-dev zlib1g-dev procps)
+[ "${1:-}" = --test ] && packages+=(valgrind clang libclang-rt-14-dev libomp-dev)
 
 missing=()
 for pkg in "${packages[@]}"; do

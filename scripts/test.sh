@@ -6,7 +6,7 @@
 # Exit status: non-zero when anything failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh --test
 scripts/build.sh
 scripts/fetch_mnist.sh
 (cd "${BUILD_DIR:-build}" && ctest --output-on-failure "$@")
