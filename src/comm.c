@@ -14,24 +14,16 @@ int nn_comm_agree(MPI_Comm comm, int status, nn_error *err) {
     return worst;
 }
 
-int nn_comm_local_ranks(MPI_Comm comm) {
+void nn_comm_node_layout(MPI_Comm comm, int *local_ranks, int *nodes) {
     MPI_Comm node;
-    int n = 1;
-    if (MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
-        MPI_Comm_size(node, &n);
-        MPI_Comm_free(&node);
-    }
-    return n;
-}
-
-int nn_comm_count_nodes(MPI_Comm comm) {
-    MPI_Comm node;
-    int leaders = 1, local_rank = 0;
+    int local_rank = 0, local_size = 1;
     if (MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
         MPI_Comm_rank(node, &local_rank);
+        MPI_Comm_size(node, &local_size);
         MPI_Comm_free(&node);
     }
-    leaders = local_rank == 0;
+    int leaders = local_rank == 0; /* one per node */
     MPI_Allreduce(MPI_IN_PLACE, &leaders, 1, MPI_INT, MPI_SUM, comm);
-    return leaders;
+    if (local_ranks) *local_ranks = local_size;
+    if (nodes) *nodes = leaders;
 }

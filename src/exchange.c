@@ -59,7 +59,8 @@ int nn_exchange_create(nn_exchange **out, MPI_Comm comm, nn_exchange_mode mode, 
     }
     ex->mode = mode;
     ex->comm = comm;
-    ex->nodes = ex->reducer ? nn_reducer_nodes(ex->reducer) : nn_comm_count_nodes(comm);
+    if (ex->reducer) ex->nodes = nn_reducer_nodes(ex->reducer);
+    else nn_comm_node_layout(comm, NULL, &ex->nodes);
     ex->n = n_grads;
     ex->buf = ex->reducer ? nn_reducer_buffer(ex->reducer) : ex->own_buf;
     *out = ex;

@@ -15,7 +15,8 @@ static int bound_cores(void) {
 }
 
 int nn_placement_threads(int requested, MPI_Comm comm) {
-    int local_ranks = nn_comm_local_ranks(comm); /* collective: call on every rank */
+    int local_ranks;
+    nn_comm_node_layout(comm, &local_ranks, NULL); /* collective: call on every rank */
     if (requested > 0) return requested;
     if (getenv("OMP_NUM_THREADS")) return omp_get_max_threads();
     int share = (int)(sysconf(_SC_NPROCESSORS_ONLN) / local_ranks);

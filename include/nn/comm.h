@@ -12,10 +12,8 @@
  * can print it. */
 int nn_comm_agree(MPI_Comm comm, int status, nn_error *err);
 
-/* Collective: number of ranks sharing this node (for choosing a default thread count). */
-int nn_comm_local_ranks(MPI_Comm comm);
-
-/* Collective: number of nodes (shared-memory domains) the ranks of comm span. */
-int nn_comm_count_nodes(MPI_Comm comm);
+/* Collective: how many ranks share this node (for a default thread count) and how
+ * many nodes (shared-memory domains) the ranks of comm span; either may be NULL. */
+void nn_comm_node_layout(MPI_Comm comm, int *local_ranks, int *nodes);
 
 #endif

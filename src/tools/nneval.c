@@ -120,6 +120,11 @@ static int write_json(FILE *f, const char *path, const nn_scores *s, const long 
     return ferror(f) | fflush(f) ? nn_fail(err, NN_ERR_RUNTIME, "%s: write failed", path) : NN_OK;
 }
 
+/* The dataset scored: --data, else the one the checkpoint was trained on. */
+static const char *dataset_of(const eval_options *o, const nn_checkpoint *ck) {
+    return o->data[0] ? o->data : ck->config.data;
+}
+
 /* The checkpoint, the shard and the model, checked against each other; the metrics
  * file opened before any work (a bad path fails at once). */
 static int prepare(const eval_options *o, MPI_Comm comm, nn_checkpoint *ck, nn_shard *shard, nn_model *model,
@@ -131,7 +136,7 @@ static int prepare(const eval_options *o, MPI_Comm comm, nn_checkpoint *ck, nn_s
     else
         status = nn_checkpoint_load(o->checkpoint, ck, err);
     if ((status = nn_comm_agree(comm, status, err))) return status;
-    const char *data = o->data[0] ? o->data : ck->config.data;
+    const char *data = dataset_of(o, ck);
     if ((status = nn_shard_read(data, o->split, 0, comm, shard, err))) return status;
     char whose[NN_PATH_MAX + 32];
     snprintf(whose, sizeof whose, "the network of %s", o->checkpoint);
@@ -154,7 +159,7 @@ static int run(const eval_options *o, MPI_Comm comm, nn_error *err) {
     if (!status) {
         nn_scores scores;
         nn_evaluate(&ev, &model, &shard, comm, &scores);
-        const char *data = o->data[0] ? o->data : ck.config.data;
+        const char *data = dataset_of(o, &ck);
         if (rank == 0) {
             char what[2 * NN_PATH_MAX + 64];
             snprintf(what, sizeof what, "%s on %s /%s", o->checkpoint, data, o->split);
