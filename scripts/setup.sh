@@ -3,12 +3,13 @@
 # the missing ones. Quiet and quick when everything is there; safe to run again.
 #   scripts/setup.sh          what building, training and the CTest suite need
 #   scripts/setup.sh --test   also what scripts/test.sh's later stages need (valgrind: memcheck;
-#                             clang with its libFuzzer runtime and OpenMP: the fuzzing harnesses)
+#                             clang with its libFuzzer runtime and OpenMP: the fuzzing harnesses;
+#                             slurm-wlm and munge: test_slurm's throwaway Slurm)
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev
           hdf5-tools libcunit1-dev zlib1g-dev procps)
-[ "${1:-}" = --test ] && packages+=(valgrind clang libclang-rt-14-dev libomp-dev)
+[ "${1:-}" = --test ] && packages+=(valgrind clang libclang-rt-14-dev libomp-dev slurm-wlm slurmctld slurmd slurm-client munge)
 
 missing=()
 for pkg in "${packages[@]}"; do

@@ -1,30 +1,44 @@
 #!/usr/bin/env bash
-# A one-node Slurm "cluster" on this machine, for trying the job scripts in jobs/:
-#   scripts/slurm_local.sh start    # installs slurm-wlm and munge if missing, starts the daemons
+# A throwaway Slurm "cluster" on this machine, for trying the job scripts in jobs/:
+#   scripts/slurm_local.sh start        one node: this host, all its cores
+#   scripts/slurm_local.sh start N      N nodes (2..8): one slurmd inside each emulated node
+#                                       of scripts/emulated_nodes.sh (network namespaces)
 #   export SLURM_CONF=/tmp/nntrain-slurm/slurm.conf; sbatch jobs/nntrain.sbatch ...
-#   scripts/slurm_local.sh stop
-# Needs root. All state lives in $SLURM_DIR (default /tmp/nntrain-slurm).
+#   scripts/slurm_local.sh stop         stops every daemon it started, by PID (munged too
+#                                       when it started it), and removes the emulated nodes
+# Installs slurm-wlm and munge if missing. Needs root. All state lives in $SLURM_DIR
+# (default /tmp/nntrain-slurm); the controller listens on $SLURM_PORT (default 6817), the
+# slurmd daemons on the next port. ../shared/PLATFORM.md has the recipe.
+#
+# With N nodes, the controller stays on this host and reaches the nodes through one more
+# veth into the emulated switch (nnemu-ctl, 10.231.0.254), so sbatch and squeue work from
+# here; munged is shared (its socket is a file, and files are shared by the namespaces).
 set -euo pipefail
+cd "$(dirname "$0")/.."
 dir=${SLURM_DIR:-/tmp/nntrain-slurm}
 conf=$dir/slurm.conf
+port=${SLURM_PORT:-6817}
+emu=scripts/emulated_nodes.sh
+ctl_addr=10.231.0.254
 
-start() {
-    [ "$(id -u)" -eq 0 ] || { echo "slurm_local.sh: needs root" >&2; exit 1; }
-    local missing=()
+install_missing() {
+    local missing=() p
     for p in slurm-wlm slurmctld slurmd slurm-client munge; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
     done
-    if [ ${#missing[@]} -gt 0 ]; then
-        apt-get -o DPkg::Lock::Timeout=900 update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends "${missing[@]}"
-    fi
-    mkdir -p "$dir"/{state,spool,log}
-    local host cpus
-    host=$(hostname)
-    cpus=$(nproc)
+    [ ${#missing[@]} -eq 0 ] && return 0
+    apt-get -o DPkg::Lock::Timeout=900 update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -qq \
+        --no-install-recommends "${missing[@]}"
+}
+
+# write_conf CONTROLLER NODE_LINES PARTITION_NODES
+write_conf() {
     cat >"$conf" <<CONF
 ClusterName=nntrain
-SlurmctldHost=$host
+SlurmctldHost=$1
+SlurmctldPort=$port
+SlurmdPort=$((port + 1))
 SlurmUser=root
 AuthType=auth/munge
 MpiDefault=pmix
@@ -36,40 +50,120 @@ AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/none
 JobAcctGatherType=jobacct_gather/none
 SchedulerParameters=batch_sched_delay=0
+# a job that asks for more than the cluster has is refused by sbatch, not left pending
+EnforcePartLimits=ALL
 ReturnToService=2
+# emulated nodes are pinned to one core each but declare the machine's cores
+SlurmdParameters=config_overrides
 StateSaveLocation=$dir/state
-SlurmdSpoolDir=$dir/spool
+SlurmdSpoolDir=$dir/spool/%n
+# per node: the nodes share this machine's /tmp, and PMIx's per-step directories collide
+TmpFS=$dir/tmp/%n
 SlurmctldPidFile=$dir/slurmctld.pid
-SlurmdPidFile=$dir/slurmd.pid
+SlurmdPidFile=$dir/slurmd-%n.pid
 SlurmctldLogFile=$dir/log/slurmctld.log
-SlurmdLogFile=$dir/log/slurmd.log
-NodeName=$host CPUs=$cpus State=UNKNOWN
-PartitionName=main Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES
+SlurmdLogFile=$dir/log/slurmd-%n.log
+$2
+PartitionName=main Nodes=$3 Default=YES MaxTime=INFINITE State=UP
 CONF
+}
+
+start_munge() {
     install -d -o munge -g munge /run/munge
-    pgrep -x munged >/dev/null || { setpriv --reuid=munge --regid=munge --init-groups /usr/sbin/munged -F >"$dir/log/munged.log" 2>&1 & }
-    for _ in $(seq 50); do munge -n 2>/dev/null | unmunge >/dev/null 2>&1 && break; sleep 0.2; done
+    if ! pgrep -x munged >/dev/null; then # ours: stopped by PID in stop()
+        setpriv --reuid=munge --regid=munge --init-groups /usr/sbin/munged -F >"$dir/log/munged.log" 2>&1 &
+        echo $! >"$dir/munged.bg"
+    fi
+    for _ in $(seq 50); do munge -n 2>/dev/null | unmunge >/dev/null 2>&1 && return 0; sleep 0.2; done
+    echo "slurm_local.sh: munged did not answer; see $dir/log/munged.log" >&2
+    return 1
+}
+
+# start_slurmd NODE: on this host (NODE = hostname) or inside emulated node NODE
+start_slurmd() {
+    local node=$1 run=()
+    if [ "$node" != "$(hostname)" ]; then
+        # nsenter, not "ip netns exec": that remounts /sys, hiding the cgroup mounts
+        # slurmd needs; a private mount namespace still gets the node's /etc/hosts
+        run=(nsenter --net="/run/netns/$node" unshare --uts --mount --propagation private
+             taskset -c "$(cat "/run/nnemu/cpu-$node")"
+             sh -c 'hostname "$0" && mount --bind "/etc/netns/$0/hosts" /etc/hosts && exec "$@"' "$node")
+    fi
+    mkdir -p "$dir/spool/$node" "$dir/tmp/$node"
+    "${run[@]}" slurmd -D -N "$node" -f "$conf" >"$dir/log/slurmd-$node.out" 2>&1 &
+    echo $! >"$dir/slurmd-$node.bg"
+}
+
+start() {
+    local nodes=${1:-1} host cpus node_lines="" names="" k
+    [[ "$nodes" =~ ^[1-8]$ ]] || { echo "slurm_local.sh: 1 to 8 nodes, not '$nodes'" >&2; exit 2; }
+    [ "$(id -u)" -eq 0 ] || { echo "slurm_local.sh: needs root" >&2; exit 1; }
+    ls "$dir"/*.bg >/dev/null 2>&1 && { echo "slurm_local.sh: already started in $dir; stop it first" >&2; exit 1; }
+    install_missing
+    mkdir -p "$dir"/{state,spool,log}
+    trap 'stop; exit 1' ERR # a half-started cluster is stopped
+    host=$(hostname) cpus=$(nproc)
+    if [ "$nodes" -eq 1 ]; then
+        write_conf "$host" "NodeName=$host CPUs=$cpus State=UNKNOWN" "$host"
+    else
+        "$emu" up "$nodes" >/dev/null
+        ip link add nnemu-ctl type veth peer name ctl netns nnemu-sw
+        ip -n nnemu-sw link set ctl master br0 up
+        ip addr add "$ctl_addr/24" dev nnemu-ctl
+        ip link set nnemu-ctl up
+        for k in $(seq "$nodes"); do
+            node_lines+="NodeName=nnemu-h$k NodeAddr=10.231.0.$k CPUs=$cpus State=UNKNOWN"$'\n'
+        done
+        write_conf "$host($ctl_addr)" "$node_lines" "nnemu-h[1-$nodes]"
+    fi
+    echo "$nodes" >"$dir/nodes"
+    start_munge
     slurmctld -D -f "$conf" >"$dir/log/slurmctld.out" 2>&1 &
     echo $! >"$dir/slurmctld.bg"
-    slurmd -D -f "$conf" >"$dir/log/slurmd.out" 2>&1 &
-    echo $! >"$dir/slurmd.bg"
-    for _ in $(seq 100); do
-        [ "$(SLURM_CONF=$conf sinfo -h -o %T 2>/dev/null)" = idle ] && { echo "slurm up: export SLURM_CONF=$conf"; return 0; }
+    if [ "$nodes" -eq 1 ]; then start_slurmd "$host"; else
+        for k in $(seq "$nodes"); do start_slurmd "nnemu-h$k"; done
+    fi
+    for _ in $(seq 150); do
+        [ "$(SLURM_CONF=$conf sinfo -h -o '%T %D' 2>/dev/null)" = "idle $nodes" ] && {
+            trap - ERR
+            echo "slurm up ($nodes node(s)): export SLURM_CONF=$conf"
+            return 0
+        }
         sleep 0.2
     done
-    echo "slurm_local.sh: the node did not come up; see $dir/log" >&2
+    echo "slurm_local.sh: the node(s) did not come up; see $dir/log" >&2
+    stop
     exit 1
 }
 
 stop() {
-    for d in slurmd slurmctld; do
-        [ -f "$dir/$d.bg" ] && kill "$(cat "$dir/$d.bg")" 2>/dev/null || true
-        rm -f "$dir/$d.bg"
+    local f pid
+    # jobs first: a slurmstepd outlives its slurmd
+    if [ -f "$dir/slurmctld.bg" ] && kill -0 "$(cat "$dir/slurmctld.bg")" 2>/dev/null; then
+        SLURM_CONF=$conf scancel --full --quiet --user=root 2>/dev/null || true
+        for _ in $(seq 100); do
+            [ -z "$(SLURM_CONF=$conf squeue -h -o %i 2>/dev/null)" ] && break
+            sleep 0.1
+        done
+    fi
+    # then slurmd (it ends its jobs' steps), then the controller, then munged
+    for f in "$dir"/slurmd-*.bg "$dir/slurmctld.bg" "$dir/munged.bg"; do
+        [ -f "$f" ] || continue
+        pid=$(cat "$f")
+        kill "$pid" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+        rm -f "$f"
     done
+    if [ "$(cat "$dir/nodes" 2>/dev/null || echo 1)" -gt 1 ]; then
+        ip link del nnemu-ctl 2>/dev/null || true
+        "$emu" down
+    fi
+    rm -f "$dir/nodes"
 }
 
 case ${1:-} in
-    start) start ;;
+    start) start "${2:-1}" ;;
     stop) stop ;;
-    *) echo "usage: slurm_local.sh start|stop" >&2; exit 2 ;;
+    *) sed -n '2,13p' "$0" >&2; exit 2 ;;
 esac

@@ -1,0 +1,27 @@
+# Sourced by the job scripts in jobs/ (Slurm runs a copy of the script from its spool
+# directory, so they find this file through the submit directory or $NNTRAIN_HOME).
+# It sets what every nntrain job needs and refuses, in the job's output, what cannot run.
+#   NNTRAIN_HOME  the repository (default: the directory sbatch was run from)
+#   NNTRAIN_BIN   the nntrain binary          [$NNTRAIN_HOME/build/nntrain]
+#   NNTRAIN_DATA  the HDF5 dataset            [$NNTRAIN_HOME/data/mnist.h5]
+# Output files (metrics, checkpoints) go to the job's working directory (sbatch --chdir).
+NNTRAIN_HOME=${NNTRAIN_HOME:-${SLURM_SUBMIT_DIR:-$PWD}}
+NNTRAIN_BIN=${NNTRAIN_BIN:-$NNTRAIN_HOME/build/nntrain}
+NNTRAIN_DATA=${NNTRAIN_DATA:-$NNTRAIN_HOME/data/mnist.h5}
+job_id=${SLURM_ARRAY_JOB_ID:-${SLURM_JOB_ID:-local}}
+
+job_fail() { echo "nntrain job $job_id: $*" >&2; exit 1; }
+[ -x "$NNTRAIN_BIN" ] || job_fail "no nntrain binary at $NNTRAIN_BIN (run scripts/build.sh in $NNTRAIN_HOME, or set NNTRAIN_BIN)"
+[ -r "$NNTRAIN_DATA" ] || job_fail "no dataset at $NNTRAIN_DATA (run scripts/fetch_mnist.sh, or set NNTRAIN_DATA)"
+
+# OpenMPI refuses to run as root unless told (a local demo cluster runs jobs as root).
+if [ "$(id -u)" -eq 0 ]; then
+    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+fi
+# One rank per task, --cpus-per-task OpenMP threads per rank, kept on their cores.
+export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}
+export OMP_PROC_BIND=${OMP_PROC_BIND:-close} OMP_PLACES=${OMP_PLACES:-cores}
+# Ranks waiting in a collective yield their core instead of spinning on it.
+export OMPI_MCA_mpi_yield_when_idle=${OMPI_MCA_mpi_yield_when_idle:-1}
+echo "nntrain job $job_id on ${SLURM_JOB_NUM_NODES:-1} node(s) (${SLURM_JOB_NODELIST:-$(hostname)}):" \
+     "${SLURM_NTASKS:-1} ranks x $OMP_NUM_THREADS threads, restart ${SLURM_RESTART_COUNT:-0}"
