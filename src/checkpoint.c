@@ -12,6 +12,8 @@
  *   /progress/rng_state       uint32 [ranks, 4]: each rank's shuffle generator
  *   /progress/loss_partial    float64 [ranks]: each rank's training-loss sum this epoch
  *   /options                  attrs epochs, batch_size, seed, train_limit, data
+ *                             and accumulate (only when > 1: files without it, older
+ *                             ones included, mean 1)
  * Integers are stored as int64, reals as float64, text as fixed-length strings. */
 #define _POSIX_C_SOURCE 200809L /* fsync */
 #include "nn/checkpoint.h"
@@ -60,6 +62,7 @@ typedef struct record {
     long long epochs_completed, step_in_epoch, global_step;
     long long epochs, batch_size, seed, train_limit;
     char data[NN_PATH_MAX];
+    long long accumulate;
 } record;
 
 typedef enum kind { INTEGER, REAL, TEXT } kind;
@@ -68,9 +71,13 @@ typedef struct field {
     const char *group, *name;
     kind kind;
     size_t offset, size;
+    int optional;       /* an INTEGER written only when it is not `absent`, which a */
+    long long absent;   /* file without it means: newer settings, older files stay valid */
 } field;
 
-#define FIELD(group, member, kind) {group, #member, kind, offsetof(record, member), sizeof(((record *)0)->member)}
+#define FIELD(group, member, kind) {group, #member, kind, offsetof(record, member), sizeof(((record *)0)->member), 0, 0}
+#define OPTIONAL_FIELD(group, member, absent) \
+    {group, #member, INTEGER, offsetof(record, member), sizeof(long long), 1, absent}
 static const field fields[] = {
     FIELD("/", format_version, INTEGER),          FIELD("/", nntrain_version, TEXT),
     FIELD("/", ranks, INTEGER),                   FIELD("/model", activation, TEXT),
@@ -82,8 +89,10 @@ static const field fields[] = {
     FIELD("/progress", global_step, INTEGER),     FIELD("/options", epochs, INTEGER),
     FIELD("/options", batch_size, INTEGER),       FIELD("/options", seed, INTEGER),
     FIELD("/options", train_limit, INTEGER),      FIELD("/options", data, TEXT),
+    OPTIONAL_FIELD("/options", accumulate, 1),
 };
 #undef FIELD
+#undef OPTIONAL_FIELD
 enum { N_FIELDS = sizeof fields / sizeof fields[0] };
 static const char *const groups[] = {"/model", "/optimizer", "/optimizer/velocity", "/progress", "/options"};
 
@@ -104,7 +113,7 @@ static void fill_record(record *rec, const nn_train_state *s, int ranks) {
                     .weight_decay = s->sgd->weight_decay, .velocity_checksum = nn_checksum(s->sgd->velocity, s->sgd->n),
                     .epochs_completed = s->progress->epochs_completed, .step_in_epoch = s->progress->step_in_epoch,
                     .global_step = s->progress->global_step, .epochs = c->epochs, .batch_size = c->batch_size,
-                    .seed = (long long)c->seed, .train_limit = c->train_limit};
+                    .seed = (long long)c->seed, .train_limit = c->train_limit, .accumulate = c->accumulate};
     snprintf(rec->nntrain_version, sizeof rec->nntrain_version, "%s", NN_VERSION);
     snprintf(rec->activation, sizeof rec->activation, "%s", nn_activation_name(m->spec.activation));
     snprintf(rec->loss, sizeof rec->loss, "%s", nn_loss_name(m->spec.loss));
@@ -129,6 +138,7 @@ static herr_t put_fields(hid_t file, const record *rec) {
     for (int i = 0; i < N_FIELDS && rc >= 0; i++) {
         const field *f = &fields[i];
         const char *value = (const char *)rec + f->offset;
+        if (f->optional && *(const long long *)(const void *)value == f->absent) continue;
         hid_t type = field_type(f, f->kind == TEXT ? strlen(value) + 1 : 0);
         rc = put_attr(file, f->group, f->name, type, 0, NULL, value);
         H5Tclose(type);
@@ -309,6 +319,10 @@ static void get_attr(reader *r, const char *group, const char *name, hid_t type,
 
 static void get_field(reader *r, const field *f, record *rec) {
     char *value = (char *)rec + f->offset;
+    if (f->optional && !r->failed && H5Aexists_by_name(r->file, f->group, f->name, H5P_DEFAULT) <= 0) {
+        *(long long *)(void *)value = f->absent;
+        return;
+    }
     hid_t type = field_type(f, f->size);
     get_attr(r, f->group, f->name, type, value, 1);
     H5Tclose(type);
@@ -355,10 +369,13 @@ static void take_record(reader *r, const record *rec, nn_checkpoint *ck) {
     c->weight_decay = (float)rec->weight_decay;
     c->epochs = (int)rec->epochs;
     c->batch_size = (int)rec->batch_size;
+    c->accumulate = (int)rec->accumulate;
     c->seed = (uint64_t)rec->seed;
     c->train_limit = (long)rec->train_limit;
     snprintf(c->data, sizeof c->data, "%s", rec->data);
     ck->progress = (nn_progress){(int)rec->epochs_completed, (long)rec->step_in_epoch, (long)rec->global_step};
+    if (rec->accumulate < 1 || rec->accumulate > 1024)
+        reject(r, NN_ERR_INPUT, "not a valid checkpoint: accumulate %lld is outside 1..1024", rec->accumulate);
     if (rec->epochs_completed < 0 || rec->step_in_epoch < 0 || rec->batch_size < 1 || rec->epochs < 1 ||
         rec->global_step < 0)
         reject(r, NN_ERR_INPUT, "not a valid checkpoint: inconsistent progress");

@@ -21,8 +21,11 @@ struct nn_exchange {
     float *buf;            /* n + NN_CONTROL_WORDS floats */
     float *own_buf;        /* buf when this exchange allocated it (mpi, overlap) */
     nn_reducer *reducer;   /* shm */
+    nn_codec *codec;       /* mpi, overlap: the sum, maybe compressed */
+    nn_compress compress;
     int nodes;             /* nodes the ranks span (for the run's header) */
     MPI_Request requests[MAX_SLICES]; /* overlap: sums in flight */
+    size_t pending_off[MAX_SLICES], pending_len[MAX_SLICES];
     int pending;
     double seconds;        /* this step's time inside MPI */
 };
@@ -40,7 +43,8 @@ int nn_exchange_mode_parse(const char *text, nn_exchange_mode *out) {
     return NN_ERR_INPUT;
 }
 
-int nn_exchange_create(nn_exchange **out, MPI_Comm comm, nn_exchange_mode mode, size_t n_grads, nn_error *err) {
+int nn_exchange_create(nn_exchange **out, MPI_Comm comm, nn_exchange_mode mode, nn_compress compress,
+                       size_t n_grads, nn_error *err) {
     *out = NULL;
     nn_exchange *ex = calloc(1, sizeof *ex);
     size_t total = n_grads + NN_CONTROL_WORDS;
@@ -49,14 +53,18 @@ int nn_exchange_create(nn_exchange **out, MPI_Comm comm, nn_exchange_mode mode, 
         ex->own_buf = aligned_alloc(ALIGN, (total * sizeof(float) + ALIGN - 1) / ALIGN * ALIGN);
         if (!ex->own_buf) status = nn_fail(err, NN_ERR_RUNTIME, "gradient exchange: out of memory (%zu floats)", total);
         else memset(ex->own_buf, 0, total * sizeof(float));
+        if (!status) status = nn_codec_create(&ex->codec, compress, total, err);
     }
     status = nn_comm_agree(comm, status, err);
-    if (!status && mode == NN_EXCHANGE_SHM) status = nn_reducer_create(&ex->reducer, comm, total, err); /* agreed */
+    if (!status && mode == NN_EXCHANGE_SHM) { /* agreed */
+        nn_reducer_opts opts = {.compress = compress};
+        status = nn_reducer_create_opts(&ex->reducer, comm, total, &opts, err);
+    }
     if (status) {
-        if (ex) free(ex->own_buf);
-        free(ex);
+        nn_exchange_free(ex); /* not collective: no reducer was made */
         return status;
     }
+    ex->compress = compress;
     ex->mode = mode;
     ex->comm = comm;
     if (ex->reducer) ex->nodes = nn_reducer_nodes(ex->reducer);
@@ -70,6 +78,7 @@ int nn_exchange_create(nn_exchange **out, MPI_Comm comm, nn_exchange_mode mode, 
 void nn_exchange_free(nn_exchange *ex) {
     if (!ex) return;
     nn_reducer_free(ex->reducer);
+    nn_codec_free(ex->codec);
     free(ex->own_buf);
     free(ex);
 }
@@ -92,17 +101,21 @@ static void push_pending(nn_exchange *ex) {
     if (ex->pending) MPI_Testall(ex->pending, ex->requests, &done, MPI_STATUSES_IGNORE);
 }
 
+static void complete_pending(nn_exchange *ex) {
+    MPI_Waitall(ex->pending, ex->requests, MPI_STATUSES_IGNORE);
+    for (int i = 0; i < ex->pending; i++) nn_codec_finish(ex->codec, ex->buf, ex->pending_off[i], ex->pending_len[i]);
+    ex->pending = 0;
+}
+
 void nn_exchange_slice_final(void *ctx, size_t offset, size_t count) {
     nn_exchange *ex = ctx;
     if (ex->mode != NN_EXCHANGE_OVERLAP) return;
     double t = MPI_Wtime();
     if (offset + count == ex->n) count += NN_CONTROL_WORDS; /* the top slice carries the control words */
-    if (ex->pending == MAX_SLICES) { /* more slices than layers: finish the old ones first */
-        MPI_Waitall(ex->pending, ex->requests, MPI_STATUSES_IGNORE);
-        ex->pending = 0;
-    }
-    MPI_Iallreduce(MPI_IN_PLACE, ex->buf + offset, (int)count, MPI_FLOAT, MPI_SUM, ex->comm,
-                   &ex->requests[ex->pending++]);
+    if (ex->pending == MAX_SLICES) complete_pending(ex); /* more slices than layers: finish the old ones first */
+    ex->pending_off[ex->pending] = offset;
+    ex->pending_len[ex->pending] = count;
+    nn_codec_iallreduce(ex->codec, ex->buf, offset, count, ex->comm, &ex->requests[ex->pending++]);
     push_pending(ex);
     ex->seconds += MPI_Wtime() - t;
 }
@@ -111,13 +124,8 @@ double nn_exchange_finish(nn_exchange *ex) {
     double t = MPI_Wtime();
     switch (ex->mode) {
     case NN_EXCHANGE_SHM: nn_reducer_sum(ex->reducer); break;
-    case NN_EXCHANGE_MPI:
-        MPI_Allreduce(MPI_IN_PLACE, ex->buf, (int)(ex->n + NN_CONTROL_WORDS), MPI_FLOAT, MPI_SUM, ex->comm);
-        break;
-    case NN_EXCHANGE_OVERLAP:
-        MPI_Waitall(ex->pending, ex->requests, MPI_STATUSES_IGNORE);
-        ex->pending = 0;
-        break;
+    case NN_EXCHANGE_MPI: nn_codec_allreduce(ex->codec, ex->buf, 0, ex->n + NN_CONTROL_WORDS, ex->comm); break;
+    case NN_EXCHANGE_OVERLAP: complete_pending(ex); break;
     }
     ex->seconds += MPI_Wtime() - t;
     return ex->seconds;
@@ -126,5 +134,6 @@ double nn_exchange_finish(nn_exchange *ex) {
 void nn_exchange_describe(const nn_exchange *ex, char *out, size_t cap) {
     static const char *const reducer_modes[] = {"one rank, ", "MPI_Allreduce, ", "shared memory, "};
     const char *how = ex->reducer ? reducer_modes[nn_reducer_mode(ex->reducer)] : "";
-    snprintf(out, cap, "%s (%s%d node%s)", mode_names[ex->mode], how, ex->nodes, ex->nodes == 1 ? "" : "s");
+    snprintf(out, cap, "%s (%s%d node%s%s%s)", mode_names[ex->mode], how, ex->nodes, ex->nodes == 1 ? "" : "s",
+             ex->compress ? ", " : "", ex->compress ? nn_compress_name(ex->compress) : "");
 }

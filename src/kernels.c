@@ -635,12 +635,13 @@ void nn_fill_rows(float *y, const float *bias, int rows, int cols) {
     for (int r = 0; r < rows; r++) memcpy(y + (size_t)r * cols, bias, (size_t)cols * sizeof *y);
 }
 
-void nn_column_sums(const float *x, float *sums, int rows, int cols) {
+void nn_column_sums(const float *x, float *sums, int rows, int cols, bool accumulate) {
     /* Rows in order for every column: the same sum whatever the thread count. */
 #pragma omp parallel for schedule(static) if ((long)rows * cols > 100000)
     for (int c0 = 0; c0 < cols; c0 += 64) {
         int c1 = c0 + 64 < cols ? c0 + 64 : cols;
-        for (int c = c0; c < c1; c++) sums[c] = 0.0f;
+        if (!accumulate)
+            for (int c = c0; c < c1; c++) sums[c] = 0.0f;
         for (int r = 0; r < rows; r++) {
             const float *row = x + (size_t)r * cols;
             for (int c = c0; c < c1; c++) sums[c] += row[c];

@@ -16,11 +16,11 @@ void nn_dense_forward(const nn_layer *layer, const float *x, float *y, int batch
             1.0f, y, layer->out);
 }
 
-void nn_dense_backward_params(const nn_layer *layer, const float *x, const float *dy, int batch) {
-    /* dW = x^T dy, db = column sums of dy */
-    nn_gemm(true, false, layer->in, layer->out, batch, x, layer->in, dy, layer->out, 0.0f,
+void nn_dense_backward_params(const nn_layer *layer, const float *x, const float *dy, int batch, bool accumulate) {
+    /* dW = x^T dy, db = column sums of dy (added to dW, db when accumulating micro-batches) */
+    nn_gemm(true, false, layer->in, layer->out, batch, x, layer->in, dy, layer->out, accumulate ? 1.0f : 0.0f,
             layer->dweight, layer->out);
-    nn_column_sums(dy, layer->dbias, batch, layer->out);
+    nn_column_sums(dy, layer->dbias, batch, layer->out, accumulate);
 }
 
 void nn_dense_backward_input(const nn_layer *layer, const float *dy, float *dx, int batch) {
@@ -30,7 +30,7 @@ void nn_dense_backward_input(const nn_layer *layer, const float *dy, float *dx, 
 }
 
 void nn_dense_backward(const nn_layer *layer, const float *x, const float *dy, float *dx, int batch) {
-    nn_dense_backward_params(layer, x, dy, batch);
+    nn_dense_backward_params(layer, x, dy, batch, false);
     if (dx) nn_dense_backward_input(layer, dy, dx, batch);
 }
 

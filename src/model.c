@@ -182,6 +182,12 @@ double nn_model_forward_loss(nn_model *model, const uint8_t *labels, int batch) 
 }
 
 void nn_model_backward(nn_model *model, const uint8_t *labels, int batch, float scale) {
+    nn_model_backward_micro(model, labels, batch, scale, 0, 1);
+}
+
+void nn_model_backward_micro(nn_model *model, const uint8_t *labels, int batch, float scale, int micro,
+                             int micro_steps) {
+    bool accumulate = micro > 0, final = micro == micro_steps - 1;
     int top = model->n_layers, classes = classes_of(model);
     if (model->spec.loss == NN_LOSS_SOFTMAX_XENT)
         nn_softmax_xent_backward(model->probs, labels, model->grad_acts[top], batch, classes, scale);
@@ -196,8 +202,8 @@ void nn_model_backward(nn_model *model, const uint8_t *labels, int batch, float 
         }
         /* The parameter gradient first, handed over at once: the ranks can sum it
          * while dx and the layers below are computed. */
-        nn_dense_backward_params(layer, model->acts[l], model->grad_acts[l + 1], batch);
-        if (model->slice_final)
+        nn_dense_backward_params(layer, model->acts[l], model->grad_acts[l + 1], batch, accumulate);
+        if (model->slice_final && final)
             model->slice_final(model->slice_final_ctx, (size_t)(layer->dweight - model->grads),
                                (size_t)layer->in * layer->out + (size_t)layer->out);
         if (dx) nn_dense_backward_input(layer, model->grad_acts[l + 1], dx, batch);

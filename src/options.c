@@ -22,6 +22,8 @@ void nn_options_print_help(FILE *out) {
         "  --loss NAME            softmax (cross-entropy) | mse (sigmoid outputs) [softmax]\n"
         "  --epochs N             epochs                                 [10]\n"
         "  --batch-size N         GLOBAL batch, split over the ranks     [100]\n"
+        "  --accumulate K         K micro-steps of --batch-size per SGD step (gradient\n"
+        "                         accumulation: one sum per K batches)   [1]\n"
         "  --lr X                 learning rate (base of the schedule)   [0.3]\n"
         "  --lr-schedule NAME     constant|cosine (cosine decays to 0 over the run) [cosine]\n"
         "  --momentum X           SGD momentum, 0 <= X < 1               [0.9]\n"
@@ -36,6 +38,8 @@ void nn_options_print_help(FILE *out) {
         "  --allreduce MODE       shm: ranks of a node sum in shared memory, nodes with\n"
         "                         MPI_Allreduce; mpi: one MPI_Allreduce; overlap: one\n"
         "                         MPI_Iallreduce per layer during backward   [shm]\n"
+        "  --compress NAME        none|bf16: the sum between nodes travels as bfloat16\n"
+        "                         (half the bytes; shm mode keeps the node's sum fp32) [none]\n"
         "  --timeout SECONDS      end the job (exit 1, naming the ranks waited for) when a\n"
         "                         rank makes no progress for this long; 0: never [300]\n"
         "  --help                 this text\n"
@@ -50,7 +54,7 @@ void nn_options_print_help(FILE *out) {
 enum option_code {
     OPT_HELP = 'h', OPT_VERSION = 256, OPT_DATA, OPT_LAYERS, OPT_ACTIVATION, OPT_LOSS, OPT_EPOCHS, OPT_BATCH,
     OPT_LR, OPT_SCHEDULE, OPT_MOMENTUM, OPT_WEIGHT_DECAY, OPT_SEED, OPT_TRAIN_LIMIT, OPT_METRICS,
-    OPT_CHECKPOINT, OPT_CHECKPOINT_EVERY, OPT_RESUME, OPT_THREADS, OPT_ALLREDUCE, OPT_TIMEOUT
+    OPT_CHECKPOINT, OPT_CHECKPOINT_EVERY, OPT_RESUME, OPT_THREADS, OPT_ALLREDUCE, OPT_TIMEOUT, OPT_ACCUMULATE, OPT_COMPRESS
 };
 
 static const struct option options[] = {
@@ -75,6 +79,8 @@ static const struct option options[] = {
     {"threads", required_argument, NULL, OPT_THREADS},
     {"allreduce", required_argument, NULL, OPT_ALLREDUCE},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"accumulate", required_argument, NULL, OPT_ACCUMULATE},
+    {"compress", required_argument, NULL, OPT_COMPRESS},
     {NULL, 0, NULL, 0}};
 
 /* The run settings a command line can give, and the nn_given bit each sets. */
@@ -92,6 +98,7 @@ static unsigned given_bit(int code) {
     case OPT_WEIGHT_DECAY: return NN_GIVEN_WEIGHT_DECAY;
     case OPT_SEED: return NN_GIVEN_SEED;
     case OPT_TRAIN_LIMIT: return NN_GIVEN_TRAIN_LIMIT;
+    case OPT_ACCUMULATE: return NN_GIVEN_ACCUMULATE;
     default: return 0;
     }
 }
@@ -114,6 +121,7 @@ static int apply_run_setting(nn_run_config *run, int code, const char *name, con
     case OPT_SCHEDULE: return nn_parse_schedule(v, &run->schedule) ? bad_choice(name, v, "constant or cosine", err) : NN_OK;
     case OPT_EPOCHS: return nn_cli_int(name, v, 1, 100000, &run->epochs, err);
     case OPT_BATCH: return nn_cli_int(name, v, 1, 1000000, &run->batch_size, err);
+    case OPT_ACCUMULATE: return nn_cli_int(name, v, 1, 1024, &run->accumulate, err);
     case OPT_TRAIN_LIMIT: return nn_cli_long(name, v, 1, 0x7fffffffL, &run->train_limit, err);
     case OPT_MOMENTUM: return nn_cli_float(name, v, 0.0, 1.0, 0, &run->momentum, err);
     case OPT_WEIGHT_DECAY: return nn_cli_float(name, v, 0.0, 1.0, 1, &run->weight_decay, err);
@@ -148,6 +156,7 @@ static int apply_option(void *ctx, int code, const char *v, nn_error *err) {
     }
     case OPT_ALLREDUCE:
         return nn_exchange_mode_parse(v, &opt->exchange) ? bad_choice(name, v, "shm, mpi or overlap", err) : NN_OK;
+    case OPT_COMPRESS: return nn_compress_parse(v, &opt->compress) ? bad_choice(name, v, "none or bf16", err) : NN_OK;
     }
     opt->given |= given_bit(code);
     return apply_run_setting(&opt->run, code, name, v, err);

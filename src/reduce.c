@@ -50,6 +50,7 @@ struct nn_reducer {
     /* SHARED */
     MPI_Comm node;        /* ranks sharing this node's window */
     MPI_Comm cross;       /* same local rank on every node; MPI_COMM_NULL with one node */
+    nn_codec *codec;      /* the sum between nodes (FLAT: the whole sum), maybe compressed */
     MPI_Win win;
     int local_rank, local_size;
     size_t stride;        /* floats from one segment to the next */
@@ -199,7 +200,7 @@ int nn_reducer_nodes(const nn_reducer *red) { return red->nodes; }
 void nn_reducer_sum(nn_reducer *red) {
     if (red->mode == NN_REDUCE_SERIAL || red->n == 0) return;
     if (red->mode == NN_REDUCE_FLAT) {
-        MPI_Allreduce(MPI_IN_PLACE, red->buf, (int)red->n, MPI_FLOAT, MPI_SUM, red->comm);
+        nn_codec_allreduce(red->codec, red->buf, 0, red->n, red->comm);
         return;
     }
     size_t off, len;
@@ -211,7 +212,7 @@ void nn_reducer_sum(nn_reducer *red) {
         } else {
             /* same slice bounds on every node (nodes are uniform): combine the node sums */
             sum_range(red, off, len, red->local_rank, red->local_rank + 1);
-            MPI_Allreduce(MPI_IN_PLACE, red->buf + off, (int)len, MPI_FLOAT, MPI_SUM, red->cross);
+            nn_codec_allreduce(red->codec, red->buf, off, len, red->cross);
             copy_slice_to_others(red, off, len);
         }
     }
@@ -323,6 +324,8 @@ int nn_reducer_create_opts(nn_reducer **out, MPI_Comm comm, size_t n, const nn_r
         if (!status) status = alloc_shared(red, err);
     }
     if (!shared && red->node != MPI_COMM_NULL) MPI_Comm_free(&red->node); /* not needed */
+    if (!status && (red->mode == NN_REDUCE_FLAT || red->cross != MPI_COMM_NULL))
+        status = nn_codec_create(&red->codec, opts->compress, n, err);
     status = nn_comm_agree(comm, status, err);
     if (status) {
         nn_reducer_free(red);
@@ -345,6 +348,7 @@ void nn_reducer_free(nn_reducer *red) {
     if (red->cross != MPI_COMM_NULL) MPI_Comm_free(&red->cross);
     if (red->node != MPI_COMM_NULL) MPI_Comm_free(&red->node);
     if (red->comm != MPI_COMM_NULL) MPI_Comm_free(&red->comm);
+    nn_codec_free(red->codec);
     free(red->private_buf);
     free(red->segs);
     free(red);

@@ -8,6 +8,7 @@ void nn_run_config_defaults(nn_run_config *c) {
     c->spec = (nn_model_spec){.n_widths = 4, .widths = {784, 50, 100, 10}, .activation = NN_ACT_SIGMOID,
                               .loss = NN_LOSS_SOFTMAX_XENT};
     c->batch_size = 100;
+    c->accumulate = 1;
     c->seed = 1;
     snprintf(c->data, sizeof c->data, "data/mnist.h5");
     c->epochs = 10;
@@ -32,6 +33,9 @@ static int check_fixed(const nn_run_config *cli, unsigned given, const nn_run_co
     if ((given & NN_GIVEN_BATCH) && cli->batch_size != saved->batch_size)
         return nn_fail(err, NN_ERR_INPUT, "--batch-size %d conflicts with checkpoint %s (%d)", cli->batch_size, path,
                        saved->batch_size);
+    if ((given & NN_GIVEN_ACCUMULATE) && cli->accumulate != saved->accumulate)
+        return nn_fail(err, NN_ERR_INPUT, "--accumulate %d conflicts with checkpoint %s (%d)", cli->accumulate, path,
+                       saved->accumulate);
     if ((given & NN_GIVEN_SEED) && cli->seed != saved->seed)
         return nn_fail(err, NN_ERR_INPUT, "--seed %llu conflicts with checkpoint %s (%llu)",
                        (unsigned long long)cli->seed, path, (unsigned long long)saved->seed);

@@ -1,7 +1,8 @@
-/* The training loop. Per step: assemble this rank's part of the global batch,
- * forward and loss, backward with scale 1/global_batch straight into the gradient
- * exchange's buffer, the sum over the ranks (which then holds the gradient of the
- * global mean loss, and the control words), and the same SGD step on every rank.
+/* The training loop. Per step, for each of its --accumulate micro-steps: assemble
+ * this rank's part of the global micro-batch, forward and loss, backward with scale
+ * 1/(global batch of the step) added straight into the gradient exchange's buffer;
+ * then one sum over the ranks (which then holds the gradient of the mean loss over
+ * the step's batch, and the control words), and the same SGD step on every rank.
  * Per epoch: distributed evaluation, one log line, a checkpoint. Building the run
  * (resume, data, buffers) lives in trainer_setup.c. */
 #include "nn/train.h"
@@ -27,29 +28,45 @@ int nn_local_batch(long step, int batch, int rank, int nranks, long *first) {
     return (int)(slots_below(end, rank, nranks) - *first);
 }
 
+/* Samples in one SGD step: the global batch of each micro-step, times their number. */
+static long step_samples(const trainer *t) { return (long)t->cfg.batch_size * t->cfg.accumulate; }
+
 typedef enum step_outcome { STEP_DONE, STEP_STOP, STEP_DIVERGED } step_outcome;
 
 static float learning_rate(const trainer *t, long global_step) {
     return nn_schedule_lr(t->cfg.schedule, t->cfg.lr, global_step, t->steps_per_epoch * t->cfg.epochs);
 }
 
-/* One training step on this rank's part of global step `s` of the epoch. */
-static step_outcome step(trainer *t, long s, nn_epoch_clock *clock) {
+/* Micro-step `micro` of global step `s`: forward and backward on this rank's part of
+ * micro-batch s * accumulate + micro, the gradient added to the earlier micro-steps'.
+ * Returns the loss summed over the samples; `loss` is the step's sum so far. */
+static double micro_step(trainer *t, long s, int micro, double loss, nn_epoch_clock *clock) {
     nn_model *m = &t->model;
+    int k = t->cfg.accumulate;
     long first;
-    int n = nn_local_batch(s, t->cfg.batch_size, t->rank, t->nranks, &first);
-    nn_watchdog_beat(t->progress.global_step, NN_PHASE_STEP);
+    int n = nn_local_batch(s * k + micro, t->cfg.batch_size, t->rank, t->nranks, &first);
     double t0 = MPI_Wtime();
     for (int i = 0; i < n; i++) /* wraps when a rank's share exceeds its shard by a few */
         t->batch_rows[i] = t->order[(first + i) % t->train.count];
     nn_shard_gather(&t->train, t->batch_rows, n, nn_model_input(m), t->labels);
     clock->data += MPI_Wtime() - t0;
 
+    double micro_loss = nn_model_forward_loss(m, t->labels, n);
+    if (micro == k - 1) /* before the last backward: overlap mode sends the control words with the top slice */
+        nn_exchange_set_control(t->exchange, NN_CONTROL_NONFINITE, !isfinite(loss + micro_loss));
+    nn_model_backward_micro(m, t->labels, n, 1.0f / ((float)t->cfg.batch_size * (float)k), micro, k);
+    return micro_loss;
+}
+
+/* One training step on this rank's part of global step `s` of the epoch. */
+static step_outcome step(trainer *t, long s, nn_epoch_clock *clock) {
+    nn_model *m = &t->model;
+    nn_watchdog_beat(t->progress.global_step, NN_PHASE_STEP);
     nn_exchange_begin(t->exchange);
     nn_exchange_set_control(t->exchange, NN_CONTROL_STOP, nn_stop_requested(t->progress.global_step + 1));
-    double loss = nn_model_forward_loss(m, t->labels, n);
-    nn_exchange_set_control(t->exchange, NN_CONTROL_NONFINITE, !isfinite(loss));
-    nn_model_backward(m, t->labels, n, 1.0f / (float)t->cfg.batch_size); /* overlap mode starts summing here */
+    double loss = 0.0;
+    for (int micro = 0; micro < t->cfg.accumulate; micro++) /* overlap mode starts summing in the last */
+        loss += micro_step(t, s, micro, loss, clock);
     t->loss_sum += loss;
     nn_watchdog_beat(t->progress.global_step, NN_PHASE_SUM);
     clock->exchange += nn_exchange_finish(t->exchange);
@@ -116,8 +133,7 @@ static int end_epoch(trainer *t, int epoch, const nn_epoch_clock *clock, nn_trai
     st.test_loss = scores.loss;
     st.test_accuracy = scores.accuracy;
     st.lr = learning_rate(t, t->progress.global_step - 1);
-    nn_metrics_gather(&st, clock, t->loss_sum, (double)t->steps_per_epoch * t->cfg.batch_size, t->cfg.batch_size,
-                      t->comm);
+    nn_metrics_gather(&st, clock, t->loss_sum, (double)t->steps_per_epoch * step_samples(t), (int)step_samples(t), t->comm);
     /* gathered, so the same on every rank: no NaN reaches a checkpoint or the metrics */
     if (!isfinite(st.test_loss) || !isfinite(st.train_loss)) return diverged(t, "the epoch's loss is not finite", t->steps_per_epoch, err);
     if (t->first_loss > 0 && st.train_loss > 100 * t->first_loss) {
@@ -134,7 +150,7 @@ static int end_epoch(trainer *t, int epoch, const nn_epoch_clock *clock, nn_trai
     int status = t->opt.checkpoint[0] ? save(t, result, &st.checkpoint_seconds, err) : NN_OK;
 
     result->train_seconds += st.epoch_seconds;
-    t->samples_trained += (double)clock->steps_done * t->cfg.batch_size;
+    t->samples_trained += (double)clock->steps_done * step_samples(t);
     if (st.test_accuracy > result->best_accuracy) {
         result->best_accuracy = st.test_accuracy;
         result->best_epoch = epoch;
@@ -152,9 +168,11 @@ static void print_header(const trainer *t) {
     nn_exchange_describe(t->exchange, exchange, sizeof exchange);
     fprintf(t->log, "nntrain: %s, %ld train / %ld test samples; network", c->data, t->train.total, t->test.total);
     for (int i = 0; i < c->spec.n_widths; i++) fprintf(t->log, "%c%d", i ? '-' : ' ', c->spec.widths[i]);
-    fprintf(t->log, " %s/%s, %zu parameters; %d ranks x %d threads; batch %d, lr %g (%s), momentum %g; allreduce %s\n",
-            nn_activation_name(c->spec.activation), nn_loss_name(c->spec.loss), t->model.n_params, t->nranks,
-            t->threads, c->batch_size, c->lr, nn_schedule_name(c->schedule), c->momentum, exchange);
+    fprintf(t->log, " %s/%s, %zu parameters; %d ranks x %d threads; batch %d", nn_activation_name(c->spec.activation),
+            nn_loss_name(c->spec.loss), t->model.n_params, t->nranks, t->threads, c->batch_size);
+    if (c->accumulate > 1) fprintf(t->log, " x %d accumulated", c->accumulate);
+    fprintf(t->log, ", lr %g (%s), momentum %g; allreduce %s\n", c->lr, nn_schedule_name(c->schedule), c->momentum,
+            exchange);
     nn_placement_warn(t->log, t->threads);
     fflush(t->log);
 }

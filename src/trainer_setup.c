@@ -37,9 +37,12 @@ static int check_fit(const trainer *t, nn_error *err) {
     if (c->batch_size > t->train.total)
         return nn_fail(err, NN_ERR_INPUT, "--batch-size %d exceeds the %ld training samples", c->batch_size,
                        t->train.total);
-    if (t->opt.resume[0] && t->ck.progress.step_in_epoch >= t->train.total / c->batch_size)
+    if (t->steps_per_epoch < 1)
+        return nn_fail(err, NN_ERR_INPUT, "--batch-size %d x --accumulate %d exceeds the %ld training samples",
+                       c->batch_size, c->accumulate, t->train.total);
+    if (t->opt.resume[0] && t->ck.progress.step_in_epoch >= t->steps_per_epoch)
         return nn_fail(err, NN_ERR_INPUT, "%s: resumes at step %ld of an epoch that has only %ld steps with %s",
-                       t->opt.resume, t->ck.progress.step_in_epoch, t->train.total / c->batch_size, c->data);
+                       t->opt.resume, t->ck.progress.step_in_epoch, t->steps_per_epoch, c->data);
     return NN_OK;
 }
 
@@ -48,7 +51,7 @@ static int load_data(trainer *t, nn_error *err) {
     int status;
     if ((status = nn_shard_read(c->data, "train", c->train_limit, t->comm, &t->train, err))) return status;
     if ((status = nn_shard_read(c->data, "test", 0, t->comm, &t->test, err))) return status;
-    t->steps_per_epoch = t->train.total / c->batch_size;
+    t->steps_per_epoch = t->train.total / ((long)c->batch_size * c->accumulate); /* SGD steps */
     return nn_comm_agree(t->comm, check_fit(t, err), err);
 }
 
@@ -81,7 +84,7 @@ int trainer_setup(trainer *t, nn_error *err) {
     if ((status = nn_comm_agree(t->comm, status, err))) return status; /* before any work */
     if ((status = load_data(t, err))) return status;
     if ((status = nn_comm_agree(t->comm, allocate(t, err), err))) return status;
-    if ((status = nn_exchange_create(&t->exchange, t->comm, t->opt.exchange, t->model.n_params, err))) return status;
+    if ((status = nn_exchange_create(&t->exchange, t->comm, t->opt.exchange, t->opt.compress, t->model.n_params, err))) return status;
     /* the gradients go straight into the exchange's buffer, and it hears of each final slice */
     nn_model_place_grads(&t->model, nn_exchange_grads(t->exchange));
     t->model.slice_final = nn_exchange_slice_final;

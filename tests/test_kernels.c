@@ -89,13 +89,18 @@ static void test_column_sums_and_fill_rows(void) {
     nn_rng_seed(&rng, 3, 0, 0);
     int rows = 37, cols = 131;
     float *x = random_floats(&rng, (size_t)rows * cols, -1, 1), sums[131], bias[131], y[37 * 131];
-    nn_column_sums(x, sums, rows, cols);
+    nn_column_sums(x, sums, rows, cols, false);
     for (int c = 0; c < cols; c++) {
         double ref = 0;
         for (int r = 0; r < rows; r++) ref += x[r * cols + c];
         CU_ASSERT_DOUBLE_EQUAL(sums[c], ref, 1e-5);
         bias[c] = (float)c;
     }
+    /* accumulating adds the same sums again (micro-batches) */
+    float twice[131];
+    memcpy(twice, sums, sizeof twice);
+    nn_column_sums(x, twice, rows, cols, true);
+    for (int c = 0; c < cols; c++) CU_ASSERT_DOUBLE_EQUAL(twice[c], 2.0 * sums[c], 1e-5);
     nn_fill_rows(y, bias, rows, cols);
     for (int r = 0; r < rows; r++)
         for (int c = 0; c < cols; c++) CU_ASSERT_EQUAL(y[r * cols + c], (float)c);

@@ -193,6 +193,42 @@ static void test_network_gradients(void) {
         for (int l = 0; l < 2; l++) check_network((nn_activation)a, (nn_loss)l);
 }
 
+/* Gradient accumulation: two micro-batches of 3 summed by nn_model_backward_micro
+ * equal one batch of 6, and only the last micro-step hands its slices over. */
+static int slices_handed;
+static void count_slice(void *ctx, size_t offset, size_t count) { (void)ctx, (void)offset, (void)count, slices_handed++; }
+
+static void test_micro_steps(void) {
+    nn_model_spec spec = {.n_widths = 4, .widths = {6, 5, 4, 3}, .activation = NN_ACT_TANH};
+    nn_model m;
+    nn_error err;
+    CU_ASSERT_EQUAL_FATAL(nn_model_create(&m, &spec, 6, &err), NN_OK);
+    nn_model_init(&m, 5);
+    nn_rng rng;
+    nn_rng_seed(&rng, 6, 0, 0);
+    float x[6 * 6];
+    for (int i = 0; i < 6 * 6; i++) x[i] = nn_rng_uniform(&rng);
+    uint8_t labels[6] = {0, 2, 1, 2, 1, 0};
+    memcpy(nn_model_input(&m), x, sizeof x);
+    nn_model_forward_backward(&m, labels, 6, 1.0f / 6);
+    float *whole = malloc(m.n_params * sizeof(float));
+    memcpy(whole, m.grads, m.n_params * sizeof(float));
+
+    m.slice_final = count_slice;
+    slices_handed = 0;
+    for (int micro = 0; micro < 2; micro++) {
+        memcpy(nn_model_input(&m), x + micro * 3 * 6, 3 * 6 * sizeof(float));
+        nn_model_forward_loss(&m, labels + micro * 3, 3);
+        nn_model_backward_micro(&m, labels + micro * 3, 3, 1.0f / 6, micro, 2);
+        CU_ASSERT_EQUAL(slices_handed, micro == 0 ? 0 : 3); /* three dense layers, handed over once */
+    }
+    double worst = 0;
+    for (size_t i = 0; i < m.n_params; i++) worst = fmax(worst, fabs(m.grads[i] - whole[i]));
+    CU_ASSERT(worst < 1e-6);
+    free(whole);
+    nn_model_free(&m);
+}
+
 static void test_param_layout(void) {
     nn_model_spec spec = {.n_widths = 4, .widths = {784, 50, 100, 10}};
     CU_ASSERT_EQUAL(nn_spec_param_count(&spec), 45360); /* the reference network */
@@ -217,6 +253,7 @@ int main(void) {
         {"softmax cross-entropy", test_softmax_xent},
         {"mean-squared error", test_mse},
         {"whole networks: 3 activations x 2 losses", test_network_gradients},
+        {"micro-steps accumulate the gradient of the whole batch", test_micro_steps},
         {"one contiguous parameter buffer", test_param_layout},
         CU_TEST_INFO_NULL};
     return nn_run_suite("layers", tests);

@@ -76,6 +76,28 @@ static void sleep_us(long us) {
 
 static const size_t sizes[] = {1, 15, 16, 17, 45361, 1276811};
 
+/* Like check_sum, for a bf16 sum. bf16 keeps 8 significant bits, so each rounding
+ * errs by at most 2^-8 of its value, itself at most the sum of magnitudes: at most
+ * P rounded inputs (node sums) and P - 1 rounded additions give the bound below.
+ * Every value must also be a bf16 (low 16 bits zero): the sum did travel compressed. */
+static size_t check_bf16_sum(const float *got, size_t n, int iter) {
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        double ref = 0, mag = 0;
+        for (int r = 0; r < nranks; r++) {
+            double x = input(r, i, iter);
+            ref += x;
+            mag += fabs(x);
+        }
+        uint32_t bits;
+        memcpy(&bits, &got[i], sizeof bits);
+        if (!(fabs(got[i] - ref) <= 2.0 * nranks * 0x1p-8 * mag) || (bits & 0xffffu)) {
+            if (bad++ < 3) fprintf(stderr, "rank %d bf16: [%zu] = %.9g, expected %.9g\n", rank, i, got[i], ref);
+        }
+    }
+    return bad;
+}
+
 static void sum_and_check(const nn_reducer_opts *opts, int iters) {
     for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
         size_t n = sizes[k];
@@ -103,6 +125,36 @@ static void test_mode(void) {
 }
 
 static void test_sum_matches_reference(void) { sum_and_check(NULL, 2); }
+
+static void test_bf16_rounding(void) {
+    CU_ASSERT_EQUAL(nn_bf16_from_float(1.0f), 0x3f80);
+    CU_ASSERT_EQUAL(nn_bf16_from_float(1.0f + 0x1p-8f), 0x3f80);                /* a tie: to even */
+    CU_ASSERT_EQUAL(nn_bf16_from_float(1.0f + 0x1p-7f + 0x1p-8f), 0x3f82);      /* a tie: to even, up */
+    CU_ASSERT_EQUAL(nn_bf16_from_float(1.0f + 0x1p-8f + 0x1p-12f), 0x3f81);     /* above the tie: up */
+    CU_ASSERT_EQUAL(nn_bf16_from_float(-2.5f), 0xc020);
+    CU_ASSERT_EQUAL(nn_bf16_to_float(0x3f81), 1.0f + 0x1p-7f);
+    CU_ASSERT(isinf(nn_bf16_to_float(nn_bf16_from_float(INFINITY))));
+    CU_ASSERT(isnan(nn_bf16_to_float(nn_bf16_from_float(NAN))));
+    CU_ASSERT(isnan(nn_bf16_to_float(nn_bf16_from_float(nanf("0x1"))))); /* a NaN whose payload is in the low bits */
+    CU_ASSERT_EQUAL(nn_bf16_to_float(nn_bf16_from_float(3.0f)), 3.0f);  /* small integers (control words) are exact */
+}
+
+/* --compress bf16 between fake nodes (or on the flat path, where the whole sum is
+ * compressed): within bf16's rounding, bit-identical on every rank. */
+static void test_bf16_between_nodes(void) {
+    if (nranks == 1) return; /* nothing is sent */
+    nn_reducer_opts opts = {.fake_node = 2, .compress = NN_COMPRESS_BF16};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        nn_reducer *red = make(sizes[k], &opts);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(red);
+        float *buf = nn_reducer_buffer(red);
+        fill(buf, sizes[k], 7);
+        nn_reducer_sum(red);
+        CU_ASSERT_EQUAL(check_bf16_sum(buf, sizes[k], 7), 0);
+        CU_ASSERT(identical_everywhere(buf, sizes[k]));
+        nn_reducer_free(red);
+    }
+}
 
 static void test_mpi_barrier_variant(void) { sum_and_check(&(nn_reducer_opts){.mpi_barrier = 1}, 1); }
 
@@ -212,6 +264,8 @@ int main(int argc, char **argv) {
         {"same with MPI_Barrier instead of the spin barrier", test_mpi_barrier_variant},
         {"same with the flat MPI_Allreduce fallback", test_flat_variant},
         {"two fake nodes: cross-node path or flat fallback", test_fake_nodes},
+        {"bfloat16 rounding: nearest even, NaN and infinity kept", test_bf16_rounding},
+        {"bf16 between two fake nodes: within bf16 rounding, identical on every rank", test_bf16_between_nodes},
         {"100 rounds with changing inputs and late ranks: no race", test_repeated_no_race},
         {"a rank waiting 1 s for a late one sleeps rather than spins", test_waiting_rank_sleeps},
         {"two reducers on one communicator agree bit for bit", test_two_reducers_agree},

@@ -16,6 +16,7 @@
 #include <mpi.h>
 #include <stddef.h>
 
+#include "nn/compress.h"
 #include "nn/error.h"
 
 typedef enum nn_exchange_mode {
@@ -36,9 +37,11 @@ enum nn_control_word {
 
 typedef struct nn_exchange nn_exchange;
 
-/* Collective over comm; n_grads floats of gradient per rank. On failure every rank
- * returns the same status. */
-int nn_exchange_create(nn_exchange **out, MPI_Comm comm, nn_exchange_mode mode, size_t n_grads, nn_error *err);
+/* Collective over comm; n_grads floats of gradient per rank. `compress` is how the
+ * sum travels between nodes (shm mode: only that stage; mpi and overlap: the whole
+ * sum). On failure every rank returns the same status. */
+int nn_exchange_create(nn_exchange **out, MPI_Comm comm, nn_exchange_mode mode, nn_compress compress,
+                       size_t n_grads, nn_error *err);
 void nn_exchange_free(nn_exchange *ex); /* collective; NULL is allowed */
 
 /* This rank's gradient buffer (n_grads floats, 64-byte aligned; in shm mode it
@@ -60,7 +63,7 @@ void nn_exchange_slice_final(void *ctx, size_t offset, size_t count);
 double nn_exchange_finish(nn_exchange *ex);
 float nn_exchange_control(const nn_exchange *ex, enum nn_control_word word);
 
-/* For the run's header: "shm (shared memory, 1 node)", "mpi", ... */
+/* For the run's header: "shm (shared memory, 1 node)", "mpi (2 nodes, bf16)", ... */
 void nn_exchange_describe(const nn_exchange *ex, char *out, size_t cap);
 
 #endif

@@ -29,8 +29,9 @@ void nn_gemm_reference(bool trans_a, bool trans_b, int M, int N, int K,
  * output starts from its bias, then the GEMM accumulates into it). */
 void nn_fill_rows(float *y, const float *bias, int rows, int cols);
 
-/* sums[c] = sum over rows of x[r, c] (the bias gradient). */
-void nn_column_sums(const float *x, float *sums, int rows, int cols);
+/* sums[c] = sum over rows of x[r, c] (the bias gradient); with accumulate, the
+ * column sums are added to what sums held. */
+void nn_column_sums(const float *x, float *sums, int rows, int cols, bool accumulate);
 
 /* SIMD width the kernels were compiled for, in floats (for reports). */
 int nn_simd_floats(void);

@@ -4,6 +4,7 @@
 #ifndef NN_LAYERS_H
 #define NN_LAYERS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef enum nn_layer_kind {
@@ -27,7 +28,7 @@ void nn_dense_forward(const nn_layer *layer, const float *x, float *y, int batch
 void nn_dense_backward(const nn_layer *layer, const float *x, const float *dy, float *dx, int batch);
 /* Its two halves: the parameter gradient, and the gradient for the layer below
  * (which needs only the weights, so it can run while the former is reduced). */
-void nn_dense_backward_params(const nn_layer *layer, const float *x, const float *dy, int batch);
+void nn_dense_backward_params(const nn_layer *layer, const float *x, const float *dy, int batch, bool accumulate);
 void nn_dense_backward_input(const nn_layer *layer, const float *dy, float *dx, int batch);
 
 /* Element-wise activations. Backward takes the forward OUTPUT y (cheaper than x

@@ -85,6 +85,13 @@ double nn_model_forward_loss(nn_model *model, const uint8_t *labels, int batch);
  * gradients gives the gradient of the mean loss over the global batch. */
 void nn_model_backward(nn_model *model, const uint8_t *labels, int batch, float scale);
 
+/* Backward for micro-step `micro` of `micro_steps` (gradient accumulation): micro 0
+ * overwrites model->grads, later ones add to them, and only the last hands its
+ * slices over (slice_final), since only then are they final. nn_model_backward is
+ * micro-step 0 of 1. */
+void nn_model_backward_micro(nn_model *model, const uint8_t *labels, int batch, float scale, int micro,
+                             int micro_steps);
+
 /* Both: returns the summed loss. */
 double nn_model_forward_backward(nn_model *model, const uint8_t *labels, int batch, float scale);
 

@@ -20,6 +20,7 @@ typedef struct nn_train_options {
     long checkpoint_every;        /* steps; 0: only at epoch ends */
     int threads;                  /* 0: OMP_NUM_THREADS, else cores / ranks on the node */
     nn_exchange_mode exchange;    /* --allreduce: how the ranks sum their gradients */
+    nn_compress compress;         /* --compress: how the sum travels between nodes */
     double timeout;               /* seconds without progress before the job ends; 0: never */
     int show_help, show_version;
 } nn_train_options;

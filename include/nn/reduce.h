@@ -12,6 +12,7 @@
 #include <mpi.h>
 #include <stddef.h>
 
+#include "nn/compress.h"
 #include "nn/error.h"
 
 typedef struct nn_reducer nn_reducer;
@@ -46,6 +47,7 @@ typedef struct nn_reducer_opts {
                         (must still share memory: for testing on one machine) */
     int mpi_barrier; /* synchronise the node with MPI_Barrier instead of a spin barrier */
     int force_flat;  /* always MPI_Allreduce on a private buffer */
+    nn_compress compress; /* how the sum between nodes travels (FLAT: the whole sum) */
 } nn_reducer_opts;
 int nn_reducer_create_opts(nn_reducer **out, MPI_Comm comm, size_t n,
                            const nn_reducer_opts *opts, nn_error *err);

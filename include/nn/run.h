@@ -13,7 +13,8 @@
 typedef struct nn_run_config {
     /* fixed for the life of a run: a resume may not change them */
     nn_model_spec spec;
-    int batch_size;      /* global, split over the ranks */
+    int batch_size;      /* global, split over the ranks: one micro-step */
+    int accumulate;      /* micro-steps per SGD step (gradient accumulation): a step's batch is batch_size x this */
     uint64_t seed;       /* initialisation and shuffling */
     long train_limit;    /* 0: all training samples */
     /* may change when resuming */
@@ -40,7 +41,8 @@ enum nn_given {
     NN_GIVEN_MOMENTUM = 1 << 8,
     NN_GIVEN_WEIGHT_DECAY = 1 << 9,
     NN_GIVEN_SEED = 1 << 10,
-    NN_GIVEN_TRAIN_LIMIT = 1 << 11
+    NN_GIVEN_TRAIN_LIMIT = 1 << 11,
+    NN_GIVEN_ACCUMULATE = 1 << 12
 };
 
 /* The configuration of a run resumed from `saved` (read from checkpoint `path`):
