@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""Plots of a scaling study's CSV (scripts/scaling_study.py):
+  plot_scaling.py bench/scaling/scaling.csv bench/scaling
+writes speedup.png (against ideal), efficiency.png, breakdown.png (time per epoch as
+stacked bars: compute, gradient sum, data, checkpoint), links.png (samples/s per link
+rate and --allreduce mode) and slow_link.png (compression and accumulation at 1 Gbit/s).
+Needs matplotlib (Debian: python3-matplotlib)."""
+import csv
+import os
+import sys
+
+try:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+except ImportError:
+    sys.exit("plot_scaling: matplotlib is missing: apt-get install python3-matplotlib")
+
+
+def load(path):
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        for k in ("nodes", "ranks", "threads", "global_batch", "accumulate"):
+            r[k] = int(r[k])
+        for k in ("epoch_seconds", "samples_per_second", "compute_seconds", "sum_seconds", "data_seconds",
+                  "checkpoint_seconds", "sum_share", "test_accuracy"):
+            r[k] = float(r[k])
+        for k in ("speedup", "efficiency"):
+            r[k] = float(r[k]) if r[k] else None
+    return rows
+
+
+def layout(r):
+    where = "host" if r["link"] == "host" else "emulated nodes"
+    return f"{r['network']}, {where}" + (f", {r['threads']} threads" if r["threads"] > 1 else "")
+
+
+def series(rows, suite):
+    """(label, [(workers, row)]) for the rank-count layouts of a suite."""
+    groups = {}
+    for r in rows:
+        if r["suite"] == suite and r["speedup"] is not None:
+            groups.setdefault(layout(r), []).append((r["ranks"] * r["threads"], r))
+    return sorted(groups.items())
+
+
+def log_ticks(ax, ticks):
+    ax.set_xticks(ticks)
+    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+
+
+def plot_speedup(rows, out, cores):
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, suite in zip(axes, ("strong", "weak")):
+        top = 1
+        for label, pts in series(rows, suite):
+            pts.sort(key=lambda p: p[0])
+            ax.plot([p[0] for p in pts], [p[1]["speedup"] for p in pts], "o-", label=label)
+            top = max(top, max(p[0] for p in pts))
+        ax.plot([1, top], [1, top], "k--", lw=1, label="ideal")
+        ax.axvline(cores, color="grey", lw=0.8, ls=":")
+        ax.set(xscale="log", yscale="log", xlabel=f"ranks x threads (this machine: {cores} cores, dotted)",
+               ylabel="speedup (samples/s ratio)", title=f"{suite} scaling")
+        log_ticks(ax, [1, 2, 4, 8])
+        ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_yticks([0.5, 1, 2, 4, 8])
+        ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "speedup.png"), dpi=110)
+
+
+def plot_efficiency(rows, out):
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, suite in zip(axes, ("strong", "weak")):
+        for label, pts in series(rows, suite):
+            pts.sort(key=lambda p: p[0])
+            ax.plot([p[0] for p in pts], [100 * p[1]["efficiency"] for p in pts], "o-", label=label)
+        ax.axhline(100, color="k", ls="--", lw=1)
+        ax.set(xscale="log", xlabel="ranks x threads", ylabel="parallel efficiency (%)", title=f"{suite} scaling",
+               ylim=(0, 110))
+        log_ticks(ax, [1, 2, 4, 8])
+        ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "efficiency.png"), dpi=110)
+
+
+def plot_breakdown(rows, out):
+    picked = [r for r in rows if r["suite"] == "strong"]
+    nets = sorted({r["network"] for r in picked})
+    fig, axes = plt.subplots(1, len(nets), figsize=(6 * len(nets), 4.5), squeeze=False)
+    for ax, net in zip(axes[0], nets):
+        rs = [r for r in picked if r["network"] == net]
+        labels = [f"{r['nodes']}n x {r['ranks'] // r['nodes']}r x {r['threads']}t" +
+                  ("" if r["link"] == "host" else " emu") for r in rs]
+        bottom = [0.0] * len(rs)
+        for key, name in (("compute_seconds", "compute"), ("sum_seconds", "gradient sum"),
+                          ("data_seconds", "data"), ("checkpoint_seconds", "checkpoint")):
+            vals = [r[key] for r in rs]
+            ax.bar(labels, vals, bottom=bottom, label=name)
+            bottom = [b + v for b, v in zip(bottom, vals)]
+        ax.set(ylabel="seconds per epoch", title=f"strong scaling, {net}: where an epoch goes")
+        ax.tick_params(axis="x", rotation=60, labelsize=7)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "breakdown.png"), dpi=110)
+
+
+def plot_links(rows, out):
+    picked = [r for r in rows if r["suite"] == "links"]
+    if not picked:
+        return
+    nets = sorted({r["network"] for r in picked})
+    links = ["none", "10gbit", "1gbit", "100mbit"]
+    modes = ["shm", "mpi", "overlap"]
+    fig, axes = plt.subplots(1, len(nets), figsize=(6 * len(nets), 4.2), squeeze=False)
+    for ax, net in zip(axes[0], nets):
+        for i, mode in enumerate(modes):
+            vals = []
+            for link in links:
+                hit = [r for r in picked if r["network"] == net and r["link"] == link and r["allreduce"] == mode]
+                vals.append(hit[0]["samples_per_second"] if hit else 0)
+            ax.bar([x + (i - 1) * 0.27 for x in range(len(links))], vals, width=0.27, label=mode)
+        ax.set_xticks(range(len(links)))
+        ax.set_xticklabels(["unshaped" if l == "none" else l for l in links])
+        ax.set(yscale="log", ylabel="samples/s", title=f"2 emulated nodes x 1 rank, {net}")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "links.png"), dpi=110)
+
+
+def plot_slow(rows, out):
+    picked = [r for r in rows if r["suite"] == "slow"]
+    if not picked:
+        return
+    fig, ax = plt.subplots(figsize=(6, 4))
+    labels = [f"{'bf16' if r['compress'] == 'bf16' else 'fp32'}, accumulate {r['accumulate']}" for r in picked]
+    ax.bar(labels, [r["samples_per_second"] for r in picked], color="tab:blue")
+    for i, r in enumerate(picked):
+        ax.text(i, r["samples_per_second"], f"{r['samples_per_second']:,.0f}\n{100 * r['sum_share']:.0f}% sum",
+                ha="center", va="bottom", fontsize=8)
+    ax.set(ylabel="samples/s", title="784-800-800-10, 2 emulated nodes at 1 Gbit/s")
+    ax.margins(y=0.2)
+    ax.tick_params(axis="x", labelsize=8)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "slow_link.png"), dpi=110)
+
+
+def main():
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    rows = load(sys.argv[1])
+    out = sys.argv[2]
+    os.makedirs(out, exist_ok=True)
+    plot_speedup(rows, out, os.cpu_count())
+    plot_efficiency(rows, out)
+    plot_breakdown(rows, out)
+    plot_links(rows, out)
+    plot_slow(rows, out)
+    print(f"plot_scaling: plots in {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+#!/usr/bin/env python3
+"""Scaling experiments, one command: runs nntrain over a grid of configurations and
+writes one CSV row per configuration, then the plots (scripts/plot_scaling.py) and
+the projection to a real cluster (scripts/project_scaling.py).
+
+  scripts/scaling_study.py [--suites strong,weak,links,slow] [--out bench/scaling] [--quick]
+
+Suites (each row: nodes, ranks, threads, link rate, batch, epoch time, samples/s, the
+time split into compute / gradient sum / data / checkpoint, speedup, efficiency,
+final accuracy):
+  strong  fixed global batch and data: 1, 2, 4, 8 ranks on this host (1 thread each);
+          ranks x threads for the same 2 cores (1x2, 2x1); 1, 2, 4 emulated nodes x 1 rank
+  weak    fixed batch per rank (64): the same layouts, global batch 64 x ranks
+  links   2 emulated nodes x 1 rank at each link rate (unshaped, 10gbit, 1gbit, 100mbit),
+          every --allreduce mode, reference network and 784-800-800-10
+  slow    784-800-800-10, 2 nodes at 1gbit: plain, --compress bf16, --accumulate 4, both
+Speedup and efficiency are against the suite's 1-rank, 1-thread run of the same
+network (weak: throughput ratio; efficiency = speedup / (ranks x threads)). Emulated
+nodes need root (scripts/emulated_nodes.sh); the rows that need them are skipped
+without it. Needs build/nntrain and data/mnist.h5.
+"""
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NNTRAIN = os.path.join(REPO, "build", "nntrain")
+EMU = os.path.join(REPO, "scripts", "emulated_nodes.sh")
+REFERENCE = ["--layers", "784,50,100,10"]
+LARGE = ["--layers", "784,800,800,10", "--activation", "relu", "--lr", "0.05"]
+FIELDS = ["suite", "network", "nodes", "ranks", "threads", "link", "allreduce", "compress", "accumulate",
+          "global_batch", "epochs", "epoch_seconds", "samples_per_second", "compute_seconds", "sum_seconds",
+          "data_seconds", "checkpoint_seconds", "sum_share", "speedup", "efficiency", "test_accuracy"]
+
+
+def mpi_env():
+    env = dict(os.environ, OMP_NUM_THREADS="1", OMPI_MCA_rmaps_base_oversubscribe="1",
+               OMPI_MCA_mpi_yield_when_idle="1")
+    if os.geteuid() == 0:
+        env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    return env
+
+
+class Nodes:
+    """The emulated cluster currently up (scripts/emulated_nodes.sh), rebuilt on demand."""
+
+    def __init__(self):
+        self.up = None
+
+    def ensure(self, count, link):
+        if self.up != (count, link):
+            rate = [] if link == "none" else [link]
+            subprocess.run([EMU, "up", str(count)] + rate, check=True, stdout=subprocess.DEVNULL)
+            self.up = (count, link)
+
+    def down(self):
+        if self.up:
+            subprocess.run([EMU, "down"], check=False)
+            self.up = None
+
+
+def run(cfg, nodes, tmp, epochs, limit):
+    """One configuration; returns the metrics of its steady-state epochs (all but the first)."""
+    metrics = os.path.join(tmp, "m.jsonl")
+    if os.path.exists(metrics):
+        os.remove(metrics)
+    args = [NNTRAIN, "--data", os.path.join(REPO, "data", "mnist.h5"), "--train-limit", str(limit),
+            "--epochs", str(epochs), "--batch-size", str(cfg["global_batch"]), "--threads", str(cfg["threads"]),
+            "--allreduce", cfg["allreduce"], "--compress", cfg["compress"], "--accumulate", str(cfg["accumulate"]),
+            "--metrics", metrics] + cfg["net_args"]
+    env = mpi_env()
+    env["OMP_NUM_THREADS"] = str(cfg["threads"])
+    if cfg["nodes"] == 1 and cfg["link"] == "host":
+        bind = "core" if cfg["ranks"] * cfg["threads"] <= os.cpu_count() and cfg["threads"] == 1 else "none"
+        cmd = ["mpirun", "-np", str(cfg["ranks"]), "--bind-to", bind] + args
+    else:
+        nodes.ensure(cfg["nodes"], cfg["link"])
+        per_node = cfg["ranks"] // cfg["nodes"]
+        cmd = [EMU, "mpirun", "-np", str(cfg["ranks"]), "--map-by", f"ppr:{per_node}:node",
+               "-x", f"OMP_NUM_THREADS={cfg['threads']}"] + args
+    done = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=1800)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)}: exit {done.returncode}\n{done.stdout[-2000:]}")
+    with open(metrics) as f:
+        records = [json.loads(line) for line in f]
+    return records[1:] or records
+
+
+def summarise(cfg, records):
+    secs = sum(r["epoch_seconds"] for r in records)
+    sum_s = sum(r["allreduce_seconds"] for r in records)
+    data_s = sum(r["data_seconds"] for r in records)
+    ck_s = sum(r["checkpoint_seconds"] for r in records)
+    n = len(records)
+    row = {k: cfg[k] for k in FIELDS if k in cfg}
+    row.update(epochs=n + 1, epoch_seconds=secs / n,
+               samples_per_second=sum(r["samples_per_second"] * r["epoch_seconds"] for r in records) / secs,
+               compute_seconds=(secs - sum_s - data_s) / n, sum_seconds=sum_s / n, data_seconds=data_s / n,
+               checkpoint_seconds=ck_s / n, sum_share=sum_s / secs, test_accuracy=records[-1]["test_accuracy"])
+    return row
+
+
+def configs(suites, quick):
+    """The grid, in the order it runs (grouped by emulated-node layout)."""
+    nets = [("reference", REFERENCE)] if quick else [("reference", REFERENCE), ("784-800-800-10", LARGE)]
+    out = []
+
+    def add(suite, net, nodes, ranks, threads, link, batch, allreduce="shm", compress="none", accumulate=1):
+        out.append(dict(suite=suite, network=net[0], net_args=net[1], nodes=nodes, ranks=ranks, threads=threads,
+                        link=link, global_batch=batch, allreduce=allreduce, compress=compress,
+                        accumulate=accumulate))
+
+    for suite in ("strong", "weak"):
+        if suite not in suites:
+            continue
+        for net in nets:
+            batch = (lambda p: 512) if suite == "strong" else (lambda p: 64 * p)
+            for p in (1, 2, 4, 8):
+                add(suite, net, 1, p, 1, "host", batch(p))
+            add(suite, net, 1, 1, 2, "host", batch(1))  # the same 2 cores as threads
+            for n in (1, 2, 4):
+                add(suite, net, n, n, 1, "none", batch(n))
+    if "links" in suites:
+        for net in nets:
+            for link in ("none", "10gbit", "1gbit", "100mbit"):
+                for mode in ("shm", "mpi", "overlap"):
+                    add("links", net, 2, 2, 1, link, 100, allreduce=mode)
+    if "slow" in suites:
+        big = ("784-800-800-10", LARGE)
+        for compress, acc in (("none", 1), ("bf16", 1), ("none", 4), ("bf16", 4)):
+            add("slow", big, 2, 2, 1, "1gbit", 100, compress=compress, accumulate=acc)
+    return out
+
+
+def add_speedups(rows):
+    base = {}
+    for r in rows:
+        if r["ranks"] == 1 and r["threads"] == 1 and r["suite"] in ("strong", "weak"):
+            base.setdefault((r["suite"], r["network"]), r["samples_per_second"])
+    for r in rows:
+        b = base.get((r["suite"], r["network"]))
+        r["speedup"] = r["samples_per_second"] / b if b else ""
+        r["efficiency"] = r["speedup"] / (r["ranks"] * r["threads"]) if b else ""
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--suites", default="strong,weak,links,slow")
+    ap.add_argument("--out", default=os.path.join(REPO, "bench", "scaling"))
+    ap.add_argument("--quick", action="store_true", help="reference network only, fewer samples")
+    a = ap.parse_args()
+    suites = set(a.suites.split(","))
+    if not os.access(NNTRAIN, os.X_OK):
+        sys.exit("scaling_study: build/nntrain missing: run scripts/build.sh")
+    can_emulate = os.geteuid() == 0
+    os.makedirs(a.out, exist_ok=True)
+    rows, nodes = [], Nodes()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for cfg in configs(suites, a.quick):
+                if cfg["link"] != "host" and not can_emulate:
+                    print(f"scaling_study: skipping {cfg['suite']} {cfg['nodes']} nodes (emulated nodes need root)")
+                    continue
+                slow_link = cfg["link"] in ("100mbit", "1gbit") and cfg["network"] != "reference"
+                limit = 3000 if slow_link else (6000 if a.quick else 12000)
+                epochs = 2 if slow_link else 3
+                print(f"scaling_study: {cfg['suite']:6} {cfg['network']:15} {cfg['nodes']} node(s) x "
+                      f"{cfg['ranks'] // cfg['nodes']} rank(s) x {cfg['threads']} thread(s), link {cfg['link']}, "
+                      f"{cfg['allreduce']}, compress {cfg['compress']}, accumulate {cfg['accumulate']}", flush=True)
+                rows.append(summarise(cfg, run(cfg, nodes, tmp, epochs, limit)))
+    finally:
+        nodes.down()
+    add_speedups(rows)
+    path = os.path.join(a.out, "scaling.csv")
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+    print(f"scaling_study: {len(rows)} rows in {path}")
+    # plots and the projection, with a python that has matplotlib (Debian's, if the
+    # one running this is another)
+    python = next((py for py in (sys.executable, "/usr/bin/python3")
+                   if subprocess.run([py, "-c", "import matplotlib"], capture_output=True).returncode == 0),
+                  sys.executable)
+    for script in ("plot_scaling.py", "project_scaling.py"):
+        subprocess.run([python, os.path.join(REPO, "scripts", script), path, a.out], check=False)
+
+
+if __name__ == "__main__":
+    main()
