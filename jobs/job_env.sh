@@ -18,9 +18,15 @@ job_fail() { echo "nntrain job $job_id: $*" >&2; exit 1; }
 if [ "$(id -u)" -eq 0 ]; then
     export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fi
-# One rank per task, --cpus-per-task OpenMP threads per rank, kept on their cores.
+# One rank per task, --cpus-per-task OpenMP threads per rank, kept on their cores
+# (the launcher gives each task its cores). With one thread the launcher's binding is
+# all there is: OMP_PROC_BIND would pin the lone thread to the first core of its
+# task's mask, and where tasks are not bound (TaskPlugin=task/none) every rank would
+# land on the same core.
 export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}
-export OMP_PROC_BIND=${OMP_PROC_BIND:-close} OMP_PLACES=${OMP_PLACES:-cores}
+if [ "$OMP_NUM_THREADS" -gt 1 ]; then
+    export OMP_PROC_BIND=${OMP_PROC_BIND:-close} OMP_PLACES=${OMP_PLACES:-cores}
+fi
 # Ranks waiting in a collective yield their core instead of spinning on it.
 export OMPI_MCA_mpi_yield_when_idle=${OMPI_MCA_mpi_yield_when_idle:-1}
 echo "nntrain job $job_id on ${SLURM_JOB_NUM_NODES:-1} node(s) (${SLURM_JOB_NODELIST:-$(hostname)}):" \

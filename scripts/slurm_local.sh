@@ -43,7 +43,7 @@ SlurmUser=root
 AuthType=auth/munge
 MpiDefault=pmix
 ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
+TaskPlugin=$task_plugin
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 AccountingStorageType=accounting_storage/none
@@ -95,7 +95,7 @@ start_slurmd() {
 }
 
 start() {
-    local nodes=${1:-1} host cpus node_lines="" names="" k
+    local nodes=${1:-1} host cpus node_lines="" k
     [[ "$nodes" =~ ^[1-8]$ ]] || { echo "slurm_local.sh: 1 to 8 nodes, not '$nodes'" >&2; exit 2; }
     [ "$(id -u)" -eq 0 ] || { echo "slurm_local.sh: needs root" >&2; exit 1; }
     ls "$dir"/*.bg >/dev/null 2>&1 && { echo "slurm_local.sh: already started in $dir; stop it first" >&2; exit 1; }
@@ -103,9 +103,14 @@ start() {
     mkdir -p "$dir"/{state,spool,log}
     trap 'stop; exit 1' ERR # a half-started cluster is stopped
     host=$(hostname) cpus=$(nproc)
+    # One node: Slurm binds each task to its cores (task/affinity), as on a cluster.
+    # Emulated nodes are each pinned to one core already (taskset), which binding by
+    # the whole machine's CPU numbers would undo.
     if [ "$nodes" -eq 1 ]; then
+        task_plugin=task/affinity
         write_conf "$host" "NodeName=$host CPUs=$cpus State=UNKNOWN" "$host"
     else
+        task_plugin=task/none
         "$emu" up "$nodes" >/dev/null
         ip link add nnemu-ctl type veth peer name ctl netns nnemu-sw
         ip -n nnemu-sw link set ctl master br0 up

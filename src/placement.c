@@ -8,8 +8,15 @@
 
 #include "nn/comm.h"
 
-/* Cores this rank may run on; 0 when unknown. */
+/* Cores this rank may run on; 0 when unknown. With OMP_PROC_BIND the OpenMP runtime
+ * has already pinned this, the initial, thread to one place: the cores it may spread
+ * the team over are then those of its places (built from the rank's mask). */
 static int bound_cores(void) {
+    if (omp_get_proc_bind() != omp_proc_bind_false && omp_get_num_places() > 0) {
+        int cores = 0;
+        for (int p = 0; p < omp_get_num_places(); p++) cores += omp_get_place_num_procs(p);
+        return cores;
+    }
     cpu_set_t mask;
     return sched_getaffinity(0, sizeof mask, &mask) == 0 ? CPU_COUNT(&mask) : 0;
 }
