@@ -23,7 +23,6 @@ struct nn_exchange {
     nn_reducer *reducer;   /* shm */
     nn_codec *codec;       /* mpi, overlap: the sum, maybe compressed */
     nn_compress compress;
-    int sharded;           /* shm with node-shared state: each rank owns a slice */
     int nodes;             /* nodes the ranks span (for the run's header) */
     MPI_Request requests[MAX_SLICES]; /* overlap: sums in flight */
     size_t pending_off[MAX_SLICES], pending_len[MAX_SLICES];
@@ -45,7 +44,7 @@ int nn_exchange_mode_parse(const char *text, nn_exchange_mode *out) {
 }
 
 int nn_exchange_create(nn_exchange **out, MPI_Comm comm, nn_exchange_mode mode, nn_compress compress,
-                       size_t n_grads, size_t state_floats, nn_error *err) {
+                       size_t n_grads, nn_error *err) {
     *out = NULL;
     nn_exchange *ex = calloc(1, sizeof *ex);
     size_t total = n_grads + NN_CONTROL_WORDS;
@@ -58,7 +57,7 @@ int nn_exchange_create(nn_exchange **out, MPI_Comm comm, nn_exchange_mode mode, 
     }
     status = nn_comm_agree(comm, status, err);
     if (!status && mode == NN_EXCHANGE_SHM) { /* agreed */
-        nn_reducer_opts opts = {.compress = compress, .state_floats = state_floats};
+        nn_reducer_opts opts = {.compress = compress};
         status = nn_reducer_create_opts(&ex->reducer, comm, total, &opts, err);
     }
     if (status) {
@@ -66,7 +65,6 @@ int nn_exchange_create(nn_exchange **out, MPI_Comm comm, nn_exchange_mode mode, 
         return status;
     }
     ex->compress = compress;
-    ex->sharded = ex->reducer && nn_reducer_state(ex->reducer);
     ex->mode = mode;
     ex->comm = comm;
     if (ex->reducer) ex->nodes = nn_reducer_nodes(ex->reducer);
@@ -95,21 +93,6 @@ void nn_exchange_begin(nn_exchange *ex) {
 void nn_exchange_set_control(nn_exchange *ex, enum nn_control_word word, float value) { ex->buf[ex->n + word] = value; }
 
 float nn_exchange_control(const nn_exchange *ex, enum nn_control_word word) { return ex->buf[ex->n + word]; }
-
-float *nn_exchange_state(nn_exchange *ex) { return ex->sharded ? nn_reducer_state(ex->reducer) : NULL; }
-
-void nn_exchange_owned(const nn_exchange *ex, size_t *off, size_t *len) {
-    *off = 0;
-    *len = ex->n;
-    if (!ex->sharded) return; /* this rank owns everything */
-    nn_reducer_owned(ex->reducer, off, len);
-    if (*off > ex->n) *off = ex->n; /* the control words behind the gradients are nobody's to update */
-    if (*off + *len > ex->n) *len = ex->n - *off;
-}
-
-int nn_exchange_publish(nn_exchange *ex, int flag) {
-    return ex->sharded ? nn_reducer_publish(ex->reducer, flag) : flag;
-}
 
 /* Without a progress thread, MPI moves data only inside MPI calls: each handover
  * also gives the sums already in flight a push. */
@@ -140,10 +123,7 @@ void nn_exchange_slice_final(void *ctx, size_t offset, size_t count) {
 double nn_exchange_finish(nn_exchange *ex) {
     double t = MPI_Wtime();
     switch (ex->mode) {
-    case NN_EXCHANGE_SHM: /* sharded when the node shares one copy of the state */
-        if (ex->sharded) nn_reducer_sum_owned(ex->reducer, NN_CONTROL_WORDS);
-        else nn_reducer_sum(ex->reducer);
-        break;
+    case NN_EXCHANGE_SHM: nn_reducer_sum(ex->reducer); break;
     case NN_EXCHANGE_MPI: nn_codec_allreduce(ex->codec, ex->buf, 0, ex->n + NN_CONTROL_WORDS, ex->comm); break;
     case NN_EXCHANGE_OVERLAP: complete_pending(ex); break;
     }

@@ -63,7 +63,7 @@ int nn_model_create(nn_model *model, const nn_model_spec *spec, int max_batch, n
     model->spec = *spec;
     model->max_batch = max_batch;
     model->n_params = nn_spec_param_count(spec);
-    model->params = model->own_params = alloc_floats(model->n_params);
+    model->params = alloc_floats(model->n_params);
     model->grads = model->own_grads = alloc_floats(model->n_params);
 
     /* dense, activation, dense, activation, ..., dense [, sigmoid for MSE] */
@@ -125,22 +125,10 @@ void nn_model_place_grads(nn_model *model, float *buffer) {
     model->grads = buffer;
 }
 
-void nn_model_place_params(nn_model *model, float *buffer) {
-    for (int l = 0; l < model->n_layers; l++) {
-        nn_layer *d = &model->layers[l];
-        if (d->kind != NN_LAYER_DENSE) continue;
-        d->weight = buffer + (d->weight - model->params);
-        d->bias = buffer + (d->bias - model->params);
-    }
-    free(model->own_params);
-    model->own_params = NULL;
-    model->params = buffer;
-}
-
 float *nn_model_input(nn_model *model) { return model->acts[0]; }
 
 void nn_model_free(nn_model *model) {
-    free(model->own_params);
+    free(model->params);
     free(model->own_grads);
     for (int l = 0; l <= NN_MAX_LAYERS; l++) {
         free(model->acts[l]);

@@ -9,13 +9,13 @@ int nn_sgd_create(nn_sgd *sgd, size_t n, float momentum, float weight_decay, nn_
     sgd->momentum = momentum;
     sgd->weight_decay = weight_decay;
     sgd->n = n;
-    sgd->velocity = sgd->own_velocity = calloc(n ? n : 1, sizeof(float));
+    sgd->velocity = calloc(n ? n : 1, sizeof(float));
     if (!sgd->velocity) return nn_fail(err, NN_ERR_RUNTIME, "out of memory for the optimizer state");
     return NN_OK;
 }
 
 void nn_sgd_free(nn_sgd *sgd) {
-    free(sgd->own_velocity);
+    free(sgd->velocity);
     memset(sgd, 0, sizeof *sgd);
 }
 
@@ -36,24 +36,13 @@ static uint32_t sgd_range(float *restrict w, float *restrict v, const float *res
 }
 
 int nn_sgd_step(nn_sgd *sgd, float *params, const float *grads, float lr) {
-    return nn_sgd_step_range(sgd, params, grads, lr, 0, sgd->n);
-}
-
-int nn_sgd_step_range(nn_sgd *sgd, float *params, const float *grads, float lr, size_t off, size_t len) {
-    const long begin = (long)off, end = (long)(off + len), chunk = 16384;
-    if (end - begin <= 4 * chunk)
-        return (int)sgd_range(params, sgd->velocity, grads, lr, sgd->momentum, sgd->weight_decay, begin, end);
+    const long n = (long)sgd->n, chunk = 16384;
+    if (n <= 4 * chunk) return (int)sgd_range(params, sgd->velocity, grads, lr, sgd->momentum, sgd->weight_decay, 0, n);
     uint32_t bad = 0;
 #pragma omp parallel for schedule(static) reduction(| : bad)
-    for (long c = begin; c < end; c += chunk)
-        bad |= sgd_range(params, sgd->velocity, grads, lr, sgd->momentum, sgd->weight_decay, c, c + chunk < end ? c + chunk : end);
+    for (long c = 0; c < n; c += chunk)
+        bad |= sgd_range(params, sgd->velocity, grads, lr, sgd->momentum, sgd->weight_decay, c, c + chunk < n ? c + chunk : n);
     return (int)bad;
-}
-
-void nn_sgd_place_velocity(nn_sgd *sgd, float *buffer) {
-    free(sgd->own_velocity);
-    sgd->own_velocity = NULL;
-    sgd->velocity = buffer;
 }
 
 float nn_schedule_lr(nn_schedule schedule, float base_lr, long step, long total_steps) {

@@ -8,11 +8,7 @@
  * segments in the order 0..L-1 and writes the result into slice l of every segment
  * (with several nodes: into its own segment, Allreduce with the same slice on the
  * other nodes, then into the other segments) -> barrier (every slice written). Only
- * local rank l ever touches slice l between the barriers, so no locks are needed.
- *
- * With node-shared state (nn_reducer_opts.state_floats) the window also holds that
- * state and one flag per rank, before the segments:
- *   [node_barrier][flags: L ints][state][segment 0]...[segment L-1]. */
+ * local rank l ever touches slice l between the barriers, so no locks are needed. */
 #define _POSIX_C_SOURCE 200809L /* sched_yield, nanosleep */
 #include "nn/reduce.h"
 
@@ -61,9 +57,6 @@ struct nn_reducer {
     float *seg0;
     float **segs;         /* segs[l] = segment l */
     node_barrier *bar;
-    int *flags;           /* one per local rank (nn_reducer_publish) */
-    float *state;         /* node-shared state, or NULL */
-    size_t state_floats;
     unsigned gen;         /* generation of this rank's next barrier */
     int mpi_barrier;
     int spins;            /* busy polls per barrier wait: 0 when the node is oversubscribed */
@@ -121,12 +114,6 @@ static void node_sync(nn_reducer *red) {
  * the sum */
 
 static float *segment(const nn_reducer *red, int l) { return red->seg0 + (size_t)l * red->stride; }
-
-/* Bytes of the window before the segments: barrier, flags, state (each aligned). */
-static size_t header_bytes(const nn_reducer *red) {
-    return sizeof(node_barrier) + round_up((size_t)red->local_size * sizeof(int), ALIGN) +
-           round_up(red->state_floats, SLICE_ALIGN) * sizeof(float);
-}
 
 /* Slice l of [0, n): equal shares rounded up to whole cache lines; the last may be
  * short and trailing ones empty. */
@@ -203,57 +190,12 @@ static void copy_slice_to_others(const nn_reducer *red, size_t off, size_t len) 
         if (j != red->local_rank) memcpy(segment(red, j) + off, src, len * sizeof(float));
 }
 
-/* The owner of the slice holding the last `tail` elements writes them into every
- * other segment (they are the only part of the sum that every rank reads). */
-static void copy_tail_to_others(const nn_reducer *red, size_t tail) {
-    size_t off, len;
-    slice_of(red, red->local_rank, &off, &len);
-    if (tail == 0 || len == 0 || off + len != red->n) return;
-    copy_slice_to_others(red, red->n - tail, tail);
-}
-
 /* ---------------------------------------------------------------------------
  * API */
 
 float *nn_reducer_buffer(nn_reducer *red) { return red->buf; }
 nn_reduce_mode nn_reducer_mode(const nn_reducer *red) { return red->mode; }
 int nn_reducer_nodes(const nn_reducer *red) { return red->nodes; }
-
-void nn_reducer_sum_owned(nn_reducer *red, size_t tail) {
-    if (red->mode != NN_REDUCE_SHARED) {
-        nn_reducer_sum(red);
-        return;
-    }
-    size_t off, len;
-    slice_of(red, red->local_rank, &off, &len);
-    node_sync(red); /* every rank's input is written */
-    if (len > 0) {
-        sum_range(red, off, len, red->local_rank, red->local_rank + 1);
-        if (red->cross != MPI_COMM_NULL) nn_codec_allreduce(red->codec, red->buf, off, len, red->cross);
-        copy_tail_to_others(red, tail);
-    }
-    node_sync(red); /* every slice summed, the tail everywhere */
-}
-
-void nn_reducer_owned(const nn_reducer *red, size_t *off, size_t *len) {
-    if (red->mode == NN_REDUCE_SHARED) {
-        slice_of(red, red->local_rank, off, len);
-    } else {
-        *off = 0;
-        *len = red->n;
-    }
-}
-
-int nn_reducer_publish(nn_reducer *red, int flag) {
-    if (red->mode != NN_REDUCE_SHARED) return flag;
-    red->flags[red->local_rank] = flag;
-    node_sync(red); /* every rank's writes (and flag) are visible */
-    int any = 0;
-    for (int l = 0; l < red->local_size; l++) any |= red->flags[l];
-    return any;
-}
-
-float *nn_reducer_state(nn_reducer *red) { return red->state; }
 
 void nn_reducer_sum(nn_reducer *red) {
     if (red->mode == NN_REDUCE_SERIAL || red->n == 0) return;
@@ -290,7 +232,7 @@ static int alloc_shared(nn_reducer *red, nn_error *err) {
     red->stride = round_up(red->n, SLICE_ALIGN);
     MPI_Aint bytes = 0;
     if (red->local_rank == 0)
-        bytes = (MPI_Aint)(alignof(node_barrier) + header_bytes(red) + (size_t)red->local_size * red->stride * sizeof(float));
+        bytes = (MPI_Aint)(alignof(node_barrier) + sizeof(node_barrier) + (size_t)red->local_size * red->stride * sizeof(float));
     void *mine = NULL, *base = NULL;
     int status = mpi_check(MPI_Win_allocate_shared(bytes, 1, MPI_INFO_NULL, red->node, &mine, &red->win), err,
                            "MPI_Win_allocate_shared");
@@ -307,10 +249,7 @@ static int alloc_shared(nn_reducer *red, nn_error *err) {
     /* more ranks than cores: a spinning rank would only delay the one it waits for */
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     red->spins = cores > 0 && red->local_size > cores ? 0 : SPINS;
-    red->flags = (int *)(p + sizeof(node_barrier));
-    if (red->state_floats)
-        red->state = (float *)(p + sizeof(node_barrier) + round_up((size_t)red->local_size * sizeof(int), ALIGN));
-    red->seg0 = (float *)(p + header_bytes(red));
+    red->seg0 = (float *)(p + sizeof(node_barrier));
     red->segs = malloc((size_t)red->local_size * sizeof *red->segs);
     if (!red->segs) return nn_fail(err, NN_ERR_RUNTIME, "gradient reducer: out of memory");
     for (int l = 0; l < red->local_size; l++) red->segs[l] = segment(red, l);
@@ -318,7 +257,6 @@ static int alloc_shared(nn_reducer *red, nn_error *err) {
     if (red->local_rank == 0) {
         atomic_init(&red->bar->count, 0);
         atomic_init(&red->bar->gen, 0);
-        if (red->state) memset(red->state, 0, red->state_floats * sizeof(float));
     }
     memset(red->buf, 0, red->stride * sizeof(float)); /* first touch by the owner (NUMA) */
     MPI_Win_sync(red->win);
@@ -364,8 +302,7 @@ int nn_reducer_create_opts(nn_reducer **out, MPI_Comm comm, size_t n, const nn_r
         return status;
     }
     *red = (nn_reducer){.n = n, .nodes = 1, .comm = MPI_COMM_NULL, .node = MPI_COMM_NULL,
-                        .cross = MPI_COMM_NULL, .win = MPI_WIN_NULL, .mpi_barrier = opts->mpi_barrier,
-                        .state_floats = opts->state_floats};
+                        .cross = MPI_COMM_NULL, .win = MPI_WIN_NULL, .mpi_barrier = opts->mpi_barrier};
 
     int uniform = 1;
     if (size > 1 && !opts->force_flat) status = split_nodes(red, comm, rank, opts, err, &uniform);
@@ -374,11 +311,9 @@ int nn_reducer_create_opts(nn_reducer **out, MPI_Comm comm, size_t n, const nn_r
         /* nothing more */
     } else if (size == 1) {
         red->mode = NN_REDUCE_SERIAL;
-        red->state_floats = 0;
         status = alloc_private(red, err);
     } else if (!shared) {
         red->mode = NN_REDUCE_FLAT;
-        red->state_floats = 0; /* nothing is shared: no state */
         status = mpi_check(MPI_Comm_dup(comm, &red->comm), err, "MPI_Comm_dup");
         if (!status) status = alloc_private(red, err);
     } else {

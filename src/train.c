@@ -71,12 +71,8 @@ static step_outcome step(trainer *t, long s, nn_epoch_clock *clock) {
     nn_watchdog_beat(t->progress.global_step, NN_PHASE_SUM);
     clock->exchange += nn_exchange_finish(t->exchange);
     if (nn_exchange_control(t->exchange, NN_CONTROL_NONFINITE) > 0.0f) return STEP_DIVERGED; /* keep the weights */
-    /* each rank updates the range it owns (all of it, or its slice of the node's
-     * shared copy); publish makes the update, and any non-finite weight, known */
-    size_t off, len;
-    nn_exchange_owned(t->exchange, &off, &len);
-    int bad = nn_sgd_step_range(&t->sgd, m->params, m->grads, learning_rate(t, t->progress.global_step), off, len);
-    if (nn_exchange_publish(t->exchange, bad)) return STEP_DIVERGED;
+    /* the same update on every rank: they all see a non-finite weight, without a word */
+    if (nn_sgd_step(&t->sgd, m->params, m->grads, learning_rate(t, t->progress.global_step))) return STEP_DIVERGED;
     t->progress.global_step++;
     t->progress.step_in_epoch++;
     clock->steps_done++;

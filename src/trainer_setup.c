@@ -77,20 +77,6 @@ static int allocate(trainer *t, nn_error *err) {
     return status;
 }
 
-/* Node-shared state: each rank copies its owned slice of the parameters and velocity
- * it holds (the same on every rank) into the node's copy, which then replaces them. */
-static void share_state(trainer *t) {
-    float *state = nn_exchange_state(t->exchange);
-    if (!state) return;
-    size_t n = t->model.n_params, off, len;
-    nn_exchange_owned(t->exchange, &off, &len);
-    memcpy(state + off, t->model.params + off, len * sizeof(float));
-    memcpy(state + n + off, t->sgd.velocity + off, len * sizeof(float));
-    nn_exchange_publish(t->exchange, 0); /* every slice is in place */
-    nn_model_place_params(&t->model, state);
-    nn_sgd_place_velocity(&t->sgd, state + n);
-}
-
 int trainer_setup(trainer *t, nn_error *err) {
     int status;
     if ((status = configure(t, err))) return status;
@@ -98,22 +84,18 @@ int trainer_setup(trainer *t, nn_error *err) {
     if ((status = nn_comm_agree(t->comm, status, err))) return status; /* before any work */
     if ((status = load_data(t, err))) return status;
     if ((status = nn_comm_agree(t->comm, allocate(t, err), err))) return status;
-    /* in shm mode the node's ranks keep one copy of parameters and velocity */
-    size_t n = t->model.n_params;
-    if ((status = nn_exchange_create(&t->exchange, t->comm, t->opt.exchange, t->opt.compress, n, 2 * n, err)))
-        return status;
+    if ((status = nn_exchange_create(&t->exchange, t->comm, t->opt.exchange, t->opt.compress, t->model.n_params, err))) return status;
     /* the gradients go straight into the exchange's buffer, and it hears of each final slice */
     nn_model_place_grads(&t->model, nn_exchange_grads(t->exchange));
     t->model.slice_final = nn_exchange_slice_final;
     t->model.slice_final_ctx = t->exchange;
     if (t->opt.resume[0]) {
-        memcpy(t->model.params, t->ck.params, n * sizeof(float));
-        memcpy(t->sgd.velocity, t->ck.velocity, n * sizeof(float));
+        memcpy(t->model.params, t->ck.params, t->model.n_params * sizeof(float));
+        memcpy(t->sgd.velocity, t->ck.velocity, t->model.n_params * sizeof(float));
         t->progress = t->ck.progress;
     } else {
         nn_model_init(&t->model, t->cfg.seed); /* same seed, same parameters on every rank */
     }
-    share_state(t);
     return NN_OK;
 }
 

@@ -3,7 +3,6 @@
  * step, and an error on one rank reaches all of them. */
 #include <mpi.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "cunit_mpi.h"
@@ -54,7 +53,7 @@ static void check_distributed_gradient(nn_exchange_mode mode, nn_compress compre
     /* as the trainer does: the model computes straight into the exchange's buffer
      * (shared memory in shm mode) and hands over each final slice (overlap mode) */
     nn_exchange *ex = NULL;
-    CU_ASSERT_EQUAL_FATAL(nn_exchange_create(&ex, MPI_COMM_WORLD, mode, compress, local.n_params, 0, &err), NN_OK);
+    CU_ASSERT_EQUAL_FATAL(nn_exchange_create(&ex, MPI_COMM_WORLD, mode, compress, local.n_params, &err), NN_OK);
     nn_model_place_grads(&local, nn_exchange_grads(ex));
     local.slice_final = nn_exchange_slice_final;
     local.slice_final_ctx = ex;
@@ -103,70 +102,6 @@ static void test_gradient_overlapped(void) { check_distributed_gradient(NN_EXCHA
 static void test_gradient_mpi_bf16(void) { check_distributed_gradient(NN_EXCHANGE_MPI, NN_COMPRESS_BF16); }
 static void test_gradient_overlapped_bf16(void) { check_distributed_gradient(NN_EXCHANGE_OVERLAP, NN_COMPRESS_BF16); }
 
-/* One training step of this rank's part of the batch through an shm exchange: with
- * node-shared state (each rank updates its slice of the node's one copy) or without
- * (each rank updates its own full copy). Returns the parameters after the step
- * (malloc'd) and the range this rank owned. */
-static float *step_through(size_t state_floats, size_t *off, size_t *len) {
-    nn_model_spec spec = {.n_widths = 4, .widths = {IN, 16, 12, CLASSES}, .activation = NN_ACT_TANH};
-    nn_model m;
-    nn_sgd sgd;
-    nn_error err;
-    CU_ASSERT_EQUAL_FATAL(nn_model_create(&m, &spec, BATCH, &err), NN_OK);
-    CU_ASSERT_EQUAL_FATAL(nn_sgd_create(&sgd, m.n_params, 0.9f, 1e-4f, &err), NN_OK);
-    nn_model_init(&m, 5);
-    for (size_t i = 0; i < m.n_params; i++) sgd.velocity[i] = 0.01f * (float)(i % 7); /* a non-trivial state */
-    nn_exchange *ex = NULL;
-    CU_ASSERT_EQUAL_FATAL(nn_exchange_create(&ex, MPI_COMM_WORLD, NN_EXCHANGE_SHM, NN_COMPRESS_NONE, m.n_params,
-                                             state_floats ? 2 * m.n_params : 0, &err), NN_OK);
-    nn_model_place_grads(&m, nn_exchange_grads(ex));
-    nn_exchange_owned(ex, off, len);
-    float *state = nn_exchange_state(ex);
-    if (state) { /* as the trainer does: each rank fills its slice of the node's copy */
-        memcpy(state + *off, m.params + *off, *len * sizeof(float));
-        memcpy(state + m.n_params + *off, sgd.velocity + *off, *len * sizeof(float));
-        nn_exchange_publish(ex, 0);
-        nn_model_place_params(&m, state);
-        nn_sgd_place_velocity(&sgd, state + m.n_params);
-    }
-    float x[BATCH * IN];
-    uint8_t labels[BATCH];
-    make_batch(x, labels);
-    long first;
-    int n = nn_local_batch(0, BATCH, rank, nranks, &first);
-    for (int i = 0; i < n; i++) {
-        memcpy(nn_model_input(&m) + (size_t)i * IN, x + (size_t)(rank + i * nranks) * IN, IN * sizeof(float));
-        labels[i] = labels[rank + i * nranks];
-    }
-    nn_exchange_begin(ex);
-    nn_model_forward_backward(&m, labels, n, 1.0f / BATCH);
-    nn_exchange_finish(ex);
-    int bad = nn_sgd_step_range(&sgd, m.params, m.grads, 0.1f, *off, *len);
-    CU_ASSERT_EQUAL(nn_exchange_publish(ex, bad), 0);
-    float *after = malloc(m.n_params * sizeof(float));
-    memcpy(after, m.params, m.n_params * sizeof(float));
-    nn_exchange_free(ex);
-    nn_sgd_free(&sgd);
-    nn_model_free(&m);
-    return after;
-}
-
-/* The sharded update on the node's shared copy equals every rank updating its own
- * copy, bit for bit; the ranks' owned slices cover the parameters exactly once. */
-static void test_sharded_update(void) {
-    size_t off, len, full_off, full_len, n = 20 * 16 + 16 + 16 * 12 + 12 + 12 * CLASSES + CLASSES;
-    float *sharded = step_through(1, &off, &len);
-    float *full = step_through(0, &full_off, &full_len);
-    CU_ASSERT_EQUAL(memcmp(sharded, full, n * sizeof(float)), 0);
-    CU_ASSERT(full_off == 0 && full_len == n);
-    unsigned long long covered = len;
-    MPI_Allreduce(MPI_IN_PLACE, &covered, 1, MPI_UNSIGNED_LONG_LONG, MPI_SUM, MPI_COMM_WORLD);
-    CU_ASSERT_EQUAL(covered, (unsigned long long)n); /* one node: the slices partition the parameters */
-    if (nranks > 1) CU_ASSERT(len < n); /* and it really was shared out */
-    free(sharded);
-    free(full);
-}
-
 static void test_error_on_one_rank_reaches_all(void) {
     nn_error err = {0};
     int last = nranks - 1;
@@ -192,7 +127,6 @@ int main(int argc, char **argv) {
         {"overlapped per-layer sums: averaged gradient equals the serial gradient", test_gradient_overlapped},
         {"MPI_Allreduce in bf16: close to the serial gradient, not equal", test_gradient_mpi_bf16},
         {"overlapped sums in bf16: close to the serial gradient, not equal", test_gradient_overlapped_bf16},
-        {"sharded update on the node's shared copy equals the full update, bit for bit", test_sharded_update},
         {"an error on one rank reaches every rank", test_error_on_one_rank_reaches_all},
         CU_TEST_INFO_NULL};
     int failed = nn_run_suite_all_ranks("mpi gradient", tests);

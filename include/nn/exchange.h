@@ -9,16 +9,7 @@
  * Per step:   nn_exchange_begin  -> the model computes into nn_exchange_grads,
  *             calling nn_exchange_slice_final as each slice is final (overlap
  *             mode starts summing it at once) -> nn_exchange_finish -> read the
- *             control words, and the summed gradients of the range this rank owns
- *             (nn_exchange_owned) -> update that range of the parameters ->
- *             nn_exchange_publish.
- *
- * Ownership: in shm mode with several ranks on a node, the node's ranks can keep
- * ONE copy of the parameters and optimizer state in shared memory (ask for it with
- * state_floats > 0, find it with nn_exchange_state); each rank then updates only its
- * slice (the update sharded, as ZeRO stage 1 shards optimizer state), and publish
- * makes the new values visible to the node. Elsewhere a rank owns everything and
- * keeps its own copy. */
+ *             summed gradients and control words. */
 #ifndef NN_EXCHANGE_H
 #define NN_EXCHANGE_H
 
@@ -50,11 +41,7 @@ typedef struct nn_exchange nn_exchange;
  * sum travels between nodes (shm mode: only that stage; mpi and overlap: the whole
  * sum). On failure every rank returns the same status. */
 int nn_exchange_create(nn_exchange **out, MPI_Comm comm, nn_exchange_mode mode, nn_compress compress,
-                       size_t n_grads, size_t state_floats, nn_error *err);
-
-/* state_floats floats shared by the node's ranks (zeroed), or NULL when this rank
- * keeps its own copy of everything. */
-float *nn_exchange_state(nn_exchange *ex);
+                       size_t n_grads, nn_error *err);
 void nn_exchange_free(nn_exchange *ex); /* collective; NULL is allowed */
 
 /* This rank's gradient buffer (n_grads floats, 64-byte aligned; in shm mode it
@@ -70,17 +57,10 @@ void nn_exchange_set_control(nn_exchange *ex, enum nn_control_word word, float v
  * exchange (the signature is the model's nn_slice_final_fn). */
 void nn_exchange_slice_final(void *ctx, size_t offset, size_t count);
 
-/* Collective: completes the sum. Afterwards the control words, and the gradients in
- * this rank's owned range, hold the sum over all ranks, bit-identical on every rank.
- * Returns the seconds this rank spent inside the sum that backward did not hide. */
+/* Collective: completes the sum. Afterwards the gradients and control words hold
+ * the sum over all ranks, bit-identical on every rank. Returns the seconds this
+ * rank spent inside the sum that backward did not hide. */
 double nn_exchange_finish(nn_exchange *ex);
-
-/* The gradient range [*off, *off + *len) this rank owns (and must update). */
-void nn_exchange_owned(const nn_exchange *ex, size_t *off, size_t *len);
-
-/* Collective: every rank has updated its owned range; returns whether any rank's
- * flag was set (e.g. a non-finite weight). */
-int nn_exchange_publish(nn_exchange *ex, int flag);
 float nn_exchange_control(const nn_exchange *ex, enum nn_control_word word);
 
 /* For the run's header: "shm (shared memory, 1 node)", "mpi (2 nodes, bf16)", ... */

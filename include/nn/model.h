@@ -36,7 +36,6 @@ typedef struct nn_model {
     nn_layer layers[NN_MAX_LAYERS];
     size_t n_params;
     float *params;                  /* all weights and biases, layer by layer */
-    float *own_params;              /* the model's own parameter buffer; NULL once placed elsewhere */
     float *grads;                   /* same layout as params */
     float *own_grads;               /* the model's own gradient buffer; NULL once placed elsewhere */
     int max_batch;
@@ -67,10 +66,6 @@ void nn_model_free(nn_model *model);
 /* Compute the gradients into `buffer` from now on (n_params floats, owned by the
  * caller: e.g. a shared-memory window that the ranks sum in place). */
 void nn_model_place_grads(nn_model *model, float *buffer);
-
-/* Keep the parameters in `buffer` from now on (n_params floats, owned by the caller:
- * the node's shared copy), without copying: the caller fills it. */
-void nn_model_place_params(nn_model *model, float *buffer);
 
 /* The input rows to fill before a forward pass: batch x widths[0] floats. */
 float *nn_model_input(nn_model *model);

@@ -13,7 +13,6 @@ typedef struct nn_sgd {
     float momentum, weight_decay;
     size_t n;
     float *velocity; /* zero at the start; part of the state a checkpoint must keep */
-    float *own_velocity; /* the optimizer's own buffer; NULL once placed elsewhere */
 } nn_sgd;
 
 int nn_sgd_create(nn_sgd *sgd, size_t n, float momentum, float weight_decay, nn_error *err);
@@ -23,14 +22,6 @@ void nn_sgd_free(nn_sgd *sgd);
  * With momentum 0 and weight decay 0 this is plain w -= lr * g. Returns non-zero
  * when any updated weight is NaN or infinite (training has diverged). */
 int nn_sgd_step(nn_sgd *sgd, float *params, const float *grads, float lr);
-
-/* The same update on elements [off, off + len) only: a rank's share of a sharded
- * update (each element's arithmetic is the same, so the result is too). */
-int nn_sgd_step_range(nn_sgd *sgd, float *params, const float *grads, float lr, size_t off, size_t len);
-
-/* Keep the velocity in `buffer` from now on (n floats, owned by the caller: the
- * node's shared copy), without copying: the caller fills it. */
-void nn_sgd_place_velocity(nn_sgd *sgd, float *buffer);
 
 /* Learning rate for a step: constant, or cosine-annealed from base_lr at step 0 to 0
  * at total_steps. */

@@ -29,24 +29,6 @@ float *nn_reducer_buffer(nn_reducer *red);
  * ranks, bit-identical on every rank. */
 void nn_reducer_sum(nn_reducer *red);
 
-/* The sharded sum, for an update sharded across the node's ranks (as ZeRO stage 1
- * shards optimizer state): afterwards only this rank's owned range of its buffer
- * holds the sum (and the last `tail` elements, in every rank's buffer), which
- * spares writing every slice into every segment. Collective. */
-void nn_reducer_sum_owned(nn_reducer *red, size_t tail);
-
-/* The range [*off, *off + *len) this rank owns: its slice in SHARED mode, all of
- * [0, n) otherwise (every rank then holds everything). */
-void nn_reducer_owned(const nn_reducer *red, size_t *off, size_t *len);
-
-/* Collective over the node: every rank has finished writing its owned part of the
- * shared state; returns the OR of the ranks' flags (SHARED mode; otherwise `flag`). */
-int nn_reducer_publish(nn_reducer *red, int flag);
-
-/* state_floats floats that the node's ranks share (SHARED mode, when asked for in
- * the options; 64-byte aligned, zeroed), or NULL. */
-float *nn_reducer_state(nn_reducer *red);
-
 /* Collective. NULL is allowed (and then it is not collective). */
 void nn_reducer_free(nn_reducer *red);
 
@@ -66,7 +48,6 @@ typedef struct nn_reducer_opts {
     int mpi_barrier; /* synchronise the node with MPI_Barrier instead of a spin barrier */
     int force_flat;  /* always MPI_Allreduce on a private buffer */
     nn_compress compress; /* how the sum between nodes travels (FLAT: the whole sum) */
-    size_t state_floats;  /* node-shared state to allocate with the window (see nn_reducer_state) */
 } nn_reducer_opts;
 int nn_reducer_create_opts(nn_reducer **out, MPI_Comm comm, size_t n,
                            const nn_reducer_opts *opts, nn_error *err);
