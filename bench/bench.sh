@@ -11,9 +11,11 @@
 #   nntrain    mpirun -np R --bind-to none build/nntrain ... --threads T, for 1x1 and every
 #              R x T = nproc; samples/s of the epochs after the first (evaluation excluded,
 #              from --metrics), allreduce and data shares, peak RSS per rank (/usr/bin/time)
-#   PyTorch    bench/bench_torch.py with Debian's python3-torch: one process with 1..nproc
-#              threads (the best is the baseline), and DistributedDataParallel (gloo) with
-#              nproc processes x 1 thread
+#   PyTorch    bench/bench_torch.py with Debian's python3-torch, eager mode as it ships:
+#              one process, searched over its settings -- intra-op threads
+#              (torch.set_num_threads) 1..nproc x OpenBLAS threads 1..nproc x OpenMP wait
+#              policy (passive, or the default active) -- every one recorded, the best
+#              is the baseline; and DistributedDataParallel (gloo), nproc processes x 1
 #   OpenBLAS   bench/bench_blas.c: SGEMM GFLOP/s on the exact GEMM shapes of one training
 #              step for every procs x threads layout above, and a 2048^3 SGEMM; measured
 #              at the start and again at the end, the faster kept
@@ -22,8 +24,7 @@
 #   --repeat N       run every training configuration N times, keep the fastest (default 1)
 #   --epochs-small N / --epochs-large N   epochs per run (default 5 and 3; at least 2)
 #   --no-torch       skip PyTorch (the ratio column is then empty)
-#   --torch-active   also run PyTorch with more than one thread under the default OpenMP
-#                    wait policy (slow here: see the notes in the report)
+#   --torch-active   accepted for old command lines; both wait policies are always searched
 #   --wait-quiet S   before each run, wait up to S seconds (default 30; 0: never) for other
 #                    work on the machine to fall under 10% of the CPUs
 #   (a run during which other work took 10% of the CPUs or more is run again, 3 tries at most)
@@ -319,9 +320,9 @@ nntrain_run() { # name net ranks threads
         die "cannot read the metrics of $name"
 }
 
-torch_run() { # name net threads wait_policy [extra args]
-    local name=$1 net=$2 t=$3 policy=$4; shift 4
-    local envs=(OPENBLAS_NUM_THREADS="$t" OMP_NUM_THREADS="$t")
+torch_run() { # name net intra_op_threads blas_threads wait_policy [extra args]
+    local name=$1 net=$2 t=$3 b=$4 policy=$5; shift 5
+    local envs=(OPENBLAS_NUM_THREADS="$b" OMP_NUM_THREADS="$t")
     if [[ -n $policy ]]; then envs+=(OMP_WAIT_POLICY="$policy"); fi
     runlog "$name" env "${envs[@]}" $PY bench/bench_torch.py --data "$data" \
         --layers "${net_layers[$net]}" --activation "${net_act[$net]}" \
@@ -332,7 +333,7 @@ import json, sys
 d = json.loads(sys.stdin.read())
 d.update(net=sys.argv[1], kind="pytorch-ddp" if d["ddp"] else "pytorch", variant=sys.argv[2],
          procs=d["processes"], other_cpu=int(sys.argv[3]))
-print(json.dumps(d))' "$net" "${policy:+OMP_WAIT_POLICY=$policy}" "$other" >>"$results" ||
+print(json.dumps(d))' "$net" "BLAS threads $b${policy:+, OMP_WAIT_POLICY=$policy}" "$other" >>"$results" ||
         die "cannot read the output of $name"
 }
 
@@ -349,21 +350,21 @@ done
 if [[ $torch -eq 1 ]]; then
     for net in "${nets[@]}"; do
         for ((rep = 1; rep <= repeat; rep++)); do
+            # PyTorch at its best: its own (intra-op) threads x OpenBLAS's threads x
+            # the OpenMP wait policy (with several threads, GOMP's default active wait
+            # spins on cores OpenBLAS's threads may need; passive sleeps)
             for ((t = 1; t <= ncores; t++)); do
-                # with more than one thread, torch's OpenMP workers spin (GOMP's default
-                # active wait) on the cores OpenBLAS's own threads need; passive wait is
-                # torch's best setting here (see the notes in the report)
-                policy=""; [[ $t -gt 1 ]] && policy=passive
-                train "PyTorch $net 1 process x $t threads${policy:+ (OMP_WAIT_POLICY=$policy)} (run $rep/$repeat)" \
-                    torch_run "torch-$net-1x$t-$rep" "$net" "$t" "$policy"
-                if [[ $t -gt 1 && $torch_active -eq 1 ]]; then
-                    train "PyTorch $net 1 process x $t threads (default OpenMP wait policy) (run $rep/$repeat)" \
-                        torch_run "torch-$net-1x$t-active-$rep" "$net" "$t" ""
-                fi
+                for ((b = 1; b <= ncores; b++)); do
+                    for policy in passive ""; do
+                        [[ $t -eq 1 && -z $policy ]] && continue # one OpenMP thread never waits
+                        train "PyTorch $net 1 process x $t intra-op, $b BLAS threads${policy:+, OMP_WAIT_POLICY=$policy} (run $rep/$repeat)" \
+                            torch_run "torch-$net-1x$t-b$b-${policy:-active}-$rep" "$net" "$t" "$b" "$policy"
+                    done
+                done
             done
             if [[ $ncores -gt 1 ]]; then
                 train "PyTorch DDP $net $ncores processes x 1 thread (run $rep/$repeat)" \
-                    torch_run "ddp-$net-${ncores}x1-$rep" "$net" 1 "" --ddp "$ncores"
+                    torch_run "ddp-$net-${ncores}x1-$rep" "$net" 1 1 "" --ddp "$ncores"
             fi
         done
     done

@@ -93,6 +93,7 @@ for net, (title, batch, lr) in NETS.items():
     bests = {k: best(v) for k, v in groups.items()}
     torch_best = max((v for k, v in bests.items() if k[0] == "pytorch"),
                      key=lambda r: r["samples_per_second"], default=None)
+    n_torch = sum(1 for k in bests if k[0] == "pytorch")
     ordered = [v for k, v in bests.items() if k[0] == "nntrain"]
     if torch_best:
         ordered.append(torch_best)
@@ -106,7 +107,8 @@ for net, (title, batch, lr) in NETS.items():
             conf = f"nntrain {r['procs']} rank{'s' if r['procs'] > 1 else ''} × {r['threads']} thread{'s' if r['threads'] > 1 else ''}"
             ar, da = f"{r['allreduce_share']:.1%}", f"{r['data_share']:.1%}"
         elif r["kind"] == "pytorch":
-            conf = f"PyTorch 1 process × {r['threads']} thread{'s' if r['threads'] > 1 else ''} (best)"
+            conf = (f"PyTorch 1 process × {r['threads']} intra-op thread{'s' if r['threads'] > 1 else ''}, "
+                    f"{r['variant']} (best of {n_torch} settings)")
             ar, da = "–", "–"
         else:
             conf = f"PyTorch DDP {r['procs']} processes × {r['threads']} thread"
