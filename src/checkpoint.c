@@ -63,6 +63,7 @@ typedef struct record {
     long long epochs, batch_size, seed, train_limit;
     char data[NN_PATH_MAX];
     long long accumulate;
+    double dropout, input_dropout, max_norm;
 } record;
 
 typedef enum kind { INTEGER, REAL, TEXT } kind;
@@ -71,13 +72,13 @@ typedef struct field {
     const char *group, *name;
     kind kind;
     size_t offset, size;
-    int optional;       /* an INTEGER written only when it is not `absent`, which a */
-    long long absent;   /* file without it means: newer settings, older files stay valid */
+    int optional;       /* written only when it is not `absent`, which a file without */
+    double absent;      /* it means: newer settings, older files stay valid */
 } field;
 
 #define FIELD(group, member, kind) {group, #member, kind, offsetof(record, member), sizeof(((record *)0)->member), 0, 0}
-#define OPTIONAL_FIELD(group, member, absent) \
-    {group, #member, INTEGER, offsetof(record, member), sizeof(long long), 1, absent}
+#define OPTIONAL_FIELD(group, member, kind, absent) \
+    {group, #member, kind, offsetof(record, member), sizeof(((record *)0)->member), 1, absent}
 static const field fields[] = {
     FIELD("/", format_version, INTEGER),          FIELD("/", nntrain_version, TEXT),
     FIELD("/", ranks, INTEGER),                   FIELD("/model", activation, TEXT),
@@ -89,12 +90,20 @@ static const field fields[] = {
     FIELD("/progress", global_step, INTEGER),     FIELD("/options", epochs, INTEGER),
     FIELD("/options", batch_size, INTEGER),       FIELD("/options", seed, INTEGER),
     FIELD("/options", train_limit, INTEGER),      FIELD("/options", data, TEXT),
-    OPTIONAL_FIELD("/options", accumulate, 1),
+    OPTIONAL_FIELD("/options", accumulate, INTEGER, 1),
+    OPTIONAL_FIELD("/options", dropout, REAL, 0),
+    OPTIONAL_FIELD("/options", input_dropout, REAL, 0),
+    OPTIONAL_FIELD("/options", max_norm, REAL, 0),
 };
 #undef FIELD
 #undef OPTIONAL_FIELD
 enum { N_FIELDS = sizeof fields / sizeof fields[0] };
 static const char *const groups[] = {"/model", "/optimizer", "/optimizer/velocity", "/progress", "/options"};
+
+/* An optional (numeric) field's value, to compare with its `absent`. */
+static double field_value(const field *f, const char *value) {
+    return f->kind == INTEGER ? (double)*(const long long *)(const void *)value : *(const double *)(const void *)value;
+}
 
 /* The HDF5 memory type of a field; text as a fixed string of `text_size` bytes. */
 static hid_t field_type(const field *f, size_t text_size) {
@@ -113,7 +122,8 @@ static void fill_record(record *rec, const nn_train_state *s, int ranks) {
                     .weight_decay = s->sgd->weight_decay, .velocity_checksum = nn_checksum(s->sgd->velocity, s->sgd->n),
                     .epochs_completed = s->progress->epochs_completed, .step_in_epoch = s->progress->step_in_epoch,
                     .global_step = s->progress->global_step, .epochs = c->epochs, .batch_size = c->batch_size,
-                    .seed = (long long)c->seed, .train_limit = c->train_limit, .accumulate = c->accumulate};
+                    .seed = (long long)c->seed, .train_limit = c->train_limit, .accumulate = c->accumulate,
+                    .dropout = c->spec.dropout, .input_dropout = c->spec.input_dropout, .max_norm = c->max_norm};
     snprintf(rec->nntrain_version, sizeof rec->nntrain_version, "%s", NN_VERSION);
     snprintf(rec->activation, sizeof rec->activation, "%s", nn_activation_name(m->spec.activation));
     snprintf(rec->loss, sizeof rec->loss, "%s", nn_loss_name(m->spec.loss));
@@ -138,7 +148,7 @@ static herr_t put_fields(hid_t file, const record *rec) {
     for (int i = 0; i < N_FIELDS && rc >= 0; i++) {
         const field *f = &fields[i];
         const char *value = (const char *)rec + f->offset;
-        if (f->optional && *(const long long *)(const void *)value == f->absent) continue;
+        if (f->optional && field_value(f, value) == f->absent) continue;
         hid_t type = field_type(f, f->kind == TEXT ? strlen(value) + 1 : 0);
         rc = put_attr(file, f->group, f->name, type, 0, NULL, value);
         H5Tclose(type);
@@ -320,7 +330,8 @@ static void get_attr(reader *r, const char *group, const char *name, hid_t type,
 static void get_field(reader *r, const field *f, record *rec) {
     char *value = (char *)rec + f->offset;
     if (f->optional && !r->failed && H5Aexists_by_name(r->file, f->group, f->name, H5P_DEFAULT) <= 0) {
-        *(long long *)(void *)value = f->absent;
+        if (f->kind == INTEGER) *(long long *)(void *)value = (long long)f->absent;
+        else *(double *)(void *)value = f->absent;
         return;
     }
     hid_t type = field_type(f, f->size);
@@ -370,6 +381,13 @@ static void take_record(reader *r, const record *rec, nn_checkpoint *ck) {
     c->epochs = (int)rec->epochs;
     c->batch_size = (int)rec->batch_size;
     c->accumulate = (int)rec->accumulate;
+    c->spec.dropout = (float)rec->dropout;
+    c->spec.input_dropout = (float)rec->input_dropout;
+    c->max_norm = (float)rec->max_norm;
+    if (!(rec->max_norm >= 0 && rec->max_norm <= 1000))
+        reject(r, NN_ERR_INPUT, "not a valid checkpoint: max_norm %g is outside [0, 1000]", rec->max_norm);
+    if (!(rec->dropout >= 0 && rec->dropout < 1 && rec->input_dropout >= 0 && rec->input_dropout < 1))
+        reject(r, NN_ERR_INPUT, "not a valid checkpoint: a dropout rate outside [0, 1)");
     c->seed = (uint64_t)rec->seed;
     c->train_limit = (long)rec->train_limit;
     snprintf(c->data, sizeof c->data, "%s", rec->data);

@@ -27,6 +27,7 @@ void nn_evaluator_free(nn_evaluator *ev) {
 void nn_evaluate(nn_evaluator *ev, nn_model *model, const nn_shard *shard, MPI_Comm comm, nn_scores *scores) {
     const int classes = ev->classes;
     double sums[2] = {0.0, 0.0}; /* loss, correct */
+    model->dropout_key.training = false; /* inference: dropout is the identity */
     memset(ev->confusion, 0, (size_t)classes * classes * sizeof *ev->confusion);
     for (long i = 0; i < shard->count; i += ev->chunk) {
         int n = (int)(shard->count - i < ev->chunk ? shard->count - i : ev->chunk);

@@ -1,6 +1,7 @@
 #include "nn/layers.h"
 
 #include <math.h>
+#include <string.h>
 
 #include "nn/fastmath.h"
 #include "nn/kernels.h"
@@ -106,6 +107,7 @@ void nn_layer_forward(const nn_layer *layer, const float *x, float *y, int batch
     case NN_LAYER_SIGMOID: nn_sigmoid_forward(x, y, n); break;
     case NN_LAYER_RELU: nn_relu_forward(x, y, n); break;
     case NN_LAYER_TANH: nn_tanh_forward(x, y, n); break;
+    case NN_LAYER_DROPOUT: nn_dropout_forward(layer, x, y, batch); break;
     }
 }
 
@@ -117,7 +119,58 @@ void nn_layer_backward(const nn_layer *layer, const float *x, const float *y, co
     case NN_LAYER_SIGMOID: if (dx) nn_sigmoid_backward(y, dy, dx, n); break;
     case NN_LAYER_RELU: if (dx) nn_relu_backward(y, dy, dx, n); break;
     case NN_LAYER_TANH: if (dx) nn_tanh_backward(y, dy, dx, n); break;
+    case NN_LAYER_DROPOUT: if (dx) nn_dropout_backward(layer, dy, dx, batch); break;
     }
+}
+
+/* ---- dropout ---- */
+
+/* SplitMix64's finaliser: a bijection that mixes every input bit into every output bit. */
+static inline uint64_t mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* One key per (seed, step, layer, sample); then one draw per unit. */
+static inline uint64_t row_key(const nn_dropout_key *key, int id, int row) {
+    uint64_t k = mix64(key->seed ^ 0x6a09e667f3bcc909ull);
+    k = mix64(k ^ key->step);
+    k = mix64(k ^ (uint64_t)id);
+    return mix64(k ^ key->samples[row]);
+}
+
+static inline float factor(uint64_t row, int unit, uint32_t threshold, float keep_scale) {
+    uint32_t draw = (uint32_t)(mix64(row + 0x9e3779b97f4a7c15ull * (uint64_t)(unit + 1)) >> 32);
+    return draw >= threshold ? keep_scale : 0.0f;
+}
+
+float nn_dropout_factor(const nn_dropout_key *key, int id, float rate, int row, int unit) {
+    return factor(row_key(key, id, row), unit, (uint32_t)((double)rate * 4294967296.0), 1.0f / (1.0f - rate));
+}
+
+/* y = x * mask (dy and dx for backward: the same loop). */
+static void apply_mask(const nn_layer *layer, const float *x, float *y, int batch) {
+    const uint32_t threshold = (uint32_t)((double)layer->rate * 4294967296.0);
+    const float keep_scale = 1.0f / (1.0f - layer->rate);
+    const int width = layer->out;
+#pragma omp parallel for schedule(static) if ((long)batch * width >= NN_PAR_MIN)
+    for (int b = 0; b < batch; b++) {
+        uint64_t row = row_key(layer->key, layer->id, b);
+        const float *xr = x + (size_t)b * width;
+        float *yr = y + (size_t)b * width;
+        for (int u = 0; u < width; u++) yr[u] = xr[u] * factor(row, u, threshold, keep_scale);
+    }
+}
+
+void nn_dropout_forward(const nn_layer *layer, const float *x, float *y, int batch) {
+    if (layer->key->training && layer->rate > 0.0f) apply_mask(layer, x, y, batch);
+    else if (y != x) memcpy(y, x, (size_t)batch * layer->out * sizeof(float));
+}
+
+void nn_dropout_backward(const nn_layer *layer, const float *dy, float *dx, int batch) {
+    if (layer->key->training && layer->rate > 0.0f) apply_mask(layer, dy, dx, batch);
+    else if (dx != dy) memcpy(dx, dy, (size_t)batch * layer->out * sizeof(float));
 }
 
 /* ---- losses ---- */

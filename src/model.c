@@ -58,6 +58,11 @@ static float *alloc_floats(size_t n) {
     return p;
 }
 
+static void add_dropout(nn_model *model, nn_layer *layer, int width, float rate, int id) {
+    *layer = (nn_layer){.kind = NN_LAYER_DROPOUT, .in = width, .out = width, .rate = rate, .id = id,
+                        .key = &model->dropout_key};
+}
+
 int nn_model_create(nn_model *model, const nn_model_spec *spec, int max_batch, nn_error *err) {
     memset(model, 0, sizeof *model);
     model->spec = *spec;
@@ -66,9 +71,10 @@ int nn_model_create(nn_model *model, const nn_model_spec *spec, int max_batch, n
     model->params = alloc_floats(model->n_params);
     model->grads = model->own_grads = alloc_floats(model->n_params);
 
-    /* dense, activation, dense, activation, ..., dense [, sigmoid for MSE] */
+    /* [dropout,] dense, activation, [dropout,] dense, ..., dense [, sigmoid for MSE] */
     size_t offset = 0;
-    int n = 0;
+    int n = 0, dropouts = 0;
+    if (spec->input_dropout > 0.0f) add_dropout(model, &model->layers[n++], spec->widths[0], spec->input_dropout, dropouts++);
     for (int i = 0; i + 1 < spec->n_widths; i++) {
         int in = spec->widths[i], out = spec->widths[i + 1];
         nn_layer *d = &model->layers[n++];
@@ -89,6 +95,7 @@ int nn_model_create(nn_model *model, const nn_model_spec *spec, int max_batch, n
             a->kind = last ? NN_LAYER_SIGMOID : activation_layer(spec->activation);
             a->in = a->out = out;
         }
+        if (!last && spec->dropout > 0.0f) add_dropout(model, &model->layers[n++], out, spec->dropout, dropouts++);
     }
     model->n_layers = n;
 
@@ -111,6 +118,27 @@ int nn_model_create(nn_model *model, const nn_model_spec *spec, int max_batch, n
                        nn_spec_param_count(spec), max_batch);
     }
     return NN_OK;
+}
+
+void nn_model_max_norm(nn_model *model, float c) {
+    enum { BLOCK = 64 }; /* columns at a time: each thread sums its own columns, rows in order */
+    int last_dense = model->n_layers - 1;
+    while (model->layers[last_dense].kind != NN_LAYER_DENSE) last_dense--;
+    for (int l = 0; l < last_dense; l++) {
+        nn_layer *d = &model->layers[l];
+        if (d->kind != NN_LAYER_DENSE) continue;
+#pragma omp parallel for schedule(static) if ((long)d->in * d->out > 65536)
+        for (int c0 = 0; c0 < d->out; c0 += BLOCK) {
+            int c1 = c0 + BLOCK < d->out ? c0 + BLOCK : d->out;
+            double sq[BLOCK] = {0};
+            for (int i = 0; i < d->in; i++)
+                for (int j = c0; j < c1; j++) sq[j - c0] += (double)d->weight[(size_t)i * d->out + j] * d->weight[(size_t)i * d->out + j];
+            float scale[BLOCK];
+            for (int j = c0; j < c1; j++) scale[j - c0] = sq[j - c0] > (double)c * c ? (float)(c / sqrt(sq[j - c0])) : 1.0f;
+            for (int i = 0; i < d->in; i++)
+                for (int j = c0; j < c1; j++) d->weight[(size_t)i * d->out + j] *= scale[j - c0];
+        }
+    }
 }
 
 void nn_model_place_grads(nn_model *model, float *buffer) {

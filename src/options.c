@@ -27,6 +27,11 @@ void nn_options_print_help(FILE *out) {
         "  --lr X                 learning rate (base of the schedule)   [0.3]\n"
         "  --lr-schedule NAME     constant|cosine (cosine decays to 0 over the run) [cosine]\n"
         "  --momentum X           SGD momentum, 0 <= X < 1               [0.9]\n"
+        "  --dropout P            drop each hidden unit with probability P while\n"
+        "                         training (inverted dropout), 0 <= P < 1  [0]\n"
+        "  --input-dropout P      the same on the input values            [0]\n"
+        "  --max-norm C           after each step, scale every hidden unit's incoming\n"
+        "                         weights back to norm C when over it; 0: off [0]\n"
         "  --weight-decay X       L2 weight decay                        [0]\n"
         "  --seed N               initialisation and shuffling           [1]\n"
         "  --train-limit N        use only the first N training samples  [all]\n"
@@ -54,7 +59,7 @@ void nn_options_print_help(FILE *out) {
 enum option_code {
     OPT_HELP = 'h', OPT_VERSION = 256, OPT_DATA, OPT_LAYERS, OPT_ACTIVATION, OPT_LOSS, OPT_EPOCHS, OPT_BATCH,
     OPT_LR, OPT_SCHEDULE, OPT_MOMENTUM, OPT_WEIGHT_DECAY, OPT_SEED, OPT_TRAIN_LIMIT, OPT_METRICS,
-    OPT_CHECKPOINT, OPT_CHECKPOINT_EVERY, OPT_RESUME, OPT_THREADS, OPT_ALLREDUCE, OPT_TIMEOUT, OPT_ACCUMULATE, OPT_COMPRESS
+    OPT_CHECKPOINT, OPT_CHECKPOINT_EVERY, OPT_RESUME, OPT_THREADS, OPT_ALLREDUCE, OPT_TIMEOUT, OPT_ACCUMULATE, OPT_COMPRESS, OPT_DROPOUT, OPT_INPUT_DROPOUT, OPT_MAX_NORM
 };
 
 static const struct option options[] = {
@@ -81,6 +86,9 @@ static const struct option options[] = {
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"accumulate", required_argument, NULL, OPT_ACCUMULATE},
     {"compress", required_argument, NULL, OPT_COMPRESS},
+    {"dropout", required_argument, NULL, OPT_DROPOUT},
+    {"input-dropout", required_argument, NULL, OPT_INPUT_DROPOUT},
+    {"max-norm", required_argument, NULL, OPT_MAX_NORM},
     {NULL, 0, NULL, 0}};
 
 /* The run settings a command line can give, and the nn_given bit each sets. */
@@ -99,6 +107,9 @@ static unsigned given_bit(int code) {
     case OPT_SEED: return NN_GIVEN_SEED;
     case OPT_TRAIN_LIMIT: return NN_GIVEN_TRAIN_LIMIT;
     case OPT_ACCUMULATE: return NN_GIVEN_ACCUMULATE;
+    case OPT_DROPOUT: return NN_GIVEN_DROPOUT;
+    case OPT_INPUT_DROPOUT: return NN_GIVEN_INPUT_DROPOUT;
+    case OPT_MAX_NORM: return NN_GIVEN_MAX_NORM;
     default: return 0;
     }
 }
@@ -124,6 +135,9 @@ static int apply_run_setting(nn_run_config *run, int code, const char *name, con
     case OPT_ACCUMULATE: return nn_cli_int(name, v, 1, 1024, &run->accumulate, err);
     case OPT_TRAIN_LIMIT: return nn_cli_long(name, v, 1, 0x7fffffffL, &run->train_limit, err);
     case OPT_MOMENTUM: return nn_cli_float(name, v, 0.0, 1.0, 0, &run->momentum, err);
+    case OPT_DROPOUT: return nn_cli_float(name, v, 0.0, 1.0, 0, &run->spec.dropout, err);
+    case OPT_INPUT_DROPOUT: return nn_cli_float(name, v, 0.0, 1.0, 0, &run->spec.input_dropout, err);
+    case OPT_MAX_NORM: return nn_cli_float(name, v, 0.0, 1000.0, 1, &run->max_norm, err);
     case OPT_WEIGHT_DECAY: return nn_cli_float(name, v, 0.0, 1.0, 1, &run->weight_decay, err);
     case OPT_SEED:
         if ((status = nn_cli_long(name, v, 0, 0x7fffffffL, &seed, err))) return status;

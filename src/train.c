@@ -46,10 +46,14 @@ static double micro_step(trainer *t, long s, int micro, double loss, nn_epoch_cl
     long first;
     int n = nn_local_batch(s * k + micro, t->cfg.batch_size, t->rank, t->nranks, &first);
     double t0 = MPI_Wtime();
-    for (int i = 0; i < n; i++) /* wraps when a rank's share exceeds its shard by a few */
+    for (int i = 0; i < n; i++) { /* wraps when a rank's share exceeds its shard by a few */
         t->batch_rows[i] = t->order[(first + i) % t->train.count];
+        t->sample_ids[i] = (uint64_t)(t->train.offset + t->batch_rows[i]);
+    }
     nn_shard_gather(&t->train, t->batch_rows, n, nn_model_input(m), t->labels);
     clock->data += MPI_Wtime() - t0;
+    m->dropout_key = (nn_dropout_key){.seed = t->cfg.seed, .step = (uint64_t)(t->progress.global_step * k + micro),
+                                      .samples = t->sample_ids, .training = true};
 
     double micro_loss = nn_model_forward_loss(m, t->labels, n);
     if (micro == k - 1) /* before the last backward: overlap mode sends the control words with the top slice */
@@ -73,6 +77,7 @@ static step_outcome step(trainer *t, long s, nn_epoch_clock *clock) {
     if (nn_exchange_control(t->exchange, NN_CONTROL_NONFINITE) > 0.0f) return STEP_DIVERGED; /* keep the weights */
     /* the same update on every rank: they all see a non-finite weight, without a word */
     if (nn_sgd_step(&t->sgd, m->params, m->grads, learning_rate(t, t->progress.global_step))) return STEP_DIVERGED;
+    if (t->cfg.max_norm > 0.0f) nn_model_max_norm(m, t->cfg.max_norm);
     t->progress.global_step++;
     t->progress.step_in_epoch++;
     clock->steps_done++;
@@ -171,6 +176,9 @@ static void print_header(const trainer *t) {
     fprintf(t->log, " %s/%s, %zu parameters; %d ranks x %d threads; batch %d", nn_activation_name(c->spec.activation),
             nn_loss_name(c->spec.loss), t->model.n_params, t->nranks, t->threads, c->batch_size);
     if (c->accumulate > 1) fprintf(t->log, " x %d accumulated", c->accumulate);
+    if (c->spec.dropout > 0 || c->spec.input_dropout > 0)
+        fprintf(t->log, ", dropout %g (input %g)", c->spec.dropout, c->spec.input_dropout);
+    if (c->max_norm > 0) fprintf(t->log, ", max-norm %g", c->max_norm);
     fprintf(t->log, ", lr %g (%s), momentum %g; allreduce %s\n", c->lr, nn_schedule_name(c->schedule), c->momentum,
             exchange);
     nn_placement_warn(t->log, t->threads);

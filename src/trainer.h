@@ -30,6 +30,7 @@ typedef struct trainer {
     uint32_t *order;      /* this epoch's permutation of the local shard */
     uint32_t *batch_rows; /* the shard rows of this step's batch */
     uint8_t *labels;
+    uint64_t *sample_ids; /* the global (training-set) index of each batch row: dropout's key */
     long steps_per_epoch;
     nn_progress progress;
     nn_rng shuffle_rng;   /* state after this epoch's shuffle: saved in checkpoints */

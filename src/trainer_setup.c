@@ -67,7 +67,8 @@ static int allocate(trainer *t, nn_error *err) {
         t->order = malloc((size_t)t->train.count * sizeof *t->order);
         t->batch_rows = malloc((size_t)max_batch * sizeof *t->batch_rows);
         t->labels = malloc((size_t)max_batch);
-        if (!t->order || !t->batch_rows || !t->labels)
+        t->sample_ids = malloc((size_t)max_batch * sizeof *t->sample_ids);
+        if (!t->order || !t->batch_rows || !t->labels || !t->sample_ids)
             status = nn_fail(err, NN_ERR_RUNTIME, "out of memory for batch buffers");
     }
     /* A resumed run appends to its metrics, so the file tells the whole story. */
@@ -104,6 +105,7 @@ void trainer_free(trainer *t) {
     free(t->order);
     free(t->batch_rows);
     free(t->labels);
+    free(t->sample_ids);
     nn_evaluator_free(&t->eval);
     nn_exchange_free(t->exchange); /* collective: every rank frees in the same place */
     nn_sgd_free(&t->sgd);

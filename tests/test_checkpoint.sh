@@ -46,18 +46,21 @@ for np in 1 2; do
     check "np $np: per-epoch losses identical to the last digit" check_metrics same-losses "$dir/a$np.jsonl" "$dir/b$np.jsonl"
 done
 
-# ---- exact resume with gradient accumulation and a compressed sum ----
-# --accumulate 3: 20 steps of 300 samples per epoch; it is saved in the checkpoint
-# (/options/accumulate) and a resume without the option takes it from there
+# ---- exact resume with gradient accumulation, dropout and a compressed sum ----
+# --accumulate 3: 20 steps of 300 samples per epoch; it and the dropout rates are
+# saved in the checkpoint (/options) and a resume without the options takes them
+# from there; the masks are keyed by step and sample, so nothing else is needed
 acc=(--allreduce overlap --compress bf16)
-train 2 "${acc[@]}" --accumulate 3 --epochs 3 --checkpoint "$dir/acc_a.h5" --metrics "$dir/acc_a.jsonl"
-name="--accumulate 3 --compress bf16: runs; the header says so"
-if [ "$rc" -eq 0 ] && grep -q "batch 100 x 3 accumulated" "$dir/out" && grep -q "allreduce overlap (1 node, bf16)" "$dir/out"
+fixed=(--accumulate 3 --dropout 0.2 --input-dropout 0.1)
+train 2 "${acc[@]}" "${fixed[@]}" --epochs 3 --checkpoint "$dir/acc_a.h5" --metrics "$dir/acc_a.jsonl"
+name="--accumulate 3 --dropout 0.2 --compress bf16: runs; the header says so"
+if [ "$rc" -eq 0 ] && grep -q "batch 100 x 3 accumulated, dropout 0.2 (input 0.1)" "$dir/out" &&
+   grep -q "allreduce overlap (1 node, bf16)" "$dir/out"
 then ok "$name"; else fail "$name"; fi
-NNTRAIN_STOP_AT_STEP=35 train 2 "${acc[@]}" --accumulate 3 --epochs 3 --checkpoint "$dir/acc_b.h5" --metrics "$dir/acc_b.jsonl"
-check "--accumulate 3: stop at step 35 (epoch 2) exits 75" [ "$rc" -eq 75 ]
+NNTRAIN_STOP_AT_STEP=35 train 2 "${acc[@]}" "${fixed[@]}" --epochs 3 --checkpoint "$dir/acc_b.h5" --metrics "$dir/acc_b.jsonl"
+check "--accumulate 3 --dropout 0.2: stop at step 35 (epoch 2) exits 75" [ "$rc" -eq 75 ]
 train 2 "${acc[@]}" --resume "$dir/acc_b.h5" --checkpoint "$dir/acc_b.h5" --metrics "$dir/acc_b.jsonl"
-name="--accumulate 3: resumed (accumulate from the checkpoint) to the same checkpoint and losses as uninterrupted"
+name="--accumulate 3 --dropout 0.2: resumed (settings from the checkpoint) to the same checkpoint and losses as uninterrupted"
 if [ "$rc" -eq 0 ] && h5diff "$dir/acc_a.h5" "$dir/acc_b.h5" >/dev/null &&
    check_metrics same-losses "$dir/acc_a.jsonl" "$dir/acc_b.jsonl"
 then ok "$name"; else fail "$name"; fi

@@ -1,6 +1,7 @@
 /* Finite-difference gradient checks: every layer's backward, the losses, and whole
  * networks, against central differences of their forward passes. */
 #include <float.h>
+#include <omp.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -229,6 +230,123 @@ static void test_micro_steps(void) {
     nn_model_free(&m);
 }
 
+/* Dropout with a fixed key: linear in x, so backward must equal the derivative of
+ * sum(c * y) exactly; about `rate` of the units dropped, the rest scaled by
+ * 1 / (1 - rate); the identity outside training; a row's mask depends only on its
+ * sample (not on the batch around it) and not on the thread count. */
+static void test_dropout(void) {
+    enum { BATCH = 64, WIDTH = 300 };
+    uint64_t samples[BATCH];
+    for (int b = 0; b < BATCH; b++) samples[b] = 1000 + 7 * (uint64_t)b;
+    nn_dropout_key key = {.seed = 3, .step = 11, .samples = samples, .training = true};
+    nn_layer layer = {.kind = NN_LAYER_DROPOUT, .in = WIDTH, .out = WIDTH, .rate = 0.3f, .id = 1, .key = &key};
+    static float x[BATCH * WIDTH], y[BATCH * WIDTH], c[BATCH * WIDTH], dx[BATCH * WIDTH], y1[WIDTH];
+    nn_rng rng;
+    nn_rng_seed(&rng, 9, 0, 0);
+    for (int i = 0; i < BATCH * WIDTH; i++) x[i] = 0.5f + nn_rng_uniform(&rng), c[i] = nn_rng_uniform(&rng) - 0.5f;
+    nn_layer_forward(&layer, x, y, BATCH);
+    nn_layer_backward(&layer, x, y, c, dx, BATCH);
+    long dropped = 0, wrong_scale = 0, wrong_grad = 0;
+    for (int i = 0; i < BATCH * WIDTH; i++) {
+        float f = y[i] / x[i]; /* the factor applied */
+        if (y[i] == 0.0f) dropped++;
+        else if (fabsf(f - 1.0f / 0.7f) > 1e-6f) wrong_scale++;
+        if (dx[i] != c[i] * (y[i] == 0.0f ? 0.0f : 1.0f / 0.7f)) wrong_grad++; /* d sum(c y) / dx */
+    }
+    double share = (double)dropped / (BATCH * WIDTH);
+    CU_ASSERT(share > 0.28 && share < 0.32);
+    CU_ASSERT_EQUAL(wrong_scale, 0);
+    CU_ASSERT_EQUAL(wrong_grad, 0);
+    /* row 5 alone, as the only row of a batch: the same mask */
+    key.samples = &samples[5];
+    nn_layer_forward(&layer, x + 5 * WIDTH, y1, 1);
+    CU_ASSERT_EQUAL(memcmp(y1, y + 5 * WIDTH, sizeof y1), 0);
+    key.samples = samples;
+    /* another step, another layer id: other masks; the thread count: the same */
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(3);
+    static float y3[BATCH * WIDTH];
+    nn_layer_forward(&layer, x, y3, BATCH);
+    omp_set_num_threads(saved);
+    CU_ASSERT_EQUAL(memcmp(y3, y, sizeof y), 0);
+    key.step = 12;
+    nn_layer_forward(&layer, x, y3, BATCH);
+    CU_ASSERT(memcmp(y3, y, sizeof y) != 0);
+    /* inference: the identity */
+    key.training = false;
+    nn_layer_forward(&layer, x, y3, BATCH);
+    CU_ASSERT_EQUAL(memcmp(y3, x, sizeof x), 0);
+}
+
+/* A network with dropout layers: the whole-network gradient against central
+ * differences, the masks fixed by the key. */
+static void test_network_with_dropout(void) {
+    nn_model_spec spec = {.n_widths = 4, .widths = {6, 5, 4, 3}, .activation = NN_ACT_TANH,
+                          .input_dropout = 0.2f, .dropout = 0.4f};
+    nn_model m;
+    nn_error err;
+    CU_ASSERT_EQUAL_FATAL(nn_model_create(&m, &spec, 4, &err), NN_OK);
+    CU_ASSERT_EQUAL(m.n_layers, 8); /* dropout, dense, tanh, dropout, dense, tanh, dropout, dense */
+    nn_model_init(&m, 11);
+    uint64_t samples[4] = {3, 1, 4, 1};
+    m.dropout_key = (nn_dropout_key){.seed = 2, .step = 5, .samples = samples, .training = true};
+    nn_rng rng;
+    nn_rng_seed(&rng, 12, 0, 0);
+    for (int i = 0; i < 4 * 6; i++) nn_model_input(&m)[i] = nn_rng_uniform(&rng);
+    float input[4 * 6];
+    memcpy(input, nn_model_input(&m), sizeof input);
+    uint8_t labels[4] = {0, 2, 1, 2};
+    nn_model_forward_backward(&m, labels, 4, 1.0f);
+    float *analytic = malloc(m.n_params * sizeof(float));
+    memcpy(analytic, m.grads, m.n_params * sizeof(float));
+    double worst = 0;
+    for (size_t i = 0; i < m.n_params; i++) {
+        float saved = m.params[i];
+        long correct;
+        double loss[2];
+        for (int s = 0; s < 2; s++) {
+            m.params[i] = saved + (s ? -NET_EPS : NET_EPS);
+            memcpy(nn_model_input(&m), input, sizeof input); /* the input dropout may run in place */
+            nn_model_forward(&m, 4);
+            loss[s] = nn_model_score(&m, labels, 4, &correct, NULL);
+        }
+        m.params[i] = saved;
+        double fd = (loss[0] - loss[1]) / (2 * NET_EPS);
+        worst = fmax(worst, fabs(fd - analytic[i]) / (fabs(fd) + 1e-2));
+    }
+    CU_ASSERT(worst <= TOL);
+    free(analytic);
+    nn_model_free(&m);
+}
+
+/* Max-norm: hidden units' incoming weight columns over the bound are scaled back to
+ * it exactly, those under it and the output layer are left alone. */
+static void test_max_norm(void) {
+    nn_model_spec spec = {.n_widths = 4, .widths = {30, 20, 10, 3}, .activation = NN_ACT_RELU};
+    nn_model m;
+    nn_error err;
+    CU_ASSERT_EQUAL_FATAL(nn_model_create(&m, &spec, 4, &err), NN_OK);
+    nn_model_init(&m, 4);
+    nn_layer *first = &m.layers[0], *out = &m.layers[4];
+    for (int i = 0; i < 30; i++) first->weight[i * 20 + 3] = 1.0f;      /* column 3: norm sqrt(30) */
+    for (int i = 0; i < 30; i++) first->weight[i * 20 + 5] = 0.01f;     /* column 5: norm 0.055 */
+    float *saved_out = malloc(sizeof(float) * 10 * 3);
+    memcpy(saved_out, out->weight, sizeof(float) * 10 * 3);
+    float col5 = first->weight[5];
+    nn_model_max_norm(&m, 0.5f);
+    for (int l = 0; l < 3; l += 2)
+        for (int j = 0; j < m.layers[l].out; j++) {
+            double sq = 0;
+            for (int i = 0; i < m.layers[l].in; i++) sq += pow(m.layers[l].weight[i * m.layers[l].out + j], 2);
+            CU_ASSERT(sqrt(sq) <= 0.5 + 1e-6);
+        }
+    CU_ASSERT_DOUBLE_EQUAL(first->weight[3], 0.5 / sqrt(30.0), 1e-7);
+    CU_ASSERT_EQUAL(first->weight[5], col5); /* under the bound: untouched */
+    CU_ASSERT_EQUAL(memcmp(saved_out, out->weight, sizeof(float) * 10 * 3), 0);
+    free(saved_out);
+    nn_model_free(&m);
+}
+
 static void test_param_layout(void) {
     nn_model_spec spec = {.n_widths = 4, .widths = {784, 50, 100, 10}};
     CU_ASSERT_EQUAL(nn_spec_param_count(&spec), 45360); /* the reference network */
@@ -254,6 +372,9 @@ int main(void) {
         {"mean-squared error", test_mse},
         {"whole networks: 3 activations x 2 losses", test_network_gradients},
         {"micro-steps accumulate the gradient of the whole batch", test_micro_steps},
+        {"dropout: rate, scale, exact gradient, mask keyed by sample only", test_dropout},
+        {"a network with dropout vs finite differences", test_network_with_dropout},
+        {"max-norm scales over-long incoming weight vectors back, and only those", test_max_norm},
         {"one contiguous parameter buffer", test_param_layout},
         CU_TEST_INFO_NULL};
     return nn_run_suite("layers", tests);

@@ -26,8 +26,9 @@ static void make_batch(float *x, uint8_t *labels) {
 }
 
 /* The ranks' gradients summed by the gradient exchange, in the given mode. */
-static void check_distributed_gradient(nn_exchange_mode mode, nn_compress compress) {
-    nn_model_spec spec = {.n_widths = 4, .widths = {IN, 16, 12, CLASSES}, .activation = NN_ACT_TANH};
+static void check_distributed_gradient(nn_exchange_mode mode, nn_compress compress, float dropout) {
+    nn_model_spec spec = {.n_widths = 4, .widths = {IN, 16, 12, CLASSES}, .activation = NN_ACT_TANH,
+                          .input_dropout = dropout / 2, .dropout = dropout};
     nn_model local, whole;
     nn_error err;
     CU_ASSERT_EQUAL_FATAL(nn_model_create(&local, &spec, BATCH, &err), NN_OK);
@@ -38,7 +39,12 @@ static void check_distributed_gradient(nn_exchange_mode mode, nn_compress compre
     uint8_t labels[BATCH], local_labels[BATCH];
     make_batch(x, labels);
 
-    /* serial: the whole batch on one process */
+    /* serial: the whole batch on one process (dropout masks keyed by each sample's
+     * index in the batch, as the trainer keys them by the index in the training set) */
+    uint64_t whole_ids[BATCH], local_ids[BATCH];
+    for (int i = 0; i < BATCH; i++) whole_ids[i] = (uint64_t)i;
+    whole.dropout_key = (nn_dropout_key){.seed = 8, .step = 3, .samples = whole_ids, .training = true};
+    local.dropout_key = (nn_dropout_key){.seed = 8, .step = 3, .samples = local_ids, .training = true};
     memcpy(nn_model_input(&whole), x, sizeof x);
     nn_model_forward_backward(&whole, labels, BATCH, 1.0f / BATCH);
 
@@ -49,6 +55,7 @@ static void check_distributed_gradient(nn_exchange_mode mode, nn_compress compre
         int slot = rank + i * nranks; /* slots are dealt round-robin */
         memcpy(nn_model_input(&local) + (size_t)i * IN, x + (size_t)slot * IN, IN * sizeof(float));
         local_labels[i] = labels[slot];
+        local_ids[i] = (uint64_t)slot;
     }
     /* as the trainer does: the model computes straight into the exchange's buffer
      * (shared memory in shm mode) and hands over each final slice (overlap mode) */
@@ -95,12 +102,15 @@ static void check_distributed_gradient(nn_exchange_mode mode, nn_compress compre
     nn_exchange_free(ex);
 }
 
-static void test_gradient_mpi_allreduce(void) { check_distributed_gradient(NN_EXCHANGE_MPI, NN_COMPRESS_NONE); }
-static void test_gradient_shared_memory(void) { check_distributed_gradient(NN_EXCHANGE_SHM, NN_COMPRESS_NONE); }
-static void test_gradient_overlapped(void) { check_distributed_gradient(NN_EXCHANGE_OVERLAP, NN_COMPRESS_NONE); }
+static void test_gradient_mpi_allreduce(void) { check_distributed_gradient(NN_EXCHANGE_MPI, NN_COMPRESS_NONE, 0); }
+static void test_gradient_shared_memory(void) { check_distributed_gradient(NN_EXCHANGE_SHM, NN_COMPRESS_NONE, 0); }
+static void test_gradient_overlapped(void) { check_distributed_gradient(NN_EXCHANGE_OVERLAP, NN_COMPRESS_NONE, 0); }
 /* one node: mpi and overlap compress the whole sum (shm has no stage between nodes) */
-static void test_gradient_mpi_bf16(void) { check_distributed_gradient(NN_EXCHANGE_MPI, NN_COMPRESS_BF16); }
-static void test_gradient_overlapped_bf16(void) { check_distributed_gradient(NN_EXCHANGE_OVERLAP, NN_COMPRESS_BF16); }
+static void test_gradient_mpi_bf16(void) { check_distributed_gradient(NN_EXCHANGE_MPI, NN_COMPRESS_BF16, 0); }
+static void test_gradient_overlapped_bf16(void) { check_distributed_gradient(NN_EXCHANGE_OVERLAP, NN_COMPRESS_BF16, 0); }
+/* the same masks for the same samples whatever the rank count: else the sum of the
+ * ranks' gradients would not be the serial one */
+static void test_gradient_with_dropout(void) { check_distributed_gradient(NN_EXCHANGE_SHM, NN_COMPRESS_NONE, 0.3f); }
 
 static void test_error_on_one_rank_reaches_all(void) {
     nn_error err = {0};
@@ -126,6 +136,7 @@ int main(int argc, char **argv) {
         {"shared-memory sum: averaged gradient equals the serial gradient", test_gradient_shared_memory},
         {"overlapped per-layer sums: averaged gradient equals the serial gradient", test_gradient_overlapped},
         {"MPI_Allreduce in bf16: close to the serial gradient, not equal", test_gradient_mpi_bf16},
+        {"with dropout: the ranks draw the serial run's masks (keyed by sample)", test_gradient_with_dropout},
         {"overlapped sums in bf16: close to the serial gradient, not equal", test_gradient_overlapped_bf16},
         {"an error on one rank reaches every rank", test_error_on_one_rank_reaches_all},
         CU_TEST_INFO_NULL};

@@ -11,14 +11,29 @@ typedef enum nn_layer_kind {
     NN_LAYER_DENSE,
     NN_LAYER_SIGMOID,
     NN_LAYER_RELU,
-    NN_LAYER_TANH
+    NN_LAYER_TANH,
+    NN_LAYER_DROPOUT
 } nn_layer_kind;
+
+/* What dropout masks are drawn from: a counter-based generator keyed by (seed, step,
+ * dropout layer, global sample index) and nothing else -- not the rank, not the
+ * thread -- so a resumed run draws the same masks, and a sample gets the same mask in
+ * a step whatever the rank and thread counts. */
+typedef struct nn_dropout_key {
+    uint64_t seed;
+    uint64_t step;            /* the global micro-step */
+    const uint64_t *samples;  /* global index (in the training set) of each batch row */
+    bool training;            /* false: the identity (inverted dropout needs no rescaling) */
+} nn_dropout_key;
 
 typedef struct nn_layer {
     nn_layer_kind kind;
     int in, out;            /* widths of input and output (equal for activations) */
     float *weight, *bias;   /* dense: [in][out] and [out], views into the model's parameters */
     float *dweight, *dbias; /* dense: the same shapes, views into the model's gradients */
+    float rate;             /* dropout: the probability of dropping a unit */
+    int id;                 /* dropout: which dropout layer (part of the key) */
+    const nn_dropout_key *key; /* dropout: the model's key for the current batch */
 } nn_layer;
 
 /* Dense: y = x W + b. */
@@ -39,6 +54,14 @@ void nn_relu_forward(const float *x, float *y, long n);
 void nn_relu_backward(const float *y, const float *dy, float *dx, long n);
 void nn_tanh_forward(const float *x, float *y, long n);
 void nn_tanh_backward(const float *y, const float *dy, float *dx, long n);
+
+/* Inverted dropout: y = x * m / (1 - rate), m = 0 with probability rate, else 1; the
+ * backward multiplies by the same mask, drawn again from the key (nothing stored).
+ * Outside training both are the identity. */
+void nn_dropout_forward(const nn_layer *layer, const float *x, float *y, int batch);
+void nn_dropout_backward(const nn_layer *layer, const float *dy, float *dx, int batch);
+/* The factor for unit `unit` of batch row `row`: 0 or 1 / (1 - rate). */
+float nn_dropout_factor(const nn_dropout_key *key, int id, float rate, int row, int unit);
 
 /* Run any layer of the stack. */
 void nn_layer_forward(const nn_layer *layer, const float *x, float *y, int batch);

@@ -13,7 +13,7 @@
 #include "nn/layers.h"
 
 #define NN_MAX_WIDTHS 16
-#define NN_MAX_LAYERS (2 * NN_MAX_WIDTHS)
+#define NN_MAX_LAYERS (3 * NN_MAX_WIDTHS) /* dense, activation, dropout per width */
 
 typedef enum nn_activation { NN_ACT_SIGMOID, NN_ACT_RELU, NN_ACT_TANH } nn_activation;
 typedef enum nn_loss { NN_LOSS_SOFTMAX_XENT, NN_LOSS_MSE } nn_loss;
@@ -23,6 +23,7 @@ typedef struct nn_model_spec {
     int widths[NN_MAX_WIDTHS];
     nn_activation activation;     /* between dense layers */
     nn_loss loss;                 /* softmax+cross-entropy, or sigmoid outputs + squared error */
+    float input_dropout, dropout; /* dropout rates: on the input, after each hidden activation */
 } nn_model_spec;
 
 /* Called during backward as soon as grads[offset, offset + count) is final (a dense
@@ -43,6 +44,7 @@ typedef struct nn_model {
     float *grad_acts[NN_MAX_LAYERS + 1];
     float *probs;                   /* softmax output, or a copy of the outputs for MSE */
     float *targets;                 /* one-hot targets for MSE */
+    nn_dropout_key dropout_key;     /* what the dropout layers draw their masks from */
     nn_slice_final_fn slice_final;  /* optional, see above */
     void *slice_final_ctx;
 } nn_model;
@@ -94,6 +96,11 @@ void nn_model_backward_micro(nn_model *model, const uint8_t *labels, int batch, 
 
 /* Both: returns the summed loss. */
 double nn_model_forward_backward(nn_model *model, const uint8_t *labels, int batch, float scale);
+
+/* Max-norm: every hidden unit's incoming weight vector (a column of its dense layer's
+ * weights; the output layer's excepted) whose Euclidean norm exceeds `c` is scaled
+ * back to norm c. The same arithmetic on every rank, whatever the thread count. */
+void nn_model_max_norm(nn_model *model, float c);
 
 /* The first dense layer (1 = next to the input) with a NaN or infinite weight, bias
  * or gradient; 0 when every value is finite. For messages: it scans everything. */

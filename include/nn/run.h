@@ -21,6 +21,7 @@ typedef struct nn_run_config {
     char data[NN_PATH_MAX];
     int epochs;          /* the TOTAL, counting epochs before a resume */
     float lr, momentum, weight_decay;
+    float max_norm;      /* > 0: each hidden unit's incoming weights kept within this norm */
     nn_schedule schedule;
 } nn_run_config;
 
@@ -42,7 +43,10 @@ enum nn_given {
     NN_GIVEN_WEIGHT_DECAY = 1 << 9,
     NN_GIVEN_SEED = 1 << 10,
     NN_GIVEN_TRAIN_LIMIT = 1 << 11,
-    NN_GIVEN_ACCUMULATE = 1 << 12
+    NN_GIVEN_ACCUMULATE = 1 << 12,
+    NN_GIVEN_DROPOUT = 1 << 13,
+    NN_GIVEN_INPUT_DROPOUT = 1 << 14,
+    NN_GIVEN_MAX_NORM = 1 << 15
 };
 
 /* The configuration of a run resumed from `saved` (read from checkpoint `path`):

@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""Training curves from nntrain --metrics files (JSON Lines, one object per epoch):
+
+  scripts/plot_metrics.py [--out curves.png] [--title TEXT] RUN.jsonl [RUN2.jsonl ...]
+
+One PNG with four panels -- training and test loss, test accuracy, learning rate,
+samples/s -- per epoch, every run overlaid and named by its file (or LABEL=FILE).
+A resumed run's file holds every epoch once, so it plots as one curve. Needs
+matplotlib (Debian: python3-matplotlib; run with /usr/bin/python3 if another python
+comes first on PATH)."""
+import argparse
+import json
+import os
+import sys
+
+try:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+except ImportError:
+    sys.exit("plot_metrics: matplotlib is missing: apt-get install python3-matplotlib (and run /usr/bin/python3)")
+
+
+def load(spec):
+    label, _, path = spec.rpartition("=")
+    label = label or os.path.splitext(os.path.basename(path))[0]
+    try:
+        with open(path) as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+    except (OSError, json.JSONDecodeError) as e:
+        sys.exit(f"plot_metrics: {path}: {e}")
+    if not rows:
+        sys.exit(f"plot_metrics: {path}: no epochs")
+    return label, rows
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("runs", nargs="+", help="metrics files, optionally LABEL=FILE")
+    ap.add_argument("--out", default="curves.png")
+    ap.add_argument("--title", default="")
+    a = ap.parse_args()
+    runs = [load(spec) for spec in a.runs]
+    fig, ax = plt.subplots(2, 2, figsize=(11, 7.5))
+    for label, rows in runs:
+        ep = [r["epoch"] for r in rows]
+        line, = ax[0][0].plot(ep, [r["train_loss"] for r in rows], "-", label=f"{label} train")
+        ax[0][0].plot(ep, [r["test_loss"] for r in rows], "--", color=line.get_color(), label=f"{label} test")
+        ax[0][1].plot(ep, [100 * r["test_accuracy"] for r in rows], "-", color=line.get_color(), label=f"{label} test")
+        if "validation_accuracy" in rows[0]:
+            ax[0][1].plot(ep, [100 * r["validation_accuracy"] for r in rows], ":", color=line.get_color(),
+                          label=f"{label} validation")
+        ax[1][0].plot(ep, [r["lr"] for r in rows], "-", color=line.get_color(), label=label)
+        ax[1][1].plot(ep, [r["samples_per_second"] for r in rows], "-", color=line.get_color(), label=label)
+    ax[0][0].set(yscale="log", ylabel="loss (mean per sample)", title="loss")
+    ax[0][1].set(ylabel="accuracy (%)", title="accuracy")
+    best = max(100 * r["test_accuracy"] for _, rows in runs for r in rows)
+    ax[0][1].set_ylim(max(0, best - 5), min(100, best + 0.5))
+    ax[1][0].set(ylabel="learning rate", title="learning rate (at the epoch's end)")
+    ax[1][1].set(ylabel="samples/s", title="training throughput")
+    for a_ in ax.flat:
+        a_.set_xlabel("epoch")
+        a_.grid(alpha=0.3)
+        a_.legend(fontsize=7)
+    if a.title:
+        fig.suptitle(a.title)
+    fig.tight_layout()
+    fig.savefig(a.out, dpi=110)
+    print(f"plot_metrics: {a.out}")
+
+
+if __name__ == "__main__":
+    main()
