@@ -64,6 +64,7 @@ typedef struct record {
     char data[NN_PATH_MAX];
     long long accumulate;
     double dropout, input_dropout, max_norm;
+    double warmup_epochs, momentum_end, momentum_ramp_epochs;
 } record;
 
 typedef enum kind { INTEGER, REAL, TEXT } kind;
@@ -94,6 +95,9 @@ static const field fields[] = {
     OPTIONAL_FIELD("/options", dropout, REAL, 0),
     OPTIONAL_FIELD("/options", input_dropout, REAL, 0),
     OPTIONAL_FIELD("/options", max_norm, REAL, 0),
+    OPTIONAL_FIELD("/options", warmup_epochs, REAL, 0),
+    OPTIONAL_FIELD("/options", momentum_end, REAL, 0),
+    OPTIONAL_FIELD("/options", momentum_ramp_epochs, REAL, 0),
 };
 #undef FIELD
 #undef OPTIONAL_FIELD
@@ -118,12 +122,14 @@ static void fill_record(record *rec, const nn_train_state *s, int ranks) {
     const nn_run_config *c = s->config;
     const nn_model *m = s->model;
     *rec = (record){.format_version = NN_CHECKPOINT_FORMAT, .ranks = ranks, .n_params = (long long)m->n_params,
-                    .checksum = nn_checksum(m->params, m->n_params), .lr = c->lr, .momentum = s->sgd->momentum,
+                    .checksum = nn_checksum(m->params, m->n_params), .lr = c->lr, .momentum = c->momentum,
                     .weight_decay = s->sgd->weight_decay, .velocity_checksum = nn_checksum(s->sgd->velocity, s->sgd->n),
                     .epochs_completed = s->progress->epochs_completed, .step_in_epoch = s->progress->step_in_epoch,
                     .global_step = s->progress->global_step, .epochs = c->epochs, .batch_size = c->batch_size,
                     .seed = (long long)c->seed, .train_limit = c->train_limit, .accumulate = c->accumulate,
-                    .dropout = c->spec.dropout, .input_dropout = c->spec.input_dropout, .max_norm = c->max_norm};
+                    .dropout = c->spec.dropout, .input_dropout = c->spec.input_dropout, .max_norm = c->max_norm,
+                    .warmup_epochs = c->warmup_epochs, .momentum_end = c->momentum_end,
+                    .momentum_ramp_epochs = c->momentum_ramp_epochs};
     snprintf(rec->nntrain_version, sizeof rec->nntrain_version, "%s", NN_VERSION);
     snprintf(rec->activation, sizeof rec->activation, "%s", nn_activation_name(m->spec.activation));
     snprintf(rec->loss, sizeof rec->loss, "%s", nn_loss_name(m->spec.loss));
@@ -384,6 +390,11 @@ static void take_record(reader *r, const record *rec, nn_checkpoint *ck) {
     c->spec.dropout = (float)rec->dropout;
     c->spec.input_dropout = (float)rec->input_dropout;
     c->max_norm = (float)rec->max_norm;
+    c->warmup_epochs = (float)rec->warmup_epochs;
+    c->momentum_end = (float)rec->momentum_end;
+    c->momentum_ramp_epochs = (float)rec->momentum_ramp_epochs;
+    if (!(rec->warmup_epochs >= 0 && rec->momentum_ramp_epochs >= 0 && rec->momentum_end >= 0 && rec->momentum_end < 1))
+        reject(r, NN_ERR_INPUT, "not a valid checkpoint: a bad warm-up or momentum ramp");
     if (!(rec->max_norm >= 0 && rec->max_norm <= 1000))
         reject(r, NN_ERR_INPUT, "not a valid checkpoint: max_norm %g is outside [0, 1000]", rec->max_norm);
     if (!(rec->dropout >= 0 && rec->dropout < 1 && rec->input_dropout >= 0 && rec->input_dropout < 1))

@@ -52,6 +52,18 @@ float nn_schedule_lr(nn_schedule schedule, float base_lr, long step, long total_
     return (float)(0.5 * base_lr * (1.0 + cos(3.14159265358979323846 * progress)));
 }
 
+float nn_schedule_lr_warm(nn_schedule schedule, float base_lr, long step, long total_steps, long warmup_steps) {
+    if (warmup_steps <= 0) return nn_schedule_lr(schedule, base_lr, step, total_steps);
+    if (step < warmup_steps) return base_lr * (float)(step + 1) / (float)warmup_steps;
+    return nn_schedule_lr(schedule, base_lr, step - warmup_steps, total_steps - warmup_steps);
+}
+
+float nn_momentum_ramp(float start, float end, long step, long ramp_steps) {
+    if (ramp_steps <= 0) return start;
+    if (step >= ramp_steps) return end;
+    return start + (end - start) * (float)step / (float)ramp_steps;
+}
+
 static const char *const schedule_names[] = {"constant", "cosine"};
 
 const char *nn_schedule_name(nn_schedule s) { return schedule_names[s]; }

@@ -27,6 +27,10 @@ void nn_options_print_help(FILE *out) {
         "  --lr X                 learning rate (base of the schedule)   [0.3]\n"
         "  --lr-schedule NAME     constant|cosine (cosine decays to 0 over the run) [cosine]\n"
         "  --momentum X           SGD momentum, 0 <= X < 1               [0.9]\n"
+        "  --momentum-end X       ramp the momentum linearly to X ...    [--momentum]\n"
+        "  --momentum-ramp-epochs E  ... over the first E epochs          [0: no ramp]\n"
+        "  --warmup-epochs E      linear learning-rate warm-up over E epochs, then the\n"
+        "                         schedule over the rest                 [0]\n"
         "  --dropout P            drop each hidden unit with probability P while\n"
         "                         training (inverted dropout), 0 <= P < 1  [0]\n"
         "  --input-dropout P      the same on the input values            [0]\n"
@@ -59,7 +63,7 @@ void nn_options_print_help(FILE *out) {
 enum option_code {
     OPT_HELP = 'h', OPT_VERSION = 256, OPT_DATA, OPT_LAYERS, OPT_ACTIVATION, OPT_LOSS, OPT_EPOCHS, OPT_BATCH,
     OPT_LR, OPT_SCHEDULE, OPT_MOMENTUM, OPT_WEIGHT_DECAY, OPT_SEED, OPT_TRAIN_LIMIT, OPT_METRICS,
-    OPT_CHECKPOINT, OPT_CHECKPOINT_EVERY, OPT_RESUME, OPT_THREADS, OPT_ALLREDUCE, OPT_TIMEOUT, OPT_ACCUMULATE, OPT_COMPRESS, OPT_DROPOUT, OPT_INPUT_DROPOUT, OPT_MAX_NORM
+    OPT_CHECKPOINT, OPT_CHECKPOINT_EVERY, OPT_RESUME, OPT_THREADS, OPT_ALLREDUCE, OPT_TIMEOUT, OPT_ACCUMULATE, OPT_COMPRESS, OPT_DROPOUT, OPT_INPUT_DROPOUT, OPT_MAX_NORM, OPT_WARMUP, OPT_MOMENTUM_END, OPT_MOMENTUM_RAMP
 };
 
 static const struct option options[] = {
@@ -89,6 +93,9 @@ static const struct option options[] = {
     {"dropout", required_argument, NULL, OPT_DROPOUT},
     {"input-dropout", required_argument, NULL, OPT_INPUT_DROPOUT},
     {"max-norm", required_argument, NULL, OPT_MAX_NORM},
+    {"warmup-epochs", required_argument, NULL, OPT_WARMUP},
+    {"momentum-end", required_argument, NULL, OPT_MOMENTUM_END},
+    {"momentum-ramp-epochs", required_argument, NULL, OPT_MOMENTUM_RAMP},
     {NULL, 0, NULL, 0}};
 
 /* The run settings a command line can give, and the nn_given bit each sets. */
@@ -110,6 +117,9 @@ static unsigned given_bit(int code) {
     case OPT_DROPOUT: return NN_GIVEN_DROPOUT;
     case OPT_INPUT_DROPOUT: return NN_GIVEN_INPUT_DROPOUT;
     case OPT_MAX_NORM: return NN_GIVEN_MAX_NORM;
+    case OPT_WARMUP: return NN_GIVEN_WARMUP;
+    case OPT_MOMENTUM_END: return NN_GIVEN_MOMENTUM_END;
+    case OPT_MOMENTUM_RAMP: return NN_GIVEN_MOMENTUM_RAMP;
     default: return 0;
     }
 }
@@ -138,6 +148,9 @@ static int apply_run_setting(nn_run_config *run, int code, const char *name, con
     case OPT_DROPOUT: return nn_cli_float(name, v, 0.0, 1.0, 0, &run->spec.dropout, err);
     case OPT_INPUT_DROPOUT: return nn_cli_float(name, v, 0.0, 1.0, 0, &run->spec.input_dropout, err);
     case OPT_MAX_NORM: return nn_cli_float(name, v, 0.0, 1000.0, 1, &run->max_norm, err);
+    case OPT_WARMUP: return nn_cli_float(name, v, 0.0, 100000.0, 1, &run->warmup_epochs, err);
+    case OPT_MOMENTUM_END: return nn_cli_float(name, v, 0.0, 1.0, 0, &run->momentum_end, err);
+    case OPT_MOMENTUM_RAMP: return nn_cli_float(name, v, 0.0, 100000.0, 1, &run->momentum_ramp_epochs, err);
     case OPT_WEIGHT_DECAY: return nn_cli_float(name, v, 0.0, 1.0, 1, &run->weight_decay, err);
     case OPT_SEED:
         if ((status = nn_cli_long(name, v, 0, 0x7fffffffL, &seed, err))) return status;
@@ -181,5 +194,8 @@ int nn_options_parse(int argc, char **argv, nn_train_options *opt, nn_error *err
     int status = nn_cli_parse(argc, argv, options, apply_option, NULL, opt, err);
     if (!status && opt->checkpoint_every && !opt->checkpoint[0])
         status = nn_fail(err, NN_ERR_INPUT, "--checkpoint-every needs --checkpoint FILE");
+    if (!status && (opt->given & NN_GIVEN_MOMENTUM_RAMP) && opt->run.momentum_ramp_epochs > 0 &&
+        !(opt->given & NN_GIVEN_MOMENTUM_END))
+        status = nn_fail(err, NN_ERR_INPUT, "--momentum-ramp-epochs needs --momentum-end X (where the ramp ends)");
     return status;
 }

@@ -76,6 +76,9 @@ int nn_run_config_resume(const nn_run_config *cli, unsigned given, const nn_run_
     MAY_CHANGE(NN_GIVEN_WEIGHT_DECAY, weight_decay, "weight-decay")
     MAY_CHANGE(NN_GIVEN_DROPOUT, spec.dropout, "dropout")
     MAY_CHANGE(NN_GIVEN_MAX_NORM, max_norm, "max-norm")
+    MAY_CHANGE(NN_GIVEN_WARMUP, warmup_epochs, "warmup-epochs")
+    MAY_CHANGE(NN_GIVEN_MOMENTUM_END, momentum_end, "momentum-end")
+    MAY_CHANGE(NN_GIVEN_MOMENTUM_RAMP, momentum_ramp_epochs, "momentum-ramp-epochs")
     MAY_CHANGE(NN_GIVEN_INPUT_DROPOUT, spec.input_dropout, "input-dropout")
 #undef MAY_CHANGE
     if ((given & NN_GIVEN_SCHEDULE) && cli->schedule != saved->schedule) {

@@ -34,7 +34,8 @@ static long step_samples(const trainer *t) { return (long)t->cfg.batch_size * t-
 typedef enum step_outcome { STEP_DONE, STEP_STOP, STEP_DIVERGED } step_outcome;
 
 static float learning_rate(const trainer *t, long global_step) {
-    return nn_schedule_lr(t->cfg.schedule, t->cfg.lr, global_step, t->steps_per_epoch * t->cfg.epochs);
+    long warmup = (long)((double)t->cfg.warmup_epochs * (double)t->steps_per_epoch + 0.5);
+    return nn_schedule_lr_warm(t->cfg.schedule, t->cfg.lr, global_step, t->steps_per_epoch * t->cfg.epochs, warmup);
 }
 
 /* Micro-step `micro` of global step `s`: forward and backward on this rank's part of
@@ -76,6 +77,8 @@ static step_outcome step(trainer *t, long s, nn_epoch_clock *clock) {
     clock->exchange += nn_exchange_finish(t->exchange);
     if (nn_exchange_control(t->exchange, NN_CONTROL_NONFINITE) > 0.0f) return STEP_DIVERGED; /* keep the weights */
     /* the same update on every rank: they all see a non-finite weight, without a word */
+    long ramp = (long)((double)t->cfg.momentum_ramp_epochs * (double)t->steps_per_epoch + 0.5);
+    t->sgd.momentum = nn_momentum_ramp(t->cfg.momentum, t->cfg.momentum_end, t->progress.global_step, ramp);
     if (nn_sgd_step(&t->sgd, m->params, m->grads, learning_rate(t, t->progress.global_step))) return STEP_DIVERGED;
     if (t->cfg.max_norm > 0.0f) nn_model_max_norm(m, t->cfg.max_norm);
     t->progress.global_step++;
@@ -179,8 +182,10 @@ static void print_header(const trainer *t) {
     if (c->spec.dropout > 0 || c->spec.input_dropout > 0)
         fprintf(t->log, ", dropout %g (input %g)", c->spec.dropout, c->spec.input_dropout);
     if (c->max_norm > 0) fprintf(t->log, ", max-norm %g", c->max_norm);
-    fprintf(t->log, ", lr %g (%s), momentum %g; allreduce %s\n", c->lr, nn_schedule_name(c->schedule), c->momentum,
-            exchange);
+    if (c->warmup_epochs > 0) fprintf(t->log, ", warm-up %g epochs", c->warmup_epochs);
+    fprintf(t->log, ", lr %g (%s), momentum %g", c->lr, nn_schedule_name(c->schedule), c->momentum);
+    if (c->momentum_ramp_epochs > 0) fprintf(t->log, " -> %g over %g epochs", c->momentum_end, c->momentum_ramp_epochs);
+    fprintf(t->log, "; allreduce %s\n", exchange);
     nn_placement_warn(t->log, t->threads);
     fflush(t->log);
 }

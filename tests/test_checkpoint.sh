@@ -46,15 +46,18 @@ for np in 1 2; do
     check "np $np: per-epoch losses identical to the last digit" check_metrics same-losses "$dir/a$np.jsonl" "$dir/b$np.jsonl"
 done
 
-# ---- exact resume with gradient accumulation, dropout and a compressed sum ----
-# --accumulate 3: 20 steps of 300 samples per epoch; it and the dropout rates are
+# ---- exact resume with gradient accumulation, dropout, max-norm, warm-up, a momentum
+# ramp and a compressed sum ----
+# --accumulate 3: 20 steps of 300 samples per epoch; it and the other settings are
 # saved in the checkpoint (/options) and a resume without the options takes them
-# from there; the masks are keyed by step and sample, so nothing else is needed
+# from there; masks and schedules depend on the step, so nothing else is needed
 acc=(--allreduce overlap --compress bf16)
-fixed=(--accumulate 3 --dropout 0.2 --input-dropout 0.1)
+fixed=(--accumulate 3 --dropout 0.2 --input-dropout 0.1 --max-norm 3 --warmup-epochs 0.5 --momentum 0.5
+       --momentum-end 0.95 --momentum-ramp-epochs 2)
 train 2 "${acc[@]}" "${fixed[@]}" --epochs 3 --checkpoint "$dir/acc_a.h5" --metrics "$dir/acc_a.jsonl"
 name="--accumulate 3 --dropout 0.2 --compress bf16: runs; the header says so"
-if [ "$rc" -eq 0 ] && grep -q "batch 100 x 3 accumulated, dropout 0.2 (input 0.1)" "$dir/out" &&
+if [ "$rc" -eq 0 ] && grep -q "batch 100 x 3 accumulated, dropout 0.2 (input 0.1), max-norm 3, warm-up 0.5 epochs" "$dir/out" &&
+   grep -q "momentum 0.5 -> 0.95 over 2 epochs" "$dir/out" &&
    grep -q "allreduce overlap (1 node, bf16)" "$dir/out"
 then ok "$name"; else fail "$name"; fi
 NNTRAIN_STOP_AT_STEP=35 train 2 "${acc[@]}" "${fixed[@]}" --epochs 3 --checkpoint "$dir/acc_b.h5" --metrics "$dir/acc_b.jsonl"

@@ -112,6 +112,17 @@ static void test_momentum_and_weight_decay(void) {
     CU_ASSERT_DOUBLE_EQUAL(nn_schedule_lr(NN_SCHEDULE_COSINE, 0.2f, 0, 100), 0.2, 1e-7);
     CU_ASSERT_DOUBLE_EQUAL(nn_schedule_lr(NN_SCHEDULE_COSINE, 0.2f, 50, 100), 0.1, 1e-7);
     CU_ASSERT_EQUAL(nn_schedule_lr(NN_SCHEDULE_CONSTANT, 0.2f, 50, 100), 0.2f);
+    /* warm-up over 10 steps, then the cosine over the other 90 */
+    CU_ASSERT_DOUBLE_EQUAL(nn_schedule_lr_warm(NN_SCHEDULE_COSINE, 0.2f, 0, 100, 10), 0.02, 1e-7);
+    CU_ASSERT_DOUBLE_EQUAL(nn_schedule_lr_warm(NN_SCHEDULE_COSINE, 0.2f, 4, 100, 10), 0.1, 1e-7);
+    CU_ASSERT_DOUBLE_EQUAL(nn_schedule_lr_warm(NN_SCHEDULE_COSINE, 0.2f, 10, 100, 10), 0.2, 1e-7);
+    CU_ASSERT_DOUBLE_EQUAL(nn_schedule_lr_warm(NN_SCHEDULE_COSINE, 0.2f, 55, 100, 10), 0.1, 1e-7);
+    CU_ASSERT_EQUAL(nn_schedule_lr_warm(NN_SCHEDULE_COSINE, 0.2f, 50, 100, 0), nn_schedule_lr(NN_SCHEDULE_COSINE, 0.2f, 50, 100));
+    /* momentum 0.5 -> 0.99 over 100 steps, then held */
+    CU_ASSERT_DOUBLE_EQUAL(nn_momentum_ramp(0.5f, 0.99f, 0, 100), 0.5, 1e-7);
+    CU_ASSERT_DOUBLE_EQUAL(nn_momentum_ramp(0.5f, 0.99f, 50, 100), 0.745, 1e-6);
+    CU_ASSERT_DOUBLE_EQUAL(nn_momentum_ramp(0.5f, 0.99f, 500, 100), 0.99, 1e-7);
+    CU_ASSERT_EQUAL(nn_momentum_ramp(0.9f, 0.99f, 50, 0), 0.9f);
 }
 
 /* The divergence detectors: an SGD step that leaves a weight NaN or infinite says

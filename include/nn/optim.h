@@ -26,6 +26,14 @@ int nn_sgd_step(nn_sgd *sgd, float *params, const float *grads, float lr);
 /* Learning rate for a step: constant, or cosine-annealed from base_lr at step 0 to 0
  * at total_steps. */
 float nn_schedule_lr(nn_schedule schedule, float base_lr, long step, long total_steps);
+
+/* The same after a linear warm-up: base_lr * (step + 1) / warmup_steps for the first
+ * warmup_steps steps, then the schedule over the steps that remain. */
+float nn_schedule_lr_warm(nn_schedule schedule, float base_lr, long step, long total_steps, long warmup_steps);
+
+/* Momentum ramped linearly from `start` at step 0 to `end` at ramp_steps, then held
+ * (ramp_steps 0: `start` throughout). */
+float nn_momentum_ramp(float start, float end, long step, long ramp_steps);
 const char *nn_schedule_name(nn_schedule s);
 int nn_parse_schedule(const char *text, nn_schedule *out);
 

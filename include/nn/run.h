@@ -22,6 +22,9 @@ typedef struct nn_run_config {
     int epochs;          /* the TOTAL, counting epochs before a resume */
     float lr, momentum, weight_decay;
     float max_norm;      /* > 0: each hidden unit's incoming weights kept within this norm */
+    float warmup_epochs; /* linear learning-rate warm-up, in epochs (may be fractional) */
+    float momentum_end;  /* momentum ramps from `momentum` to this ... */
+    float momentum_ramp_epochs; /* ... over these epochs (0: no ramp) */
     nn_schedule schedule;
 } nn_run_config;
 
@@ -46,7 +49,10 @@ enum nn_given {
     NN_GIVEN_ACCUMULATE = 1 << 12,
     NN_GIVEN_DROPOUT = 1 << 13,
     NN_GIVEN_INPUT_DROPOUT = 1 << 14,
-    NN_GIVEN_MAX_NORM = 1 << 15
+    NN_GIVEN_MAX_NORM = 1 << 15,
+    NN_GIVEN_WARMUP = 1 << 16,
+    NN_GIVEN_MOMENTUM_END = 1 << 17,
+    NN_GIVEN_MOMENTUM_RAMP = 1 << 18
 };
 
 /* The configuration of a run resumed from `saved` (read from checkpoint `path`):
