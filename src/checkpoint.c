@@ -65,6 +65,7 @@ typedef struct record {
     long long accumulate;
     double dropout, input_dropout, max_norm;
     double warmup_epochs, momentum_end, momentum_ramp_epochs;
+    long long validation;
 } record;
 
 typedef enum kind { INTEGER, REAL, TEXT } kind;
@@ -98,6 +99,7 @@ static const field fields[] = {
     OPTIONAL_FIELD("/options", warmup_epochs, REAL, 0),
     OPTIONAL_FIELD("/options", momentum_end, REAL, 0),
     OPTIONAL_FIELD("/options", momentum_ramp_epochs, REAL, 0),
+    OPTIONAL_FIELD("/options", validation, INTEGER, 0),
 };
 #undef FIELD
 #undef OPTIONAL_FIELD
@@ -129,7 +131,7 @@ static void fill_record(record *rec, const nn_train_state *s, int ranks) {
                     .seed = (long long)c->seed, .train_limit = c->train_limit, .accumulate = c->accumulate,
                     .dropout = c->spec.dropout, .input_dropout = c->spec.input_dropout, .max_norm = c->max_norm,
                     .warmup_epochs = c->warmup_epochs, .momentum_end = c->momentum_end,
-                    .momentum_ramp_epochs = c->momentum_ramp_epochs};
+                    .momentum_ramp_epochs = c->momentum_ramp_epochs, .validation = c->validation};
     snprintf(rec->nntrain_version, sizeof rec->nntrain_version, "%s", NN_VERSION);
     snprintf(rec->activation, sizeof rec->activation, "%s", nn_activation_name(m->spec.activation));
     snprintf(rec->loss, sizeof rec->loss, "%s", nn_loss_name(m->spec.loss));
@@ -393,6 +395,9 @@ static void take_record(reader *r, const record *rec, nn_checkpoint *ck) {
     c->warmup_epochs = (float)rec->warmup_epochs;
     c->momentum_end = (float)rec->momentum_end;
     c->momentum_ramp_epochs = (float)rec->momentum_ramp_epochs;
+    c->validation = (long)rec->validation;
+    if (rec->validation < 0 || rec->validation > 0x7fffffffLL)
+        reject(r, NN_ERR_INPUT, "not a valid checkpoint: validation %lld", rec->validation);
     if (!(rec->warmup_epochs >= 0 && rec->momentum_ramp_epochs >= 0 && rec->momentum_end >= 0 && rec->momentum_end < 1))
         reject(r, NN_ERR_INPUT, "not a valid checkpoint: a bad warm-up or momentum ramp");
     if (!(rec->max_norm >= 0 && rec->max_norm <= 1000))

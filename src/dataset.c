@@ -141,8 +141,8 @@ static int open_file(const char *path, MPI_Comm comm, reader *r, nn_error *err) 
 
 /* Shapes and types of /split/images and /split/labels, and the split's size after
  * `limit`: metadata, identical on every rank. */
-static int read_shape(reader *r, const char *path, const char *split, long limit, int nranks, nn_shard *out,
-                      hsize_t idims[], int *irank, hsize_t ldims[], nn_error *err) {
+static int read_shape(reader *r, const char *path, const char *split, const long range[3], int nranks,
+                      nn_shard *out, hsize_t idims[], int *irank, hsize_t ldims[], nn_error *err) {
     int lrank, status = read_num_classes(r->file, path, &out->num_classes, err);
     if (!status) status = open_dataset(r->file, path, split, "images", 2, H5S_MAX_RANK, &r->images, idims, irank, err);
     if (!status) status = open_dataset(r->file, path, split, "labels", 1, 1, &r->labels, ldims, &lrank, err);
@@ -163,7 +163,17 @@ static int read_shape(reader *r, const char *path, const char *split, long limit
         return nn_fail(err, NN_ERR_INPUT, "%s: /%s/images: the values per sample (trailing dimensions) must "
                        "multiply to 1..%llu", path, split, (unsigned long long)max_dim);
     out->dim = (int)dim;
-    out->total = limit > 0 && limit < (long)idims[0] ? limit : (long)idims[0];
+    long limit = range[0], rows = limit > 0 && limit < (long)idims[0] ? limit : (long)idims[0];
+    long first = range[1] < 0 ? rows + range[1] : range[1];
+    long end = range[2] < 0 ? rows + range[2] : range[2] == 0 || range[2] > rows ? rows : range[2];
+    if (first < 0)
+        return nn_fail(err, NN_ERR_INPUT, "%s: /%s has %ld samples, fewer than the %ld asked for", path, split, rows,
+                       -range[1]);
+    if (end <= first)
+        return nn_fail(err, NN_ERR_INPUT, "%s: /%s has %ld samples: none left after holding out %ld", path, split,
+                       rows, rows - end);
+    out->offset = first; /* where this split's rows start; each rank adds its own offset */
+    out->total = end - first;
     if (out->total < nranks)
         return nn_fail(err, NN_ERR_INPUT, "%s: %ld samples in /%s cannot be split over %d ranks", path, out->total,
                        split, nranks);
@@ -199,6 +209,12 @@ static int read_shard(reader *r, const char *path, const char *split, int rank, 
 }
 
 int nn_shard_read(const char *path, const char *split, long limit, MPI_Comm comm, nn_shard *out, nn_error *err) {
+    return nn_shard_read_rows(path, split, limit, 0, 0, comm, out, err);
+}
+
+int nn_shard_read_rows(const char *path, const char *split, long limit, long first, long end, MPI_Comm comm,
+                       nn_shard *out, nn_error *err) {
+    const long range[3] = {limit, first, end};
     int rank, nranks;
     MPI_Comm_rank(comm, &rank);
     MPI_Comm_size(comm, &nranks);
@@ -208,9 +224,11 @@ int nn_shard_read(const char *path, const char *split, long limit, MPI_Comm comm
     if (open_file(path, comm, &r, err)) return err->status;
     hsize_t idims[H5S_MAX_RANK], ldims[H5S_MAX_RANK];
     int irank = 0, *wide_labels = NULL;
-    int status = nn_comm_agree(comm, read_shape(&r, path, split, limit, nranks, out, idims, &irank, ldims, err), err);
+    int status = nn_comm_agree(comm, read_shape(&r, path, split, range, nranks, out, idims, &irank, ldims, err), err);
     if (!status) {
-        nn_shard_range(out->total, rank, nranks, &out->offset, &out->count);
+        long start = out->offset, mine;
+        nn_shard_range(out->total, rank, nranks, &mine, &out->count);
+        out->offset = start + mine;
         /* agreed before the collective reads: no rank enters them alone */
         status = nn_comm_agree(comm, allocate_shard(out, path, rank, &wide_labels, err), err);
     }

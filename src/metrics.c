@@ -20,6 +20,7 @@ void nn_metrics_print_line(FILE *out, const nn_epoch_stats *s) {
             s->epoch_seconds, s->samples_per_second,
             s->epoch_seconds > 0 ? 100.0 * s->allreduce_seconds / s->epoch_seconds : 0.0,
             s->epoch_seconds > 0 ? 100.0 * s->data_seconds / s->epoch_seconds : 0.0, s->lr);
+    if (s->has_validation) fprintf(out, "  val_acc %6.2f%%", 100.0 * s->validation_accuracy);
     if (s->checkpoint_seconds > 0) fprintf(out, "  checkpoint %.3fs", s->checkpoint_seconds);
     fputc('\n', out);
     fflush(out);
@@ -31,9 +32,13 @@ int nn_metrics_write_json(FILE *out, const nn_epoch_stats *s) {
             "{\"epoch\": %d, \"train_loss\": %.17g, \"test_loss\": %.17g, \"test_accuracy\": %.17g, "
             "\"epoch_seconds\": %.6f, \"eval_seconds\": %.6f, \"samples_per_second\": %.1f, "
             "\"allreduce_seconds\": %.6f, \"data_seconds\": %.6f, \"checkpoint_seconds\": %.6f, "
-            "\"lr\": %.9g, \"ranks\": %d, \"threads\": %d}\n",
+            "\"lr\": %.9g, \"ranks\": %d, \"threads\": %d",
             s->epoch, s->train_loss, s->test_loss, s->test_accuracy, s->epoch_seconds, s->eval_seconds,
             s->samples_per_second, s->allreduce_seconds, s->data_seconds, s->checkpoint_seconds, s->lr, s->ranks,
             s->threads);
+    if (written >= 0 && s->has_validation)
+        written = fprintf(out, ", \"validation_loss\": %.17g, \"validation_accuracy\": %.17g", s->validation_loss,
+                          s->validation_accuracy);
+    if (written >= 0) written = fprintf(out, "}\n");
     return written < 0 || fflush(out) != 0;
 }

@@ -39,6 +39,8 @@ void nn_options_print_help(FILE *out) {
         "  --weight-decay X       L2 weight decay                        [0]\n"
         "  --seed N               initialisation and shuffling           [1]\n"
         "  --train-limit N        use only the first N training samples  [all]\n"
+        "  --validation N         hold the last N of them out: train on the rest, report\n"
+        "                         their loss and accuracy each epoch     [0]\n"
         "  --metrics FILE         write one JSON object per epoch (JSON Lines) [none]\n"
         "  --checkpoint FILE      write a checkpoint after every epoch and at the end [none]\n"
         "  --checkpoint-every N   also write one every N steps (needs --checkpoint) [0: off]\n"
@@ -63,7 +65,7 @@ void nn_options_print_help(FILE *out) {
 enum option_code {
     OPT_HELP = 'h', OPT_VERSION = 256, OPT_DATA, OPT_LAYERS, OPT_ACTIVATION, OPT_LOSS, OPT_EPOCHS, OPT_BATCH,
     OPT_LR, OPT_SCHEDULE, OPT_MOMENTUM, OPT_WEIGHT_DECAY, OPT_SEED, OPT_TRAIN_LIMIT, OPT_METRICS,
-    OPT_CHECKPOINT, OPT_CHECKPOINT_EVERY, OPT_RESUME, OPT_THREADS, OPT_ALLREDUCE, OPT_TIMEOUT, OPT_ACCUMULATE, OPT_COMPRESS, OPT_DROPOUT, OPT_INPUT_DROPOUT, OPT_MAX_NORM, OPT_WARMUP, OPT_MOMENTUM_END, OPT_MOMENTUM_RAMP
+    OPT_CHECKPOINT, OPT_CHECKPOINT_EVERY, OPT_RESUME, OPT_THREADS, OPT_ALLREDUCE, OPT_TIMEOUT, OPT_ACCUMULATE, OPT_COMPRESS, OPT_DROPOUT, OPT_INPUT_DROPOUT, OPT_MAX_NORM, OPT_WARMUP, OPT_MOMENTUM_END, OPT_MOMENTUM_RAMP, OPT_VALIDATION
 };
 
 static const struct option options[] = {
@@ -94,6 +96,7 @@ static const struct option options[] = {
     {"input-dropout", required_argument, NULL, OPT_INPUT_DROPOUT},
     {"max-norm", required_argument, NULL, OPT_MAX_NORM},
     {"warmup-epochs", required_argument, NULL, OPT_WARMUP},
+    {"validation", required_argument, NULL, OPT_VALIDATION},
     {"momentum-end", required_argument, NULL, OPT_MOMENTUM_END},
     {"momentum-ramp-epochs", required_argument, NULL, OPT_MOMENTUM_RAMP},
     {NULL, 0, NULL, 0}};
@@ -118,6 +121,7 @@ static unsigned given_bit(int code) {
     case OPT_INPUT_DROPOUT: return NN_GIVEN_INPUT_DROPOUT;
     case OPT_MAX_NORM: return NN_GIVEN_MAX_NORM;
     case OPT_WARMUP: return NN_GIVEN_WARMUP;
+    case OPT_VALIDATION: return NN_GIVEN_VALIDATION;
     case OPT_MOMENTUM_END: return NN_GIVEN_MOMENTUM_END;
     case OPT_MOMENTUM_RAMP: return NN_GIVEN_MOMENTUM_RAMP;
     default: return 0;
@@ -144,6 +148,7 @@ static int apply_run_setting(nn_run_config *run, int code, const char *name, con
     case OPT_BATCH: return nn_cli_int(name, v, 1, 1000000, &run->batch_size, err);
     case OPT_ACCUMULATE: return nn_cli_int(name, v, 1, 1024, &run->accumulate, err);
     case OPT_TRAIN_LIMIT: return nn_cli_long(name, v, 1, 0x7fffffffL, &run->train_limit, err);
+    case OPT_VALIDATION: return nn_cli_long(name, v, 1, 0x7fffffffL, &run->validation, err);
     case OPT_MOMENTUM: return nn_cli_float(name, v, 0.0, 1.0, 0, &run->momentum, err);
     case OPT_DROPOUT: return nn_cli_float(name, v, 0.0, 1.0, 0, &run->spec.dropout, err);
     case OPT_INPUT_DROPOUT: return nn_cli_float(name, v, 0.0, 1.0, 0, &run->spec.input_dropout, err);

@@ -39,6 +39,9 @@ static int check_fixed(const nn_run_config *cli, unsigned given, const nn_run_co
     if ((given & NN_GIVEN_SEED) && cli->seed != saved->seed)
         return nn_fail(err, NN_ERR_INPUT, "--seed %llu conflicts with checkpoint %s (%llu)",
                        (unsigned long long)cli->seed, path, (unsigned long long)saved->seed);
+    if ((given & NN_GIVEN_VALIDATION) && cli->validation != saved->validation)
+        return nn_fail(err, NN_ERR_INPUT, "--validation %ld conflicts with checkpoint %s (%ld)", cli->validation, path,
+                       saved->validation);
     if ((given & NN_GIVEN_TRAIN_LIMIT) && cli->train_limit != saved->train_limit)
         return nn_fail(err, NN_ERR_INPUT, "--train-limit %ld conflicts with checkpoint %s (%ld)", cli->train_limit,
                        path, saved->train_limit);

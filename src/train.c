@@ -140,6 +140,12 @@ static int end_epoch(trainer *t, int epoch, const nn_epoch_clock *clock, nn_trai
     st.eval_seconds = MPI_Wtime() - t0;
     st.test_loss = scores.loss;
     st.test_accuracy = scores.accuracy;
+    if (t->cfg.validation > 0) { /* for choosing settings: the test set is for reporting only */
+        nn_evaluate(&t->eval, &t->model, &t->validation, t->comm, &scores);
+        st.has_validation = 1;
+        st.validation_loss = scores.loss;
+        st.validation_accuracy = scores.accuracy;
+    }
     st.lr = learning_rate(t, t->progress.global_step - 1);
     nn_metrics_gather(&st, clock, t->loss_sum, (double)t->steps_per_epoch * step_samples(t), (int)step_samples(t), t->comm);
     /* gathered, so the same on every rank: no NaN reaches a checkpoint or the metrics */
@@ -174,7 +180,9 @@ static void print_header(const trainer *t) {
     const nn_run_config *c = &t->cfg;
     char exchange[128];
     nn_exchange_describe(t->exchange, exchange, sizeof exchange);
-    fprintf(t->log, "nntrain: %s, %ld train / %ld test samples; network", c->data, t->train.total, t->test.total);
+    fprintf(t->log, "nntrain: %s, %ld train", c->data, t->train.total);
+    if (c->validation > 0) fprintf(t->log, " (+%ld validation)", t->validation.total);
+    fprintf(t->log, " / %ld test samples; network", t->test.total);
     for (int i = 0; i < c->spec.n_widths; i++) fprintf(t->log, "%c%d", i ? '-' : ' ', c->spec.widths[i]);
     fprintf(t->log, " %s/%s, %zu parameters; %d ranks x %d threads; batch %d", nn_activation_name(c->spec.activation),
             nn_loss_name(c->spec.loss), t->model.n_params, t->nranks, t->threads, c->batch_size);

@@ -22,7 +22,7 @@ typedef struct trainer {
     int rank, nranks, threads;
     FILE *log, *metrics;  /* log: rank 0 only (NULL elsewhere); metrics: rank 0, if asked */
     nn_checkpoint ck;     /* the checkpoint resumed from, if any */
-    nn_shard train, test;
+    nn_shard train, test, validation; /* validation: empty without --validation */
     nn_model model;
     nn_sgd sgd;
     nn_exchange *exchange;

@@ -49,7 +49,12 @@ static int check_fit(const trainer *t, nn_error *err) {
 static int load_data(trainer *t, nn_error *err) {
     const nn_run_config *c = &t->cfg;
     int status;
-    if ((status = nn_shard_read(c->data, "train", c->train_limit, t->comm, &t->train, err))) return status;
+    long held = c->validation; /* the last `held` training rows are the validation set */
+    if ((status = nn_shard_read_rows(c->data, "train", c->train_limit, 0, -held, t->comm, &t->train, err)))
+        return status;
+    if (held > 0 &&
+        (status = nn_shard_read_rows(c->data, "train", c->train_limit, -held, 0, t->comm, &t->validation, err)))
+        return status;
     if ((status = nn_shard_read(c->data, "test", 0, t->comm, &t->test, err))) return status;
     t->steps_per_epoch = t->train.total / ((long)c->batch_size * c->accumulate); /* SGD steps */
     return nn_comm_agree(t->comm, check_fit(t, err), err);
@@ -112,6 +117,7 @@ void trainer_free(trainer *t) {
     nn_model_free(&t->model);
     nn_shard_free(&t->train);
     nn_shard_free(&t->test);
+    nn_shard_free(&t->validation);
     nn_checkpoint_free(&t->ck);
 }
 

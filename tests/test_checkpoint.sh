@@ -128,7 +128,7 @@ if [ "${#ranks[@]}" -eq 2 ]; then
     for _ in $(seq 200); do sigterm_pending "${ranks[0]}" || break; sleep 0.01; done
     start=$(date +%s.%N)
     kill -TERM "${ranks[0]}"
-    ( sleep 60; kill -KILL -- -"$pid" ) 2>/dev/null & guard=$! # never let a broken build hang the test
+    ( trap 'kill "$nap"; exit 0' TERM; sleep 60 & nap=$!; wait "$nap"; kill -KILL -- -"$pid" ) 2>/dev/null & guard=$! # never let a broken build hang the test
     wait "$pid"
     rc=$?
     kill "$guard" 2>/dev/null; wait "$guard" 2>/dev/null

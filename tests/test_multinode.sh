@@ -66,7 +66,7 @@ pid=$!
 for _ in $(seq 600); do [ -f "$dir/ck.h5" ] && break; sleep 0.1; done
 "$emu" cut 2
 start=$(date +%s)
-( sleep 90; kill -KILL "$pid" ) 2>/dev/null & guard=$! # a hang guard, far beyond the 5 + 30 s allowed
+( trap 'kill "$nap"; exit 0' TERM; sleep 90 & nap=$!; wait "$nap"; kill -KILL "$pid" ) 2>/dev/null & guard=$! # a hang guard, far beyond the 5 + 30 s allowed
 wait "$pid"
 rc=$? took=$(( $(date +%s) - start ))
 kill "$guard" 2>/dev/null; wait "$guard" 2>/dev/null

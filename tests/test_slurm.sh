@@ -28,7 +28,8 @@ fi
 work=$(mktemp -d /tmp/nntrain-slurm-test.XXXXXX)
 export SLURM_DIR=$work/slurm SLURM_CONF=$work/slurm/slurm.conf SLURM_PORT=${NN_TEST_SLURM_PORT:-6917}
 export NNTRAIN_HOME=$repo NNTRAIN_BIN=$nntrain NNTRAIN_DATA=$mnist
-daemons_before=" $(pgrep -x 'slurmctld|slurmd|slurmstepd|munged' | tr '\n' ' ')"
+daemons() { for name in slurmctld slurmd slurmstepd munged; do pgrep -x "$name"; done; } # pgrep -x: one name each
+daemons_before=" $(daemons | tr '\n' ' ')"
 cleanup() {
     "$repo/scripts/slurm_local.sh" stop >/dev/null 2>&1
     rm -rf "$work"
@@ -94,7 +95,11 @@ until scontrol show job "$id" | grep -q "JobState=PENDING.*" && scontrol show jo
     sleep 0.2
 done
 requeued_after=$((SECONDS - t))
-scontrol update JobId="$id" StartTime=now # skip the requeue's BeginTime delay
+# Skip the requeue's BeginTime delay -- but not within the second of the requeue:
+# slurmd refuses a relaunch whose credential is as old as the revocation ("Killing
+# non-startable batch job: Job credential revoked"), a race the delay exists to avoid.
+sleep 2
+scontrol update JobId="$id" StartTime=now
 wait_done "$id" 300
 out=$work/run/nntrain-$id.out
 epochs=$(python3 -c 'import json,sys; print(",".join(str(json.loads(l)["epoch"]) for l in open(sys.argv[1])))' "$metrics" 2>/dev/null)
@@ -157,7 +162,7 @@ fi
 
 # --- nothing left behind ---
 left=""
-for pid in $(pgrep -x 'slurmctld|slurmd|slurmstepd|munged'); do # ones this test started
+for pid in $(daemons); do # ones this test started
     [[ "$daemons_before " == *" $pid "* ]] || left+="$(cat "/proc/$pid/comm" 2>/dev/null)[$pid] "
 done
 left+=$(ip netns list 2>/dev/null | grep -o '^nnemu-[a-z0-9]*' | tr '\n' ' ')

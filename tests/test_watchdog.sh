@@ -27,7 +27,7 @@ run_and_break() {
     pid=$!
     wait_for_file "$dir/ck.h5"
     local ranks=($(pgrep -P "$pid" nntrain))
-    ( sleep 60; kill -KILL -- -"$pid" ) 2>/dev/null & local guard=$!
+    ( trap 'kill "$nap"; exit 0' TERM; sleep 60 & nap=$!; wait "$nap"; kill -KILL -- -"$pid" ) 2>/dev/null & local guard=$!
     if [ "${#ranks[@]}" -eq 2 ]; then kill "-$1" "${ranks[1]}"; else kill -KILL -- -"$pid"; fi
     wait "$pid"
     rc=$?

@@ -32,6 +32,13 @@ void nn_shard_range(long total, int rank, int nranks, long *offset, long *count)
  * ranks, so all ranks return the same status (and rank 0 the message). */
 int nn_shard_read(const char *path, const char *split, long limit, MPI_Comm comm,
                   nn_shard *out, nn_error *err);
+
+/* The same for rows [first, end) of the split's first `limit` rows (limit <= 0: all),
+ * where a negative first or end counts back from that end (end 0: up to it): a
+ * training set without its last N rows is (limit, 0, -N), those N rows (limit, -N, 0).
+ * Sample indices (offset, messages) stay those of the file. */
+int nn_shard_read_rows(const char *path, const char *split, long limit, long first, long end, MPI_Comm comm,
+                       nn_shard *out, nn_error *err);
 void nn_shard_free(nn_shard *shard);
 
 /* Gather samples order[0..n) of the shard into x (pixel / 255, row per sample) and

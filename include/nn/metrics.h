@@ -24,6 +24,8 @@ typedef struct nn_epoch_stats {
     double data_seconds;       /* slowest rank's time assembling batches */
     double checkpoint_seconds; /* writing the end-of-epoch checkpoint (0: none) */
     double lr;                 /* learning rate at the end of the epoch */
+    int has_validation;        /* --validation: the held-out samples' scores below */
+    double validation_loss, validation_accuracy;
     int ranks, threads;
 } nn_epoch_stats;
 

@@ -17,6 +17,7 @@ typedef struct nn_run_config {
     int accumulate;      /* micro-steps per SGD step (gradient accumulation): a step's batch is batch_size x this */
     uint64_t seed;       /* initialisation and shuffling */
     long train_limit;    /* 0: all training samples */
+    long validation;     /* > 0: the last this many of them are held out for validation */
     /* may change when resuming */
     char data[NN_PATH_MAX];
     int epochs;          /* the TOTAL, counting epochs before a resume */
@@ -52,7 +53,8 @@ enum nn_given {
     NN_GIVEN_MAX_NORM = 1 << 15,
     NN_GIVEN_WARMUP = 1 << 16,
     NN_GIVEN_MOMENTUM_END = 1 << 17,
-    NN_GIVEN_MOMENTUM_RAMP = 1 << 18
+    NN_GIVEN_MOMENTUM_RAMP = 1 << 18,
+    NN_GIVEN_VALIDATION = 1 << 19
 };
 
 /* The configuration of a run resumed from `saved` (read from checkpoint `path`):
