@@ -37,6 +37,10 @@ python3 tests/make_idx.py "$out/idx"
 # huge allocations a file asks for return NULL (the code must say "out of memory")
 asan=allocator_may_return_null=1:abort_on_error=1
 export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# the harnesses' scratch files: libFuzzer ends a timed run without cleaning up
+export NN_FUZZ_SCRATCH
+NN_FUZZ_SCRATCH=$(mktemp -d /dev/shm/nntrain-fuzz.XXXXXX)
+trap 'rm -rf "$NN_FUZZ_SCRATCH"' EXIT
 total=0
 for harness in fuzz_idx fuzz_checkpoint fuzz_dataset; do
     clang "${cflags[@]}" -fsanitize=fuzzer,address,undefined "tests/fuzz/$harness.c" "${objects[@]}" \
