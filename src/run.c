@@ -11,9 +11,12 @@ void nn_run_config_defaults(nn_run_config *c) {
     c->accumulate = 1;
     c->seed = 1;
     snprintf(c->data, sizeof c->data, "data/mnist.h5");
-    c->epochs = 10;
-    c->lr = 0.3f;
+    /* chosen on a validation split (the last 10,000 training samples; README): 15
+     * epochs at lr 0.5 with weight decay 1e-4 beat 10 at 0.3 without on every seed */
+    c->epochs = 15;
+    c->lr = 0.5f;
     c->momentum = 0.9f;
+    c->weight_decay = 1e-4f;
     c->schedule = NN_SCHEDULE_COSINE;
 }
 

@@ -79,7 +79,7 @@ then ok "$name"; else fail "$name"; fi
 cp "$dir/b2.h5" "$dir/c.h5"
 train 2 --resume "$dir/c.h5" --epochs 4 --lr 0.1 --checkpoint "$dir/c.h5"
 name="resume with more epochs and another lr: runs, reports the change"
-if [ "$rc" -eq 0 ] && grep -q "changed: epochs 3->4 lr 0.3->0.1" "$dir/out" && grep -q "^epoch   4/4" "$dir/out"
+if [ "$rc" -eq 0 ] && grep -q "changed: epochs 3->4 lr 0.5->0.1" "$dir/out" && grep -q "^epoch   4/4" "$dir/out"
 then ok "$name"; else fail "$name"; fi
 
 # ---- signals ----

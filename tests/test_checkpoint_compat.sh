@@ -28,7 +28,8 @@ check "nntrain resumes the fixture (exit $?)" [ -s "$dir/resumed.jsonl" ]
 check "fixture: same accuracy as when written; resumed epoch 2 identical to the old build's" \
     python3 "$here/check_metrics.py" fixture "$expected" "$dir/eval.json" "$dir/resumed.jsonl"
 
-NNTRAIN_STOP_AT_STEP=30 timeout 300 "$mpiexec" -n 2 "$nntrain" --train-limit 3000 --epochs 2 \
+# (the fixture's settings were the defaults then: lr 0.3, no weight decay)
+NNTRAIN_STOP_AT_STEP=30 timeout 300 "$mpiexec" -n 2 "$nntrain" --train-limit 3000 --epochs 2 --lr 0.3 --weight-decay 0 \
     --checkpoint "$dir/new.h5" >"$dir/out" 2>"$dir/err"
 rc=$?
 check "the same run stops after epoch 1 (exit $rc, expected 75)" [ "$rc" -eq 75 ]

@@ -18,14 +18,15 @@ static void test_defaults(void) {
     CU_ASSERT_EQUAL(o.run.spec.n_widths, 4);
     CU_ASSERT(o.run.spec.widths[0] == 784 && o.run.spec.widths[1] == 50 && o.run.spec.widths[2] == 100 && o.run.spec.widths[3] == 10);
     CU_ASSERT_EQUAL(o.run.spec.activation, NN_ACT_SIGMOID);
-    CU_ASSERT_EQUAL(o.run.epochs, 10);
+    CU_ASSERT_EQUAL(o.run.epochs, 15);
     CU_ASSERT_EQUAL(o.run.batch_size, 100);
     CU_ASSERT_EQUAL(o.run.seed, 1);
     CU_ASSERT_EQUAL(o.run.train_limit, 0);
     CU_ASSERT_EQUAL(o.given, 0); /* nothing given: a resume takes everything from the checkpoint */
     CU_ASSERT_EQUAL(o.exchange, NN_EXCHANGE_SHM);
     CU_ASSERT_DOUBLE_EQUAL(o.timeout, 300.0, 1e-9); /* the watchdog is on by default */
-    CU_ASSERT_DOUBLE_EQUAL(o.run.lr, 0.3, 1e-7);
+    CU_ASSERT_DOUBLE_EQUAL(o.run.lr, 0.5, 1e-7);
+    CU_ASSERT_DOUBLE_EQUAL(o.run.weight_decay, 1e-4, 1e-9);
     CU_ASSERT_DOUBLE_EQUAL(o.run.momentum, 0.9, 1e-7);
     CU_ASSERT_EQUAL(o.run.schedule, NN_SCHEDULE_COSINE);
 }
