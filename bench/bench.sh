@@ -43,7 +43,7 @@ die() { echo "bench.sh: $*" >&2; exit 1; }
 note() { echo "bench.sh: $*" >&2; }
 
 cmdline="${BUILD_DIR:+BUILD_DIR=$BUILD_DIR }bench/bench.sh${*:+ $*}"
-quick=0 repeat=1 epochs_small="" epochs_large="" torch=1 install=1 out="" keep="" report="" torch_active=0 quiet_wait=30
+quick=0 repeat=1 epochs_small="" epochs_large="" torch=1 install=1 out="" keep="" report="" quiet_wait=30
 posint() { [[ $2 =~ ^[1-9][0-9]*$ ]] || { echo "bench.sh: $1 needs a positive integer, not '$2'" >&2; exit 2; }; }
 while [[ $# -gt 0 ]]; do
     case $1 in
@@ -57,7 +57,7 @@ while [[ $# -gt 0 ]]; do
             if [[ $1 == --epochs-small ]]; then epochs_small=$2; else epochs_large=$2; fi
             shift 2 ;;
         --no-torch) torch=0; shift ;;
-        --torch-active) torch_active=1; shift ;;
+        --torch-active) shift ;; # old command lines: both wait policies are searched now
         --wait-quiet) [[ $# -ge 2 && $2 =~ ^[0-9]+$ ]] || { echo "bench.sh: --wait-quiet needs seconds" >&2; exit 2; }
                       quiet_wait=$2; shift 2 ;;
         --no-install) install=0; shift ;;

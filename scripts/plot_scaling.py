@@ -5,9 +5,10 @@ writes speedup.png (against ideal), efficiency.png, breakdown.png (time per epoc
 stacked bars: compute, gradient sum, data, checkpoint), links.png (samples/s per link
 rate and --allreduce mode) and slow_link.png (compression and accumulation at 1 Gbit/s).
 Needs matplotlib (Debian: python3-matplotlib)."""
-import csv
 import os
 import sys
+
+from scaling_csv import load
 
 try:
     import matplotlib
@@ -15,20 +16,6 @@ try:
     import matplotlib.pyplot as plt
 except ImportError:
     sys.exit("plot_scaling: matplotlib is missing: apt-get install python3-matplotlib")
-
-
-def load(path):
-    with open(path) as f:
-        rows = list(csv.DictReader(f))
-    for r in rows:
-        for k in ("nodes", "ranks", "threads", "global_batch", "accumulate"):
-            r[k] = int(r[k])
-        for k in ("epoch_seconds", "samples_per_second", "compute_seconds", "sum_seconds", "data_seconds",
-                  "checkpoint_seconds", "sum_share", "test_accuracy"):
-            r[k] = float(r[k])
-        for k in ("speedup", "efficiency"):
-            r[k] = float(r[k]) if r[k] else None
-    return rows
 
 
 def layout(r):

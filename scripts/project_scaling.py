@@ -24,23 +24,20 @@ alpha = 2 us and beta = 11 GB/s: a typical 100 Gbit/s InfiniBand network (EDR/HD
 MPI latency 1-2 us, ~90% of the line rate), 16 ranks per node.
 Writes projection.md (tables) and projection.png (efficiency against nodes).
 """
-import csv
 import math
 import os
 import sys
+
+import scaling_csv
 
 PARAMS = {"reference": 45360, "784-800-800-10": 784 * 800 + 800 + 800 * 800 + 800 + 800 * 10 + 10}
 IB_ALPHA, IB_BETA, RANKS_PER_NODE, SHM_BANDWIDTH = 2e-6, 11e9, 16, 10e9
 
 
 def load(path):
-    with open(path) as f:
-        rows = list(csv.DictReader(f))
+    """The study's rows, each with its SGD steps per epoch."""
+    rows = scaling_csv.load(path)
     for r in rows:
-        for k in ("nodes", "ranks", "threads", "global_batch", "accumulate"):
-            r[k] = int(r[k])
-        for k in ("epoch_seconds", "samples_per_second", "compute_seconds", "sum_seconds", "data_seconds"):
-            r[k] = float(r[k])
         r["steps"] = r["epoch_seconds"] * r["samples_per_second"] / r["global_batch"] / r["accumulate"]
     return rows
 

@@ -9,7 +9,9 @@ import sys
 import tempfile
 
 here = os.path.dirname(os.path.abspath(__file__))
-spec = importlib.util.spec_from_file_location("project", os.path.join(here, "..", "scripts", "project_scaling.py"))
+scripts = os.path.join(here, "..", "scripts")
+sys.path.insert(0, scripts)  # project_scaling imports scaling_csv from there
+spec = importlib.util.spec_from_file_location("project", os.path.join(scripts, "project_scaling.py"))
 project = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(project)
 

@@ -32,17 +32,25 @@ static void fill(float *buf, size_t n, int iter) {
     for (size_t i = 0; i < n; i++) buf[i] = input(rank, i, iter);
 }
 
-/* Every element within 1e-6 of the reference, relative to the sum of magnitudes
- * (the bound that holds whatever the cancellation). Returns the number of misses. */
+/* The exact sum over the ranks of element i in round `iter`, and the sum of the
+ * magnitudes (what any rounding error is relative to, whatever the cancellation). */
+static double reference(size_t i, int iter, double *mag) {
+    double ref = 0;
+    *mag = 0;
+    for (int r = 0; r < nranks; r++) {
+        double x = input(r, i, iter);
+        ref += x;
+        *mag += fabs(x);
+    }
+    return ref;
+}
+
+/* Every element within 1e-6 of the reference, relative to the sum of magnitudes.
+ * Returns the number of misses. */
 static size_t check_sum(const float *got, size_t n, int iter) {
     size_t bad = 0;
     for (size_t i = 0; i < n; i++) {
-        double ref = 0, mag = 0;
-        for (int r = 0; r < nranks; r++) {
-            double x = input(r, i, iter);
-            ref += x;
-            mag += fabs(x);
-        }
+        double mag, ref = reference(i, iter, &mag);
         if (!(fabs(got[i] - ref) <= 1e-6 * mag)) {
             if (bad++ < 3) fprintf(stderr, "rank %d iter %d: [%zu] = %.9g, expected %.9g\n", rank, iter, i, got[i], ref);
         }
@@ -83,12 +91,7 @@ static const size_t sizes[] = {1, 15, 16, 17, 45361, 1276811};
 static size_t check_bf16_sum(const float *got, size_t n, int iter) {
     size_t bad = 0;
     for (size_t i = 0; i < n; i++) {
-        double ref = 0, mag = 0;
-        for (int r = 0; r < nranks; r++) {
-            double x = input(r, i, iter);
-            ref += x;
-            mag += fabs(x);
-        }
+        double mag, ref = reference(i, iter, &mag);
         uint32_t bits;
         memcpy(&bits, &got[i], sizeof bits);
         if (!(fabs(got[i] - ref) <= 2.0 * nranks * 0x1p-8 * mag) || (bits & 0xffffu)) {
