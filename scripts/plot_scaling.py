@@ -32,6 +32,21 @@ def series(rows, suite):
     return sorted(groups.items())
 
 
+def powers_of_two(top):
+    """1, 2, 4, ... up to top (at least up to 8)."""
+    ticks = [1]
+    while ticks[-1] < max(top, 8):
+        ticks.append(ticks[-1] * 2)
+    return ticks
+
+
+def host_cores(rows):
+    """The cores of the machine that measured: the ranks x threads rows span them all
+    (scaling_study splits every core between ranks and threads); else this one's."""
+    split = [r["ranks"] * r["threads"] for r in rows if r["threads"] > 1 and r["link"] == "host"]
+    return max(split) if split else os.cpu_count()
+
+
 def log_ticks(ax, ticks):
     ax.set_xticks(ticks)
     ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
@@ -48,12 +63,12 @@ def plot_speedup(rows, out, cores):
             top = max(top, max(p[0] for p in pts))
         ax.plot([1, top], [1, top], "k--", lw=1, label="ideal")
         ax.axvline(cores, color="grey", lw=0.8, ls=":")
-        ax.set(xscale="log", yscale="log", xlabel=f"ranks x threads (this machine: {cores} cores, dotted)",
+        ax.set(xscale="log", yscale="log", xlabel=f"ranks x threads (the machine measured: {cores} cores, dotted)",
                ylabel="speedup (samples/s ratio)", title=f"{suite} scaling")
-        log_ticks(ax, [1, 2, 4, 8])
+        log_ticks(ax, powers_of_two(top))
         ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
         ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax.set_yticks([0.5, 1, 2, 4, 8])
+        ax.set_yticks([0.5] + powers_of_two(top))
         ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     fig.savefig(os.path.join(out, "speedup.png"), dpi=110)
@@ -68,7 +83,7 @@ def plot_efficiency(rows, out):
         ax.axhline(100, color="k", ls="--", lw=1)
         ax.set(xscale="log", xlabel="ranks x threads", ylabel="parallel efficiency (%)", title=f"{suite} scaling",
                ylim=(0, 110))
-        log_ticks(ax, [1, 2, 4, 8])
+        log_ticks(ax, powers_of_two(max(r["ranks"] * r["threads"] for r in rows)))
         ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     fig.savefig(os.path.join(out, "efficiency.png"), dpi=110)
@@ -141,7 +156,7 @@ def main():
     rows = load(sys.argv[1])
     out = sys.argv[2]
     os.makedirs(out, exist_ok=True)
-    plot_speedup(rows, out, os.cpu_count())
+    plot_speedup(rows, out, host_cores(rows))
     plot_efficiency(rows, out)
     plot_breakdown(rows, out)
     plot_links(rows, out)

@@ -4,12 +4,14 @@ writes one CSV row per configuration, then the plots (scripts/plot_scaling.py) a
 the projection to a real cluster (scripts/project_scaling.py).
 
   scripts/scaling_study.py [--suites strong,weak,links,slow] [--out bench/scaling] [--quick]
+                           [--ranks 1,2,4,8] [--host-only] [--train-limit N]
 
 Suites (each row: nodes, ranks, threads, link rate, batch, epoch time, samples/s, the
 time split into compute / gradient sum / data / checkpoint, speedup, efficiency,
 final accuracy):
-  strong  fixed global batch and data: 1, 2, 4, 8 ranks on this host (1 thread each);
-          ranks x threads for the same 2 cores (1x2, 2x1); 1, 2, 4 emulated nodes x 1 rank
+  strong  fixed global batch and data: 1, 2, 4, 8 ranks (--ranks) on this host, 1 thread
+          each; ranks x threads over all the host's cores (here 1x2; on 16 cores 8x2, 4x4,
+          2x8, 1x16); 1, 2, 4 emulated nodes x 1 rank (not with --host-only)
   weak    fixed batch per rank (64): the same layouts, global batch 64 x ranks
   links   2 emulated nodes x 1 rank at each link rate (unshaped, 10gbit, 1gbit, 100mbit),
           every --allreduce mode, reference network and 784-800-800-10
@@ -17,7 +19,7 @@ final accuracy):
 Speedup and efficiency are against the suite's 1-rank, 1-thread run of the same
 network (weak: throughput ratio; efficiency = speedup / (ranks x threads)). Emulated
 nodes need root (scripts/emulated_nodes.sh); the rows that need them are skipped
-without it. Needs build/nntrain and data/mnist.h5.
+without it. Needs build/nntrain (or $NNTRAIN_BIN) and data/mnist.h5.
 """
 import argparse
 import csv
@@ -28,7 +30,7 @@ import sys
 import tempfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NNTRAIN = os.path.join(REPO, "build", "nntrain")
+NNTRAIN = os.environ.get("NNTRAIN_BIN") or os.path.join(REPO, "build", "nntrain")
 EMU = os.path.join(REPO, "scripts", "emulated_nodes.sh")
 REFERENCE = ["--layers", "784,50,100,10"]
 LARGE = ["--layers", "784,800,800,10", "--activation", "relu", "--lr", "0.05"]
@@ -75,8 +77,15 @@ def run(cfg, nodes, tmp, epochs, limit):
     env = mpi_env()
     env["OMP_NUM_THREADS"] = str(cfg["threads"])
     if cfg["nodes"] == 1 and cfg["link"] == "host":
-        bind = "core" if cfg["ranks"] * cfg["threads"] <= os.cpu_count() and cfg["threads"] == 1 else "none"
-        cmd = ["mpirun", "-np", str(cfg["ranks"]), "--bind-to", bind] + args
+        # each rank on its own cores while they last (threads bound inside them, as
+        # jobs/job_env.sh does); oversubscribed layouts float
+        if cfg["ranks"] * cfg["threads"] <= os.cpu_count():
+            place = ["--map-by", f"slot:PE={cfg['threads']}"]  # binds to cores (hwthreads if told to count those)
+            if cfg["threads"] > 1:
+                env.update(OMP_PROC_BIND="close", OMP_PLACES="cores")
+        else:
+            place = ["--bind-to", "none"]
+        cmd = ["mpirun", "-np", str(cfg["ranks"])] + place + args
     else:
         nodes.ensure(cfg["nodes"], cfg["link"])
         per_node = cfg["ranks"] // cfg["nodes"]
@@ -104,7 +113,7 @@ def summarise(cfg, records):
     return row
 
 
-def configs(suites, quick):
+def configs(suites, quick, host_ranks):
     """The grid, in the order it runs (grouped by emulated-node layout)."""
     nets = [("reference", REFERENCE)] if quick else [("reference", REFERENCE), ("784-800-800-10", LARGE)]
     out = []
@@ -119,9 +128,14 @@ def configs(suites, quick):
             continue
         for net in nets:
             batch = (lambda p: 512) if suite == "strong" else (lambda p: 64 * p)
-            for p in (1, 2, 4, 8):
+            for p in host_ranks:
                 add(suite, net, 1, p, 1, "host", batch(p))
-            add(suite, net, 1, 1, 2, "host", batch(1))  # the same 2 cores as threads
+            cores = os.cpu_count()
+            threads = 2
+            while threads <= cores:  # all the cores, split between ranks and threads
+                ranks = cores // threads
+                add(suite, net, 1, ranks, threads, "host", batch(ranks))
+                threads *= 2
             for n in (1, 2, 4):
                 add(suite, net, n, n, 1, "none", batch(n))
     if "links" in suites:
@@ -152,26 +166,37 @@ def main():
     ap.add_argument("--suites", default="strong,weak,links,slow")
     ap.add_argument("--out", default=os.path.join(REPO, "bench", "scaling"))
     ap.add_argument("--quick", action="store_true", help="reference network only, fewer samples")
+    ap.add_argument("--ranks", default="1,2,4,8", help="rank counts of the one-host rows")
+    ap.add_argument("--host-only", action="store_true", help="skip the emulated-node rows")
+    ap.add_argument("--train-limit", type=int, help="training samples per epoch (default 12000, quick 6000)")
     a = ap.parse_args()
+    host_ranks = [int(p) for p in a.ranks.split(",")]
     suites = set(a.suites.split(","))
     if not os.access(NNTRAIN, os.X_OK):
         sys.exit("scaling_study: build/nntrain missing: run scripts/build.sh")
-    can_emulate = os.geteuid() == 0
+    can_emulate = os.geteuid() == 0 and not a.host_only
     os.makedirs(a.out, exist_ok=True)
-    rows, nodes = [], Nodes()
+    rows, nodes, failed = [], Nodes(), 0
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            for cfg in configs(suites, a.quick):
+            for cfg in configs(suites, a.quick, host_ranks):
                 if cfg["link"] != "host" and not can_emulate:
-                    print(f"scaling_study: skipping {cfg['suite']} {cfg['nodes']} nodes (emulated nodes need root)")
+                    print(f"scaling_study: skipping {cfg['suite']} {cfg['nodes']} nodes "
+                          f"({'--host-only' if a.host_only else 'emulated nodes need root'})")
                     continue
                 slow_link = cfg["link"] in ("100mbit", "1gbit") and cfg["network"] != "reference"
-                limit = 3000 if slow_link else (6000 if a.quick else 12000)
+                limit = 3000 if slow_link else (a.train_limit or (6000 if a.quick else 12000))
                 epochs = 2 if slow_link else 3
                 print(f"scaling_study: {cfg['suite']:6} {cfg['network']:15} {cfg['nodes']} node(s) x "
                       f"{cfg['ranks'] // cfg['nodes']} rank(s) x {cfg['threads']} thread(s), link {cfg['link']}, "
                       f"{cfg['allreduce']}, compress {cfg['compress']}, accumulate {cfg['accumulate']}", flush=True)
-                rows.append(summarise(cfg, run(cfg, nodes, tmp, epochs, limit)))
+                try:
+                    rows.append(summarise(cfg, run(cfg, nodes, tmp, epochs, limit)))
+                except (RuntimeError, subprocess.TimeoutExpired) as e:
+                    # one broken layout (say, more ranks than the host can bind) costs
+                    # its row, not the rows already measured
+                    failed += 1
+                    print(f"scaling_study: FAILED, row left out: {e}", flush=True)
     finally:
         nodes.down()
     add_speedups(rows)
@@ -182,6 +207,8 @@ def main():
         for r in rows:
             w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
     print(f"scaling_study: {len(rows)} rows in {path}")
+    if failed:
+        print(f"scaling_study: {failed} configuration(s) failed (above)")
     # plots and the projection, with a python that has matplotlib (Debian's, if the
     # one running this is another)
     python = next((py for py in (sys.executable, "/usr/bin/python3")
@@ -189,6 +216,8 @@ def main():
                   sys.executable)
     for script in ("plot_scaling.py", "project_scaling.py"):
         subprocess.run([python, os.path.join(REPO, "scripts", script), path, a.out], check=False)
+    if failed:
+        sys.exit(1)
 
 
 if __name__ == "__main__":
