@@ -4,6 +4,7 @@
  * slice ends the gradients, so its sum also carries the control words behind it. */
 #include "nn/exchange.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,6 +130,58 @@ double nn_exchange_finish(nn_exchange *ex) {
     }
     ex->seconds += MPI_Wtime() - t;
     return ex->seconds;
+}
+
+double nn_exchange_finish_owned(nn_exchange *ex) {
+    if (ex->mode != NN_EXCHANGE_SHM) return nn_exchange_finish(ex);
+    double t = MPI_Wtime();
+    nn_reducer_reduce_scatter(ex->reducer);
+    ex->seconds += MPI_Wtime() - t;
+    return ex->seconds;
+}
+
+void nn_exchange_owned(const nn_exchange *ex, size_t *offset, size_t *count) {
+    size_t off = 0, len = ex->n + NN_CONTROL_WORDS;
+    if (ex->reducer) nn_reducer_slice(ex->reducer, &off, &len);
+    if (off > ex->n) off = ex->n;
+    if (off + len > ex->n) len = ex->n - off; /* the control words are no parameters */
+    *offset = off;
+    *count = len;
+}
+
+/* dst[i] = src[i] over [begin, end); returns whether any value is NaN or infinite
+ * (an integer OR over the exponent bits, so the loop stays vectorised). */
+static uint32_t copy_checked(float *restrict dst, const float *restrict src, size_t begin, size_t end) {
+    uint32_t bad = 0;
+    for (size_t i = begin; i < end; i++) {
+        uint32_t bits;
+        memcpy(&bits, &src[i], sizeof bits);
+        bad |= (bits & 0x7f800000u) == 0x7f800000u;
+        dst[i] = src[i];
+    }
+    return bad;
+}
+
+/* values[i] = the exchange buffer's, outside this rank's share (which it has). */
+static uint32_t take_others(const nn_exchange *ex, float *values) {
+    size_t off, len;
+    nn_exchange_owned(ex, &off, &len);
+    return copy_checked(values, ex->buf, 0, off) | copy_checked(values, ex->buf, off + len, ex->n);
+}
+
+double nn_exchange_publish(nn_exchange *ex, float *params, int *nonfinite) {
+    if (ex->mode != NN_EXCHANGE_SHM || nn_reducer_mode(ex->reducer) != NN_REDUCE_SHARED) return 0.0;
+    double t = MPI_Wtime();
+    nn_reducer_allgather(ex->reducer, params, ex->n);
+    if (take_others(ex, params)) *nonfinite = 1;
+    return MPI_Wtime() - t;
+}
+
+void nn_exchange_gather(nn_exchange *ex, float *values) {
+    if (ex->mode != NN_EXCHANGE_SHM || nn_reducer_mode(ex->reducer) != NN_REDUCE_SHARED) return;
+    nn_reducer_barrier(ex->reducer); /* every rank has read its buffer since the last publish */
+    nn_reducer_allgather(ex->reducer, values, ex->n);
+    take_others(ex, values);
 }
 
 void nn_exchange_describe(const nn_exchange *ex, char *out, size_t cap) {

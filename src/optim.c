@@ -35,14 +35,19 @@ static uint32_t sgd_range(float *restrict w, float *restrict v, const float *res
     return bad;
 }
 
-int nn_sgd_step(nn_sgd *sgd, float *params, const float *grads, float lr) {
-    const long n = (long)sgd->n, chunk = 16384;
-    if (n <= 4 * chunk) return (int)sgd_range(params, sgd->velocity, grads, lr, sgd->momentum, sgd->weight_decay, 0, n);
+int nn_sgd_step_range(nn_sgd *sgd, float *params, const float *grads, float lr, size_t offset, size_t count) {
+    const long begin = (long)offset, end = (long)(offset + count), chunk = 16384;
+    if (end - begin <= 4 * chunk)
+        return (int)sgd_range(params, sgd->velocity, grads, lr, sgd->momentum, sgd->weight_decay, begin, end);
     uint32_t bad = 0;
 #pragma omp parallel for schedule(static) reduction(| : bad)
-    for (long c = 0; c < n; c += chunk)
-        bad |= sgd_range(params, sgd->velocity, grads, lr, sgd->momentum, sgd->weight_decay, c, c + chunk < n ? c + chunk : n);
+    for (long c = begin; c < end; c += chunk)
+        bad |= sgd_range(params, sgd->velocity, grads, lr, sgd->momentum, sgd->weight_decay, c, c + chunk < end ? c + chunk : end);
     return (int)bad;
+}
+
+int nn_sgd_step(nn_sgd *sgd, float *params, const float *grads, float lr) {
+    return nn_sgd_step_range(sgd, params, grads, lr, 0, sgd->n);
 }
 
 float nn_schedule_lr(nn_schedule schedule, float base_lr, long step, long total_steps) {

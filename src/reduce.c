@@ -219,6 +219,58 @@ void nn_reducer_sum(nn_reducer *red) {
     node_sync(red); /* every slice is in every segment */
 }
 
+/* ---------------------------------------------------------------------------
+ * the sum in two halves, with the caller's update of its slice in between */
+
+void nn_reducer_slice(const nn_reducer *red, size_t *offset, size_t *count) {
+    if (red->mode == NN_REDUCE_SHARED) {
+        slice_of(red, red->local_rank, offset, count);
+    } else {
+        *offset = 0;
+        *count = red->n;
+    }
+}
+
+/* Two ranks: dst += other, restrict-qualified (a + b == b + a exactly, so both
+ * ranks' slices agree with the order the other sums use). */
+static void add_into(float *restrict dst, const float *restrict other, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] += other[i];
+}
+
+void nn_reducer_reduce_scatter(nn_reducer *red) {
+    if (red->mode != NN_REDUCE_SHARED) {
+        nn_reducer_sum(red);
+        return;
+    }
+    size_t off, len;
+    slice_of(red, red->local_rank, &off, &len);
+    node_sync(red); /* every rank's input is written */
+    if (len == 0) return;
+    if (red->local_size == 2)
+        add_into(red->buf + off, red->segs[1 - red->local_rank] + off, len);
+    else
+        sum_range(red, off, len, red->local_rank, red->local_rank + 1);
+    if (red->cross != MPI_COMM_NULL) nn_codec_allreduce(red->codec, red->buf, off, len, red->cross);
+}
+
+void nn_reducer_barrier(nn_reducer *red) {
+    if (red->mode == NN_REDUCE_SHARED) node_sync(red);
+}
+
+void nn_reducer_allgather(nn_reducer *red, const float *src, size_t n_src) {
+    if (red->mode != NN_REDUCE_SHARED) return;
+    size_t off, len;
+    slice_of(red, red->local_rank, &off, &len);
+    size_t split = n_src < off ? off : n_src > off + len ? off + len : n_src; /* src below, own segment above */
+    for (int j = 0; j < red->local_size; j++) {
+        if (j == red->local_rank) continue; /* the owner has its slice already */
+        float *seg = segment(red, j);
+        if (split > off) memcpy(seg + off, src + off, (split - off) * sizeof(float));
+        if (off + len > split) memcpy(seg + split, red->buf + split, (off + len - split) * sizeof(float));
+    }
+    node_sync(red); /* every slice is in every segment */
+}
+
 static int alloc_private(nn_reducer *red, nn_error *err) {
     red->private_buf = aligned_alloc(ALIGN, round_up(red->n * sizeof(float), ALIGN) + ALIGN);
     if (!red->private_buf) return nn_fail(err, NN_ERR_RUNTIME, "gradient reducer: out of memory (%zu floats)", red->n);

@@ -74,12 +74,17 @@ static step_outcome step(trainer *t, long s, nn_epoch_clock *clock) {
         loss += micro_step(t, s, micro, loss, clock);
     t->loss_sum += loss;
     nn_watchdog_beat(t->progress.global_step, NN_PHASE_SUM);
-    clock->exchange += nn_exchange_finish(t->exchange);
-    if (nn_exchange_control(t->exchange, NN_CONTROL_NONFINITE) > 0.0f) return STEP_DIVERGED; /* keep the weights */
-    /* the same update on every rank: they all see a non-finite weight, without a word */
+    clock->exchange += nn_exchange_finish_owned(t->exchange);
+    /* the SGD step on this rank's share of the parameters (all of them, unless the
+     * ranks of a node split it), then every rank gets the whole updated vector */
     long ramp = (long)((double)t->cfg.momentum_ramp_epochs * (double)t->steps_per_epoch + 0.5);
     t->sgd.momentum = nn_momentum_ramp(t->cfg.momentum, t->cfg.momentum_end, t->progress.global_step, ramp);
-    if (nn_sgd_step(&t->sgd, m->params, m->grads, learning_rate(t, t->progress.global_step))) return STEP_DIVERGED;
+    size_t offset, count;
+    nn_exchange_owned(t->exchange, &offset, &count);
+    int nonfinite = nn_sgd_step_range(&t->sgd, m->params, m->grads, learning_rate(t, t->progress.global_step), offset, count);
+    clock->exchange += nn_exchange_publish(t->exchange, m->params, &nonfinite);
+    /* every rank sees the same non-finite loss (a control word) or weight, without a word */
+    if (nonfinite || nn_exchange_control(t->exchange, NN_CONTROL_NONFINITE) > 0.0f) return STEP_DIVERGED;
     if (t->cfg.max_norm > 0.0f) nn_model_max_norm(m, t->cfg.max_norm);
     t->progress.global_step++;
     t->progress.step_in_epoch++;
@@ -98,6 +103,7 @@ static int diverged(const trainer *t, const char *what, long step, nn_error *err
 }
 
 static int save(trainer *t, nn_train_result *result, double *seconds, nn_error *err) {
+    nn_exchange_gather(t->exchange, t->sgd.velocity); /* each rank updated only its share of it */
     nn_train_state state = {&t->cfg, &t->model, &t->sgd, &t->progress, &t->shuffle_rng, t->loss_sum};
     nn_watchdog_beat(t->progress.global_step, NN_PHASE_EPOCH);
     int status = nn_checkpoint_save(t->opt.checkpoint, &state, t->comm, seconds, err);

@@ -112,6 +112,80 @@ static void test_gradient_overlapped_bf16(void) { check_distributed_gradient(NN_
  * ranks' gradients would not be the serial one */
 static void test_gradient_with_dropout(void) { check_distributed_gradient(NN_EXCHANGE_SHM, NN_COMPRESS_NONE, 0.3f); }
 
+/* This rank's slots of the global batch, forward and backward into the exchange. */
+static void local_backward(nn_model *local, nn_exchange *ex, const float *x, const uint8_t *labels) {
+    long first;
+    int n = nn_local_batch(0, BATCH, rank, nranks, &first);
+    uint8_t local_labels[BATCH];
+    for (int i = 0; i < n; i++) {
+        int slot = rank + i * nranks;
+        memcpy(nn_model_input(local) + (size_t)i * IN, x + (size_t)slot * IN, IN * sizeof(float));
+        local_labels[i] = labels[slot];
+    }
+    nn_exchange_begin(ex);
+    nn_exchange_set_control(ex, NN_CONTROL_STOP, rank == 0);
+    nn_model_forward_backward(local, local_labels, n, 1.0f / BATCH);
+}
+
+/* The trainer's step in shm mode: each rank of the node updates its share of the
+ * parameters and momentum, then publishes it. Two steps (so the momentum matters)
+ * must leave parameters bit-identical to the whole update on every rank, the
+ * gathered momentum too; a non-finite weight in one rank's share reaches every rank. */
+static void test_update_split_over_the_node(void) {
+    nn_model_spec spec = {.n_widths = 4, .widths = {IN, 16, 12, CLASSES}, .activation = NN_ACT_TANH};
+    nn_model whole, split;
+    nn_error err;
+    CU_ASSERT_EQUAL_FATAL(nn_model_create(&whole, &spec, BATCH, &err), NN_OK);
+    CU_ASSERT_EQUAL_FATAL(nn_model_create(&split, &spec, BATCH, &err), NN_OK);
+    nn_model_init(&whole, 5);
+    nn_model_init(&split, 5);
+    float x[BATCH * IN];
+    uint8_t labels[BATCH];
+    make_batch(x, labels);
+    nn_exchange *ex = NULL;
+    CU_ASSERT_EQUAL_FATAL(nn_exchange_create(&ex, MPI_COMM_WORLD, NN_EXCHANGE_SHM, NN_COMPRESS_NONE, whole.n_params, &err),
+                          NN_OK);
+    nn_model_place_grads(&whole, nn_exchange_grads(ex));
+    nn_model_place_grads(&split, nn_exchange_grads(ex));
+    nn_sgd sgd_whole, sgd_split;
+    CU_ASSERT_EQUAL_FATAL(nn_sgd_create(&sgd_whole, whole.n_params, 0.9f, 1e-4f, &err), NN_OK);
+    CU_ASSERT_EQUAL_FATAL(nn_sgd_create(&sgd_split, split.n_params, 0.9f, 1e-4f, &err), NN_OK);
+    size_t offset, count;
+    nn_exchange_owned(ex, &offset, &count);
+    if (nranks > 1) CU_ASSERT(count < whole.n_params); /* the node's ranks really split it */
+    for (int step = 0; step < 2; step++) {
+        local_backward(&whole, ex, x, labels);
+        nn_exchange_finish(ex);
+        CU_ASSERT_EQUAL(nn_sgd_step(&sgd_whole, whole.params, whole.grads, 0.1f), 0);
+
+        local_backward(&split, ex, x, labels);
+        nn_exchange_finish_owned(ex);
+        int nonfinite = nn_sgd_step_range(&sgd_split, split.params, split.grads, 0.1f, offset, count);
+        nn_exchange_publish(ex, split.params, &nonfinite);
+        CU_ASSERT_EQUAL(nonfinite, 0);
+        CU_ASSERT_EQUAL(nn_exchange_control(ex, NN_CONTROL_STOP), 1.0f); /* every rank hears rank 0 */
+        CU_ASSERT_EQUAL(memcmp(split.params, whole.params, whole.n_params * sizeof(float)), 0);
+    }
+    nn_exchange_gather(ex, sgd_split.velocity);
+    CU_ASSERT_EQUAL(memcmp(sgd_split.velocity, sgd_whole.velocity, whole.n_params * sizeof(float)), 0);
+
+    /* the last rank's share goes bad: every rank must stop */
+    local_backward(&split, ex, x, labels);
+    nn_exchange_finish_owned(ex);
+    if (rank == nranks - 1 && count > 0) split.grads[offset] = NAN;
+    int nonfinite = nn_sgd_step_range(&sgd_split, split.params, split.grads, 0.1f, offset, count);
+    nn_exchange_publish(ex, split.params, &nonfinite);
+    int everywhere = 0;
+    MPI_Allreduce(&nonfinite, &everywhere, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    CU_ASSERT_EQUAL(everywhere, 1);
+
+    nn_sgd_free(&sgd_whole);
+    nn_sgd_free(&sgd_split);
+    nn_model_free(&whole);
+    nn_model_free(&split);
+    nn_exchange_free(ex);
+}
+
 static void test_error_on_one_rank_reaches_all(void) {
     nn_error err = {0};
     int last = nranks - 1;
@@ -137,6 +211,7 @@ int main(int argc, char **argv) {
         {"overlapped per-layer sums: averaged gradient equals the serial gradient", test_gradient_overlapped},
         {"MPI_Allreduce in bf16: close to the serial gradient, not equal", test_gradient_mpi_bf16},
         {"with dropout: the ranks draw the serial run's masks (keyed by sample)", test_gradient_with_dropout},
+        {"the SGD step split over the node's ranks equals the whole step", test_update_split_over_the_node},
         {"overlapped sums in bf16: close to the serial gradient, not equal", test_gradient_overlapped_bf16},
         {"an error on one rank reaches every rank", test_error_on_one_rank_reaches_all},
         CU_TEST_INFO_NULL};

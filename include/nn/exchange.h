@@ -63,6 +63,27 @@ void nn_exchange_slice_final(void *ctx, size_t offset, size_t count);
 double nn_exchange_finish(nn_exchange *ex);
 float nn_exchange_control(const nn_exchange *ex, enum nn_control_word word);
 
+/* The training loop's way, which lets the ranks of a node split the SGD step:
+ *
+ *   nn_exchange_finish_owned   completes the sum of this rank's share only
+ *   nn_exchange_owned          that share: [offset, offset + count) of the gradients
+ *   ... update params (and the optimizer state) in the share ...
+ *   nn_exchange_publish        every rank's params become the updated ones
+ *
+ * In shm mode with several ranks on a node each rank owns one slice of the node's
+ * vector (every rank then runs 1/L of the update, and touches 1/L of the momentum);
+ * in the other modes the share is everything and publish does nothing. The control
+ * words can be read after publish. Returns: seconds spent inside the exchange. */
+double nn_exchange_finish_owned(nn_exchange *ex);
+void nn_exchange_owned(const nn_exchange *ex, size_t *offset, size_t *count);
+/* Collective. Sets *nonfinite when a value it copied from another rank's share is
+ * NaN or infinite (the owner's update saw it too: all ranks agree). */
+double nn_exchange_publish(nn_exchange *ex, float *params, int *nonfinite);
+/* Collective: a vector updated share by share (the momentum) made whole on every
+ * rank, as publish does for the parameters (before a checkpoint). Clobbers the
+ * gradients. */
+void nn_exchange_gather(nn_exchange *ex, float *values);
+
 /* For the run's header: "shm (shared memory, 1 node)", "mpi (2 nodes, bf16)", ... */
 void nn_exchange_describe(const nn_exchange *ex, char *out, size_t cap);
 

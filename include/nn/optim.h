@@ -22,6 +22,9 @@ void nn_sgd_free(nn_sgd *sgd);
  * With momentum 0 and weight decay 0 this is plain w -= lr * g. Returns non-zero
  * when any updated weight is NaN or infinite (training has diverged). */
 int nn_sgd_step(nn_sgd *sgd, float *params, const float *grads, float lr);
+/* The same step on elements [offset, offset + count) only (a rank's share when the
+ * ranks of a node split the update); the velocity outside it is left alone. */
+int nn_sgd_step_range(nn_sgd *sgd, float *params, const float *grads, float lr, size_t offset, size_t count);
 
 /* Learning rate for a step: constant, or cosine-annealed from base_lr at step 0 to 0
  * at total_steps. */

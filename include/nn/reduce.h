@@ -29,6 +29,29 @@ float *nn_reducer_buffer(nn_reducer *red);
  * ranks, bit-identical on every rank. */
 void nn_reducer_sum(nn_reducer *red);
 
+/* The same sum in two halves, so that each rank can update only its share of the
+ * parameters (the SGD step sharded over the node's ranks, as ZeRO stage 1 shards the
+ * optimizer state) between them:
+ *
+ *   nn_reducer_reduce_scatter  afterwards buffer[offset, offset + count) (from
+ *                              nn_reducer_slice) holds the sum over all ranks;
+ *                              the rest of the buffer is undefined
+ *   ... the rank updates its slice ...
+ *   nn_reducer_allgather(src, n_src)   every rank's slice goes to every other rank:
+ *                              outside its own slice, a rank's buffer then holds
+ *                              the owners' src below n_src and their sums above
+ *                              (its own slice keeps the sum)
+ *
+ * Shared mode: the slices differ per local rank (and are the same on every node);
+ * other modes: the slice is the whole vector, reduce_scatter is nn_reducer_sum and
+ * allgather does nothing. All are collective. allgather writes into the other
+ * ranks' buffers at once: call it after a reduce_scatter or nn_reducer_barrier,
+ * whose barrier keeps it from overwriting what a rank still reads of the last one. */
+void nn_reducer_slice(const nn_reducer *red, size_t *offset, size_t *count);
+void nn_reducer_reduce_scatter(nn_reducer *red);
+void nn_reducer_allgather(nn_reducer *red, const float *src, size_t n_src);
+void nn_reducer_barrier(nn_reducer *red); /* the node's ranks (shared mode; else nothing) */
+
 /* Collective. NULL is allowed (and then it is not collective). */
 void nn_reducer_free(nn_reducer *red);
 
