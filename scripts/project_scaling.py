@@ -10,7 +10,10 @@ The model. A step of G samples on N nodes of R ranks each costs
                     is measured (1-rank run of the same network on this host);
   t_node_sum      = 2 S / b_shm: the shared-memory sum within a node (each rank reads
                     its slice of every segment, then writes the result back), with
-                    S = 4 P bytes and b_shm = 10 GB/s assumed; zero with one rank per node;
+                    S = 4 P bytes and b_shm = 3.5 GB/s, measured with 16 ranks on a
+                    16-core node (bench/scaling/host16: 784-800-800-10's 5.1 MB sum took
+                    2.8-3.2 ms a step, waits for the slowest rank included; 10 GB/s had
+                    been assumed before); zero with one rank per node;
   t_between_nodes = 2 log2(N) alpha + 2 (N - 1) / N * S_wire / beta: Allreduce as a
                     reduce-scatter and an allgather by recursive halving and doubling
                     (Rabenseifner's algorithm, what MPI libraries use for large
@@ -31,7 +34,7 @@ import sys
 import scaling_csv
 
 PARAMS = {"reference": 45360, "784-800-800-10": 784 * 800 + 800 + 800 * 800 + 800 + 800 * 10 + 10}
-IB_ALPHA, IB_BETA, RANKS_PER_NODE, SHM_BANDWIDTH = 2e-6, 11e9, 16, 10e9
+IB_ALPHA, IB_BETA, RANKS_PER_NODE, SHM_BANDWIDTH = 2e-6, 11e9, 16, 3.5e9
 
 
 def load(path):
