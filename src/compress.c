@@ -2,6 +2,7 @@
  * operation on 16-bit words: MPI moves half the bytes, and any reduction algorithm
  * MPI picks (ring, recursive doubling) works on them unchanged. */
 #include "nn/compress.h"
+#include "nn/names.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -18,12 +19,10 @@ static const char *const names[] = {"none", "bf16"};
 const char *nn_compress_name(nn_compress c) { return names[c]; }
 
 int nn_compress_parse(const char *text, nn_compress *out) {
-    for (int i = 0; i < 2; i++)
-        if (!strcmp(text, names[i])) {
-            *out = (nn_compress)i;
-            return NN_OK;
-        }
-    return NN_ERR_INPUT;
+    int i = nn_name_index(text, names, NN_COUNT_OF(names));
+    if (i < 0) return NN_ERR_INPUT;
+    *out = (nn_compress)i;
+    return NN_OK;
 }
 
 static inline uint32_t bits_of(float x) {

@@ -12,6 +12,7 @@
 #include "nn/comm.h"
 #include "nn/model.h" /* NN_MAX_LAYERS: at most one slice per layer */
 #include "nn/reduce.h"
+#include "nn/names.h"
 
 enum { MAX_SLICES = NN_MAX_LAYERS, ALIGN = 64 };
 
@@ -36,12 +37,10 @@ static const char *const mode_names[] = {"shm", "mpi", "overlap"};
 const char *nn_exchange_mode_name(nn_exchange_mode mode) { return mode_names[mode]; }
 
 int nn_exchange_mode_parse(const char *text, nn_exchange_mode *out) {
-    for (int i = 0; i < 3; i++)
-        if (!strcmp(text, mode_names[i])) {
-            *out = (nn_exchange_mode)i;
-            return NN_OK;
-        }
-    return NN_ERR_INPUT;
+    int i = nn_name_index(text, mode_names, NN_COUNT_OF(mode_names));
+    if (i < 0) return NN_ERR_INPUT;
+    *out = (nn_exchange_mode)i;
+    return NN_OK;
 }
 
 int nn_exchange_create(nn_exchange **out, MPI_Comm comm, nn_exchange_mode mode, nn_compress compress,

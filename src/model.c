@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "nn/rng.h"
+#include "nn/names.h"
 
 /* ---- specs ---- */
 
@@ -15,15 +16,17 @@ const char *nn_activation_name(nn_activation a) { return activation_names[a]; }
 const char *nn_loss_name(nn_loss l) { return loss_names[l]; }
 
 int nn_parse_activation(const char *text, nn_activation *out) {
-    for (int i = 0; i < 3; i++)
-        if (!strcmp(text, activation_names[i])) { *out = (nn_activation)i; return NN_OK; }
-    return NN_ERR_INPUT;
+    int i = nn_name_index(text, activation_names, NN_COUNT_OF(activation_names));
+    if (i < 0) return NN_ERR_INPUT;
+    *out = (nn_activation)i;
+    return NN_OK;
 }
 
 int nn_parse_loss(const char *text, nn_loss *out) {
-    for (int i = 0; i < 2; i++)
-        if (!strcmp(text, loss_names[i])) { *out = (nn_loss)i; return NN_OK; }
-    return NN_ERR_INPUT;
+    int i = nn_name_index(text, loss_names, NN_COUNT_OF(loss_names));
+    if (i < 0) return NN_ERR_INPUT;
+    *out = (nn_loss)i;
+    return NN_OK;
 }
 
 int nn_spec_check_data(const nn_model_spec *spec, int dim, int classes, const char *data, const char *whose,

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nn/names.h"
+
 int nn_sgd_create(nn_sgd *sgd, size_t n, float momentum, float weight_decay, nn_error *err) {
     sgd->momentum = momentum;
     sgd->weight_decay = weight_decay;
@@ -74,7 +76,8 @@ static const char *const schedule_names[] = {"constant", "cosine"};
 const char *nn_schedule_name(nn_schedule s) { return schedule_names[s]; }
 
 int nn_parse_schedule(const char *text, nn_schedule *out) {
-    for (int i = 0; i < 2; i++)
-        if (!strcmp(text, schedule_names[i])) { *out = (nn_schedule)i; return 0; }
-    return 2;
+    int i = nn_name_index(text, schedule_names, NN_COUNT_OF(schedule_names));
+    if (i < 0) return NN_ERR_INPUT;
+    *out = (nn_schedule)i;
+    return NN_OK;
 }
