@@ -1,8 +1,9 @@
 /* The training loop. Per step, for each of its --accumulate micro-steps: assemble
  * this rank's part of the global micro-batch, forward and loss, backward with scale
  * 1/(global batch of the step) added straight into the gradient exchange's buffer;
- * then one sum over the ranks (which then holds the gradient of the mean loss over
- * the step's batch, and the control words), and the same SGD step on every rank.
+ * then one sum over the ranks (the gradient of the mean loss over the step's batch,
+ * and the control words), the SGD step (each rank of a node doing its share of it in
+ * shm mode), and every rank holds the same updated parameters.
  * Per epoch: distributed evaluation, one log line, a checkpoint. Building the run
  * (resume, data, buffers) lives in trainer_setup.c. */
 #include "nn/train.h"
