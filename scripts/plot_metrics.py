@@ -46,6 +46,9 @@ def main():
         ep = [r["epoch"] for r in rows]
         line, = ax[0][0].plot(ep, [r["train_loss"] for r in rows], "-", label=f"{label} train")
         ax[0][0].plot(ep, [r["test_loss"] for r in rows], "--", color=line.get_color(), label=f"{label} test")
+        if "validation_loss" in rows[0]:
+            ax[0][0].plot(ep, [r["validation_loss"] for r in rows], ":", color=line.get_color(),
+                          label=f"{label} validation")
         ax[0][1].plot(ep, [100 * r["test_accuracy"] for r in rows], "-", color=line.get_color(), label=f"{label} test")
         if "validation_accuracy" in rows[0]:
             ax[0][1].plot(ep, [100 * r["validation_accuracy"] for r in rows], ":", color=line.get_color(),
