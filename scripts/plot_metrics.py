@@ -68,6 +68,7 @@ def main():
     if a.title:
         fig.suptitle(a.title)
     fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     fig.savefig(a.out, dpi=110)
     print(f"plot_metrics: {a.out}")
 
