@@ -177,9 +177,17 @@ static void sum2_both(float *restrict a, float *restrict b, size_t n) {
     }
 }
 
+/* Two ranks, the sum into one of them: dst += other (a + b == b + a exactly, so it
+ * agrees with the order the other loops use). */
+static void add_into(float *restrict dst, const float *restrict other, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] += other[i];
+}
+
 static void sum_range(const nn_reducer *red, size_t off, size_t len, int first, int last) {
     if (red->local_size == 2 && first == 0 && last == 2)
         sum2_both(red->segs[0] + off, red->segs[1] + off, len);
+    else if (red->local_size == 2 && last == first + 1)
+        add_into(red->segs[first] + off, red->segs[1 - first] + off, len);
     else
         sum_lines(red->segs, red->local_size, first, last, off, len);
 }
@@ -231,12 +239,6 @@ void nn_reducer_slice(const nn_reducer *red, size_t *offset, size_t *count) {
     }
 }
 
-/* Two ranks: dst += other, restrict-qualified (a + b == b + a exactly, so both
- * ranks' slices agree with the order the other sums use). */
-static void add_into(float *restrict dst, const float *restrict other, size_t n) {
-    for (size_t i = 0; i < n; i++) dst[i] += other[i];
-}
-
 void nn_reducer_reduce_scatter(nn_reducer *red) {
     if (red->mode != NN_REDUCE_SHARED) {
         nn_reducer_sum(red);
@@ -246,10 +248,7 @@ void nn_reducer_reduce_scatter(nn_reducer *red) {
     slice_of(red, red->local_rank, &off, &len);
     node_sync(red); /* every rank's input is written */
     if (len == 0) return;
-    if (red->local_size == 2)
-        add_into(red->buf + off, red->segs[1 - red->local_rank] + off, len);
-    else
-        sum_range(red, off, len, red->local_rank, red->local_rank + 1);
+    sum_range(red, off, len, red->local_rank, red->local_rank + 1);
     if (red->cross != MPI_COMM_NULL) nn_codec_allreduce(red->codec, red->buf, off, len, red->cross);
 }
 
