@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "nn/comm.h"
+#include "nn/fastmath.h"
 #include "nn/model.h" /* NN_MAX_LAYERS: at most one slice per layer */
 #include "nn/reduce.h"
 #include "nn/names.h"
@@ -148,14 +149,11 @@ void nn_exchange_owned(const nn_exchange *ex, size_t *offset, size_t *count) {
     *count = len;
 }
 
-/* dst[i] = src[i] over [begin, end); returns whether any value is NaN or infinite
- * (an integer OR over the exponent bits, so the loop stays vectorised). */
+/* dst[i] = src[i] over [begin, end); returns whether any value is NaN or infinite. */
 static uint32_t copy_checked(float *restrict dst, const float *restrict src, size_t begin, size_t end) {
     uint32_t bad = 0;
     for (size_t i = begin; i < end; i++) {
-        uint32_t bits;
-        memcpy(&bits, &src[i], sizeof bits);
-        bad |= (bits & 0x7f800000u) == 0x7f800000u;
+        bad |= nn_nonfinite_bits(src[i]);
         dst[i] = src[i];
     }
     return bad;
@@ -168,8 +166,13 @@ static uint32_t take_others(const nn_exchange *ex, float *values) {
     return copy_checked(values, ex->buf, 0, off) | copy_checked(values, ex->buf, off + len, ex->n);
 }
 
+/* Whether the node's ranks split the update (shm mode over a shared window). */
+static int update_split(const nn_exchange *ex) {
+    return ex->mode == NN_EXCHANGE_SHM && nn_reducer_mode(ex->reducer) == NN_REDUCE_SHARED;
+}
+
 double nn_exchange_publish(nn_exchange *ex, float *params, int *nonfinite) {
-    if (ex->mode != NN_EXCHANGE_SHM || nn_reducer_mode(ex->reducer) != NN_REDUCE_SHARED) return 0.0;
+    if (!update_split(ex)) return 0.0;
     double t = MPI_Wtime();
     nn_reducer_allgather(ex->reducer, params, ex->n);
     if (take_others(ex, params)) *nonfinite = 1;
@@ -177,7 +180,7 @@ double nn_exchange_publish(nn_exchange *ex, float *params, int *nonfinite) {
 }
 
 void nn_exchange_gather(nn_exchange *ex, float *values) {
-    if (ex->mode != NN_EXCHANGE_SHM || nn_reducer_mode(ex->reducer) != NN_REDUCE_SHARED) return;
+    if (!update_split(ex)) return;
     nn_reducer_barrier(ex->reducer); /* every rank has read its buffer since the last publish */
     nn_reducer_allgather(ex->reducer, values, ex->n);
     take_others(ex, values);

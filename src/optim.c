@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nn/fastmath.h"
 #include "nn/names.h"
 
 int nn_sgd_create(nn_sgd *sgd, size_t n, float momentum, float weight_decay, nn_error *err) {
@@ -30,9 +31,7 @@ static uint32_t sgd_range(float *restrict w, float *restrict v, const float *res
     for (long i = begin; i < end; i++) {
         v[i] = mu * v[i] + g[i] + wd * w[i];
         w[i] -= lr * v[i];
-        uint32_t bits;
-        memcpy(&bits, &w[i], sizeof bits);
-        bad |= (bits & 0x7f800000u) == 0x7f800000u;
+        bad |= nn_nonfinite_bits(w[i]);
     }
     return bad;
 }

@@ -1,5 +1,6 @@
-/* exp for the element-wise loops, written so the compiler vectorises it (libm's
- * expf is a scalar call per element): range reduction x = n ln2 + r, a degree-6
+/* Float helpers for the element-wise loops, written so the compiler vectorises them.
+ *
+ * nn_expf: libm's expf is a scalar call per element; range reduction x = n ln2 + r, a degree-6
  * polynomial for e^r on |r| <= ln2/2 (Cephes' coefficients), scaling by 2^n through
  * the exponent bits. Relative error within 4 ulp (test_layers checks it over the
  * whole range); inputs are clamped to [-87.3, 88.3], where the result stays a
@@ -9,6 +10,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 static inline float nn_expf(float x) {
     x = x < -87.3f ? -87.3f : x > 88.3f ? 88.3f : x;
@@ -24,6 +26,14 @@ static inline float nn_expf(float x) {
     p = p * r * r + r + 1.0f;
     union { int32_t i; float f; } scale = {.i = ((int32_t)n + 127) << 23};
     return p * scale.f;
+}
+
+/* 1 when x is NaN or infinite (exponent bits all ones), else 0: an integer test, so
+ * a loop can OR it over every value it writes and stay vectorised. */
+static inline uint32_t nn_nonfinite_bits(float x) {
+    uint32_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    return (bits & 0x7f800000u) == 0x7f800000u;
 }
 
 #endif
