@@ -25,18 +25,43 @@ static void make_batch(float *x, uint8_t *labels) {
     for (int i = 0; i < BATCH; i++) labels[i] = (uint8_t)nn_rng_below(&rng, CLASSES);
 }
 
+/* Two models of one spec with the same initial parameters. */
+static void create_pair(const nn_model_spec *spec, nn_model *a, nn_model *b) {
+    nn_error err;
+    CU_ASSERT_EQUAL_FATAL(nn_model_create(a, spec, BATCH, &err), NN_OK);
+    CU_ASSERT_EQUAL_FATAL(nn_model_create(b, spec, BATCH, &err), NN_OK);
+    nn_model_init(a, 5);
+    nn_model_init(b, 5);
+}
+
+/* As the trainer does: this rank's slots of the global batch (dealt round-robin; ids,
+ * if given, get each slot's index for the dropout key), a step begun with `stopper`
+ * asking to stop, forward and backward straight into the exchange's buffer. */
+static void local_backward(nn_model *local, nn_exchange *ex, const float *x, const uint8_t *labels, uint64_t *ids,
+                           int stopper) {
+    long first;
+    int n = nn_local_batch(0, BATCH, rank, nranks, &first);
+    uint8_t local_labels[BATCH];
+    for (int i = 0; i < n; i++) {
+        int slot = rank + i * nranks;
+        memcpy(nn_model_input(local) + (size_t)i * IN, x + (size_t)slot * IN, IN * sizeof(float));
+        local_labels[i] = labels[slot];
+        if (ids) ids[i] = (uint64_t)slot;
+    }
+    nn_exchange_begin(ex);
+    nn_exchange_set_control(ex, NN_CONTROL_STOP, rank == stopper);
+    nn_model_forward_backward(local, local_labels, n, 1.0f / BATCH);
+}
+
 /* The ranks' gradients summed by the gradient exchange, in the given mode. */
 static void check_distributed_gradient(nn_exchange_mode mode, nn_compress compress, float dropout) {
     nn_model_spec spec = {.n_widths = 4, .widths = {IN, 16, 12, CLASSES}, .activation = NN_ACT_TANH,
                           .input_dropout = dropout / 2, .dropout = dropout};
     nn_model local, whole;
     nn_error err;
-    CU_ASSERT_EQUAL_FATAL(nn_model_create(&local, &spec, BATCH, &err), NN_OK);
-    CU_ASSERT_EQUAL_FATAL(nn_model_create(&whole, &spec, BATCH, &err), NN_OK);
-    nn_model_init(&local, 5);
-    nn_model_init(&whole, 5);
+    create_pair(&spec, &local, &whole);
     float x[BATCH * IN];
-    uint8_t labels[BATCH], local_labels[BATCH];
+    uint8_t labels[BATCH];
     make_batch(x, labels);
 
     /* serial: the whole batch on one process (dropout masks keyed by each sample's
@@ -48,25 +73,15 @@ static void check_distributed_gradient(nn_exchange_mode mode, nn_compress compre
     memcpy(nn_model_input(&whole), x, sizeof x);
     nn_model_forward_backward(&whole, labels, BATCH, 1.0f / BATCH);
 
-    /* distributed: this rank's slots of the batch, then one sum over the ranks */
-    long first;
-    int n = nn_local_batch(0, BATCH, rank, nranks, &first);
-    for (int i = 0; i < n; i++) {
-        int slot = rank + i * nranks; /* slots are dealt round-robin */
-        memcpy(nn_model_input(&local) + (size_t)i * IN, x + (size_t)slot * IN, IN * sizeof(float));
-        local_labels[i] = labels[slot];
-        local_ids[i] = (uint64_t)slot;
-    }
-    /* as the trainer does: the model computes straight into the exchange's buffer
-     * (shared memory in shm mode) and hands over each final slice (overlap mode) */
+    /* distributed: this rank's slots of the batch, computed straight into the
+     * exchange's buffer (shared memory in shm mode), each final slice handed over
+     * (overlap mode), then one sum over the ranks */
     nn_exchange *ex = NULL;
     CU_ASSERT_EQUAL_FATAL(nn_exchange_create(&ex, MPI_COMM_WORLD, mode, compress, local.n_params, &err), NN_OK);
     nn_model_place_grads(&local, nn_exchange_grads(ex));
     local.slice_final = nn_exchange_slice_final;
     local.slice_final_ctx = ex;
-    nn_exchange_begin(ex);
-    nn_exchange_set_control(ex, NN_CONTROL_STOP, rank == nranks - 1); /* one rank asks to stop */
-    nn_model_forward_backward(&local, local_labels, n, 1.0f / BATCH);
+    local_backward(&local, ex, x, labels, local_ids, nranks - 1); /* the last rank asks to stop */
     nn_exchange_finish(ex);
     CU_ASSERT_EQUAL(nn_exchange_control(ex, NN_CONTROL_STOP), 1.0f); /* every rank hears of it */
     CU_ASSERT_EQUAL(nn_exchange_control(ex, NN_CONTROL_NONFINITE), 0.0f);
@@ -112,21 +127,6 @@ static void test_gradient_overlapped_bf16(void) { check_distributed_gradient(NN_
  * ranks' gradients would not be the serial one */
 static void test_gradient_with_dropout(void) { check_distributed_gradient(NN_EXCHANGE_SHM, NN_COMPRESS_NONE, 0.3f); }
 
-/* This rank's slots of the global batch, forward and backward into the exchange. */
-static void local_backward(nn_model *local, nn_exchange *ex, const float *x, const uint8_t *labels) {
-    long first;
-    int n = nn_local_batch(0, BATCH, rank, nranks, &first);
-    uint8_t local_labels[BATCH];
-    for (int i = 0; i < n; i++) {
-        int slot = rank + i * nranks;
-        memcpy(nn_model_input(local) + (size_t)i * IN, x + (size_t)slot * IN, IN * sizeof(float));
-        local_labels[i] = labels[slot];
-    }
-    nn_exchange_begin(ex);
-    nn_exchange_set_control(ex, NN_CONTROL_STOP, rank == 0);
-    nn_model_forward_backward(local, local_labels, n, 1.0f / BATCH);
-}
-
 /* The trainer's step in shm mode: each rank of the node updates its share of the
  * parameters and momentum, then publishes it. Two steps (so the momentum matters)
  * must leave parameters bit-identical to the whole update on every rank, the
@@ -135,10 +135,7 @@ static void test_update_split_over_the_node(void) {
     nn_model_spec spec = {.n_widths = 4, .widths = {IN, 16, 12, CLASSES}, .activation = NN_ACT_TANH};
     nn_model whole, split;
     nn_error err;
-    CU_ASSERT_EQUAL_FATAL(nn_model_create(&whole, &spec, BATCH, &err), NN_OK);
-    CU_ASSERT_EQUAL_FATAL(nn_model_create(&split, &spec, BATCH, &err), NN_OK);
-    nn_model_init(&whole, 5);
-    nn_model_init(&split, 5);
+    create_pair(&spec, &whole, &split);
     float x[BATCH * IN];
     uint8_t labels[BATCH];
     make_batch(x, labels);
@@ -154,11 +151,11 @@ static void test_update_split_over_the_node(void) {
     nn_exchange_owned(ex, &offset, &count);
     if (nranks > 1) CU_ASSERT(count < whole.n_params); /* the node's ranks really split it */
     for (int step = 0; step < 2; step++) {
-        local_backward(&whole, ex, x, labels);
+        local_backward(&whole, ex, x, labels, NULL, 0);
         nn_exchange_finish(ex);
         CU_ASSERT_EQUAL(nn_sgd_step(&sgd_whole, whole.params, whole.grads, 0.1f), 0);
 
-        local_backward(&split, ex, x, labels);
+        local_backward(&split, ex, x, labels, NULL, 0);
         nn_exchange_finish_owned(ex);
         int nonfinite = nn_sgd_step_range(&sgd_split, split.params, split.grads, 0.1f, offset, count);
         nn_exchange_publish(ex, split.params, &nonfinite);
@@ -170,7 +167,7 @@ static void test_update_split_over_the_node(void) {
     CU_ASSERT_EQUAL(memcmp(sgd_split.velocity, sgd_whole.velocity, whole.n_params * sizeof(float)), 0);
 
     /* the last rank's share goes bad: every rank must stop */
-    local_backward(&split, ex, x, labels);
+    local_backward(&split, ex, x, labels, NULL, 0);
     nn_exchange_finish_owned(ex);
     if (rank == nranks - 1 && count > 0) split.grads[offset] = NAN;
     int nonfinite = nn_sgd_step_range(&sgd_split, split.params, split.grads, 0.1f, offset, count);
