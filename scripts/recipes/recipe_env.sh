@@ -10,7 +10,7 @@ recipe_run() {
     shift 2
     [ -x build/nntrain ] && [ -x build/nnprep ] || scripts/build.sh
     local own_data=1
-    for arg in "$@"; do [ "$arg" = --data ] && own_data=0; done
+    for arg in "$@"; do case $arg in --data | --data=*) own_data=0 ;; esac; done
     if [ "$own_data" -eq 1 ] && [ ! -f "$data" ]; then "$fetch" --out "$data"; fi
     . scripts/mpi_env.sh
     local np=${NP:-2}
