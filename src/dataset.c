@@ -244,6 +244,11 @@ static void convert_row(const uint8_t *restrict src, float *restrict dst, int di
     for (int d = 0; d < dim; d++) dst[d] = src[d] * (1.0f / 255.0f);
 }
 
+void nn_shard_prefetch(const nn_shard *shard, uint32_t row) {
+    const char *p = (const char *)shard->images + (size_t)row * shard->dim;
+    for (int b = 0; b < shard->dim; b += 64) __builtin_prefetch(p + b, 0, 1); /* to L2, not L1 */
+}
+
 void nn_shard_gather(const nn_shard *shard, const uint32_t *order, int n, float *x, uint8_t *labels) {
     const int dim = shard->dim;
     enum { AHEAD = 4 }; /* rows in flight: the rows are random, so the hardware cannot guess them */

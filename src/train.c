@@ -20,15 +20,6 @@
 #include "nn/watchdog.h"
 #include "trainer.h"
 
-/* Count of slots g in [0, n) with g % nranks == rank. */
-static long slots_below(long n, int rank, int nranks) { return n > rank ? (n - rank - 1) / nranks + 1 : 0; }
-
-int nn_local_batch(long step, int batch, int rank, int nranks, long *first) {
-    long begin = step * batch, end = begin + batch;
-    *first = slots_below(begin, rank, nranks);
-    return (int)(slots_below(end, rank, nranks) - *first);
-}
-
 /* Samples in one SGD step: the global batch of each micro-step, times their number. */
 static long step_samples(const trainer *t) { return (long)t->cfg.batch_size * t->cfg.accumulate; }
 
@@ -45,14 +36,8 @@ static float learning_rate(const trainer *t, long global_step) {
 static double micro_step(trainer *t, long s, int micro, double loss, nn_epoch_clock *clock) {
     nn_model *m = &t->model;
     int k = t->cfg.accumulate;
-    long first;
-    int n = nn_local_batch(s * k + micro, t->cfg.batch_size, t->rank, t->nranks, &first);
     double t0 = MPI_Wtime();
-    for (int i = 0; i < n; i++) { /* wraps when a rank's share exceeds its shard by a few */
-        t->batch_rows[i] = t->order[(first + i) % t->train.count];
-        t->sample_ids[i] = (uint64_t)(t->train.offset + t->batch_rows[i]);
-    }
-    nn_shard_gather(&t->train, t->batch_rows, n, nn_model_input(m), t->labels);
+    int n = trainer_load_batch(t, s * k + micro);
     clock->data += MPI_Wtime() - t0;
     m->dropout_key = (nn_dropout_key){.seed = t->cfg.seed, .step = (uint64_t)(t->progress.global_step * k + micro),
                                       .samples = t->sample_ids, .training = true};

@@ -48,6 +48,11 @@ void trainer_free(trainer *t); /* collective */
 /* A fresh permutation of the local shard for `epoch`, from (seed, epoch, rank). */
 void trainer_shuffle(trainer *t, int epoch);
 
+/* This rank's part of micro-batch `micro` of the epoch (counted from its start):
+ * its rows, sample ids, inputs and labels; returns how many. Starts fetching the
+ * next one's rows from memory (batch.c). */
+int trainer_load_batch(trainer *t, long micro);
+
 /* Collective, at the start of a resumed run: the epoch in progress continues where
  * it stopped (same permutation, the loss summed so far). */
 int trainer_restore_epoch(trainer *t, nn_error *err);

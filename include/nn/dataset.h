@@ -41,6 +41,9 @@ int nn_shard_read_rows(const char *path, const char *split, long limit, long fir
                        nn_shard *out, nn_error *err);
 void nn_shard_free(nn_shard *shard);
 
+/* Asks the memory system for row `row` of the shard's images, without waiting. */
+void nn_shard_prefetch(const nn_shard *shard, uint32_t row);
+
 /* Gather samples order[0..n) of the shard into x (pixel / 255, row per sample) and
  * their labels: the batch assembly of one training or evaluation step. */
 void nn_shard_gather(const nn_shard *shard, const uint32_t *order, int n, float *x, uint8_t *labels);
