@@ -25,8 +25,11 @@ static long step_samples(const trainer *t) { return (long)t->cfg.batch_size * t-
 
 typedef enum step_outcome { STEP_DONE, STEP_STOP, STEP_DIVERGED } step_outcome;
 
+/* A length given in (fractional) epochs, in whole steps. */
+static long epochs_to_steps(const trainer *t, double epochs) { return (long)(epochs * (double)t->steps_per_epoch + 0.5); }
+
 static float learning_rate(const trainer *t, long global_step) {
-    long warmup = (long)((double)t->cfg.warmup_epochs * (double)t->steps_per_epoch + 0.5);
+    long warmup = epochs_to_steps(t, t->cfg.warmup_epochs);
     return nn_schedule_lr_warm(t->cfg.schedule, t->cfg.lr, global_step, t->steps_per_epoch * t->cfg.epochs, warmup);
 }
 
@@ -63,7 +66,7 @@ static step_outcome step(trainer *t, long s, nn_epoch_clock *clock) {
     clock->exchange += nn_exchange_finish_owned(t->exchange);
     /* the SGD step on this rank's share of the parameters (all of them, unless the
      * ranks of a node split it), then every rank gets the whole updated vector */
-    long ramp = (long)((double)t->cfg.momentum_ramp_epochs * (double)t->steps_per_epoch + 0.5);
+    long ramp = epochs_to_steps(t, t->cfg.momentum_ramp_epochs);
     t->sgd.momentum = nn_momentum_ramp(t->cfg.momentum, t->cfg.momentum_end, t->progress.global_step, ramp);
     size_t offset, count;
     nn_exchange_owned(t->exchange, &offset, &count);
