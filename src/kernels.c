@@ -85,6 +85,35 @@ static inline vfloat vfma(vfloat a, vfloat b, vfloat c) {
 #endif
 }
 
+/* The first n floats at p (0 < n < NN_VL), the rest 0, reading nothing past p[n-1]. */
+static inline vfloat vload_part(const float *p, int n) {
+#if NN_VL == 16
+    return (vfloat)_mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), p);
+#elif NN_VL == 8
+    typedef int vmask __attribute__((vector_size(8 * sizeof(int))));
+    vmask lanes = {0, 1, 2, 3, 4, 5, 6, 7};
+    return (vfloat)_mm256_maskload_ps(p, (__m256i)(lanes < n));
+#else
+    vfloat v = {0};
+    for (int l = 0; l < n; l++) v[l] = p[l];
+    return v;
+#endif
+}
+
+/* The first n lanes of v to p (0 < n < NN_VL), writing nothing past p[n-1]: one
+ * masked store instead of a loop (or a call to memcpy) per partial row. */
+static inline void vstore_part(float *p, vfloat v, int n) {
+#if NN_VL == 16
+    _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1), (__m512)v);
+#elif NN_VL == 8
+    typedef int vmask __attribute__((vector_size(8 * sizeof(int))));
+    vmask lanes = {0, 1, 2, 3, 4, 5, 6, 7};
+    _mm256_maskstore_ps(p, (__m256i)(lanes < n), (__m256)v);
+#else
+    for (int l = 0; l < n; l++) p[l] = v[l];
+#endif
+}
+
 /* ---- per-thread packing buffers: grown on demand, reused across calls ---- */
 static float *buffers;
 static size_t buffers_cap; /* floats */
@@ -119,11 +148,16 @@ store_row(float *restrict ci, vfloat x0, vfloat x1, const int nv, int cols, bool
             if (add) x1 += vload(ci + NN_VL);
             vstore(ci + NN_VL, x1);
         }
-    } else { /* narrower than its vectors: element by element */
-        float t[NR];
-        vstore(t, x0);
-        vstore(t + NN_VL, x1);
-        for (int j = 0; j < cols; j++) ci[j] = add ? t[j] + ci[j] : t[j];
+    } else { /* narrower than its vectors: the last one (or two) partly */
+        if (cols >= NN_VL) {
+            if (add) x0 += vload(ci);
+            vstore(ci, x0);
+            ci += NN_VL;
+            cols -= NN_VL;
+            x0 = x1;
+        }
+        if (add) x0 += vload_part(ci, cols);
+        vstore_part(ci, x0, cols);
     }
 }
 
@@ -230,21 +264,6 @@ enum {
     NARROW = 12,   /* widest last panel taken by the narrow kernels */
     DOT_MIN_K = 32 /* the dot products need some depth to pay for their sums */
 };
-
-/* The first n floats at p (0 < n < NN_VL), the rest 0, reading nothing past p[n-1]. */
-static inline vfloat vload_part(const float *p, int n) {
-#if NN_VL == 16
-    return (vfloat)_mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), p);
-#elif NN_VL == 8
-    typedef int vmask __attribute__((vector_size(8 * sizeof(int))));
-    vmask lanes = {0, 1, 2, 3, 4, 5, 6, 7};
-    return (vfloat)_mm256_maskload_ps(p, (__m256i)(lanes < n));
-#else
-    vfloat v = {0};
-    for (int l = 0; l < n; l++) v[l] = p[l];
-    return v;
-#endif
-}
 
 /* Sum of the lanes, pairwise: lane l + lane l + VL/2, and so on down to one. */
 static inline float hsum(vfloat v) {
@@ -379,12 +398,16 @@ static void pack_b(const float *B, size_t ldb, bool tb, int k0, int kc, int j0, 
             for (int k = 0; k < kc; k++, src += ldb)
                 for (int j = 0; j < w; j += NN_VL)
                     *(vfloat *)(dst + (size_t)k * w + j) = vload(src + j);
-        } else {
+        } else { /* the panel's last vector partly, and zeros after it */
             for (int k = 0; k < kc; k++, src += ldb) {
                 float *d = dst + (size_t)k * w;
                 int j = 0;
-                for (; j < cols; j++) d[j] = src[j];
-                for (; j < w; j++) d[j] = 0.0f;
+                for (; j + NN_VL <= cols; j += NN_VL) *(vfloat *)(d + j) = vload(src + j);
+                if (j < cols) {
+                    *(vfloat *)(d + j) = vload_part(src + j, cols - j);
+                    j += NN_VL;
+                }
+                for (; j < w; j += NN_VL) *(vfloat *)(d + j) = (vfloat){0};
             }
         }
         return;
