@@ -249,6 +249,34 @@ static inline void transpose8(vfloat r[8]) {
 }
 #endif
 
+#if NN_VL == 16 && defined(__GNUC__) && !defined(__clang__)
+#define NN_TRANSPOSE16 1
+typedef int vint16 __attribute__((vector_size(16 * sizeof(int))));
+
+/* r[0..15] = rows of a 16x16 block; on return r[k] holds column k. Four rounds, each
+ * swapping the off-diagonal b x b blocks of every 2b x 2b block (b = 8, 4, 2, 1):
+ * 64 two-source shuffles instead of 256 element copies. */
+static inline void transpose16(vfloat r[16]) {
+#define NN_SWAP_BLOCKS(b, lo, hi)                                                  \
+    for (int i = 0; i < 16; i++)                                                   \
+        if (!(i & (b))) {                                                          \
+            vfloat x = r[i], y = r[i + (b)];                                       \
+            r[i] = __builtin_shuffle(x, y, (vint16)lo);                            \
+            r[i + (b)] = __builtin_shuffle(x, y, (vint16)hi);                      \
+        }
+    /* lane j of lo: (j & b) ? 16 + j - b : j; of hi: (j & b) ? 16 + j : j + b */
+    NN_SWAP_BLOCKS(8, ((vint16){0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23}),
+                   ((vint16){8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31}))
+    NN_SWAP_BLOCKS(4, ((vint16){0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27}),
+                   ((vint16){4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31}))
+    NN_SWAP_BLOCKS(2, ((vint16){0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29}),
+                   ((vint16){2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31}))
+    NN_SWAP_BLOCKS(1, ((vint16){0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30}),
+                   ((vint16){1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31}))
+#undef NN_SWAP_BLOCKS
+}
+#endif
+
 /* ---- narrow last panels ----
  * On a last panel of a few columns (N = 50, 100 or 10 in the networks) a 6 x 16
  * tile wastes most of its multiply-adds, and a one-vector-wide tile is no faster:
@@ -425,6 +453,18 @@ static void pack_b(const float *B, size_t ldb, bool tb, int k0, int kc, int j0, 
                 for (int q = 0; q < 8; q++) *(vfloat *)(dst + (size_t)(k + q) * w + jg) = r[q];
             }
     }
+#endif
+#ifdef NN_TRANSPOSE16
+    /* 16 x 16 blocks; the rows of op(B)^T past cols are zeros, so a partial panel
+     * takes the same path */
+    for (; k + 16 <= kc; k += 16)
+        for (int jg = 0; jg < w; jg += 16) {
+            vfloat r[16];
+            for (int q = 0; q < 16; q++)
+                r[q] = jg + q < cols ? vload(src + (size_t)(jg + q) * ldb + k) : (vfloat){0};
+            transpose16(r);
+            for (int q = 0; q < 16; q++) *(vfloat *)(dst + (size_t)(k + q) * w + jg) = r[q];
+        }
 #endif
     for (; k < kc; k++) {
         float *d = dst + (size_t)k * w;
