@@ -227,7 +227,7 @@ static kernel_fn *const kernels[2][NV][MR] = {{NN_ROWS(1, 0), NN_ROWS(2, 0)},
 typedef int vint __attribute__((vector_size(8 * sizeof(int))));
 
 /* r[0..7] = rows of an 8x8 block; on return r[k] holds column k. */
-static inline void transpose8(vfloat r[8]) {
+static inline void transpose_block(vfloat r[8]) {
     const vint lo = {0, 8, 1, 9, 4, 12, 5, 13}, hi = {2, 10, 3, 11, 6, 14, 7, 15};
     const vint lo2 = {0, 1, 8, 9, 4, 5, 12, 13}, hi2 = {2, 3, 10, 11, 6, 7, 14, 15};
     const vint lo4 = {0, 1, 2, 3, 8, 9, 10, 11}, hi4 = {4, 5, 6, 7, 12, 13, 14, 15};
@@ -256,7 +256,7 @@ typedef int vint16 __attribute__((vector_size(16 * sizeof(int))));
 /* r[0..15] = rows of a 16x16 block; on return r[k] holds column k. Four rounds, each
  * swapping the off-diagonal b x b blocks of every 2b x 2b block (b = 8, 4, 2, 1):
  * 64 two-source shuffles instead of 256 element copies. */
-static inline void transpose16(vfloat r[16]) {
+static inline void transpose_block(vfloat r[16]) {
 #define NN_SWAP_BLOCKS(b, lo, hi)                                                  \
     for (int i = 0; i < 16; i++)                                                   \
         if (!(i & (b))) {                                                          \
@@ -443,27 +443,16 @@ static void pack_b(const float *B, size_t ldb, bool tb, int k0, int kc, int j0, 
     /* op(B)[k][j] = B[j][k]: a transpose */
     const float *src = B + (size_t)j0 * ldb + k0;
     int k = 0;
-#ifdef NN_TRANSPOSE8
-    if (cols == w) {
-        for (; k + 8 <= kc; k += 8)
-            for (int jg = 0; jg < w; jg += 8) {
-                vfloat r[8];
-                for (int q = 0; q < 8; q++) r[q] = vload(src + (size_t)(jg + q) * ldb + k);
-                transpose8(r);
-                for (int q = 0; q < 8; q++) *(vfloat *)(dst + (size_t)(k + q) * w + jg) = r[q];
-            }
-    }
-#endif
-#ifdef NN_TRANSPOSE16
-    /* 16 x 16 blocks; the rows of op(B)^T past cols are zeros, so a partial panel
-     * takes the same path */
-    for (; k + 16 <= kc; k += 16)
-        for (int jg = 0; jg < w; jg += 16) {
-            vfloat r[16];
-            for (int q = 0; q < 16; q++)
+#if defined(NN_TRANSPOSE8) || defined(NN_TRANSPOSE16)
+    /* NN_VL x NN_VL blocks through the registers; the rows of op(B)^T past cols are
+     * zeros, so a partial panel takes the same path */
+    for (; k + NN_VL <= kc; k += NN_VL)
+        for (int jg = 0; jg < w; jg += NN_VL) {
+            vfloat r[NN_VL];
+            for (int q = 0; q < NN_VL; q++)
                 r[q] = jg + q < cols ? vload(src + (size_t)(jg + q) * ldb + k) : (vfloat){0};
-            transpose16(r);
-            for (int q = 0; q < 16; q++) *(vfloat *)(dst + (size_t)(k + q) * w + jg) = r[q];
+            transpose_block(r);
+            for (int q = 0; q < NN_VL; q++) *(vfloat *)(dst + (size_t)(k + q) * w + jg) = r[q];
         }
 #endif
     for (; k < kc; k++) {
