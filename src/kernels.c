@@ -287,7 +287,10 @@ static inline void transpose_block(vfloat r[16]) {
  *    else a packed copy), each summed horizontally at the end;
  *  - A transposed (columns of op(A) contiguous in i): vectors along i, multiplied
  *    by broadcast elements of op(B), CC columns at a time.
- * Which kernel computes an element of C depends on N and K only. */
+ * Which kernel computes an element of C depends on N and K only.
+ * (With masked partial vectors, a tile would now beat the dot products on A as stored
+ * at K = 100, 1.1 against 3.1 us for 50x10x100; it sums in another order, though, and
+ * the dot products stay so that results match earlier builds bit for bit.) */
 enum {
     NARROW = 12,   /* widest last panel taken by the narrow kernels */
     DOT_MIN_K = 32 /* the dot products need some depth to pay for their sums */
