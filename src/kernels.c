@@ -690,16 +690,23 @@ void nn_fill_rows(float *y, const float *bias, int rows, int cols) {
     for (int r = 0; r < rows; r++) memcpy(y + (size_t)r * cols, bias, (size_t)cols * sizeof *y);
 }
 
-void nn_column_sums(const float *x, float *sums, int rows, int cols, bool accumulate) {
-    /* Rows in order for every column: the same sum whatever the thread count. */
-#pragma omp parallel for schedule(static) if ((long)rows * cols > 100000)
-    for (int c0 = 0; c0 < cols; c0 += 64) {
-        int c1 = c0 + 64 < cols ? c0 + 64 : cols;
-        if (!accumulate)
-            for (int c = c0; c < c1; c++) sums[c] = 0.0f;
-        for (int r = 0; r < rows; r++) {
-            const float *row = x + (size_t)r * cols;
-            for (int c = c0; c < c1; c++) sums[c] += row[c];
-        }
+/* Columns [c0, c1): rows in order for every column, the same sum whatever the
+ * thread count. */
+static void column_sums_range(const float *x, float *sums, int rows, int cols, bool accumulate, int c0, int c1) {
+    if (!accumulate)
+        for (int c = c0; c < c1; c++) sums[c] = 0.0f;
+    for (int r = 0; r < rows; r++) {
+        const float *row = x + (size_t)r * cols;
+        for (int c = c0; c < c1; c++) sums[c] += row[c];
     }
+}
+
+void nn_column_sums(const float *x, float *sums, int rows, int cols, bool accumulate) {
+    if ((long)rows * cols <= 100000) { /* no parallel region at all (see layers.c) */
+        column_sums_range(x, sums, rows, cols, accumulate, 0, cols);
+        return;
+    }
+#pragma omp parallel for schedule(static)
+    for (int c0 = 0; c0 < cols; c0 += 64)
+        column_sums_range(x, sums, rows, cols, accumulate, c0, c0 + 64 < cols ? c0 + 64 : cols);
 }

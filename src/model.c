@@ -123,24 +123,33 @@ int nn_model_create(nn_model *model, const nn_model_spec *spec, int max_batch, n
     return NN_OK;
 }
 
+enum { BLOCK = 64 }; /* max-norm's columns at a time: each thread its own blocks */
+
+/* Columns [c0, c1) of a dense layer (at most BLOCK): each column's norm summed over the
+ * rows in order (the same on every rank, whatever the thread count), then scaled back
+ * to c. */
+static void max_norm_columns(nn_layer *d, float c, int c0, int c1) {
+    double sq[BLOCK] = {0};
+    for (int i = 0; i < d->in; i++)
+        for (int j = c0; j < c1; j++) sq[j - c0] += (double)d->weight[(size_t)i * d->out + j] * d->weight[(size_t)i * d->out + j];
+    float scale[BLOCK];
+    for (int j = c0; j < c1; j++) scale[j - c0] = sq[j - c0] > (double)c * c ? (float)(c / sqrt(sq[j - c0])) : 1.0f;
+    for (int i = 0; i < d->in; i++)
+        for (int j = c0; j < c1; j++) d->weight[(size_t)i * d->out + j] *= scale[j - c0];
+}
+
 void nn_model_max_norm(nn_model *model, float c) {
-    enum { BLOCK = 64 }; /* columns at a time: each thread sums its own columns, rows in order */
     int last_dense = model->n_layers - 1;
     while (model->layers[last_dense].kind != NN_LAYER_DENSE) last_dense--;
     for (int l = 0; l < last_dense; l++) {
         nn_layer *d = &model->layers[l];
         if (d->kind != NN_LAYER_DENSE) continue;
-#pragma omp parallel for schedule(static) if ((long)d->in * d->out > 65536)
-        for (int c0 = 0; c0 < d->out; c0 += BLOCK) {
-            int c1 = c0 + BLOCK < d->out ? c0 + BLOCK : d->out;
-            double sq[BLOCK] = {0};
-            for (int i = 0; i < d->in; i++)
-                for (int j = c0; j < c1; j++) sq[j - c0] += (double)d->weight[(size_t)i * d->out + j] * d->weight[(size_t)i * d->out + j];
-            float scale[BLOCK];
-            for (int j = c0; j < c1; j++) scale[j - c0] = sq[j - c0] > (double)c * c ? (float)(c / sqrt(sq[j - c0])) : 1.0f;
-            for (int i = 0; i < d->in; i++)
-                for (int j = c0; j < c1; j++) d->weight[(size_t)i * d->out + j] *= scale[j - c0];
+        if ((long)d->in * d->out <= 65536) { /* no parallel region at all (see layers.c) */
+            for (int c0 = 0; c0 < d->out; c0 += BLOCK) max_norm_columns(d, c, c0, c0 + BLOCK < d->out ? c0 + BLOCK : d->out);
+            continue;
         }
+#pragma omp parallel for schedule(static)
+        for (int c0 = 0; c0 < d->out; c0 += BLOCK) max_norm_columns(d, c, c0, c0 + BLOCK < d->out ? c0 + BLOCK : d->out);
     }
 }
 
