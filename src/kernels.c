@@ -27,6 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nn/parallel.h"
+
 #if defined(__AVX512F__)
 #define NN_VL 16
 #elif defined(__AVX__)
@@ -425,7 +427,7 @@ static void pack_b(const float *B, size_t ldb, bool tb, int k0, int kc, int j0, 
                    float *restrict dst) {
     if (!tb) {
         const float *src = B + (size_t)k0 * ldb + j0;
-        if (cols == w) {
+        if (cols == w) { /* the loop below would do, but this one is measurably faster */
             for (int k = 0; k < kc; k++, src += ldb)
                 for (int j = 0; j < w; j += NN_VL)
                     *(vfloat *)(dst + (size_t)k * w + j) = vload(src + j);
@@ -692,21 +694,16 @@ void nn_fill_rows(float *y, const float *bias, int rows, int cols) {
 
 /* Columns [c0, c1): rows in order for every column, the same sum whatever the
  * thread count. */
-static void column_sums_range(const float *x, float *sums, int rows, int cols, bool accumulate, int c0, int c1) {
+static void column_sums_range(const float *x, float *sums, int rows, int cols, bool accumulate, long c0, long c1) {
     if (!accumulate)
-        for (int c = c0; c < c1; c++) sums[c] = 0.0f;
+        for (long c = c0; c < c1; c++) sums[c] = 0.0f;
     for (int r = 0; r < rows; r++) {
         const float *row = x + (size_t)r * cols;
-        for (int c = c0; c < c1; c++) sums[c] += row[c];
+        for (long c = c0; c < c1; c++) sums[c] += row[c];
     }
 }
 
 void nn_column_sums(const float *x, float *sums, int rows, int cols, bool accumulate) {
-    if ((long)rows * cols <= 100000) { /* no parallel region at all (see layers.c) */
-        column_sums_range(x, sums, rows, cols, accumulate, 0, cols);
-        return;
-    }
-#pragma omp parallel for schedule(static)
-    for (int c0 = 0; c0 < cols; c0 += 64)
-        column_sums_range(x, sums, rows, cols, accumulate, c0, c0 + 64 < cols ? c0 + 64 : cols);
+    NN_PARALLEL_RANGES(cols, 64, (long)rows * cols > 100000,
+                       column_sums_range(x, sums, rows, cols, accumulate, begin, end));
 }

@@ -5,6 +5,7 @@
 
 #include "nn/fastmath.h"
 #include "nn/kernels.h"
+#include "nn/parallel.h"
 
 /* Element-wise loops only pay for threads on large activations. */
 #define NN_PAR_MIN 65536
@@ -38,23 +39,8 @@ void nn_dense_backward(const nn_layer *layer, const float *x, const float *dy, f
 /* ---- activations ---- */
 
 /* The loops run over [begin, end) of flat arrays; split among threads only when
- * large. Small ones enter no parallel region at all: even one whose if() clause is
- * false costs libgomp a team set-up per call (that, in the column sums, was 7% of the
- * reference network's step at -np 2). Backward may run in place (dx == dy), so those
- * pointers are not restrict. */
-#define PARALLEL_ELEMENTWISE(n, body)                                           \
-    do {                                                                        \
-        if ((n) > NN_PAR_MIN) {                                                 \
-            _Pragma("omp parallel for schedule(static)")                        \
-            for (long c = 0; c < (n); c += 4096) {                              \
-                long begin = c, end = c + 4096 < (n) ? c + 4096 : (n);          \
-                body;                                                           \
-            }                                                                   \
-        } else {                                                                \
-            long begin = 0, end = (n);                                          \
-            body;                                                               \
-        }                                                                       \
-    } while (0)
+ * large. Backward may run in place (dx == dy), so those pointers are not restrict. */
+#define PARALLEL_ELEMENTWISE(n, body) NN_PARALLEL_RANGES(n, 4096, (n) > NN_PAR_MIN, body)
 
 static void sigmoid_range(const float *restrict x, float *restrict y, long begin, long end) {
     for (long i = begin; i < end; i++) y[i] = 1.0f / (1.0f + nn_expf(-x[i]));
@@ -166,12 +152,7 @@ static void mask_rows(const nn_layer *layer, const float *x, float *y, long begi
 }
 
 static void apply_mask(const nn_layer *layer, const float *x, float *y, int batch) {
-    if ((long)batch * layer->out < NN_PAR_MIN) { /* no parallel region: see PARALLEL_ELEMENTWISE */
-        mask_rows(layer, x, y, 0, batch);
-        return;
-    }
-#pragma omp parallel for schedule(static)
-    for (int b = 0; b < batch; b++) mask_rows(layer, x, y, b, b + 1);
+    NN_PARALLEL_RANGES(batch, 1, (long)batch * layer->out >= NN_PAR_MIN, mask_rows(layer, x, y, begin, end));
 }
 
 void nn_dropout_forward(const nn_layer *layer, const float *x, float *y, int batch) {

@@ -6,6 +6,7 @@
 
 #include "nn/rng.h"
 #include "nn/names.h"
+#include "nn/parallel.h"
 
 /* ---- specs ---- */
 
@@ -123,19 +124,22 @@ int nn_model_create(nn_model *model, const nn_model_spec *spec, int max_batch, n
     return NN_OK;
 }
 
-enum { BLOCK = 64 }; /* max-norm's columns at a time: each thread its own blocks */
+enum { BLOCK = 64 }; /* max-norm's columns at a time (and each thread's share) */
 
-/* Columns [c0, c1) of a dense layer (at most BLOCK): each column's norm summed over the
- * rows in order (the same on every rank, whatever the thread count), then scaled back
- * to c. */
-static void max_norm_columns(nn_layer *d, float c, int c0, int c1) {
-    double sq[BLOCK] = {0};
-    for (int i = 0; i < d->in; i++)
-        for (int j = c0; j < c1; j++) sq[j - c0] += (double)d->weight[(size_t)i * d->out + j] * d->weight[(size_t)i * d->out + j];
-    float scale[BLOCK];
-    for (int j = c0; j < c1; j++) scale[j - c0] = sq[j - c0] > (double)c * c ? (float)(c / sqrt(sq[j - c0])) : 1.0f;
-    for (int i = 0; i < d->in; i++)
-        for (int j = c0; j < c1; j++) d->weight[(size_t)i * d->out + j] *= scale[j - c0];
+/* Columns [begin, end) of a dense layer, BLOCK at a time: each column's norm summed
+ * over the rows in order (the same on every rank, whatever the thread count), then
+ * scaled back to c. */
+static void max_norm_columns(nn_layer *d, float c, long begin, long end) {
+    for (long c0 = begin; c0 < end; c0 += BLOCK) {
+        long c1 = c0 + BLOCK < end ? c0 + BLOCK : end;
+        double sq[BLOCK] = {0};
+        for (int i = 0; i < d->in; i++)
+            for (long j = c0; j < c1; j++) sq[j - c0] += (double)d->weight[(size_t)i * d->out + j] * d->weight[(size_t)i * d->out + j];
+        float scale[BLOCK];
+        for (long j = c0; j < c1; j++) scale[j - c0] = sq[j - c0] > (double)c * c ? (float)(c / sqrt(sq[j - c0])) : 1.0f;
+        for (int i = 0; i < d->in; i++)
+            for (long j = c0; j < c1; j++) d->weight[(size_t)i * d->out + j] *= scale[j - c0];
+    }
 }
 
 void nn_model_max_norm(nn_model *model, float c) {
@@ -144,12 +148,7 @@ void nn_model_max_norm(nn_model *model, float c) {
     for (int l = 0; l < last_dense; l++) {
         nn_layer *d = &model->layers[l];
         if (d->kind != NN_LAYER_DENSE) continue;
-        if ((long)d->in * d->out <= 65536) { /* no parallel region at all (see layers.c) */
-            for (int c0 = 0; c0 < d->out; c0 += BLOCK) max_norm_columns(d, c, c0, c0 + BLOCK < d->out ? c0 + BLOCK : d->out);
-            continue;
-        }
-#pragma omp parallel for schedule(static)
-        for (int c0 = 0; c0 < d->out; c0 += BLOCK) max_norm_columns(d, c, c0, c0 + BLOCK < d->out ? c0 + BLOCK : d->out);
+        NN_PARALLEL_RANGES(d->out, BLOCK, (long)d->in * d->out > 65536, max_norm_columns(d, c, begin, end));
     }
 }
 
