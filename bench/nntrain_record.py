@@ -6,7 +6,8 @@
 Reads BASE.jsonl (nntrain --metrics) and BASE.rss.0 .. BASE.rss.RANKS-1 (/usr/bin/time
 -f %M per rank, KiB) and prints one JSON line: samples/s over the epochs after the
 first, the allreduce and data shares of that time, peak RSS per rank (MiB), the last
-test accuracy, and OTHER_CPU (the percentage of the CPUs other work took).
+test accuracy, the threads per rank training went on with (nntrain's thread tuning
+may settle on one), and OTHER_CPU (the percentage of the CPUs other work took).
 """
 import json, sys
 base, net, r, t, other = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
@@ -25,4 +26,5 @@ print(json.dumps({"net": net, "kind": "nntrain", "procs": r, "threads": t, "vari
     "epoch_samples_per_second": [e["samples_per_second"] for e in ep],
     "allreduce_share": sum(e["allreduce_seconds"] for e in steady) / secs,
     "data_share": sum(e["data_seconds"] for e in steady) / secs,
-    "peak_rss_mib": rss, "test_accuracy": ep[-1]["test_accuracy"], "other_cpu": other}))
+    "peak_rss_mib": rss, "test_accuracy": ep[-1]["test_accuracy"], "other_cpu": other,
+    "threads_used": ep[-1].get("threads", t)}))

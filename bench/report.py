@@ -105,6 +105,8 @@ for net, (title, batch, lr) in NETS.items():
         ratio = f"{sps / torch_best['samples_per_second']:.2f}" if torch_best else "–"
         if r["kind"] == "nntrain":
             conf = f"nntrain {r['procs']} rank{'s' if r['procs'] > 1 else ''} × {r['threads']} thread{'s' if r['threads'] > 1 else ''}"
+            if r.get("threads_used", r["threads"]) != r["threads"]:
+                conf += f" (ran on {r['threads_used']}: measured faster, see --thread-tuning)"
             ar, da = f"{r['allreduce_share']:.1%}", f"{r['data_share']:.1%}"
         elif r["kind"] == "pytorch":
             conf = (f"PyTorch 1 process × {r['threads']} intra-op thread{'s' if r['threads'] > 1 else ''}, "

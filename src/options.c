@@ -9,6 +9,7 @@ void nn_options_defaults(nn_train_options *opt) {
     nn_run_config_defaults(&opt->run);
     opt->exchange = NN_EXCHANGE_SHM;
     opt->timeout = 300;
+    opt->thread_tuning = 1;
 }
 
 void nn_options_print_help(FILE *out) {
@@ -46,6 +47,8 @@ void nn_options_print_help(FILE *out) {
         "  --checkpoint-every N   also write one every N steps (needs --checkpoint) [0: off]\n"
         "  --resume FILE          continue from a checkpoint; --epochs stays the TOTAL [none]\n"
         "  --threads N            OpenMP threads per rank [OMP_NUM_THREADS, else cores/ranks]\n"
+        "  --thread-tuning on|off on: time the first steps on the N threads and on one,\n"
+        "                         and go on with the faster (results are the same) [on]\n"
         "  --allreduce MODE       shm: ranks of a node sum in shared memory, nodes with\n"
         "                         MPI_Allreduce; mpi: one MPI_Allreduce; overlap: one\n"
         "                         MPI_Iallreduce per layer during backward   [shm]\n"
@@ -65,7 +68,8 @@ void nn_options_print_help(FILE *out) {
 enum option_code {
     OPT_HELP = 'h', OPT_VERSION = 256, OPT_DATA, OPT_LAYERS, OPT_ACTIVATION, OPT_LOSS, OPT_EPOCHS, OPT_BATCH,
     OPT_LR, OPT_SCHEDULE, OPT_MOMENTUM, OPT_WEIGHT_DECAY, OPT_SEED, OPT_TRAIN_LIMIT, OPT_METRICS,
-    OPT_CHECKPOINT, OPT_CHECKPOINT_EVERY, OPT_RESUME, OPT_THREADS, OPT_ALLREDUCE, OPT_TIMEOUT, OPT_ACCUMULATE, OPT_COMPRESS, OPT_DROPOUT, OPT_INPUT_DROPOUT, OPT_MAX_NORM, OPT_WARMUP, OPT_MOMENTUM_END, OPT_MOMENTUM_RAMP, OPT_VALIDATION
+    OPT_CHECKPOINT, OPT_CHECKPOINT_EVERY, OPT_RESUME, OPT_THREADS, OPT_ALLREDUCE, OPT_TIMEOUT, OPT_ACCUMULATE, OPT_COMPRESS, OPT_DROPOUT, OPT_INPUT_DROPOUT, OPT_MAX_NORM, OPT_WARMUP, OPT_MOMENTUM_END, OPT_MOMENTUM_RAMP, OPT_VALIDATION,
+    OPT_THREAD_TUNING
 };
 
 static const struct option options[] = {
@@ -88,6 +92,7 @@ static const struct option options[] = {
     {"checkpoint-every", required_argument, NULL, OPT_CHECKPOINT_EVERY},
     {"resume", required_argument, NULL, OPT_RESUME},
     {"threads", required_argument, NULL, OPT_THREADS},
+    {"thread-tuning", required_argument, NULL, OPT_THREAD_TUNING},
     {"allreduce", required_argument, NULL, OPT_ALLREDUCE},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"accumulate", required_argument, NULL, OPT_ACCUMULATE},
@@ -180,6 +185,10 @@ static int apply_option(void *ctx, int code, const char *v, nn_error *err) {
     case OPT_RESUME: return nn_cli_path(name, v, opt->resume, err);
     case OPT_CHECKPOINT_EVERY: return nn_cli_long(name, v, 1, 0x7fffffffL, &opt->checkpoint_every, err);
     case OPT_THREADS: return nn_cli_int(name, v, 1, 1024, &opt->threads, err);
+    case OPT_THREAD_TUNING:
+        if (strcmp(v, "on") && strcmp(v, "off")) return bad_choice(name, v, "on or off", err);
+        opt->thread_tuning = !strcmp(v, "on");
+        return NN_OK;
     case OPT_TIMEOUT: {
         float seconds = 0.0f;
         int status = nn_cli_float(name, v, 0.0, 86400.0, 1, &seconds, err);

@@ -10,7 +10,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <omp.h>
 #include <string.h>
 
 #include "nn/comm.h"
@@ -110,7 +109,9 @@ static int train_steps(trainer *t, nn_epoch_clock *clock, step_outcome *outcome,
     int status = NN_OK;
     *outcome = STEP_DONE;
     while (t->progress.step_in_epoch < t->steps_per_epoch && *outcome == STEP_DONE && !status) {
+        double step_start = MPI_Wtime();
         *outcome = step(t, t->progress.step_in_epoch, clock);
+        t->threads = nn_thread_tuning_step(&t->tuning, MPI_Wtime() - step_start, t->comm, t->log);
         int epoch_end = t->progress.step_in_epoch == t->steps_per_epoch; /* saved after evaluation */
         if (t->opt.checkpoint[0] && *outcome != STEP_DIVERGED &&
             nn_checkpoint_due(t->opt.checkpoint_every, t->progress.global_step, *outcome == STEP_STOP, epoch_end)) {
@@ -220,8 +221,8 @@ int nn_train(const nn_train_options *opt, MPI_Comm comm, FILE *log, nn_train_res
     MPI_Comm_size(comm, &t.nranks);
     t.log = t.rank == 0 ? log : NULL;
     *result = (nn_train_result){.best_accuracy = -1.0};
-    result->threads = t.threads = nn_placement_threads(opt->threads, comm);
-    omp_set_num_threads(t.threads);
+    t.threads = nn_placement_threads(opt->threads, comm);
+    nn_thread_tuning_start(&t.tuning, t.threads, opt->thread_tuning);
 
     int status = trainer_setup(&t, err);
     if (!status) status = nn_watchdog_start(comm, opt->timeout, err);
@@ -231,6 +232,7 @@ int nn_train(const nn_train_options *opt, MPI_Comm comm, FILE *log, nn_train_res
     }
     nn_watchdog_stop();
     result->epochs_run = t.progress.epochs_completed;
+    result->threads = t.threads;
     result->samples_per_second = result->train_seconds > 0 ? t.samples_trained / result->train_seconds : 0.0;
     trainer_free(&t);
     return status;

@@ -14,12 +14,14 @@
 #include "nn/optim.h"
 #include "nn/options.h"
 #include "nn/rng.h"
+#include "nn/thread_tuning.h"
 
 typedef struct trainer {
     nn_train_options opt; /* as given */
     nn_run_config cfg;    /* the run: opt.run, or merged with the checkpoint on resume */
     MPI_Comm comm;
-    int rank, nranks, threads;
+    int rank, nranks, threads; /* threads: in use (the tuning may settle on one) */
+    nn_thread_tuning tuning;
     FILE *log, *metrics;  /* log: rank 0 only (NULL elsewhere); metrics: rank 0, if asked */
     nn_checkpoint ck;     /* the checkpoint resumed from, if any */
     nn_shard train, test, validation; /* validation: empty without --validation */

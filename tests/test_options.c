@@ -25,6 +25,7 @@ static void test_defaults(void) {
     CU_ASSERT_EQUAL(o.given, 0); /* nothing given: a resume takes everything from the checkpoint */
     CU_ASSERT_EQUAL(o.exchange, NN_EXCHANGE_SHM);
     CU_ASSERT_DOUBLE_EQUAL(o.timeout, 300.0, 1e-9); /* the watchdog is on by default */
+    CU_ASSERT_EQUAL(o.thread_tuning, 1);
     CU_ASSERT_DOUBLE_EQUAL(o.run.lr, 0.5, 1e-7);
     CU_ASSERT_DOUBLE_EQUAL(o.run.weight_decay, 1e-4, 1e-9);
     CU_ASSERT_DOUBLE_EQUAL(o.run.momentum, 0.9, 1e-7);
@@ -39,7 +40,8 @@ static void test_all_options(void) {
                           "--weight-decay", "1e-4", "--seed", "7", "--train-limit", "5000", "--threads", "2",
                           "--metrics", "m.jsonl", "--lr-schedule", "constant", "--loss", "mse",
                           "--checkpoint", "c.h5", "--checkpoint-every", "50", "--resume", "r.h5",
-                          "--allreduce", "overlap"), NN_OK);
+                          "--allreduce", "overlap", "--thread-tuning", "off"), NN_OK);
+    CU_ASSERT_EQUAL(o.thread_tuning, 0);
     CU_ASSERT_STRING_EQUAL(o.checkpoint, "c.h5");
     CU_ASSERT_STRING_EQUAL(o.resume, "r.h5");
     CU_ASSERT_EQUAL(o.checkpoint_every, 50);
@@ -56,6 +58,8 @@ static void test_all_options(void) {
     CU_ASSERT_DOUBLE_EQUAL(o.run.momentum, 0.5, 1e-7);
     CU_ASSERT_DOUBLE_EQUAL(o.run.weight_decay, 1e-4, 1e-9);
     CU_ASSERT_EQUAL(o.run.schedule, NN_SCHEDULE_CONSTANT);
+    CU_ASSERT_EQUAL(PARSE(&o, &e, "--thread-tuning", "on"), NN_OK);
+    CU_ASSERT_EQUAL(o.thread_tuning, 1);
     CU_ASSERT_EQUAL(PARSE(&o, &e, "--help"), NN_OK);
     CU_ASSERT(o.show_help);
     CU_ASSERT_EQUAL(PARSE(&o, &e, "--version"), NN_OK);
@@ -98,6 +102,7 @@ static void test_bad_options(void) {
     EXPECT_ERROR("--timeout -1: must be in", "--timeout", "-1");
     EXPECT_ERROR("--timeout 'soon': not a finite number", "--timeout", "soon");
     EXPECT_ERROR("--allreduce 'ring'", "--allreduce", "ring");
+    EXPECT_ERROR("--thread-tuning 'yes': expected on or off", "--thread-tuning", "yes");
     EXPECT_ERROR("--checkpoint-every needs --checkpoint", "--checkpoint-every", "10");
     EXPECT_ERROR("--checkpoint-every 0: must be in", "--checkpoint", "c.h5", "--checkpoint-every", "0");
 }

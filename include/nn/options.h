@@ -19,6 +19,7 @@ typedef struct nn_train_options {
     char resume[NN_PATH_MAX];     /* empty: start afresh */
     long checkpoint_every;        /* steps; 0: only at epoch ends */
     int threads;                  /* 0: OMP_NUM_THREADS, else cores / ranks on the node */
+    int thread_tuning;            /* time the steps on all threads and on one, keep the faster */
     nn_exchange_mode exchange;    /* --allreduce: how the ranks sum their gradients */
     nn_compress compress;         /* --compress: how the sum travels between nodes */
     double timeout;               /* seconds without progress before the job ends; 0: never */
