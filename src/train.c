@@ -107,17 +107,21 @@ static int train_steps(trainer *t, nn_epoch_clock *clock, step_outcome *outcome,
                        nn_error *err) {
     double t0 = MPI_Wtime(), saving = 0.0;
     int status = NN_OK;
+    bool after_other_work = true; /* the epoch's evaluation, or a checkpoint: not a step's time */
     *outcome = STEP_DONE;
     while (t->progress.step_in_epoch < t->steps_per_epoch && *outcome == STEP_DONE && !status) {
+        nn_thread_tuning_begin_step(&t->tuning);
         double step_start = MPI_Wtime();
         *outcome = step(t, t->progress.step_in_epoch, clock);
-        t->threads = nn_thread_tuning_step(&t->tuning, MPI_Wtime() - step_start, t->comm, t->log);
+        t->threads = nn_thread_tuning_end_step(&t->tuning, MPI_Wtime() - step_start, after_other_work, t->comm, t->log);
+        after_other_work = false;
         int epoch_end = t->progress.step_in_epoch == t->steps_per_epoch; /* saved after evaluation */
         if (t->opt.checkpoint[0] && *outcome != STEP_DIVERGED &&
             nn_checkpoint_due(t->opt.checkpoint_every, t->progress.global_step, *outcome == STEP_STOP, epoch_end)) {
             double seconds;
             status = save(t, result, &seconds, err);
             saving += seconds;
+            after_other_work = true;
         }
     }
     clock->steps = MPI_Wtime() - t0 - saving;
