@@ -1,74 +1,84 @@
-/* All the threads, or one: the faster for this rank's steps (see thread_tuning.h). */
+/* How many threads this rank's steps run fastest on (see thread_tuning.h). */
 #include "nn/thread_tuning.h"
 
+#include <math.h>
 #include <omp.h>
-#include <stdlib.h>
 
 enum {
-    WARMUP = 3, /* first steps on all the threads, untimed: caches, pages and the team start cold */
-    BLOCK = 8,  /* then blocks of this many steps: all threads, one, all, one */
-    BLOCKS = 4,
-    SETTLE = 2  /* steps at the start of a block, untimed: the switch's own cost (data the
-                   other core touched last) is not what the block measures */
+    WARMUP = 3,       /* first steps on all the threads, untimed: caches, pages and the team start cold */
+    MIN_BLOCK = 8,    /* then blocks of at least this many steps, one per candidate count, ... */
+    MAX_BLOCK = 256,  /* steps of under 0.1 ms: too little work for threads anyway */
+    ROUNDS = 2        /* ... in this many rounds (drift in the machine's speed hits every count) */
 };
+static const double BLOCK_SECONDS = 0.025; /* ... and at least this long: a few time slices */
 
-_Static_assert(BLOCKS / 2 * (BLOCK - SETTLE) <= NN_THREAD_TUNING_TIMED, "room for the timed steps");
-
-/* All the threads must beat one by this much: one thread leaves the cores to others. */
+/* A larger count must beat the best smaller one by this much: fewer threads leave
+ * the cores to others. */
 static const double MARGIN = 0.97;
 
 void nn_thread_tuning_start(nn_thread_tuning *tt, int threads, bool measure) {
-    *tt = (nn_thread_tuning){.threads = threads, .asked = threads, .done = !measure || threads < 2};
+    *tt = (nn_thread_tuning){.threads = threads, .done = !measure || threads < 2, .warm = -1.0};
+    for (int c = threads; c >= 1 && tt->n_counts < NN_TUNE_MAX_COUNTS; c /= 2) tt->counts[tt->n_counts++] = c;
+    tt->total = tt->done ? 0 : -1;
     omp_set_num_threads(threads);
 }
 
-/* Which kind step number `step` (from the start) is. */
-static int kind_of(int step) {
-    int in_blocks = step - WARMUP;
-    return in_blocks < 0 || in_blocks / BLOCK % 2 == 0 ? NN_TUNE_ALL : NN_TUNE_ONE;
+/* The candidate step number `step` (from the start) runs on; -1 in the warm-up. */
+static int candidate_of(const nn_thread_tuning *tt, long step) {
+    return step < WARMUP ? -1 : (int)((step - WARMUP) / tt->block % tt->n_counts);
 }
 
 void nn_thread_tuning_begin_step(nn_thread_tuning *tt) {
-    if (!tt->done) omp_set_num_threads(kind_of(tt->steps) == NN_TUNE_ALL ? tt->asked : 1);
+    if (tt->done) return;
+    int c = candidate_of(tt, tt->steps);
+    omp_set_num_threads(c < 0 ? tt->threads : tt->counts[c]);
 }
 
-static int compare_doubles(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
+/* After the warm-up: blocks long enough for the slowest rank's steps. */
+static void size_blocks(nn_thread_tuning *tt, MPI_Comm comm) {
+    double step_time;
+    MPI_Allreduce(&tt->warm, &step_time, 1, MPI_DOUBLE, MPI_MAX, comm);
+    double steps = step_time > 0.0 ? ceil(BLOCK_SECONDS / step_time) : MIN_BLOCK;
+    tt->block = steps < MIN_BLOCK ? MIN_BLOCK : steps > MAX_BLOCK ? MAX_BLOCK : (int)steps;
+    tt->total = WARMUP + (long)ROUNDS * tt->n_counts * tt->block;
 }
 
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, compare_doubles);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+static void report(const nn_thread_tuning *tt, const double *mean, FILE *log) {
+    fprintf(log, "nntrain: mean step on");
+    for (int c = 0; c < tt->n_counts; c++) fprintf(log, "%s %d", c ? "," : "", tt->counts[c]);
+    fprintf(log, " threads:");
+    for (int c = 0; c < tt->n_counts; c++)
+        if (mean[c] < 0.0) fprintf(log, "%s -", c ? "," : "");
+        else fprintf(log, "%s %.0f", c ? "," : "", mean[c] * 1e6);
+    fprintf(log, " us (blocks of %d steps): training goes on with %d thread%s per rank\n", tt->block, tt->threads,
+            tt->threads > 1 ? "s" : "");
+    fflush(log);
 }
 
 static void choose(nn_thread_tuning *tt, MPI_Comm comm, FILE *log) {
-    double mine[2], slowest[2];
-    for (int k = 0; k < 2; k++) mine[k] = tt->timed[k] ? median(tt->times[k], tt->timed[k]) : -1.0;
-    MPI_Allreduce(mine, slowest, 2, MPI_DOUBLE, MPI_MAX, comm); /* the slowest rank sets the pace */
+    double mine[NN_TUNE_MAX_COUNTS], slowest[NN_TUNE_MAX_COUNTS];
+    for (int c = 0; c < tt->n_counts; c++) mine[c] = tt->timed[c] ? tt->seconds[c] / (double)tt->timed[c] : -1.0;
+    MPI_Allreduce(mine, slowest, tt->n_counts, MPI_DOUBLE, MPI_MAX, comm); /* the slowest rank sets the pace */
+    int best = -1; /* from one thread up: more threads must pay for themselves */
+    for (int c = tt->n_counts - 1; c >= 0; c--)
+        if (slowest[c] >= 0.0 && (best < 0 || slowest[c] < MARGIN * slowest[best])) best = c;
+    tt->threads = best < 0 ? tt->counts[0] : tt->counts[best]; /* nothing timed: keep them all */
     tt->done = true;
-    if (slowest[NN_TUNE_ONE] < 0.0 || slowest[NN_TUNE_ALL] < 0.0) { /* every step disturbed: keep them all */
-        if (log) fprintf(log, "nntrain: steps could not be timed undisturbed: training goes on with %d threads\n", tt->asked);
-        return;
-    }
-    tt->threads = slowest[NN_TUNE_ALL] < MARGIN * slowest[NN_TUNE_ONE] ? tt->asked : 1;
-    if (log) {
-        fprintf(log, "nntrain: a step took %.0f us on %d threads and %.0f us on one (medians of %d and %d steps): %s\n",
-                slowest[NN_TUNE_ALL] * 1e6, tt->asked, slowest[NN_TUNE_ONE] * 1e6, tt->timed[NN_TUNE_ALL],
-                tt->timed[NN_TUNE_ONE],
-                tt->threads > 1 ? "training goes on with all of them" : "training goes on with one thread per rank");
-        fflush(log);
-    }
+    if (log) report(tt, slowest, log);
 }
 
 int nn_thread_tuning_end_step(nn_thread_tuning *tt, double seconds, bool disturbed, MPI_Comm comm, FILE *log) {
     if (tt->done) return tt->threads;
-    int step = tt->steps++, in_blocks = step - WARMUP;
-    if (in_blocks >= 0 && in_blocks % BLOCK >= SETTLE && !disturbed) {
-        int kind = kind_of(step);
-        tt->times[kind][tt->timed[kind]++] = seconds;
+    long step = tt->steps++;
+    if (step < WARMUP) {
+        if (!disturbed && (tt->warm < 0.0 || seconds < tt->warm)) tt->warm = seconds;
+        if (step == WARMUP - 1) size_blocks(tt, comm);
+    } else if ((step - WARMUP) % tt->block >= tt->block / 4 && !disturbed) { /* a block's first quarter settles */
+        int c = candidate_of(tt, step);
+        tt->seconds[c] += seconds;
+        tt->timed[c]++;
     }
-    if (in_blocks + 1 == BLOCKS * BLOCK) choose(tt, comm, log);
+    if (tt->steps == tt->total) choose(tt, comm, log);
     omp_set_num_threads(tt->threads); /* what runs between steps */
     return tt->threads;
 }

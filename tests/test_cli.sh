@@ -37,21 +37,25 @@ if cmp -s <(cut -d, -f1-4 "$dir/sum-shm.jsonl") <(cut -d, -f1-4 "$dir/sum-mpi.js
 else fail "--allreduce shm, mpi, overlap: identical losses"; fi
 
 # --threads 2: the first steps are timed on both threads and on one (3 warm-up
-# steps, then 4 blocks of 8; test_thread_tuning checks the schedule and the choice),
+# steps, then 2 rounds of a block on each; test_thread_tuning checks the schedule
+# and the choice),
 # and training goes on the faster way, which it says; the results are those of one
 # thread, bit for bit, and so with the tuning off, and neither says anything of it.
-run 1 "${good[@]}" --layers 16,32,32,3 --epochs 6 --threads 2 --metrics "$dir/tuned.jsonl"
-tuned_line=$(grep -E '^nntrain: a step took [0-9]+ us on 2 threads and [0-9]+ us on one \(medians of [0-9]+ and [0-9]+ steps\): training goes on with (all of them|one thread per rank)$' <<<"$out")
+# (Steps this small make blocks of at most 256 steps: 3 + 2 x 2 x 256 = 1027 steps to
+# measure, fewer than the run's 18 x 64.)
+tuning=(--data "$dir/good.h5" --layers 16,32,32,3 --batch-size 1 --epochs 18)
+run 1 "${tuning[@]}" --threads 2 --metrics "$dir/tuned.jsonl"
+tuned_line=$(grep -E '^nntrain: mean step on 2, 1 threads: ([0-9]+|-), ([0-9]+|-) us \(blocks of [0-9]+ steps\): training goes on with (2 threads|1 thread) per rank$' <<<"$out")
 tuned_threads=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readlines()[-1])["threads"])' "$dir/tuned.jsonl" 2>/dev/null)
-[[ $tuned_line == *"all of them" ]] && expect_threads=2 || expect_threads=1
-run 1 "${good[@]}" --layers 16,32,32,3 --epochs 6 --threads 1 --metrics "$dir/one.jsonl"
-silent=$(grep -c "a step took" <<<"$out")
-run 1 "${good[@]}" --layers 16,32,32,3 --epochs 6 --threads 2 --thread-tuning off --metrics "$dir/untuned.jsonl"
-silent=$((silent + $(grep -c "a step took" <<<"$out")))
+[[ $tuned_line == *"with 2 threads"* ]] && expect_threads=2 || expect_threads=1
+run 1 "${tuning[@]}" --threads 1 --metrics "$dir/one.jsonl"
+silent=$(grep -c "mean step on" <<<"$out")
+run 1 "${tuning[@]}" --threads 2 --thread-tuning off --metrics "$dir/untuned.jsonl"
+silent=$((silent + $(grep -c "mean step on" <<<"$out")))
 if [ -n "$tuned_line" ] && [ "$tuned_threads" = "$expect_threads" ] && [ "$silent" -eq 0 ] &&
    cmp -s <(cut -d, -f1-4 "$dir/tuned.jsonl") <(cut -d, -f1-4 "$dir/one.jsonl") &&
    cmp -s <(cut -d, -f1-4 "$dir/tuned.jsonl") <(cut -d, -f1-4 "$dir/untuned.jsonl") &&
-   [ "$(wc -l <"$dir/tuned.jsonl")" -eq 6 ]
+   [ "$(wc -l <"$dir/tuned.jsonl")" -eq 18 ]
 then ok "--thread-tuning: the choice is said and recorded; losses identical to 1 thread and to tuning off"
 else fail "--thread-tuning: expected the choice's line, metrics threads $expect_threads (got '$tuned_threads'), identical losses"; fi
 

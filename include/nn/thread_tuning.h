@@ -1,22 +1,29 @@
-/* Whether a rank's steps run faster on its OpenMP threads or on one, measured.
+/* How many of a rank's OpenMP threads its steps run fastest on, measured.
  *
  * Waking a team of threads pays only for enough work, and how much is enough
  * depends on the machine more than on the code: on the 2-core VM this project is
  * built on, the reference network trains at 1 rank x 2 threads at ~340,000 samples/s
  * against ~570,000 on one thread (each parallel region costs ~10 us there, and the
  * work after it runs slower on data the other core touched), while the 784-800-800-10
- * network gains 1.4x from its second thread. Timing one GEMM alone misses the second
- * cost, and so does alternating single steps (each pays for the one before), so
- * whole steps are timed in blocks: after 3 warm-up steps, 8 on all the threads, 8 on
- * one, 8 on all, 8 on one, the first 2 of each block untimed. Each rank takes the
- * median of each kind; the ranks agree on the largest of each (the slowest rank sets
- * the pace); training goes on with all the threads only if they were at least 3%
- * faster. The results do not depend on the thread count at all (see kernels.h): the
- * choice changes only the speed.
+ * network gains 1.4x from its second thread; on a 16-core node the best count for a
+ * small network can lie in between, and with another process on a core fewer threads
+ * win (a team waits for its slowest thread).
  *
- * Only the steps run on one thread while measuring: evaluation, checkpoints and
- * whatever runs between steps use the threads in use (all of them until the choice).
- * A run of fewer than 35 steps makes no choice and keeps all the threads. */
+ * Timing one GEMM alone misses the cost it leaves to the work after it, and
+ * alternating single steps misses it too (each pays for the one before), so whole
+ * steps are timed in blocks: after 3 warm-up steps, one block on each candidate count
+ * -- the threads asked for, halved down to one (16, 8, 4, 2, 1) -- and then the same
+ * round again. A block lasts at least 8 steps and at least 25 ms, but at most 256
+ * steps (the ranks agree on its length after the warm-up), so that it sees what a
+ * scheduler's time slice does; its first quarter is not timed. Each rank takes the mean step time of each count
+ * (the slow steps are part of the price); the ranks agree on the largest of each (the
+ * slowest rank sets the pace); starting from one thread, a larger count is taken only
+ * when at least 3% faster than the best so far. The results do not depend on the
+ * thread count at all (see kernels.h): the choice changes only the speed.
+ *
+ * Only the steps change their thread count while measuring: evaluation, checkpoints
+ * and whatever runs between steps use the threads in use (all of them until the
+ * choice). A run too short to finish measuring keeps all the threads. */
 #ifndef NN_THREAD_TUNING_H
 #define NN_THREAD_TUNING_H
 
@@ -24,16 +31,19 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-enum { NN_THREAD_TUNING_TIMED = 16 }; /* room for the timed steps of each kind */
-enum { NN_TUNE_ONE, NN_TUNE_ALL };    /* the two kinds of step */
+enum { NN_TUNE_MAX_COUNTS = 12 }; /* candidate counts: 1024 halved down to 1 is 11 */
 
 typedef struct nn_thread_tuning {
-    int threads;          /* in use: those asked for, then the choice */
-    int asked;            /* the threads asked for */
-    int steps;            /* steps run since the start */
-    double times[2][NN_THREAD_TUNING_TIMED]; /* timed steps, by kind */
-    int timed[2];
-    bool done;            /* chosen (or nothing to choose) */
+    int threads;  /* in use: those asked for, then the choice */
+    int counts[NN_TUNE_MAX_COUNTS]; /* the candidates, from the threads asked for down to 1 */
+    int n_counts;
+    int block;    /* steps per block; 0 until the warm-up is over */
+    long total;   /* steps the measurement takes; 0: nothing to choose; -1: not known yet */
+    long steps;   /* steps run since the start */
+    double warm;  /* fastest warm-up step (s) */
+    double seconds[NN_TUNE_MAX_COUNTS]; /* timed steps' total time, by candidate */
+    long timed[NN_TUNE_MAX_COUNTS];     /* and their number */
+    bool done;    /* chosen (or nothing to choose) */
 } nn_thread_tuning;
 
 /* Start measuring for `threads` threads (measure false, or one thread: nothing to
@@ -45,9 +55,10 @@ void nn_thread_tuning_begin_step(nn_thread_tuning *tt);
 
 /* After it, with its wall time; `disturbed`: other work (evaluation, a checkpoint)
  * ran just before it, so its time is not counted. Sets the OpenMP thread count back
- * to the threads in use. Collective over comm on the step that ends the measurement
- * (the same step on every rank, as every rank runs every step); the choice is then
- * written to log (when not NULL). Returns the threads in use. */
+ * to the threads in use. Collective over comm on the step that ends the warm-up and
+ * on the one that ends the measurement (the same steps on every rank, as every rank
+ * runs every step); the choice is then written to log (when not NULL). Returns the
+ * threads in use. */
 int nn_thread_tuning_end_step(nn_thread_tuning *tt, double seconds, bool disturbed, MPI_Comm comm, FILE *log);
 
 #endif
