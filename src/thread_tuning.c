@@ -5,12 +5,13 @@
 #include <omp.h>
 
 enum {
-    WARMUP = 3,       /* first steps on all the threads, untimed: caches, pages and the team start cold */
-    MIN_BLOCK = 8,    /* then blocks of at least this many steps, one per candidate count, ... */
-    MAX_BLOCK = 256,  /* steps of under 0.1 ms: too little work for threads anyway */
-    ROUNDS = 2        /* ... in this many rounds (drift in the machine's speed hits every count) */
+    WARMUP = 3,      /* first steps on all the threads, untimed: caches, pages and the team start cold */
+    ROUNDS = 2,      /* then this many rounds of one block per candidate count (drift in the
+                        machine's speed hits every count alike) */
+    MIN_BLOCK = 8,   /* a block: at least this many steps, */
+    MAX_BLOCK = 256  /* at most this many (steps under 0.1 ms are too little work for threads), */
 };
-static const double BLOCK_SECONDS = 0.025; /* ... and at least this long: a few time slices */
+static const double BLOCK_SECONDS = 0.025; /* and at least this long: a few scheduler time slices */
 
 /* A larger count must beat the best smaller one by this much: fewer threads leave
  * the cores to others. */
