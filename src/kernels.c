@@ -87,14 +87,23 @@ static inline vfloat vfma(vfloat a, vfloat b, vfloat c) {
 #endif
 }
 
+/* The masks of the first n lanes, for the masked loads and stores below. */
+#if NN_VL == 16
+static inline __mmask16 first_lanes(int n) { return (__mmask16)((1u << n) - 1); }
+#elif NN_VL == 8
+static inline __m256i first_lanes(int n) {
+    typedef int vmask __attribute__((vector_size(8 * sizeof(int))));
+    vmask lanes = {0, 1, 2, 3, 4, 5, 6, 7};
+    return (__m256i)(lanes < n);
+}
+#endif
+
 /* The first n floats at p (0 < n < NN_VL), the rest 0, reading nothing past p[n-1]. */
 static inline vfloat vload_part(const float *p, int n) {
 #if NN_VL == 16
-    return (vfloat)_mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), p);
+    return (vfloat)_mm512_maskz_loadu_ps(first_lanes(n), p);
 #elif NN_VL == 8
-    typedef int vmask __attribute__((vector_size(8 * sizeof(int))));
-    vmask lanes = {0, 1, 2, 3, 4, 5, 6, 7};
-    return (vfloat)_mm256_maskload_ps(p, (__m256i)(lanes < n));
+    return (vfloat)_mm256_maskload_ps(p, first_lanes(n));
 #else
     vfloat v = {0};
     for (int l = 0; l < n; l++) v[l] = p[l];
@@ -106,11 +115,9 @@ static inline vfloat vload_part(const float *p, int n) {
  * masked store instead of a loop (or a call to memcpy) per partial row. */
 static inline void vstore_part(float *p, vfloat v, int n) {
 #if NN_VL == 16
-    _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1), (__m512)v);
+    _mm512_mask_storeu_ps(p, first_lanes(n), (__m512)v);
 #elif NN_VL == 8
-    typedef int vmask __attribute__((vector_size(8 * sizeof(int))));
-    vmask lanes = {0, 1, 2, 3, 4, 5, 6, 7};
-    _mm256_maskstore_ps(p, (__m256i)(lanes < n), (__m256)v);
+    _mm256_maskstore_ps(p, first_lanes(n), (__m256)v);
 #else
     for (int l = 0; l < n; l++) p[l] = v[l];
 #endif

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "nn/cli.h"
+#include "nn/names.h"
 
 void nn_options_defaults(nn_train_options *opt) {
     memset(opt, 0, sizeof *opt);
@@ -187,10 +188,13 @@ static int apply_option(void *ctx, int code, const char *v, nn_error *err) {
     case OPT_RESUME: return nn_cli_path(name, v, opt->resume, err);
     case OPT_CHECKPOINT_EVERY: return nn_cli_long(name, v, 1, 0x7fffffffL, &opt->checkpoint_every, err);
     case OPT_THREADS: return nn_cli_int(name, v, 1, 1024, &opt->threads, err);
-    case OPT_THREAD_TUNING:
-        if (strcmp(v, "on") && strcmp(v, "off")) return bad_choice(name, v, "on or off", err);
-        opt->thread_tuning = !strcmp(v, "on");
+    case OPT_THREAD_TUNING: {
+        static const char *const off_on[] = {"off", "on"};
+        int i = nn_name_index(v, off_on, NN_COUNT_OF(off_on));
+        if (i < 0) return bad_choice(name, v, "on or off", err);
+        opt->thread_tuning = i;
         return NN_OK;
+    }
     case OPT_TIMEOUT: {
         float seconds = 0.0f;
         int status = nn_cli_float(name, v, 0.0, 86400.0, 1, &seconds, err);
