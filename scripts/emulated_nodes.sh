@@ -6,35 +6,56 @@
 # an agent that enters a namespace instead of ssh (plm_rsh_agent).
 #
 #   scripts/emulated_nodes.sh up N [RATE]   N nodes (1..8); RATE: tc tbf limit of each
-#                                            node's link (10gbit, 1gbit, 100mbit; none)
+#                                            node's link (10gbit, 1gbit, 100mbit; none);
+#                                            refused (exit 1) while a process runs in a node
 #   scripts/emulated_nodes.sh mpirun ARGS   mpirun on node 1 over all nodes (hostfile
 #                                            with one slot per core of the machine per node)
 #   scripts/emulated_nodes.sh cut K         take node K's link down for good
-#   scripts/emulated_nodes.sh down          kill what runs in the nodes, remove everything
+#   scripts/emulated_nodes.sh down          kill what runs in the nodes (naming the PIDs),
+#                                            remove everything
 #
 # Needs root (namespaces). Each node's processes are pinned to one core (node k to core
 # (k-1) mod cores) and mpirun binds nothing: OpenMPI would bind by the whole machine's
 # topology and pile every node's rank onto core 0. ../shared/PLATFORM.md has the recipe.
 set -euo pipefail
 prefix=nnemu state=/run/nnemu subnet=10.231.0
+self=$(cd "$(dirname "$0")" && pwd)/$(basename "$0")
 cd "$(dirname "$0")/.."
 
 node_count() { cat "$state/nodes" 2>/dev/null || echo 0; }
 
+node_namespaces() { ip netns list 2>/dev/null | awk '{ print $1 }' | grep "^$prefix-" || true; }
+
+# What still runs in the nodes, as "nnemu-h1: 123 456; ..." (empty: nothing).
+live_processes() {
+    local ns pids out=""
+    for ns in $(node_namespaces); do
+        pids=$(ip netns pids "$ns" 2>/dev/null | tr '\n' ' ')
+        [ -n "$pids" ] && out+="$ns: ${pids% }; "
+    done
+    printf '%s' "${out%; }"
+}
+
+# Kills what runs in the nodes (saying so) and removes every trace of them, also of
+# a node someone removed by hand (its /etc/netns entry).
 down() {
-    local ns
-    for ns in $(ip netns list 2>/dev/null | awk '{ print $1 }' | grep "^$prefix-" || true); do
+    local ns live
+    live=$(live_processes)
+    [ -n "$live" ] && echo "emulated_nodes: killing what still runs in the nodes (PIDs $live)" >&2
+    for ns in $(node_namespaces); do
         ip netns pids "$ns" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
         ip netns del "$ns" 2>/dev/null || true
-        rm -rf "/etc/netns/$ns"
     done
-    rm -rf "$state"
+    rm -rf /etc/netns/"$prefix"-* "$state"
 }
 
 up() {
-    local n=$1 rate=${2:-none} cores k
-    [[ "$n" =~ ^[1-8]$ ]] || { echo "emulated_nodes: 1 to 8 nodes, not '$n'" >&2; exit 2; }
+    local n=${1:-} rate=${2:-none} cores k live
+    [[ "$n" =~ ^[1-8]$ ]] || { echo "emulated_nodes: up N: 1 to 8 nodes, not '$n'" >&2; exit 2; }
     [ "$(id -u)" -eq 0 ] || { echo "emulated_nodes: needs root (network namespaces)" >&2; exit 1; }
+    # nodes in use belong to another job: never kill it to make room
+    live=$(live_processes)
+    [ -z "$live" ] || { echo "emulated_nodes: the nodes are in use (PIDs $live): end that job, or run 'down' to kill it" >&2; exit 1; }
     down
     trap 'down; exit 1' ERR # a half-built cluster is removed
     mkdir -p "$state"
@@ -89,6 +110,7 @@ case "${1:-}" in
     up) shift; up "$@" ;;
     down) down ;;
     mpirun) shift; run_mpirun "$@" ;;
-    cut) ip -n "$prefix-h$2" link set eth0 down ;;
-    *) sed -n '2,20p' "$0" >&2; exit 2 ;;
+    cut) [[ "${2:-}" =~ ^[1-8]$ ]] || { echo "emulated_nodes: cut K: the node to cut, 1 to 8, not '${2:-}'" >&2; exit 2; }
+         ip -n "$prefix-h$2" link set eth0 down ;;
+    *) sed -n '2,19p' "$self" >&2; exit 2 ;;
 esac

@@ -239,6 +239,11 @@ static int save_on_root(const char *path, const nn_train_state *s, int ranks, co
         return nn_fail(err, NN_ERR_RUNTIME, "%s: cannot write checkpoint (%s)", tmp,
                        saved ? strerror(saved) : "HDF5 error");
     }
+    struct stat st; /* checked at start (nn/outputs.h), and again: the path may have changed since */
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        remove(tmp);
+        return nn_fail(err, NN_ERR_RUNTIME, "%s: is no longer a regular file; checkpoint not put in place", path);
+    }
     if (sync_path(tmp, 0) < 0 || rename(tmp, path) < 0) {
         int saved = errno;
         remove(tmp);
@@ -248,17 +253,17 @@ static int save_on_root(const char *path, const nn_train_state *s, int ranks, co
     return NN_OK;
 }
 
-int nn_checkpoint_check_path(const char *path, nn_error *err) {
+int nn_checkpoint_check_replaceable(const char *path, nn_error *err) {
     struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-        return nn_fail(err, NN_ERR_INPUT, "--checkpoint %s: is a directory", path);
-    char dir[NN_PATH_MAX], tmp[NN_PATH_MAX + 8];
-    snprintf(dir, sizeof dir, "%s", path);
-    const char *parent = dirname(dir);
-    if (access(parent, W_OK | X_OK) != 0)
-        return nn_fail(err, NN_ERR_INPUT, "--checkpoint %s: cannot write in %s: %s", path, parent, strerror(errno));
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    remove(tmp); /* a killed write's leftover; the checkpoint itself is untouched */
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) return NN_OK; /* nothing of value there */
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    hid_t file = H5Fis_hdf5(path) > 0 ? H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT) : -1;
+    int ours = file >= 0 && H5Aexists_by_name(file, "/", "format_version", H5P_DEFAULT) > 0 &&
+               H5Lexists(file, "/progress", H5P_DEFAULT) > 0;
+    if (file >= 0) H5Fclose(file);
+    if (!ours)
+        return nn_fail(err, NN_ERR_INPUT, "--checkpoint %s: exists and is not an nntrain checkpoint; not replacing it",
+                       path);
     return NN_OK;
 }
 

@@ -1,4 +1,12 @@
+#define _POSIX_C_SOURCE 200809L /* getline, ftruncate */
 #include "nn/metrics.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 void nn_metrics_gather(nn_epoch_stats *st, const nn_epoch_clock *clock, double loss_sum, double epoch_samples,
                        int batch, MPI_Comm comm) {
@@ -26,8 +34,8 @@ void nn_metrics_print_line(FILE *out, const nn_epoch_stats *s) {
     fflush(out);
 }
 
-int nn_metrics_write_json(FILE *out, const nn_epoch_stats *s) {
-    int written = fprintf(out,
+int nn_metrics_format_json(char *out, size_t cap, const nn_epoch_stats *s) {
+    int n = snprintf(out, cap,
             /* losses with all 17 digits: resumed runs are compared bit for bit */
             "{\"epoch\": %d, \"train_loss\": %.17g, \"test_loss\": %.17g, \"test_accuracy\": %.17g, "
             "\"epoch_seconds\": %.6f, \"eval_seconds\": %.6f, \"samples_per_second\": %.1f, "
@@ -36,9 +44,85 @@ int nn_metrics_write_json(FILE *out, const nn_epoch_stats *s) {
             s->epoch, s->train_loss, s->test_loss, s->test_accuracy, s->epoch_seconds, s->eval_seconds,
             s->samples_per_second, s->allreduce_seconds, s->data_seconds, s->checkpoint_seconds, s->lr, s->ranks,
             s->threads);
-    if (written >= 0 && s->has_validation)
-        written = fprintf(out, ", \"validation_loss\": %.17g, \"validation_accuracy\": %.17g", s->validation_loss,
-                          s->validation_accuracy);
-    if (written >= 0) written = fprintf(out, "}\n");
-    return written < 0 || fflush(out) != 0;
+    size_t used = n > 0 && (size_t)n < cap ? (size_t)n : cap;
+    if (s->has_validation)
+        n += snprintf(out + used, cap - used, ", \"validation_loss\": %.17g, \"validation_accuracy\": %.17g",
+                      s->validation_loss, s->validation_accuracy);
+    used = n > 0 && (size_t)n < cap ? (size_t)n : cap;
+    n += snprintf(out + used, cap - used, "}\n");
+    return n;
+}
+
+/* How every record of ours begins. */
+static const char record_start[] = "{\"epoch\": ";
+
+/* Where the kept part of an existing metrics file ends: after the last whole
+ * record of an epoch <= keep_epochs (0 for keep_epochs < 0). A line that is not a
+ * record of ours makes the file someone else's: -1. */
+static long kept_length(FILE *in, int keep_epochs, int *last_kept) {
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    long offset = 0, keep = 0, last_epoch = 0;
+    int cut = keep_epochs < 0;
+    while ((n = getline(&line, &cap, in)) > 0) {
+        size_t prefix = sizeof record_start - 1;
+        int whole = line[n - 1] == '\n';
+        int ours = strncmp(line, record_start, whole || (size_t)n >= prefix ? prefix : (size_t)n) == 0;
+        if (!ours) { keep = -1; break; }
+        offset += n;
+        if (!whole || cut) continue; /* a record cut short by a failed write, or beyond the cut */
+        long epoch = strtol(line + prefix, NULL, 10);
+        if (epoch > keep_epochs || epoch < last_epoch) cut = 1;
+        else keep = offset, last_epoch = epoch;
+    }
+    free(line);
+    *last_kept = (int)last_epoch;
+    return keep;
+}
+
+int nn_metrics_open(nn_metrics_file *f, const char *path, int keep_epochs, nn_error *err) {
+    f->path = path;
+    f->fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
+    if (f->fd < 0) return nn_fail(err, NN_ERR_INPUT, "--metrics %s: cannot write: %s", path, strerror(errno));
+    FILE *in = fopen(path, "r");
+    f->last_epoch = 0;
+    long keep = in ? kept_length(in, keep_epochs, &f->last_epoch) : 0;
+    if (in) fclose(in);
+    if (keep < 0) {
+        nn_metrics_close(f);
+        return nn_fail(err, NN_ERR_INPUT, "--metrics %s: holds something other than nntrain's metrics; not overwriting it",
+                       path);
+    }
+    if (ftruncate(f->fd, keep) != 0 || lseek(f->fd, keep, SEEK_SET) < 0) {
+        int saved = errno;
+        nn_metrics_close(f);
+        return nn_fail(err, NN_ERR_RUNTIME, "--metrics %s: cannot cut back to the resumed epoch: %s", path,
+                       strerror(saved));
+    }
+    return NN_OK;
+}
+
+int nn_metrics_append(nn_metrics_file *f, const nn_epoch_stats *s, nn_error *err) {
+    char line[1024];
+    int n = nn_metrics_format_json(line, sizeof line, s);
+    if (n < 0 || (size_t)n >= sizeof line) return nn_fail(err, NN_ERR_RUNTIME, "%s: metrics record too long", f->path);
+    off_t start = lseek(f->fd, 0, SEEK_CUR);
+    for (int done = 0; done < n;) {
+        ssize_t w = write(f->fd, line + done, (size_t)(n - done));
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            int saved = w < 0 ? errno : ENOSPC;
+            /* undo the part written: the file keeps whole records only */
+            if (start >= 0 && ftruncate(f->fd, start) == 0) lseek(f->fd, start, SEEK_SET);
+            return nn_fail(err, NN_ERR_RUNTIME, "%s: cannot write metrics: %s", f->path, strerror(saved));
+        }
+        done += (int)w;
+    }
+    return NN_OK;
+}
+
+void nn_metrics_close(nn_metrics_file *f) {
+    if (f->fd >= 0) close(f->fd);
+    f->fd = -1;
 }

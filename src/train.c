@@ -171,8 +171,7 @@ static int end_epoch(trainer *t, int epoch, const nn_epoch_clock *clock, nn_trai
     }
     result->final_accuracy = st.test_accuracy;
     if (t->log) nn_metrics_print_line(t->log, &st);
-    if (!status && t->metrics && nn_metrics_write_json(t->metrics, &st))
-        status = nn_fail(err, NN_ERR_RUNTIME, "%s: cannot write metrics: %s", t->opt.metrics, strerror(errno));
+    if (!status && t->metrics.fd >= 0) status = nn_metrics_append(&t->metrics, &st, err);
     return nn_comm_agree(t->comm, status, err); /* only rank 0 writes the metrics */
 }
 

@@ -12,7 +12,9 @@
 #include "nn/exchange.h"
 #include "nn/model.h"
 #include "nn/optim.h"
+#include "nn/metrics.h"
 #include "nn/options.h"
+#include "nn/outputs.h"
 #include "nn/rng.h"
 #include "nn/thread_tuning.h"
 
@@ -22,7 +24,9 @@ typedef struct trainer {
     MPI_Comm comm;
     int rank, nranks, threads; /* threads: in use (the tuning may settle on one) */
     nn_thread_tuning tuning;
-    FILE *log, *metrics;  /* log: rank 0 only (NULL elsewhere); metrics: rank 0, if asked */
+    FILE *log;            /* rank 0 only (NULL elsewhere) */
+    nn_metrics_file metrics;          /* rank 0, if asked (fd -1 otherwise) */
+    nn_output_lock checkpoint_lock, metrics_lock; /* rank 0: held for the run's life */
     nn_checkpoint ck;     /* the checkpoint resumed from, if any */
     nn_shard train, test, validation; /* validation: empty without --validation */
     nn_model model;

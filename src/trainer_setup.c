@@ -76,17 +76,45 @@ static int allocate(trainer *t, nn_error *err) {
         if (!t->order || !t->batch_rows || !t->labels || !t->sample_ids)
             status = nn_fail(err, NN_ERR_RUNTIME, "out of memory for batch buffers");
     }
-    /* A resumed run appends to its metrics, so the file tells the whole story. */
-    if (!status && t->rank == 0 && t->opt.metrics[0] &&
-        !(t->metrics = fopen(t->opt.metrics, t->opt.resume[0] ? "a" : "w")))
-        status = nn_fail(err, NN_ERR_INPUT, "%s: cannot write metrics file", t->opt.metrics);
+    /* A resumed run appends to its metrics (cut back to the checkpoint's epoch), so
+     * the file tells the whole story once. */
+    if (!status && t->rank == 0 && t->opt.metrics[0]) {
+        int resumed_at = t->opt.resume[0] ? t->ck.progress.epochs_completed : -1;
+        status = nn_metrics_open(&t->metrics, t->opt.metrics, resumed_at, err);
+        /* a record whose write failed (a full disk) after its epoch's checkpoint was saved */
+        if (!status && t->log && t->metrics.last_epoch > 0 && t->metrics.last_epoch < resumed_at)
+            fprintf(t->log, "nntrain: warning: %s has no records of epochs %d to %d (their writes failed); it goes on "
+                    "from epoch %d\n", t->opt.metrics, t->metrics.last_epoch + 1, resumed_at, resumed_at + 1);
+    }
+    return status;
+}
+
+/* Rank 0, before anything is written: the outputs obey the one rule (nn/outputs.h),
+ * a checkpoint replaces only a checkpoint, and each output is locked for the run. */
+static int claim_outputs(trainer *t, nn_error *err) {
+    const nn_train_options *o = &t->opt;
+    char checkpoint_tmp[NN_PATH_MAX + 8];
+    snprintf(checkpoint_tmp, sizeof checkpoint_tmp, "%s.tmp", o->checkpoint); /* as nn_checkpoint_save names it */
+    nn_run_files files = {0};
+    nn_run_files_input(&files, "--data", t->cfg.data);
+    nn_run_files_input(&files, "--resume", o->resume);
+    int ck = nn_run_files_output(&files, "--checkpoint", o->checkpoint);
+    nn_run_files_temporary(&files, ck, checkpoint_tmp);
+    nn_run_files_replaces(&files, ck, o->resume); /* the usual preemptible job: --resume F --checkpoint F */
+    nn_run_files_output(&files, "--metrics", o->metrics);
+    int status = nn_run_files_check(&files, err);
+    if (!status && o->checkpoint[0]) status = nn_output_lock_acquire(&t->checkpoint_lock, "--checkpoint", o->checkpoint, err);
+    if (!status && o->checkpoint[0]) status = nn_checkpoint_check_replaceable(o->checkpoint, err);
+    if (!status && o->checkpoint[0]) remove(checkpoint_tmp); /* a killed write's leftover: ours, now we hold the lock */
+    if (!status && o->metrics[0]) status = nn_output_lock_acquire(&t->metrics_lock, "--metrics", o->metrics, err);
     return status;
 }
 
 int trainer_setup(trainer *t, nn_error *err) {
     int status;
+    t->metrics.fd = t->checkpoint_lock.fd = t->metrics_lock.fd = -1;
     if ((status = configure(t, err))) return status;
-    status = t->rank == 0 && t->opt.checkpoint[0] ? nn_checkpoint_check_path(t->opt.checkpoint, err) : NN_OK;
+    status = t->rank == 0 ? claim_outputs(t, err) : NN_OK;
     if ((status = nn_comm_agree(t->comm, status, err))) return status; /* before any work */
     if ((status = load_data(t, err))) return status;
     if ((status = nn_comm_agree(t->comm, allocate(t, err), err))) return status;
@@ -106,7 +134,9 @@ int trainer_setup(trainer *t, nn_error *err) {
 }
 
 void trainer_free(trainer *t) {
-    if (t->metrics) fclose(t->metrics);
+    nn_metrics_close(&t->metrics);
+    nn_output_lock_release(&t->metrics_lock);
+    nn_output_lock_release(&t->checkpoint_lock);
     free(t->order);
     free(t->batch_rows);
     free(t->labels);

@@ -33,6 +33,7 @@ host_acc=$(metric "$dir/host.jsonl" test_accuracy 2>/dev/null || echo 0)
 
 for layout in "2 ppr:2:node" "4 ppr:1:node"; do
     read -r nodes map <<<"$layout"
+    "$emu" down 2>/dev/null # ours: what the last layout left (up refuses nodes in use)
     "$emu" up "$nodes" >/dev/null || { fail "$nodes nodes: cannot build them"; continue; }
     for mode in shm mpi overlap; do
         timeout 300 "$emu" mpirun -np 4 --map-by "$map" "$nntrain" "${job[@]}" --allreduce "$mode" \
@@ -50,6 +51,7 @@ for layout in "2 ppr:2:node" "4 ppr:1:node"; do
     then ok "$nodes nodes: accuracy $acc, one host $host_acc"; else fail "$nodes nodes: accuracy $acc, one host $host_acc"; fi
 done
 
+"$emu" down 2>/dev/null
 "$emu" up 2 >/dev/null
 timeout 120 "$emu" mpirun -np 2 --map-by node "$nntrain" --data "$dir/badlabel.h5" --layers 16,3 \
     >"$dir/out" 2>"$dir/err"

@@ -30,7 +30,7 @@ else fail "the conversion wrote its file"; fi
 expect 0 "" --out="$dir/ok2.h5" --classes=10 "$dir/idx"
 
 before=$(sha256sum "$dir/idx/train-images-idx3-ubyte")
-expect 2 "--out $dir/idx/train-images-idx3-ubyte is one of the input files" --out "$dir/idx/train-images-idx3-ubyte" "$dir/idx"
+expect 2 "--out $dir/idx/train-images-idx3-ubyte: is the same file as the input $dir/idx/train-images-idx3-ubyte" --out "$dir/idx/train-images-idx3-ubyte" "$dir/idx"
 if [ "$before" = "$(sha256sum "$dir/idx/train-images-idx3-ubyte")" ]; then ok "the input file is untouched"
 else fail "the input file is untouched"; fi
 

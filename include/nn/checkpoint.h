@@ -54,11 +54,12 @@ typedef struct nn_checkpoint {
  * the wall time of the whole operation. */
 int nn_checkpoint_save(const char *path, const nn_train_state *state, MPI_Comm comm, double *seconds, nn_error *err);
 
-/* Local: can a checkpoint be written to `path` (not a directory, its directory
- * writable)? Checked before training starts, so a bad path fails at once rather than
- * after the first epoch. Also removes `path`.tmp, the leftover of a write that was
- * killed. NN_ERR_INPUT with a message naming the path otherwise. */
-int nn_checkpoint_check_path(const char *path, nn_error *err);
+/* Local: may a checkpoint replace what `path` holds now? Yes when nothing (or an
+ * empty file) is there or it is an nntrain checkpoint (of any format); any other
+ * file is NN_ERR_INPUT, so --checkpoint never destroys a file of another kind. The
+ * path rule itself (not an input, a regular file, a writable directory) is
+ * nn/outputs.h's. */
+int nn_checkpoint_check_replaceable(const char *path, nn_error *err);
 
 /* Local (any rank, no MPI). Validates format version, structure and checksums;
  * NN_ERR_INPUT with a message naming the file and the problem otherwise. */

@@ -4,7 +4,10 @@
 #define NN_METRICS_H
 
 #include <mpi.h>
+#include <stddef.h>
 #include <stdio.h>
+
+#include "nn/error.h"
 
 /* One rank's clock over an epoch's training steps (seconds). */
 typedef struct nn_epoch_clock {
@@ -36,7 +39,27 @@ void nn_metrics_gather(nn_epoch_stats *st, const nn_epoch_clock *clock, double l
                        int batch, MPI_Comm comm);
 
 void nn_metrics_print_line(FILE *out, const nn_epoch_stats *s);
-/* Returns non-zero when the record could not be written (disk full, say). */
-int nn_metrics_write_json(FILE *out, const nn_epoch_stats *s);
+
+/* The metrics file (JSON Lines, one record per epoch). It stays valid JSONL through
+ * any failure: a record is written whole or not at all (a write cut short, by a full
+ * disk say, is undone), and a resumed run first cuts the file back to the
+ * checkpoint's epoch, so the epochs redone after it appear once. */
+typedef struct nn_metrics_file {
+    int fd; /* -1: closed */
+    const char *path;
+    int last_epoch; /* after opening: the epoch of the last record kept (0: none) */
+} nn_metrics_file;
+
+/* Opens `path` for a run. keep_epochs < 0: a fresh run, the file is emptied.
+ * keep_epochs >= 0: a resumed run, records of later epochs and a cut-off last line
+ * are removed and the rest kept. Either way a file holding anything else than
+ * nntrain's records is refused (NN_ERR_INPUT), not overwritten. */
+int nn_metrics_open(nn_metrics_file *f, const char *path, int keep_epochs, nn_error *err);
+/* NN_ERR_RUNTIME (the file left as it was before the call) when it cannot be written. */
+int nn_metrics_append(nn_metrics_file *f, const nn_epoch_stats *s, nn_error *err);
+void nn_metrics_close(nn_metrics_file *f);
+
+/* The record as one line, newline included; returns its length (as snprintf). */
+int nn_metrics_format_json(char *out, size_t cap, const nn_epoch_stats *s);
 
 #endif

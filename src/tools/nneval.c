@@ -1,6 +1,7 @@
 /* nneval: score a checkpoint on a dataset split, under MPI like nntrain (each rank
  * scores its shard). Prints accuracy, per-class accuracy and the confusion matrix;
  * --metrics FILE writes the same as one JSON object. */
+#include <errno.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include "nn/comm.h"
 #include "nn/dataset.h"
 #include "nn/evaluate.h"
+#include "nn/outputs.h"
 #include "nn/model.h"
 #include "nn/version.h"
 
@@ -125,18 +127,38 @@ static const char *dataset_of(const eval_options *o, const nn_checkpoint *ck) {
     return o->data[0] ? o->data : ck->config.data;
 }
 
-/* The checkpoint, the shard and the model, checked against each other; the metrics
- * file opened before any work (a bad path fails at once). */
+/* The metrics file, checked by the one output rule (never the checkpoint or the
+ * dataset read) and opened before any work, so a bad path fails at once. It is
+ * emptied only if it holds an earlier nneval result (or nothing). */
+static int claim_metrics(const eval_options *o, const char *data, FILE **metrics, nn_error *err) {
+    nn_run_files files = {0};
+    nn_run_files_input(&files, "--checkpoint", o->checkpoint);
+    nn_run_files_input(&files, "--data", data);
+    nn_run_files_output(&files, "--metrics", o->metrics);
+    int status = nn_run_files_check(&files, err);
+    if (status) return status;
+    static const char ours[] = "{\"checkpoint\": ";
+    char head[sizeof ours] = "";
+    FILE *existing = fopen(o->metrics, "r");
+    size_t n = existing ? fread(head, 1, sizeof ours - 1, existing) : 0;
+    if (existing) fclose(existing);
+    if (n > 0 && strncmp(head, ours, n) != 0)
+        return nn_fail(err, NN_ERR_INPUT, "--metrics %s: holds something other than nneval's results; not overwriting it",
+                       o->metrics);
+    if (!(*metrics = fopen(o->metrics, "w")))
+        return nn_fail(err, NN_ERR_INPUT, "--metrics %s: cannot write: %s", o->metrics, strerror(errno));
+    return NN_OK;
+}
+
+/* The checkpoint, the shard and the model, checked against each other. */
 static int prepare(const eval_options *o, MPI_Comm comm, nn_checkpoint *ck, nn_shard *shard, nn_model *model,
                    nn_evaluator *ev, FILE **metrics, nn_error *err) {
     int rank, status;
     MPI_Comm_rank(comm, &rank);
-    if (rank == 0 && o->metrics[0] && !(*metrics = fopen(o->metrics, "w")))
-        status = nn_fail(err, NN_ERR_INPUT, "%s: cannot write metrics file", o->metrics);
-    else
-        status = nn_checkpoint_load(o->checkpoint, ck, err);
-    if ((status = nn_comm_agree(comm, status, err))) return status;
+    status = nn_checkpoint_load(o->checkpoint, ck, err);
     const char *data = dataset_of(o, ck);
+    if (!status && rank == 0 && o->metrics[0]) status = claim_metrics(o, data, metrics, err);
+    if ((status = nn_comm_agree(comm, status, err))) return status;
     if ((status = nn_shard_read(data, o->split, 0, comm, shard, err))) return status;
     char whose[NN_PATH_MAX + 32];
     snprintf(whose, sizeof whose, "the network of %s", o->checkpoint);

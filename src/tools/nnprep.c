@@ -13,6 +13,7 @@
 #include "nn/dataset_write.h"
 #include "nn/error.h"
 #include "nn/idx.h"
+#include "nn/outputs.h"
 #include "nn/version.h"
 
 #define DEFAULT_CLASSES 10
@@ -93,12 +94,6 @@ static int check_dir(const char *dir, nn_error *err) {
     return NN_OK;
 }
 
-/* Whether two paths name the same existing file. */
-static int same_file(const char *a, const char *b) {
-    struct stat sa, sb;
-    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-}
-
 static int is_file(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
@@ -167,10 +162,17 @@ static int convert(const prep_options *opts, split_files *train, split_files *te
     char resolved[NN_PATH_MAX]; /* realpath writes at most PATH_MAX (= NN_PATH_MAX) */
     const char *where = realpath(opts->dir, resolved) ? resolved : opts->dir;
     char source[NN_PATH_MAX + 32];
+    /* the one output rule: not an input (by inode), a regular file, its temporary creatable */
+    char tmp[NN_PATH_MAX + 8];
+    snprintf(tmp, sizeof tmp, "%s.tmp", opts->out); /* as nn_dataset_write names it */
+    nn_run_files files = {0};
     const split_files *splits[2] = {train, test};
-    for (int i = 0; i < 2; i++)
-        if (same_file(opts->out, splits[i]->image_path) || same_file(opts->out, splits[i]->label_path))
-            return nn_fail(err, NN_ERR_INPUT, "--out %s is one of the input files", opts->out);
+    for (int i = 0; i < 2; i++) {
+        nn_run_files_input(&files, "the input", splits[i]->image_path);
+        nn_run_files_input(&files, "the input", splits[i]->label_path);
+    }
+    nn_run_files_temporary(&files, nn_run_files_output(&files, "--out", opts->out), tmp);
+    if ((status = nn_run_files_check(&files, err))) return status;
     snprintf(source, sizeof source, "%s (%s)", opts->fashion ? "fashion-mnist" : "mnist", where);
 
     nn_split_data train_data = as_split_data(train), test_data = as_split_data(test);

@@ -1,0 +1,65 @@
+/* Output files: the one rule that decides whether a tool may write a path, and the
+ * lock that keeps two live runs off the same output. Every tool asks here before it
+ * creates, truncates or renames anything, so no option, symlink or `../` can make a
+ * run overwrite its own dataset, a checkpoint it reads, or /dev/null.
+ *
+ * The rule, for an output `path`:
+ *   - it is not the same file as any input of the run (device and inode, so
+ *     symlinks, hard links and `../` all count), except the one input it is meant
+ *     to take the place of (a checkpoint written over the one resumed from);
+ *   - it is not the same file as another output of the run;
+ *   - if it exists, it is a regular file (never a directory, device, FIFO or socket);
+ *   - its directory exists and lets us create the file (tried with the real name
+ *     of the temporary file, so a name too long or a missing directory fails now,
+ *     not after the first epoch). */
+#ifndef NN_OUTPUTS_H
+#define NN_OUTPUTS_H
+
+#include <stddef.h>
+
+#include "nn/error.h"
+
+#define NN_OUTPUTS_MAX 8
+
+/* One run's files: what it reads and what it will write. `option` names each path
+ * in messages ("--checkpoint"). Paths are borrowed, not copied. */
+typedef struct nn_file_role {
+    const char *option, *path;
+} nn_file_role;
+
+typedef struct nn_run_files {
+    nn_file_role inputs[NN_OUTPUTS_MAX];
+    int n_inputs;
+    nn_file_role outputs[NN_OUTPUTS_MAX];
+    const char *temporary[NN_OUTPUTS_MAX]; /* output i is built as this file first (NULL: written in place) */
+    const char *replaces[NN_OUTPUTS_MAX];  /* output i may take the place of this input (NULL: none) */
+    int n_outputs;
+} nn_run_files;
+
+/* Adding to the list; an empty or NULL path is skipped (an option not given). */
+void nn_run_files_input(nn_run_files *files, const char *option, const char *path);
+/* Returns the output's index (or -1 when skipped), for the two setters below. */
+int nn_run_files_output(nn_run_files *files, const char *option, const char *path);
+void nn_run_files_temporary(nn_run_files *files, int output, const char *temporary_path);
+void nn_run_files_replaces(nn_run_files *files, int output, const char *input_path);
+
+/* Local: applies the rule to every output. NN_ERR_INPUT with one line naming the
+ * option, the path and the problem; nothing is created or changed (a temporary
+ * file already there is left alone: it may be a live run's). */
+int nn_run_files_check(const nn_run_files *files, nn_error *err);
+
+/* The lock on an output, held for the life of the run: an advisory (fcntl) lock on
+ * "<path>.lock", which names its holder (PID and host). The kernel drops it when
+ * the holder dies, however it dies, so a killed run never blocks the next one. */
+typedef struct nn_output_lock {
+    int fd; /* -1: not held */
+    char path[NN_PATH_MAX + 8];
+} nn_output_lock;
+
+/* Local. NN_ERR_INPUT when another live process holds the lock ("in use by
+ * another run: PID 123 on host h"); NN_ERR_RUNTIME when the lock file cannot be made. */
+int nn_output_lock_acquire(nn_output_lock *lock, const char *option, const char *path, nn_error *err);
+/* Removes the lock file and drops the lock; a lock not held is ignored. */
+void nn_output_lock_release(nn_output_lock *lock);
+
+#endif

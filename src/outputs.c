@@ -1,0 +1,205 @@
+/* Whether a tool may write a path, and the lock a run holds on its outputs (see
+ * nn/outputs.h for the rule). */
+#define _GNU_SOURCE /* realpath, gethostname */
+#include "nn/outputs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+void nn_run_files_input(nn_run_files *files, const char *option, const char *path) {
+    if (path && path[0] && files->n_inputs < NN_OUTPUTS_MAX)
+        files->inputs[files->n_inputs++] = (nn_file_role){option, path};
+}
+
+int nn_run_files_output(nn_run_files *files, const char *option, const char *path) {
+    if (!path || !path[0] || files->n_outputs >= NN_OUTPUTS_MAX) return -1;
+    int i = files->n_outputs++;
+    files->outputs[i] = (nn_file_role){option, path};
+    files->temporary[i] = files->replaces[i] = NULL;
+    return i;
+}
+
+void nn_run_files_temporary(nn_run_files *files, int output, const char *temporary_path) {
+    if (output >= 0) files->temporary[output] = temporary_path;
+}
+
+void nn_run_files_replaces(nn_run_files *files, int output, const char *input_path) {
+    if (output >= 0) files->replaces[output] = input_path;
+}
+
+/* ---- what a path names ---- */
+
+/* A file as the kernel knows it (it exists), else its would-be name with the
+ * directory resolved (so "a/../b.h5" and "./b.h5" are the same file to be). */
+typedef struct identity {
+    int exists;
+    struct stat st;
+    char name[NN_PATH_MAX * 2];
+} identity;
+
+static void identify(const char *path, identity *id) {
+    id->exists = stat(path, &id->st) == 0;
+    char dir_copy[NN_PATH_MAX], base_copy[NN_PATH_MAX], resolved[PATH_MAX];
+    snprintf(dir_copy, sizeof dir_copy, "%s", path);
+    snprintf(base_copy, sizeof base_copy, "%s", path);
+    const char *dir = realpath(dirname(dir_copy), resolved) ? resolved : dirname(dir_copy);
+    snprintf(id->name, sizeof id->name, "%s/%s", dir, basename(base_copy));
+}
+
+static int same_file(const identity *a, const identity *b) {
+    if (a->exists && b->exists) return a->st.st_dev == b->st.st_dev && a->st.st_ino == b->st.st_ino;
+    return !a->exists && !b->exists && strcmp(a->name, b->name) == 0;
+}
+
+static const char *kind_of(mode_t mode) {
+    if (S_ISDIR(mode)) return "a directory";
+    if (S_ISCHR(mode) || S_ISBLK(mode)) return "a device";
+    if (S_ISFIFO(mode)) return "a FIFO";
+    if (S_ISSOCK(mode)) return "a socket";
+    return "not a regular file";
+}
+
+/* ---- the rule ---- */
+
+/* Can a file be created under this exact name? Tried for real (and undone), so a
+ * missing directory, a name too long or a read-only directory fail here. A
+ * regular file already there may be a live run's temporary file: left alone (the
+ * caller removes a dead run's leftover once it holds the lock). */
+static int try_create(const nn_file_role *out, const char *name, nn_error *err) {
+    struct stat st;
+    if (lstat(name, &st) == 0) {
+        if (!S_ISREG(st.st_mode))
+            return nn_fail(err, NN_ERR_INPUT, "%s %s: its temporary file %s exists and is %s; not touching it",
+                           out->option, out->path, name, kind_of(st.st_mode));
+        return access(name, W_OK) == 0 ? NN_OK
+                                       : nn_fail(err, NN_ERR_INPUT, "%s %s: cannot write %s: %s", out->option,
+                                                 out->path, name, strerror(errno));
+    }
+    int fd = open(name, O_WRONLY | O_CREAT | O_EXCL, 0666);
+    if (fd < 0) return nn_fail(err, NN_ERR_INPUT, "%s %s: cannot create %s: %s", out->option, out->path, name, strerror(errno));
+    close(fd);
+    unlink(name);
+    return NN_OK;
+}
+
+static int check_output(const nn_run_files *files, int i, nn_error *err) {
+    const nn_file_role *out = &files->outputs[i];
+    size_t len = strlen(out->path);
+    if (out->path[len - 1] == '/') return nn_fail(err, NN_ERR_INPUT, "%s %s: names a directory, not a file", out->option, out->path);
+    identity id;
+    identify(out->path, &id);
+    if (id.exists && !S_ISREG(id.st.st_mode))
+        return nn_fail(err, NN_ERR_INPUT, "%s %s: is %s; an output must be a regular file", out->option, out->path,
+                       kind_of(id.st.st_mode));
+    for (int k = 0; k < files->n_inputs; k++) {
+        const nn_file_role *in = &files->inputs[k];
+        identity other;
+        identify(in->path, &other);
+        if (!same_file(&id, &other)) continue;
+        if (files->replaces[i]) {
+            identity allowed;
+            identify(files->replaces[i], &allowed);
+            if (same_file(&id, &allowed)) continue;
+        }
+        return nn_fail(err, NN_ERR_INPUT, "%s %s: is the same file as %s %s, which this run reads; not overwriting it",
+                       out->option, out->path, in->option, in->path);
+    }
+    for (int k = 0; k < i; k++) {
+        identity other;
+        identify(files->outputs[k].path, &other);
+        if (same_file(&id, &other))
+            return nn_fail(err, NN_ERR_INPUT, "%s %s: is the same file as %s %s; give each output its own file",
+                           out->option, out->path, files->outputs[k].option, files->outputs[k].path);
+        if (files->temporary[k]) {
+            identify(files->temporary[k], &other);
+            if (same_file(&id, &other))
+                return nn_fail(err, NN_ERR_INPUT, "%s %s: is the temporary file of %s %s; give each output its own file",
+                               out->option, out->path, files->outputs[k].option, files->outputs[k].path);
+        }
+    }
+    if (files->temporary[i]) {
+        identity tmp;
+        identify(files->temporary[i], &tmp);
+        for (int k = 0; k < files->n_inputs; k++) {
+            identity other;
+            identify(files->inputs[k].path, &other);
+            if (same_file(&tmp, &other))
+                return nn_fail(err, NN_ERR_INPUT, "%s %s: its temporary file %s is %s %s, which this run reads",
+                               out->option, out->path, files->temporary[i], files->inputs[k].option,
+                               files->inputs[k].path);
+        }
+        return try_create(out, files->temporary[i], err);
+    }
+    if (id.exists) { /* written in place: it must be writable as it is */
+        if (access(out->path, W_OK) != 0)
+            return nn_fail(err, NN_ERR_INPUT, "%s %s: cannot write: %s", out->option, out->path, strerror(errno));
+        return NN_OK;
+    }
+    return try_create(out, out->path, err);
+}
+
+int nn_run_files_check(const nn_run_files *files, nn_error *err) {
+    int status = NN_OK;
+    for (int i = 0; i < files->n_outputs && !status; i++) status = check_output(files, i, err);
+    return status;
+}
+
+/* ---- the lock ---- */
+
+/* What the lock file says of its holder, for the refused run's message. */
+static void read_holder(int fd, char *out, size_t cap) {
+    ssize_t n = pread(fd, out, cap - 1, 0);
+    out[n > 0 ? n : 0] = '\0';
+    out[strcspn(out, "\n")] = '\0';
+    if (!out[0]) snprintf(out, cap, "a process that has not said who it is");
+}
+
+int nn_output_lock_acquire(nn_output_lock *lock, const char *option, const char *path, nn_error *err) {
+    lock->fd = -1;
+    if (snprintf(lock->path, sizeof lock->path, "%s.lock", path) >= (int)sizeof lock->path)
+        return nn_fail(err, NN_ERR_INPUT, "%s %s: the name is too long", option, path);
+    /* The holder removes the file as it ends: a lock taken on a file already
+     * unlinked (or replaced) is no lock at all, so check and try again. */
+    for (int attempt = 0; attempt < 16; attempt++) {
+        int fd = open(lock->path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+        if (fd < 0) return nn_fail(err, NN_ERR_RUNTIME, "%s %s: cannot create lock file %s: %s", option, path, lock->path, strerror(errno));
+        struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+        if (fcntl(fd, F_SETLK, &fl) != 0) {
+            int saved = errno;
+            char holder[256];
+            read_holder(fd, holder, sizeof holder);
+            close(fd);
+            if (saved == EACCES || saved == EAGAIN)
+                return nn_fail(err, NN_ERR_INPUT, "%s %s: in use by another run (%s; lock file %s); give this run another file",
+                               option, path, holder, lock->path);
+            return nn_fail(err, NN_ERR_RUNTIME, "%s %s: cannot lock %s: %s", option, path, lock->path, strerror(saved));
+        }
+        struct stat held, named;
+        if (fstat(fd, &held) == 0 && stat(lock->path, &named) == 0 && held.st_dev == named.st_dev &&
+            held.st_ino == named.st_ino) {
+            char host[256] = "unknown";
+            gethostname(host, sizeof host - 1);
+            char holder[300];
+            int n = snprintf(holder, sizeof holder, "PID %ld on host %s\n", (long)getpid(), host);
+            if (ftruncate(fd, 0) != 0 || pwrite(fd, holder, (size_t)n, 0) != n) { /* the lock holds all the same */ }
+            lock->fd = fd;
+            return NN_OK;
+        }
+        close(fd);
+    }
+    return nn_fail(err, NN_ERR_RUNTIME, "%s %s: cannot lock %s: it keeps being replaced", option, path, lock->path);
+}
+
+void nn_output_lock_release(nn_output_lock *lock) {
+    if (lock->fd < 0) return;
+    unlink(lock->path); /* while still locked: a waiting run then retries on a fresh file */
+    close(lock->fd);
+    lock->fd = -1;
+}
