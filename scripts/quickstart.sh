@@ -2,12 +2,14 @@
 # From a fresh Debian machine to a trained network: install what is missing, build,
 # fetch MNIST (checksummed) and train the reference network 784-50-100-10 under mpirun.
 #   scripts/quickstart.sh [nntrain options]     NP=4 scripts/quickstart.sh --epochs 20
+# Runs in the caller's directory: relative paths given to nntrain (--metrics run.jsonl)
+# mean the caller's files; the dataset is the repository's data/mnist.h5 unless --data.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-scripts/setup.sh
-scripts/build.sh
-scripts/fetch_mnist.sh
-. scripts/mpi_env.sh
+repo=$(cd "$(dirname "$0")/.." && pwd)
+"$repo/scripts/setup.sh"
+"$repo/scripts/build.sh"
+"$repo/scripts/fetch_mnist.sh"
+. "$repo/scripts/mpi_env.sh"
 np=${NP:-2}
-echo "+ mpirun -np $np build/nntrain $*"
-exec mpirun -np "$np" build/nntrain "$@"
+echo "+ mpirun -np $np $repo/build/nntrain --data $repo/data/mnist.h5 $*"
+exec mpirun -np "$np" "$repo/build/nntrain" --data "$repo/data/mnist.h5" "$@"

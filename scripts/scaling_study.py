@@ -55,6 +55,7 @@ class Nodes:
 
     def ensure(self, count, link):
         if self.up != (count, link):
+            self.down()  # ours: up refuses nodes where processes still live
             rate = [] if link == "none" else [link]
             subprocess.run([EMU, "up", str(count)] + rate, check=True, stdout=subprocess.DEVNULL)
             self.up = (count, link)
@@ -162,17 +163,56 @@ def add_speedups(rows):
         r["efficiency"] = r["speedup"] / (r["ranks"] * r["threads"]) if b else ""
 
 
+SUITES = ("strong", "weak", "links", "slow")
+
+
+class Parser(argparse.ArgumentParser):
+    """Usage errors are one line and exit 2, as for nntrain."""
+
+    def error(self, message):
+        sys.stderr.write(f"scaling_study: {message} (see --help)\n")
+        sys.exit(2)
+
+
+def rank_list(text):
+    """'1,2,4': rank counts, each 1..1024."""
+    try:
+        ranks = [int(p) for p in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}': expected rank counts like 1,2,4,8") from None
+    if not ranks or any(r < 1 or r > 1024 for r in ranks):
+        raise argparse.ArgumentTypeError(f"'{text}': each rank count must be in 1..1024")
+    return ranks
+
+
+def suite_set(text):
+    suites = set(text.split(","))
+    unknown = sorted(suites - set(SUITES))
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown suite(s) {','.join(unknown)}: expected some of {','.join(SUITES)}")
+    return suites
+
+
+def positive(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}': not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: must be at least 1")
+    return value
+
+
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--suites", default="strong,weak,links,slow")
+    ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--suites", type=suite_set, default="strong,weak,links,slow")
     ap.add_argument("--out", default=os.path.join(REPO, "bench", "scaling"))
     ap.add_argument("--quick", action="store_true", help="reference network only, fewer samples")
-    ap.add_argument("--ranks", default="1,2,4,8", help="rank counts of the one-host rows")
+    ap.add_argument("--ranks", type=rank_list, default="1,2,4,8", help="rank counts of the one-host rows")
     ap.add_argument("--host-only", action="store_true", help="skip the emulated-node rows")
-    ap.add_argument("--train-limit", type=int, help="training samples per epoch (default 12000, quick 6000)")
+    ap.add_argument("--train-limit", type=positive, help="training samples per epoch (default 12000, quick 6000)")
     a = ap.parse_args()
-    host_ranks = [int(p) for p in a.ranks.split(",")]
-    suites = set(a.suites.split(","))
+    host_ranks, suites = a.ranks, a.suites
     if not os.access(NNTRAIN, os.X_OK):
         sys.exit("scaling_study: build/nntrain missing: run scripts/build.sh")
     can_emulate = os.geteuid() == 0 and not a.host_only
@@ -186,7 +226,8 @@ def main():
                           f"({'--host-only' if a.host_only else 'emulated nodes need root'})")
                     continue
                 slow_link = cfg["link"] in ("100mbit", "1gbit") and cfg["network"] != "reference"
-                limit = 3000 if slow_link else (a.train_limit or (6000 if a.quick else 12000))
+                default_limit = 6000 if a.quick else 12000
+                limit = 3000 if slow_link else (a.train_limit if a.train_limit is not None else default_limit)
                 epochs = 2 if slow_link else 3
                 print(f"scaling_study: {cfg['suite']:6} {cfg['network']:15} {cfg['nodes']} node(s) x "
                       f"{cfg['ranks'] // cfg['nodes']} rank(s) x {cfg['threads']} thread(s), link {cfg['link']}, "

@@ -2,8 +2,8 @@
 # The accuracy recipes (scripts/recipes/*-best.sh) as a user runs them, cut short: each
 # must run its network on 2 ranks with its settings, pass the caller's arguments on
 # (--epochs, --train-limit and --metrics here, which win over the recipe's own) and
-# print nntrain's output. fashion-best.sh is pointed at MNIST with --data, so nothing
-# is fetched. (The recipes' accuracy is measured by hand: README, "Best MLP".)
+# print nntrain's output, from the caller's directory with the caller's relative paths.
+# fashion-best.sh is pointed at MNIST with --dat=FILE, so nothing is fetched. (The recipes' accuracy is measured by hand: README, "Best MLP".)
 # Usage: test_recipes.sh REPO DATA WORKDIR
 set -u
 repo=$1 data=$2 dir=$3
@@ -12,13 +12,19 @@ if [ ! -f "$data" ]; then
     exit 1
 fi
 passed=0 failed=0
+# Run from a directory of the caller's own, with relative paths: they must mean the
+# caller's files (not the repository's), and --dat=FILE (a prefix nntrain takes) is a
+# --data that spares the fetch.
+caller=$dir/recipe-caller
+rm -rf "$caller" && mkdir -p "$caller" && ln -s "$data" "$caller/mine.h5" && cd "$caller" || exit 1
 for recipe in mnist-best fashion-best; do
-    log=$dir/recipe-$recipe.log metrics=$dir/recipe-$recipe.jsonl
-    rm -f "$metrics"
+    log=$dir/recipe-$recipe.log metrics=recipe-$recipe.jsonl
     extra=(--epochs 2 --train-limit 2000 --metrics "$metrics")
-    [ "$recipe" = fashion-best ] && extra+=(--data "$data")
+    [ "$recipe" = fashion-best ] && extra+=(--dat=mine.h5)
     timeout 300 "$repo/scripts/recipes/$recipe.sh" "${extra[@]}" >"$log" 2>&1
     rc=$?
+    [ -e "$repo/$metrics" ] && { echo "FAIL: $recipe wrote its metrics into the repository"; rm -f "$repo/$metrics"; rc=99; }
+    [ "$recipe" = fashion-best ] && grep -q "fetch_fashion" "$log" && { echo "FAIL: $recipe fetched its dataset despite --dat="; rc=99; }
     epochs=$(wc -l <"$metrics" 2>/dev/null || echo 0)
     if [ "$rc" -eq 0 ] && grep -q "network 784-800-800-10 relu/softmax" "$log" &&
        grep -qE "dropout 0\.[0-9]+ \(input 0\.[0-9]+\), max-norm 3\.5" "$log" && grep -q "2 ranks x 1 threads" "$log" &&

@@ -10,8 +10,8 @@
 # Builds build/nntrain and fetches data/fashion-mnist.h5 (Debian's dataset-fashion-mnist)
 # only when missing. NP=4 for 4 ranks.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-. scripts/recipes/recipe_env.sh
-recipe_run data/fashion-mnist.h5 scripts/fetch_fashion.sh \
+repo=$(cd "$(dirname "$0")/../.." && pwd) # paths the caller gives stay relative to the caller
+. "$repo/scripts/recipes/recipe_env.sh"
+recipe_run "$repo/data/fashion-mnist.h5" "$repo/scripts/fetch_fashion.sh" \
     --layers 784,800,800,10 --activation relu --dropout 0.3 --input-dropout 0.1 --max-norm 3.5 \
     --lr 0.1 --momentum 0.9 --batch-size 128 --epochs 180 "$@"

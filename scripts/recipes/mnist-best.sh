@@ -9,8 +9,8 @@
 #
 # Builds build/nntrain and fetches data/mnist.h5 only when missing. NP=4 for 4 ranks.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-. scripts/recipes/recipe_env.sh
-recipe_run data/mnist.h5 scripts/fetch_mnist.sh \
+repo=$(cd "$(dirname "$0")/../.." && pwd) # paths the caller gives stay relative to the caller
+. "$repo/scripts/recipes/recipe_env.sh"
+recipe_run "$repo/data/mnist.h5" "$repo/scripts/fetch_mnist.sh" \
     --layers 784,800,800,10 --activation relu --dropout 0.3 --input-dropout 0.1 --max-norm 3.5 \
     --lr 0.1 --momentum 0.9 --batch-size 128 --epochs 220 "$@"
