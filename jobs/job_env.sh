@@ -2,13 +2,21 @@
 # directory, so they find this file through the submit directory or $NNTRAIN_HOME).
 # It sets what every nntrain job needs and refuses, in the job's output, what cannot run.
 #   NNTRAIN_HOME  the repository (default: the directory sbatch was run from)
+# Run outside Slurm, a job script stops at once with exit 2 and one line saying so.
 #   NNTRAIN_BIN   the nntrain binary          [$NNTRAIN_HOME/build/nntrain]
 #   NNTRAIN_DATA  the HDF5 dataset            [$NNTRAIN_HOME/data/mnist.h5]
 # Output files (metrics, checkpoints) go to the job's working directory (sbatch --chdir).
-NNTRAIN_HOME=${NNTRAIN_HOME:-${SLURM_SUBMIT_DIR:-$PWD}}
+# Outside a Slurm job (`bash jobs/nntrain.sbatch`) there is no allocation to run in and
+# no job id to keep one run's files apart from another's: say so in one line and stop.
+if [ -z "${SLURM_JOB_ID:-}" ]; then
+    echo "nntrain job: $(basename "$0") is a Slurm batch script: submit it with sbatch" \
+         "(to train on this machine: mpirun -np 2 build/nntrain, or scripts/quickstart.sh)" >&2
+    exit 2
+fi
+NNTRAIN_HOME=${NNTRAIN_HOME:-$SLURM_SUBMIT_DIR}
 NNTRAIN_BIN=${NNTRAIN_BIN:-$NNTRAIN_HOME/build/nntrain}
 NNTRAIN_DATA=${NNTRAIN_DATA:-$NNTRAIN_HOME/data/mnist.h5}
-job_id=${SLURM_ARRAY_JOB_ID:-${SLURM_JOB_ID:-local}}
+job_id=${SLURM_ARRAY_JOB_ID:-$SLURM_JOB_ID}
 
 job_fail() { echo "nntrain job $job_id: $*" >&2; exit 1; }
 [ -x "$NNTRAIN_BIN" ] || job_fail "no nntrain binary at $NNTRAIN_BIN (run scripts/build.sh in $NNTRAIN_HOME, or set NNTRAIN_BIN)"

@@ -108,7 +108,9 @@ start() {
     # the whole machine's CPU numbers would undo.
     if [ "$nodes" -eq 1 ]; then
         task_plugin=task/affinity
-        write_conf "$host" "NodeName=$host CPUs=$cpus State=UNKNOWN" "$host"
+        # the address beside the name: where the host name does not resolve (a bare
+        # chroot, some containers) every client call would spend seconds in DNS retries
+        write_conf "$host(127.0.0.1)" "NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus State=UNKNOWN" "$host"
     else
         task_plugin=task/none
         "$emu" up "$nodes" >/dev/null

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The scripts' usage errors: one line naming the problem, exit 2, nothing run or
-# written (scripts/scaling_study.py would otherwise run a grid of jobs).
+# written: scripts/scaling_study.py's bad arguments, and the Slurm job scripts run
+# outside Slurm.
 # Usage: test_script_usage.sh REPO WORKDIR
 set -u
 repo=$1 dir=$2/script_usage
@@ -20,4 +21,13 @@ expect_usage "^scaling_study: argument --ranks: '2,,4'" "${study[@]}" --ranks 2,
 expect_usage "^scaling_study: argument --suites: unknown suite(s) bogus" "${study[@]}" --suites strong,bogus
 expect_usage "^scaling_study: argument --train-limit: 0: must be at least 1" "${study[@]}" --train-limit 0
 expect_usage "^scaling_study: unrecognized arguments: --bogus" "${study[@]}" --bogus
+
+# The Slurm job scripts run outside Slurm: one line, exit 2, nothing started or written.
+for job in nntrain nntrain_multinode nntrain_preemptible nntrain_scaling; do
+    env -u SLURM_JOB_ID -u SLURM_SUBMIT_DIR -u SLURM_ARRAY_JOB_ID NNTRAIN_HOME="$repo" \
+        bash "$repo/jobs/$job.sbatch" --epochs 1 >out 2>err; rc=$?
+    if [ "$rc" -eq 2 ] && [ "$(wc -l <err)" -eq 1 ] && grep -q "^nntrain job: $job.sbatch is a Slurm batch script: submit it with sbatch" err &&
+       [ -z "$(ls -A | grep -v '^out$\|^err$')" ]; then echo "ok   bash jobs/$job.sbatch outside Slurm"
+    else echo "FAIL bash jobs/$job.sbatch outside Slurm: exit $rc: $(head -2 err); files: $(ls)"; failures=$((failures + 1)); fi
+done
 [ "$failures" -eq 0 ]
