@@ -13,9 +13,12 @@
  *   mpi   one MPI_Allreduce (--allreduce mpi), for reference
  * Each iteration first rewrites this rank's gradient (as backward does, untimed), so
  * the sum finds the lines modified in their owners' caches, as in training.
+ * With a library that keeps the node's one copy of the parameters in shared memory,
+ * the step mode updates it there, as the trainer does.
  * Rank 0 prints one CSV row per mode and size:
- *   reduce_bench,LABEL,ranks,mode,bytes,iterations,us_per_sum,busbw_GBps[,phases]
- * where phases (when the library keeps them) is the mean per sum of each phase, us. */
+ *   reduce_bench,LABEL,ranks,mode,bytes,iterations,us_per_sum,busbw_GBps[,wait,sum,copy]
+ * where wait, sum, copy (when the library keeps them) are the slowest rank's mean
+ * microseconds per sum waiting in the node's barriers, summing, and copying. */
 #define _POSIX_C_SOURCE 200809L /* strtok_r */
 #include <mpi.h>
 #include <stdio.h>
@@ -108,15 +111,28 @@ static int run_mode(const bench_opts *o, const char *mode, size_t bytes, int ran
         if (rank == 0) fprintf(stderr, "bench_reduce: %s\n", err.msg);
         return 1;
     }
-    float *params = calloc(n, sizeof *params);
+    float *own = calloc(n, sizeof *own), *params = own;
+#ifdef NN_EXCHANGE_HAS_SHARED_PARAMS
+    float *shared = nn_exchange_share_params(ex, own);
+    if (shared) params = shared;
+#endif
     long iters = 0;
     double t = time_sums(ex, mode, params, n, o->seconds, &iters);
+    char phases[96] = "";
+#ifdef NN_REDUCER_HAS_PHASES
+    nn_reduce_phases ph;
+    nn_exchange_phases(ex, &ph);
+    double per[3] = {ph.wait, ph.sum, ph.copy}; /* includes the 3 probe sums */
+    for (int k = 0; k < 3; k++) per[k] *= 1e6 / (double)(iters + 3);
+    MPI_Allreduce(MPI_IN_PLACE, per, 3, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+    snprintf(phases, sizeof phases, ",%.2f,%.2f,%.2f", per[0], per[1], per[2]);
+#endif
     if (rank == 0) {
         double busbw = ranks > 1 ? 2.0 * (ranks - 1) / ranks * (double)bytes / t / 1e9 : 0.0;
-        printf("reduce_bench,%s,%d,%s,%zu,%ld,%.2f,%.2f\n", o->label, ranks, mode, bytes, iters, t * 1e6, busbw);
+        printf("reduce_bench,%s,%d,%s,%zu,%ld,%.2f,%.2f%s\n", o->label, ranks, mode, bytes, iters, t * 1e6, busbw, phases);
         fflush(stdout);
     }
-    free(params);
+    free(own);
     nn_exchange_free(ex);
     return 0;
 }

@@ -31,6 +31,7 @@ struct nn_exchange {
     size_t pending_off[MAX_SLICES], pending_len[MAX_SLICES];
     int pending;
     double seconds;        /* this step's time inside MPI */
+    float *shared_params;  /* shm: the node's one copy of the parameters, once shared */
 };
 
 static const char *const mode_names[] = {"shm", "mpi", "overlap"};
@@ -171,12 +172,52 @@ static int update_split(const nn_exchange *ex) {
     return ex->mode == NN_EXCHANGE_SHM && nn_reducer_mode(ex->reducer) == NN_REDUCE_SHARED;
 }
 
+/* The node's one copy of the parameters: each owner has updated its share in place,
+ * so publishing is one barrier (which also ORs the owners' non-finite flags); only
+ * the control words' sums travel, from their owner into every rank's buffer. */
+static double publish_shared(nn_exchange *ex, int *nonfinite) {
+    double t = MPI_Wtime();
+    nn_reducer_spread(ex->reducer, ex->n, NN_CONTROL_WORDS);
+    *nonfinite = nn_reducer_barrier_or(ex->reducer, *nonfinite);
+    return MPI_Wtime() - t;
+}
+
 double nn_exchange_publish(nn_exchange *ex, float *params, int *nonfinite) {
     if (!update_split(ex)) return 0.0;
+    if (params == ex->shared_params) return publish_shared(ex, nonfinite);
     double t = MPI_Wtime();
     nn_reducer_allgather(ex->reducer, params, ex->n);
     if (take_others(ex, params)) *nonfinite = 1;
     return MPI_Wtime() - t;
+}
+
+float *nn_exchange_share_params(nn_exchange *ex, const float *params) {
+    if (!update_split(ex)) return NULL;
+    float *shared = nn_reducer_shared(ex->reducer);
+    size_t off, len;
+    nn_exchange_owned(ex, &off, &len);
+    memcpy(shared + off, params + off, len * sizeof(float)); /* every rank holds the same values */
+    nn_reducer_barrier(ex->reducer);
+    ex->shared_params = shared;
+    return shared;
+}
+
+void nn_exchange_params_part(const nn_exchange *ex, int *part, int *parts) {
+    *part = 0;
+    *parts = 1;
+    if (ex->shared_params) nn_reducer_local(ex->reducer, part, parts);
+}
+
+double nn_exchange_params_written(nn_exchange *ex) {
+    if (!ex->shared_params) return 0.0;
+    double t = MPI_Wtime();
+    nn_reducer_barrier(ex->reducer);
+    return MPI_Wtime() - t;
+}
+
+void nn_exchange_phases(const nn_exchange *ex, nn_reduce_phases *out) {
+    if (ex->reducer) nn_reducer_phases(ex->reducer, out);
+    else *out = (nn_reduce_phases){0};
 }
 
 void nn_exchange_gather(nn_exchange *ex, float *values) {

@@ -73,7 +73,12 @@ static step_outcome step(trainer *t, long s, nn_epoch_clock *clock) {
     clock->exchange += nn_exchange_publish(t->exchange, m->params, &nonfinite);
     /* every rank sees the same non-finite loss (a control word) or weight, without a word */
     if (nonfinite || nn_exchange_control(t->exchange, NN_CONTROL_NONFINITE) > 0.0f) return STEP_DIVERGED;
-    if (t->cfg.max_norm > 0.0f) nn_model_max_norm(m, t->cfg.max_norm);
+    if (t->cfg.max_norm > 0.0f) { /* ranks sharing one copy of the parameters split it */
+        int part, parts;
+        nn_exchange_params_part(t->exchange, &part, &parts);
+        nn_model_max_norm_part(m, t->cfg.max_norm, part, parts);
+        clock->exchange += nn_exchange_params_written(t->exchange);
+    }
     t->progress.global_step++;
     t->progress.step_in_epoch++;
     clock->steps_done++;
