@@ -85,21 +85,41 @@ static double one_sum(nn_exchange *ex, const char *mode, float *params, size_t n
     return MPI_Wtime() - t0;
 }
 
+/* This rank's seconds so far in the reducer's phases (wait, sum, copy), if kept. */
+static void phases_now(nn_exchange *ex, double out[3]) {
+    out[0] = out[1] = out[2] = 0.0;
+#ifdef NN_REDUCER_HAS_PHASES
+    nn_reduce_phases ph;
+    nn_exchange_phases(ex, &ph);
+    out[0] = ph.wait;
+    out[1] = ph.sum;
+    out[2] = ph.copy;
+#else
+    (void)ex;
+#endif
+}
+
 /* Mean seconds per sum (the slowest rank's), over a count of iterations chosen so
- * that the run lasts about `seconds`. */
-static double time_sums(nn_exchange *ex, const char *mode, float *params, size_t n, double seconds, long *iters) {
+ * that the run lasts about `seconds`; phase[] the slowest rank's mean per phase. */
+static double time_sums(nn_exchange *ex, const char *mode, float *params, size_t n, double seconds, long *iters,
+                        double phase[3]) {
     double probe = 0.0;
     for (int i = 0; i < 3; i++) probe += one_sum(ex, mode, params, n); /* also the warm-up */
     MPI_Allreduce(MPI_IN_PLACE, &probe, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
     long count = (long)(seconds / (probe / 3.0 + 1e-7));
     if (count < 5) count = 5;
     if (count > 100000) count = 100000;
+    double before[3], after[3];
+    phases_now(ex, before);
     double total = 0.0;
     for (long i = 0; i < count; i++) total += one_sum(ex, mode, params, n);
-    double mean = total / (double)count;
-    MPI_Allreduce(MPI_IN_PLACE, &mean, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+    phases_now(ex, after);
+    double mean[4] = {total / (double)count};
+    for (int k = 0; k < 3; k++) mean[k + 1] = (after[k] - before[k]) / (double)count;
+    MPI_Allreduce(MPI_IN_PLACE, mean, 4, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+    for (int k = 0; k < 3; k++) phase[k] = mean[k + 1];
     *iters = count;
-    return mean;
+    return mean[0];
 }
 
 static int run_mode(const bench_opts *o, const char *mode, size_t bytes, int rank, int ranks) {
@@ -117,15 +137,11 @@ static int run_mode(const bench_opts *o, const char *mode, size_t bytes, int ran
     if (shared) params = shared;
 #endif
     long iters = 0;
-    double t = time_sums(ex, mode, params, n, o->seconds, &iters);
+    double phase[3];
+    double t = time_sums(ex, mode, params, n, o->seconds, &iters, phase);
     char phases[96] = "";
 #ifdef NN_REDUCER_HAS_PHASES
-    nn_reduce_phases ph;
-    nn_exchange_phases(ex, &ph);
-    double per[3] = {ph.wait, ph.sum, ph.copy}; /* includes the 3 probe sums */
-    for (int k = 0; k < 3; k++) per[k] *= 1e6 / (double)(iters + 3);
-    MPI_Allreduce(MPI_IN_PLACE, per, 3, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-    snprintf(phases, sizeof phases, ",%.2f,%.2f,%.2f", per[0], per[1], per[2]);
+    snprintf(phases, sizeof phases, ",%.2f,%.2f,%.2f", phase[0] * 1e6, phase[1] * 1e6, phase[2] * 1e6);
 #endif
     if (rank == 0) {
         double busbw = ranks > 1 ? 2.0 * (ranks - 1) / ranks * (double)bytes / t / 1e9 : 0.0;
