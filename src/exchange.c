@@ -191,8 +191,23 @@ double nn_exchange_publish(nn_exchange *ex, float *params, int *nonfinite) {
     return MPI_Wtime() - t;
 }
 
+/* Whether the node's ranks keep one shared copy of the parameters: NN_NODE_PARAMS=
+ * shared or private decides (for measurements); by default shared from 3 ranks a
+ * node. With 2 ranks private copies measured faster (README, "Performance": each
+ * rank then reads the other core's freshly written half of the weights); with many,
+ * the private copies cost every rank two more passes over the whole vector a step
+ * and a copy of it in memory. */
+static int share_params(const nn_exchange *ex) {
+    const char *choice = getenv("NN_NODE_PARAMS");
+    if (choice && !strcmp(choice, "shared")) return 1;
+    if (choice && !strcmp(choice, "private")) return 0;
+    int local_rank, local_size;
+    nn_reducer_local(ex->reducer, &local_rank, &local_size);
+    return local_size >= 3;
+}
+
 float *nn_exchange_share_params(nn_exchange *ex, const float *params) {
-    if (!update_split(ex)) return NULL;
+    if (!update_split(ex) || !share_params(ex)) return NULL;
     float *shared = nn_reducer_shared(ex->reducer);
     size_t off, len;
     nn_exchange_owned(ex, &off, &len);
@@ -202,17 +217,23 @@ float *nn_exchange_share_params(nn_exchange *ex, const float *params) {
     return shared;
 }
 
-void nn_exchange_params_part(const nn_exchange *ex, int *part, int *parts) {
-    *part = 0;
-    *parts = 1;
-    if (ex->shared_params) nn_reducer_local(ex->reducer, part, parts);
+double nn_exchange_max_norm(nn_exchange *ex, nn_model *model, float c) {
+    if (!ex->shared_params) {
+        nn_model_max_norm(model, c);
+        return 0.0;
+    }
+    int part, parts;
+    nn_reducer_local(ex->reducer, &part, &parts);
+    nn_model_max_norm_part(model, c, part, parts);
+    double t = MPI_Wtime();
+    nn_reducer_barrier(ex->reducer); /* every column is done before anyone reads them */
+    return MPI_Wtime() - t;
 }
 
-double nn_exchange_params_written(nn_exchange *ex) {
-    if (!ex->shared_params) return 0.0;
-    double t = MPI_Wtime();
-    nn_reducer_barrier(ex->reducer);
-    return MPI_Wtime() - t;
+double nn_exchange_wait_seconds(const nn_exchange *ex) {
+    nn_reduce_phases ph;
+    nn_exchange_phases(ex, &ph);
+    return ph.wait;
 }
 
 void nn_exchange_phases(const nn_exchange *ex, nn_reduce_phases *out) {

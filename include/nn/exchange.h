@@ -88,17 +88,19 @@ double nn_exchange_publish(nn_exchange *ex, float *params, int *nonfinite);
  * now on (nn_model_place_params) and pass it to publish, which then moves no
  * parameters at all: each owner updates its share in place, and one barrier later
  * every rank reads them all. Saves each rank a copy of the vector and two passes
- * over it a step. Elsewhere returns NULL: keep your own. Collective.
- * Whole-vector changes to shared parameters between steps (max-norm) are split:
- * this rank does part `part` of `parts`, then calls params_written (a barrier;
- * nothing where the parameters are not shared). */
+ * over it a step. Elsewhere returns NULL: keep your own. Collective. */
 #define NN_EXCHANGE_HAS_SHARED_PARAMS 1
 float *nn_exchange_share_params(nn_exchange *ex, const float *params);
-void nn_exchange_params_part(const nn_exchange *ex, int *part, int *parts);
-double nn_exchange_params_written(nn_exchange *ex);
+
+/* Collective: max-norm (nn_model_max_norm) on the model's parameters; on shared ones
+ * the node's ranks split the columns, then wait for one another. Returns the
+ * seconds of that wait. */
+struct nn_model;
+double nn_exchange_max_norm(nn_exchange *ex, struct nn_model *model, float c);
 
 /* Where the time in the node's sum went (see nn_reducer_phases; zeros without one). */
 void nn_exchange_phases(const nn_exchange *ex, nn_reduce_phases *out);
+double nn_exchange_wait_seconds(const nn_exchange *ex); /* the phases' wait */
 /* Collective: a vector updated share by share (the momentum) made whole on every
  * rank, as publish does for the parameters (before a checkpoint). Clobbers the
  * gradients. */
