@@ -31,6 +31,7 @@ struct nn_exchange {
     size_t pending_off[MAX_SLICES], pending_len[MAX_SLICES];
     int pending;
     double seconds;        /* this step's time inside MPI */
+    float *shared_params;  /* shm: the node's one copy of the parameters, once shared */
 };
 
 static const char *const mode_names[] = {"shm", "mpi", "overlap"};
@@ -171,12 +172,73 @@ static int update_split(const nn_exchange *ex) {
     return ex->mode == NN_EXCHANGE_SHM && nn_reducer_mode(ex->reducer) == NN_REDUCE_SHARED;
 }
 
+/* The node's one copy of the parameters: each owner has updated its share in place,
+ * so publishing is one barrier (which also ORs the owners' non-finite flags); only
+ * the control words' sums travel, from their owner into every rank's buffer. */
+static double publish_shared(nn_exchange *ex, int *nonfinite) {
+    double t = MPI_Wtime();
+    nn_reducer_spread(ex->reducer, ex->n, NN_CONTROL_WORDS);
+    *nonfinite = nn_reducer_barrier_or(ex->reducer, *nonfinite);
+    return MPI_Wtime() - t;
+}
+
 double nn_exchange_publish(nn_exchange *ex, float *params, int *nonfinite) {
     if (!update_split(ex)) return 0.0;
+    if (params == ex->shared_params) return publish_shared(ex, nonfinite);
     double t = MPI_Wtime();
     nn_reducer_allgather(ex->reducer, params, ex->n);
     if (take_others(ex, params)) *nonfinite = 1;
     return MPI_Wtime() - t;
+}
+
+/* Whether the node's ranks keep one shared copy of the parameters: NN_NODE_PARAMS=
+ * shared or private decides (for measurements); by default shared from 3 ranks a
+ * node. With 2 ranks private copies measured faster (README, "Performance": each
+ * rank then reads the other core's freshly written half of the weights); with many,
+ * the private copies cost every rank two more passes over the whole vector a step
+ * and a copy of it in memory. */
+static int share_params(const nn_exchange *ex) {
+    const char *choice = getenv("NN_NODE_PARAMS");
+    if (choice && !strcmp(choice, "shared")) return 1;
+    if (choice && !strcmp(choice, "private")) return 0;
+    int local_rank, local_size;
+    nn_reducer_local(ex->reducer, &local_rank, &local_size);
+    return local_size >= 3;
+}
+
+float *nn_exchange_share_params(nn_exchange *ex, const float *params) {
+    if (!update_split(ex) || !share_params(ex)) return NULL;
+    float *shared = nn_reducer_shared(ex->reducer);
+    size_t off, len;
+    nn_exchange_owned(ex, &off, &len);
+    memcpy(shared + off, params + off, len * sizeof(float)); /* every rank holds the same values */
+    nn_reducer_barrier(ex->reducer);
+    ex->shared_params = shared;
+    return shared;
+}
+
+double nn_exchange_max_norm(nn_exchange *ex, nn_model *model, float c) {
+    if (!ex->shared_params) {
+        nn_model_max_norm(model, c);
+        return 0.0;
+    }
+    int part, parts;
+    nn_reducer_local(ex->reducer, &part, &parts);
+    nn_model_max_norm_part(model, c, part, parts);
+    double t = MPI_Wtime();
+    nn_reducer_barrier(ex->reducer); /* every column is done before anyone reads them */
+    return MPI_Wtime() - t;
+}
+
+double nn_exchange_wait_seconds(const nn_exchange *ex) {
+    nn_reduce_phases ph;
+    nn_exchange_phases(ex, &ph);
+    return ph.wait;
+}
+
+void nn_exchange_phases(const nn_exchange *ex, nn_reduce_phases *out) {
+    if (ex->reducer) nn_reducer_phases(ex->reducer, out);
+    else *out = (nn_reduce_phases){0};
 }
 
 void nn_exchange_gather(nn_exchange *ex, float *values) {

@@ -10,13 +10,14 @@
 
 void nn_metrics_gather(nn_epoch_stats *st, const nn_epoch_clock *clock, double loss_sum, double epoch_samples,
                        int batch, MPI_Comm comm) {
-    double times[3] = {clock->steps, clock->exchange, clock->data};
-    MPI_Allreduce(MPI_IN_PLACE, times, 3, MPI_DOUBLE, MPI_MAX, comm);
+    double times[4] = {clock->steps, clock->exchange, clock->data, clock->exchange_wait};
+    MPI_Allreduce(MPI_IN_PLACE, times, 4, MPI_DOUBLE, MPI_MAX, comm);
     MPI_Allreduce(MPI_IN_PLACE, &loss_sum, 1, MPI_DOUBLE, MPI_SUM, comm);
     st->train_loss = loss_sum / epoch_samples;
     st->epoch_seconds = times[0];
     st->allreduce_seconds = times[1];
     st->data_seconds = times[2];
+    st->allreduce_wait_seconds = times[3];
     st->samples_per_second = (double)clock->steps_done * batch / times[0];
 }
 
@@ -39,10 +40,10 @@ int nn_metrics_format_json(char *out, size_t cap, const nn_epoch_stats *s) {
             /* losses with all 17 digits: resumed runs are compared bit for bit */
             "{\"epoch\": %d, \"train_loss\": %.17g, \"test_loss\": %.17g, \"test_accuracy\": %.17g, "
             "\"epoch_seconds\": %.6f, \"eval_seconds\": %.6f, \"samples_per_second\": %.1f, "
-            "\"allreduce_seconds\": %.6f, \"data_seconds\": %.6f, \"checkpoint_seconds\": %.6f, "
-            "\"lr\": %.9g, \"ranks\": %d, \"threads\": %d",
+            "\"allreduce_seconds\": %.6f, \"allreduce_wait_seconds\": %.6f, \"data_seconds\": %.6f, "
+            "\"checkpoint_seconds\": %.6f, \"lr\": %.9g, \"ranks\": %d, \"threads\": %d",
             s->epoch, s->train_loss, s->test_loss, s->test_accuracy, s->epoch_seconds, s->eval_seconds,
-            s->samples_per_second, s->allreduce_seconds, s->data_seconds, s->checkpoint_seconds, s->lr, s->ranks,
+            s->samples_per_second, s->allreduce_seconds, s->allreduce_wait_seconds, s->data_seconds, s->checkpoint_seconds, s->lr, s->ranks,
             s->threads);
     size_t used = n > 0 && (size_t)n < cap ? (size_t)n : cap;
     if (s->has_validation)

@@ -72,7 +72,7 @@ int nn_model_create(nn_model *model, const nn_model_spec *spec, int max_batch, n
     model->spec = *spec;
     model->max_batch = max_batch;
     model->n_params = nn_spec_param_count(spec);
-    model->params = alloc_floats(model->n_params);
+    model->params = model->own_params = alloc_floats(model->n_params);
     model->grads = model->own_grads = alloc_floats(model->n_params);
 
     /* [dropout,] dense, activation, [dropout,] dense, ..., dense [, sigmoid for MSE] */
@@ -142,15 +142,18 @@ static void max_norm_columns(nn_layer *d, float c, long begin, long end) {
     }
 }
 
-void nn_model_max_norm(nn_model *model, float c) {
+void nn_model_max_norm_part(nn_model *model, float c, int part, int parts) {
     int last_dense = model->n_layers - 1;
     while (model->layers[last_dense].kind != NN_LAYER_DENSE) last_dense--;
     for (int l = 0; l < last_dense; l++) {
         nn_layer *d = &model->layers[l];
         if (d->kind != NN_LAYER_DENSE) continue;
-        NN_PARALLEL_RANGES(d->out, BLOCK, (long)d->in * d->out > 65536, max_norm_columns(d, c, begin, end));
+        long lo = (long)d->out * part / parts, cols = (long)d->out * (part + 1) / parts - lo;
+        NN_PARALLEL_RANGES(cols, BLOCK, (long)d->in * cols > 65536, max_norm_columns(d, c, lo + begin, lo + end));
     }
 }
+
+void nn_model_max_norm(nn_model *model, float c) { nn_model_max_norm_part(model, c, 0, 1); }
 
 void nn_model_place_grads(nn_model *model, float *buffer) {
     for (int l = 0; l < model->n_layers; l++) {
@@ -164,10 +167,22 @@ void nn_model_place_grads(nn_model *model, float *buffer) {
     model->grads = buffer;
 }
 
+void nn_model_place_params(nn_model *model, float *buffer) {
+    for (int l = 0; l < model->n_layers; l++) {
+        nn_layer *d = &model->layers[l];
+        if (d->kind != NN_LAYER_DENSE) continue;
+        d->weight = buffer + (d->weight - model->params);
+        d->bias = buffer + (d->bias - model->params);
+    }
+    free(model->own_params);
+    model->own_params = NULL;
+    model->params = buffer;
+}
+
 float *nn_model_input(nn_model *model) { return model->acts[0]; }
 
 void nn_model_free(nn_model *model) {
-    free(model->params);
+    free(model->own_params);
     free(model->own_grads);
     for (int l = 0; l <= NN_MAX_LAYERS; l++) {
         free(model->acts[l]);

@@ -1,8 +1,10 @@
 /* Node-aware gradient sum through one shared-memory window per node (see reduce.h).
  *
  * Layout of a node's window (allocated by local rank 0, found by the others with
- * MPI_Win_shared_query):  [node_barrier][segment 0][segment 1]...[segment L-1],
- * each segment n floats rounded up to 64 bytes: segment l is local rank l's buffer.
+ * MPI_Win_shared_query):  [flags][shared][segment 0][segment 1]...[segment L-1]:
+ * the barrier's flags (a cache-line pair per local rank), then n floats the ranks
+ * share (the exchange keeps the node's one copy of the parameters there), then the
+ * segments, each n floats rounded up to 64 bytes: segment l is local rank l's buffer.
  *
  * One sum: barrier (every input written) -> local rank l sums slice l over all
  * segments in the order 0..L-1 and writes the result into slice l of every segment
@@ -31,14 +33,19 @@ enum {
     YIELDS = 20000     /* then yields (several ms) before it sleeps between polls */
 };
 
-/* Sense-free counting barrier in shared memory: the last rank to arrive resets the
- * count and bumps the generation the others wait on. Separate cache lines (two, as
- * the adjacent-line prefetcher pairs them) so waiters do not slow the arrivals. */
-typedef struct node_barrier {
-    _Alignas(128) atomic_uint count;
-    _Alignas(128) atomic_uint gen;
-} node_barrier;
-
+/* The node barrier: each local rank posts its arrivals in a cache line of its own and
+ * waits until every rank's line shows the same barrier. A central counter takes one
+ * contended atomic add per rank, serialised on one line (16 ranks arriving together
+ * wait in line for all 16); here an arrival is one plain store, and the waiters read
+ * the L lines in parallel. (For much larger L a tree would read fewer lines; one
+ * node's ranks are few.) Two slots a rank, by the barrier's parity: a rank can run
+ * at most one barrier ahead of a waiter, so the slot a waiter reads is not
+ * overwritten before it has read it, and a flag posted with an arrival (OR-ed over
+ * the node: "a weight went non-finite") survives until every rank has seen it.
+ * A slot holds barrier number * 2 + flag; 64 bits never wrap. */
+typedef struct node_flag {
+    _Alignas(128) atomic_ullong slot[2]; /* 128: the adjacent-line prefetcher pairs lines */
+} node_flag;
 struct nn_reducer {
     nn_reduce_mode mode;
     size_t n;
@@ -56,8 +63,10 @@ struct nn_reducer {
     size_t stride;        /* floats from one segment to the next */
     float *seg0;
     float **segs;         /* segs[l] = segment l */
-    node_barrier *bar;
-    unsigned gen;         /* generation of this rank's next barrier */
+    float *shared;        /* n more floats the node's ranks share (nn_reducer_shared) */
+    node_flag *flags;     /* flags[l]: local rank l's arrivals */
+    uint64_t barriers;    /* barriers this rank has passed */
+    nn_reduce_phases phases;
     int mpi_barrier;
     int spins;            /* busy polls per barrier wait: 0 when the node is oversubscribed */
     int locked;           /* inside MPI_Win_lock_all */
@@ -82,33 +91,50 @@ static inline void cpu_relax(void) {
 #endif
 }
 
-static void spin_barrier(node_barrier *b, unsigned *gen, int nlocal, int max_spins) {
-    unsigned g = (*gen)++;
-    /* acq_rel: publishes this rank's writes, and the last arrival acquires everyone's */
-    if (atomic_fetch_add_explicit(&b->count, 1, memory_order_acq_rel) == (unsigned)nlocal - 1) {
-        atomic_store_explicit(&b->count, 0, memory_order_relaxed); /* ordered by the release below */
-        atomic_store_explicit(&b->gen, g + 1, memory_order_release);
-        return;
-    }
-    /* spin while the others are probably running; then yield, as the rank we wait
-     * for may need this core; and a rank that late may be stopped or hung: then
-     * sleep between looks rather than burn a core until the watchdog ends the job */
+/* Waits until *word holds barrier `target` or later (its flag is returned). Spins
+ * while the others are probably running; then yields, as the rank we wait for may
+ * need this core; and a rank that late may be stopped or hung: then sleeps between
+ * looks rather than burn a core until the watchdog ends the job. `*polls` counts
+ * over the whole barrier, not per rank. */
+static unsigned wait_slot(atomic_ullong *word, uint64_t target, long *polls, int max_spins) {
     const struct timespec nap = {0, 100000}; /* 0.1 ms */
-    for (long spins = 0; atomic_load_explicit(&b->gen, memory_order_acquire) == g; spins++) {
-        if (spins < max_spins) cpu_relax();
-        else if (spins < max_spins + YIELDS) sched_yield();
+    for (;; ++*polls) {
+        unsigned long long w = atomic_load_explicit(word, memory_order_acquire);
+        if (w >> 1 >= target) return (unsigned)(w & 1u);
+        if (*polls < max_spins) cpu_relax();
+        else if (*polls < max_spins + YIELDS) sched_yield();
         else nanosleep(&nap, NULL);
     }
 }
 
-static void node_sync(nn_reducer *red) {
+/* Returns the OR of every local rank's flag. The release store publishes this rank's
+ * writes; the acquire loads take everyone's. */
+static int flag_barrier(nn_reducer *red, int flag) {
+    uint64_t target = ++red->barriers;
+    int parity = (int)(target & 1u);
+    atomic_store_explicit(&red->flags[red->local_rank].slot[parity], target << 1 | (flag != 0), memory_order_release);
+    unsigned any = flag != 0;
+    long polls = 0;
+    for (int l = 0; l < red->local_size; l++)
+        if (l != red->local_rank) any |= wait_slot(&red->flags[l].slot[parity], target, &polls, red->spins);
+    return (int)any;
+}
+
+static int node_sync_or(nn_reducer *red, int flag) {
+    double t = MPI_Wtime();
     /* MPI_Win_sync: the MPI-side memory barrier for the passive epoch (unified model);
      * the atomics already order the hardware, this keeps it legal MPI. */
     MPI_Win_sync(red->win);
-    if (red->mpi_barrier) MPI_Barrier(red->node);
-    else spin_barrier(red->bar, &red->gen, red->local_size, red->spins);
+    int any = flag;
+    if (red->mpi_barrier) MPI_Allreduce(&flag, &any, 1, MPI_INT, MPI_LOR, red->node);
+    else any = flag_barrier(red, flag);
     MPI_Win_sync(red->win);
+    red->phases.wait += MPI_Wtime() - t;
+    red->phases.barriers++;
+    return any;
 }
+
+static void node_sync(nn_reducer *red) { node_sync_or(red, 0); }
 
 /* ---------------------------------------------------------------------------
  * the sum */
@@ -139,16 +165,22 @@ static inline __attribute__((always_inline)) void sum_line(float *const *seg, in
 }
 
 /* Sum [off, off+len) over the segments into segments first..last-1, line by line.
- * The other ranks' segments sit modified in their caches: prefetching them for
- * writing moves each line over once, instead of a read and later an invalidation
- * (3x faster on two ranks). Inlined so that constant arguments specialise it. */
+ * The other ranks' segments sit modified in their caches: prefetching the lines
+ * this loop will write for writing moves each over once, instead of a read and
+ * later an invalidation (3x faster on two ranks). Lines it only reads are
+ * prefetched for reading: taking them exclusive would make their owner's next
+ * write (the next backward) fetch them back. Inlined so that constant arguments
+ * specialise it. */
 static inline __attribute__((always_inline)) void sum_lines(float *const *seg, int nl, int first, int last,
                                                             size_t off, size_t len) {
     enum { AHEAD = 8 * SLICE_ALIGN }; /* 8 lines ahead */
     size_t i = off, end = off + len;
     for (; i + SLICE_ALIGN <= end; i += SLICE_ALIGN) {
         if (i + AHEAD < end)
-            for (int j = 0; j < nl; j++) __builtin_prefetch(seg[j] + i + AHEAD, 1);
+            for (int j = 0; j < nl; j++) {
+                if (j >= first && j < last) __builtin_prefetch(seg[j] + i + AHEAD, 1);
+                else __builtin_prefetch(seg[j] + i + AHEAD, 0);
+            }
         sum_line(seg, nl, first, last, i, SLICE_ALIGN);
     }
     if (i < end) sum_line(seg, nl, first, last, i, end - i);
@@ -192,10 +224,12 @@ static void sum_range(const nn_reducer *red, size_t off, size_t len, int first, 
         sum_lines(red->segs, red->local_size, first, last, off, len);
 }
 
-static void copy_slice_to_others(const nn_reducer *red, size_t off, size_t len) {
+static void copy_slice_to_others(nn_reducer *red, size_t off, size_t len) {
+    double t = MPI_Wtime();
     const float *src = segment(red, red->local_rank) + off;
     for (int j = 0; j < red->local_size; j++)
         if (j != red->local_rank) memcpy(segment(red, j) + off, src, len * sizeof(float));
+    red->phases.copy += MPI_Wtime() - t;
 }
 
 /* ---------------------------------------------------------------------------
@@ -214,6 +248,7 @@ void nn_reducer_sum(nn_reducer *red) {
     size_t off, len;
     slice_of(red, red->local_rank, &off, &len);
     node_sync(red); /* every rank's input is written */
+    double t = MPI_Wtime();
     if (len > 0) {
         if (red->cross == MPI_COMM_NULL) {
             sum_range(red, off, len, 0, red->local_size);
@@ -224,6 +259,7 @@ void nn_reducer_sum(nn_reducer *red) {
             copy_slice_to_others(red, off, len);
         }
     }
+    red->phases.sum += MPI_Wtime() - t;
     node_sync(red); /* every slice is in every segment */
 }
 
@@ -248,8 +284,16 @@ void nn_reducer_reduce_scatter(nn_reducer *red) {
     slice_of(red, red->local_rank, &off, &len);
     node_sync(red); /* every rank's input is written */
     if (len == 0) return;
+    double t = MPI_Wtime();
     sum_range(red, off, len, red->local_rank, red->local_rank + 1);
     if (red->cross != MPI_COMM_NULL) nn_codec_allreduce(red->codec, red->buf, off, len, red->cross);
+    red->phases.sum += MPI_Wtime() - t;
+}
+
+void nn_reducer_local(const nn_reducer *red, int *local_rank, int *local_size) {
+    int shared = red->mode == NN_REDUCE_SHARED;
+    *local_rank = shared ? red->local_rank : 0;
+    *local_size = shared ? red->local_size : 1;
 }
 
 void nn_reducer_barrier(nn_reducer *red) {
@@ -261,14 +305,32 @@ void nn_reducer_allgather(nn_reducer *red, const float *src, size_t n_src) {
     size_t off, len;
     slice_of(red, red->local_rank, &off, &len);
     size_t split = n_src < off ? off : n_src > off + len ? off + len : n_src; /* src below, own segment above */
+    double t = MPI_Wtime();
     for (int j = 0; j < red->local_size; j++) {
         if (j == red->local_rank) continue; /* the owner has its slice already */
         float *seg = segment(red, j);
         if (split > off) memcpy(seg + off, src + off, (split - off) * sizeof(float));
         if (off + len > split) memcpy(seg + split, red->buf + split, (off + len - split) * sizeof(float));
     }
+    red->phases.copy += MPI_Wtime() - t;
     node_sync(red); /* every slice is in every segment */
 }
+
+float *nn_reducer_shared(nn_reducer *red) { return red->mode == NN_REDUCE_SHARED ? red->shared : NULL; }
+
+int nn_reducer_barrier_or(nn_reducer *red, int flag) {
+    return red->mode == NN_REDUCE_SHARED ? node_sync_or(red, flag) : flag;
+}
+
+void nn_reducer_spread(nn_reducer *red, size_t offset, size_t count) {
+    if (red->mode != NN_REDUCE_SHARED) return;
+    size_t off, len;
+    slice_of(red, red->local_rank, &off, &len);
+    size_t begin = offset > off ? offset : off, end = offset + count < off + len ? offset + count : off + len;
+    if (begin < end) copy_slice_to_others(red, begin, end - begin);
+}
+
+void nn_reducer_phases(const nn_reducer *red, nn_reduce_phases *out) { *out = red->phases; }
 
 static int alloc_private(nn_reducer *red, nn_error *err) {
     red->private_buf = aligned_alloc(ALIGN, round_up(red->n * sizeof(float), ALIGN) + ALIGN);
@@ -281,9 +343,10 @@ static int alloc_private(nn_reducer *red, nn_error *err) {
 /* The shared window of this node: local rank 0 allocates all of it, with room to align. */
 static int alloc_shared(nn_reducer *red, nn_error *err) {
     red->stride = round_up(red->n, SLICE_ALIGN);
+    size_t header = (size_t)red->local_size * sizeof(node_flag);
     MPI_Aint bytes = 0;
     if (red->local_rank == 0)
-        bytes = (MPI_Aint)(alignof(node_barrier) + sizeof(node_barrier) + (size_t)red->local_size * red->stride * sizeof(float));
+        bytes = (MPI_Aint)(alignof(node_flag) + header + (size_t)(red->local_size + 1) * red->stride * sizeof(float));
     void *mine = NULL, *base = NULL;
     int status = mpi_check(MPI_Win_allocate_shared(bytes, 1, MPI_INFO_NULL, red->node, &mine, &red->win), err,
                            "MPI_Win_allocate_shared");
@@ -295,21 +358,23 @@ static int alloc_shared(nn_reducer *red, nn_error *err) {
     status = mpi_check(MPI_Win_lock_all(MPI_MODE_NOCHECK, red->win), err, "MPI_Win_lock_all");
     if (status) return status;
     red->locked = 1; /* one passive epoch for the reducer's life: MPI_Win_sync needs one */
-    uintptr_t p = round_up((uintptr_t)base, alignof(node_barrier));
-    red->bar = (node_barrier *)p;
+    uintptr_t p = round_up((uintptr_t)base, alignof(node_flag));
+    red->flags = (node_flag *)p;
     /* more ranks than cores: a spinning rank would only delay the one it waits for */
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     red->spins = cores > 0 && red->local_size > cores ? 0 : SPINS;
-    red->seg0 = (float *)(p + sizeof(node_barrier));
+    red->shared = (float *)(p + header);
+    red->seg0 = red->shared + red->stride;
     red->segs = malloc((size_t)red->local_size * sizeof *red->segs);
     if (!red->segs) return nn_fail(err, NN_ERR_RUNTIME, "gradient reducer: out of memory");
     for (int l = 0; l < red->local_size; l++) red->segs[l] = segment(red, l);
     red->buf = red->segs[red->local_rank];
-    if (red->local_rank == 0) {
-        atomic_init(&red->bar->count, 0);
-        atomic_init(&red->bar->gen, 0);
-    }
+    atomic_init(&red->flags[red->local_rank].slot[0], 0);
+    atomic_init(&red->flags[red->local_rank].slot[1], 0);
     memset(red->buf, 0, red->stride * sizeof(float)); /* first touch by the owner (NUMA) */
+    size_t off, len;
+    slice_of(red, red->local_rank, &off, &len);
+    memset(red->shared + off, 0, len * sizeof(float)); /* the shared vector's slices too */
     MPI_Win_sync(red->win);
     MPI_Barrier(red->node);
     MPI_Win_sync(red->win);

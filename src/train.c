@@ -73,7 +73,7 @@ static step_outcome step(trainer *t, long s, nn_epoch_clock *clock) {
     clock->exchange += nn_exchange_publish(t->exchange, m->params, &nonfinite);
     /* every rank sees the same non-finite loss (a control word) or weight, without a word */
     if (nonfinite || nn_exchange_control(t->exchange, NN_CONTROL_NONFINITE) > 0.0f) return STEP_DIVERGED;
-    if (t->cfg.max_norm > 0.0f) nn_model_max_norm(m, t->cfg.max_norm);
+    if (t->cfg.max_norm > 0.0f) clock->exchange += nn_exchange_max_norm(t->exchange, m, t->cfg.max_norm);
     t->progress.global_step++;
     t->progress.step_in_epoch++;
     clock->steps_done++;
@@ -164,6 +164,8 @@ static int end_epoch(trainer *t, int epoch, const nn_epoch_clock *clock, nn_trai
     int status = t->opt.checkpoint[0] ? save(t, result, &st.checkpoint_seconds, err) : NN_OK;
 
     result->train_seconds += st.epoch_seconds;
+    result->allreduce_seconds += st.allreduce_seconds;
+    result->allreduce_wait_seconds += st.allreduce_wait_seconds;
     t->samples_trained += (double)clock->steps_done * step_samples(t);
     if (st.test_accuracy > result->best_accuracy) {
         result->best_accuracy = st.test_accuracy;
@@ -205,7 +207,9 @@ static int train_epochs(trainer *t, nn_train_result *result, nn_error *err) {
     for (int epoch = first_epoch; epoch <= t->cfg.epochs && outcome == STEP_DONE && !status; epoch++) {
         nn_epoch_clock clock = {0};
         MPI_Barrier(t->comm);
+        double waited = nn_exchange_wait_seconds(t->exchange);
         status = train_steps(t, &clock, &outcome, result, err);
+        clock.exchange_wait = nn_exchange_wait_seconds(t->exchange) - waited;
         if (!status && t->progress.step_in_epoch == t->steps_per_epoch) status = end_epoch(t, epoch, &clock, result, err);
     }
     if (!status && outcome == STEP_STOP && t->progress.epochs_completed < t->cfg.epochs) {

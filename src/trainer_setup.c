@@ -130,6 +130,9 @@ int trainer_setup(trainer *t, nn_error *err) {
     } else {
         nn_model_init(&t->model, t->cfg.seed); /* same seed, same parameters on every rank */
     }
+    /* the node's ranks keep one copy of the parameters, where they can share it */
+    float *shared = nn_exchange_share_params(t->exchange, t->model.params);
+    if (shared) nn_model_place_params(&t->model, shared);
     return NN_OK;
 }
 

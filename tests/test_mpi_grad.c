@@ -1,8 +1,10 @@
 /* Under mpiexec -n P: the gradient averaged over P ranks equals the single-process
  * gradient of the same global batch, every rank holds the same parameters after a
  * step, and an error on one rank reaches all of them. */
+#define _POSIX_C_SOURCE 200809L /* setenv */
 #include <mpi.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cunit_mpi.h"
@@ -130,8 +132,9 @@ static void test_gradient_with_dropout(void) { check_distributed_gradient(NN_EXC
 /* The trainer's step in shm mode: each rank of the node updates its share of the
  * parameters and momentum, then publishes it. Two steps (so the momentum matters)
  * must leave parameters bit-identical to the whole update on every rank, the
- * gathered momentum too; a non-finite weight in one rank's share reaches every rank. */
-static void test_update_split_over_the_node(void) {
+ * gathered momentum too; a non-finite weight in one rank's share reaches every rank.
+ * `shared`: the split model keeps its parameters in the node's one shared copy. */
+static void check_update_split(int shared) {
     nn_model_spec spec = {.n_widths = 4, .widths = {IN, 16, 12, CLASSES}, .activation = NN_ACT_TANH};
     nn_model whole, split;
     nn_error err;
@@ -144,6 +147,14 @@ static void test_update_split_over_the_node(void) {
                           NN_OK);
     nn_model_place_grads(&whole, nn_exchange_grads(ex));
     nn_model_place_grads(&split, nn_exchange_grads(ex));
+    if (shared) {
+        setenv("NN_NODE_PARAMS", "shared", 1); /* by default only from 3 ranks a node */
+        float *copy = nn_exchange_share_params(ex, split.params);
+        unsetenv("NN_NODE_PARAMS");
+        if (nranks > 1) CU_ASSERT_PTR_NOT_NULL_FATAL(copy);
+        if (copy) nn_model_place_params(&split, copy);
+        CU_ASSERT_EQUAL(memcmp(split.params, whole.params, whole.n_params * sizeof(float)), 0);
+    }
     nn_sgd sgd_whole, sgd_split;
     CU_ASSERT_EQUAL_FATAL(nn_sgd_create(&sgd_whole, whole.n_params, 0.9f, 1e-4f, &err), NN_OK);
     CU_ASSERT_EQUAL_FATAL(nn_sgd_create(&sgd_split, split.n_params, 0.9f, 1e-4f, &err), NN_OK);
@@ -183,6 +194,9 @@ static void test_update_split_over_the_node(void) {
     nn_exchange_free(ex);
 }
 
+static void test_update_split_over_the_node(void) { check_update_split(0); }
+static void test_update_on_shared_params(void) { check_update_split(1); }
+
 static void test_error_on_one_rank_reaches_all(void) {
     nn_error err = {0};
     int last = nranks - 1;
@@ -209,6 +223,7 @@ int main(int argc, char **argv) {
         {"MPI_Allreduce in bf16: close to the serial gradient, not equal", test_gradient_mpi_bf16},
         {"with dropout: the ranks draw the serial run's masks (keyed by sample)", test_gradient_with_dropout},
         {"the SGD step split over the node's ranks equals the whole step", test_update_split_over_the_node},
+        {"... also on the node's one shared copy of the parameters", test_update_on_shared_params},
         {"overlapped sums in bf16: close to the serial gradient, not equal", test_gradient_overlapped_bf16},
         {"an error on one rank reaches every rank", test_error_on_one_rank_reaches_all},
         CU_TEST_INFO_NULL};

@@ -18,6 +18,7 @@
 
 #include "nn/compress.h"
 #include "nn/error.h"
+#include "nn/reduce.h" /* nn_reduce_phases */
 
 typedef enum nn_exchange_mode {
     NN_EXCHANGE_SHM,    /* ranks of a node sum in shared memory, nodes with MPI_Allreduce */
@@ -77,8 +78,29 @@ float nn_exchange_control(const nn_exchange *ex, enum nn_control_word word);
 double nn_exchange_finish_owned(nn_exchange *ex);
 void nn_exchange_owned(const nn_exchange *ex, size_t *offset, size_t *count);
 /* Collective. Sets *nonfinite when a value it copied from another rank's share is
- * NaN or infinite (the owner's update saw it too: all ranks agree). */
+ * NaN or infinite (the owner's update saw it too: all ranks agree); with shared
+ * parameters (below), when any owner's *nonfinite was set. */
 double nn_exchange_publish(nn_exchange *ex, float *params, int *nonfinite);
+
+/* One copy of the parameters per node. Where the node's ranks split the update (shm,
+ * several ranks on the node), returns n_grads floats of shared memory holding a
+ * copy of `params` (the same values on every rank): keep the parameters there from
+ * now on (nn_model_place_params) and pass it to publish, which then moves no
+ * parameters at all: each owner updates its share in place, and one barrier later
+ * every rank reads them all. Saves each rank a copy of the vector and two passes
+ * over it a step. Elsewhere returns NULL: keep your own. Collective. */
+#define NN_EXCHANGE_HAS_SHARED_PARAMS 1
+float *nn_exchange_share_params(nn_exchange *ex, const float *params);
+
+/* Collective: max-norm (nn_model_max_norm) on the model's parameters; on shared ones
+ * the node's ranks split the columns, then wait for one another. Returns the
+ * seconds of that wait. */
+struct nn_model;
+double nn_exchange_max_norm(nn_exchange *ex, struct nn_model *model, float c);
+
+/* Where the time in the node's sum went (see nn_reducer_phases; zeros without one). */
+void nn_exchange_phases(const nn_exchange *ex, nn_reduce_phases *out);
+double nn_exchange_wait_seconds(const nn_exchange *ex); /* the phases' wait */
 /* Collective: a vector updated share by share (the momentum) made whole on every
  * rank, as publish does for the parameters (before a checkpoint). Clobbers the
  * gradients. */

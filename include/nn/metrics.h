@@ -13,6 +13,7 @@
 typedef struct nn_epoch_clock {
     double steps;      /* the steps, checkpoints excluded */
     double exchange;   /* inside the gradient sum, what backward did not hide */
+    double exchange_wait; /* of which waiting in the node's barriers (shm mode) */
     double data;       /* assembling batches */
     long steps_done;   /* steps this run took in the epoch (fewer after a resume) */
 } nn_epoch_clock;
@@ -24,6 +25,7 @@ typedef struct nn_epoch_stats {
     double eval_seconds;
     double samples_per_second; /* the whole job: all ranks together */
     double allreduce_seconds;  /* slowest rank's time in the gradient sum (any --allreduce mode) */
+    double allreduce_wait_seconds; /* of that, the longest time a rank waited in the node's barriers (shm) */
     double data_seconds;       /* slowest rank's time assembling batches */
     double checkpoint_seconds; /* writing the end-of-epoch checkpoint (0: none) */
     double lr;                 /* learning rate at the end of the epoch */

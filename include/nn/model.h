@@ -39,6 +39,7 @@ typedef struct nn_model {
     float *params;                  /* all weights and biases, layer by layer */
     float *grads;                   /* same layout as params */
     float *own_grads;               /* the model's own gradient buffer; NULL once placed elsewhere */
+    float *own_params;              /* the model's own parameter buffer; NULL once placed elsewhere */
     int max_batch;
     float *acts[NN_MAX_LAYERS + 1]; /* acts[0] input, acts[l+1] output of layer l */
     float *grad_acts[NN_MAX_LAYERS + 1];
@@ -68,6 +69,10 @@ void nn_model_free(nn_model *model);
 /* Compute the gradients into `buffer` from now on (n_params floats, owned by the
  * caller: e.g. a shared-memory window that the ranks sum in place). */
 void nn_model_place_grads(nn_model *model, float *buffer);
+
+/* Keep the parameters in `buffer` from now on (n_params floats, owned by the caller:
+ * the node's one shared copy); it must already hold their values. */
+void nn_model_place_params(nn_model *model, float *buffer);
 
 /* The input rows to fill before a forward pass: batch x widths[0] floats. */
 float *nn_model_input(nn_model *model);
@@ -101,6 +106,10 @@ double nn_model_forward_backward(nn_model *model, const uint8_t *labels, int bat
  * weights; the output layer's excepted) whose Euclidean norm exceeds `c` is scaled
  * back to norm c. The same arithmetic on every rank, whatever the thread count. */
 void nn_model_max_norm(nn_model *model, float c);
+/* The same for part `part` of `parts` of every layer's columns (each column's result
+ * does not depend on who computes it): the ranks that share one copy of the
+ * parameters split the work, and together write every column once. */
+void nn_model_max_norm_part(nn_model *model, float c, int part, int parts);
 
 /* The first dense layer (1 = next to the input) with a NaN or infinite weight, bias
  * or gradient; 0 when every value is finite. For messages: it scans everything. */

@@ -51,6 +51,33 @@ void nn_reducer_slice(const nn_reducer *red, size_t *offset, size_t *count);
 void nn_reducer_reduce_scatter(nn_reducer *red);
 void nn_reducer_allgather(nn_reducer *red, const float *src, size_t n_src);
 void nn_reducer_barrier(nn_reducer *red); /* the node's ranks (shared mode; else nothing) */
+void nn_reducer_local(const nn_reducer *red, int *local_rank, int *local_size); /* on the node; 0, 1 if not shared */
+
+/* Shared mode: n more floats that all ranks of the node share (one copy a node: the
+ * exchange keeps the parameters there), zeroed at creation; NULL in other modes.
+ * Who writes what, and when, is the caller's business: a rank may write its slice
+ * between a reduce_scatter and the next barrier, when no rank reads. */
+float *nn_reducer_shared(nn_reducer *red);
+
+/* Collective node barrier that also ORs a flag over the node's ranks; returns the
+ * OR (shared mode; other modes return `flag`). */
+int nn_reducer_barrier_or(nn_reducer *red, int flag);
+
+/* After a reduce_scatter: the part of [offset, offset + count) in this rank's slice
+ * goes from its buffer into every other rank's (the other ranks then find every sum
+ * of that range in their own buffers after the next barrier). For a few words that
+ * every rank reads (the exchange's control words); shared mode, else nothing. */
+void nn_reducer_spread(nn_reducer *red, size_t offset, size_t count);
+
+/* Where this rank's time in the reducer went, summed since its creation: waiting
+ * in the node's barriers (for the slowest rank, mostly), summing its slice (with
+ * the sum between nodes), copying slices to the other ranks. */
+typedef struct nn_reduce_phases {
+    double wait, sum, copy; /* seconds */
+    long barriers;
+} nn_reduce_phases;
+#define NN_REDUCER_HAS_PHASES 1
+void nn_reducer_phases(const nn_reducer *red, nn_reduce_phases *out);
 
 /* Collective. NULL is allowed (and then it is not collective). */
 void nn_reducer_free(nn_reducer *red);

@@ -14,6 +14,8 @@ typedef struct nn_train_result {
     int best_epoch;
     double train_seconds;      /* sum of epoch_seconds */
     double samples_per_second; /* over all epochs, whole job */
+    double allreduce_seconds;  /* sum of the epochs' allreduce_seconds */
+    double allreduce_wait_seconds; /* and of their allreduce_wait_seconds */
     int threads;
     int checkpoints;           /* checkpoints written */
     double checkpoint_seconds; /* their total write time */

@@ -3,6 +3,8 @@
 #include <mpi.h>
 #include <stdio.h>
 
+#include "nn/comm.h"
+#include "nn/hint.h"
 #include "nn/options.h"
 #include "nn/signals.h"
 #include "nn/train.h"
@@ -40,10 +42,16 @@ int main(int argc, char **argv) {
         if (rank == 0) fprintf(stderr, "nntrain: %s\n", err.msg);
         return finish(status);
     }
-    if (rank == 0)
+    int ranks_per_node;
+    nn_comm_node_layout(MPI_COMM_WORLD, &ranks_per_node, NULL); /* collective */
+    if (rank == 0) {
         printf("done: %d epochs, final test accuracy %.2f%%, best %.2f%% (epoch %d), "
                "%.2fs training, %.0f samples/s\n",
                result.epochs_run, 100.0 * result.final_accuracy, 100.0 * result.best_accuracy,
                result.best_epoch, result.train_seconds, result.samples_per_second);
+        nn_hint_input hint = {result.train_seconds, result.allreduce_seconds, result.allreduce_wait_seconds,
+                              ranks_per_node, result.threads};
+        nn_layout_hint(stdout, &hint);
+    }
     return finish(NN_OK);
 }
