@@ -86,7 +86,11 @@ def read_checkpoint(path, np, h5py):
     if not is_hdf5:
         raise Refusal(f"{path}: not a valid checkpoint: truncated or not an HDF5 file")
     try:
-        with h5py.File(path, "r") as f:
+        f = h5py.File(path, "r")
+    except OSError:
+        raise Refusal(f"{path}: not a valid checkpoint: truncated or not an HDF5 file")
+    try:
+        with f:
             return checked_network(path, f, np, h5py)
     except (OSError, KeyError, ValueError, TypeError) as e:  # a file h5py cannot read through
         raise Refusal(f"{path}: not a valid checkpoint: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
@@ -160,6 +164,9 @@ def is_earlier_export(path, kind):
                 return str(f["format"]) == FORMAT
         import onnx
         with open(path, "rb") as fh:
+            if fh.read(1) != b"\x08":  # an export starts with its ir_version field: not ours
+                return False
+            fh.seek(0)
             model = onnx.ModelProto()
             model.ParseFromString(fh.read())
         return model.producer_name == PRODUCER
