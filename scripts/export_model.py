@@ -180,9 +180,13 @@ def check_outputs(checkpoint, outputs):
     seen = {}
     for option, path, kind in outputs:
         real = os.path.realpath(path)
-        if real in seen:
-            raise Refusal(f"--{option} {path}: the same file as --{seen[real]}")
-        seen[real] = option
+        try:  # by name, and by device and inode (a hard link) when it exists
+            key = (os.stat(path).st_dev, os.stat(path).st_ino)
+        except OSError:
+            key = real
+        if real in seen or key in seen:
+            raise Refusal(f"--{option} {path}: the same file as --{seen.get(real) or seen.get(key)}")
+        seen[real] = seen[key] = option
         try:
             st = os.stat(path)
         except FileNotFoundError:
@@ -287,6 +291,7 @@ def main(argv):
             fh.close()
             os.unlink(tmp)
         fail(str(e), 2)
+    path = None
     try:
         for fh, tmp, path, kind in temporaries:
             with fh:
@@ -303,7 +308,7 @@ def main(argv):
         for fh, tmp, _, _ in temporaries:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-        fail(f"write failed: {e.filename or ''}: {e.strerror or e}", 1)
+        fail(f"{path}: write failed: {e.strerror or e}", 1)
     desc = "-".join(map(str, net["widths"])) + f" {net['activation']}, {net['output']} output"
     for _, _, path, kind in temporaries:
         print(f"{PROG}: wrote {path} (network {desc}; input float32 [N, {net['widths'][0]}] = "

@@ -83,7 +83,7 @@ head -c 20000 "$ck" >"$dir/truncated.h5"
 for what in activation loss version weight widths nan; do
     cp "$ck" "$dir/bad-$what.h5" && "$py" "$check" tamper "$dir/bad-$what.h5" "$what" || fail "tamper $what"
 done
-ln -s "$ck" "$dir/link.h5" && ln "$ck" "$dir/hard.h5" && mkfifo "$dir/fifo" && mkdir "$dir/subdir" || exit 1
+ln -s "$ck" "$dir/link.h5" && ln "$ck" "$dir/hard.h5" && ln "$dir/mnist.onnx" "$dir/hard.onnx" && mkfifo "$dir/fifo" && mkdir "$dir/subdir" || exit 1
 before=$(sums)
 expect 2 "no such file" "$dir/missing.h5" --npz "$dir/x.npz"
 expect 2 "not an HDF5 file" "$dir/keep.txt" --npz "$dir/x.npz"
@@ -105,6 +105,7 @@ expect 2 "is the checkpoint being exported" "$ck" --npz "$dir/subdir/../$(basena
 expect 2 "is the checkpoint being exported" "$ck" --npz "$dir/link.h5"
 expect 2 "is the checkpoint being exported" "$dir/link.h5" --onnx "$dir/hard.h5"
 expect 2 "the same file as --onnx" "$ck" --onnx "$dir/y.out" --npz "$dir/y.out"
+expect 2 "the same file as --onnx" "$ck" --onnx "$dir/mnist.onnx" --npz "$dir/hard.onnx"
 expect 2 "not a regular file" "$ck" --npz /dev/null
 expect 2 "not a regular file" "$ck" --onnx "$dir/fifo"
 expect 2 "not a regular file" "$ck" --onnx "$dir/subdir"
