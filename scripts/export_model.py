@@ -1,0 +1,326 @@
+#!/usr/bin/python3
+"""Export the network of an nntrain checkpoint for use elsewhere.
+
+usage: scripts/export_model.py CHECKPOINT [--onnx OUT.onnx] [--npz OUT.npz]
+
+  --onnx FILE   ONNX model (opset 13): input "input" float32 [N, widths[0]], MatMul + Add per
+                dense layer, the hidden activation between them, output "probabilities"
+                float32 [N, classes] (Softmax; Sigmoid for a checkpoint trained with --loss mse)
+  --npz FILE    NumPy arrays; scripts/model_numpy.py is the forward pass that reads them
+
+The input both expect is what nntrain feeds its first layer: each sample's uint8 pixels,
+flattened row-major, times float32(1/255) (so 0..1; model_numpy.pixels does it).
+The checkpoint is checked first (format version, widths and shapes, activation, loss, the CRC-32
+of the parameters). An output is never the checkpoint itself (compared by device and inode: a
+symlink or hard link counts), never the other output, never a non-regular file, and replaces
+only an earlier export of the same kind (or an empty file); it is written to a temporary file in
+the same directory and renamed into place, so a failure leaves the old file as it was.
+Exit status: 0 success, 1 runtime failure (a write failed, a Python package is missing),
+2 bad usage or bad input (one line on stderr each).
+Needs python3-numpy and python3-h5py (Debian), and python3-onnx for --onnx.
+"""
+import argparse
+import os
+import stat
+import sys
+import tempfile
+import zipfile
+import zlib
+
+PROG = "export_model.py"
+FORMAT = "nntrain-export 1"
+PRODUCER = "nntrain export_model.py"
+ACTIVATIONS = ("sigmoid", "relu", "tanh")
+OUTPUT_OF_LOSS = {"softmax": "softmax", "mse": "sigmoid"}  # mse trains sigmoid outputs
+OPSET = 13
+
+
+class Refusal(Exception):
+    """Bad usage or input: exit 2, one line."""
+
+
+def fail(message, code):
+    print(f"{PROG}: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):
+        fail(f"{message} (see --help)", 2)
+
+
+def parse(argv):
+    p = Parser(prog=PROG, description=__doc__.split("\n\n")[0],
+               formatter_class=argparse.RawDescriptionHelpFormatter,
+               epilog="\n\n".join(__doc__.split("\n\n")[3:]))
+    p.add_argument("checkpoint", help="checkpoint written by nntrain (--checkpoint FILE)")
+    p.add_argument("--onnx", metavar="FILE", help="write the network as an ONNX model")
+    p.add_argument("--npz", metavar="FILE", help="write the weights as a NumPy .npz")
+    a = p.parse_args(argv)
+    if not a.onnx and not a.npz:
+        p.error("nothing to do: give --onnx FILE and/or --npz FILE")
+    for name in ("checkpoint", "onnx", "npz"):
+        if getattr(a, name) == "":
+            p.error(f"{'' if name == 'checkpoint' else '--'}{name}: empty path")
+    return a
+
+
+# ---- the checkpoint -------------------------------------------------------------------
+
+def text(value):
+    return value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
+
+
+def read_checkpoint(path, np, h5py):
+    """The network of checkpoint PATH: dict with widths, activation, loss, weights, biases, info."""
+    if not os.path.exists(path):
+        raise Refusal(f"{path}: cannot read checkpoint: no such file")
+    if not os.path.isfile(path):
+        raise Refusal(f"{path}: cannot read checkpoint: not a regular file")
+    if not os.access(path, os.R_OK):
+        raise Refusal(f"{path}: cannot read checkpoint: permission denied")
+    try:
+        is_hdf5 = h5py.is_hdf5(path)
+    except OSError as e:
+        raise Refusal(f"{path}: cannot read checkpoint: {e.strerror or e}")
+    if not is_hdf5:
+        raise Refusal(f"{path}: not a valid checkpoint: truncated or not an HDF5 file")
+    try:
+        f = h5py.File(path, "r")
+    except OSError:
+        raise Refusal(f"{path}: not a valid checkpoint: truncated or not an HDF5 file")
+    try:
+        with f:
+            return checked_network(path, f, np, h5py)
+    except (OSError, KeyError, ValueError, TypeError) as e:  # a file h5py cannot read through
+        raise Refusal(f"{path}: not a valid checkpoint: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+
+
+def attr(path, f, group, name):
+    obj = f.get(group)
+    if obj is None or name not in obj.attrs:
+        raise Refusal(f"{path}: not a valid checkpoint: no attribute {name} on {group}")
+    return obj.attrs[name]
+
+
+def checked_network(path, f, np, h5py):
+    version = attr(path, f, "/", "format_version")
+    if np.ndim(version) != 0 or not np.issubdtype(np.asarray(version).dtype, np.integer):
+        raise Refusal(f"{path}: not a valid checkpoint: bad format_version")
+    if int(version) != 1:
+        raise Refusal(f"{path}: checkpoint format version {int(version)}, this exporter reads version 1")
+    widths = np.asarray(attr(path, f, "/model", "widths"))
+    if widths.ndim != 1 or len(widths) < 2 or not np.issubdtype(widths.dtype, np.integer) or (widths < 1).any():
+        raise Refusal(f"{path}: not a valid checkpoint: bad /model/widths")
+    widths = [int(w) for w in widths]
+    activation = text(attr(path, f, "/model", "activation"))
+    if activation not in ACTIVATIONS:
+        raise Refusal(f"{path}: not a valid checkpoint: unknown activation '{activation}' "
+                      f"(expected {'|'.join(ACTIVATIONS)})")
+    loss = text(attr(path, f, "/model", "loss"))
+    if loss not in OUTPUT_OF_LOSS:
+        raise Refusal(f"{path}: not a valid checkpoint: unknown loss '{loss}' (expected softmax|mse)")
+    weights, biases, crc = [], [], zlib.crc32(b"")
+    for k in range(1, len(widths)):
+        for name, shape, out in (("weight", (widths[k - 1], widths[k]), weights), ("bias", (widths[k],), biases)):
+            ds = f.get(f"/model/dense{k}/{name}")
+            if not isinstance(ds, h5py.Dataset) or ds.shape != shape or ds.dtype.kind != "f":
+                raise Refusal(f"{path}: not a valid checkpoint: missing, misshapen or unreadable "
+                              f"/model/dense{k}/{name} (expected float {list(shape)})")
+            array = np.ascontiguousarray(ds[()], dtype="<f4")
+            crc = zlib.crc32(array.tobytes(), crc)
+            out.append(array)
+    if f.get(f"/model/dense{len(widths)}") is not None:
+        raise Refusal(f"{path}: not a valid checkpoint: /model/dense{len(widths)} beyond the {len(widths)} widths")
+    n_params = sum(w.size + b.size for w, b in zip(weights, biases))
+    if int(attr(path, f, "/model", "n_params")) != n_params:
+        raise Refusal(f"{path}: not a valid checkpoint: n_params is not {n_params}")
+    stored = int(attr(path, f, "/model", "checksum")) & 0xFFFFFFFF
+    if stored != crc:
+        raise Refusal(f"{path}: parameter checksum mismatch (stored {stored:08x}, computed {crc:08x}): "
+                      "the file is corrupted")
+    if not all(np.isfinite(a).all() for a in weights + biases):
+        raise Refusal(f"{path}: not a valid checkpoint: parameters that are not finite")
+    info = {"nntrain_version": text(f.attrs.get("nntrain_version", b"")),
+            "epochs_completed": str(int(f["progress"].attrs.get("epochs_completed", -1))) if "progress" in f else "",
+            "trained_on": text(f["options"].attrs.get("data", b"")) if "options" in f else ""}
+    return {"widths": widths, "activation": activation, "loss": loss, "output": OUTPUT_OF_LOSS[loss],
+            "weights": weights, "biases": biases, "info": info}
+
+
+# ---- the outputs ----------------------------------------------------------------------
+
+def is_earlier_export(path, kind):
+    """Whether regular file PATH is empty or an earlier export of KIND (the only files replaced)."""
+    if os.path.getsize(path) == 0:
+        return True
+    try:
+        if kind == "npz":
+            with zipfile.ZipFile(path) as z:
+                if "format.npy" not in z.namelist():
+                    return False
+            import numpy as np
+            with np.load(path, allow_pickle=False) as f:
+                return str(f["format"]) == FORMAT
+        import onnx
+        with open(path, "rb") as fh:
+            if fh.read(1) != b"\x08":  # an export starts with its ir_version field: not ours
+                return False
+            fh.seek(0)
+            model = onnx.ModelProto()
+            model.ParseFromString(fh.read())
+        return model.producer_name == PRODUCER
+    except Exception:  # not a zip, not a protobuf, not ours: not replaced
+        return False
+
+
+def check_outputs(checkpoint, outputs):
+    """Refuse (exit 2) an output that is an input, the other output, not regular, or not ours."""
+    ck = os.stat(checkpoint)
+    seen = {}
+    for option, path, kind in outputs:
+        real = os.path.realpath(path)
+        try:  # by name, and by device and inode (a hard link) when it exists
+            key = (os.stat(path).st_dev, os.stat(path).st_ino)
+        except OSError:
+            key = real
+        if real in seen or key in seen:
+            raise Refusal(f"--{option} {path}: the same file as --{seen.get(real) or seen.get(key)}")
+        seen[real] = seen[key] = option
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            if os.path.islink(path):
+                raise Refusal(f"--{option} {path}: a dangling symbolic link; not writing through it")
+            parent = os.path.dirname(path) or "."
+            if not os.path.isdir(parent):
+                raise Refusal(f"--{option} {path}: no such directory {parent}")
+            continue
+        except OSError as e:
+            raise Refusal(f"--{option} {path}: {e.strerror}")
+        if (st.st_dev, st.st_ino) == (ck.st_dev, ck.st_ino):
+            raise Refusal(f"--{option} {path}: is the checkpoint being exported; not overwriting it")
+        if not stat.S_ISREG(st.st_mode):
+            raise Refusal(f"--{option} {path}: not a regular file; not writing to it")
+        if not is_earlier_export(path, kind):
+            raise Refusal(f"--{option} {path}: holds something other than an earlier {kind} export; "
+                          "not overwriting it")
+
+
+def open_temporary(option, path):
+    """A temporary file beside PATH (created now, so a directory we cannot write fails first)."""
+    parent, base = os.path.split(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp", dir=parent or ".")
+    except OSError as e:
+        raise Refusal(f"--{option} {path}: cannot write in {parent or '.'}: {e.strerror}")
+    return os.fdopen(fd, "wb"), tmp
+
+
+def npz_arrays(net, np):
+    arrays = {"format": np.array(FORMAT), "widths": np.array(net["widths"], dtype=np.int32),
+              "activation": np.array(net["activation"]), "output": np.array(net["output"]),
+              "input_scale": np.array(1 / 255, dtype=np.float32)}
+    for k, (w, b) in enumerate(zip(net["weights"], net["biases"]), start=1):
+        arrays[f"weight{k}"], arrays[f"bias{k}"] = w, b
+    return arrays
+
+
+def input_convention(width):
+    return (f"float32 [N, {width}]: each sample's uint8 pixels flattened row-major, times float32(1/255) "
+            "(0..1), as nntrain scales them")
+
+
+def onnx_model(net, checkpoint):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    widths, nodes, inits = net["widths"], [], []
+    act_op = {"sigmoid": "Sigmoid", "relu": "Relu", "tanh": "Tanh"}[net["activation"]]
+    x, layers = "input", len(widths) - 1
+    for k in range(1, layers + 1):
+        w, b = f"dense{k}.weight", f"dense{k}.bias"
+        inits += [numpy_helper.from_array(net["weights"][k - 1], w), numpy_helper.from_array(net["biases"][k - 1], b)]
+        nodes.append(helper.make_node("MatMul", [x, w], [f"dense{k}.matmul"], name=f"dense{k}_matmul"))
+        out = f"dense{k}.out" if k < layers else "logits"
+        nodes.append(helper.make_node("Add", [f"dense{k}.matmul", b], [out], name=f"dense{k}_add"))
+        x = out
+        if k < layers:
+            nodes.append(helper.make_node(act_op, [x], [f"dense{k}.{net['activation']}"], name=f"dense{k}_{net['activation']}"))
+            x = f"dense{k}.{net['activation']}"
+    if net["output"] == "softmax":
+        nodes.append(helper.make_node("Softmax", [x], ["probabilities"], name="softmax", axis=1))
+    else:
+        nodes.append(helper.make_node("Sigmoid", [x], ["probabilities"], name="sigmoid_output"))
+    desc = "-".join(map(str, widths)) + f" {net['activation']}/{net['loss']}"
+    graph = helper.make_graph(
+        nodes, "nntrain_mlp", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", widths[0]])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", widths[-1]])], inits,
+        doc_string=f"nntrain network {desc}. input: {input_convention(widths[0])}. probabilities: "
+                   + ("softmax over the classes" if net["output"] == "softmax" else "sigmoid of each output unit"))
+    graph.input[0].doc_string = input_convention(widths[0])
+    model = helper.make_model(graph, producer_name=PRODUCER, producer_version=FORMAT,
+                              opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 7  # the IR of opset 13: readable by older runtimes too
+    meta = {"widths": ",".join(map(str, widths)), "activation": net["activation"], "loss": net["loss"],
+            "output": net["output"], "input": input_convention(widths[0]), "input_scale": "1/255",
+            "checkpoint": os.path.basename(checkpoint), **net["info"]}
+    helper.set_model_props(model, meta)
+    onnx.checker.check_model(model, full_check=True)
+    return model.SerializeToString()
+
+
+def main(argv):
+    a = parse(argv)
+    try:
+        import numpy as np
+        import h5py
+        if a.onnx:
+            import onnx  # noqa: F401
+    except ImportError as e:
+        fail(f"needs Python package {e.name} (Debian: apt-get install python3-numpy python3-h5py"
+             f"{' python3-onnx' if a.onnx else ''}); run with /usr/bin/python3", 1)
+    outputs = [(kind, getattr(a, kind), kind) for kind in ("onnx", "npz") if getattr(a, kind)]
+    temporaries = []
+    try:
+        net = read_checkpoint(a.checkpoint, np, h5py)
+        check_outputs(a.checkpoint, outputs)
+        for option, path, kind in outputs:
+            temporaries.append(open_temporary(option, path) + (path, kind))
+    except Refusal as e:
+        for fh, tmp, _, _ in temporaries:
+            fh.close()
+            os.unlink(tmp)
+        fail(str(e), 2)
+    path = None
+    try:
+        for fh, tmp, path, kind in temporaries:
+            with fh:
+                if kind == "npz":
+                    np.savez(fh, **npz_arrays(net, np))  # a file object: no ".npz" appended to the name
+                else:
+                    fh.write(onnx_model(net, a.checkpoint))
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, 0o644 & ~current_umask())
+        for fh, tmp, path, kind in temporaries:
+            os.replace(tmp, path)
+    except OSError as e:
+        for fh, tmp, _, _ in temporaries:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        fail(f"{path}: write failed: {e.strerror or e}", 1)
+    desc = "-".join(map(str, net["widths"])) + f" {net['activation']}, {net['output']} output"
+    for _, _, path, kind in temporaries:
+        print(f"{PROG}: wrote {path} (network {desc}; input float32 [N, {net['widths'][0]}] = "
+              "uint8 pixels * float32(1/255), row-major)")
+    return 0
+
+
+def current_umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

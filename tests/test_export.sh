@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# The trained network outside nntrain (scripts/export_model.py, scripts/model_numpy.py):
+# a model trained on real MNIST (6000 samples, 2 epochs, 2 ranks) exported to ONNX and .npz;
+# on the 10,000 test images both give the class of a float64 reference computed from the
+# checkpoint for every sample, probabilities within 1e-5 of it, and the reference's confusion
+# matrix, accuracy and loss are nneval's (tests/check_export.py). The same for each activation
+# with softmax and mse on a tiny two-hidden-layer model, and for the format-1 fixture. Then the
+# refusals: bad checkpoints and bad outputs give exit 2 and one line, and change no file.
+# Skips (77) only when /usr/bin/python3 lacks numpy, h5py or onnx (Debian: python3-numpy
+# python3-h5py python3-onnx; scripts/setup.sh --test installs them).
+# Usage: test_export.sh NNTRAIN NNEVAL MPIEXEC SOURCE_DIR DATA WORKDIR
+set -u
+nntrain=$1 nneval=$2 mpiexec=$3 src=$4 data=$5 dir=$6/export
+py=${NN_EXPORT_PYTHON:-/usr/bin/python3}
+export=$src/scripts/export_model.py check=$src/tests/check_export.py
+if ! "$py" -c 'import numpy, h5py, onnx' 2>/dev/null; then
+    echo "SKIP: $py cannot import numpy, h5py and onnx (apt-get install python3-numpy python3-h5py python3-onnx)"
+    exit 77
+fi
+if [ ! -f "$data" ]; then
+    echo "FAIL: $data is missing: run scripts/fetch_mnist.sh first (scripts/test.sh does)"
+    exit 1
+fi
+rm -rf "$dir" && mkdir -p "$dir" || exit 1
+passed=0 failed=0
+ok() { passed=$((passed + 1)); echo "ok   $1"; }
+fail() { failed=$((failed + 1)); echo "FAIL $1"; sed 's/^/     /' "$dir/log" | tail -15; }
+
+# train NAME ARGS...: a checkpoint NAME.h5 on MNIST (2 ranks), exported to NAME.onnx and NAME.npz,
+# scored by nneval (NAME.json), compared by check_export.py
+train_and_compare() {
+    local name=$1; shift
+    if timeout 300 "$mpiexec" -n 2 "$nntrain" --data "$data" --checkpoint "$dir/$name.h5" "$@" >"$dir/log" 2>&1 &&
+       "$py" "$export" "$dir/$name.h5" --onnx "$dir/$name.onnx" --npz "$dir/$name.npz" >>"$dir/log" 2>&1 &&
+       timeout 120 "$mpiexec" -n 2 "$nneval" --checkpoint "$dir/$name.h5" --data "$data" --metrics "$dir/$name.json" \
+           >>"$dir/log" 2>&1 &&
+       "$py" "$check" compare "$dir/$name.h5" "$dir/$name.onnx" "$dir/$name.npz" "$data" "$dir/$name.json" \
+           >"$dir/$name.check" 2>&1
+    then ok "$name ($*): $(tr '\n' ' ' <"$dir/$name.check")"
+    else cat "$dir/$name.check" >>"$dir/log" 2>/dev/null; fail "$name ($*)"; fi
+}
+
+train_and_compare mnist --train-limit 6000 --epochs 2 --layers 784,64,10
+for act in sigmoid relu tanh; do
+    train_and_compare "tiny-$act-softmax" --train-limit 2000 --epochs 1 --layers 784,16,12,10 --activation "$act"
+    # mse learns slowly: settings under which every activation gets past constant outputs
+    train_and_compare "tiny-$act-mse" --train-limit 2000 --epochs 2 --layers 784,16,12,10 --activation "$act" \
+        --loss mse --batch-size 20 --lr 1 --momentum 0.5
+done
+# The format-1 fixture (written before the structure redesign) exports as well.
+if "$py" "$export" "$src/tests/fixtures/checkpoint-v1.h5" --onnx "$dir/v1.onnx" --npz "$dir/v1.npz" >"$dir/log" 2>&1 &&
+   timeout 120 "$mpiexec" -n 2 "$nneval" --checkpoint "$src/tests/fixtures/checkpoint-v1.h5" --data "$data" \
+       --metrics "$dir/v1.json" >>"$dir/log" 2>&1 &&
+   "$py" "$check" compare "$src/tests/fixtures/checkpoint-v1.h5" "$dir/v1.onnx" "$dir/v1.npz" "$data" "$dir/v1.json" \
+       >"$dir/v1.check" 2>&1
+then ok "fixture checkpoint-v1.h5: $(tr '\n' ' ' <"$dir/v1.check")"
+else cat "$dir/v1.check" >>"$dir/log" 2>/dev/null; fail "fixture checkpoint-v1.h5"; fi
+
+# The checks can fail: another network of the same shape (tanh for relu) does not pass for this one.
+if "$py" "$check" compare "$dir/tiny-relu-softmax.h5" "$dir/tiny-tanh-softmax.onnx" "$dir/tiny-tanh-softmax.npz" \
+       "$data" "$dir/tiny-relu-softmax.json" >"$dir/log" 2>&1
+then fail "check_export.py passed another network"
+else ok "check_export.py fails another network: $(grep -c FAIL "$dir/log") failed checks"; fi
+
+# ---- refusals ----
+ck=$dir/tiny-relu-softmax.h5
+# expect CODE MESSAGE ARGS...: export_model.py ARGS exits CODE; MESSAGE (when not empty) is its
+# one line on stderr
+expect() {
+    local code=$1 msg=$2; shift 2
+    "$py" "$export" "$@" >"$dir/out" 2>"$dir/log"
+    local rc=$? lines
+    lines=$(wc -l <"$dir/log")
+    if [ "$rc" -eq "$code" ] && { [ -z "$msg" ] || { [ "$lines" -eq 1 ] && grep -qF -- "$msg" "$dir/log"; }; }
+    then ok "export_model.py $* -> $code${msg:+: $(cat "$dir/log")}"
+    else fail "export_model.py $* -> expected exit $code and one line with '$msg' (got $rc, $lines lines)"; fi
+}
+sums() { sha256sum "$dir"/*.h5 "$dir"/*.onnx "$dir"/*.npz "$dir"/keep.* 2>/dev/null; }
+
+printf 'not a checkpoint\n' >"$dir/keep.txt"
+cp "$dir/mnist.onnx" "$dir/keep.onnx"
+head -c 20000 "$ck" >"$dir/truncated.h5"
+for what in activation loss version weight widths nan; do
+    cp "$ck" "$dir/bad-$what.h5" && "$py" "$check" tamper "$dir/bad-$what.h5" "$what" || fail "tamper $what"
+done
+ln -s "$ck" "$dir/link.h5" && ln "$ck" "$dir/hard.h5" && ln "$dir/mnist.onnx" "$dir/hard.onnx" && mkfifo "$dir/fifo" && mkdir "$dir/subdir" || exit 1
+before=$(sums)
+expect 2 "no such file" "$dir/missing.h5" --npz "$dir/x.npz"
+expect 2 "not an HDF5 file" "$dir/keep.txt" --npz "$dir/x.npz"
+expect 2 "not an HDF5 file" "$dir/truncated.h5" --npz "$dir/x.npz"
+expect 2 "not a valid checkpoint: no attribute format_version" "$data" --npz "$dir/x.npz"
+expect 2 "unknown activation 'swish'" "$dir/bad-activation.h5" --onnx "$dir/x.onnx"
+expect 2 "unknown loss 'hinge'" "$dir/bad-loss.h5" --onnx "$dir/x.onnx"
+expect 2 "checkpoint format version 2" "$dir/bad-version.h5" --onnx "$dir/x.onnx"
+expect 2 "parameter checksum mismatch" "$dir/bad-weight.h5" --onnx "$dir/x.onnx"
+expect 2 "misshapen" "$dir/bad-widths.h5" --onnx "$dir/x.onnx"
+expect 2 "not finite" "$dir/bad-nan.h5" --npz "$dir/x.npz"
+expect 2 "cannot read checkpoint: not a regular file" "$dir" --npz "$dir/x.npz"
+expect 2 "nothing to do" "$ck"
+expect 2 "unrecognized arguments: --bogus" "$ck" --npz "$dir/x.npz" --bogus
+# outputs: never the checkpoint (by name, ../, symlink, hard link), the other output, a
+# non-regular file, a file that is not an earlier export, or in a missing directory
+expect 2 "is the checkpoint being exported" "$ck" --onnx "$ck"
+expect 2 "is the checkpoint being exported" "$ck" --npz "$dir/subdir/../$(basename "$ck")"
+expect 2 "is the checkpoint being exported" "$ck" --npz "$dir/link.h5"
+expect 2 "is the checkpoint being exported" "$dir/link.h5" --onnx "$dir/hard.h5"
+expect 2 "the same file as --onnx" "$ck" --onnx "$dir/y.out" --npz "$dir/y.out"
+expect 2 "the same file as --onnx" "$ck" --onnx "$dir/mnist.onnx" --npz "$dir/hard.onnx"
+expect 2 "not a regular file" "$ck" --npz /dev/null
+expect 2 "not a regular file" "$ck" --onnx "$dir/fifo"
+expect 2 "not a regular file" "$ck" --onnx "$dir/subdir"
+expect 2 "holds something other than an earlier npz export" "$ck" --npz "$dir/keep.txt"
+expect 2 "holds something other than an earlier npz export" "$ck" --npz "$dir/keep.onnx"
+expect 2 "holds something other than an earlier onnx export" "$ck" --onnx "$data"
+expect 2 "no such directory" "$ck" --onnx "$dir/nodir/x.onnx"
+expect 2 "holds something other than an earlier onnx export" "$ck" --npz "$dir/y.npz" --onnx "$dir/keep.txt"
+if [ "$before" = "$(sums)" ] && [ ! -e "$dir/x.npz" ] && [ ! -e "$dir/x.onnx" ] && [ ! -e "$dir/y.out" ] &&
+   [ ! -e "$dir/y.npz" ] && [ -z "$(find "$dir" -name '*.tmp')" ]
+then ok "the refusals changed no file and left nothing behind"
+else fail "the refusals changed or left files: $(find "$dir" -newer "$dir/keep.onnx" -type f | tr '\n' ' ')"; fi
+
+# an earlier export is replaced; a name without .npz is written as given
+expect 0 "" "$ck" --onnx "$dir/mnist.onnx" --npz "$dir/mnist.npz"
+expect 0 "" "$ck" --npz "$dir/plain"
+if [ -f "$dir/plain" ] && [ ! -e "$dir/plain.npz" ] &&
+   "$py" "$check" compare "$ck" "$dir/mnist.onnx" "$dir/plain" "$data" >"$dir/log" 2>&1
+then ok "re-export over an earlier export; --npz plain writes plain"
+else fail "re-export over an earlier export; --npz plain writes plain"; fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
