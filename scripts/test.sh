@@ -9,8 +9,9 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh --test
 scripts/build.sh
 scripts/fetch_mnist.sh
-# test_slurm may skip itself where Slurm is missing; not here, where setup.sh installed it
-(cd "${BUILD_DIR:-build}" && NN_REQUIRE_SLURM=1 ctest --output-on-failure "$@")
+# test_slurm and test_export may skip themselves where Slurm or the Python packages are
+# missing; not here, where setup.sh installed them
+(cd "${BUILD_DIR:-build}" && NN_REQUIRE_SLURM=1 NN_REQUIRE_EXPORT=1 ctest --output-on-failure "$@")
 if [ "${NN_SKIP_MEMCHECK:-0}" != 1 ]; then
     scripts/check_memory.sh
     scripts/fuzz.sh 20
