@@ -5,6 +5,28 @@
 #include "nn/comm.h"
 #include "trainer.h"
 
+/* --epochs (the total) against where the checkpoint stands: below it is an error (the
+ * checkpoint's work would be dropped); equal to the epochs it completed, the run is
+ * complete: say so, and write nothing. A mid-epoch checkpoint finishes its epoch. */
+static int check_epochs(trainer *t, nn_error *err) {
+    const nn_progress *p = &t->ck.progress;
+    int at = p->epochs_completed + (p->step_in_epoch > 0);
+    if (t->cfg.epochs < at && p->step_in_epoch > 0)
+        return nn_fail(err, NN_ERR_INPUT, "--epochs %d is below epoch %d, which checkpoint %s is part-way through "
+                       "(--epochs counts the total)", t->cfg.epochs, at, t->opt.resume);
+    if (t->cfg.epochs < at)
+        return nn_fail(err, NN_ERR_INPUT, "--epochs %d is below the %d epochs checkpoint %s has completed "
+                       "(--epochs counts the total)", t->cfg.epochs, at, t->opt.resume);
+    if (t->cfg.epochs > p->epochs_completed || p->step_in_epoch > 0) return NN_OK;
+    t->complete = 1;
+    if (!t->log) return NN_OK;
+    fprintf(t->log, "nntrain: %s: the run is complete (%d of %d epochs", t->opt.resume, p->epochs_completed,
+            t->cfg.epochs);
+    if (t->ck.test_accuracy >= 0) fprintf(t->log, ", test accuracy %.2f%%", 100.0 * t->ck.test_accuracy);
+    fprintf(t->log, "); nothing to do, nothing written (a larger --epochs trains on)\n");
+    return NN_OK;
+}
+
 /* The run's configuration: the command line's or, on resume, the checkpoint's
  * merged with what the command line changed. */
 static int configure(trainer *t, nn_error *err) {
@@ -15,7 +37,8 @@ static int configure(trainer *t, nn_error *err) {
     int status = nn_checkpoint_load(o->resume, &t->ck, err);
     if (!status) status = nn_run_config_resume(&o->run, o->given, &t->ck.config, o->resume, &t->cfg, changes,
                                                sizeof changes, err);
-    if ((status = nn_comm_agree(t->comm, status, err))) return status;
+    if (!status) status = check_epochs(t, err);
+    if ((status = nn_comm_agree(t->comm, status, err)) || t->complete) return status;
     if (t->log)
         fprintf(t->log, "nntrain: resuming from %s (nntrain %s, %d ranks): epoch %d, step %ld of it%s%s\n", o->resume,
                 t->ck.version, t->ck.ranks, t->ck.progress.epochs_completed + 1, t->ck.progress.step_in_epoch,
@@ -40,6 +63,9 @@ static int check_fit(const trainer *t, nn_error *err) {
     if (t->steps_per_epoch < 1)
         return nn_fail(err, NN_ERR_INPUT, "--batch-size %d x --accumulate %d exceeds the %ld training samples",
                        c->batch_size, c->accumulate, t->train.total);
+    if (t->opt.resume[0] && t->ck.progress.global_step > (long)t->ck.config.epochs * t->steps_per_epoch)
+        return nn_fail(err, NN_ERR_INPUT, "%s: global step %ld is past the end of its run (step %ld)", t->opt.resume,
+                       t->ck.progress.global_step, (long)t->ck.config.epochs * t->steps_per_epoch);
     if (t->opt.resume[0] && t->ck.progress.step_in_epoch >= t->steps_per_epoch)
         return nn_fail(err, NN_ERR_INPUT, "%s: resumes at step %ld of an epoch that has only %ld steps with %s",
                        t->opt.resume, t->ck.progress.step_in_epoch, t->steps_per_epoch, c->data);
@@ -85,12 +111,12 @@ static int allocate(trainer *t, nn_error *err) {
 
 int trainer_setup(trainer *t, nn_error *err) {
     int status;
-    if ((status = configure(t, err))) return status;
+    if ((status = configure(t, err)) || t->complete) return status;
     status = t->rank == 0 && t->opt.checkpoint[0] ? nn_checkpoint_check_path(t->opt.checkpoint, err) : NN_OK;
     if ((status = nn_comm_agree(t->comm, status, err))) return status; /* before any work */
     if ((status = load_data(t, err))) return status;
     if ((status = nn_comm_agree(t->comm, allocate(t, err), err))) return status;
-    if ((status = nn_exchange_create(&t->exchange, t->comm, t->opt.exchange, t->opt.compress, t->model.n_params, err))) return status;
+    if ((status = nn_exchange_create(&t->exchange, t->comm, t->opt.exchange, t->cfg.compress, t->model.n_params, err))) return status;
     /* the gradients go straight into the exchange's buffer, and it hears of each final slice */
     nn_model_place_grads(&t->model, nn_exchange_grads(t->exchange));
     t->model.slice_final = nn_exchange_slice_final;

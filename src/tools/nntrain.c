@@ -40,7 +40,7 @@ int main(int argc, char **argv) {
         if (rank == 0) fprintf(stderr, "nntrain: %s\n", err.msg);
         return finish(status);
     }
-    if (rank == 0)
+    if (rank == 0 && !result.complete) /* else it said "nothing to do" */
         printf("done: %d epochs, final test accuracy %.2f%%, best %.2f%% (epoch %d), "
                "%.2fs training, %.0f samples/s\n",
                result.epochs_run, 100.0 * result.final_accuracy, 100.0 * result.best_accuracy,
