@@ -103,6 +103,18 @@ int nn_run_config_resume(const nn_run_config *cli, unsigned given, const nn_run_
     return NN_OK;
 }
 
+int nn_run_config_check(const nn_run_config *c, unsigned given, nn_error *err) {
+    if (c->warmup_epochs > (float)c->epochs)
+        return nn_fail(err, NN_ERR_INPUT, "--warmup-epochs %g is longer than the run (--epochs %d): the learning rate "
+                       "would never reach --lr", c->warmup_epochs, c->epochs);
+    if (c->momentum_ramp_epochs > (float)c->epochs)
+        return nn_fail(err, NN_ERR_INPUT, "--momentum-ramp-epochs %g is longer than the run (--epochs %d): the "
+                       "momentum would never reach --momentum-end", c->momentum_ramp_epochs, c->epochs);
+    if ((given & NN_GIVEN_MOMENTUM_END) && c->momentum_ramp_epochs <= 0)
+        return nn_fail(err, NN_ERR_INPUT, "--momentum-end needs --momentum-ramp-epochs E (how long the ramp lasts)");
+    return NN_OK;
+}
+
 int nn_loss_diverged(double loss, double first, int classes, char *what, size_t cap) {
     double bound = 100.0 * log(classes > 2 ? classes : 2);
     if (loss > bound) {

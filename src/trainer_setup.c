@@ -32,11 +32,12 @@ static int check_epochs(trainer *t, nn_error *err) {
 static int configure(trainer *t, nn_error *err) {
     const nn_train_options *o = &t->opt;
     t->cfg = o->run;
-    if (!o->resume[0]) return NN_OK;
+    if (!o->resume[0]) return nn_run_config_check(&t->cfg, o->given, err); /* the same on every rank */
     char changes[2 * NN_PATH_MAX + 256] = "";
     int status = nn_checkpoint_load(o->resume, &t->ck, err);
     if (!status) status = nn_run_config_resume(&o->run, o->given, &t->ck.config, o->resume, &t->cfg, changes,
                                                sizeof changes, err);
+    if (!status) status = nn_run_config_check(&t->cfg, o->given, err);
     if (!status) status = check_epochs(t, err);
     if ((status = nn_comm_agree(t->comm, status, err)) || t->complete) return status;
     if (t->log)
@@ -76,6 +77,9 @@ static int load_data(trainer *t, nn_error *err) {
     const nn_run_config *c = &t->cfg;
     int status;
     long held = c->validation; /* the last `held` training rows are the validation set */
+    if (held > 0 && held < t->nranks) /* each rank scores its share of them */
+        return nn_fail(err, NN_ERR_INPUT, "--validation %ld: too few held-out samples to split over %d ranks (at least %d)",
+                       held, t->nranks, t->nranks);
     if ((status = nn_shard_read_rows(c->data, "train", c->train_limit, 0, -held, t->comm, &t->train, err)))
         return status;
     if (held > 0 &&

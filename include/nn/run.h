@@ -67,6 +67,12 @@ enum nn_given {
 int nn_run_config_resume(const nn_run_config *cli, unsigned given, const nn_run_config *saved, const char *path,
                          nn_run_config *out, char *changes, size_t cap, nn_error *err);
 
+/* The settings that only make sense together, checked on the run as it will be
+ * (after a resume's merge): a warm-up or momentum ramp longer than the run never
+ * reaches its end, and --momentum-end (`given`) without a ramp would do nothing.
+ * NN_ERR_INPUT with a message. */
+int nn_run_config_check(const nn_run_config *c, unsigned given, nn_error *err);
+
 /* The divergence rule on an epoch's mean training loss: non-zero, the reason in `what`,
  * when it is over 100 times the run's first epoch's (`first` > 0), or over 100 x
  * ln(classes) in any epoch, the first included (a uniform guess scores ln(classes):
