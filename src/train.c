@@ -161,6 +161,7 @@ static int end_epoch(trainer *t, int epoch, const nn_epoch_clock *clock, nn_trai
     trainer_shuffle(t, epoch + 1);
     result->final_accuracy = st.test_accuracy; /* recorded in the checkpoint */
     int status = t->opt.checkpoint[0] ? save(t, result, &st.checkpoint_seconds, err) : NN_OK;
+    if (status) st.checkpoint_seconds = 0; /* no "checkpoint 0.014s" for one that failed */
 
     result->train_seconds += st.epoch_seconds;
     t->samples_trained += (double)clock->steps_done * step_samples(t);
@@ -182,11 +183,12 @@ static void print_header(const trainer *t) {
     if (c->validation > 0) fprintf(t->log, " (+%ld validation)", t->validation.total);
     fprintf(t->log, " / %ld test samples; network", t->test.total);
     for (int i = 0; i < c->spec.n_widths; i++) fprintf(t->log, "%c%d", i ? '-' : ' ', c->spec.widths[i]);
-    fprintf(t->log, " %s/%s, %zu parameters; %d ranks x %d threads; batch %d", nn_activation_name(c->spec.activation),
-            nn_loss_name(c->spec.loss), t->model.n_params, t->nranks, t->threads, c->batch_size);
+    fprintf(t->log, " %s/%s, %zu parameters; %d rank%s x %d thread%s; batch %d", nn_activation_name(c->spec.activation),
+            nn_loss_name(c->spec.loss), t->model.n_params, t->nranks, t->nranks == 1 ? "" : "s", t->threads,
+            t->threads == 1 ? "" : "s", c->batch_size);
     if (c->accumulate > 1) fprintf(t->log, " x %d accumulated", c->accumulate);
     if (c->spec.dropout > 0 || c->spec.input_dropout > 0)
-        fprintf(t->log, ", dropout %g (input %g)", c->spec.dropout, c->spec.input_dropout);
+        fprintf(t->log, ", dropout %.7g (input %.7g)", c->spec.dropout, c->spec.input_dropout); /* a float's digits */
     if (c->max_norm > 0) fprintf(t->log, ", max-norm %g", c->max_norm);
     if (c->warmup_epochs > 0) fprintf(t->log, ", warm-up %g epochs", c->warmup_epochs);
     fprintf(t->log, ", lr %g (%s), momentum %g", c->lr, nn_schedule_name(c->schedule), c->momentum);

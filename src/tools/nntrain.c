@@ -41,9 +41,9 @@ int main(int argc, char **argv) {
         return finish(status);
     }
     if (rank == 0 && !result.complete) /* else it said "nothing to do" */
-        printf("done: %d epochs, final test accuracy %.2f%%, best %.2f%% (epoch %d), "
+        printf("done: %d epoch%s, final test accuracy %.2f%%, best %.2f%% (epoch %d), "
                "%.2fs training, %.0f samples/s\n",
-               result.epochs_run, 100.0 * result.final_accuracy, 100.0 * result.best_accuracy,
+               result.epochs_run, result.epochs_run == 1 ? "" : "s", 100.0 * result.final_accuracy, 100.0 * result.best_accuracy,
                result.best_epoch, result.train_seconds, result.samples_per_second);
     return finish(NN_OK);
 }
