@@ -60,8 +60,8 @@ static void note_change(char *changes, size_t cap, const char *name, const char 
 
 static void note_number(char *changes, size_t cap, const char *name, double before, double after) {
     char a[32], b[32];
-    snprintf(a, sizeof a, "%g", before);
-    snprintf(b, sizeof b, "%g", after);
+    snprintf(a, sizeof a, "%.7g", before); /* a float's digits: 0.9999999 is not 1 */
+    snprintf(b, sizeof b, "%.7g", after);
     note_change(changes, cap, name, a, b);
 }
 
