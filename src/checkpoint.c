@@ -146,7 +146,7 @@ static uint32_t record_checksum(const record *rec, const nn_model_spec *spec) {
     for (int i = 0; i < N_FIELDS; i++) {
         field_text(&fields[i], (const char *)rec + fields[i].offset, text, sizeof text);
         int n = snprintf(line, sizeof line, "%s/%s=%s\n", fields[i].group, fields[i].name, text);
-        crc = crc32(crc, (const unsigned char *)line, (uInt)n);
+        crc = crc32(crc, (const unsigned char *)line, (uInt)(n < (int)sizeof line ? n : (int)sizeof line - 1));
     }
     for (int i = 0; i < spec->n_widths; i++) {
         int n = snprintf(line, sizeof line, "widths[%d]=%d\n", i, spec->widths[i]);
