@@ -71,6 +71,26 @@ else
     echo "skip the divergence checks: $mnist missing"
 fi
 
+# ---- what the lines say ----
+run 1 "${small[@]}" --epochs 1 --input-dropout 0.9999999 --validation 0 --train-limit 0
+name="-np 1: '1 rank x 1 thread', input dropout with its digits; --validation 0 and --train-limit 0 accepted"
+if [ "$rc" -eq 0 ] && grep -q "; 1 rank x 1 thread; .*dropout 0 (input 0.9999999)" "$dir/out" && grep -q "^done: 1 epoch," "$dir/out"
+then ok "$name"; else fail "$name (exit $rc)"; fi
+run 4 "${small[@]}" --epochs 3 --threads 1
+check "-np 4: the allreduce and data shares of each epoch add up to at most 100%" \
+    awk '/^epoch/ { for (i = 1; i < NF; i++) { if ($i == "allreduce") a = $(i + 1); if ($i == "data") d = $(i + 1) }
+                    n++; if (a + d > 100.05) bad++ } END { exit !(n == 3 && !bad) }' "$dir/out"
+if unshare -m true 2>/dev/null; then # a checkpoint that cannot be written: a 16 KiB tmpfs
+    mkdir -p "$dir/full"
+    timeout 300 unshare -m sh -c 'mount -t tmpfs -o size=16k tmpfs "$0" && exec "$@"' "$dir/full" \
+        "$mpiexec" -n 2 "$nntrain" --data "$dir/good.h5" --layers 16,200,3 --batch-size 8 --epochs 2 \
+        --checkpoint "$dir/full/ck.h5" >"$dir/out" 2>"$dir/err"
+    name="an epoch whose checkpoint failed shows no checkpoint time"
+    if grep -q "^epoch   1/2 " "$dir/out" && ! grep -q "checkpoint [0-9]" "$dir/out" &&
+       grep -q "^nntrain: .*ck.h5.tmp: cannot write checkpoint" "$dir/err"
+    then ok "$name"; else fail "$name"; fi
+fi
+
 # ---- a /dev/shm too small for the shared-memory sum ----
 # 16-2000-2000-3: 4.04M parameters, a 2-rank window of 31 MiB; a 24 MiB tmpfs leaves
 # OpenMPI room for its own segments but not for the window
