@@ -17,14 +17,17 @@ static int check_epochs(trainer *t, nn_error *err) {
     if (t->cfg.epochs < at)
         return nn_fail(err, NN_ERR_INPUT, "--epochs %d is below the %d epochs checkpoint %s has completed "
                        "(--epochs counts the total)", t->cfg.epochs, at, t->opt.resume);
-    if (t->cfg.epochs > p->epochs_completed || p->step_in_epoch > 0) return NN_OK;
-    t->complete = 1;
-    if (!t->log) return NN_OK;
-    fprintf(t->log, "nntrain: %s: the run is complete (%d of %d epochs", t->opt.resume, p->epochs_completed,
+    t->complete = t->cfg.epochs == p->epochs_completed && p->step_in_epoch == 0;
+    return NN_OK;
+}
+
+/* The one line of a resumed run that is complete (rank 0). */
+static void say_complete(const trainer *t) {
+    if (!t->log) return;
+    fprintf(t->log, "nntrain: %s: the run is complete (%d of %d epochs", t->opt.resume, t->ck.progress.epochs_completed,
             t->cfg.epochs);
     if (t->ck.test_accuracy >= 0) fprintf(t->log, ", test accuracy %.2f%%", 100.0 * t->ck.test_accuracy);
     fprintf(t->log, "); nothing to do, nothing written (a larger --epochs trains on)\n");
-    return NN_OK;
 }
 
 /* The run's configuration: the command line's or, on resume, the checkpoint's
@@ -39,7 +42,11 @@ static int configure(trainer *t, nn_error *err) {
                                                sizeof changes, err);
     if (!status) status = nn_run_config_check(&t->cfg, o->given, err);
     if (!status) status = check_epochs(t, err);
-    if ((status = nn_comm_agree(t->comm, status, err)) || t->complete) return status;
+    if ((status = nn_comm_agree(t->comm, status, err))) return status;
+    if (t->complete) {
+        say_complete(t);
+        return NN_OK;
+    }
     if (t->log)
         fprintf(t->log, "nntrain: resuming from %s (nntrain %s, %d ranks): epoch %d, step %ld of it%s%s\n", o->resume,
                 t->ck.version, t->ck.ranks, t->ck.progress.epochs_completed + 1, t->ck.progress.step_in_epoch,
