@@ -171,9 +171,13 @@ static int apply_run_setting(nn_run_config *run, int code, const char *name, con
         if ((status = nn_cli_long(name, v, 0, 0x7fffffffL, &seed, err))) return status;
         run->seed = (uint64_t)seed;
         return NN_OK;
-    case OPT_LR:
-        if ((status = nn_cli_float(name, v, 0.0, 100.0, 1, &run->lr, err))) return status;
-        return run->lr > 0.0f ? NN_OK : nn_fail(err, NN_ERR_INPUT, "%s %s: must be positive", name, v);
+    case OPT_LR: {
+        float lr = 0.0f; /* set only when valid: a refused value changes nothing */
+        if ((status = nn_cli_float(name, v, 0.0, 100.0, 1, &lr, err))) return status;
+        if (!(lr > 0.0f)) return nn_fail(err, NN_ERR_INPUT, "%s %s: must be positive", name, v);
+        run->lr = lr;
+        return NN_OK;
+    }
     }
     return nn_fail(err, NN_ERR_RUNTIME, "option %s: not handled", name); /* a table/switch mismatch */
 }
