@@ -174,6 +174,9 @@ static int read_shape(reader *r, const char *path, const char *split, const long
                        rows, rows - end);
     out->offset = first; /* where this split's rows start; each rank adds its own offset */
     out->total = end - first;
+    if (out->total < nranks && (first > 0 || end < rows)) /* a part of the split: say which */
+        return nn_fail(err, NN_ERR_INPUT, "%s: %ld samples in /%s (rows %ld..%ld of %ld) cannot be split over %d ranks",
+                       path, out->total, split, first, end - 1, rows, nranks);
     if (out->total < nranks)
         return nn_fail(err, NN_ERR_INPUT, "%s: %ld samples in /%s cannot be split over %d ranks", path, out->total,
                        split, nranks);

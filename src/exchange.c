@@ -251,6 +251,7 @@ void nn_exchange_gather(nn_exchange *ex, float *values) {
 void nn_exchange_describe(const nn_exchange *ex, char *out, size_t cap) {
     static const char *const reducer_modes[] = {"one rank, ", "MPI_Allreduce, ", "shared memory, "};
     const char *how = ex->reducer ? reducer_modes[nn_reducer_mode(ex->reducer)] : "";
-    snprintf(out, cap, "%s (%s%d node%s%s%s)", mode_names[ex->mode], how, ex->nodes, ex->nodes == 1 ? "" : "s",
-             ex->compress ? ", " : "", ex->compress ? nn_compress_name(ex->compress) : "");
+    const char *note = ex->reducer ? nn_reducer_note(ex->reducer) : "";
+    snprintf(out, cap, "%s (%s%s%s%d node%s%s%s)", mode_names[ex->mode], how, note, note[0] ? "; " : "", ex->nodes,
+             ex->nodes == 1 ? "" : "s", ex->compress ? ", " : "", ex->compress ? nn_compress_name(ex->compress) : "");
 }

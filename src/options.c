@@ -40,7 +40,7 @@ void nn_options_print_help(FILE *out) {
         "                         weights back to norm C when over it; 0: off [0]\n"
         "  --weight-decay X       L2 weight decay                        [0.0001]\n"
         "  --seed N               initialisation and shuffling           [1]\n"
-        "  --train-limit N        use only the first N training samples  [all]\n"
+        "  --train-limit N        use only the first N training samples  [0: all]\n"
         "  --validation N         hold the last N of them out: train on the rest, report\n"
         "                         their loss and accuracy each epoch     [0]\n"
         "  --metrics FILE         write one JSON object per epoch (JSON Lines) [none]\n"
@@ -132,6 +132,7 @@ static unsigned given_bit(int code) {
     case OPT_VALIDATION: return NN_GIVEN_VALIDATION;
     case OPT_MOMENTUM_END: return NN_GIVEN_MOMENTUM_END;
     case OPT_MOMENTUM_RAMP: return NN_GIVEN_MOMENTUM_RAMP;
+    case OPT_COMPRESS: return NN_GIVEN_COMPRESS;
     default: return 0;
     }
 }
@@ -152,11 +153,12 @@ static int apply_run_setting(nn_run_config *run, int code, const char *name, con
         return nn_parse_activation(v, &run->spec.activation) ? bad_choice(name, v, "sigmoid, relu or tanh", err) : NN_OK;
     case OPT_LOSS: return nn_parse_loss(v, &run->spec.loss) ? bad_choice(name, v, "softmax or mse", err) : NN_OK;
     case OPT_SCHEDULE: return nn_parse_schedule(v, &run->schedule) ? bad_choice(name, v, "constant or cosine", err) : NN_OK;
+    case OPT_COMPRESS: return nn_compress_parse(v, &run->compress) ? bad_choice(name, v, "none or bf16", err) : NN_OK;
     case OPT_EPOCHS: return nn_cli_int(name, v, 1, 100000, &run->epochs, err);
     case OPT_BATCH: return nn_cli_int(name, v, 1, 1000000, &run->batch_size, err);
     case OPT_ACCUMULATE: return nn_cli_int(name, v, 1, 1024, &run->accumulate, err);
-    case OPT_TRAIN_LIMIT: return nn_cli_long(name, v, 1, 0x7fffffffL, &run->train_limit, err);
-    case OPT_VALIDATION: return nn_cli_long(name, v, 1, 0x7fffffffL, &run->validation, err);
+    case OPT_TRAIN_LIMIT: return nn_cli_long(name, v, 0, 0x7fffffffL, &run->train_limit, err); /* 0: all */
+    case OPT_VALIDATION: return nn_cli_long(name, v, 0, 0x7fffffffL, &run->validation, err); /* 0: none */
     case OPT_MOMENTUM: return nn_cli_float(name, v, 0.0, 1.0, 0, &run->momentum, err);
     case OPT_DROPOUT: return nn_cli_float(name, v, 0.0, 1.0, 0, &run->spec.dropout, err);
     case OPT_INPUT_DROPOUT: return nn_cli_float(name, v, 0.0, 1.0, 0, &run->spec.input_dropout, err);
@@ -169,9 +171,13 @@ static int apply_run_setting(nn_run_config *run, int code, const char *name, con
         if ((status = nn_cli_long(name, v, 0, 0x7fffffffL, &seed, err))) return status;
         run->seed = (uint64_t)seed;
         return NN_OK;
-    case OPT_LR:
-        if ((status = nn_cli_float(name, v, 0.0, 100.0, 1, &run->lr, err))) return status;
-        return run->lr > 0.0f ? NN_OK : nn_fail(err, NN_ERR_INPUT, "--lr %s: must be positive", v);
+    case OPT_LR: {
+        float lr = 0.0f; /* set only when valid: a refused value changes nothing */
+        if ((status = nn_cli_float(name, v, 0.0, 100.0, 1, &lr, err))) return status;
+        if (!(lr > 0.0f)) return nn_fail(err, NN_ERR_INPUT, "%s %s: must be positive", name, v);
+        run->lr = lr;
+        return NN_OK;
+    }
     }
     return nn_fail(err, NN_ERR_RUNTIME, "option %s: not handled", name); /* a table/switch mismatch */
 }
@@ -203,10 +209,16 @@ static int apply_option(void *ctx, int code, const char *v, nn_error *err) {
     }
     case OPT_ALLREDUCE:
         return nn_exchange_mode_parse(v, &opt->exchange) ? bad_choice(name, v, "shm, mpi or overlap", err) : NN_OK;
-    case OPT_COMPRESS: return nn_compress_parse(v, &opt->compress) ? bad_choice(name, v, "none or bf16", err) : NN_OK;
     }
     opt->given |= given_bit(code);
     return apply_run_setting(&opt->run, code, name, v, err);
+}
+
+int nn_run_setting_parse(nn_run_config *run, const char *option, const char *label, const char *value,
+                         nn_error *err) {
+    for (const struct option *o = options; o->name; o++)
+        if (!strcmp(o->name, option) && given_bit(o->val)) return apply_run_setting(run, o->val, label, value, err);
+    return nn_fail(err, NN_ERR_INPUT, "%s: not a setting of a run", label);
 }
 
 int nn_options_parse(int argc, char **argv, nn_train_options *opt, nn_error *err) {

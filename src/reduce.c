@@ -20,7 +20,9 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -70,6 +72,7 @@ struct nn_reducer {
     int mpi_barrier;
     int spins;            /* busy polls per barrier wait: 0 when the node is oversubscribed */
     int locked;           /* inside MPI_Win_lock_all */
+    char note[160];       /* why a node's ranks do not sum in shared memory ("": they do, or one rank) */
 };
 
 static size_t round_up(size_t x, size_t to) { return (x + to - 1) / to * to; }
@@ -237,6 +240,7 @@ static void copy_slice_to_others(nn_reducer *red, size_t off, size_t len) {
 
 float *nn_reducer_buffer(nn_reducer *red) { return red->buf; }
 nn_reduce_mode nn_reducer_mode(const nn_reducer *red) { return red->mode; }
+const char *nn_reducer_note(const nn_reducer *red) { return red->note; }
 int nn_reducer_nodes(const nn_reducer *red) { return red->nodes; }
 
 void nn_reducer_sum(nn_reducer *red) {
@@ -340,13 +344,40 @@ static int alloc_private(nn_reducer *red, nn_error *err) {
     return NN_OK;
 }
 
+/* The bytes of the node's shared window: a segment per local rank, the barrier, room to align. */
+static size_t window_bytes(const nn_reducer *red) {
+    size_t header = (size_t)red->local_size * sizeof(node_flag);
+    return alignof(node_flag) + header + (size_t)(red->local_size + 1) * round_up(red->n, SLICE_ALIGN) * sizeof(float);
+}
+
+/* Collective over comm: does every node's window fit in the free space of OpenMPI's
+ * backing directory (/dev/shm)? When it does not, MPI_Win_allocate_shared fails with
+ * "MPI_ERR_INTERN: internal error" (Docker's default /dev/shm is 64 MiB), so the sum
+ * goes through MPI instead, and red->note says why. Local rank 0 of a node looks. */
+static int shm_fits(nn_reducer *red, MPI_Comm comm) {
+    const char *dir = getenv("OMPI_MCA_osc_sm_backing_directory");
+    if (!dir || !*dir) dir = "/dev/shm";
+    double v[2] = {(double)window_bytes(red) + (1 << 20), -1.0}; /* need (1 MiB for OpenMPI's own), free */
+    struct statvfs st;
+    if (red->local_rank == 0 && statvfs(dir, &st) == 0) v[1] = (double)st.f_bavail * (double)st.f_frsize;
+    MPI_Bcast(v, 2, MPI_DOUBLE, 0, red->node);
+    int fits = v[1] < 0 || v[1] >= v[0]; /* unknown: try */
+    int all = fits;
+    MPI_Allreduce(MPI_IN_PLACE, &all, 1, MPI_INT, MPI_MIN, comm);
+    if (!fits)
+        snprintf(red->note, sizeof red->note, "as %s has %.0f MiB free and a shared-memory sum needs %.0f MiB", dir,
+                 v[1] / 1048576.0, v[0] / 1048576.0);
+    else if (!all)
+        snprintf(red->note, sizeof red->note, "as another node's %s is too small for a shared-memory sum", dir);
+    return all;
+}
+
 /* The shared window of this node: local rank 0 allocates all of it, with room to align. */
 static int alloc_shared(nn_reducer *red, nn_error *err) {
     red->stride = round_up(red->n, SLICE_ALIGN);
     size_t header = (size_t)red->local_size * sizeof(node_flag);
     MPI_Aint bytes = 0;
-    if (red->local_rank == 0)
-        bytes = (MPI_Aint)(alignof(node_flag) + header + (size_t)(red->local_size + 1) * red->stride * sizeof(float));
+    if (red->local_rank == 0) bytes = (MPI_Aint)window_bytes(red);
     void *mine = NULL, *base = NULL;
     int status = mpi_check(MPI_Win_allocate_shared(bytes, 1, MPI_INFO_NULL, red->node, &mine, &red->win), err,
                            "MPI_Win_allocate_shared");
@@ -423,6 +454,7 @@ int nn_reducer_create_opts(nn_reducer **out, MPI_Comm comm, size_t n, const nn_r
     int uniform = 1;
     if (size > 1 && !opts->force_flat) status = split_nodes(red, comm, rank, opts, err, &uniform);
     int shared = !status && size > 1 && !opts->force_flat && uniform && red->local_size > 1;
+    if (shared) shared = shm_fits(red, comm); /* else MPI_Allreduce: the note says why */
     if (status) {
         /* nothing more */
     } else if (size == 1) {

@@ -85,14 +85,15 @@ static int diverged(const trainer *t, const char *what, long step, nn_error *err
     int layer = nn_model_first_nonfinite(&t->model);
     char where[64] = "";
     if (layer) snprintf(where, sizeof where, " (first non-finite values in dense layer %d)", layer);
-    return nn_fail(err, NN_ERR_RUNTIME, "training diverged: %s at epoch %d, step %ld%s; lower --lr? %s", what,
-                   t->progress.epochs_completed + 1, step, where,
+    return nn_fail(err, NN_ERR_RUNTIME, "training diverged: %s at epoch %d, step %ld%s; try a lower --lr than %g. %s",
+                   what, t->progress.epochs_completed + 1, step, where, t->cfg.lr,
                    t->opt.checkpoint[0] ? "The last checkpoint is kept." : "Nothing was saved.");
 }
 
 static int save(trainer *t, nn_train_result *result, double *seconds, nn_error *err) {
     nn_exchange_gather(t->exchange, t->sgd.velocity); /* each rank updated only its share of it */
-    nn_train_state state = {&t->cfg, &t->model, &t->sgd, &t->progress, &t->shuffle_rng, t->loss_sum};
+    nn_train_state state = {&t->cfg, &t->model, &t->sgd, &t->progress, &t->shuffle_rng, t->loss_sum,
+                            result->final_accuracy};
     nn_watchdog_beat(t->progress.global_step, NN_PHASE_EPOCH);
     int status = nn_checkpoint_save(t->opt.checkpoint, &state, t->comm, seconds, err);
     if (!status) {
@@ -150,18 +151,17 @@ static int end_epoch(trainer *t, int epoch, const nn_epoch_clock *clock, nn_trai
     nn_metrics_gather(&st, clock, t->loss_sum, (double)t->steps_per_epoch * step_samples(t), (int)step_samples(t), t->comm);
     /* gathered, so the same on every rank: no NaN reaches a checkpoint or the metrics */
     if (!isfinite(st.test_loss) || !isfinite(st.train_loss)) return diverged(t, "the epoch's loss is not finite", t->steps_per_epoch, err);
-    if (t->first_loss > 0 && st.train_loss > 100 * t->first_loss) {
-        char what[128];
-        snprintf(what, sizeof what, "the training loss %.4g is over 100 times the first epoch's (%.4g)", st.train_loss,
-                 t->first_loss);
+    char what[160];
+    if (nn_loss_diverged(st.train_loss, t->first_loss, t->train.num_classes, what, sizeof what))
         return diverged(t, what, t->steps_per_epoch, err);
-    }
     if (t->first_loss == 0) t->first_loss = st.train_loss;
     t->progress.epochs_completed = epoch;
     t->progress.step_in_epoch = 0;
     t->loss_sum = 0.0;
     trainer_shuffle(t, epoch + 1);
+    result->final_accuracy = st.test_accuracy; /* recorded in the checkpoint */
     int status = t->opt.checkpoint[0] ? save(t, result, &st.checkpoint_seconds, err) : NN_OK;
+    if (status) st.checkpoint_seconds = 0; /* no "checkpoint 0.014s" for one that failed */
 
     result->train_seconds += st.epoch_seconds;
     result->allreduce_seconds += st.allreduce_seconds;
@@ -171,7 +171,6 @@ static int end_epoch(trainer *t, int epoch, const nn_epoch_clock *clock, nn_trai
         result->best_accuracy = st.test_accuracy;
         result->best_epoch = epoch;
     }
-    result->final_accuracy = st.test_accuracy;
     if (t->log) nn_metrics_print_line(t->log, &st);
     if (!status && t->metrics.fd >= 0) status = nn_metrics_append(&t->metrics, &st, err);
     return nn_comm_agree(t->comm, status, err); /* only rank 0 writes the metrics */
@@ -185,11 +184,12 @@ static void print_header(const trainer *t) {
     if (c->validation > 0) fprintf(t->log, " (+%ld validation)", t->validation.total);
     fprintf(t->log, " / %ld test samples; network", t->test.total);
     for (int i = 0; i < c->spec.n_widths; i++) fprintf(t->log, "%c%d", i ? '-' : ' ', c->spec.widths[i]);
-    fprintf(t->log, " %s/%s, %zu parameters; %d ranks x %d threads; batch %d", nn_activation_name(c->spec.activation),
-            nn_loss_name(c->spec.loss), t->model.n_params, t->nranks, t->threads, c->batch_size);
+    fprintf(t->log, " %s/%s, %zu parameters; %d rank%s x %d thread%s; batch %d", nn_activation_name(c->spec.activation),
+            nn_loss_name(c->spec.loss), t->model.n_params, t->nranks, t->nranks == 1 ? "" : "s", t->threads,
+            t->threads == 1 ? "" : "s", c->batch_size);
     if (c->accumulate > 1) fprintf(t->log, " x %d accumulated", c->accumulate);
     if (c->spec.dropout > 0 || c->spec.input_dropout > 0)
-        fprintf(t->log, ", dropout %g (input %g)", c->spec.dropout, c->spec.input_dropout);
+        fprintf(t->log, ", dropout %.7g (input %.7g)", c->spec.dropout, c->spec.input_dropout); /* a float's digits */
     if (c->max_norm > 0) fprintf(t->log, ", max-norm %g", c->max_norm);
     if (c->warmup_epochs > 0) fprintf(t->log, ", warm-up %g epochs", c->warmup_epochs);
     fprintf(t->log, ", lr %g (%s), momentum %g", c->lr, nn_schedule_name(c->schedule), c->momentum);
@@ -227,13 +227,15 @@ int nn_train(const nn_train_options *opt, MPI_Comm comm, FILE *log, nn_train_res
     MPI_Comm_rank(comm, &t.rank);
     MPI_Comm_size(comm, &t.nranks);
     t.log = t.rank == 0 ? log : NULL;
-    *result = (nn_train_result){.best_accuracy = -1.0};
+    *result = (nn_train_result){.best_accuracy = -1.0, .final_accuracy = -1.0};
     t.threads = nn_placement_threads(opt->threads, comm);
     nn_thread_tuning_start(&t.tuning, t.threads, opt->thread_tuning);
 
     int status = trainer_setup(&t, err);
-    if (!status) status = nn_watchdog_start(comm, opt->timeout, err);
-    if (!status) {
+    result->complete = t.complete;
+    if (t.opt.resume[0]) result->final_accuracy = t.ck.test_accuracy;
+    if (!status && !t.complete) status = nn_watchdog_start(comm, opt->timeout, err);
+    if (!status && !t.complete) {
         if (t.log) print_header(&t);
         status = train_epochs(&t, result, err);
     }

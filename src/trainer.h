@@ -43,6 +43,7 @@ typedef struct trainer {
     double loss_sum;      /* this rank's summed training loss so far this epoch */
     double samples_trained; /* by this run, all ranks together, in completed epochs */
     double first_loss;    /* mean training loss of this run's first epoch (0: none yet): divergence bound */
+    int complete;         /* resumed a run that has no epoch left to train: nothing to do */
 } trainer;
 
 /* Collective. Merges a resume, reads the shards, builds model, optimizer, exchange

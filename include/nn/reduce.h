@@ -89,6 +89,9 @@ typedef enum nn_reduce_mode {
     NN_REDUCE_SHARED  /* shared-memory sum on the node (+ Allreduce across nodes) */
 } nn_reduce_mode;
 nn_reduce_mode nn_reducer_mode(const nn_reducer *red);
+/* Why the node's ranks sum through MPI rather than shared memory ("/dev/shm has 60 MiB
+ * free, ..."); "" when they do not need to say. */
+const char *nn_reducer_note(const nn_reducer *red);
 int nn_reducer_nodes(const nn_reducer *red); /* number of nodes seen (1 in FLAT mode) */
 
 /* Options for tests and benchmarks; nn_reducer_create uses the defaults (all 0). */

@@ -44,10 +44,10 @@ int main(int argc, char **argv) {
     }
     int ranks_per_node;
     nn_comm_node_layout(MPI_COMM_WORLD, &ranks_per_node, NULL); /* collective */
-    if (rank == 0) {
-        printf("done: %d epochs, final test accuracy %.2f%%, best %.2f%% (epoch %d), "
+    if (rank == 0 && !result.complete) { /* else it said "nothing to do" */
+        printf("done: %d epoch%s, final test accuracy %.2f%%, best %.2f%% (epoch %d), "
                "%.2fs training, %.0f samples/s\n",
-               result.epochs_run, 100.0 * result.final_accuracy, 100.0 * result.best_accuracy,
+               result.epochs_run, result.epochs_run == 1 ? "" : "s", 100.0 * result.final_accuracy, 100.0 * result.best_accuracy,
                result.best_epoch, result.train_seconds, result.samples_per_second);
         nn_hint_input hint = {result.train_seconds, result.allreduce_seconds, result.allreduce_wait_seconds,
                               ranks_per_node, result.threads};
