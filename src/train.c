@@ -51,6 +51,18 @@ static double micro_step(trainer *t, long s, int micro, double loss, nn_epoch_cl
     return micro_loss;
 }
 
+/* The SGD step on one chunk of the summed gradient (nn_exchange_finish_update). */
+typedef struct sgd_chunk {
+    nn_sgd *sgd;
+    float *params;
+    float lr;
+} sgd_chunk;
+
+static unsigned sgd_chunk_step(void *ctx, const float *sums, size_t offset, size_t count) {
+    const sgd_chunk *c = ctx;
+    return (unsigned)nn_sgd_step_sums(c->sgd, c->params, sums, c->lr, offset, count);
+}
+
 /* One training step on this rank's part of global step `s` of the epoch. */
 static step_outcome step(trainer *t, long s, nn_epoch_clock *clock) {
     nn_model *m = &t->model;
@@ -62,15 +74,22 @@ static step_outcome step(trainer *t, long s, nn_epoch_clock *clock) {
         loss += micro_step(t, s, micro, loss, clock);
     t->loss_sum += loss;
     nn_watchdog_beat(t->progress.global_step, NN_PHASE_SUM);
-    clock->exchange += nn_exchange_finish_owned(t->exchange);
-    /* the SGD step on this rank's share of the parameters (all of them, unless the
-     * ranks of a node split it), then every rank gets the whole updated vector */
     long ramp = epochs_to_steps(t, t->cfg.momentum_ramp_epochs);
     t->sgd.momentum = nn_momentum_ramp(t->cfg.momentum, t->cfg.momentum_end, t->progress.global_step, ramp);
-    size_t offset, count;
-    nn_exchange_owned(t->exchange, &offset, &count);
-    int nonfinite = nn_sgd_step_range(&t->sgd, m->params, m->grads, learning_rate(t, t->progress.global_step), offset, count);
-    clock->exchange += nn_exchange_publish(t->exchange, m->params, &nonfinite);
+    int nonfinite = 0;
+    if (nn_exchange_fused(t->exchange)) {
+        /* one copy of parameters and momentum a node: each chunk's SGD step as it is summed */
+        sgd_chunk c = {&t->sgd, m->params, learning_rate(t, t->progress.global_step)};
+        clock->exchange += nn_exchange_finish_update(t->exchange, sgd_chunk_step, &c, &nonfinite);
+    } else {
+        clock->exchange += nn_exchange_finish_owned(t->exchange);
+        /* the SGD step on this rank's share of the parameters (all of them, unless the
+         * ranks of a node split it), then every rank gets the whole updated vector */
+        size_t offset, count;
+        nn_exchange_owned(t->exchange, &offset, &count);
+        nonfinite = nn_sgd_step_range(&t->sgd, m->params, m->grads, learning_rate(t, t->progress.global_step), offset, count);
+        clock->exchange += nn_exchange_publish(t->exchange, m->params, &nonfinite);
+    }
     /* every rank sees the same non-finite loss (a control word) or weight, without a word */
     if (nonfinite || nn_exchange_control(t->exchange, NN_CONTROL_NONFINITE) > 0.0f) return STEP_DIVERGED;
     if (t->cfg.max_norm > 0.0f) clock->exchange += nn_exchange_max_norm(t->exchange, m, t->cfg.max_norm);

@@ -170,6 +170,8 @@ int trainer_setup(trainer *t, nn_error *err) {
     /* the node's ranks keep one copy of the parameters, where they can share it */
     float *shared = nn_exchange_share_params(t->exchange, t->model.params);
     if (shared) nn_model_place_params(&t->model, shared);
+    float *velocity = shared ? nn_exchange_share_velocity(t->exchange, t->sgd.velocity) : NULL;
+    if (velocity) nn_sgd_place_velocity(&t->sgd, velocity);
     return NN_OK;
 }
 
