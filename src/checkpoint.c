@@ -13,7 +13,8 @@
  *   /progress/loss_partial    float64 [ranks]: each rank's training-loss sum this epoch
  *   /options                  attrs epochs, batch_size, seed, train_limit, data
  *                             and accumulate (only when > 1: files without it, older
- *                             ones included, mean 1)
+ *                             ones included, mean 1), virtual_shards (only in
+ *                             deterministic mode; absent: off)
  * Integers are stored as int64, reals as float64, text as fixed-length strings. */
 #define _POSIX_C_SOURCE 200809L /* fsync */
 #include "nn/checkpoint.h"
@@ -66,6 +67,7 @@ typedef struct record {
     double dropout, input_dropout, max_norm;
     double warmup_epochs, momentum_end, momentum_ramp_epochs;
     long long validation;
+    long long virtual_shards;
 } record;
 
 typedef enum kind { INTEGER, REAL, TEXT } kind;
@@ -100,6 +102,7 @@ static const field fields[] = {
     OPTIONAL_FIELD("/options", momentum_end, REAL, 0),
     OPTIONAL_FIELD("/options", momentum_ramp_epochs, REAL, 0),
     OPTIONAL_FIELD("/options", validation, INTEGER, 0),
+    OPTIONAL_FIELD("/options", virtual_shards, INTEGER, 0), /* deterministic mode */
 };
 #undef FIELD
 #undef OPTIONAL_FIELD
@@ -131,7 +134,8 @@ static void fill_record(record *rec, const nn_train_state *s, int ranks) {
                     .seed = (long long)c->seed, .train_limit = c->train_limit, .accumulate = c->accumulate,
                     .dropout = c->spec.dropout, .input_dropout = c->spec.input_dropout, .max_norm = c->max_norm,
                     .warmup_epochs = c->warmup_epochs, .momentum_end = c->momentum_end,
-                    .momentum_ramp_epochs = c->momentum_ramp_epochs, .validation = c->validation};
+                    .momentum_ramp_epochs = c->momentum_ramp_epochs, .validation = c->validation,
+                    .virtual_shards = c->virtual_shards};
     snprintf(rec->nntrain_version, sizeof rec->nntrain_version, "%s", NN_VERSION);
     snprintf(rec->activation, sizeof rec->activation, "%s", nn_activation_name(m->spec.activation));
     snprintf(rec->loss, sizeof rec->loss, "%s", nn_loss_name(m->spec.loss));
@@ -401,6 +405,9 @@ static void take_record(reader *r, const record *rec, nn_checkpoint *ck) {
     c->momentum_end = (float)rec->momentum_end;
     c->momentum_ramp_epochs = (float)rec->momentum_ramp_epochs;
     c->validation = (long)rec->validation;
+    c->virtual_shards = (int)rec->virtual_shards;
+    if (rec->virtual_shards < 0 || rec->virtual_shards > rec->batch_size)
+        reject(r, NN_ERR_INPUT, "not a valid checkpoint: virtual_shards %lld", rec->virtual_shards);
     if (rec->validation < 0 || rec->validation > 0x7fffffffLL)
         reject(r, NN_ERR_INPUT, "not a valid checkpoint: validation %lld", rec->validation);
     if (!(rec->warmup_epochs >= 0 && rec->momentum_ramp_epochs >= 0 && rec->momentum_end >= 0 && rec->momentum_end < 1))

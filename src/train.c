@@ -58,11 +58,12 @@ static step_outcome step(trainer *t, long s, nn_epoch_clock *clock) {
     nn_exchange_begin(t->exchange);
     nn_exchange_set_control(t->exchange, NN_CONTROL_STOP, nn_stop_requested(t->progress.global_step + 1));
     double loss = 0.0;
-    for (int micro = 0; micro < t->cfg.accumulate; micro++) /* overlap mode starts summing in the last */
+    for (int micro = 0; micro < t->cfg.accumulate && !t->cfg.virtual_shards; micro++) /* overlap mode sums in the last */
         loss += micro_step(t, s, micro, loss, clock);
     t->loss_sum += loss;
     nn_watchdog_beat(t->progress.global_step, NN_PHASE_SUM);
-    clock->exchange += nn_exchange_finish_owned(t->exchange);
+    clock->exchange += t->cfg.virtual_shards ? trainer_exact_gradients(t, s, &clock->data) /* --deterministic */
+                                             : nn_exchange_finish_owned(t->exchange);
     /* the SGD step on this rank's share of the parameters (all of them, unless the
      * ranks of a node split it), then every rank gets the whole updated vector */
     long ramp = epochs_to_steps(t, t->cfg.momentum_ramp_epochs);
@@ -192,7 +193,9 @@ static void print_header(const trainer *t) {
     if (c->warmup_epochs > 0) fprintf(t->log, ", warm-up %g epochs", c->warmup_epochs);
     fprintf(t->log, ", lr %g (%s), momentum %g", c->lr, nn_schedule_name(c->schedule), c->momentum);
     if (c->momentum_ramp_epochs > 0) fprintf(t->log, " -> %g over %g epochs", c->momentum_end, c->momentum_ramp_epochs);
-    fprintf(t->log, "; allreduce %s\n", exchange);
+    if (c->virtual_shards) fprintf(t->log, "; deterministic: %d virtual shards, exact int64 sum", c->virtual_shards);
+    else fprintf(t->log, "; allreduce %s", exchange);
+    fputc('\n', t->log);
     nn_placement_warn(t->log, t->threads);
     fflush(t->log);
 }

@@ -9,6 +9,7 @@
 #include "nn/checkpoint.h"
 #include "nn/dataset.h"
 #include "nn/evaluate.h"
+#include "nn/exact_sum.h"
 #include "nn/exchange.h"
 #include "nn/model.h"
 #include "nn/optim.h"
@@ -42,6 +43,8 @@ typedef struct trainer {
     nn_rng shuffle_rng;   /* state after this epoch's shuffle: saved in checkpoints */
     double loss_sum;      /* this rank's summed training loss so far this epoch */
     double samples_trained; /* by this run, all ranks together, in completed epochs */
+    int vs_first, vs_end; /* deterministic mode: this rank's virtual shards */
+    nn_exact_sum exact;   /* deterministic mode: the step's fixed-point sum */
     double first_loss;    /* mean training loss of this run's first epoch (0: none yet): divergence bound */
 } trainer;
 
@@ -62,5 +65,18 @@ int trainer_load_batch(trainer *t, long micro);
 /* Collective, at the start of a resumed run: the epoch in progress continues where
  * it stopped (same permutation, the loss summed so far). */
 int trainer_restore_epoch(trainer *t, nn_error *err);
+
+/* Deterministic mode (exact_step.c). A fresh permutation of each of this rank's
+ * virtual shards for `epoch`, from (seed, epoch, shard). */
+void trainer_exact_shuffle(trainer *t, int epoch);
+
+/* Deterministic mode: step `s` of the epoch up to the summed gradients, every
+ * virtual shard on its own, their sum exact (nn/exact_sum.h); leaves the mean
+ * gradient in model.grads, the summed control words in the exchange, and adds the
+ * step's loss (rank 0). Collective; returns the seconds spent in the sum. */
+double trainer_exact_gradients(trainer *t, long s, double *data_seconds);
+
+/* Setup's part for deterministic mode: checks (one line each) and the sum's buffers. */
+int trainer_exact_setup(trainer *t, nn_error *err);
 
 #endif

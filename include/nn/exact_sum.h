@@ -1,0 +1,50 @@
+/* An exact, order-independent sum of float vectors across virtual shards and ranks
+ * (deterministic mode): every value is put on a fixed-point grid (value * 2^40,
+ * truncated to int64) and the grids are added as integers, which is exact and
+ * associative, so any grouping over any number of ranks gives the same bits.
+ *
+ * Range: one contribution must satisfy |x| < limit, where limit * 2^40 * (number
+ * of contributions) < 2^62, so the sum cannot overflow. A value out of range, NaN
+ * or infinite is not added; it is counted in `bad` (the caller treats it like a
+ * non-finite loss: the step diverged). */
+#ifndef NN_EXACT_SUM_H
+#define NN_EXACT_SUM_H
+
+#include <mpi.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nn/error.h"
+
+#define NN_EXACT_FRACTION_BITS 40 /* gradients: resolution 2^-40 ~ 9e-13 */
+#define NN_EXACT_LOSS_BITS 24     /* loss sums: resolution 2^-24 ~ 6e-8 */
+
+typedef struct nn_exact_sum {
+    size_t n;      /* values; `words` integer words follow them */
+    int words;
+    int64_t *acc;  /* [n + words] */
+    float limit;   /* |x| must stay below this (see above) */
+    double loss_limit; /* the same for a loss word (its grid is coarser) */
+    int64_t bad;   /* values refused since the last clear (this rank) */
+} nn_exact_sum;
+
+/* `contributions`: the most vectors added before one sum (bounds `limit`). */
+int nn_exact_create(nn_exact_sum *s, size_t n, int words, long contributions, nn_error *err);
+void nn_exact_free(nn_exact_sum *s);
+void nn_exact_clear(nn_exact_sum *s);
+
+/* acc[i] += grid(x[i]) for i < n. Threads may split it: integer sums are exact. */
+void nn_exact_add(nn_exact_sum *s, const float *x);
+
+/* A double (a loss sum) on the loss grid, as int64; 0 and *bad set when not finite
+ * or out of range (the limit as above, on the loss grid). */
+int64_t nn_exact_loss_word(const nn_exact_sum *s, double x, int *bad);
+double nn_exact_loss_value(int64_t word);
+
+/* Collective: acc summed over the ranks (MPI_INT64_T), in place. */
+void nn_exact_allreduce(nn_exact_sum *s, MPI_Comm comm);
+
+/* out[i] = acc[i] / 2^40 as float, for i < n. */
+void nn_exact_to_floats(const nn_exact_sum *s, float *out);
+
+#endif

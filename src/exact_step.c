@@ -1,0 +1,104 @@
+/* Deterministic mode (--deterministic): the training step up to the summed
+ * gradients, the same bits for any rank count, node layout, thread count and
+ * --allreduce. Each virtual shard (nn/virtual_shards.h) runs forward and backward
+ * on its batch / V samples alone -- the same shapes on every rank count, so the same
+ * kernel paths and bits -- and its gradient goes onto a fixed-point grid whose sum
+ * is exact (nn/exact_sum.h), so neither the grouping of shards on ranks nor the
+ * order of the sum over ranks can change a bit. */
+#include <math.h>
+
+#include "nn/virtual_shards.h"
+#include "nn/watchdog.h"
+#include "trainer.h"
+
+/* Integer words summed with the gradients. */
+enum { WORD_LOSS, WORD_BAD, WORD_STOP, WORDS };
+
+int trainer_exact_setup(trainer *t, nn_error *err) {
+    const nn_run_config *c = &t->cfg;
+    int v = c->virtual_shards;
+    if (c->batch_size % v)
+        return nn_fail(err, NN_ERR_INPUT, "--virtual-shards %d does not divide --batch-size %d", v, c->batch_size);
+    if (t->nranks > v)
+        return nn_fail(err, NN_ERR_INPUT, "deterministic mode with %d virtual shards runs on at most %d ranks, not "
+                       "%d (choose --virtual-shards V >= %d, V dividing --batch-size %d)", v, v, t->nranks, t->nranks,
+                       c->batch_size);
+    if (v > t->train.total)
+        return nn_fail(err, NN_ERR_INPUT, "--virtual-shards %d exceeds the %ld training samples", v, t->train.total);
+    nn_vshards_of_rank(v, t->rank, t->nranks, &t->vs_first, &t->vs_end);
+    return nn_exact_create(&t->exact, nn_spec_param_count(&c->spec), WORDS, (long)v * c->accumulate, err);
+}
+
+/* Shard v's first row, counted from this rank's first (its shards are contiguous). */
+static long local_begin(const trainer *t, int v, long *count) {
+    long mine, begin, n;
+    nn_vshard_rows(t->train.total, t->cfg.virtual_shards, t->vs_first, &mine, &n);
+    nn_vshard_rows(t->train.total, t->cfg.virtual_shards, v, &begin, count);
+    return begin - mine;
+}
+
+void trainer_exact_shuffle(trainer *t, int epoch) {
+    for (int v = t->vs_first; v < t->vs_end; v++) {
+        long count, begin = local_begin(t, v, &count);
+        uint32_t *order = t->order + begin;
+        nn_vshard_shuffle(t->cfg.seed, epoch, v, order, (uint32_t)count);
+        for (long i = 0; i < count; i++) order[i] += (uint32_t)begin; /* as rows of this rank's data */
+    }
+    /* the same on every rank: what a checkpoint records, whatever the rank count */
+    nn_rng_seed(&t->shuffle_rng, t->cfg.seed, (uint64_t)epoch, UINT64_MAX);
+}
+
+/* Shard v's part of micro-batch `micro`: positions [micro * s, (micro + 1) * s) of
+ * its permutation (steps_per_epoch keeps them inside the shard). */
+static int load_shard(trainer *t, int v, long micro) {
+    int s = t->cfg.batch_size / t->cfg.virtual_shards;
+    long count;
+    const uint32_t *order = t->order + local_begin(t, v, &count) + micro * s;
+    for (int i = 0; i < s; i++) {
+        t->batch_rows[i] = order[i];
+        t->sample_ids[i] = (uint64_t)(t->train.offset + order[i]);
+    }
+    nn_shard_gather(&t->train, t->batch_rows, s, nn_model_input(&t->model), t->labels);
+    return s;
+}
+
+/* Forward and backward of every micro-step on each of this rank's shards, each
+ * shard's gradient and loss added to the grid. */
+static void local_gradients(trainer *t, long s, double *data_seconds) {
+    nn_model *m = &t->model;
+    int k = t->cfg.accumulate, bad = 0;
+    float scale = 1.0f / ((float)t->cfg.batch_size * (float)k);
+    int64_t loss = 0;
+    nn_exact_clear(&t->exact);
+    for (int micro = 0; micro < k; micro++)
+        for (int v = t->vs_first; v < t->vs_end; v++) {
+            double t0 = MPI_Wtime();
+            int n = load_shard(t, v, s * k + micro);
+            *data_seconds += MPI_Wtime() - t0;
+            m->dropout_key = (nn_dropout_key){.seed = t->cfg.seed, .step = (uint64_t)(t->progress.global_step * k + micro),
+                                              .samples = t->sample_ids, .training = true};
+            loss += nn_exact_loss_word(&t->exact, nn_model_forward_loss(m, t->labels, n), &bad);
+            nn_model_backward(m, t->labels, n, scale); /* this shard's gradient alone */
+            nn_exact_add(&t->exact, m->grads);
+        }
+    int64_t *words = t->exact.acc + t->exact.n;
+    words[WORD_LOSS] = loss;
+    words[WORD_BAD] = bad + t->exact.bad;
+    words[WORD_STOP] = nn_exchange_control(t->exchange, NN_CONTROL_STOP) > 0.0f;
+}
+
+double trainer_exact_gradients(trainer *t, long s, double *data_seconds) {
+    local_gradients(t, s, data_seconds);
+    nn_watchdog_beat(t->progress.global_step, NN_PHASE_SUM);
+    double t0 = MPI_Wtime();
+    nn_exact_allreduce(&t->exact, t->comm);
+    double seconds = MPI_Wtime() - t0;
+    nn_exact_to_floats(&t->exact, t->model.grads);
+    const int64_t *words = t->exact.acc + t->exact.n;
+    /* rank 0 holds the step's loss, the others add 0: a sum over ranks (metrics,
+     * checkpoints) is then exact too */
+    if (t->rank == 0) t->loss_sum += nn_exact_loss_value(words[WORD_LOSS]);
+    nn_exchange_set_control(t->exchange, NN_CONTROL_NONFINITE, (float)words[WORD_BAD]);
+    nn_exchange_set_control(t->exchange, NN_CONTROL_STOP, (float)words[WORD_STOP]);
+    return seconds;
+}
