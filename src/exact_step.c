@@ -1,10 +1,13 @@
 /* Deterministic mode (--deterministic): the training step up to the summed
  * gradients, the same bits for any rank count, node layout, thread count and
- * --allreduce. Each virtual shard (nn/virtual_shards.h) runs forward and backward
- * on its batch / V samples alone -- the same shapes on every rank count, so the same
- * kernel paths and bits -- and its gradient goes onto a fixed-point grid whose sum
- * is exact (nn/exact_sum.h), so neither the grouping of shards on ranks nor the
- * order of the sum over ranks can change a bit. */
+ * --allreduce. A rank runs forward and backward once over the rows of all its
+ * virtual shards (nn/virtual_shards.h): a row's values depend on that row alone
+ * (kernels.c), whatever rows sit beside it. Only the sums over rows are made per
+ * shard: each shard's parameter gradient is its own product of batch / V rows (the
+ * same shapes on every rank count, so the same bits), and its loss its own sum.
+ * Those go onto a fixed-point grid whose sum is exact (nn/exact_sum.h), so neither
+ * the grouping of shards on ranks nor the order of the sum over ranks can change a
+ * bit. */
 #include <math.h>
 
 #include "nn/virtual_shards.h"
@@ -48,39 +51,65 @@ void trainer_exact_shuffle(trainer *t, int epoch) {
     nn_rng_seed(&t->shuffle_rng, t->cfg.seed, (uint64_t)epoch, UINT64_MAX);
 }
 
-/* Shard v's part of micro-batch `micro`: positions [micro * s, (micro + 1) * s) of
- * its permutation (steps_per_epoch keeps them inside the shard). */
-static int load_shard(trainer *t, int v, long micro) {
-    int s = t->cfg.batch_size / t->cfg.virtual_shards;
-    long count;
-    const uint32_t *order = t->order + local_begin(t, v, &count) + micro * s;
-    for (int i = 0; i < s; i++) {
-        t->batch_rows[i] = order[i];
-        t->sample_ids[i] = (uint64_t)(t->train.offset + order[i]);
+/* Micro-batch `micro` of this rank's shards: the i-th shard's s samples (positions
+ * [micro * s, (micro + 1) * s) of its permutation; steps_per_epoch keeps them inside
+ * the shard) in rows [i * s, (i + 1) * s). Returns the row count. */
+static int load_shards(trainer *t, long micro) {
+    int s = t->cfg.batch_size / t->cfg.virtual_shards, n = 0;
+    for (int v = t->vs_first; v < t->vs_end; v++) {
+        long count;
+        const uint32_t *order = t->order + local_begin(t, v, &count) + micro * s;
+        for (int i = 0; i < s; i++, n++) {
+            t->batch_rows[n] = order[i];
+            t->sample_ids[n] = (uint64_t)(t->train.offset + order[i]);
+        }
     }
-    nn_shard_gather(&t->train, t->batch_rows, s, nn_model_input(&t->model), t->labels);
-    return s;
+    nn_shard_gather(&t->train, t->batch_rows, n, nn_model_input(&t->model), t->labels);
+    return n;
 }
 
-/* Forward and backward of every micro-step on each of this rank's shards, each
- * shard's gradient and loss added to the grid. */
+/* Each shard's summed loss on the grid, after the forward pass (which left the
+ * targets for mse): a row's outputs depend on that row alone, so a shard's loss is
+ * the same whichever rows were computed beside it. */
+static int64_t shard_losses(trainer *t, int n, int *bad) {
+    nn_model *m = &t->model;
+    int s = t->cfg.batch_size / t->cfg.virtual_shards, classes = m->spec.widths[m->spec.n_widths - 1];
+    const float *out = m->acts[m->n_layers];
+    int64_t sum = 0;
+    for (int r = 0; r < n; r += s) {
+        size_t at = (size_t)r * classes;
+        double loss = m->spec.loss == NN_LOSS_SOFTMAX_XENT
+                          ? nn_softmax_xent_forward(out + at, t->labels + r, m->probs + at, s, classes)
+                          : nn_mse_forward(out + at, m->targets + at, s, classes);
+        sum += nn_exact_loss_word(&t->exact, loss, bad);
+    }
+    return sum;
+}
+
+/* Backward's hand-over: one shard's gradient of one layer, onto the grid. */
+static void take_part(void *ctx, size_t offset, size_t count) {
+    trainer *t = ctx;
+    nn_exact_add(&t->exact, t->model.grads + offset, offset, count);
+}
+
+/* Forward and backward of every micro-step on all of this rank's rows at once (the
+ * same bits row by row), each shard's parameter gradient and loss on the grid. */
 static void local_gradients(trainer *t, long s, double *data_seconds) {
     nn_model *m = &t->model;
-    int k = t->cfg.accumulate, bad = 0;
+    int k = t->cfg.accumulate, bad = 0, rows = t->cfg.batch_size / t->cfg.virtual_shards;
     float scale = 1.0f / ((float)t->cfg.batch_size * (float)k);
     int64_t loss = 0;
     nn_exact_clear(&t->exact);
-    for (int micro = 0; micro < k; micro++)
-        for (int v = t->vs_first; v < t->vs_end; v++) {
-            double t0 = MPI_Wtime();
-            int n = load_shard(t, v, s * k + micro);
-            *data_seconds += MPI_Wtime() - t0;
-            m->dropout_key = (nn_dropout_key){.seed = t->cfg.seed, .step = (uint64_t)(t->progress.global_step * k + micro),
-                                              .samples = t->sample_ids, .training = true};
-            loss += nn_exact_loss_word(&t->exact, nn_model_forward_loss(m, t->labels, n), &bad);
-            nn_model_backward(m, t->labels, n, scale); /* this shard's gradient alone */
-            nn_exact_add(&t->exact, m->grads);
-        }
+    for (int micro = 0; micro < k; micro++) {
+        double t0 = MPI_Wtime();
+        int n = load_shards(t, s * k + micro);
+        *data_seconds += MPI_Wtime() - t0;
+        m->dropout_key = (nn_dropout_key){.seed = t->cfg.seed, .step = (uint64_t)(t->progress.global_step * k + micro),
+                                          .samples = t->sample_ids, .training = true};
+        nn_model_forward_loss(m, t->labels, n); /* its sum's grouping depends on n: the shards' sums replace it */
+        loss += shard_losses(t, n, &bad);
+        nn_model_backward_parts(m, t->labels, n, scale, rows, take_part, t);
+    }
     int64_t *words = t->exact.acc + t->exact.n;
     words[WORD_LOSS] = loss;
     words[WORD_BAD] = bad + t->exact.bad;

@@ -13,7 +13,7 @@ int nn_exact_create(nn_exact_sum *s, size_t n, int words, long contributions, nn
     if (!s->acc) return nn_fail(err, NN_ERR_RUNTIME, "exact sum: out of memory (%zu values)", n);
     /* limit * 2^40 * contributions <= 2^62: the sum of any rank count stays in int64 */
     double parts = contributions > 0 ? (double)contributions : 1.0;
-    s->limit = (float)(ldexp(1.0, 62 - NN_EXACT_FRACTION_BITS) / parts);
+    s->limit = (float)fmin(ldexp(1.0, 62 - NN_EXACT_FRACTION_BITS) / parts, 0x1p11); /* 0x1p11: add_range's */
     s->loss_limit = ldexp(1.0, 62 - NN_EXACT_LOSS_BITS) / parts;
     return NN_OK;
 }
@@ -28,31 +28,38 @@ void nn_exact_clear(nn_exact_sum *s) {
     s->bad = 0;
 }
 
-/* One stretch: truncation toward zero is a fixed rule, so every rank rounds alike.
- * The out-of-range test is written so that NaN fails it too. */
+/* One stretch. x * 2^40 is exact in double; adding 1.5 * 2^52 rounds it to the
+ * nearest integer (ties to even: a fixed rule, so every rank rounds alike), which
+ * then sits in the low bits of the double: its bits minus the constant's are the
+ * int64. Exact for |x * 2^40| < 2^51, which the limit (<= 2^11) keeps; the loop has
+ * no branch and no float-to-int64 instruction, so it vectorises on any x86-64. The
+ * range test is written so that NaN fails it too. */
 static int64_t add_range(int64_t *restrict acc, const float *restrict x, float limit, size_t begin, size_t end) {
-    const double scale = ldexp(1.0, NN_EXACT_FRACTION_BITS);
-    int64_t bad = 0;
+    const double scale = 0x1p40, magic = 0x1.8p52;
+    int64_t magic_bits, bad = 0;
+    memcpy(&magic_bits, &magic, sizeof magic_bits);
     for (size_t i = begin; i < end; i++) {
-        int ok = fabsf(x[i]) < limit;
-        bad += !ok;
-        acc[i] += ok ? (int64_t)((double)x[i] * scale) : 0;
+        int64_t ok = fabsf(x[i]) < limit, bits;
+        double rounded = (double)x[i] * scale + magic;
+        memcpy(&bits, &rounded, sizeof bits);
+        bad += 1 - ok;
+        acc[i] += (bits - magic_bits) & -ok;
     }
     return bad;
 }
 
-void nn_exact_add(nn_exact_sum *s, const float *x) {
+void nn_exact_add(nn_exact_sum *s, const float *x, size_t offset, size_t count) {
     enum { CHUNK = 1 << 14 };
-    const long chunks = (long)((s->n + CHUNK - 1) / CHUNK);
-    int64_t bad = 0;
+    const long chunks = (long)((count + CHUNK - 1) / CHUNK);
+    int64_t bad = 0, *acc = s->acc + offset;
     if (chunks <= 8) { /* small: not worth waking the team (even a false if() clause sets one up) */
-        s->bad += add_range(s->acc, x, s->limit, 0, s->n);
+        s->bad += add_range(acc, x, s->limit, 0, count);
         return;
     }
 #pragma omp parallel for schedule(static) reduction(+ : bad)
     for (long c = 0; c < chunks; c++) {
-        size_t begin = (size_t)c * CHUNK, end = begin + CHUNK < s->n ? begin + CHUNK : s->n;
-        bad += add_range(s->acc, x, s->limit, begin, end);
+        size_t begin = (size_t)c * CHUNK, end = begin + CHUNK < count ? begin + CHUNK : count;
+        bad += add_range(acc, x, s->limit, begin, end);
     }
     s->bad += bad;
 }

@@ -70,6 +70,8 @@ static int load_data(trainer *t, nn_error *err) {
 static int allocate(trainer *t, nn_error *err) {
     const nn_run_config *c = &t->cfg;
     int max_local = (c->batch_size + t->nranks - 1) / t->nranks;
+    if (c->virtual_shards) /* whole shards: up to ceil(V / P) of batch / V rows */
+        max_local = (c->virtual_shards + t->nranks - 1) / t->nranks * (c->batch_size / c->virtual_shards);
     int max_batch = max_local > NN_EVAL_CHUNK ? max_local : NN_EVAL_CHUNK;
     int status = nn_model_create(&t->model, &c->spec, max_batch, err);
     if (!status) status = nn_sgd_create(&t->sgd, t->model.n_params, c->momentum, c->weight_decay, err);

@@ -1,10 +1,12 @@
 /* An exact, order-independent sum of float vectors across virtual shards and ranks
  * (deterministic mode): every value is put on a fixed-point grid (value * 2^40,
- * truncated to int64) and the grids are added as integers, which is exact and
+ * rounded to the nearest int64) and the grids are added as integers, which is exact and
  * associative, so any grouping over any number of ranks gives the same bits.
  *
  * Range: one contribution must satisfy |x| < limit, where limit * 2^40 * (number
- * of contributions) < 2^62, so the sum cannot overflow. A value out of range, NaN
+ * of contributions) <= 2^62, so the sum cannot overflow, and limit <= 2^11 (the
+ * rounding's range). A gradient contribution is a shard's share of the mean
+ * gradient, so this means per-sample gradients below ~2^11 * V * accumulate. A value out of range, NaN
  * or infinite is not added; it is counted in `bad` (the caller treats it like a
  * non-finite loss: the step diverged). */
 #ifndef NN_EXACT_SUM_H
@@ -33,8 +35,8 @@ int nn_exact_create(nn_exact_sum *s, size_t n, int words, long contributions, nn
 void nn_exact_free(nn_exact_sum *s);
 void nn_exact_clear(nn_exact_sum *s);
 
-/* acc[i] += grid(x[i]) for i < n. Threads may split it: integer sums are exact. */
-void nn_exact_add(nn_exact_sum *s, const float *x);
+/* acc[offset + i] += grid(x[i]) for i < count. Threads may split it: integer sums are exact. */
+void nn_exact_add(nn_exact_sum *s, const float *x, size_t offset, size_t count);
 
 /* A double (a loss sum) on the loss grid, as int64; 0 and *bad set when not finite
  * or out of range (the limit as above, on the loss grid). */
