@@ -9,6 +9,7 @@
  * the grouping of shards on ranks nor the order of the sum over ranks can change a
  * bit. */
 #include <math.h>
+#include <stdint.h>
 
 #include "nn/virtual_shards.h"
 #include "nn/watchdog.h"
@@ -86,10 +87,14 @@ static int64_t shard_losses(trainer *t, int n, int *bad) {
     return sum;
 }
 
-/* Backward's hand-over: one shard's gradient of one layer, onto the grid. */
+/* Backward's hand-over: one shard's gradient of one layer, onto the grid. Each
+ * layer's parts come in a row, so a new offset in the first micro-step is the
+ * layer's first part of the step: it stores rather than adds. */
 static void take_part(void *ctx, size_t offset, size_t count) {
     trainer *t = ctx;
-    nn_exact_add(&t->exact, t->model.grads + offset, offset, count);
+    int store = t->exact_store && offset != t->exact_last;
+    t->exact_last = offset;
+    nn_exact_add(&t->exact, t->model.grads + offset, offset, count, store);
 }
 
 /* Forward and backward of every micro-step on all of this rank's rows at once (the
@@ -99,8 +104,10 @@ static void local_gradients(trainer *t, long s, double *data_seconds) {
     int k = t->cfg.accumulate, bad = 0, rows = t->cfg.batch_size / t->cfg.virtual_shards;
     float scale = 1.0f / ((float)t->cfg.batch_size * (float)k);
     int64_t loss = 0;
-    nn_exact_clear(&t->exact);
+    nn_exact_clear_words(&t->exact); /* every gradient value is stored by its first part */
+    t->exact_last = SIZE_MAX;
     for (int micro = 0; micro < k; micro++) {
+        t->exact_store = micro == 0;
         double t0 = MPI_Wtime();
         int n = load_shards(t, s * k + micro);
         *data_seconds += MPI_Wtime() - t0;

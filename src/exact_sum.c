@@ -28,13 +28,19 @@ void nn_exact_clear(nn_exact_sum *s) {
     s->bad = 0;
 }
 
+void nn_exact_clear_words(nn_exact_sum *s) {
+    memset(s->acc + s->n, 0, (size_t)s->words * sizeof *s->acc);
+    s->bad = 0;
+}
+
 /* One stretch. x * 2^40 is exact in double; adding 1.5 * 2^52 rounds it to the
  * nearest integer (ties to even: a fixed rule, so every rank rounds alike), which
  * then sits in the low bits of the double: its bits minus the constant's are the
  * int64. Exact for |x * 2^40| < 2^51, which the limit (<= 2^11) keeps; the loop has
  * no branch and no float-to-int64 instruction, so it vectorises on any x86-64. The
  * range test is written so that NaN fails it too. */
-static int64_t add_range(int64_t *restrict acc, const float *restrict x, float limit, size_t begin, size_t end) {
+static inline __attribute__((always_inline)) int64_t
+grid_range(int64_t *restrict acc, const float *restrict x, float limit, size_t begin, size_t end, const int store) {
     const double scale = 0x1p40, magic = 0x1.8p52;
     int64_t magic_bits, bad = 0;
     memcpy(&magic_bits, &magic, sizeof magic_bits);
@@ -43,23 +49,30 @@ static int64_t add_range(int64_t *restrict acc, const float *restrict x, float l
         double rounded = (double)x[i] * scale + magic;
         memcpy(&bits, &rounded, sizeof bits);
         bad += 1 - ok;
-        acc[i] += (bits - magic_bits) & -ok;
+        acc[i] = (store ? 0 : acc[i]) + ((bits - magic_bits) & -ok);
     }
     return bad;
 }
 
-void nn_exact_add(nn_exact_sum *s, const float *x, size_t offset, size_t count) {
+/* The first contribution of a stretch stores (no clearing pass over the whole
+ * accumulator, which is 8 bytes a parameter); later ones add. */
+static int64_t add_range(int64_t *restrict acc, const float *restrict x, float limit, size_t begin, size_t end,
+                         int store) {
+    return store ? grid_range(acc, x, limit, begin, end, 1) : grid_range(acc, x, limit, begin, end, 0);
+}
+
+void nn_exact_add(nn_exact_sum *s, const float *x, size_t offset, size_t count, int store) {
     enum { CHUNK = 1 << 14 };
     const long chunks = (long)((count + CHUNK - 1) / CHUNK);
     int64_t bad = 0, *acc = s->acc + offset;
     if (chunks <= 8) { /* small: not worth waking the team (even a false if() clause sets one up) */
-        s->bad += add_range(acc, x, s->limit, 0, count);
+        s->bad += add_range(acc, x, s->limit, 0, count, store);
         return;
     }
 #pragma omp parallel for schedule(static) reduction(+ : bad)
     for (long c = 0; c < chunks; c++) {
         size_t begin = (size_t)c * CHUNK, end = begin + CHUNK < count ? begin + CHUNK : count;
-        bad += add_range(acc, x, s->limit, begin, end);
+        bad += add_range(acc, x, s->limit, begin, end, store);
     }
     s->bad += bad;
 }

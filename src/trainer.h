@@ -45,6 +45,8 @@ typedef struct trainer {
     double samples_trained; /* by this run, all ranks together, in completed epochs */
     int vs_first, vs_end; /* deterministic mode: this rank's virtual shards */
     nn_exact_sum exact;   /* deterministic mode: the step's fixed-point sum */
+    int exact_store;      /* deterministic mode: this micro-step's first parts store (exact_step.c) */
+    size_t exact_last;    /* the offset of the last part handed over */
     double first_loss;    /* mean training loss of this run's first epoch (0: none yet): divergence bound */
 } trainer;
 

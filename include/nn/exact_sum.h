@@ -35,8 +35,12 @@ int nn_exact_create(nn_exact_sum *s, size_t n, int words, long contributions, nn
 void nn_exact_free(nn_exact_sum *s);
 void nn_exact_clear(nn_exact_sum *s);
 
-/* acc[offset + i] += grid(x[i]) for i < count. Threads may split it: integer sums are exact. */
-void nn_exact_add(nn_exact_sum *s, const float *x, size_t offset, size_t count);
+/* acc[offset + i] += grid(x[i]) for i < count (store: = instead of +=, for a
+ * stretch's first contribution, so the values need no clearing). Threads may split
+ * it: integer sums are exact. */
+void nn_exact_add(nn_exact_sum *s, const float *x, size_t offset, size_t count, int store);
+/* Clears the words and `bad` only: for callers whose first add of each stretch stores. */
+void nn_exact_clear_words(nn_exact_sum *s);
 
 /* A double (a loss sum) on the loss grid, as int64; 0 and *bad set when not finite
  * or out of range (the limit as above, on the loss grid). */
