@@ -16,7 +16,7 @@
 #include "trainer.h"
 
 /* Integer words summed with the gradients. */
-enum { WORD_LOSS, WORD_BAD, WORD_STOP, WORDS };
+enum { WORD_STOP, WORD_BAD, WORD_LOSS, WORDS };
 
 int trainer_exact_setup(trainer *t, nn_error *err) {
     const nn_run_config *c = &t->cfg;
@@ -127,14 +127,18 @@ double trainer_exact_gradients(trainer *t, long s, double *data_seconds) {
     local_gradients(t, s, data_seconds);
     nn_watchdog_beat(t->progress.global_step, NN_PHASE_SUM);
     double t0 = MPI_Wtime();
-    nn_exact_allreduce(&t->exact, t->comm);
+    /* into the exchange's buffer: the gradients, then room for the words (its
+     * control words, which are set from them below) */
+    float *out = t->model.grads;
+    nn_exact_sum_floats(&t->exact, out, t->comm);
     double seconds = MPI_Wtime() - t0;
-    nn_exact_to_floats(&t->exact, t->model.grads);
-    const int64_t *words = t->exact.acc + t->exact.n;
-    /* rank 0 holds the step's loss, the others add 0: a sum over ranks (metrics,
-     * checkpoints) is then exact too */
-    if (t->rank == 0) t->loss_sum += nn_exact_loss_value(words[WORD_LOSS]);
-    nn_exchange_set_control(t->exchange, NN_CONTROL_NONFINITE, (float)words[WORD_BAD]);
-    nn_exchange_set_control(t->exchange, NN_CONTROL_STOP, (float)words[WORD_STOP]);
+    /* one rank holds the step's exact loss, the others add 0: a sum over ranks
+     * (metrics, checkpoints) is then exact too */
+    const int64_t *loss = nn_exact_summed_word(&t->exact, WORD_LOSS);
+    if (loss) t->loss_sum += nn_exact_loss_value(*loss);
+    float bad = out[t->exact.n + WORD_BAD], stop = out[t->exact.n + WORD_STOP];
+    out[t->exact.n + WORD_LOSS] = 0.0f; /* not a control word: only the exact one above counts */
+    nn_exchange_set_control(t->exchange, NN_CONTROL_NONFINITE, bad);
+    nn_exchange_set_control(t->exchange, NN_CONTROL_STOP, stop);
     return seconds;
 }

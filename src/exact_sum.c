@@ -1,6 +1,7 @@
 /* The exact fixed-point sum (see exact_sum.h). */
 #include "nn/exact_sum.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@ int nn_exact_create(nn_exact_sum *s, size_t n, int words, long contributions, nn
 
 void nn_exact_free(nn_exact_sum *s) {
     free(s->acc);
+    free(s->counts);
     memset(s, 0, sizeof *s);
 }
 
@@ -100,4 +102,50 @@ void nn_exact_to_floats(const nn_exact_sum *s, float *out) {
     const long n = (long)s->n;
 #pragma omp parallel for schedule(static) if (n > (1 << 17))
     for (long i = 0; i < n; i++) out[i] = (float)((double)s->acc[i] * unit);
+}
+
+/* Each rank's part of the n + words values, made once for the communicator's size. */
+static int make_layout(nn_exact_sum *s, MPI_Comm comm) {
+    int p;
+    MPI_Comm_size(comm, &p);
+    if (s->nranks == p) return 0;
+    free(s->counts);
+    s->counts = malloc(2 * (size_t)p * sizeof *s->counts);
+    if (!s->counts) return -1;
+    s->displs = s->counts + p;
+    const long long total = (long long)(s->n + (size_t)s->words);
+    for (int r = 0; r < p; r++) {
+        s->displs[r] = (int)(r * total / p);
+        s->counts[r] = (int)((r + 1) * total / p) - s->displs[r];
+    }
+    s->nranks = p;
+    return 0;
+}
+
+void nn_exact_sum_floats(nn_exact_sum *s, float *out, MPI_Comm comm) {
+    const size_t total = s->n + (size_t)s->words;
+    MPI_Comm_rank(comm, &s->rank);
+    s->plain = total > (size_t)INT_MAX || make_layout(s, comm); /* MPI counts are int; or no memory */
+    if (s->plain) {
+        nn_exact_allreduce(s, comm);
+        nn_exact_to_floats(s, out);
+        for (int w = 0; w < s->words; w++) out[s->n + (size_t)w] = (float)s->acc[s->n + (size_t)w];
+        return;
+    }
+    /* in place, this rank's summed part lands at the start of acc */
+    MPI_Reduce_scatter(MPI_IN_PLACE, s->acc, s->counts, MPI_INT64_T, MPI_SUM, comm);
+    const long begin = s->displs[s->rank], count = s->counts[s->rank];
+    const double unit = ldexp(1.0, -NN_EXACT_FRACTION_BITS);
+    for (long i = 0; i < count; i++) {
+        size_t at = (size_t)(begin + i);
+        out[at] = at < s->n ? (float)((double)s->acc[i] * unit) : (float)s->acc[i];
+    }
+    MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, out, s->counts, s->displs, MPI_FLOAT, comm);
+}
+
+const int64_t *nn_exact_summed_word(const nn_exact_sum *s, int w) {
+    size_t at = s->n + (size_t)w;
+    if (s->plain) return s->rank == 0 ? s->acc + at : NULL; /* summed everywhere: rank 0 answers */
+    size_t begin = (size_t)s->displs[s->rank], end = begin + (size_t)s->counts[s->rank];
+    return at >= begin && at < end ? s->acc + (at - begin) : NULL;
 }

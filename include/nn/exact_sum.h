@@ -28,6 +28,9 @@ typedef struct nn_exact_sum {
     float limit;   /* |x| must stay below this (see above) */
     double loss_limit; /* the same for a loss word (its grid is coarser) */
     int64_t bad;   /* values refused since the last clear (this rank) */
+    int nranks, rank; /* the layout below was made for (0: none yet); this rank */
+    int plain;        /* the last sum was one int64 allreduce (too large a vector for int counts) */
+    int *counts, *displs; /* [nranks]: each rank's part of the n + words values */
 } nn_exact_sum;
 
 /* `contributions`: the most vectors added before one sum (bounds `limit`). */
@@ -52,5 +55,16 @@ void nn_exact_allreduce(nn_exact_sum *s, MPI_Comm comm);
 
 /* out[i] = acc[i] / 2^40 as float, for i < n. */
 void nn_exact_to_floats(const nn_exact_sum *s, float *out);
+
+/* Collective: the sum over the ranks, as floats in out[0, n + words): the values
+ * on the grid's scale, the words as they are (exact below 2^24). A reduce-scatter
+ * sums 1/P of the int64 values on each rank, which converts its part; an allgather
+ * of floats completes it: 4 + 4 bytes a value cross the wire where an int64
+ * allreduce moves 8 + 8. Afterwards acc holds only this rank's summed part. */
+void nn_exact_sum_floats(nn_exact_sum *s, float *out, MPI_Comm comm);
+
+/* After nn_exact_sum_floats: the exact summed word w when this rank holds it
+ * (exactly one rank does), else NULL. */
+const int64_t *nn_exact_summed_word(const nn_exact_sum *s, int w);
 
 #endif
