@@ -26,7 +26,7 @@ run() {
 }
 
 # The metrics' losses and accuracies (printed with 17 digits) of a run.
-scores() { grep -o '"\(train_loss\|test_loss\|test_accuracy\)": [^,]*' "$dir/$1.jsonl"; }
+scores() { grep -o '"\(train_loss\|test_loss\|test_accuracy\|validation_loss\|validation_accuracy\)": [^,]*' "$dir/$1.jsonl"; }
 
 # same A B WHAT: every array and attribute of /model and /optimizer identical, and the scores
 same() {
@@ -69,6 +69,13 @@ for np in 3 4; do
     run "reg$np" "$np" "${reg[@]}" || fail "regularised -np $np: exit $?"
     same reg1 "reg$np" "dropout, max-norm, --accumulate 2, 4 virtual shards: -np $np = -np 1"
 done
+
+# mse loss, tanh, --validation (its loss summed per sample too), warm-up, momentum ramp
+other=(--deterministic --loss mse --activation tanh --validation 16 --warmup-epochs 1 --momentum-end 0.95
+       --momentum-ramp-epochs 2)
+run other1 1 "${other[@]}" && run other3 3 "${other[@]}" || fail "mse/validation runs: exit $?"
+grep -q '"validation_loss"' "$dir/other1.jsonl" || fail "no validation loss in the metrics"
+same other1 other3 "mse, tanh, --validation, warm-up, momentum ramp: -np 3 = -np 1"
 
 # stopped at -np 2 after global step 5 (epoch 2, step 1 of 4), resumed at -np 4 and 3
 NNTRAIN_STOP_AT_STEP=5 run stop2 2 --deterministic
