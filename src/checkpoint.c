@@ -13,7 +13,8 @@
  *   /progress/loss_partial    float64 [ranks]: each rank's training-loss sum this epoch
  *   /options                  attrs epochs, batch_size, seed, train_limit, data
  *                             and accumulate (only when > 1: files without it, older
- *                             ones included, mean 1)
+ *                             ones included, mean 1), virtual_shards (only in
+ *                             deterministic mode; absent: off)
  *   /results                  attr test_accuracy of the last completed epoch (optional)
  *   /integrity                attr attributes_checksum: CRC-32 of every attribute above
  *                             (optional: older files have none, and load unchecked)
@@ -72,6 +73,7 @@ typedef struct record {
     long long validation;
     char compress[16];
     double test_accuracy;
+    long long virtual_shards;
 } record;
 
 typedef enum kind { INTEGER, REAL, TEXT } kind;
@@ -115,6 +117,7 @@ static const field fields[] = {
     OPTIONAL_SETTING("/options", validation, INTEGER, 0, "validation"),
     OPTIONAL_SETTING("/options", compress, TEXT, 0, "compress"),
     OPTIONAL_SETTING("/results", test_accuracy, REAL, -1, NULL),
+    OPTIONAL_SETTING("/options", virtual_shards, INTEGER, 0, "virtual-shards"), /* deterministic mode */
 };
 #undef FIELD
 #undef SETTING
@@ -176,7 +179,7 @@ static void fill_record(record *rec, const nn_train_state *s, int ranks) {
                     .dropout = c->spec.dropout, .input_dropout = c->spec.input_dropout, .max_norm = c->max_norm,
                     .warmup_epochs = c->warmup_epochs, .momentum_end = c->momentum_end,
                     .momentum_ramp_epochs = c->momentum_ramp_epochs, .validation = c->validation,
-                    .test_accuracy = s->test_accuracy};
+                    .test_accuracy = s->test_accuracy, .virtual_shards = c->virtual_shards};
     snprintf(rec->nntrain_version, sizeof rec->nntrain_version, "%s", NN_VERSION);
     snprintf(rec->activation, sizeof rec->activation, "%s", nn_activation_name(m->spec.activation));
     snprintf(rec->loss, sizeof rec->loss, "%s", nn_loss_name(m->spec.loss));
@@ -452,6 +455,9 @@ static void take_record(reader *r, const record *rec, nn_checkpoint *ck) {
                c->spec.n_widths, nn_spec_param_count(&c->spec));
     ck->n_params = (size_t)rec->n_params;
     ck->test_accuracy = rec->test_accuracy >= 0 && rec->test_accuracy <= 1 ? rec->test_accuracy : -1.0;
+    if (c->virtual_shards > c->batch_size)
+        reject(r, NN_ERR_INPUT, "not a valid checkpoint: virtual_shards %d exceeds the batch %d", c->virtual_shards,
+               c->batch_size);
     ck->progress = (nn_progress){(int)rec->epochs_completed, (long)rec->step_in_epoch, (long)rec->global_step};
     if (rec->epochs_completed < 0 || rec->epochs_completed > rec->epochs || rec->step_in_epoch < 0 ||
         rec->global_step < rec->step_in_epoch || rec->global_step > 0x7fffffffffffLL)

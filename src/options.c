@@ -4,6 +4,7 @@
 
 #include "nn/cli.h"
 #include "nn/names.h"
+#include "nn/virtual_shards.h"
 
 void nn_options_defaults(nn_train_options *opt) {
     memset(opt, 0, sizeof *opt);
@@ -57,6 +58,10 @@ void nn_options_print_help(FILE *out) {
         "                         MPI_Iallreduce per layer during backward   [shm]\n"
         "  --compress NAME        none|bf16: the sum between nodes travels as bfloat16\n"
         "                         (half the bytes; shm mode keeps the node's sum fp32) [none]\n"
+        "  --deterministic        the same model for any rank count, node layout,\n"
+        "                         --threads and --allreduce (see README)  [off]\n"
+        "  --virtual-shards V     deterministic mode with V virtual shards (V divides\n"
+        "                         the batch; up to V ranks)  [smallest divisor >= 8]\n"
         "  --timeout SECONDS      end the job (exit 1, naming the ranks waited for) when a\n"
         "                         rank makes no progress for this long; 0: never [300]\n"
         "  --help                 this text\n"
@@ -72,7 +77,7 @@ enum option_code {
     OPT_HELP = 'h', OPT_VERSION = 256, OPT_DATA, OPT_LAYERS, OPT_ACTIVATION, OPT_LOSS, OPT_EPOCHS, OPT_BATCH,
     OPT_LR, OPT_SCHEDULE, OPT_MOMENTUM, OPT_WEIGHT_DECAY, OPT_SEED, OPT_TRAIN_LIMIT, OPT_METRICS,
     OPT_CHECKPOINT, OPT_CHECKPOINT_EVERY, OPT_RESUME, OPT_THREADS, OPT_ALLREDUCE, OPT_TIMEOUT, OPT_ACCUMULATE, OPT_COMPRESS, OPT_DROPOUT, OPT_INPUT_DROPOUT, OPT_MAX_NORM, OPT_WARMUP, OPT_MOMENTUM_END, OPT_MOMENTUM_RAMP, OPT_VALIDATION,
-    OPT_THREAD_TUNING
+    OPT_THREAD_TUNING, OPT_DETERMINISTIC, OPT_VIRTUAL_SHARDS
 };
 
 static const struct option options[] = {
@@ -107,6 +112,8 @@ static const struct option options[] = {
     {"validation", required_argument, NULL, OPT_VALIDATION},
     {"momentum-end", required_argument, NULL, OPT_MOMENTUM_END},
     {"momentum-ramp-epochs", required_argument, NULL, OPT_MOMENTUM_RAMP},
+    {"deterministic", no_argument, NULL, OPT_DETERMINISTIC},
+    {"virtual-shards", required_argument, NULL, OPT_VIRTUAL_SHARDS},
     {NULL, 0, NULL, 0}};
 
 /* The run settings a command line can give, and the nn_given bit each sets. */
@@ -133,6 +140,7 @@ static unsigned given_bit(int code) {
     case OPT_MOMENTUM_END: return NN_GIVEN_MOMENTUM_END;
     case OPT_MOMENTUM_RAMP: return NN_GIVEN_MOMENTUM_RAMP;
     case OPT_COMPRESS: return NN_GIVEN_COMPRESS;
+    case OPT_DETERMINISTIC: case OPT_VIRTUAL_SHARDS: return NN_GIVEN_DETERMINISTIC;
     default: return 0;
     }
 }
@@ -167,6 +175,10 @@ static int apply_run_setting(nn_run_config *run, int code, const char *name, con
     case OPT_MOMENTUM_END: return nn_cli_float(name, v, 0.0, 1.0, 0, &run->momentum_end, err);
     case OPT_MOMENTUM_RAMP: return nn_cli_float(name, v, 0.0, 100000.0, 1, &run->momentum_ramp_epochs, err);
     case OPT_WEIGHT_DECAY: return nn_cli_float(name, v, 0.0, 1.0, 1, &run->weight_decay, err);
+    case OPT_DETERMINISTIC:
+        if (run->virtual_shards == 0) run->virtual_shards = -1; /* the batch's default, unless counted */
+        return NN_OK;
+    case OPT_VIRTUAL_SHARDS: return nn_cli_int(name, v, 1, NN_VSHARDS_MAX, &run->virtual_shards, err);
     case OPT_SEED:
         if ((status = nn_cli_long(name, v, 0, 0x7fffffffL, &seed, err))) return status;
         run->seed = (uint64_t)seed;

@@ -49,6 +49,11 @@ static int check_fixed(const nn_run_config *cli, unsigned given, const nn_run_co
     if ((given & NN_GIVEN_TRAIN_LIMIT) && cli->train_limit != saved->train_limit)
         return nn_fail(err, NN_ERR_INPUT, "--train-limit %ld conflicts with checkpoint %s (%ld)", cli->train_limit,
                        path, saved->train_limit);
+    /* --deterministic without a count matches any count the checkpoint has */
+    if ((given & NN_GIVEN_DETERMINISTIC) && cli->virtual_shards != saved->virtual_shards &&
+        !(cli->virtual_shards < 0 && saved->virtual_shards > 0))
+        return nn_fail(err, NN_ERR_INPUT, "--deterministic conflicts with checkpoint %s (%s)", path,
+                       saved->virtual_shards ? "another --virtual-shards" : "not deterministic");
     return NN_OK;
 }
 

@@ -70,7 +70,7 @@ static step_outcome step(trainer *t, long s, nn_epoch_clock *clock) {
     nn_exchange_begin(t->exchange);
     nn_exchange_set_control(t->exchange, NN_CONTROL_STOP, nn_stop_requested(t->progress.global_step + 1));
     double loss = 0.0;
-    for (int micro = 0; micro < t->cfg.accumulate; micro++) /* overlap mode starts summing in the last */
+    for (int micro = 0; micro < t->cfg.accumulate && !t->cfg.virtual_shards; micro++) /* overlap mode sums in the last */
         loss += micro_step(t, s, micro, loss, clock);
     t->loss_sum += loss;
     nn_watchdog_beat(t->progress.global_step, NN_PHASE_SUM);
@@ -82,7 +82,8 @@ static step_outcome step(trainer *t, long s, nn_epoch_clock *clock) {
         sgd_chunk c = {&t->sgd, m->params, learning_rate(t, t->progress.global_step)};
         clock->exchange += nn_exchange_finish_update(t->exchange, sgd_chunk_step, &c, &nonfinite);
     } else {
-        clock->exchange += nn_exchange_finish_owned(t->exchange);
+        clock->exchange += t->cfg.virtual_shards ? trainer_exact_gradients(t, s, &clock->data) /* --deterministic */
+                                                 : nn_exchange_finish_owned(t->exchange);
         /* the SGD step on this rank's share of the parameters (all of them, unless the
          * ranks of a node split it), then every rank gets the whole updated vector */
         size_t offset, count;
@@ -195,29 +196,6 @@ static int end_epoch(trainer *t, int epoch, const nn_epoch_clock *clock, nn_trai
     return nn_comm_agree(t->comm, status, err); /* only rank 0 writes the metrics */
 }
 
-static void print_header(const trainer *t) {
-    const nn_run_config *c = &t->cfg;
-    char exchange[128];
-    nn_exchange_describe(t->exchange, exchange, sizeof exchange);
-    fprintf(t->log, "nntrain: %s, %ld train", c->data, t->train.total);
-    if (c->validation > 0) fprintf(t->log, " (+%ld validation)", t->validation.total);
-    fprintf(t->log, " / %ld test samples; network", t->test.total);
-    for (int i = 0; i < c->spec.n_widths; i++) fprintf(t->log, "%c%d", i ? '-' : ' ', c->spec.widths[i]);
-    fprintf(t->log, " %s/%s, %zu parameters; %d rank%s x %d thread%s; batch %d", nn_activation_name(c->spec.activation),
-            nn_loss_name(c->spec.loss), t->model.n_params, t->nranks, t->nranks == 1 ? "" : "s", t->threads,
-            t->threads == 1 ? "" : "s", c->batch_size);
-    if (c->accumulate > 1) fprintf(t->log, " x %d accumulated", c->accumulate);
-    if (c->spec.dropout > 0 || c->spec.input_dropout > 0)
-        fprintf(t->log, ", dropout %.7g (input %.7g)", c->spec.dropout, c->spec.input_dropout); /* a float's digits */
-    if (c->max_norm > 0) fprintf(t->log, ", max-norm %g", c->max_norm);
-    if (c->warmup_epochs > 0) fprintf(t->log, ", warm-up %g epochs", c->warmup_epochs);
-    fprintf(t->log, ", lr %g (%s), momentum %g", c->lr, nn_schedule_name(c->schedule), c->momentum);
-    if (c->momentum_ramp_epochs > 0) fprintf(t->log, " -> %g over %g epochs", c->momentum_end, c->momentum_ramp_epochs);
-    fprintf(t->log, "; allreduce %s\n", exchange);
-    nn_placement_warn(t->log, t->threads);
-    fflush(t->log);
-}
-
 static int train_epochs(trainer *t, nn_train_result *result, nn_error *err) {
     int first_epoch = t->progress.epochs_completed + 1, status = NN_OK;
     step_outcome outcome = STEP_DONE;
@@ -255,7 +233,7 @@ int nn_train(const nn_train_options *opt, MPI_Comm comm, FILE *log, nn_train_res
     if (t.opt.resume[0]) result->final_accuracy = t.ck.test_accuracy;
     if (!status && !t.complete) status = nn_watchdog_start(comm, opt->timeout, err);
     if (!status && !t.complete) {
-        if (t.log) print_header(&t);
+        if (t.log) trainer_print_header(&t);
         status = train_epochs(&t, result, err);
     }
     nn_watchdog_stop();

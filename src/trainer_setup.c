@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "nn/comm.h"
+#include "nn/virtual_shards.h"
 #include "trainer.h"
 
 /* --epochs (the total) against where the checkpoint stands: below it is an error (the
@@ -35,6 +36,7 @@ static void say_complete(const trainer *t) {
 static int configure(trainer *t, nn_error *err) {
     const nn_train_options *o = &t->opt;
     t->cfg = o->run;
+    if (t->cfg.virtual_shards < 0) t->cfg.virtual_shards = nn_vshards_default(t->cfg.batch_size); /* --deterministic */
     if (!o->resume[0]) return nn_run_config_check(&t->cfg, o->given, err); /* the same on every rank */
     char changes[2 * NN_PATH_MAX + 256] = "";
     int status = nn_checkpoint_load(o->resume, &t->ck, err);
@@ -87,20 +89,26 @@ static int load_data(trainer *t, nn_error *err) {
     if (held > 0 && held < t->nranks) /* each rank scores its share of them */
         return nn_fail(err, NN_ERR_INPUT, "--validation %ld: too few held-out samples to split over %d ranks (at least %d)",
                        held, t->nranks, t->nranks);
-    if ((status = nn_shard_read_rows(c->data, "train", c->train_limit, 0, -held, t->comm, &t->train, err)))
+    /* deterministic mode: each rank reads whole virtual shards */
+    if ((status = nn_shard_read_parts(c->data, "train", c->train_limit, 0, -held, c->virtual_shards, t->comm,
+                                      &t->train, err)))
         return status;
     if (held > 0 &&
         (status = nn_shard_read_rows(c->data, "train", c->train_limit, -held, 0, t->comm, &t->validation, err)))
         return status;
     if ((status = nn_shard_read(c->data, "test", 0, t->comm, &t->test, err))) return status;
     t->steps_per_epoch = t->train.total / ((long)c->batch_size * c->accumulate); /* SGD steps */
-    return nn_comm_agree(t->comm, check_fit(t, err), err);
+    status = check_fit(t, err);
+    if (!status && c->virtual_shards) status = trainer_exact_setup(t, err);
+    return nn_comm_agree(t->comm, status, err);
 }
 
 /* Model, optimizer, evaluator, batch buffers and the metrics file (local parts). */
 static int allocate(trainer *t, nn_error *err) {
     const nn_run_config *c = &t->cfg;
     int max_local = (c->batch_size + t->nranks - 1) / t->nranks;
+    if (c->virtual_shards) /* whole shards: up to ceil(V / P) of batch / V rows */
+        max_local = (c->virtual_shards + t->nranks - 1) / t->nranks * (c->batch_size / c->virtual_shards);
     int max_batch = max_local > NN_EVAL_CHUNK ? max_local : NN_EVAL_CHUNK;
     int status = nn_model_create(&t->model, &c->spec, max_batch, err);
     if (!status) status = nn_sgd_create(&t->sgd, t->model.n_params, c->momentum, c->weight_decay, err);
@@ -155,7 +163,11 @@ int trainer_setup(trainer *t, nn_error *err) {
     if ((status = nn_comm_agree(t->comm, status, err))) return status; /* before any work */
     if ((status = load_data(t, err))) return status;
     if ((status = nn_comm_agree(t->comm, allocate(t, err), err))) return status;
-    if ((status = nn_exchange_create(&t->exchange, t->comm, t->opt.exchange, t->cfg.compress, t->model.n_params, err))) return status;
+    /* deterministic mode sums exactly itself (exact_step.c): the exchange only carries the result */
+    int exact = t->cfg.virtual_shards > 0;
+    t->eval.exact = exact;
+    if ((status = nn_exchange_create(&t->exchange, t->comm, exact ? NN_EXCHANGE_MPI : t->opt.exchange,
+                                     exact ? NN_COMPRESS_NONE : t->cfg.compress, t->model.n_params, err))) return status;
     /* the gradients go straight into the exchange's buffer, and it hears of each final slice */
     nn_model_place_grads(&t->model, nn_exchange_grads(t->exchange));
     t->model.slice_final = nn_exchange_slice_final;
@@ -191,9 +203,14 @@ void trainer_free(trainer *t) {
     nn_shard_free(&t->test);
     nn_shard_free(&t->validation);
     nn_checkpoint_free(&t->ck);
+    nn_exact_free(&t->exact);
 }
 
 void trainer_shuffle(trainer *t, int epoch) {
+    if (t->cfg.virtual_shards) {
+        trainer_exact_shuffle(t, epoch);
+        return;
+    }
     nn_rng_seed(&t->shuffle_rng, t->cfg.seed, (uint64_t)epoch, (uint64_t)t->rank);
     for (long i = 0; i < t->train.count; i++) t->order[i] = (uint32_t)i;
     nn_rng_shuffle(&t->shuffle_rng, t->order, (uint32_t)t->train.count);

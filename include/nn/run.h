@@ -19,6 +19,8 @@ typedef struct nn_run_config {
     uint64_t seed;       /* initialisation and shuffling */
     long train_limit;    /* 0: all training samples */
     long validation;     /* > 0: the last this many of them are held out for validation */
+    int virtual_shards;  /* > 0: deterministic mode with this many virtual shards; 0: off;
+                            -1 (command line only): the default for the batch */
     /* may change when resuming */
     char data[NN_PATH_MAX];
     int epochs;          /* the TOTAL, counting epochs before a resume */
@@ -57,7 +59,8 @@ enum nn_given {
     NN_GIVEN_MOMENTUM_END = 1 << 17,
     NN_GIVEN_MOMENTUM_RAMP = 1 << 18,
     NN_GIVEN_VALIDATION = 1 << 19,
-    NN_GIVEN_COMPRESS = 1 << 20
+    NN_GIVEN_COMPRESS = 1 << 20,
+    NN_GIVEN_DETERMINISTIC = 1 << 21
 };
 
 /* The configuration of a run resumed from `saved` (read from checkpoint `path`):
