@@ -11,10 +11,11 @@
  *   /progress                 attrs epochs_completed, step_in_epoch, global_step
  *   /progress/rng_state       uint32 [ranks, 4]: each rank's shuffle generator
  *   /progress/loss_partial    float64 [ranks]: each rank's training-loss sum this epoch
- *   /options                  attrs epochs, batch_size, seed, train_limit, data
- *                             and accumulate (only when > 1: files without it, older
- *                             ones included, mean 1), virtual_shards (only in
- *                             deterministic mode; absent: off)
+ *   /options                  attrs epochs, batch_size, seed, train_limit, data; optional
+ *                             (absent: the default, so older files stay valid) accumulate,
+ *                             dropout, input_dropout, max_norm, warmup_epochs, momentum_end,
+ *                             momentum_ramp_epochs, validation, compress, virtual_shards
+ *                             (deterministic mode only; see fields[] below)
  *   /results                  attr test_accuracy of the last completed epoch (optional)
  *   /integrity                attr attributes_checksum: CRC-32 of every attribute above
  *                             (optional: older files have none, and load unchecked)
