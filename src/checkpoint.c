@@ -33,6 +33,7 @@
 
 #include "nn/comm.h"
 #include "nn/version.h"
+#include "nn/watchdog.h"
 
 uint32_t nn_checksum(const float *data, size_t n) {
     uLong crc = crc32(0L, Z_NULL, 0);
@@ -170,6 +171,7 @@ static herr_t put_dataset(hid_t file, const char *name, hid_t type, int rank, co
     herr_t rc = dset < 0 ? -1 : H5Dwrite(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
     if (dset >= 0) H5Dclose(dset);
     H5Sclose(space);
+    nn_watchdog_alive(); /* writing a large checkpoint is progress */
     return rc;
 }
 
@@ -239,6 +241,7 @@ static int save_on_root(const char *path, const nn_train_state *s, int ranks, co
         return nn_fail(err, NN_ERR_RUNTIME, "%s: cannot write checkpoint (%s)", tmp,
                        saved ? strerror(saved) : "HDF5 error");
     }
+    nn_watchdog_alive();
     if (sync_path(tmp, 0) < 0 || rename(tmp, path) < 0) {
         int saved = errno;
         remove(tmp);
