@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "nn/comm.h"
+#include "nn/watchdog.h"
 #include "trainer.h"
 
 /* The run's configuration: the command line's or, on resume, the checkpoint's
@@ -52,6 +53,7 @@ static int load_data(trainer *t, nn_error *err) {
     long held = c->validation; /* the last `held` training rows are the validation set */
     if ((status = nn_shard_read_rows(c->data, "train", c->train_limit, 0, -held, t->comm, &t->train, err)))
         return status;
+    nn_watchdog_alive();
     if (held > 0 &&
         (status = nn_shard_read_rows(c->data, "train", c->train_limit, -held, 0, t->comm, &t->validation, err)))
         return status;
@@ -88,9 +90,13 @@ int trainer_setup(trainer *t, nn_error *err) {
     if ((status = configure(t, err))) return status;
     status = t->rank == 0 && t->opt.checkpoint[0] ? nn_checkpoint_check_path(t->opt.checkpoint, err) : NN_OK;
     if ((status = nn_comm_agree(t->comm, status, err))) return status; /* before any work */
+    nn_watchdog_alive(); /* each stage of a large run's start-up is progress */
     if ((status = load_data(t, err))) return status;
+    nn_watchdog_alive();
     if ((status = nn_comm_agree(t->comm, allocate(t, err), err))) return status;
+    nn_watchdog_alive();
     if ((status = nn_exchange_create(&t->exchange, t->comm, t->opt.exchange, t->opt.compress, t->model.n_params, err))) return status;
+    nn_watchdog_alive();
     /* the gradients go straight into the exchange's buffer, and it hears of each final slice */
     nn_model_place_grads(&t->model, nn_exchange_grads(t->exchange));
     t->model.slice_final = nn_exchange_slice_final;
