@@ -87,9 +87,8 @@ static long long newest_beat(long long now, int *first) {
 }
 
 /* One line: how long this rank waited, which ranks of its node are not where it is,
- * or, if none, what the whole node waits for. Returns whether the cause may be on
- * another node (every rank here waits, or this rank cannot see its neighbours). */
-static int report(long long now, long long since) {
+ * or, if none, what the whole node waits for. Returns where the cause may be. */
+static nn_end_cause report(long long now, long long since) {
     const post *me = dog.me;
     long step = atomic_load(&me->step);
     int phase = atomic_load(&me->phase);
@@ -122,7 +121,8 @@ static int report(long long now, long long since) {
         snprintf(line + n, sizeof line - n, "; every rank of this node waits likewise, for another node");
     fprintf(stderr, "%s; ending the job\n", line);
     fflush(stderr);
-    return !dog.board || (!behind && dog.local_size < dog.world_size);
+    if (dog.board && dog.local_size == dog.world_size) return NN_END_ALONE;
+    return !dog.board || !behind ? NN_END_REMOTE : NN_END_LOCAL;
 }
 
 static void *watch(void *unused) {

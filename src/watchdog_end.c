@@ -103,10 +103,13 @@ static void spawn_reaper(long grace_ms) {
     if (fork() == 0) reap(parent, grace_ms);
 }
 
-void nn_watchdog_end_job(int remote) {
+void nn_watchdog_end_job(nn_end_cause cause) {
     if (leftover[0]) unlink(leftover);
     pid_t parent = getppid();
-    if (remote && launcher_of(parent) == HEAD) {
+    if (cause == NN_END_ALONE && launcher_of(parent) == HEAD) {
+        spawn_reaper(5000);
+        kill(parent, SIGTERM); /* no other node to race: mpirun ends the job quietly (no banner) */
+    } else if (cause == NN_END_REMOTE && launcher_of(parent) == HEAD) {
         /* mpirun may wait for the other node forever. But a rank there may be ending
          * the job the ordinary way right now (then mpirun stops this rank during the
          * nap): a SIGTERM racing that made mpirun crash. */

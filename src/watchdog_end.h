@@ -7,10 +7,15 @@
 /* A file to remove before the end ("" for none); copied. */
 void nn_watchdog_end_set_leftover(const char *path);
 
+typedef enum nn_end_cause {
+    NN_END_ALONE,  /* the job is this node's alone */
+    NN_END_LOCAL,  /* a rank of this node is behind */
+    NN_END_REMOTE  /* maybe on another node: every rank here waits, or none is visible */
+} nn_end_cause;
+
 /* Removes the leftover, has the launcher end the job, and exits this process with 1.
- * `remote`: the cause may be on another node. Called from the watchdog thread:
- * makes no MPI call. */
-_Noreturn void nn_watchdog_end_job(int remote);
+ * Called from the watchdog thread: makes no MPI call. */
+_Noreturn void nn_watchdog_end_job(nn_end_cause cause);
 
 /* After MPI_Finalize, on one rank of each node: if the launcher has not ended
  * `timeout_s` after this rank (a lost node's daemon can hold it forever), end it and
