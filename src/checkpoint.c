@@ -39,6 +39,7 @@
 #include "nn/comm.h"
 #include "nn/options.h"
 #include "nn/version.h"
+#include "nn/watchdog.h"
 
 uint32_t nn_checksum(const float *data, size_t n) {
     uLong crc = crc32(0L, Z_NULL, 0);
@@ -220,6 +221,7 @@ static herr_t put_dataset(hid_t file, const char *name, hid_t type, int rank, co
     herr_t rc = dset < 0 ? -1 : H5Dwrite(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
     if (dset >= 0) H5Dclose(dset);
     H5Sclose(space);
+    nn_watchdog_alive(); /* writing a large checkpoint is progress */
     return rc;
 }
 
@@ -296,6 +298,7 @@ static int save_on_root(const char *path, const nn_train_state *s, int ranks, co
         remove(tmp);
         return nn_fail(err, NN_ERR_RUNTIME, "%s: is no longer a regular file; checkpoint not put in place", path);
     }
+    nn_watchdog_alive();
     if (sync_path(tmp, 0) < 0 || rename(tmp, path) < 0) {
         int saved = errno;
         remove(tmp);

@@ -6,6 +6,8 @@
 #include "nn/exact_sum.h"
 #include <string.h>
 
+#include "nn/watchdog.h"
+
 int nn_evaluator_create(nn_evaluator *ev, const nn_model *model, nn_error *err) {
     memset(ev, 0, sizeof *ev);
     ev->chunk = model->max_batch;
@@ -65,6 +67,7 @@ void nn_evaluate(nn_evaluator *ev, nn_model *model, const nn_shard *shard, MPI_C
         else sums[0] += loss;
         sums[1] += (double)correct;
         for (int b = 0; b < n; b++) ev->confusion[ev->labels[b] * classes + ev->predicted[b]]++;
+        nn_watchdog_alive(); /* a long evaluation is progress */
     }
     MPI_Allreduce(MPI_IN_PLACE, sums, 2, MPI_DOUBLE, MPI_SUM, comm);
     if (ev->exact) { /* integers: the same sum for any split and order */

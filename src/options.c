@@ -5,6 +5,7 @@
 #include "nn/cli.h"
 #include "nn/names.h"
 #include "nn/virtual_shards.h"
+#include "nn/watchdog.h"
 
 void nn_options_defaults(nn_train_options *opt) {
     memset(opt, 0, sizeof *opt);
@@ -63,7 +64,8 @@ void nn_options_print_help(FILE *out) {
         "  --virtual-shards V     deterministic mode with V virtual shards (V divides\n"
         "                         the batch; up to V ranks)  [smallest divisor >= 8]\n"
         "  --timeout SECONDS      end the job (exit 1, naming the ranks waited for) when a\n"
-        "                         rank makes no progress for this long; 0: never [300]\n"
+        "                         rank makes no progress for this long, from MPI_Init to\n"
+        "                         MPI_Finalize; 0: never, else at least 5 [300]\n"
         "  --help                 this text\n"
         "  --version              print the version\n"
         "\n"
@@ -216,6 +218,9 @@ static int apply_option(void *ctx, int code, const char *v, nn_error *err) {
     case OPT_TIMEOUT: {
         float seconds = 0.0f;
         int status = nn_cli_float(name, v, 0.0, 86400.0, 1, &seconds, err);
+        if (!status && seconds > 0 && seconds < NN_WATCHDOG_MIN_TIMEOUT) /* it would end a healthy start-up */
+            status = nn_fail(err, NN_ERR_INPUT, "%s %s: must be 0 (no watchdog) or at least %g s", name, v,
+                             NN_WATCHDOG_MIN_TIMEOUT);
         opt->timeout = seconds;
         return status;
     }

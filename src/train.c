@@ -221,6 +221,7 @@ static int train_epochs(trainer *t, nn_train_result *result, nn_error *err) {
 
 int nn_train(const nn_train_options *opt, MPI_Comm comm, FILE *log, nn_train_result *result, nn_error *err) {
     trainer t = {.opt = *opt, .comm = comm};
+    t.metrics.fd = t.checkpoint_lock.fd = t.metrics_lock.fd = -1; /* none open yet, whatever fails first */
     MPI_Comm_rank(comm, &t.rank);
     MPI_Comm_size(comm, &t.nranks);
     t.log = t.rank == 0 ? log : NULL;
@@ -228,10 +229,13 @@ int nn_train(const nn_train_options *opt, MPI_Comm comm, FILE *log, nn_train_res
     t.threads = nn_placement_threads(opt->threads, comm);
     nn_thread_tuning_start(&t.tuning, t.threads, opt->thread_tuning);
 
-    int status = trainer_setup(&t, err);
+    char leftover[NN_PATH_MAX + 8] = ""; /* the checkpoint being written, if the watchdog ends the job */
+    if (opt->checkpoint[0]) snprintf(leftover, sizeof leftover, "%s.tmp", opt->checkpoint);
+    nn_watchdog_remove_on_timeout(leftover);
+    int status = nn_watchdog_start(comm, opt->timeout, err); /* so the node's ranks watch start-up together */
+    if (!status) status = trainer_setup(&t, err);
     result->complete = t.complete;
     if (t.opt.resume[0]) result->final_accuracy = t.ck.test_accuracy;
-    if (!status && !t.complete) status = nn_watchdog_start(comm, opt->timeout, err);
     if (!status && !t.complete) {
         if (t.log) trainer_print_header(&t);
         status = train_epochs(&t, result, err);

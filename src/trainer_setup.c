@@ -4,6 +4,7 @@
 
 #include "nn/comm.h"
 #include "nn/virtual_shards.h"
+#include "nn/watchdog.h"
 #include "trainer.h"
 
 /* --epochs (the total) against where the checkpoint stands: below it is an error (the
@@ -93,6 +94,7 @@ static int load_data(trainer *t, nn_error *err) {
     if ((status = nn_shard_read_parts(c->data, "train", c->train_limit, 0, -held, c->virtual_shards, t->comm,
                                       &t->train, err)))
         return status;
+    nn_watchdog_alive();
     if (held > 0 &&
         (status = nn_shard_read_rows(c->data, "train", c->train_limit, -held, 0, t->comm, &t->validation, err)))
         return status;
@@ -157,17 +159,20 @@ static int claim_outputs(trainer *t, nn_error *err) {
 
 int trainer_setup(trainer *t, nn_error *err) {
     int status;
-    t->metrics.fd = t->checkpoint_lock.fd = t->metrics_lock.fd = -1;
     if ((status = configure(t, err)) || t->complete) return status;
     status = t->rank == 0 ? claim_outputs(t, err) : NN_OK;
     if ((status = nn_comm_agree(t->comm, status, err))) return status; /* before any work */
+    nn_watchdog_alive(); /* each stage of a large run's start-up is progress */
     if ((status = load_data(t, err))) return status;
+    nn_watchdog_alive();
     if ((status = nn_comm_agree(t->comm, allocate(t, err), err))) return status;
+    nn_watchdog_alive();
     /* deterministic mode sums exactly itself (exact_step.c): the exchange only carries the result */
     int exact = t->cfg.virtual_shards > 0;
     t->eval.exact = exact;
     if ((status = nn_exchange_create(&t->exchange, t->comm, exact ? NN_EXCHANGE_MPI : t->opt.exchange,
                                      exact ? NN_COMPRESS_NONE : t->cfg.compress, t->model.n_params, err))) return status;
+    nn_watchdog_alive();
     /* the gradients go straight into the exchange's buffer, and it hears of each final slice */
     nn_model_place_grads(&t->model, nn_exchange_grads(t->exchange));
     t->model.slice_final = nn_exchange_slice_final;

@@ -101,6 +101,8 @@ static void test_bad_options(void) {
     EXPECT_ERROR("--threads 0: must be in", "--threads", "0");
     EXPECT_ERROR("--timeout -1: must be in", "--timeout", "-1");
     EXPECT_ERROR("--timeout 'soon': not a finite number", "--timeout", "soon");
+    EXPECT_ERROR("--timeout 4.5: must be 0 (no watchdog) or at least 5 s", "--timeout", "4.5"); /* fires on start-up */
+    EXPECT_ERROR("--timeout 1e-30: must be 0", "--timeout", "1e-30");
     EXPECT_ERROR("--allreduce 'ring'", "--allreduce", "ring");
     EXPECT_ERROR("--thread-tuning 'yes': expected on or off", "--thread-tuning", "yes");
     EXPECT_ERROR("--checkpoint-every needs --checkpoint", "--checkpoint-every", "10");

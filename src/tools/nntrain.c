@@ -9,21 +9,33 @@
 #include "nn/signals.h"
 #include "nn/train.h"
 #include "nn/version.h"
+#include "nn/watchdog.h"
 
 static int finish(int status) {
+    fflush(stdout); /* before a wait that the watchdog may end with _exit */
+    nn_watchdog_beat(-1, NN_PHASE_FINISH); /* a lost node can hold MPI_Finalize too */
     MPI_Finalize();
+    nn_watchdog_end();
     return status;
 }
 
 int main(int argc, char **argv) {
+    /* Before MPI_Init, which can wait forever for a lost node: a stop signal from now
+     * on is a stop request, and the watchdog watches this process alone until the
+     * node's board exists (with the default timeout if the options are bad). */
+    nn_signals_install();
+    nn_train_options opt;
+    nn_error err = {0};
+    int bad_options = nn_options_parse(argc, argv, &opt, &err); /* needs no MPI */
+    nn_train_options defaults;
+    nn_options_defaults(&defaults);
+    nn_watchdog_begin(bad_options ? defaults.timeout : opt.timeout);
     MPI_Init(&argc, &argv);
-    nn_signals_install(); /* after MPI_Init, which may install handlers of its own */
+    nn_signals_install(); /* again: MPI_Init may install handlers of its own */
     int rank;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
 
-    nn_train_options opt;
-    nn_error err = {0};
-    if (nn_options_parse(argc, argv, &opt, &err)) {
+    if (bad_options) {
         if (rank == 0) fprintf(stderr, "nntrain: %s\n", err.msg);
         return finish(NN_ERR_INPUT);
     }
