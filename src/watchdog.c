@@ -125,6 +125,20 @@ static nn_end_cause report(long long now, long long since) {
     return !dog.board || !behind ? NN_END_REMOTE : NN_END_LOCAL;
 }
 
+/* Whether every rank of this node waits as this one does, for another node: then it
+ * gives a node that has something concrete to say (a stopped rank) the first word. */
+static int node_waits_for_another(long long now) {
+    if (!dog.board || dog.local_size == dog.world_size) return 0;
+    long step = atomic_load(&dog.me->step);
+    int phase = atomic_load(&dog.me->phase);
+    for (int l = 0; l < dog.local_size; l++) {
+        const post *p = &dog.board[l];
+        if (p != dog.me && (atomic_load(&p->step) != step || atomic_load(&p->phase) != phase || frozen(p, now)))
+            return 0;
+    }
+    return 1;
+}
+
 static void *watch(void *unused) {
     (void)unused;
     const long long timeout_ns = (long long)(dog.timeout_s * 1e9);
@@ -143,6 +157,7 @@ static void *watch(void *unused) {
         long long newest = newest_beat(now, &first);
         /* Alone (no board), the node's other ranks give its first one time to speak for all */
         long long patience = timeout_ns + (!dog.board && dog.local_rank > 0 ? 10000000000LL : 0);
+        if (node_waits_for_another(now)) patience += 3000000000LL; /* let the node with a finding speak first */
         if (atomic_load(&me->phase) != NN_PHASE_IDLE && now - newest > patience && first == dog.local_rank) {
             atomic_store(&me->ending, 1);
             nn_watchdog_end_job(report(now, newest)); /* no MPI call from this thread; does not return */

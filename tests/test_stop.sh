@@ -45,9 +45,12 @@ handlers_in() { # every rank of two catches SIGUSR1 (nntrain's first act)
     done
     return 1
 }
-resumes() { # the checkpoint is valid, and a resume runs to the end
-    "$nneval" --data "$dir/good.h5" --checkpoint "$dir/ck.h5" >/dev/null 2>&1 &&
-        timeout 120 "$mpiexec" -n 2 "$nntrain" "${job[@]}" --resume "$dir/ck.h5" --epochs 30 >/dev/null 2>&1
+resumes() { # the checkpoint is valid, and a resume runs to the end (two epochs more: a fast
+    # machine may have trained many before the signal)
+    local done
+    done=$(h5dump -a /progress/epochs_completed "$dir/ck.h5" 2>/dev/null | sed -n 's/.*(0): \([0-9]*\).*/\1/p')
+    "$nneval" --data "$dir/good.h5" --checkpoint "$dir/ck.h5" >/dev/null 2>&1 && [ -n "$done" ] &&
+        timeout 120 "$mpiexec" -n 2 "$nntrain" "${job[@]}" --resume "$dir/ck.h5" --epochs $((done + 2)) >/dev/null 2>&1
 }
 
 launch "${job[@]}"

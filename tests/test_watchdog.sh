@@ -122,7 +122,7 @@ if [ -f "$mnist" ]; then
         --checkpoint "$dir/big.h5" --metrics "$dir/big.jsonl" --timeout 5
     land
     check "evaluation and checkpoint longer than --timeout: the run completes (exit $rc)" \
-        grep -q '^done: 1 epochs' "$dir/out"
+        grep -q '^done: 1 epoch,' "$dir/out"
     python3 -c 'import json,sys; r=json.loads(open(sys.argv[1]).readline()); print("     (scoring the test set took %.1f s, the validation set about as long, the checkpoint %.1f s)" % (r["eval_seconds"], r["checkpoint_seconds"]))' \
         "$dir/big.jsonl" 2>/dev/null
     check "evaluation and checkpoint longer than --timeout: no .tmp" [ ! -e "$dir/big.h5.tmp" ]
