@@ -7,6 +7,8 @@
 
 #include "cunit_run.h"
 #include "nn/conv.h"
+#include "nn/conv_spec.h"
+#include "nn/model.h"
 #include "test_util.h"
 
 #define EPS 1e-2f
@@ -242,6 +244,7 @@ static void check_pool_fd(nn_pool_geom g, int batch) {
 static void test_pool_fd(void) {
     check_pool_fd((nn_pool_geom){2, 5, 7, true}, 2); /* odd: last row and column dropped */
     check_pool_fd((nn_pool_geom){3, 4, 6, false}, 2);
+    check_pool_fd((nn_pool_geom){3, 5, 7, false}, 2);
     check_pool_fd((nn_pool_geom){1, 6, 6, true}, 3);
 }
 
@@ -318,6 +321,153 @@ static void test_shapes(void) {
     CU_ASSERT_EQUAL(nn_pool_out_width(&p), 64 * 3 * 3);
 }
 
+/* ---- whole networks ---- */
+
+#define NET_EPS 1e-3f
+#define NET_TOL 2e-2 /* as test_layers' whole networks */
+
+/* A spec with a convolutional front fitted to images of c x h x w. */
+static nn_model_spec conv_spec(const char *layers, int c, int h, int w, nn_activation act, nn_loss loss) {
+    nn_model_spec spec = {.activation = act, .loss = loss};
+    nn_error err;
+    int image[3] = {c, h, w};
+    CU_ASSERT_EQUAL(nn_spec_parse_conv("--layers", layers, &spec, &err), NN_OK);
+    CU_ASSERT_EQUAL(nn_spec_fit_image(&spec, image, c * h * w, "test", "--layers", &err), NN_OK);
+    return spec;
+}
+
+static double net_loss(nn_model *m, const uint8_t *labels, int batch) {
+    long correct;
+    nn_model_forward(m, batch);
+    return nn_model_score(m, labels, batch, &correct, NULL);
+}
+
+static double rel_error(double fd, double analytic) { return fabs(fd - analytic) / (fabs(fd) + 1e-2); }
+
+/* The worst relative error of the model's gradient against differences of the
+ * summed loss, over every parameter. Central differences, except where a step
+ * moves a pool window's maximum to another element (a kink: the loss is only
+ * piecewise smooth): there the gradient must equal one of the one-sided ones. */
+static double worst_gradient_error(nn_model *m, const uint8_t *labels, int batch) {
+    nn_model_forward_backward(m, labels, batch, 1.0f);
+    float *analytic = malloc(m->n_params * sizeof(float));
+    memcpy(analytic, m->grads, m->n_params * sizeof(float));
+    double worst = 0, centre = net_loss(m, labels, batch);
+    for (size_t i = 0; i < m->n_params; i++) {
+        float saved = m->params[i];
+        m->params[i] = saved + NET_EPS;
+        double up = net_loss(m, labels, batch);
+        m->params[i] = saved - NET_EPS;
+        double down = net_loss(m, labels, batch);
+        m->params[i] = saved;
+        double rel = rel_error((up - down) / (2 * NET_EPS), analytic[i]);
+        rel = fmin(rel, fmin(rel_error((up - centre) / NET_EPS, analytic[i]), rel_error((centre - down) / NET_EPS, analytic[i])));
+        worst = rel > worst || isnan(rel) ? rel : worst;
+    }
+    free(analytic);
+    return worst;
+}
+
+static double network_error(nn_model_spec spec, uint64_t seed) {
+    nn_model m;
+    nn_error err;
+    int batch = 3, width = nn_spec_input_width(&spec);
+    CU_ASSERT_EQUAL_FATAL(nn_model_create(&m, &spec, batch, &err), NN_OK);
+    nn_model_init(&m, seed);
+    nn_rng rng;
+    nn_rng_seed(&rng, seed, 1, 0);
+    for (int i = 0; i < batch * width; i++) nn_model_input(&m)[i] = nn_rng_uniform(&rng);
+    for (size_t i = 0; i < m.n_params; i++) m.params[i] += 0.1f * nn_rng_normal(&rng); /* biases non-zero */
+    uint64_t samples[3] = {7, 2, 9};
+    m.dropout_key = (nn_dropout_key){.seed = 4, .step = 1, .samples = samples, .training = true};
+    uint8_t labels[3] = {0, 2, 1};
+    double worst = worst_gradient_error(&m, labels, batch);
+    nn_model_free(&m);
+    return worst;
+}
+
+/* conv (3x3, pad 1, 2 -> 3 channels), pool (odd width dropped), conv (even 2x2 kernel,
+ * unpadded), flatten into two dense layers: every parameter against central
+ * differences, with tanh and sigmoid, softmax and mse, with and without dropout. */
+static void test_network_fd(void) {
+    const char *layers = "conv3x3x3p1,pool2,conv2x2x4,5,3";
+    for (int a = 0; a < 2; a++)
+        for (int l = 0; l < 2; l++)
+            for (int d = 0; d < 2; d++) {
+                nn_model_spec spec = conv_spec(layers, 2, 5, 7, a ? NN_ACT_SIGMOID : NN_ACT_TANH, (nn_loss)l);
+                CU_ASSERT_EQUAL(spec.widths[0], 4 * 1 * 2);
+                spec.input_dropout = d ? 0.2f : 0.0f;
+                spec.dropout = d ? 0.3f : 0.0f;
+                double worst = network_error(spec, 30 + 4 * a + 2 * l + d);
+                if (worst > NET_TOL) printf("\n  %s/%s/dropout %d: worst relative error %g\n", a ? "sigmoid" : "tanh",
+                                        l ? "mse" : "softmax", d, worst);
+                CU_ASSERT(worst <= NET_TOL);
+            }
+}
+
+/* Layers and the one parameter buffer: conv weights and biases first, input side
+ * first, no gaps; each parameter layer's slice handed over once, top first. */
+static size_t slice_offsets[8];
+static int slices;
+static void record_slice(void *ctx, size_t offset, size_t count) {
+    (void)ctx, (void)count;
+    if (slices < 8) slice_offsets[slices] = offset;
+    slices++;
+}
+
+static void test_network_layout(void) {
+    nn_model_spec spec = conv_spec("conv5x5x4p2,pool2,conv3x3x6,pool2,16,10", 1, 14, 14, NN_ACT_RELU, NN_LOSS_SOFTMAX_XENT);
+    CU_ASSERT_EQUAL(spec.widths[0], 6 * 2 * 2); /* 14 -> 14 -> 7 -> 5 -> 2 */
+    size_t conv1 = 25 * 4 + 4, conv2 = 9 * 4 * 6 + 6, dense1 = 24 * 16 + 16;
+    CU_ASSERT_EQUAL(nn_spec_param_count(&spec), conv1 + conv2 + dense1 + 16 * 10 + 10);
+    nn_model m;
+    nn_error err;
+    CU_ASSERT_EQUAL_FATAL(nn_model_create(&m, &spec, 2, &err), NN_OK);
+    CU_ASSERT_EQUAL(m.n_layers, 9); /* conv relu pool conv relu pool dense relu dense */
+    CU_ASSERT_EQUAL(m.layers[0].kind, NN_LAYER_CONV);
+    CU_ASSERT_EQUAL(m.layers[2].kind, NN_LAYER_POOL);
+    CU_ASSERT(m.layers[0].conv.in_chw && !m.layers[3].conv.in_chw && !m.layers[5].pool.chw);
+    CU_ASSERT_PTR_EQUAL(m.layers[0].weight, m.params);
+    CU_ASSERT_PTR_EQUAL(m.layers[3].weight, m.params + conv1);
+    CU_ASSERT_PTR_EQUAL(m.layers[6].dweight, m.grads + conv1 + conv2);
+    CU_ASSERT_PTR_EQUAL(m.layers[8].bias + 10, m.params + m.n_params);
+    nn_model_init(&m, 3);
+    for (int i = 0; i < 2 * 196; i++) nn_model_input(&m)[i] = (float)(i % 17) / 17.0f;
+    uint8_t labels[2] = {3, 7};
+    m.slice_final = record_slice;
+    slices = 0;
+    nn_model_forward_backward(&m, labels, 2, 0.5f);
+    CU_ASSERT_EQUAL(slices, 4);
+    CU_ASSERT(slice_offsets[2] == conv1 && slice_offsets[3] == 0);
+    nn_model_free(&m);
+}
+
+/* Max-norm after convolutions: the hidden dense layer's columns are held to the
+ * bound; the convolutions' filters and the output layer are left alone. */
+static void test_max_norm_after_conv(void) {
+    nn_model_spec spec = conv_spec("conv3x3x2p1,pool2,8,4", 1, 6, 6, NN_ACT_RELU, NN_LOSS_SOFTMAX_XENT);
+    nn_model m;
+    nn_error err;
+    CU_ASSERT_EQUAL_FATAL(nn_model_create(&m, &spec, 2, &err), NN_OK);
+    nn_model_init(&m, 1);
+    for (size_t i = 0; i < m.n_params; i++) m.params[i] *= 10.0f; /* every column over the bound */
+    float *saved = malloc(m.n_params * sizeof(float));
+    memcpy(saved, m.params, m.n_params * sizeof(float));
+    nn_model_max_norm(&m, 0.5f);
+    nn_layer *dense = &m.layers[3], *out = &m.layers[5];
+    CU_ASSERT_EQUAL_FATAL(dense->kind, NN_LAYER_DENSE);
+    for (int j = 0; j < dense->out; j++) {
+        double sq = 0;
+        for (int i = 0; i < dense->in; i++) sq += pow(dense->weight[i * dense->out + j], 2);
+        CU_ASSERT_DOUBLE_EQUAL(sqrt(sq), 0.5, 1e-5);
+    }
+    size_t conv = nn_layer_param_count(&m.layers[0]), first_out = (size_t)(out->weight - m.params);
+    CU_ASSERT_EQUAL(memcmp(saved, m.params, conv * sizeof(float)), 0);
+    CU_ASSERT_EQUAL(memcmp(saved + first_out, out->weight, (m.n_params - first_out) * sizeof(float)), 0);
+    free(saved);
+    nn_model_free(&m);
+}
+
 int main(void) {
     CU_TestInfo tests[] = {
         {"conv backward vs finite differences (8 geometries)", test_conv_fd},
@@ -328,6 +478,9 @@ int main(void) {
         {"maxpool values; a tied window's gradient goes to its first maximum", test_pool_values_and_ties},
         {"conv and pool: 1 and 2 threads give the same bits", test_threads},
         {"output shapes", test_shapes},
+        {"conv networks vs finite differences (2 activations x 2 losses x dropout)", test_network_fd},
+        {"conv network: layers, one contiguous parameter buffer, slices handed over", test_network_layout},
+        {"max-norm after convolutions: hidden dense columns only", test_max_norm_after_conv},
         CU_TEST_INFO_NULL};
     return nn_run_suite("conv", tests);
 }
