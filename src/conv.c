@@ -155,6 +155,28 @@ static inline long window_argmax(const float *p, long sh, long sw) {
     return best;
 }
 
+/* One HWC sample (or single-channel CHW: the same bytes): a window's four elements
+ * are whole channel vectors, so the loops over c vectorise. */
+static void pool_hwc(const nn_pool_geom *g, const float *x, float *y, const float *dy, float *dx) {
+    const int oh_n = nn_pool_out_h(g), ow_n = nn_pool_out_w(g), nc = g->c;
+    const long sw = nc, sh = (long)g->w * nc;
+    for (int oh = 0; oh < oh_n; oh++)
+        for (int ow = 0; ow < ow_n; ow++) {
+            const long in = 2 * oh * sh + 2 * ow * sw, out = ((long)oh * ow_n + ow) * nc;
+            const float *p = x + in;
+            if (dx) {
+                for (int c = 0; c < nc; c++) dx[in + c + window_argmax(p + c, sh, sw)] = dy[out + c];
+                continue;
+            }
+            for (int c = 0; c < nc; c++) { /* window_argmax's comparisons, on values */
+                float m = p[c];
+                m = p[sw + c] > m ? p[sw + c] : m;
+                m = p[sh + c] > m ? p[sh + c] : m;
+                y[out + c] = p[sh + sw + c] > m ? p[sh + sw + c] : m;
+            }
+        }
+}
+
 /* Samples [b0, b1); forward writes y, backward (dy given) writes dx. */
 static void pool_samples(const nn_pool_geom *g, const float *x, float *y, const float *dy, float *dx, long b0,
                          long b1) {
@@ -164,6 +186,11 @@ static void pool_samples(const nn_pool_geom *g, const float *x, float *y, const 
     for (long b = b0; b < b1; b++) {
         const float *xb = x + (size_t)b * in_size;
         if (dx) memset(dx + (size_t)b * in_size, 0, in_size * sizeof *dx);
+        if (!g->chw || g->c == 1) {
+            pool_hwc(g, xb, y ? y + (size_t)b * out_size : NULL, dy ? dy + (size_t)b * out_size : NULL,
+                     dx ? dx + (size_t)b * in_size : NULL);
+            continue;
+        }
         for (int oh = 0; oh < oh_n; oh++)
             for (int ow = 0; ow < ow_n; ow++)
                 for (int c = 0; c < g->c; c++) {

@@ -190,13 +190,15 @@ int nn_spec_build_convs(const nn_model_spec *spec, nn_layer_kind activation, nn_
     return n;
 }
 
-void nn_spec_conv_text(const nn_model_spec *spec, char *out, size_t cap) {
+bool nn_spec_conv_text(const nn_model_spec *spec, char *out, size_t cap) {
+    if (cap < 1) return false;
     out[0] = '\0';
-    if (!spec->n_convs || cap < 1) return;
+    if (!spec->n_convs) return false;
     size_t len = (size_t)snprintf(out, cap, "%dx%dx%d", spec->image[0], spec->image[1], spec->image[2]);
     for (int i = 0; i < spec->n_convs && len < cap; i++) {
         char item[64];
         item_text(&spec->convs[i], item, sizeof item);
         len += (size_t)snprintf(out + len, cap - len, ",%s", item);
     }
+    return true;
 }

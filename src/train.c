@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "nn/comm.h"
+#include "nn/conv_spec.h"
 #include "nn/metrics.h"
 #include "nn/placement.h"
 #include "nn/signals.h"
@@ -184,6 +185,8 @@ static void print_header(const trainer *t) {
     fprintf(t->log, "nntrain: %s, %ld train", c->data, t->train.total);
     if (c->validation > 0) fprintf(t->log, " (+%ld validation)", t->validation.total);
     fprintf(t->log, " / %ld test samples; network", t->test.total);
+    char front[256];
+    if (nn_spec_conv_text(&c->spec, front, sizeof front)) fprintf(t->log, " %s,flatten", front);
     for (int i = 0; i < c->spec.n_widths; i++) fprintf(t->log, "%c%d", i ? '-' : ' ', c->spec.widths[i]);
     fprintf(t->log, " %s/%s, %zu parameters; %d ranks x %d threads; batch %d", nn_activation_name(c->spec.activation),
             nn_loss_name(c->spec.loss), t->model.n_params, t->nranks, t->threads, c->batch_size);

@@ -46,7 +46,8 @@ size_t nn_spec_conv_param_count(const nn_model_spec *spec);
 int nn_spec_build_convs(const nn_model_spec *spec, nn_layer_kind activation, nn_layer *layers, float *params,
                         float *grads, size_t *offset, size_t *ws_per_sample);
 
-/* The front as text, "1x28x28,conv5x5x32p2,pool2" (empty without convs), for logs. */
-void nn_spec_conv_text(const nn_model_spec *spec, char *out, size_t cap);
+/* The front as text, "1x28x28,conv5x5x32p2,pool2", for logs; false (and "")
+ * without convs. */
+bool nn_spec_conv_text(const nn_model_spec *spec, char *out, size_t cap);
 
 #endif
