@@ -142,6 +142,18 @@ int nn_spec_fit_image(nn_model_spec *spec, const int image[3], int dim, const ch
     return NN_OK;
 }
 
+bool nn_spec_same_layers(const nn_model_spec *given, const nn_model_spec *saved) {
+    const nn_model_spec *a = given, *b = saved;
+    if (a->n_widths != b->n_widths || a->n_convs != b->n_convs) return false;
+    if (a->n_convs && a->image[0] && memcmp(a->image, b->image, sizeof a->image)) return false;
+    for (int i = 0; i < a->n_convs; i++)
+        if (a->convs[i].pool != b->convs[i].pool || a->convs[i].k != b->convs[i].k ||
+            a->convs[i].channels != b->convs[i].channels || a->convs[i].pad != b->convs[i].pad)
+            return false;
+    int first = a->n_convs ? 1 : 0; /* with convs, widths[0] is derived */
+    return !memcmp(a->widths + first, b->widths + first, (size_t)(a->n_widths - first) * sizeof(int));
+}
+
 size_t nn_spec_conv_param_count(const nn_model_spec *spec) {
     size_t n = 0, c = (size_t)spec->image[0];
     for (int i = 0; i < spec->n_convs; i++) {

@@ -28,8 +28,6 @@ static int configure(trainer *t, nn_error *err) {
 static int check_fit(trainer *t, nn_error *err) {
     nn_run_config *c = &t->cfg;
     const char *whose = t->opt.resume[0] ? "the checkpoint's network" : "--layers";
-    if (c->spec.n_convs && (t->opt.resume[0] || t->opt.checkpoint[0]))
-        return nn_fail(err, NN_ERR_INPUT, "--checkpoint and --resume do not support convolutional networks yet");
     int status = nn_spec_fit_image(&c->spec, t->train.image, t->train.dim, c->data, whose, err);
     if (!status) status = nn_spec_check_data(&c->spec, t->train.dim, t->train.num_classes, c->data, whose, err);
     if (status) return status;

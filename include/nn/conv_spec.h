@@ -36,6 +36,11 @@ int nn_spec_parse_conv(const char *name, const char *text, nn_model_spec *spec, 
 int nn_spec_fit_image(nn_model_spec *spec, const int image[3], int dim, const char *data, const char *whose,
                       nn_error *err);
 
+/* Whether `given` (from --layers, perhaps not yet fitted to data) describes the
+ * network of `saved` (a checkpoint's): the same convolutions and pools, the same
+ * image if it names one, the same dense widths. */
+bool nn_spec_same_layers(const nn_model_spec *given, const nn_model_spec *saved);
+
 /* Parameters of the front (weights and biases of its convolutions). */
 size_t nn_spec_conv_param_count(const nn_model_spec *spec);
 
