@@ -51,7 +51,9 @@ static void im2col_rows(const nn_conv_geom *g, const float *x, float *cols, long
                         continue;
                     }
                     const float *src = xb + ih * s.h + iw * s.w;
-                    for (int ic = 0; ic < ic_n; ic++) dst[ic] = src[ic * s.c];
+                    if (s.c == 1 && ic_n > 1) memcpy(dst, src, (size_t)ic_n * sizeof *dst);
+                    else
+                        for (int ic = 0; ic < ic_n; ic++) dst[ic] = src[ic * s.c];
                 }
             }
         }
@@ -83,30 +85,45 @@ static void col2im_rows(const nn_conv_geom *g, const float *cols, float *dx, lon
                     int ow = iw + g->pad - kw;
                     if (ow < 0 || ow >= ow_n) continue;
                     const float *src = cols + (((size_t)b * oh_n + oh) * ow_n + ow) * kk + ((size_t)kh * k + kw) * ic_n;
-                    for (int ic = 0; ic < ic_n; ic++) d[ic * s.c] += src[ic];
+                    if (s.c == 1) /* HWC: a vector loop */
+                        for (int ic = 0; ic < ic_n; ic++) d[ic] += src[ic];
+                    else
+                        for (int ic = 0; ic < ic_n; ic++) d[ic * s.c] += src[ic];
                 }
             }
         }
     }
 }
 
-/* The transpose of im2col, rows (kh, kw, ic) in [r0, r1), columns (b, oh, ow): the
- * weight gradient is then a GEMM whose long sum runs along rows, which the GEMM
- * does some three times faster than the same sum down columns (measured). */
-static void im2col_t_rows(const nn_conv_geom *g, const float *x, float *cols_t, int batch, long r0, long r1) {
+/* The transpose of im2col: rows (kh, kw, ic), columns (b, oh, ow), so that the
+ * weight gradient is a GEMM whose long sum runs along rows, which the GEMM does some
+ * three times faster than the same sum down columns (measured). Taps (kh, kw) in
+ * [t0, t1): each reads a pixel's channels together and writes in_c rows side by side. */
+static void im2col_t_taps(const nn_conv_geom *g, const float *x, float *cols_t, int batch, long t0, long t1) {
     const int oh_n = nn_conv_out_h(g), ow_n = nn_conv_out_w(g), k = g->k, ic_n = g->in_c;
-    const size_t in_size = (size_t)ic_n * g->in_h * g->in_w;
+    const size_t in_size = (size_t)ic_n * g->in_h * g->in_w, m = (size_t)batch * oh_n * ow_n;
     const strides s = image_strides(g->in_c, g->in_h, g->in_w, g->in_chw);
-    for (long r = r0; r < r1; r++) {
-        int ic = (int)(r % ic_n), kw = (int)(r / ic_n % k), kh = (int)(r / ic_n / k);
-        float *dst = cols_t + (size_t)r * batch * oh_n * ow_n;
+    for (long t = t0; t < t1; t++) {
+        int kh = (int)(t / k), kw = (int)(t % k);
+        float *rows = cols_t + (size_t)t * ic_n * m;
+        size_t col = 0;
         for (int b = 0; b < batch; b++)
             for (int oh = 0; oh < oh_n; oh++) {
                 int ih = oh + kh - g->pad;
-                const float *src = x + (size_t)b * in_size + ic * s.c + ih * s.h;
-                for (int ow = 0; ow < ow_n; ow++) {
+                const float *xr = x + (size_t)b * in_size + ih * s.h;
+                if (ic_n == 1) { /* one channel: a select per element, no inner loop */
+                    for (int ow = 0, iw = kw - g->pad; ow < ow_n; ow++, iw++)
+                        rows[col++] = ih < 0 || ih >= g->in_h || iw < 0 || iw >= g->in_w ? 0.0f : xr[iw * s.w];
+                    continue;
+                }
+                for (int ow = 0; ow < ow_n; ow++, col++) {
                     int iw = ow + kw - g->pad;
-                    *dst++ = ih < 0 || ih >= g->in_h || iw < 0 || iw >= g->in_w ? 0.0f : src[iw * s.w];
+                    if (ih < 0 || ih >= g->in_h || iw < 0 || iw >= g->in_w) {
+                        for (int ic = 0; ic < ic_n; ic++) rows[ic * m + col] = 0.0f;
+                        continue;
+                    }
+                    const float *src = xr + iw * s.w;
+                    for (int ic = 0; ic < ic_n; ic++) rows[ic * m + col] = src[ic * s.c];
                 }
             }
     }
@@ -125,7 +142,7 @@ void nn_conv_backward_params(const nn_conv_geom *g, const float *x, const float 
     const int m = batch * nn_conv_out_h(g) * nn_conv_out_w(g), kk = g->k * g->k * g->in_c;
     /* recomputed (cheaper than keeping one per layer), transposed */
     bool large = nn_conv_workspace_floats(g, batch) >= NN_CONV_PAR_MIN;
-    NN_PARALLEL_RANGES(kk, 1, large, im2col_t_rows(g, x, ws, batch, begin, end));
+    NN_PARALLEL_RANGES((long)g->k * g->k, 1, large, im2col_t_taps(g, x, ws, batch, begin, end));
     nn_gemm(false, false, kk, g->out_c, m, ws, m, dy, g->out_c, accumulate ? 1.0f : 0.0f, dweight, g->out_c);
     nn_column_sums(dy, dbias, m, g->out_c, accumulate);
 }
