@@ -21,6 +21,7 @@
  * microseconds per sum waiting in the node's barriers, summing, and copying. */
 #define _POSIX_C_SOURCE 200809L /* strtok_r */
 #include <mpi.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,12 +67,28 @@ static int parse(int argc, char **argv, bench_opts *o) {
     return argc % 2 == 1 && o->seconds > 0.0;
 }
 
+#ifdef NN_EXCHANGE_HAS_FUSED
+/* the step's update of one chunk, as the trivial one below */
+static unsigned bench_update(void *ctx, const float *sums, size_t offset, size_t count) {
+    float *params = (float *)ctx + offset;
+    for (size_t i = 0; i < count; i++) params[i] -= 1e-6f * sums[i];
+    return 0;
+}
+#endif
+
 /* One timed sum of the given mode; returns its seconds on this rank. */
 static double one_sum(nn_exchange *ex, const char *mode, float *params, size_t n) {
     float *g = nn_exchange_grads(ex);
     nn_exchange_begin(ex);
     for (size_t i = 0; i < n; i++) g[i] = 1e-3f * (float)(i & 1023); /* backward's writes */
     double t0 = MPI_Wtime();
+#ifdef NN_EXCHANGE_HAS_FUSED
+    if (!strcmp(mode, "step") && nn_exchange_fused(ex)) {
+        int nonfinite = 0;
+        nn_exchange_finish_update(ex, bench_update, params, &nonfinite);
+        return MPI_Wtime() - t0;
+    }
+#endif
     if (!strcmp(mode, "step")) {
         nn_exchange_finish_owned(ex);
         size_t off, cnt;
@@ -136,6 +153,11 @@ static int run_mode(const bench_opts *o, const char *mode, size_t bytes, int ran
     float *shared = nn_exchange_share_params(ex, own);
     if (shared) params = shared;
 #endif
+#ifdef NN_EXCHANGE_HAS_FUSED
+    float *velocity = calloc(n, sizeof *velocity);
+    if (shared) nn_exchange_share_velocity(ex, velocity); /* the training step's path: chunks */
+    free(velocity);
+#endif
     long iters = 0;
     double phase[3];
     double t = time_sums(ex, mode, params, n, o->seconds, &iters, phase);
@@ -155,6 +177,8 @@ static int run_mode(const bench_opts *o, const char *mode, size_t bytes, int ran
 
 int main(int argc, char **argv) {
     MPI_Init(&argc, &argv);
+    /* the library's OpenMP regions (the chunked sum): one thread a rank unless told */
+    if (!getenv("OMP_NUM_THREADS")) omp_set_num_threads(1);
     int rank, ranks;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &ranks);

@@ -15,9 +15,14 @@
  *   /progress                 attrs epochs_completed, step_in_epoch, global_step
  *   /progress/rng_state       uint32 [ranks, 4]: each rank's shuffle generator
  *   /progress/loss_partial    float64 [ranks]: each rank's training-loss sum this epoch
- *   /options                  attrs epochs, batch_size, seed, train_limit, data
- *                             and accumulate (only when > 1: files without it, older
- *                             ones included, mean 1)
+ *   /options                  attrs epochs, batch_size, seed, train_limit, data; optional
+ *                             (absent: the default, so older files stay valid) accumulate,
+ *                             dropout, input_dropout, max_norm, warmup_epochs, momentum_end,
+ *                             momentum_ramp_epochs, validation, compress, virtual_shards
+ *                             (deterministic mode only; see fields[] below)
+ *   /results                  attr test_accuracy of the last completed epoch (optional)
+ *   /integrity                attr attributes_checksum: CRC-32 of every attribute above
+ *                             (optional: older files have none, and load unchecked)
  * Integers are stored as int64, reals as float64, text as fixed-length strings. */
 #define _POSIX_C_SOURCE 200809L /* fsync */
 #include "nn/checkpoint.h"
@@ -37,7 +42,9 @@
 
 #include "nn/comm.h"
 #include "nn/conv_spec.h"
+#include "nn/options.h"
 #include "nn/version.h"
+#include "nn/watchdog.h"
 
 uint32_t nn_checksum(const float *data, size_t n) {
     uLong crc = crc32(0L, Z_NULL, 0);
@@ -71,6 +78,9 @@ typedef struct record {
     double dropout, input_dropout, max_norm;
     double warmup_epochs, momentum_end, momentum_ramp_epochs;
     long long validation;
+    char compress[16];
+    double test_accuracy;
+    long long virtual_shards;
 } record;
 
 typedef enum kind { INTEGER, REAL, TEXT } kind;
@@ -79,41 +89,86 @@ typedef struct field {
     const char *group, *name;
     kind kind;
     size_t offset, size;
-    int optional;       /* written only when it is not `absent`, which a file without */
-    double absent;      /* it means: newer settings, older files stay valid */
+    int optional;       /* written only when it is not `absent` (text: not empty), which */
+    double absent;      /* a file without it means: newer settings, older files stay valid */
+    const char *option; /* a run setting: read through the command line's own checks */
 } field;
 
-#define FIELD(group, member, kind) {group, #member, kind, offsetof(record, member), sizeof(((record *)0)->member), 0, 0}
-#define OPTIONAL_FIELD(group, member, kind, absent) \
-    {group, #member, kind, offsetof(record, member), sizeof(((record *)0)->member), 1, absent}
+#define FIELD(group, member, kind) {group, #member, kind, offsetof(record, member), sizeof(((record *)0)->member), 0, 0, NULL}
+#define SETTING(group, member, kind, option) \
+    {group, #member, kind, offsetof(record, member), sizeof(((record *)0)->member), 0, 0, option}
+#define OPTIONAL_SETTING(group, member, kind, absent, option) \
+    {group, #member, kind, offsetof(record, member), sizeof(((record *)0)->member), 1, absent, option}
 static const field fields[] = {
     FIELD("/", format_version, INTEGER),          FIELD("/", nntrain_version, TEXT),
-    FIELD("/", ranks, INTEGER),                   FIELD("/model", activation, TEXT),
-    FIELD("/model", loss, TEXT),                  FIELD("/model", n_params, INTEGER),
-    FIELD("/model", checksum, INTEGER),           FIELD("/optimizer", lr, REAL),
-    FIELD("/optimizer", lr_schedule, TEXT),       FIELD("/optimizer", momentum, REAL),
-    FIELD("/optimizer", weight_decay, REAL),      FIELD("/optimizer", velocity_checksum, INTEGER),
+    FIELD("/", ranks, INTEGER),                   SETTING("/model", activation, TEXT, "activation"),
+    SETTING("/model", loss, TEXT, "loss"),        FIELD("/model", n_params, INTEGER),
+    FIELD("/model", checksum, INTEGER),           SETTING("/optimizer", lr, REAL, "lr"),
+    SETTING("/optimizer", lr_schedule, TEXT, "lr-schedule"),
+    SETTING("/optimizer", momentum, REAL, "momentum"),
+    SETTING("/optimizer", weight_decay, REAL, "weight-decay"),
+    FIELD("/optimizer", velocity_checksum, INTEGER),
     FIELD("/progress", epochs_completed, INTEGER), FIELD("/progress", step_in_epoch, INTEGER),
-    FIELD("/progress", global_step, INTEGER),     FIELD("/options", epochs, INTEGER),
-    FIELD("/options", batch_size, INTEGER),       FIELD("/options", seed, INTEGER),
-    FIELD("/options", train_limit, INTEGER),      FIELD("/options", data, TEXT),
-    OPTIONAL_FIELD("/options", accumulate, INTEGER, 1),
-    OPTIONAL_FIELD("/options", dropout, REAL, 0),
-    OPTIONAL_FIELD("/options", input_dropout, REAL, 0),
-    OPTIONAL_FIELD("/options", max_norm, REAL, 0),
-    OPTIONAL_FIELD("/options", warmup_epochs, REAL, 0),
-    OPTIONAL_FIELD("/options", momentum_end, REAL, 0),
-    OPTIONAL_FIELD("/options", momentum_ramp_epochs, REAL, 0),
-    OPTIONAL_FIELD("/options", validation, INTEGER, 0),
+    FIELD("/progress", global_step, INTEGER),     SETTING("/options", epochs, INTEGER, "epochs"),
+    SETTING("/options", batch_size, INTEGER, "batch-size"),
+    SETTING("/options", seed, INTEGER, "seed"),
+    SETTING("/options", train_limit, INTEGER, "train-limit"),
+    SETTING("/options", data, TEXT, "data"),
+    OPTIONAL_SETTING("/options", accumulate, INTEGER, 1, "accumulate"),
+    OPTIONAL_SETTING("/options", dropout, REAL, 0, "dropout"),
+    OPTIONAL_SETTING("/options", input_dropout, REAL, 0, "input-dropout"),
+    OPTIONAL_SETTING("/options", max_norm, REAL, 0, "max-norm"),
+    OPTIONAL_SETTING("/options", warmup_epochs, REAL, 0, "warmup-epochs"),
+    OPTIONAL_SETTING("/options", momentum_end, REAL, 0, "momentum-end"),
+    OPTIONAL_SETTING("/options", momentum_ramp_epochs, REAL, 0, "momentum-ramp-epochs"),
+    OPTIONAL_SETTING("/options", validation, INTEGER, 0, "validation"),
+    OPTIONAL_SETTING("/options", compress, TEXT, 0, "compress"),
+    OPTIONAL_SETTING("/results", test_accuracy, REAL, -1, NULL),
+    OPTIONAL_SETTING("/options", virtual_shards, INTEGER, 0, "virtual-shards"), /* deterministic mode */
 };
 #undef FIELD
-#undef OPTIONAL_FIELD
+#undef SETTING
+#undef OPTIONAL_SETTING
 enum { N_FIELDS = sizeof fields / sizeof fields[0] };
-static const char *const groups[] = {"/model", "/optimizer", "/optimizer/velocity", "/progress", "/options"};
+static const char *const groups[] = {"/model", "/optimizer", "/optimizer/velocity", "/progress", "/options",
+                                     "/results", "/integrity"};
 
-/* An optional (numeric) field's value, to compare with its `absent`. */
-static double field_value(const field *f, const char *value) {
-    return f->kind == INTEGER ? (double)*(const long long *)(const void *)value : *(const double *)(const void *)value;
+/* Whether an optional field holds its `absent` value (text: the empty string). */
+static int field_absent(const field *f, const char *value) {
+    if (f->kind == TEXT) return value[0] == '\0';
+    return (f->kind == INTEGER ? (double)*(const long long *)(const void *)value
+                               : *(const double *)(const void *)value) == f->absent;
+}
+
+/* A field's value as text: the command line's form for settings (reals with all 17
+ * digits, so the float read back is the one written) and the checksum's input. */
+static void field_text(const field *f, const char *value, char *out, size_t cap) {
+    if (f->kind == INTEGER) snprintf(out, cap, "%lld", *(const long long *)(const void *)value);
+    else if (f->kind == REAL) snprintf(out, cap, "%.17g", *(const double *)(const void *)value);
+    else snprintf(out, cap, "%s", value);
+}
+
+/* CRC-32 of every attribute's path and value, and the widths: a hand-edited setting
+ * (a negative lr, a step past the end) no longer matches. */
+static uint32_t record_checksum(const record *rec, const nn_model_spec *spec) {
+    uLong crc = crc32(0L, Z_NULL, 0);
+    char line[NN_PATH_MAX + 96], text[NN_PATH_MAX];
+    for (int i = 0; i < N_FIELDS; i++) {
+        field_text(&fields[i], (const char *)rec + fields[i].offset, text, sizeof text);
+        int n = snprintf(line, sizeof line, "%s/%s=%s\n", fields[i].group, fields[i].name, text);
+        crc = crc32(crc, (const unsigned char *)line, (uInt)(n < (int)sizeof line ? n : (int)sizeof line - 1));
+    }
+    for (int i = 0; i < spec->n_widths; i++) {
+        int n = snprintf(line, sizeof line, "widths[%d]=%d\n", i, spec->widths[i]);
+        crc = crc32(crc, (const unsigned char *)line, (uInt)n);
+    }
+    for (int i = 0; i < spec->n_convs; i++) { /* format 2: image and convs too */
+        const nn_conv_spec *c = &spec->convs[i];
+        int n = snprintf(line, sizeof line, "image=%dx%dx%d convs[%d]=%d,%d,%d,%d\n", spec->image[0], spec->image[1],
+                         spec->image[2], i, c->pool, c->k, c->channels, c->pad);
+        crc = crc32(crc, (const unsigned char *)line, (uInt)n);
+    }
+    return (uint32_t)crc;
 }
 
 /* The HDF5 memory type of a field; text as a fixed string of `text_size` bytes. */
@@ -136,12 +191,14 @@ static void fill_record(record *rec, const nn_train_state *s, int ranks) {
                     .seed = (long long)c->seed, .train_limit = c->train_limit, .accumulate = c->accumulate,
                     .dropout = c->spec.dropout, .input_dropout = c->spec.input_dropout, .max_norm = c->max_norm,
                     .warmup_epochs = c->warmup_epochs, .momentum_end = c->momentum_end,
-                    .momentum_ramp_epochs = c->momentum_ramp_epochs, .validation = c->validation};
+                    .momentum_ramp_epochs = c->momentum_ramp_epochs, .validation = c->validation,
+                    .test_accuracy = s->test_accuracy, .virtual_shards = c->virtual_shards};
     snprintf(rec->nntrain_version, sizeof rec->nntrain_version, "%s", NN_VERSION);
     snprintf(rec->activation, sizeof rec->activation, "%s", nn_activation_name(m->spec.activation));
     snprintf(rec->loss, sizeof rec->loss, "%s", nn_loss_name(m->spec.loss));
     snprintf(rec->lr_schedule, sizeof rec->lr_schedule, "%s", nn_schedule_name(c->schedule));
     snprintf(rec->data, sizeof rec->data, "%s", c->data);
+    if (c->compress != NN_COMPRESS_NONE) snprintf(rec->compress, sizeof rec->compress, "%s", nn_compress_name(c->compress));
 }
 
 /* ---- writing: each helper returns < 0 on failure ---- */
@@ -161,7 +218,7 @@ static herr_t put_fields(hid_t file, const record *rec) {
     for (int i = 0; i < N_FIELDS && rc >= 0; i++) {
         const field *f = &fields[i];
         const char *value = (const char *)rec + f->offset;
-        if (f->optional && field_value(f, value) == f->absent) continue;
+        if (f->optional && field_absent(f, value)) continue;
         hid_t type = field_type(f, f->kind == TEXT ? strlen(value) + 1 : 0);
         rc = put_attr(file, f->group, f->name, type, 0, NULL, value);
         H5Tclose(type);
@@ -175,6 +232,7 @@ static herr_t put_dataset(hid_t file, const char *name, hid_t type, int rank, co
     herr_t rc = dset < 0 ? -1 : H5Dwrite(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
     if (dset >= 0) H5Dclose(dset);
     H5Sclose(space);
+    nn_watchdog_alive(); /* writing a large checkpoint is progress */
     return rc;
 }
 
@@ -248,6 +306,8 @@ static int write_file(const char *tmp, const nn_train_state *s, int ranks, const
     if (rc >= 0) rc = put_attr(file, "/model", "widths", H5T_NATIVE_INT, 1, &nw, s->model->spec.widths);
     if (rc >= 0 && s->model->spec.n_convs) rc = put_convs(file, &s->model->spec);
     if (rc >= 0) rc = put_fields(file, &rec);
+    long long attributes_checksum = record_checksum(&rec, &s->model->spec);
+    if (rc >= 0) rc = put_attr(file, "/integrity", "attributes_checksum", H5T_NATIVE_LLONG, 0, NULL, &attributes_checksum);
     if (H5Fclose(file) < 0) rc = -1;
     return rc < 0 ? -1 : 0;
 }
@@ -277,6 +337,7 @@ static int save_on_root(const char *path, const nn_train_state *s, int ranks, co
         remove(tmp);
         return nn_fail(err, NN_ERR_RUNTIME, "%s: is no longer a regular file; checkpoint not put in place", path);
     }
+    nn_watchdog_alive();
     if (sync_path(tmp, 0) < 0 || rename(tmp, path) < 0) {
         int saved = errno;
         remove(tmp);
@@ -377,7 +438,8 @@ static void get_field(reader *r, const field *f, record *rec) {
     char *value = (char *)rec + f->offset;
     if (f->optional && !r->failed && H5Aexists_by_name(r->file, f->group, f->name, H5P_DEFAULT) <= 0) {
         if (f->kind == INTEGER) *(long long *)(void *)value = (long long)f->absent;
-        else *(double *)(void *)value = f->absent;
+        else if (f->kind == REAL) *(double *)(void *)value = f->absent;
+        else value[0] = '\0';
         return;
     }
     hid_t type = field_type(f, f->size);
@@ -440,52 +502,86 @@ static void get_convs(reader *r, nn_model_spec *spec) {
         reject(r, NN_ERR_INPUT, "not a valid checkpoint: bad /model/convs or /model/image");
 }
 
+/* The run's settings, each through the command line's own parse and range check
+ * ("/optimizer/lr -1: must be in [0, 100]"). */
+static void take_settings(reader *r, const record *rec, nn_run_config *c) {
+    nn_run_config_defaults(c); /* the model's widths are read already: keep them */
+    for (int i = 0; i < N_FIELDS && !r->failed; i++) {
+        const field *f = &fields[i];
+        const char *value = (const char *)rec + f->offset;
+        if (!f->option || (f->optional && field_absent(f, value))) continue; /* absent: the default */
+        char label[64], text[NN_PATH_MAX];
+        snprintf(label, sizeof label, "%s/%s", f->group, f->name);
+        field_text(f, value, text, sizeof text);
+        nn_error e = {0};
+        if (nn_run_setting_parse(c, f->option, label, text, &e)) reject(r, NN_ERR_INPUT, "not a valid checkpoint: %s", e.msg);
+    }
+}
+
 /* The record's values into the checkpoint, each checked. */
 static void take_record(reader *r, const record *rec, nn_checkpoint *ck) {
     nn_run_config *c = &ck->config;
+    nn_model_spec spec = c->spec;
+    take_settings(r, rec, c);
+    memcpy(c->spec.widths, spec.widths, sizeof spec.widths);
+    c->spec.n_widths = spec.n_widths;
+    c->spec.n_convs = spec.n_convs; /* and the convolutions (format 2) */
+    memcpy(c->spec.convs, spec.convs, sizeof spec.convs);
+    memcpy(c->spec.image, spec.image, sizeof spec.image);
     snprintf(ck->version, sizeof ck->version, "%s", rec->nntrain_version);
     ck->ranks = (int)rec->ranks;
     if (rec->ranks < 1 || rec->ranks > 1 << 20) reject(r, NN_ERR_INPUT, "not a valid checkpoint: %lld ranks", rec->ranks);
-    if (nn_parse_activation(rec->activation, &c->spec.activation))
-        reject(r, NN_ERR_INPUT, "not a valid checkpoint: unknown activation '%s'", rec->activation);
-    if (nn_parse_loss(rec->loss, &c->spec.loss))
-        reject(r, NN_ERR_INPUT, "not a valid checkpoint: unknown loss '%s'", rec->loss);
-    if (nn_parse_schedule(rec->lr_schedule, &c->schedule))
-        reject(r, NN_ERR_INPUT, "not a valid checkpoint: unknown lr_schedule '%s'", rec->lr_schedule);
     if (!r->failed && (size_t)rec->n_params != nn_spec_param_count(&c->spec))
         reject(r, NN_ERR_INPUT, "not a valid checkpoint: %lld parameters for a %d-layer network of %zu", rec->n_params,
                c->spec.n_widths, nn_spec_param_count(&c->spec));
     ck->n_params = (size_t)rec->n_params;
-    c->lr = (float)rec->lr;
-    c->momentum = (float)rec->momentum;
-    c->weight_decay = (float)rec->weight_decay;
-    c->epochs = (int)rec->epochs;
-    c->batch_size = (int)rec->batch_size;
-    c->accumulate = (int)rec->accumulate;
-    c->spec.dropout = (float)rec->dropout;
-    c->spec.input_dropout = (float)rec->input_dropout;
-    c->max_norm = (float)rec->max_norm;
-    c->warmup_epochs = (float)rec->warmup_epochs;
-    c->momentum_end = (float)rec->momentum_end;
-    c->momentum_ramp_epochs = (float)rec->momentum_ramp_epochs;
-    c->validation = (long)rec->validation;
-    if (rec->validation < 0 || rec->validation > 0x7fffffffLL)
-        reject(r, NN_ERR_INPUT, "not a valid checkpoint: validation %lld", rec->validation);
-    if (!(rec->warmup_epochs >= 0 && rec->momentum_ramp_epochs >= 0 && rec->momentum_end >= 0 && rec->momentum_end < 1))
-        reject(r, NN_ERR_INPUT, "not a valid checkpoint: a bad warm-up or momentum ramp");
-    if (!(rec->max_norm >= 0 && rec->max_norm <= 1000))
-        reject(r, NN_ERR_INPUT, "not a valid checkpoint: max_norm %g is outside [0, 1000]", rec->max_norm);
-    if (!(rec->dropout >= 0 && rec->dropout < 1 && rec->input_dropout >= 0 && rec->input_dropout < 1))
-        reject(r, NN_ERR_INPUT, "not a valid checkpoint: a dropout rate outside [0, 1)");
-    c->seed = (uint64_t)rec->seed;
-    c->train_limit = (long)rec->train_limit;
-    snprintf(c->data, sizeof c->data, "%s", rec->data);
+    ck->test_accuracy = rec->test_accuracy >= 0 && rec->test_accuracy <= 1 ? rec->test_accuracy : -1.0;
+    if (c->virtual_shards > c->batch_size)
+        reject(r, NN_ERR_INPUT, "not a valid checkpoint: virtual_shards %d exceeds the batch %d", c->virtual_shards,
+               c->batch_size);
     ck->progress = (nn_progress){(int)rec->epochs_completed, (long)rec->step_in_epoch, (long)rec->global_step};
-    if (rec->accumulate < 1 || rec->accumulate > 1024)
-        reject(r, NN_ERR_INPUT, "not a valid checkpoint: accumulate %lld is outside 1..1024", rec->accumulate);
-    if (rec->epochs_completed < 0 || rec->step_in_epoch < 0 || rec->batch_size < 1 || rec->epochs < 1 ||
-        rec->global_step < 0)
-        reject(r, NN_ERR_INPUT, "not a valid checkpoint: inconsistent progress");
+    if (rec->epochs_completed < 0 || rec->epochs_completed > rec->epochs || rec->step_in_epoch < 0 ||
+        rec->global_step < rec->step_in_epoch || rec->global_step > 0x7fffffffffffLL)
+        reject(r, NN_ERR_INPUT, "not a valid checkpoint: inconsistent progress (epoch %lld of %lld, step %lld, global step %lld)",
+               rec->epochs_completed + 1, rec->epochs, rec->step_in_epoch, rec->global_step);
+}
+
+/* The file's attributes: none this nntrain does not know (it could not honour one), and
+ * the same checksum as when written, where the file has one (older files do not). */
+typedef struct unknown_search {
+    const char *group;
+    char name[128]; /* the first unknown attribute's */
+} unknown_search;
+
+static herr_t note_unknown(hid_t loc, const char *name, const H5A_info_t *info, void *data) {
+    (void)loc;
+    (void)info;
+    unknown_search *u = data;
+    if (!strcmp(u->group, "/model") && !strcmp(name, "widths")) return 0;
+    if (!strcmp(u->group, "/model") && (!strcmp(name, "image") || !strcmp(name, "convs"))) return 0; /* format 2 */
+    if (!strcmp(u->group, "/integrity") && !strcmp(name, "attributes_checksum")) return 0;
+    for (int i = 0; i < N_FIELDS; i++)
+        if (!strcmp(fields[i].group, u->group) && !strcmp(fields[i].name, name)) return 0;
+    snprintf(u->name, sizeof u->name, "%s", name);
+    return 1;
+}
+
+static void check_attributes(reader *r, const record *rec, const nn_model_spec *spec) {
+    static const char *const all[] = {"/", "/model", "/optimizer", "/progress", "/options", "/results", "/integrity"};
+    for (size_t i = 0; i < sizeof all / sizeof all[0] && !r->failed; i++) {
+        if (strcmp(all[i], "/") && H5Lexists(r->file, all[i], H5P_DEFAULT) <= 0) continue;
+        unknown_search u = {all[i], ""};
+        if (H5Aiterate_by_name(r->file, all[i], H5_INDEX_NAME, H5_ITER_INC, NULL, note_unknown, &u, H5P_DEFAULT) > 0)
+            reject(r, NN_ERR_INPUT, "not a valid checkpoint: unknown attribute %s%s%s (written by a newer nntrain, or edited)",
+                   all[i], strcmp(all[i], "/") ? "/" : "", u.name);
+    }
+    if (r->failed || H5Lexists(r->file, "/integrity", H5P_DEFAULT) <= 0) return;
+    long long stored = 0;
+    get_attr(r, "/integrity", "attributes_checksum", H5T_NATIVE_LLONG, &stored, 1);
+    uint32_t computed = record_checksum(rec, spec);
+    if (!r->failed && (uint32_t)stored != computed)
+        reject(r, NN_ERR_INPUT, "attribute checksum mismatch (stored %08x, computed %08x): the file was edited or is corrupted",
+               (uint32_t)stored, computed);
 }
 
 /* Reads a dataset that must have exactly the given shape. */
@@ -591,6 +687,7 @@ int nn_checkpoint_load(const char *path, nn_checkpoint *ck, nn_error *err) {
     ck->format_version = rec ? (int)rec->format_version : 0;
     get_widths(&r, &ck->config.spec);
     if (ck->format_version == NN_CHECKPOINT_FORMAT_CONV) get_convs(&r, &ck->config.spec);
+    if (!r.failed) check_attributes(&r, rec, &ck->config.spec);
     if (!r.failed) take_record(&r, rec, ck);
     get_arrays(&r, rec, ck);
     H5Fclose(file);

@@ -177,6 +177,9 @@ static int read_shape(reader *r, const char *path, const char *split, const long
                        rows, rows - end);
     out->offset = first; /* where this split's rows start; each rank adds its own offset */
     out->total = end - first;
+    if (out->total < nranks && (first > 0 || end < rows)) /* a part of the split: say which */
+        return nn_fail(err, NN_ERR_INPUT, "%s: %ld samples in /%s (rows %ld..%ld of %ld) cannot be split over %d ranks",
+                       path, out->total, split, first, end - 1, rows, nranks);
     if (out->total < nranks)
         return nn_fail(err, NN_ERR_INPUT, "%s: %ld samples in /%s cannot be split over %d ranks", path, out->total,
                        split, nranks);
@@ -217,6 +220,22 @@ int nn_shard_read(const char *path, const char *split, long limit, MPI_Comm comm
 
 int nn_shard_read_rows(const char *path, const char *split, long limit, long first, long end, MPI_Comm comm,
                        nn_shard *out, nn_error *err) {
+    return nn_shard_read_parts(path, split, limit, first, end, 0, comm, out, err);
+}
+
+/* This rank's rows: an even split, or whole parts of `parts` even parts. */
+static void rank_rows(long total, int parts, int rank, int nranks, long *offset, long *count) {
+    if (parts <= 0) {
+        nn_shard_range(total, rank, nranks, offset, count);
+        return;
+    }
+    long first = (long)((long long)rank * parts / nranks), end = (long)((long long)(rank + 1) * parts / nranks);
+    *offset = (long)((long long)first * total / parts);
+    *count = (long)((long long)end * total / parts) - *offset;
+}
+
+int nn_shard_read_parts(const char *path, const char *split, long limit, long first, long end, int parts,
+                        MPI_Comm comm, nn_shard *out, nn_error *err) {
     const long range[3] = {limit, first, end};
     int rank, nranks;
     MPI_Comm_rank(comm, &rank);
@@ -230,7 +249,7 @@ int nn_shard_read_rows(const char *path, const char *split, long limit, long fir
     int status = nn_comm_agree(comm, read_shape(&r, path, split, range, nranks, out, idims, &irank, ldims, err), err);
     if (!status) {
         long start = out->offset, mine;
-        nn_shard_range(out->total, rank, nranks, &mine, &out->count);
+        rank_rows(out->total, parts, rank, nranks, &mine, &out->count);
         out->offset = start + mine;
         /* agreed before the collective reads: no rank enters them alone */
         status = nn_comm_agree(comm, allocate_shard(out, path, rank, &wide_labels, err), err);

@@ -32,6 +32,7 @@ struct nn_exchange {
     int pending;
     double seconds;        /* this step's time inside MPI */
     float *shared_params;  /* shm: the node's one copy of the parameters, once shared */
+    float *shared_velocity; /* shm: and of the momentum: the sum and update go chunk by chunk */
 };
 
 static const char *const mode_names[] = {"shm", "mpi", "overlap"};
@@ -217,6 +218,31 @@ float *nn_exchange_share_params(nn_exchange *ex, const float *params) {
     return shared;
 }
 
+/* NN_NODE_SUM=static keeps each rank to its slice (for measurements); by default
+ * the chunks go to whichever rank is free (nn_reducer_sum_chunks). */
+float *nn_exchange_share_velocity(nn_exchange *ex, const float *velocity) {
+    const char *choice = getenv("NN_NODE_SUM");
+    if (!ex->shared_params || !nn_reducer_can_sum_chunks(ex->reducer) || (choice && !strcmp(choice, "static")))
+        return NULL;
+    float *shared = nn_reducer_shared2(ex->reducer);
+    size_t off, len;
+    nn_exchange_owned(ex, &off, &len);
+    memcpy(shared + off, velocity + off, len * sizeof(float)); /* every rank holds the same values */
+    nn_reducer_barrier(ex->reducer);
+    ex->shared_velocity = shared;
+    return shared;
+}
+
+int nn_exchange_fused(const nn_exchange *ex) { return ex->shared_velocity != NULL; }
+
+double nn_exchange_finish_update(nn_exchange *ex, nn_chunk_fn fn, void *ctx, int *nonfinite) {
+    double t = MPI_Wtime();
+    if (nn_reducer_sum_chunks(ex->reducer, ex->n, fn, ctx)) *nonfinite = 1;
+    *nonfinite = nn_reducer_barrier_or(ex->reducer, *nonfinite); /* every chunk updated; the control words summed */
+    ex->seconds += MPI_Wtime() - t;
+    return ex->seconds;
+}
+
 double nn_exchange_max_norm(nn_exchange *ex, nn_model *model, float c) {
     if (!ex->shared_params) {
         nn_model_max_norm(model, c);
@@ -244,6 +270,7 @@ void nn_exchange_phases(const nn_exchange *ex, nn_reduce_phases *out) {
 void nn_exchange_gather(nn_exchange *ex, float *values) {
     if (!update_split(ex)) return;
     nn_reducer_barrier(ex->reducer); /* every rank has read its buffer since the last publish */
+    if (values == ex->shared_velocity) return; /* one copy a node, up to date */
     nn_reducer_allgather(ex->reducer, values, ex->n);
     take_others(ex, values);
 }
@@ -251,6 +278,9 @@ void nn_exchange_gather(nn_exchange *ex, float *values) {
 void nn_exchange_describe(const nn_exchange *ex, char *out, size_t cap) {
     static const char *const reducer_modes[] = {"one rank, ", "MPI_Allreduce, ", "shared memory, "};
     const char *how = ex->reducer ? reducer_modes[nn_reducer_mode(ex->reducer)] : "";
-    snprintf(out, cap, "%s (%s%d node%s%s%s)", mode_names[ex->mode], how, ex->nodes, ex->nodes == 1 ? "" : "s",
-             ex->compress ? ", " : "", ex->compress ? nn_compress_name(ex->compress) : "");
+    const char *note = ex->reducer ? nn_reducer_note(ex->reducer) : "";
+    snprintf(out, cap, "%s (%s%s%s%d node%s%s%s%s)", mode_names[ex->mode], how, note, note[0] ? "; " : "", ex->nodes,
+             ex->nodes == 1 ? "" : "s", ex->compress ? ", " : "", ex->compress ? nn_compress_name(ex->compress) : "",
+             ex->shared_velocity ? ", one copy of the weights, chunked sum"
+             : ex->shared_params ? ", one copy of the weights" : "");
 }

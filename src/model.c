@@ -290,6 +290,30 @@ void nn_model_backward_micro(nn_model *model, const uint8_t *labels, int batch, 
     }
 }
 
+void nn_model_backward_parts(nn_model *model, const uint8_t *labels, int batch, float scale, int part_rows,
+                             nn_slice_final_fn part_done, void *ctx) {
+    int top = model->n_layers, classes = classes_of(model);
+    if (model->spec.loss == NN_LOSS_SOFTMAX_XENT)
+        nn_softmax_xent_backward(model->probs, labels, model->grad_acts[top], batch, classes, scale);
+    else
+        nn_mse_backward(model->acts[top], model->targets, model->grad_acts[top], batch, classes, scale);
+    for (int l = top - 1; l >= 0; l--) {
+        nn_layer *layer = &model->layers[l];
+        float *dx = l > 0 ? model->grad_acts[l] : NULL;
+        if (!nn_layer_has_params(layer)) {
+            nn_layer_backward(layer, model->acts[l], model->acts[l + 1], model->grad_acts[l + 1], dx, batch);
+            continue;
+        }
+        size_t offset = (size_t)(layer->dweight - model->grads), count = nn_layer_param_count(layer);
+        for (int r = 0; r < batch; r += part_rows) { /* each part's rows alone, consumed before the next */
+            nn_layer_backward_params(layer, model->acts[l] + (size_t)r * layer->in,
+                                     model->grad_acts[l + 1] + (size_t)r * layer->out, part_rows, false);
+            part_done(ctx, offset, count);
+        }
+        if (dx) nn_layer_backward_input(layer, model->grad_acts[l + 1], dx, batch);
+    }
+}
+
 double nn_model_forward_backward(nn_model *model, const uint8_t *labels, int batch, float scale) {
     double loss = nn_model_forward_loss(model, labels, batch);
     nn_model_backward(model, labels, batch, scale);

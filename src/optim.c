@@ -12,13 +12,13 @@ int nn_sgd_create(nn_sgd *sgd, size_t n, float momentum, float weight_decay, nn_
     sgd->momentum = momentum;
     sgd->weight_decay = weight_decay;
     sgd->n = n;
-    sgd->velocity = calloc(n ? n : 1, sizeof(float));
+    sgd->velocity = sgd->own_velocity = calloc(n ? n : 1, sizeof(float));
     if (!sgd->velocity) return nn_fail(err, NN_ERR_RUNTIME, "out of memory for the optimizer state");
     return NN_OK;
 }
 
 void nn_sgd_free(nn_sgd *sgd) {
-    free(sgd->velocity);
+    free(sgd->own_velocity);
     memset(sgd, 0, sizeof *sgd);
 }
 
@@ -45,6 +45,17 @@ int nn_sgd_step_range(nn_sgd *sgd, float *params, const float *grads, float lr, 
     for (long c = begin; c < end; c += chunk)
         bad |= sgd_range(params, sgd->velocity, grads, lr, sgd->momentum, sgd->weight_decay, c, c + chunk < end ? c + chunk : end);
     return (int)bad;
+}
+
+int nn_sgd_step_sums(nn_sgd *sgd, float *params, const float *sums, float lr, size_t offset, size_t count) {
+    return (int)sgd_range(params + offset, sgd->velocity + offset, sums, lr, sgd->momentum, sgd->weight_decay, 0,
+                          (long)count);
+}
+
+void nn_sgd_place_velocity(nn_sgd *sgd, float *buffer) {
+    free(sgd->own_velocity);
+    sgd->own_velocity = NULL;
+    sgd->velocity = buffer;
 }
 
 int nn_sgd_step(nn_sgd *sgd, float *params, const float *grads, float lr) {

@@ -4,6 +4,8 @@
 
 #include "nn/cli.h"
 #include "nn/names.h"
+#include "nn/virtual_shards.h"
+#include "nn/watchdog.h"
 
 void nn_options_defaults(nn_train_options *opt) {
     memset(opt, 0, sizeof *opt);
@@ -20,9 +22,7 @@ void nn_options_print_help(FILE *out) {
         "\n"
         "  --data FILE            HDF5 dataset (see README)            [data/mnist.h5]\n"
         "  --layers W0,W1,...,Wn  layer widths, input first, classes last [784,50,100,10]\n"
-        "                         or convolutions and pools first, the input image from\n"
-        "                         the data: conv5x5x32p2,pool2,conv5x5x64p2,pool2,1024,10\n"
-        "                         (convKxKxC[pP]: K x K kernel, C channels, padding P)\n"
+        "                         or convKxKxC[pP] and pool2 first: conv5x5x32p2,pool2,1024,10\n"
         "  --activation NAME      hidden activation: sigmoid|relu|tanh   [sigmoid]\n"
         "  --loss NAME            softmax (cross-entropy) | mse (sigmoid outputs) [softmax]\n"
         "  --epochs N             epochs                                 [15]\n"
@@ -43,7 +43,7 @@ void nn_options_print_help(FILE *out) {
         "                         weights back to norm C when over it; 0: off [0]\n"
         "  --weight-decay X       L2 weight decay                        [0.0001]\n"
         "  --seed N               initialisation and shuffling           [1]\n"
-        "  --train-limit N        use only the first N training samples  [all]\n"
+        "  --train-limit N        use only the first N training samples  [0: all]\n"
         "  --validation N         hold the last N of them out: train on the rest, report\n"
         "                         their loss and accuracy each epoch     [0]\n"
         "  --metrics FILE         write one JSON object per epoch (JSON Lines) [none]\n"
@@ -60,8 +60,13 @@ void nn_options_print_help(FILE *out) {
         "                         MPI_Iallreduce per layer during backward   [shm]\n"
         "  --compress NAME        none|bf16: the sum between nodes travels as bfloat16\n"
         "                         (half the bytes; shm mode keeps the node's sum fp32) [none]\n"
+        "  --deterministic        the same model for any rank count, node layout,\n"
+        "                         --threads and --allreduce (see README)  [off]\n"
+        "  --virtual-shards V     deterministic mode with V virtual shards (V divides\n"
+        "                         the batch; up to V ranks)  [smallest divisor >= 8]\n"
         "  --timeout SECONDS      end the job (exit 1, naming the ranks waited for) when a\n"
-        "                         rank makes no progress for this long; 0: never [300]\n"
+        "                         rank makes no progress for this long, from MPI_Init to\n"
+        "                         MPI_Finalize; 0: never, else at least 5 [300]\n"
         "  --help                 this text\n"
         "  --version              print the version\n"
         "\n"
@@ -75,7 +80,7 @@ enum option_code {
     OPT_HELP = 'h', OPT_VERSION = 256, OPT_DATA, OPT_LAYERS, OPT_ACTIVATION, OPT_LOSS, OPT_EPOCHS, OPT_BATCH,
     OPT_LR, OPT_SCHEDULE, OPT_MOMENTUM, OPT_WEIGHT_DECAY, OPT_SEED, OPT_TRAIN_LIMIT, OPT_METRICS,
     OPT_CHECKPOINT, OPT_CHECKPOINT_EVERY, OPT_RESUME, OPT_THREADS, OPT_ALLREDUCE, OPT_TIMEOUT, OPT_ACCUMULATE, OPT_COMPRESS, OPT_DROPOUT, OPT_INPUT_DROPOUT, OPT_MAX_NORM, OPT_WARMUP, OPT_MOMENTUM_END, OPT_MOMENTUM_RAMP, OPT_VALIDATION,
-    OPT_THREAD_TUNING
+    OPT_THREAD_TUNING, OPT_DETERMINISTIC, OPT_VIRTUAL_SHARDS
 };
 
 static const struct option options[] = {
@@ -110,6 +115,8 @@ static const struct option options[] = {
     {"validation", required_argument, NULL, OPT_VALIDATION},
     {"momentum-end", required_argument, NULL, OPT_MOMENTUM_END},
     {"momentum-ramp-epochs", required_argument, NULL, OPT_MOMENTUM_RAMP},
+    {"deterministic", no_argument, NULL, OPT_DETERMINISTIC},
+    {"virtual-shards", required_argument, NULL, OPT_VIRTUAL_SHARDS},
     {NULL, 0, NULL, 0}};
 
 /* The run settings a command line can give, and the nn_given bit each sets. */
@@ -135,6 +142,8 @@ static unsigned given_bit(int code) {
     case OPT_VALIDATION: return NN_GIVEN_VALIDATION;
     case OPT_MOMENTUM_END: return NN_GIVEN_MOMENTUM_END;
     case OPT_MOMENTUM_RAMP: return NN_GIVEN_MOMENTUM_RAMP;
+    case OPT_COMPRESS: return NN_GIVEN_COMPRESS;
+    case OPT_DETERMINISTIC: case OPT_VIRTUAL_SHARDS: return NN_GIVEN_DETERMINISTIC;
     default: return 0;
     }
 }
@@ -155,11 +164,12 @@ static int apply_run_setting(nn_run_config *run, int code, const char *name, con
         return nn_parse_activation(v, &run->spec.activation) ? bad_choice(name, v, "sigmoid, relu or tanh", err) : NN_OK;
     case OPT_LOSS: return nn_parse_loss(v, &run->spec.loss) ? bad_choice(name, v, "softmax or mse", err) : NN_OK;
     case OPT_SCHEDULE: return nn_parse_schedule(v, &run->schedule) ? bad_choice(name, v, "constant or cosine", err) : NN_OK;
+    case OPT_COMPRESS: return nn_compress_parse(v, &run->compress) ? bad_choice(name, v, "none or bf16", err) : NN_OK;
     case OPT_EPOCHS: return nn_cli_int(name, v, 1, 100000, &run->epochs, err);
     case OPT_BATCH: return nn_cli_int(name, v, 1, 1000000, &run->batch_size, err);
     case OPT_ACCUMULATE: return nn_cli_int(name, v, 1, 1024, &run->accumulate, err);
-    case OPT_TRAIN_LIMIT: return nn_cli_long(name, v, 1, 0x7fffffffL, &run->train_limit, err);
-    case OPT_VALIDATION: return nn_cli_long(name, v, 1, 0x7fffffffL, &run->validation, err);
+    case OPT_TRAIN_LIMIT: return nn_cli_long(name, v, 0, 0x7fffffffL, &run->train_limit, err); /* 0: all */
+    case OPT_VALIDATION: return nn_cli_long(name, v, 0, 0x7fffffffL, &run->validation, err); /* 0: none */
     case OPT_MOMENTUM: return nn_cli_float(name, v, 0.0, 1.0, 0, &run->momentum, err);
     case OPT_DROPOUT: return nn_cli_float(name, v, 0.0, 1.0, 0, &run->spec.dropout, err);
     case OPT_INPUT_DROPOUT: return nn_cli_float(name, v, 0.0, 1.0, 0, &run->spec.input_dropout, err);
@@ -168,13 +178,21 @@ static int apply_run_setting(nn_run_config *run, int code, const char *name, con
     case OPT_MOMENTUM_END: return nn_cli_float(name, v, 0.0, 1.0, 0, &run->momentum_end, err);
     case OPT_MOMENTUM_RAMP: return nn_cli_float(name, v, 0.0, 100000.0, 1, &run->momentum_ramp_epochs, err);
     case OPT_WEIGHT_DECAY: return nn_cli_float(name, v, 0.0, 1.0, 1, &run->weight_decay, err);
+    case OPT_DETERMINISTIC:
+        if (run->virtual_shards == 0) run->virtual_shards = -1; /* the batch's default, unless counted */
+        return NN_OK;
+    case OPT_VIRTUAL_SHARDS: return nn_cli_int(name, v, 1, NN_VSHARDS_MAX, &run->virtual_shards, err);
     case OPT_SEED:
         if ((status = nn_cli_long(name, v, 0, 0x7fffffffL, &seed, err))) return status;
         run->seed = (uint64_t)seed;
         return NN_OK;
-    case OPT_LR:
-        if ((status = nn_cli_float(name, v, 0.0, 100.0, 1, &run->lr, err))) return status;
-        return run->lr > 0.0f ? NN_OK : nn_fail(err, NN_ERR_INPUT, "--lr %s: must be positive", v);
+    case OPT_LR: {
+        float lr = 0.0f; /* set only when valid: a refused value changes nothing */
+        if ((status = nn_cli_float(name, v, 0.0, 100.0, 1, &lr, err))) return status;
+        if (!(lr > 0.0f)) return nn_fail(err, NN_ERR_INPUT, "%s %s: must be positive", name, v);
+        run->lr = lr;
+        return NN_OK;
+    }
     }
     return nn_fail(err, NN_ERR_RUNTIME, "option %s: not handled", name); /* a table/switch mismatch */
 }
@@ -201,15 +219,24 @@ static int apply_option(void *ctx, int code, const char *v, nn_error *err) {
     case OPT_TIMEOUT: {
         float seconds = 0.0f;
         int status = nn_cli_float(name, v, 0.0, 86400.0, 1, &seconds, err);
+        if (!status && seconds > 0 && seconds < NN_WATCHDOG_MIN_TIMEOUT) /* it would end a healthy start-up */
+            status = nn_fail(err, NN_ERR_INPUT, "%s %s: must be 0 (no watchdog) or at least %g s", name, v,
+                             NN_WATCHDOG_MIN_TIMEOUT);
         opt->timeout = seconds;
         return status;
     }
     case OPT_ALLREDUCE:
         return nn_exchange_mode_parse(v, &opt->exchange) ? bad_choice(name, v, "shm, mpi or overlap", err) : NN_OK;
-    case OPT_COMPRESS: return nn_compress_parse(v, &opt->compress) ? bad_choice(name, v, "none or bf16", err) : NN_OK;
     }
     opt->given |= given_bit(code);
     return apply_run_setting(&opt->run, code, name, v, err);
+}
+
+int nn_run_setting_parse(nn_run_config *run, const char *option, const char *label, const char *value,
+                         nn_error *err) {
+    for (const struct option *o = options; o->name; o++)
+        if (!strcmp(o->name, option) && given_bit(o->val)) return apply_run_setting(run, o->val, label, value, err);
+    return nn_fail(err, NN_ERR_INPUT, "%s: not a setting of a run", label);
 }
 
 int nn_options_parse(int argc, char **argv, nn_train_options *opt, nn_error *err) {

@@ -20,11 +20,16 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "nn/comm.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 enum {
     ALIGN = 64,        /* bytes: buffers and slices start on a cache line */
@@ -46,6 +51,11 @@ enum {
 typedef struct node_flag {
     _Alignas(128) atomic_ullong slot[2]; /* 128: the adjacent-line prefetcher pairs lines */
 } node_flag;
+/* nn_reducer_sum_chunks: local rank l's queue of the chunks of its slice; the next
+ * chunk to take (by l first, then by any rank that has run out of its own). */
+typedef struct node_queue {
+    _Alignas(128) atomic_ullong next;
+} node_queue;
 struct nn_reducer {
     nn_reduce_mode mode;
     size_t n;
@@ -65,11 +75,15 @@ struct nn_reducer {
     float **segs;         /* segs[l] = segment l */
     float *shared;        /* n more floats the node's ranks share (nn_reducer_shared) */
     node_flag *flags;     /* flags[l]: local rank l's arrivals */
+    node_queue *queues;   /* queues[l]: local rank l's chunks (nn_reducer_sum_chunks) */
+    float tail[NN_REDUCER_TAIL_MAX]; /* nn_reducer_sum_chunks: the tail's sum, stored into */
+    size_t tail_off, tail_len;       /* this rank's buffer after the next barrier */
     uint64_t barriers;    /* barriers this rank has passed */
     nn_reduce_phases phases;
     int mpi_barrier;
     int spins;            /* busy polls per barrier wait: 0 when the node is oversubscribed */
     int locked;           /* inside MPI_Win_lock_all */
+    char note[160];       /* why a node's ranks do not sum in shared memory ("": they do, or one rank) */
 };
 
 static size_t round_up(size_t x, size_t to) { return (x + to - 1) / to * to; }
@@ -129,6 +143,10 @@ static int node_sync_or(nn_reducer *red, int flag) {
     if (red->mpi_barrier) MPI_Allreduce(&flag, &any, 1, MPI_INT, MPI_LOR, red->node);
     else any = flag_barrier(red, flag);
     MPI_Win_sync(red->win);
+    if (red->tail_len) { /* every rank has read the tail of this rank's buffer: its sum can go there */
+        memcpy(red->buf + red->tail_off, red->tail, red->tail_len * sizeof(float));
+        red->tail_len = 0;
+    }
     red->phases.wait += MPI_Wtime() - t;
     red->phases.barriers++;
     return any;
@@ -237,6 +255,7 @@ static void copy_slice_to_others(nn_reducer *red, size_t off, size_t len) {
 
 float *nn_reducer_buffer(nn_reducer *red) { return red->buf; }
 nn_reduce_mode nn_reducer_mode(const nn_reducer *red) { return red->mode; }
+const char *nn_reducer_note(const nn_reducer *red) { return red->note; }
 int nn_reducer_nodes(const nn_reducer *red) { return red->nodes; }
 
 void nn_reducer_sum(nn_reducer *red) {
@@ -317,6 +336,7 @@ void nn_reducer_allgather(nn_reducer *red, const float *src, size_t n_src) {
 }
 
 float *nn_reducer_shared(nn_reducer *red) { return red->mode == NN_REDUCE_SHARED ? red->shared : NULL; }
+float *nn_reducer_shared2(nn_reducer *red) { return red->mode == NN_REDUCE_SHARED ? red->shared + red->stride : NULL; }
 
 int nn_reducer_barrier_or(nn_reducer *red, int flag) {
     return red->mode == NN_REDUCE_SHARED ? node_sync_or(red, flag) : flag;
@@ -332,6 +352,103 @@ void nn_reducer_spread(nn_reducer *red, size_t offset, size_t count) {
 
 void nn_reducer_phases(const nn_reducer *red, nn_reduce_phases *out) { *out = red->phases; }
 
+/* ---------------------------------------------------------------------------
+ * the sum in chunks, each handed to the caller as it is summed, the chunks shared
+ * out as the ranks come free */
+
+/* The sum over all segments of [off, off+len) (len <= one block), in the order
+ * 0, 1, ..., L-1 as sum_line, into out[0..len). Reads only: every line it reads is
+ * prefetched for reading (its owner writes it again in the next backward). */
+static void sum_into(float *const *seg, int nl, size_t off, size_t len, size_t pf_end, float *restrict out) {
+    enum { AHEAD = 8 * SLICE_ALIGN };
+    /* one cache line as one vector (GCC's vector extension: one AVX-512 register, or
+     * pieces of it on narrower targets); lanes are added in the same order as above */
+    typedef float line_t __attribute__((vector_size(SLICE_ALIGN * sizeof(float))));
+    size_t i = 0;
+    if ((off % SLICE_ALIGN) == 0) /* lines start on cache lines: every chunk but the tail */
+        for (; i + SLICE_ALIGN <= len; i += SLICE_ALIGN) {
+            size_t p = off + i;
+            if (p + AHEAD < pf_end)
+                for (int j = 0; j < nl; j++) __builtin_prefetch(seg[j] + p + AHEAD, 0);
+            line_t acc = *(const line_t *)(seg[0] + p) + *(const line_t *)(seg[1] + p);
+            for (int j = 2; j < nl; j++) acc += *(const line_t *)(seg[j] + p);
+            *(line_t *)(out + i) = acc;
+        }
+    for (; i < len; i++) {
+        float acc = seg[0][off + i] + seg[1][off + i];
+        for (int j = 2; j < nl; j++) acc += seg[j][off + i];
+        out[i] = acc;
+    }
+}
+
+/* Floats per chunk: about 8 chunks a slice, whole cache lines, 512-8192 floats. */
+static size_t chunk_floats(size_t share) {
+    size_t c = round_up(share / 8 + 1, SLICE_ALIGN);
+    return c < 512 ? 512 : c > 8192 ? 8192 : c;
+}
+
+/* Takes the next chunk of [0, n_chunked): this rank's own queue first, then the
+ * others' from the next rank on. Returns 0 when every queue is empty. */
+static int take_chunk(nn_reducer *red, size_t n_chunked, size_t chunk, int *from, size_t *off, size_t *len) {
+    for (; *from < red->local_size; ++*from) {
+        int q = (red->local_rank + *from) % red->local_size;
+        size_t s_off, s_len;
+        slice_of(red, q, &s_off, &s_len);
+        if (s_off >= n_chunked) continue;
+        if (s_off + s_len > n_chunked) s_len = n_chunked - s_off;
+        size_t count = (s_len + chunk - 1) / chunk;
+        if (atomic_load_explicit(&red->queues[q].next, memory_order_relaxed) >= count) continue;
+        unsigned long long k = atomic_fetch_add_explicit(&red->queues[q].next, 1, memory_order_relaxed);
+        if (k >= count) continue;
+        *off = s_off + (size_t)k * chunk;
+        *len = s_off + s_len - *off < chunk ? s_off + s_len - *off : chunk;
+        return 1;
+    }
+    return 0;
+}
+
+int nn_reducer_can_sum_chunks(const nn_reducer *red) {
+    return red->mode == NN_REDUCE_SHARED && red->cross == MPI_COMM_NULL && red->local_size >= 2;
+}
+
+unsigned nn_reducer_sum_chunks(nn_reducer *red, size_t n_chunked, nn_chunk_fn fn, void *ctx) {
+    size_t tail = red->n - n_chunked;
+    if (!nn_reducer_can_sum_chunks(red) || tail > NN_REDUCER_TAIL_MAX) return ~0u;
+    atomic_store_explicit(&red->queues[red->local_rank].next, 0, memory_order_relaxed); /* published by the barrier */
+    node_sync(red); /* every rank's input is written; every queue is full */
+    double t = MPI_Wtime();
+    if (tail) { /* the few words every rank reads: each rank sums them itself */
+        float sums[NN_REDUCER_TAIL_MAX] __attribute__((aligned(64))); /* sum_into's lines are aligned */
+        sum_into(red->segs, red->local_size, n_chunked, tail, 0, sums);
+        memcpy(red->tail, sums, tail * sizeof(float));
+        red->tail_off = n_chunked;
+        red->tail_len = tail; /* into this rank's buffer after the next barrier (node_sync_or) */
+    }
+    size_t share, ignored;
+    slice_of(red, 0, &ignored, &share);
+    const size_t chunk = chunk_floats(share);
+    unsigned bad = 0;
+    int threads = 1;
+#ifdef _OPENMP
+    threads = omp_get_max_threads();
+#endif
+#pragma omp parallel if (threads > 1) reduction(| : bad)
+    {
+        enum { BLOCK = 1024 };
+        float sums[BLOCK] __attribute__((aligned(64)));
+        int from = 0;
+        size_t off, len;
+        while (take_chunk(red, n_chunked, chunk, &from, &off, &len))
+            for (size_t b = off; b < off + len; b += BLOCK) {
+                size_t m = off + len - b < BLOCK ? off + len - b : BLOCK;
+                sum_into(red->segs, red->local_size, b, m, off + len, sums);
+                bad |= fn(ctx, sums, b, m);
+            }
+    }
+    red->phases.sum += MPI_Wtime() - t;
+    return bad;
+}
+
 static int alloc_private(nn_reducer *red, nn_error *err) {
     red->private_buf = aligned_alloc(ALIGN, round_up(red->n * sizeof(float), ALIGN) + ALIGN);
     if (!red->private_buf) return nn_fail(err, NN_ERR_RUNTIME, "gradient reducer: out of memory (%zu floats)", red->n);
@@ -340,13 +457,40 @@ static int alloc_private(nn_reducer *red, nn_error *err) {
     return NN_OK;
 }
 
+/* The bytes of the node's shared window: a segment per local rank, the barrier, room to align. */
+static size_t window_bytes(const nn_reducer *red) {
+    size_t header = (size_t)red->local_size * (sizeof(node_flag) + sizeof(node_queue));
+    return alignof(node_flag) + header + (size_t)(red->local_size + 2) * round_up(red->n, SLICE_ALIGN) * sizeof(float);
+}
+
+/* Collective over comm: does every node's window fit in the free space of OpenMPI's
+ * backing directory (/dev/shm)? When it does not, MPI_Win_allocate_shared fails with
+ * "MPI_ERR_INTERN: internal error" (Docker's default /dev/shm is 64 MiB), so the sum
+ * goes through MPI instead, and red->note says why. Local rank 0 of a node looks. */
+static int shm_fits(nn_reducer *red, MPI_Comm comm) {
+    const char *dir = getenv("OMPI_MCA_osc_sm_backing_directory");
+    if (!dir || !*dir) dir = "/dev/shm";
+    double v[2] = {(double)window_bytes(red) + (1 << 20), -1.0}; /* need (1 MiB for OpenMPI's own), free */
+    struct statvfs st;
+    if (red->local_rank == 0 && statvfs(dir, &st) == 0) v[1] = (double)st.f_bavail * (double)st.f_frsize;
+    MPI_Bcast(v, 2, MPI_DOUBLE, 0, red->node);
+    int fits = v[1] < 0 || v[1] >= v[0]; /* unknown: try */
+    int all = fits;
+    MPI_Allreduce(MPI_IN_PLACE, &all, 1, MPI_INT, MPI_MIN, comm);
+    if (!fits)
+        snprintf(red->note, sizeof red->note, "as %s has %.0f MiB free and a shared-memory sum needs %.0f MiB", dir,
+                 v[1] / 1048576.0, v[0] / 1048576.0);
+    else if (!all)
+        snprintf(red->note, sizeof red->note, "as another node's %s is too small for a shared-memory sum", dir);
+    return all;
+}
+
 /* The shared window of this node: local rank 0 allocates all of it, with room to align. */
 static int alloc_shared(nn_reducer *red, nn_error *err) {
     red->stride = round_up(red->n, SLICE_ALIGN);
-    size_t header = (size_t)red->local_size * sizeof(node_flag);
+    size_t header = (size_t)red->local_size * (sizeof(node_flag) + sizeof(node_queue));
     MPI_Aint bytes = 0;
-    if (red->local_rank == 0)
-        bytes = (MPI_Aint)(alignof(node_flag) + header + (size_t)(red->local_size + 1) * red->stride * sizeof(float));
+    if (red->local_rank == 0) bytes = (MPI_Aint)window_bytes(red);
     void *mine = NULL, *base = NULL;
     int status = mpi_check(MPI_Win_allocate_shared(bytes, 1, MPI_INFO_NULL, red->node, &mine, &red->win), err,
                            "MPI_Win_allocate_shared");
@@ -360,21 +504,24 @@ static int alloc_shared(nn_reducer *red, nn_error *err) {
     red->locked = 1; /* one passive epoch for the reducer's life: MPI_Win_sync needs one */
     uintptr_t p = round_up((uintptr_t)base, alignof(node_flag));
     red->flags = (node_flag *)p;
+    red->queues = (node_queue *)(p + (size_t)red->local_size * sizeof(node_flag));
     /* more ranks than cores: a spinning rank would only delay the one it waits for */
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     red->spins = cores > 0 && red->local_size > cores ? 0 : SPINS;
     red->shared = (float *)(p + header);
-    red->seg0 = red->shared + red->stride;
+    red->seg0 = red->shared + 2 * red->stride; /* two shared vectors */
     red->segs = malloc((size_t)red->local_size * sizeof *red->segs);
     if (!red->segs) return nn_fail(err, NN_ERR_RUNTIME, "gradient reducer: out of memory");
     for (int l = 0; l < red->local_size; l++) red->segs[l] = segment(red, l);
     red->buf = red->segs[red->local_rank];
     atomic_init(&red->flags[red->local_rank].slot[0], 0);
     atomic_init(&red->flags[red->local_rank].slot[1], 0);
+    atomic_init(&red->queues[red->local_rank].next, 0);
     memset(red->buf, 0, red->stride * sizeof(float)); /* first touch by the owner (NUMA) */
     size_t off, len;
     slice_of(red, red->local_rank, &off, &len);
-    memset(red->shared + off, 0, len * sizeof(float)); /* the shared vector's slices too */
+    memset(red->shared + off, 0, len * sizeof(float)); /* the shared vectors' slices too */
+    memset(red->shared + red->stride + off, 0, len * sizeof(float));
     MPI_Win_sync(red->win);
     MPI_Barrier(red->node);
     MPI_Win_sync(red->win);
@@ -423,6 +570,7 @@ int nn_reducer_create_opts(nn_reducer **out, MPI_Comm comm, size_t n, const nn_r
     int uniform = 1;
     if (size > 1 && !opts->force_flat) status = split_nodes(red, comm, rank, opts, err, &uniform);
     int shared = !status && size > 1 && !opts->force_flat && uniform && red->local_size > 1;
+    if (shared) shared = shm_fits(red, comm); /* else MPI_Allreduce: the note says why */
     if (status) {
         /* nothing more */
     } else if (size == 1) {

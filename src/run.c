@@ -1,5 +1,6 @@
 #include "nn/run.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -49,6 +50,11 @@ static int check_fixed(const nn_run_config *cli, unsigned given, const nn_run_co
     if ((given & NN_GIVEN_TRAIN_LIMIT) && cli->train_limit != saved->train_limit)
         return nn_fail(err, NN_ERR_INPUT, "--train-limit %ld conflicts with checkpoint %s (%ld)", cli->train_limit,
                        path, saved->train_limit);
+    /* --deterministic without a count matches any count the checkpoint has */
+    if ((given & NN_GIVEN_DETERMINISTIC) && cli->virtual_shards != saved->virtual_shards &&
+        !(cli->virtual_shards < 0 && saved->virtual_shards > 0))
+        return nn_fail(err, NN_ERR_INPUT, "--deterministic conflicts with checkpoint %s (%s)", path,
+                       saved->virtual_shards ? "another --virtual-shards" : "not deterministic");
     return NN_OK;
 }
 
@@ -60,8 +66,8 @@ static void note_change(char *changes, size_t cap, const char *name, const char 
 
 static void note_number(char *changes, size_t cap, const char *name, double before, double after) {
     char a[32], b[32];
-    snprintf(a, sizeof a, "%g", before);
-    snprintf(b, sizeof b, "%g", after);
+    snprintf(a, sizeof a, "%.7g", before); /* a float's digits: 0.9999999 is not 1 */
+    snprintf(b, sizeof b, "%.7g", after);
     note_change(changes, cap, name, a, b);
 }
 
@@ -92,11 +98,40 @@ int nn_run_config_resume(const nn_run_config *cli, unsigned given, const nn_run_
         note_change(changes, cap, "lr-schedule", nn_schedule_name(saved->schedule), nn_schedule_name(cli->schedule));
         out->schedule = cli->schedule;
     }
+    if ((given & NN_GIVEN_COMPRESS) && cli->compress != saved->compress) {
+        note_change(changes, cap, "compress", nn_compress_name(saved->compress), nn_compress_name(cli->compress));
+        out->compress = cli->compress;
+    }
     if ((given & NN_GIVEN_DATA) && strcmp(cli->data, saved->data)) {
         note_change(changes, cap, "data", saved->data, cli->data);
         memcpy(out->data, cli->data, sizeof out->data);
     }
     return NN_OK;
+}
+
+int nn_run_config_check(const nn_run_config *c, unsigned given, nn_error *err) {
+    if (c->warmup_epochs > (float)c->epochs)
+        return nn_fail(err, NN_ERR_INPUT, "--warmup-epochs %g is longer than the run (--epochs %d): the learning rate "
+                       "would never reach --lr", c->warmup_epochs, c->epochs);
+    if (c->momentum_ramp_epochs > (float)c->epochs)
+        return nn_fail(err, NN_ERR_INPUT, "--momentum-ramp-epochs %g is longer than the run (--epochs %d): the "
+                       "momentum would never reach --momentum-end", c->momentum_ramp_epochs, c->epochs);
+    if ((given & NN_GIVEN_MOMENTUM_END) && c->momentum_ramp_epochs <= 0)
+        return nn_fail(err, NN_ERR_INPUT, "--momentum-end needs --momentum-ramp-epochs E (how long the ramp lasts)");
+    return NN_OK;
+}
+
+int nn_loss_diverged(double loss, double first, int classes, char *what, size_t cap) {
+    double bound = 100.0 * log(classes > 2 ? classes : 2);
+    if (loss > bound) {
+        snprintf(what, cap, "the training loss %.4g is over 100 x ln(%d classes) = %.0f", loss, classes, bound);
+        return 1;
+    }
+    if (first > 0 && loss > 100 * first) {
+        snprintf(what, cap, "the training loss %.4g is over 100 times the first epoch's (%.4g)", loss, first);
+        return 1;
+    }
+    return 0;
 }
 
 int nn_checkpoint_due(long every, long global_step, int stop, int epoch_end) {

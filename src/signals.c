@@ -18,8 +18,8 @@ void nn_signals_install(void) {
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART; /* MPI and file I/O carry on; we look at the flag each step */
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGUSR1, &sa, NULL);
+    static const int stops[] = {SIGTERM, SIGUSR1, SIGINT, SIGHUP};
+    for (size_t i = 0; i < sizeof stops / sizeof stops[0]; i++) sigaction(stops[i], &sa, NULL);
     const char *at = getenv("NNTRAIN_STOP_AT_STEP");
     if (at) stop_at_step = atol(at);
 }

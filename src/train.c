@@ -13,7 +13,6 @@
 #include <string.h>
 
 #include "nn/comm.h"
-#include "nn/conv_spec.h"
 #include "nn/metrics.h"
 #include "nn/placement.h"
 #include "nn/signals.h"
@@ -52,6 +51,18 @@ static double micro_step(trainer *t, long s, int micro, double loss, nn_epoch_cl
     return micro_loss;
 }
 
+/* The SGD step on one chunk of the summed gradient (nn_exchange_finish_update). */
+typedef struct sgd_chunk {
+    nn_sgd *sgd;
+    float *params;
+    float lr;
+} sgd_chunk;
+
+static unsigned sgd_chunk_step(void *ctx, const float *sums, size_t offset, size_t count) {
+    const sgd_chunk *c = ctx;
+    return (unsigned)nn_sgd_step_sums(c->sgd, c->params, sums, c->lr, offset, count);
+}
+
 /* One training step on this rank's part of global step `s` of the epoch. */
 static step_outcome step(trainer *t, long s, nn_epoch_clock *clock) {
     nn_model *m = &t->model;
@@ -59,19 +70,27 @@ static step_outcome step(trainer *t, long s, nn_epoch_clock *clock) {
     nn_exchange_begin(t->exchange);
     nn_exchange_set_control(t->exchange, NN_CONTROL_STOP, nn_stop_requested(t->progress.global_step + 1));
     double loss = 0.0;
-    for (int micro = 0; micro < t->cfg.accumulate; micro++) /* overlap mode starts summing in the last */
+    for (int micro = 0; micro < t->cfg.accumulate && !t->cfg.virtual_shards; micro++) /* overlap mode sums in the last */
         loss += micro_step(t, s, micro, loss, clock);
     t->loss_sum += loss;
     nn_watchdog_beat(t->progress.global_step, NN_PHASE_SUM);
-    clock->exchange += nn_exchange_finish_owned(t->exchange);
-    /* the SGD step on this rank's share of the parameters (all of them, unless the
-     * ranks of a node split it), then every rank gets the whole updated vector */
     long ramp = epochs_to_steps(t, t->cfg.momentum_ramp_epochs);
     t->sgd.momentum = nn_momentum_ramp(t->cfg.momentum, t->cfg.momentum_end, t->progress.global_step, ramp);
-    size_t offset, count;
-    nn_exchange_owned(t->exchange, &offset, &count);
-    int nonfinite = nn_sgd_step_range(&t->sgd, m->params, m->grads, learning_rate(t, t->progress.global_step), offset, count);
-    clock->exchange += nn_exchange_publish(t->exchange, m->params, &nonfinite);
+    int nonfinite = 0;
+    if (nn_exchange_fused(t->exchange)) {
+        /* one copy of parameters and momentum a node: each chunk's SGD step as it is summed */
+        sgd_chunk c = {&t->sgd, m->params, learning_rate(t, t->progress.global_step)};
+        clock->exchange += nn_exchange_finish_update(t->exchange, sgd_chunk_step, &c, &nonfinite);
+    } else {
+        clock->exchange += t->cfg.virtual_shards ? trainer_exact_gradients(t, s, &clock->data) /* --deterministic */
+                                                 : nn_exchange_finish_owned(t->exchange);
+        /* the SGD step on this rank's share of the parameters (all of them, unless the
+         * ranks of a node split it), then every rank gets the whole updated vector */
+        size_t offset, count;
+        nn_exchange_owned(t->exchange, &offset, &count);
+        nonfinite = nn_sgd_step_range(&t->sgd, m->params, m->grads, learning_rate(t, t->progress.global_step), offset, count);
+        clock->exchange += nn_exchange_publish(t->exchange, m->params, &nonfinite);
+    }
     /* every rank sees the same non-finite loss (a control word) or weight, without a word */
     if (nonfinite || nn_exchange_control(t->exchange, NN_CONTROL_NONFINITE) > 0.0f) return STEP_DIVERGED;
     if (t->cfg.max_norm > 0.0f) clock->exchange += nn_exchange_max_norm(t->exchange, m, t->cfg.max_norm);
@@ -86,14 +105,15 @@ static int diverged(const trainer *t, const char *what, long step, nn_error *err
     int layer = nn_model_first_nonfinite(&t->model);
     char where[64] = "";
     if (layer) snprintf(where, sizeof where, " (first non-finite values in dense layer %d)", layer);
-    return nn_fail(err, NN_ERR_RUNTIME, "training diverged: %s at epoch %d, step %ld%s; lower --lr? %s", what,
-                   t->progress.epochs_completed + 1, step, where,
+    return nn_fail(err, NN_ERR_RUNTIME, "training diverged: %s at epoch %d, step %ld%s; try a lower --lr than %g. %s",
+                   what, t->progress.epochs_completed + 1, step, where, t->cfg.lr,
                    t->opt.checkpoint[0] ? "The last checkpoint is kept." : "Nothing was saved.");
 }
 
 static int save(trainer *t, nn_train_result *result, double *seconds, nn_error *err) {
     nn_exchange_gather(t->exchange, t->sgd.velocity); /* each rank updated only its share of it */
-    nn_train_state state = {&t->cfg, &t->model, &t->sgd, &t->progress, &t->shuffle_rng, t->loss_sum};
+    nn_train_state state = {&t->cfg, &t->model, &t->sgd, &t->progress, &t->shuffle_rng, t->loss_sum,
+                            result->final_accuracy};
     nn_watchdog_beat(t->progress.global_step, NN_PHASE_EPOCH);
     int status = nn_checkpoint_save(t->opt.checkpoint, &state, t->comm, seconds, err);
     if (!status) {
@@ -151,18 +171,17 @@ static int end_epoch(trainer *t, int epoch, const nn_epoch_clock *clock, nn_trai
     nn_metrics_gather(&st, clock, t->loss_sum, (double)t->steps_per_epoch * step_samples(t), (int)step_samples(t), t->comm);
     /* gathered, so the same on every rank: no NaN reaches a checkpoint or the metrics */
     if (!isfinite(st.test_loss) || !isfinite(st.train_loss)) return diverged(t, "the epoch's loss is not finite", t->steps_per_epoch, err);
-    if (t->first_loss > 0 && st.train_loss > 100 * t->first_loss) {
-        char what[128];
-        snprintf(what, sizeof what, "the training loss %.4g is over 100 times the first epoch's (%.4g)", st.train_loss,
-                 t->first_loss);
+    char what[160];
+    if (nn_loss_diverged(st.train_loss, t->first_loss, t->train.num_classes, what, sizeof what))
         return diverged(t, what, t->steps_per_epoch, err);
-    }
     if (t->first_loss == 0) t->first_loss = st.train_loss;
     t->progress.epochs_completed = epoch;
     t->progress.step_in_epoch = 0;
     t->loss_sum = 0.0;
     trainer_shuffle(t, epoch + 1);
+    result->final_accuracy = st.test_accuracy; /* recorded in the checkpoint */
     int status = t->opt.checkpoint[0] ? save(t, result, &st.checkpoint_seconds, err) : NN_OK;
+    if (status) st.checkpoint_seconds = 0; /* no "checkpoint 0.014s" for one that failed */
 
     result->train_seconds += st.epoch_seconds;
     result->allreduce_seconds += st.allreduce_seconds;
@@ -172,34 +191,9 @@ static int end_epoch(trainer *t, int epoch, const nn_epoch_clock *clock, nn_trai
         result->best_accuracy = st.test_accuracy;
         result->best_epoch = epoch;
     }
-    result->final_accuracy = st.test_accuracy;
     if (t->log) nn_metrics_print_line(t->log, &st);
     if (!status && t->metrics.fd >= 0) status = nn_metrics_append(&t->metrics, &st, err);
     return nn_comm_agree(t->comm, status, err); /* only rank 0 writes the metrics */
-}
-
-static void print_header(const trainer *t) {
-    const nn_run_config *c = &t->cfg;
-    char exchange[128];
-    nn_exchange_describe(t->exchange, exchange, sizeof exchange);
-    fprintf(t->log, "nntrain: %s, %ld train", c->data, t->train.total);
-    if (c->validation > 0) fprintf(t->log, " (+%ld validation)", t->validation.total);
-    fprintf(t->log, " / %ld test samples; network", t->test.total);
-    char front[256];
-    if (nn_spec_conv_text(&c->spec, front, sizeof front)) fprintf(t->log, " %s,flatten", front);
-    for (int i = 0; i < c->spec.n_widths; i++) fprintf(t->log, "%c%d", i ? '-' : ' ', c->spec.widths[i]);
-    fprintf(t->log, " %s/%s, %zu parameters; %d ranks x %d threads; batch %d", nn_activation_name(c->spec.activation),
-            nn_loss_name(c->spec.loss), t->model.n_params, t->nranks, t->threads, c->batch_size);
-    if (c->accumulate > 1) fprintf(t->log, " x %d accumulated", c->accumulate);
-    if (c->spec.dropout > 0 || c->spec.input_dropout > 0)
-        fprintf(t->log, ", dropout %g (input %g)", c->spec.dropout, c->spec.input_dropout);
-    if (c->max_norm > 0) fprintf(t->log, ", max-norm %g", c->max_norm);
-    if (c->warmup_epochs > 0) fprintf(t->log, ", warm-up %g epochs", c->warmup_epochs);
-    fprintf(t->log, ", lr %g (%s), momentum %g", c->lr, nn_schedule_name(c->schedule), c->momentum);
-    if (c->momentum_ramp_epochs > 0) fprintf(t->log, " -> %g over %g epochs", c->momentum_end, c->momentum_ramp_epochs);
-    fprintf(t->log, "; allreduce %s\n", exchange);
-    nn_placement_warn(t->log, t->threads);
-    fflush(t->log);
 }
 
 static int train_epochs(trainer *t, nn_train_result *result, nn_error *err) {
@@ -227,17 +221,23 @@ static int train_epochs(trainer *t, nn_train_result *result, nn_error *err) {
 
 int nn_train(const nn_train_options *opt, MPI_Comm comm, FILE *log, nn_train_result *result, nn_error *err) {
     trainer t = {.opt = *opt, .comm = comm};
+    t.metrics.fd = t.checkpoint_lock.fd = t.metrics_lock.fd = -1; /* none open yet, whatever fails first */
     MPI_Comm_rank(comm, &t.rank);
     MPI_Comm_size(comm, &t.nranks);
     t.log = t.rank == 0 ? log : NULL;
-    *result = (nn_train_result){.best_accuracy = -1.0};
+    *result = (nn_train_result){.best_accuracy = -1.0, .final_accuracy = -1.0};
     t.threads = nn_placement_threads(opt->threads, comm);
     nn_thread_tuning_start(&t.tuning, t.threads, opt->thread_tuning);
 
-    int status = trainer_setup(&t, err);
-    if (!status) status = nn_watchdog_start(comm, opt->timeout, err);
-    if (!status) {
-        if (t.log) print_header(&t);
+    char leftover[NN_PATH_MAX + 8] = ""; /* the checkpoint being written, if the watchdog ends the job */
+    if (opt->checkpoint[0]) snprintf(leftover, sizeof leftover, "%s.tmp", opt->checkpoint);
+    nn_watchdog_remove_on_timeout(leftover);
+    int status = nn_watchdog_start(comm, opt->timeout, err); /* so the node's ranks watch start-up together */
+    if (!status) status = trainer_setup(&t, err);
+    result->complete = t.complete;
+    if (t.opt.resume[0]) result->final_accuracy = t.ck.test_accuracy;
+    if (!status && !t.complete) {
+        if (t.log) trainer_print_header(&t);
         status = train_epochs(&t, result, err);
     }
     nn_watchdog_stop();

@@ -9,6 +9,7 @@
 #include "nn/checkpoint.h"
 #include "nn/dataset.h"
 #include "nn/evaluate.h"
+#include "nn/exact_sum.h"
 #include "nn/exchange.h"
 #include "nn/model.h"
 #include "nn/optim.h"
@@ -42,7 +43,12 @@ typedef struct trainer {
     nn_rng shuffle_rng;   /* state after this epoch's shuffle: saved in checkpoints */
     double loss_sum;      /* this rank's summed training loss so far this epoch */
     double samples_trained; /* by this run, all ranks together, in completed epochs */
+    int vs_first, vs_end; /* deterministic mode: this rank's virtual shards */
+    nn_exact_sum exact;   /* deterministic mode: the step's fixed-point sum */
+    int exact_store;      /* deterministic mode: this micro-step's first parts store (exact_step.c) */
+    size_t exact_last;    /* the offset of the last part handed over */
     double first_loss;    /* mean training loss of this run's first epoch (0: none yet): divergence bound */
+    int complete;         /* resumed a run that has no epoch left to train: nothing to do */
 } trainer;
 
 /* Collective. Merges a resume, reads the shards, builds model, optimizer, exchange
@@ -50,6 +56,9 @@ typedef struct trainer {
  * failure call trainer_free all the same. */
 int trainer_setup(trainer *t, nn_error *err);
 void trainer_free(trainer *t); /* collective */
+
+/* Rank 0: the run's header line on t->log (trainer_report.c). */
+void trainer_print_header(const trainer *t);
 
 /* A fresh permutation of the local shard for `epoch`, from (seed, epoch, rank). */
 void trainer_shuffle(trainer *t, int epoch);
@@ -62,5 +71,18 @@ int trainer_load_batch(trainer *t, long micro);
 /* Collective, at the start of a resumed run: the epoch in progress continues where
  * it stopped (same permutation, the loss summed so far). */
 int trainer_restore_epoch(trainer *t, nn_error *err);
+
+/* Deterministic mode (exact_step.c). A fresh permutation of each of this rank's
+ * virtual shards for `epoch`, from (seed, epoch, shard). */
+void trainer_exact_shuffle(trainer *t, int epoch);
+
+/* Deterministic mode: step `s` of the epoch up to the summed gradients, every
+ * virtual shard on its own, their sum exact (nn/exact_sum.h); leaves the mean
+ * gradient in model.grads, the summed control words in the exchange, and adds the
+ * step's loss (rank 0). Collective; returns the seconds spent in the sum. */
+double trainer_exact_gradients(trainer *t, long s, double *data_seconds);
+
+/* Setup's part for deterministic mode: checks (one line each) and the sum's buffers. */
+int trainer_exact_setup(trainer *t, nn_error *err);
 
 #endif

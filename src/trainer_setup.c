@@ -4,19 +4,53 @@
 
 #include "nn/comm.h"
 #include "nn/conv_spec.h"
+#include "nn/virtual_shards.h"
+#include "nn/watchdog.h"
 #include "trainer.h"
+
+/* --epochs (the total) against where the checkpoint stands: below it is an error (the
+ * checkpoint's work would be dropped); equal to the epochs it completed, the run is
+ * complete: say so, and write nothing. A mid-epoch checkpoint finishes its epoch. */
+static int check_epochs(trainer *t, nn_error *err) {
+    const nn_progress *p = &t->ck.progress;
+    int at = p->epochs_completed + (p->step_in_epoch > 0);
+    if (t->cfg.epochs < at && p->step_in_epoch > 0)
+        return nn_fail(err, NN_ERR_INPUT, "--epochs %d is below epoch %d, which checkpoint %s is part-way through "
+                       "(--epochs counts the total)", t->cfg.epochs, at, t->opt.resume);
+    if (t->cfg.epochs < at)
+        return nn_fail(err, NN_ERR_INPUT, "--epochs %d is below the %d epochs checkpoint %s has completed "
+                       "(--epochs counts the total)", t->cfg.epochs, at, t->opt.resume);
+    t->complete = t->cfg.epochs == p->epochs_completed && p->step_in_epoch == 0;
+    return NN_OK;
+}
+
+/* The one line of a resumed run that is complete (rank 0). */
+static void say_complete(const trainer *t) {
+    if (!t->log) return;
+    fprintf(t->log, "nntrain: %s: the run is complete (%d of %d epochs", t->opt.resume, t->ck.progress.epochs_completed,
+            t->cfg.epochs);
+    if (t->ck.test_accuracy >= 0) fprintf(t->log, ", test accuracy %.2f%%", 100.0 * t->ck.test_accuracy);
+    fprintf(t->log, "); nothing to do, nothing written (a larger --epochs trains on)\n");
+}
 
 /* The run's configuration: the command line's or, on resume, the checkpoint's
  * merged with what the command line changed. */
 static int configure(trainer *t, nn_error *err) {
     const nn_train_options *o = &t->opt;
     t->cfg = o->run;
-    if (!o->resume[0]) return NN_OK;
+    if (t->cfg.virtual_shards < 0) t->cfg.virtual_shards = nn_vshards_default(t->cfg.batch_size); /* --deterministic */
+    if (!o->resume[0]) return nn_run_config_check(&t->cfg, o->given, err); /* the same on every rank */
     char changes[2 * NN_PATH_MAX + 256] = "";
     int status = nn_checkpoint_load(o->resume, &t->ck, err);
     if (!status) status = nn_run_config_resume(&o->run, o->given, &t->ck.config, o->resume, &t->cfg, changes,
                                                sizeof changes, err);
+    if (!status) status = nn_run_config_check(&t->cfg, o->given, err);
+    if (!status) status = check_epochs(t, err);
     if ((status = nn_comm_agree(t->comm, status, err))) return status;
+    if (t->complete) {
+        say_complete(t);
+        return NN_OK;
+    }
     if (t->log)
         fprintf(t->log, "nntrain: resuming from %s (nntrain %s, %d ranks): epoch %d, step %ld of it%s%s\n", o->resume,
                 t->ck.version, t->ck.ranks, t->ck.progress.epochs_completed + 1, t->ck.progress.step_in_epoch,
@@ -42,6 +76,9 @@ static int check_fit(trainer *t, nn_error *err) {
     if (t->steps_per_epoch < 1)
         return nn_fail(err, NN_ERR_INPUT, "--batch-size %d x --accumulate %d exceeds the %ld training samples",
                        c->batch_size, c->accumulate, t->train.total);
+    if (t->opt.resume[0] && t->ck.progress.global_step > (long)t->ck.config.epochs * t->steps_per_epoch)
+        return nn_fail(err, NN_ERR_INPUT, "%s: global step %ld is past the end of its run (step %ld)", t->opt.resume,
+                       t->ck.progress.global_step, (long)t->ck.config.epochs * t->steps_per_epoch);
     if (t->opt.resume[0] && t->ck.progress.step_in_epoch >= t->steps_per_epoch)
         return nn_fail(err, NN_ERR_INPUT, "%s: resumes at step %ld of an epoch that has only %ld steps with %s",
                        t->opt.resume, t->ck.progress.step_in_epoch, t->steps_per_epoch, c->data);
@@ -52,20 +89,30 @@ static int load_data(trainer *t, nn_error *err) {
     const nn_run_config *c = &t->cfg;
     int status;
     long held = c->validation; /* the last `held` training rows are the validation set */
-    if ((status = nn_shard_read_rows(c->data, "train", c->train_limit, 0, -held, t->comm, &t->train, err)))
+    if (held > 0 && held < t->nranks) /* each rank scores its share of them */
+        return nn_fail(err, NN_ERR_INPUT, "--validation %ld: too few held-out samples to split over %d ranks (at least %d)",
+                       held, t->nranks, t->nranks);
+    /* deterministic mode: each rank reads whole virtual shards */
+    if ((status = nn_shard_read_parts(c->data, "train", c->train_limit, 0, -held, c->virtual_shards, t->comm,
+                                      &t->train, err)))
         return status;
+    nn_watchdog_alive();
     if (held > 0 &&
         (status = nn_shard_read_rows(c->data, "train", c->train_limit, -held, 0, t->comm, &t->validation, err)))
         return status;
     if ((status = nn_shard_read(c->data, "test", 0, t->comm, &t->test, err))) return status;
     t->steps_per_epoch = t->train.total / ((long)c->batch_size * c->accumulate); /* SGD steps */
-    return nn_comm_agree(t->comm, check_fit(t, err), err);
+    status = check_fit(t, err);
+    if (!status && c->virtual_shards) status = trainer_exact_setup(t, err);
+    return nn_comm_agree(t->comm, status, err);
 }
 
 /* Model, optimizer, evaluator, batch buffers and the metrics file (local parts). */
 static int allocate(trainer *t, nn_error *err) {
     const nn_run_config *c = &t->cfg;
     int max_local = (c->batch_size + t->nranks - 1) / t->nranks;
+    if (c->virtual_shards) /* whole shards: up to ceil(V / P) of batch / V rows */
+        max_local = (c->virtual_shards + t->nranks - 1) / t->nranks * (c->batch_size / c->virtual_shards);
     int max_batch = max_local > NN_EVAL_CHUNK ? max_local : NN_EVAL_CHUNK;
     int status = nn_model_create(&t->model, &c->spec, max_batch, err);
     if (!status) status = nn_sgd_create(&t->sgd, t->model.n_params, c->momentum, c->weight_decay, err);
@@ -114,13 +161,20 @@ static int claim_outputs(trainer *t, nn_error *err) {
 
 int trainer_setup(trainer *t, nn_error *err) {
     int status;
-    t->metrics.fd = t->checkpoint_lock.fd = t->metrics_lock.fd = -1;
-    if ((status = configure(t, err))) return status;
+    if ((status = configure(t, err)) || t->complete) return status;
     status = t->rank == 0 ? claim_outputs(t, err) : NN_OK;
     if ((status = nn_comm_agree(t->comm, status, err))) return status; /* before any work */
+    nn_watchdog_alive(); /* each stage of a large run's start-up is progress */
     if ((status = load_data(t, err))) return status;
+    nn_watchdog_alive();
     if ((status = nn_comm_agree(t->comm, allocate(t, err), err))) return status;
-    if ((status = nn_exchange_create(&t->exchange, t->comm, t->opt.exchange, t->opt.compress, t->model.n_params, err))) return status;
+    nn_watchdog_alive();
+    /* deterministic mode sums exactly itself (exact_step.c): the exchange only carries the result */
+    int exact = t->cfg.virtual_shards > 0;
+    t->eval.exact = exact;
+    if ((status = nn_exchange_create(&t->exchange, t->comm, exact ? NN_EXCHANGE_MPI : t->opt.exchange,
+                                     exact ? NN_COMPRESS_NONE : t->cfg.compress, t->model.n_params, err))) return status;
+    nn_watchdog_alive();
     /* the gradients go straight into the exchange's buffer, and it hears of each final slice */
     nn_model_place_grads(&t->model, nn_exchange_grads(t->exchange));
     t->model.slice_final = nn_exchange_slice_final;
@@ -135,6 +189,8 @@ int trainer_setup(trainer *t, nn_error *err) {
     /* the node's ranks keep one copy of the parameters, where they can share it */
     float *shared = nn_exchange_share_params(t->exchange, t->model.params);
     if (shared) nn_model_place_params(&t->model, shared);
+    float *velocity = shared ? nn_exchange_share_velocity(t->exchange, t->sgd.velocity) : NULL;
+    if (velocity) nn_sgd_place_velocity(&t->sgd, velocity);
     return NN_OK;
 }
 
@@ -154,9 +210,14 @@ void trainer_free(trainer *t) {
     nn_shard_free(&t->test);
     nn_shard_free(&t->validation);
     nn_checkpoint_free(&t->ck);
+    nn_exact_free(&t->exact);
 }
 
 void trainer_shuffle(trainer *t, int epoch) {
+    if (t->cfg.virtual_shards) {
+        trainer_exact_shuffle(t, epoch);
+        return;
+    }
     nn_rng_seed(&t->shuffle_rng, t->cfg.seed, (uint64_t)epoch, (uint64_t)t->rank);
     for (long i = 0; i < t->train.count; i++) t->order[i] = (uint32_t)i;
     nn_rng_shuffle(&t->shuffle_rng, t->order, (uint32_t)t->train.count);

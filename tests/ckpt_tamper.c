@@ -1,15 +1,32 @@
 /* Damages a checkpoint in place, the way the bad-checkpoint tests need:
  *   ckpt_tamper FILE weight      change one weight (the checksum no longer matches)
  *   ckpt_tamper FILE version N   set format_version to N
- *   ckpt_tamper FILE real-version  store format_version as the real 1.5 */
+ *   ckpt_tamper FILE real-version  store format_version as the real 1.5
+ *   ckpt_tamper FILE set GROUP NAME VALUE  set (or add) an attribute: an integer when
+ *                                          VALUE has no '.', 'e' or "nan", else a real
+ *   ckpt_tamper FILE unsigned      drop the attribute checksum (/integrity), as files
+ *                                  written before it have none */
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+static int set_attr(hid_t file, const char *group, const char *name, const char *text) {
+    int real = strpbrk(text, ".eE") || strstr(text, "nan");
+    long long i = atoll(text);
+    double d = atof(text);
+    if (H5Aexists_by_name(file, group, name, H5P_DEFAULT) > 0) H5Adelete_by_name(file, group, name, H5P_DEFAULT);
+    hid_t space = H5Screate(H5S_SCALAR), type = real ? H5T_NATIVE_DOUBLE : H5T_NATIVE_LLONG;
+    hid_t attr = H5Acreate_by_name(file, group, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    int rc = attr < 0 || H5Awrite(attr, type, real ? (const void *)&d : (const void *)&i) < 0;
+    if (attr >= 0) H5Aclose(attr);
+    H5Sclose(space);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     if (argc < 3) {
-        fprintf(stderr, "usage: ckpt_tamper FILE weight|version N\n");
+        fprintf(stderr, "usage: ckpt_tamper FILE weight|version N|real-version|set GROUP NAME VALUE|unsigned\n");
         return 2;
     }
     hid_t file = H5Fopen(argv[1], H5F_ACC_RDWR, H5P_DEFAULT);
@@ -37,6 +54,10 @@ int main(int argc, char **argv) {
         rc = attr < 0 || H5Awrite(attr, H5T_NATIVE_DOUBLE, &v) < 0;
         if (attr >= 0) H5Aclose(attr);
         H5Sclose(space);
+    } else if (!strcmp(argv[2], "set") && argc == 6) {
+        rc = set_attr(file, argv[3], argv[4], argv[5]);
+    } else if (!strcmp(argv[2], "unsigned")) {
+        rc = H5Ldelete(file, "/integrity", H5P_DEFAULT) < 0;
     } else if (!strcmp(argv[2], "version") && argc == 4) {
         long long v = atoll(argv[3]);
         hid_t attr = H5Aopen(file, "format_version", H5P_DEFAULT);

@@ -33,7 +33,9 @@ NNTRAIN_STOP_AT_STEP=30 timeout 300 "$mpiexec" -n 2 "$nntrain" --train-limit 300
     --checkpoint "$dir/new.h5" >"$dir/out" 2>"$dir/err"
 rc=$?
 check "the same run stops after epoch 1 (exit $rc, expected 75)" [ "$rc" -eq 75 ]
-check "its checkpoint has the fixture's content (h5diff)" h5diff "$fixture" "$dir/new.h5"
+# format 1 has since gained two optional groups: the last test accuracy and the attribute checksum
+check "its checkpoint has the fixture's content (h5diff, apart from /results and /integrity)" \
+    h5diff --exclude-path /results --exclude-path /integrity "$fixture" "$dir/new.h5"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

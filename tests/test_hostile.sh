@@ -19,6 +19,14 @@ cp "$v1" "$dir/version.h5" && "$tamper" "$dir/version.h5" version 99
 cp "$v1" "$dir/realversion.h5" && "$tamper" "$dir/realversion.h5" real-version
 timeout 120 "$mpiexec" -n 2 "$nntrain" --data "$dir/good.h5" --layers 16,8,3 --batch-size 8 --epochs 1 \
     --checkpoint "$dir/small.h5" >/dev/null 2>&1 || { echo "FAIL cannot make small.h5"; exit 1; }
+# edited copies of it: attrs.h5 keeps its attribute checksum; the others have none, as
+# files written before it (their values must pass the command line's checks)
+edit() { local name=$1; shift; cp "$dir/small.h5" "$dir/$name.h5" && "$tamper" "$dir/$name.h5" "$@"; }
+edit attrs set /optimizer lr -1.0
+for e in "neglr /optimizer lr -1.0" "negwd /optimizer weight_decay -0.5" "bigbatch /options batch_size 4294967396" \
+         "endstep /progress global_step 100000" "unknown /options foo 3" "epochs /progress epochs_completed 3"; do
+    set -- $e; edit "$1" set "$2" "$3" "$4" && "$tamper" "$dir/$1.h5" unsigned
+done
 
 passed=0 failed=0
 trim() { local s=$1; s=${s#"${s%%[![:space:]]*}"}; printf '%s' "${s%"${s##*[![:space:]]}"}"; }

@@ -146,7 +146,15 @@ static void test_gradient_conv_dropout(void) { check_distributed_gradient(NN_EXC
  * parameters and momentum, then publishes it. Two steps (so the momentum matters)
  * must leave parameters bit-identical to the whole update on every rank, the
  * gathered momentum too; a non-finite weight in one rank's share reaches every rank.
- * `shared`: the split model keeps its parameters in the node's one shared copy. */
+ * `shared`: the split model keeps its parameters in the node's one shared copy;
+ * 2: its momentum too, and the step is the chunked sum with each chunk's update
+ * (nn_exchange_finish_update), chunks taken by whichever rank is free. */
+static float fused_lr = 0.1f;
+static nn_sgd *fused_sgd;
+static unsigned fused_step(void *ctx, const float *sums, size_t offset, size_t count) {
+    return (unsigned)nn_sgd_step_sums(fused_sgd, ctx, sums, fused_lr, offset, count);
+}
+
 static void check_update_split(int shared) {
     nn_model_spec spec = {.n_widths = 4, .widths = {IN, 16, 12, CLASSES}, .activation = NN_ACT_TANH};
     nn_model whole, split;
@@ -174,15 +182,28 @@ static void check_update_split(int shared) {
     size_t offset, count;
     nn_exchange_owned(ex, &offset, &count);
     if (nranks > 1) CU_ASSERT(count < whole.n_params); /* the node's ranks really split it */
+    int fused = 0;
+    if (shared == 2) {
+        float *v = nn_exchange_share_velocity(ex, sgd_split.velocity);
+        if (nranks > 1) CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+        if (v) nn_sgd_place_velocity(&sgd_split, v);
+        fused = nn_exchange_fused(ex);
+        fused_sgd = &sgd_split;
+    }
     for (int step = 0; step < 2; step++) {
         local_backward(&whole, ex, x, labels, NULL, 0);
         nn_exchange_finish(ex);
         CU_ASSERT_EQUAL(nn_sgd_step(&sgd_whole, whole.params, whole.grads, 0.1f), 0);
 
         local_backward(&split, ex, x, labels, NULL, 0);
-        nn_exchange_finish_owned(ex);
-        int nonfinite = nn_sgd_step_range(&sgd_split, split.params, split.grads, 0.1f, offset, count);
-        nn_exchange_publish(ex, split.params, &nonfinite);
+        int nonfinite = 0;
+        if (fused) {
+            nn_exchange_finish_update(ex, fused_step, split.params, &nonfinite);
+        } else {
+            nn_exchange_finish_owned(ex);
+            nonfinite = nn_sgd_step_range(&sgd_split, split.params, split.grads, 0.1f, offset, count);
+            nn_exchange_publish(ex, split.params, &nonfinite);
+        }
         CU_ASSERT_EQUAL(nonfinite, 0);
         CU_ASSERT_EQUAL(nn_exchange_control(ex, NN_CONTROL_STOP), 1.0f); /* every rank hears rank 0 */
         CU_ASSERT_EQUAL(memcmp(split.params, whole.params, whole.n_params * sizeof(float)), 0);
@@ -192,10 +213,16 @@ static void check_update_split(int shared) {
 
     /* the last rank's share goes bad: every rank must stop */
     local_backward(&split, ex, x, labels, NULL, 0);
-    nn_exchange_finish_owned(ex);
-    if (rank == nranks - 1 && count > 0) split.grads[offset] = NAN;
-    int nonfinite = nn_sgd_step_range(&sgd_split, split.params, split.grads, 0.1f, offset, count);
-    nn_exchange_publish(ex, split.params, &nonfinite);
+    int nonfinite = 0;
+    if (fused) { /* a NaN in the last rank's gradient: whoever sums it, every rank hears */
+        if (rank == nranks - 1) split.grads[whole.n_params / 2] = NAN;
+        nn_exchange_finish_update(ex, fused_step, split.params, &nonfinite);
+    } else {
+        nn_exchange_finish_owned(ex);
+        if (rank == nranks - 1 && count > 0) split.grads[offset] = NAN;
+        nonfinite = nn_sgd_step_range(&sgd_split, split.params, split.grads, 0.1f, offset, count);
+        nn_exchange_publish(ex, split.params, &nonfinite);
+    }
     int everywhere = 0;
     MPI_Allreduce(&nonfinite, &everywhere, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
     CU_ASSERT_EQUAL(everywhere, 1);
@@ -209,6 +236,7 @@ static void check_update_split(int shared) {
 
 static void test_update_split_over_the_node(void) { check_update_split(0); }
 static void test_update_on_shared_params(void) { check_update_split(1); }
+static void test_update_chunked_over_the_node(void) { check_update_split(2); }
 
 static void test_error_on_one_rank_reaches_all(void) {
     nn_error err = {0};
@@ -239,6 +267,7 @@ int main(int argc, char **argv) {
         {"a conv network with dropout, shared-memory sum: the same", test_gradient_conv_dropout},
         {"the SGD step split over the node's ranks equals the whole step", test_update_split_over_the_node},
         {"... also on the node's one shared copy of the parameters", test_update_on_shared_params},
+        {"... and the chunked sum with each chunk's update (the momentum shared too)", test_update_chunked_over_the_node},
         {"overlapped sums in bf16: close to the serial gradient, not equal", test_gradient_overlapped_bf16},
         {"an error on one rank reaches every rank", test_error_on_one_rank_reaches_all},
         CU_TEST_INFO_NULL};

@@ -101,10 +101,35 @@ static void test_bad_options(void) {
     EXPECT_ERROR("--threads 0: must be in", "--threads", "0");
     EXPECT_ERROR("--timeout -1: must be in", "--timeout", "-1");
     EXPECT_ERROR("--timeout 'soon': not a finite number", "--timeout", "soon");
+    EXPECT_ERROR("--timeout 4.5: must be 0 (no watchdog) or at least 5 s", "--timeout", "4.5"); /* fires on start-up */
+    EXPECT_ERROR("--timeout 1e-30: must be 0", "--timeout", "1e-30");
     EXPECT_ERROR("--allreduce 'ring'", "--allreduce", "ring");
     EXPECT_ERROR("--thread-tuning 'yes': expected on or off", "--thread-tuning", "yes");
     EXPECT_ERROR("--checkpoint-every needs --checkpoint", "--checkpoint-every", "10");
     EXPECT_ERROR("--checkpoint-every 0: must be in", "--checkpoint", "c.h5", "--checkpoint-every", "0");
+}
+
+/* A checkpoint's stored settings go through the command line's own checks. */
+static void test_run_setting_parse(void) {
+    nn_run_config run;
+    nn_run_config_defaults(&run);
+    nn_error e = {0};
+    CU_ASSERT_EQUAL(nn_run_setting_parse(&run, "lr", "/optimizer/lr", "0.25", &e), NN_OK);
+    CU_ASSERT_DOUBLE_EQUAL(run.lr, 0.25, 1e-7);
+    CU_ASSERT_EQUAL(nn_run_setting_parse(&run, "compress", "/options/compress", "bf16", &e), NN_OK);
+    CU_ASSERT_EQUAL(run.compress, NN_COMPRESS_BF16);
+    CU_ASSERT_EQUAL(nn_run_setting_parse(&run, "lr", "/optimizer/lr", "-1", &e), NN_ERR_INPUT);
+    CU_ASSERT_STRING_EQUAL(e.msg, "/optimizer/lr -1: must be in [0, 100]");
+    CU_ASSERT_EQUAL(nn_run_setting_parse(&run, "lr", "/optimizer/lr", "0", &e), NN_ERR_INPUT);
+    CU_ASSERT_STRING_EQUAL(e.msg, "/optimizer/lr 0: must be positive");
+    CU_ASSERT_EQUAL(nn_run_setting_parse(&run, "batch-size", "/options/batch_size", "4294967396", &e), NN_ERR_INPUT);
+    CU_ASSERT_EQUAL(nn_run_setting_parse(&run, "momentum", "/optimizer/momentum", "nan", &e), NN_ERR_INPUT);
+    CU_ASSERT_EQUAL(nn_run_setting_parse(&run, "metrics", "/options/metrics", "m.jsonl", &e), NN_ERR_INPUT);
+    CU_ASSERT_DOUBLE_EQUAL(run.lr, 0.25, 1e-7); /* a refused value changes nothing */
+    /* 0 for --validation and --train-limit: none held out, all samples (the defaults) */
+    nn_train_options o;
+    CU_ASSERT_EQUAL(PARSE(&o, &e, "--validation", "0", "--train-limit", "0"), NN_OK);
+    CU_ASSERT(o.run.validation == 0 && o.run.train_limit == 0);
 }
 
 static void test_local_batches_partition_the_global_batch(void) {
@@ -135,6 +160,7 @@ int main(void) {
         {"defaults match the documented contract", test_defaults},
         {"every option parses", test_all_options},
         {"bad options are rejected with a message", test_bad_options},
+        {"a checkpoint's settings pass the command line's checks", test_run_setting_parse},
         {"local batches partition the global batch evenly", test_local_batches_partition_the_global_batch},
         CU_TEST_INFO_NULL};
     return nn_run_suite("options", tests);

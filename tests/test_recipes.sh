@@ -27,7 +27,7 @@ for recipe in mnist-best fashion-best; do
     [ "$recipe" = fashion-best ] && grep -q "fetch_fashion" "$log" && { echo "FAIL: $recipe fetched its dataset despite --dat="; rc=99; }
     epochs=$(wc -l <"$metrics" 2>/dev/null || echo 0)
     if [ "$rc" -eq 0 ] && grep -q "network 784-800-800-10 relu/softmax" "$log" &&
-       grep -qE "dropout 0\.[0-9]+ \(input 0\.[0-9]+\), max-norm 3\.5" "$log" && grep -q "2 ranks x 1 threads" "$log" &&
+       grep -qE "dropout 0\.[0-9]+ \(input 0\.[0-9]+\), max-norm 3\.5" "$log" && grep -q "2 ranks x 1 thread;" "$log" &&
        grep -q "^done: 2 epochs" "$log" && [ "$epochs" -eq 2 ]
     then passed=$((passed + 1)); echo "ok   $recipe: its network and settings, the caller's --epochs 2 and --metrics"
     else failed=$((failed + 1)); echo "FAIL: $recipe (exit $rc, $epochs metrics lines)"; cat "$log"; fi

@@ -65,7 +65,7 @@ t=$SECONDS
 id=$(submit "$repo/jobs/nntrain.sbatch" "${small[@]}")
 wait_done "$id" 120
 out=$work/run/nntrain-$id.out
-if [ "$(job_state "$id")" = COMPLETED ] && grep -q "2 ranks x 1 threads" "$out" && grep -q "^done: 2 epochs" "$out" &&
+if [ "$(job_state "$id")" = COMPLETED ] && grep -q "2 ranks x 1 thread;" "$out" && grep -q "^done: 2 epochs" "$out" &&
    [ "$(wc -l <"$work/run/nntrain-$id.jsonl")" -eq 2 ]
 then ok "jobs/nntrain.sbatch: 2 ranks train 2 epochs and the job completes ($((SECONDS - t)) s)"
 else fail "jobs/nntrain.sbatch: 2 ranks train 2 epochs and the job completes (state $(job_state "$id"))" "$out"; fi
@@ -136,7 +136,7 @@ else
         out=$work/run/nntrain-$id.out
         acc=$(metric "$work/run/nntrain-$id.jsonl" test_accuracy 2>/dev/null || echo 0)
         if [ "$(job_state "$id")" = COMPLETED ] && grep -q "nnemu-h\[1-2\]" "$out" &&
-           grep -q "4 ranks x 1 threads; .*(shared memory, 2 nodes)" "$out" &&
+           grep -q "4 ranks x 1 thread; .*(shared memory, 2 nodes)" "$out" &&
            awk -v a="$acc" 'BEGIN { exit !(a > 0.8) }'
         then ok "jobs/nntrain_multinode.sbatch: 2 nodes x 2 ranks, the header says 2 nodes, accuracy $acc ($((SECONDS - t)) s)"
         else fail "jobs/nntrain_multinode.sbatch: 2 nodes x 2 ranks (state $(job_state "$id"))" "$out"; fi

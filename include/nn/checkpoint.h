@@ -38,6 +38,7 @@ typedef struct nn_train_state {
     const nn_progress *progress;
     const nn_rng *shuffle_rng;
     double loss_partial; /* this rank's training-loss sum so far this epoch */
+    double test_accuracy; /* of the last completed epoch; < 0: none yet */
 } nn_train_state;
 
 /* A checkpoint as read back. */
@@ -46,6 +47,7 @@ typedef struct nn_checkpoint {
     char version[32];       /* nntrain version that wrote it */
     nn_run_config config;   /* the run it belongs to */
     nn_progress progress;
+    double test_accuracy;   /* of its last completed epoch; < 0: not recorded */
     int ranks;              /* rank count it was written with */
     uint32_t *rng_states;   /* [ranks][4]: each rank's shuffle generator */
     double *loss_partials;  /* [ranks]: each rank's training-loss sum so far this epoch */

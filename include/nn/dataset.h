@@ -40,6 +40,13 @@ int nn_shard_read(const char *path, const char *split, long limit, MPI_Comm comm
  * Sample indices (offset, messages) stay those of the file. */
 int nn_shard_read_rows(const char *path, const char *split, long limit, long first, long end, MPI_Comm comm,
                        nn_shard *out, nn_error *err);
+
+/* The same, but this rank's rows are whole parts of the split cut into `parts`
+ * contiguous parts (as nn_shard_range cuts it): parts [rank * parts / nranks,
+ * (rank + 1) * parts / nranks), the virtual shards of deterministic mode; `parts`
+ * 0 is nn_shard_read_rows. */
+int nn_shard_read_parts(const char *path, const char *split, long limit, long first, long end, int parts,
+                        MPI_Comm comm, nn_shard *out, nn_error *err);
 void nn_shard_free(nn_shard *shard);
 
 /* Asks the memory system for row `row` of the shard's images, without waiting. */

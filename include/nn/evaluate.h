@@ -25,6 +25,8 @@ typedef struct nn_evaluator {
     int chunk, classes;           /* rows per forward pass (the model's max_batch) */
     uint32_t *rows;               /* [chunk] scratch: the rows of one pass */
     uint8_t *labels, *predicted;  /* [chunk] scratch */
+    int exact;                    /* deterministic mode: the loss summed on a fixed-point grid, per
+                                     sample, so it is the same for any split over ranks */
     long *confusion;              /* [classes][classes], row = true class, column = prediction:
                                      the job-wide counts of the last nn_evaluate */
 } nn_evaluator;

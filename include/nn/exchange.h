@@ -92,6 +92,19 @@ double nn_exchange_publish(nn_exchange *ex, float *params, int *nonfinite);
 #define NN_EXCHANGE_HAS_SHARED_PARAMS 1
 float *nn_exchange_share_params(nn_exchange *ex, const float *params);
 
+/* After share_params, shm on one node: the momentum gets one copy a node too, and
+ * then (nn_exchange_fused) a step is nn_exchange_finish_update instead of
+ * finish_owned + the update of the share + publish: the node's ranks sum the
+ * gradient chunk by chunk, each chunk taken by whichever rank is free (its own
+ * slice's first), and fn updates parameters and momentum for each chunk as it is
+ * summed (see nn_reducer_sum_chunks); then the barrier publish would be, OR-ing the
+ * non-finite flags. Returns NULL (and nothing changes) where it does not apply, or
+ * with NN_NODE_SUM=static. */
+#define NN_EXCHANGE_HAS_FUSED 1
+float *nn_exchange_share_velocity(nn_exchange *ex, const float *velocity);
+int nn_exchange_fused(const nn_exchange *ex);
+double nn_exchange_finish_update(nn_exchange *ex, nn_chunk_fn fn, void *ctx, int *nonfinite);
+
 /* Collective: max-norm (nn_model_max_norm) on the model's parameters; on shared ones
  * the node's ranks split the columns, then wait for one another. Returns the
  * seconds of that wait. */

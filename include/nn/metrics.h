@@ -24,9 +24,9 @@ typedef struct nn_epoch_stats {
     double epoch_seconds;      /* training steps only, slowest rank */
     double eval_seconds;
     double samples_per_second; /* the whole job: all ranks together */
-    double allreduce_seconds;  /* slowest rank's time in the gradient sum (any --allreduce mode) */
-    double allreduce_wait_seconds; /* of that, the longest time a rank waited in the node's barriers (shm) */
-    double data_seconds;       /* slowest rank's time assembling batches */
+    double allreduce_seconds;  /* the ranks' mean time in the gradient sum (any --allreduce mode) */
+    double allreduce_wait_seconds; /* the longest time a rank waited in the node's barriers (shm) */
+    double data_seconds;       /* the ranks' mean time assembling batches */
     double checkpoint_seconds; /* writing the end-of-epoch checkpoint (0: none) */
     double lr;                 /* learning rate at the end of the epoch */
     int has_validation;        /* --validation: the held-out samples' scores below */
@@ -34,7 +34,8 @@ typedef struct nn_epoch_stats {
     int ranks, threads;
 } nn_epoch_stats;
 
-/* Collective: fills the times (the slowest rank's: it sets the pace), the mean
+/* Collective: fills the times (the epoch's: the slowest rank's, it sets the pace; the
+ * sum's and the data's: the mean over the ranks, so the shares add up), the mean
  * training loss from the ranks' loss sums over `epoch_samples`, and samples/s for
  * `batch` samples per step. */
 void nn_metrics_gather(nn_epoch_stats *st, const nn_epoch_clock *clock, double loss_sum, double epoch_samples,

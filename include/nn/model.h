@@ -116,6 +116,14 @@ void nn_model_backward(nn_model *model, const uint8_t *labels, int batch, float 
 void nn_model_backward_micro(nn_model *model, const uint8_t *labels, int batch, float scale, int micro,
                              int micro_steps);
 
+/* Backward in parts (deterministic mode): as nn_model_backward, but each dense or
+ * conv layer's parameter gradient is made for every `part_rows` rows of the batch alone
+ * (each part's grads[offset, offset + count) overwritten, then handed to
+ * part_done, which must take it before the next part). The rest of backward runs
+ * on the whole batch: a row's values do not depend on the other rows. */
+void nn_model_backward_parts(nn_model *model, const uint8_t *labels, int batch, float scale, int part_rows,
+                             nn_slice_final_fn part_done, void *ctx);
+
 /* Both: returns the summed loss. */
 double nn_model_forward_backward(nn_model *model, const uint8_t *labels, int batch, float scale);
 

@@ -13,6 +13,7 @@ typedef struct nn_sgd {
     float momentum, weight_decay;
     size_t n;
     float *velocity; /* zero at the start; part of the state a checkpoint must keep */
+    float *own_velocity; /* velocity when nn_sgd_create allocated it (else NULL) */
 } nn_sgd;
 
 int nn_sgd_create(nn_sgd *sgd, size_t n, float momentum, float weight_decay, nn_error *err);
@@ -25,6 +26,10 @@ int nn_sgd_step(nn_sgd *sgd, float *params, const float *grads, float lr);
 /* The same step on elements [offset, offset + count) only (a rank's share when the
  * ranks of a node split the update); the velocity outside it is left alone. */
 int nn_sgd_step_range(nn_sgd *sgd, float *params, const float *grads, float lr, size_t offset, size_t count);
+/* The same with the gradient of [offset, offset + count) in sums[0, count). */
+int nn_sgd_step_sums(nn_sgd *sgd, float *params, const float *sums, float lr, size_t offset, size_t count);
+/* The velocity lives in `buffer` (holding the same values) from now on. */
+void nn_sgd_place_velocity(nn_sgd *sgd, float *buffer);
 
 /* Learning rate for a step: constant, or cosine-annealed from base_lr at step 0 to 0
  * at total_steps. */

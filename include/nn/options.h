@@ -21,7 +21,6 @@ typedef struct nn_train_options {
     int threads;                  /* 0: OMP_NUM_THREADS, else cores / ranks on the node */
     int thread_tuning;            /* time the steps on all threads and on one, keep the faster */
     nn_exchange_mode exchange;    /* --allreduce: how the ranks sum their gradients */
-    nn_compress compress;         /* --compress: how the sum travels between nodes */
     double timeout;               /* seconds without progress before the job ends; 0: never */
     int show_help, show_version;
 } nn_train_options;
@@ -32,5 +31,12 @@ void nn_options_defaults(nn_train_options *opt);
 int nn_options_parse(int argc, char **argv, nn_train_options *opt, nn_error *err);
 
 void nn_options_print_help(FILE *out);
+
+/* One run setting, by its long option name ("batch-size"), from text, checked exactly
+ * as the command line checks it (a checkpoint's stored settings go through here too,
+ * so a file cannot hold what the command line would refuse). `label` names the value
+ * in the message ("--lr", "/optimizer/lr"). NN_ERR_INPUT for an unknown option. */
+int nn_run_setting_parse(nn_run_config *run, const char *option, const char *label, const char *value,
+                         nn_error *err);
 
 #endif

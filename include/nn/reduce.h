@@ -58,6 +58,23 @@ void nn_reducer_local(const nn_reducer *red, int *local_rank, int *local_size); 
  * Who writes what, and when, is the caller's business: a rank may write its slice
  * between a reduce_scatter and the next barrier, when no rank reads. */
 float *nn_reducer_shared(nn_reducer *red);
+float *nn_reducer_shared2(nn_reducer *red); /* a second such vector (the momentum) */
+
+/* The sum in chunks, handed out as the node's ranks come free (shared mode, one node):
+ * after a barrier (every input written), the ranks take chunks of [0, n_chunked) --
+ * each its own slice's first, then whatever is left of the others' -- sum each over
+ * the node's buffers (in the order 0..L-1, as every sum here: the same values
+ * whoever sums) into a block of at most 1024 floats and call fn(ctx, sums, offset,
+ * count) for it, from OpenMP threads when the rank has several. No buffer is
+ * written, so a rank slower to sum does not hold up the node: the others take its
+ * chunks. The tail [n_chunked, n) (at most NN_REDUCER_TAIL_MAX floats: control
+ * words) every rank sums itself into its own buffer, where it is after the next
+ * barrier. Returns the OR of fn's results (~0u where it cannot: see
+ * nn_reducer_can_sum_chunks). fn must give the same result whoever calls it. */
+enum { NN_REDUCER_TAIL_MAX = 16 };
+typedef unsigned (*nn_chunk_fn)(void *ctx, const float *sums, size_t offset, size_t count);
+int nn_reducer_can_sum_chunks(const nn_reducer *red);
+unsigned nn_reducer_sum_chunks(nn_reducer *red, size_t n_chunked, nn_chunk_fn fn, void *ctx);
 
 /* Collective node barrier that also ORs a flag over the node's ranks; returns the
  * OR (shared mode; other modes return `flag`). */
@@ -89,6 +106,9 @@ typedef enum nn_reduce_mode {
     NN_REDUCE_SHARED  /* shared-memory sum on the node (+ Allreduce across nodes) */
 } nn_reduce_mode;
 nn_reduce_mode nn_reducer_mode(const nn_reducer *red);
+/* Why the node's ranks sum through MPI rather than shared memory ("/dev/shm has 60 MiB
+ * free, ..."); "" when they do not need to say. */
+const char *nn_reducer_note(const nn_reducer *red);
 int nn_reducer_nodes(const nn_reducer *red); /* number of nodes seen (1 in FLAT mode) */
 
 /* Options for tests and benchmarks; nn_reducer_create uses the defaults (all 0). */

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nn/compress.h"
 #include "nn/error.h"
 #include "nn/model.h"
 #include "nn/optim.h"
@@ -18,6 +19,8 @@ typedef struct nn_run_config {
     uint64_t seed;       /* initialisation and shuffling */
     long train_limit;    /* 0: all training samples */
     long validation;     /* > 0: the last this many of them are held out for validation */
+    int virtual_shards;  /* > 0: deterministic mode with this many virtual shards; 0: off;
+                            -1 (command line only): the default for the batch */
     /* may change when resuming */
     char data[NN_PATH_MAX];
     int epochs;          /* the TOTAL, counting epochs before a resume */
@@ -27,6 +30,7 @@ typedef struct nn_run_config {
     float momentum_end;  /* momentum ramps from `momentum` to this ... */
     float momentum_ramp_epochs; /* ... over these epochs (0: no ramp) */
     nn_schedule schedule;
+    nn_compress compress; /* how the sum between nodes travels: changes the results */
 } nn_run_config;
 
 /* The documented defaults (README): 784-50-100-10 sigmoid, softmax, 10 epochs, ... */
@@ -54,7 +58,9 @@ enum nn_given {
     NN_GIVEN_WARMUP = 1 << 16,
     NN_GIVEN_MOMENTUM_END = 1 << 17,
     NN_GIVEN_MOMENTUM_RAMP = 1 << 18,
-    NN_GIVEN_VALIDATION = 1 << 19
+    NN_GIVEN_VALIDATION = 1 << 19,
+    NN_GIVEN_COMPRESS = 1 << 20,
+    NN_GIVEN_DETERMINISTIC = 1 << 21
 };
 
 /* The configuration of a run resumed from `saved` (read from checkpoint `path`):
@@ -63,6 +69,18 @@ enum nn_given {
  * `changes` (" lr 0.3->0.1 ..."; empty when none). */
 int nn_run_config_resume(const nn_run_config *cli, unsigned given, const nn_run_config *saved, const char *path,
                          nn_run_config *out, char *changes, size_t cap, nn_error *err);
+
+/* The settings that only make sense together, checked on the run as it will be
+ * (after a resume's merge): a warm-up or momentum ramp longer than the run never
+ * reaches its end, and --momentum-end (`given`) without a ramp would do nothing.
+ * NN_ERR_INPUT with a message. */
+int nn_run_config_check(const nn_run_config *c, unsigned given, nn_error *err);
+
+/* The divergence rule on an epoch's mean training loss: non-zero, the reason in `what`,
+ * when it is over 100 times the run's first epoch's (`first` > 0), or over 100 x
+ * ln(classes) in any epoch, the first included (a uniform guess scores ln(classes):
+ * no network that learns is that far off). */
+int nn_loss_diverged(double loss, double first, int classes, char *what, size_t cap);
 
 /* Checkpoint policy: whether to save after a step. Epoch ends always save (after
  * evaluation, so they are not "due" here); a stop request saves at once; `every`

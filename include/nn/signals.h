@@ -1,9 +1,12 @@
-/* Preemption: SIGTERM or SIGUSR1 (what SLURM sends before a kill) asks training to
- * stop after the current step, with a checkpoint. A second signal exits at once. */
+/* Preemption: SIGTERM, SIGUSR1 (what SLURM sends before a kill), SIGINT or SIGHUP
+ * asks training to stop after the current step, with a checkpoint (exit 75). A
+ * second signal exits at once. */
 #ifndef NN_SIGNALS_H
 #define NN_SIGNALS_H
 
-/* Install the handlers. */
+/* Install the handlers: first thing in main, so a signal during start-up (MPI_Init,
+ * reading the data) is a stop request too, not a death. Again after MPI_Init, in
+ * case it installed handlers of its own. */
 void nn_signals_install(void);
 
 /* Non-zero once a stop was requested on THIS rank (the ranks agree in the training

@@ -20,6 +20,7 @@ typedef struct nn_train_result {
     int checkpoints;           /* checkpoints written */
     double checkpoint_seconds; /* their total write time */
     int stopped;               /* stopped by a signal (status NN_STOPPED) */
+    int complete;              /* resumed a finished run: nothing done, nothing written (said in one line) */
 } nn_train_result;
 
 /* Which samples of its shard rank `rank` uses at `step`. The global batch's slots

@@ -9,21 +9,33 @@
 #include "nn/signals.h"
 #include "nn/train.h"
 #include "nn/version.h"
+#include "nn/watchdog.h"
 
 static int finish(int status) {
+    fflush(stdout); /* before a wait that the watchdog may end with _exit */
+    nn_watchdog_beat(-1, NN_PHASE_FINISH); /* a lost node can hold MPI_Finalize too */
     MPI_Finalize();
+    nn_watchdog_end();
     return status;
 }
 
 int main(int argc, char **argv) {
+    /* Before MPI_Init, which can wait forever for a lost node: a stop signal from now
+     * on is a stop request, and the watchdog watches this process alone until the
+     * node's board exists (with the default timeout if the options are bad). */
+    nn_signals_install();
+    nn_train_options opt;
+    nn_error err = {0};
+    int bad_options = nn_options_parse(argc, argv, &opt, &err); /* needs no MPI */
+    nn_train_options defaults;
+    nn_options_defaults(&defaults);
+    nn_watchdog_begin(bad_options ? defaults.timeout : opt.timeout);
     MPI_Init(&argc, &argv);
-    nn_signals_install(); /* after MPI_Init, which may install handlers of its own */
+    nn_signals_install(); /* again: MPI_Init may install handlers of its own */
     int rank;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
 
-    nn_train_options opt;
-    nn_error err = {0};
-    if (nn_options_parse(argc, argv, &opt, &err)) {
+    if (bad_options) {
         if (rank == 0) fprintf(stderr, "nntrain: %s\n", err.msg);
         return finish(NN_ERR_INPUT);
     }
@@ -44,10 +56,10 @@ int main(int argc, char **argv) {
     }
     int ranks_per_node;
     nn_comm_node_layout(MPI_COMM_WORLD, &ranks_per_node, NULL); /* collective */
-    if (rank == 0) {
-        printf("done: %d epochs, final test accuracy %.2f%%, best %.2f%% (epoch %d), "
+    if (rank == 0 && !result.complete) { /* else it said "nothing to do" */
+        printf("done: %d epoch%s, final test accuracy %.2f%%, best %.2f%% (epoch %d), "
                "%.2fs training, %.0f samples/s\n",
-               result.epochs_run, 100.0 * result.final_accuracy, 100.0 * result.best_accuracy,
+               result.epochs_run, result.epochs_run == 1 ? "" : "s", 100.0 * result.final_accuracy, 100.0 * result.best_accuracy,
                result.best_epoch, result.train_seconds, result.samples_per_second);
         nn_hint_input hint = {result.train_seconds, result.allreduce_seconds, result.allreduce_wait_seconds,
                               ranks_per_node, result.threads};

@@ -1,0 +1,34 @@
+/* The run's header line (rank 0): what is trained, on what, with which settings and
+ * layout -- everything a reader of a log needs to know what the epoch lines mean. */
+#include <stdio.h>
+
+#include "nn/conv_spec.h"
+#include "nn/placement.h"
+#include "trainer.h"
+
+void trainer_print_header(const trainer *t) {
+    const nn_run_config *c = &t->cfg;
+    char exchange[128];
+    nn_exchange_describe(t->exchange, exchange, sizeof exchange);
+    fprintf(t->log, "nntrain: %s, %ld train", c->data, t->train.total);
+    if (c->validation > 0) fprintf(t->log, " (+%ld validation)", t->validation.total);
+    fprintf(t->log, " / %ld test samples; network", t->test.total);
+    char front[256];
+    if (nn_spec_conv_text(&c->spec, front, sizeof front)) fprintf(t->log, " %s,flatten", front);
+    for (int i = 0; i < c->spec.n_widths; i++) fprintf(t->log, "%c%d", i ? '-' : ' ', c->spec.widths[i]);
+    fprintf(t->log, " %s/%s, %zu parameters; %d rank%s x %d thread%s; batch %d", nn_activation_name(c->spec.activation),
+            nn_loss_name(c->spec.loss), t->model.n_params, t->nranks, t->nranks == 1 ? "" : "s", t->threads,
+            t->threads == 1 ? "" : "s", c->batch_size);
+    if (c->accumulate > 1) fprintf(t->log, " x %d accumulated", c->accumulate);
+    if (c->spec.dropout > 0 || c->spec.input_dropout > 0)
+        fprintf(t->log, ", dropout %.7g (input %.7g)", c->spec.dropout, c->spec.input_dropout); /* a float's digits */
+    if (c->max_norm > 0) fprintf(t->log, ", max-norm %g", c->max_norm);
+    if (c->warmup_epochs > 0) fprintf(t->log, ", warm-up %g epochs", c->warmup_epochs);
+    fprintf(t->log, ", lr %g (%s), momentum %g", c->lr, nn_schedule_name(c->schedule), c->momentum);
+    if (c->momentum_ramp_epochs > 0) fprintf(t->log, " -> %g over %g epochs", c->momentum_end, c->momentum_ramp_epochs);
+    if (c->virtual_shards) fprintf(t->log, "; deterministic: %d virtual shards, exact int64 sum", c->virtual_shards);
+    else fprintf(t->log, "; allreduce %s", exchange);
+    fputc('\n', t->log);
+    nn_placement_warn(t->log, t->threads);
+    fflush(t->log);
+}

@@ -1,0 +1,126 @@
+/* Ending a job (see watchdog_end.h). The launcher that started this rank (mpirun, or
+ * OpenMPI's daemon on another node) decides the job's exit code and cleans up after
+ * it, so it is told in its ordinary way, not bypassed: this rank exits 1, and mpirun
+ * ends the job with 1, removing its session directories and shared-memory segments.
+ * A launcher may wait forever for a node whose link is lost, even after the ranks
+ * are gone. So a small reaper process, in a session of its own (mpirun kills the
+ * ranks' process groups), looks again after a grace period and, while the launcher
+ * is still there, sends it SIGTERMs: OpenMPI's launchers end the job on the first
+ * and treat more as "force": kill the local ranks, exit 1 (SIGKILL only as the last
+ * resort). Once the launcher is gone, the reaper removes what it may have left on
+ * this node: the job's session directory and shared-memory segments. */
+#define _POSIX_C_SOURCE 200809L /* kill, nanosleep, setsid */
+#include "watchdog_end.h"
+
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "nn/error.h"
+
+enum launcher { NOT_MPI, HEAD, DAEMON };
+
+static char leftover[NN_PATH_MAX + 16];
+
+void nn_watchdog_end_set_leftover(const char *path) { snprintf(leftover, sizeof leftover, "%s", path ? path : ""); }
+
+static enum launcher launcher_of(pid_t parent) {
+    static const char *const heads[] = {"mpirun", "mpiexec", "orterun", "prterun"};
+    static const char *const daemons[] = {"orted", "prted"};
+    char path[64], name[32] = "";
+    snprintf(path, sizeof path, "/proc/%d/comm", (int)parent);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        if (!fgets(name, sizeof name, f)) name[0] = '\0';
+        fclose(f);
+    }
+    name[strcspn(name, "\n")] = '\0';
+    for (size_t i = 0; i < sizeof heads / sizeof heads[0]; i++)
+        if (!strcmp(name, heads[i])) return HEAD;
+    for (size_t i = 0; i < sizeof daemons / sizeof daemons[0]; i++)
+        if (!strcmp(name, daemons[i])) return DAEMON;
+    return NOT_MPI; /* a shell, slurmstepd: not ours to signal */
+}
+
+static void nap(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0) {}
+}
+
+/* What a job killed without OpenMPI's own clean-up leaves: the job family's session
+ * directory (this node's) and the job's vader shared-memory segments, named
+ * vader_segment.HOST.N.JOBID-IN-HEX.RANK. Listed before fork: the child may not
+ * allocate. */
+enum { MAX_LEFTOVERS = 64 };
+static char *rm_argv[MAX_LEFTOVERS + 5];
+static char segments[MAX_LEFTOVERS][300];
+
+static void list_leftovers(void) {
+    int n = 0, m = 0;
+    rm_argv[n++] = "rm";
+    rm_argv[n++] = "-rf";
+    rm_argv[n++] = "--";
+    const char *session = getenv("OMPI_MCA_orte_jobfam_session_dir");
+    if (session && session[0] == '/' && strstr(session, "/ompi.")) rm_argv[n++] = (char *)session; /* OpenMPI's, no other */
+    const char *jobid = getenv("OMPI_MCA_ess_base_jobid");
+    char tag[32];
+    snprintf(tag, sizeof tag, ".%lx.", jobid ? strtoul(jobid, NULL, 10) : 0UL);
+    DIR *shm = jobid ? opendir("/dev/shm") : NULL;
+    for (struct dirent *e; shm && m < MAX_LEFTOVERS && (e = readdir(shm));) {
+        if (strncmp(e->d_name, "vader_segment.", 14) || !strstr(e->d_name, tag)) continue;
+        snprintf(segments[m], sizeof segments[m], "/dev/shm/%s", e->d_name);
+        rm_argv[n++] = segments[m++];
+    }
+    if (shm) closedir(shm);
+    rm_argv[n] = NULL;
+}
+
+/* In a forked child of a threaded process: async-signal-safe calls only. Gives the
+ * launcher `grace_ms` to end by itself, then ends it, then removes what it left. */
+_Noreturn static void reap(pid_t launcher, long grace_ms) {
+    for (int fd = 0; fd < 1024; fd++) close(fd); /* hold no pipe of mpirun's open: it waits for their end */
+    setsid();
+    for (long waited = 0; waited < grace_ms && kill(launcher, 0) == 0; waited += 100) nap(100);
+    for (int i = 0; i < 4 && kill(launcher, 0) == 0; i++) {
+        kill(launcher, SIGTERM);
+        nap(500);
+    }
+    for (int i = 0; i < 30 && kill(launcher, 0) == 0; i++) nap(100);
+    if (kill(launcher, 0) == 0) kill(launcher, SIGKILL);
+    nap(500);
+    execv("/bin/rm", rm_argv); /* the launcher is gone: what it did not clean up */
+    _exit(0);
+}
+
+static void spawn_reaper(long grace_ms) {
+    pid_t parent = getppid();
+    if (launcher_of(parent) == NOT_MPI) return;
+    list_leftovers();
+    if (fork() == 0) reap(parent, grace_ms);
+}
+
+void nn_watchdog_end_job(nn_end_cause cause) {
+    if (leftover[0]) unlink(leftover);
+    pid_t parent = getppid();
+    if (cause == NN_END_ALONE && launcher_of(parent) == HEAD) {
+        spawn_reaper(5000);
+        kill(parent, SIGTERM); /* no other node to race: mpirun ends the job quietly (no banner) */
+    } else if (cause == NN_END_REMOTE && launcher_of(parent) == HEAD) {
+        /* mpirun may wait for the other node forever. But a rank there may be ending
+         * the job the ordinary way right now (then mpirun stops this rank during the
+         * nap): a SIGTERM racing that made mpirun crash. */
+        nap(5000);
+        list_leftovers();
+        if (fork() == 0) reap(parent, 2000);
+        kill(parent, SIGTERM);
+    } else {
+        spawn_reaper(5000); /* a healthy launcher has ended the job by then */
+    }
+    _exit(NN_ERR_RUNTIME);
+}
+
+void nn_watchdog_end_watch_launcher(double timeout_s) { spawn_reaper((long)(timeout_s * 1000)); }

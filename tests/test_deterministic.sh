@@ -1,0 +1,106 @@
+#!/bin/bash
+# --deterministic (issue 21): the same model, bit for bit, for any rank count,
+# --threads, --allreduce mode and --compress; with dropout, max-norm and
+# --accumulate; and a run stopped at one rank count and resumed at another ends
+# exactly where an uninterrupted run does. Each comparison is h5diff without a
+# tolerance over every array of /model and /optimizer (weights, biases, momentum)
+# and their attributes, plus the metrics' losses and accuracies to the last digit.
+# The checkpoints' /progress differs by design: it records the rank count.
+# Usage: test_deterministic.sh NNTRAIN MAKE_TEST_DATA MPIEXEC WORKDIR
+set -u
+nntrain=$1 make_data=$2 mpiexec=$3 dir=$4/deterministic
+rm -rf "$dir" && mkdir -p "$dir" && "$make_data" "$dir" >/dev/null || exit 1
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+
+# 64 samples of 16 values, 3 classes; batch 16 = 8 virtual shards of 2 samples
+base=(--data "$dir/good.h5" --layers 16,12,8,3 --batch-size 16 --epochs 3 --lr 0.3 --thread-tuning off --timeout 120)
+
+# run NAME NP [options]: trains into NAME.h5 and NAME.jsonl; 0 or the exit code
+run() {
+    local name=$1 np=$2
+    shift 2
+    rm -f "$dir/$name.h5" "$dir/$name.jsonl"
+    timeout 300 "$mpiexec" -n "$np" "$nntrain" "${base[@]}" --checkpoint "$dir/$name.h5" --metrics "$dir/$name.jsonl" \
+        "$@" >"$dir/$name.out" 2>&1
+}
+
+# The metrics' losses and accuracies (printed with 17 digits) of a run.
+scores() { grep -o '"\(train_loss\|test_loss\|test_accuracy\|validation_loss\|validation_accuracy\)": [^,]*' "$dir/$1.jsonl"; }
+
+# same A B WHAT: every array and attribute of /model and /optimizer identical, and the scores
+same() {
+    local a=$dir/$1.h5 b=$dir/$2.h5
+    if ! h5diff "$a" "$b" /model /model >"$dir/diff" 2>&1 || ! h5diff "$a" "$b" /optimizer /optimizer >>"$dir/diff" 2>&1; then
+        fail "$3: checkpoints $1 and $2 differ: $(head -c 300 "$dir/diff")"
+    elif [ "$(scores "$1")" != "$(scores "$2")" ]; then
+        fail "$3: the metrics of $1 and $2 differ"
+    elif [ -z "$(scores "$1")" ]; then
+        fail "$3: no metrics"
+    else
+        echo "ok: $3"
+    fi
+}
+
+# 1 rank, 1 thread: the reference
+run ref 1 --deterministic --threads 1 || fail "reference run: exit $? ($(tail -1 "$dir/ref.out"))"
+grep -q "deterministic: 8 virtual shards" "$dir/ref.out" || fail "the header does not name the mode: $(head -1 "$dir/ref.out")"
+
+# the comparison can see a difference: without --deterministic, 1 and 2 ranks differ
+run plain1 1 --threads 1 && run plain2 2 --threads 1 || fail "plain runs: exit $?"
+h5diff -q "$dir/plain1.h5" "$dir/plain2.h5" /model /model >/dev/null 2>&1 &&
+    fail "without --deterministic 1 and 2 ranks gave the same model: the test could not tell"
+
+for np in 2 3 4 5 8; do
+    run "np$np" "$np" --deterministic --threads 1 || fail "-np $np: exit $? ($(tail -1 "$dir/np$np.out"))"
+    same ref "np$np" "-np $np (shm) = -np 1"
+done
+run mpi3 3 --deterministic --allreduce mpi --threads 2 || fail "mpi: exit $?"
+same ref mpi3 "-np 3 --allreduce mpi --threads 2 = -np 1"
+run overlap4 4 --deterministic --allreduce overlap || fail "overlap: exit $?"
+same ref overlap4 "-np 4 --allreduce overlap = -np 1"
+run bf16 2 --deterministic --compress bf16 --threads 2 || fail "bf16: exit $?"
+same ref bf16 "-np 2 --compress bf16 = -np 1 (the exact sum is never compressed)"
+
+# dropout, max-norm, accumulation (2 micro-steps of 16: 2 steps an epoch), explicit V
+reg=(--deterministic --virtual-shards 4 --dropout 0.2 --input-dropout 0.1 --max-norm 1.5 --accumulate 2)
+run reg1 1 "${reg[@]}" --threads 2 || fail "regularised -np 1: exit $?"
+for np in 3 4; do
+    run "reg$np" "$np" "${reg[@]}" || fail "regularised -np $np: exit $?"
+    same reg1 "reg$np" "dropout, max-norm, --accumulate 2, 4 virtual shards: -np $np = -np 1"
+done
+
+# mse loss, tanh, --validation (its loss summed per sample too), warm-up, momentum ramp
+other=(--deterministic --loss mse --activation tanh --validation 16 --warmup-epochs 1 --momentum-end 0.95
+       --momentum-ramp-epochs 2)
+run other1 1 "${other[@]}" && run other3 3 "${other[@]}" || fail "mse/validation runs: exit $?"
+grep -q '"validation_loss"' "$dir/other1.jsonl" || fail "no validation loss in the metrics"
+same other1 other3 "mse, tanh, --validation, warm-up, momentum ramp: -np 3 = -np 1"
+
+# stopped at -np 2 after global step 5 (epoch 2, step 1 of 4), resumed at -np 4 and 3
+NNTRAIN_STOP_AT_STEP=5 run stop2 2 --deterministic
+[ $? -eq 75 ] || fail "the stopped run did not exit 75 ($(tail -1 "$dir/stop2.out"))"
+cp "$dir/stop2.h5" "$dir/stop2b.h5"
+cp "$dir/stop2.jsonl" "$dir/stop2b.jsonl"
+timeout 300 "$mpiexec" -n 4 "$nntrain" "${base[@]}" --resume "$dir/stop2.h5" --checkpoint "$dir/stop2.h5" \
+    --metrics "$dir/stop2.jsonl" >"$dir/resume4.out" 2>&1 || fail "resume at -np 4: exit $? ($(tail -1 "$dir/resume4.out"))"
+same ref stop2 "-np 2, stopped at step 5, resumed at -np 4 = -np 1 throughout"
+timeout 300 "$mpiexec" -n 3 "$nntrain" --resume "$dir/stop2b.h5" --checkpoint "$dir/stop2b.h5" --metrics "$dir/stop2b.jsonl" \
+    --timeout 120 >"$dir/resume3.out" 2>&1 || fail "resume at -np 3: exit $? ($(tail -1 "$dir/resume3.out"))"
+same ref stop2b "-np 2, stopped, resumed at -np 3 with the checkpoint's settings = -np 1"
+
+# one line and exit 2: more ranks than virtual shards, V not dividing the batch, a mode change on resume
+expect_usage() {
+    local what=$1 np=$2
+    shift 2
+    timeout 120 "$mpiexec" -n "$np" "$nntrain" "${base[@]}" --epochs 1 "$@" >"$dir/u.out" 2>"$dir/u.err"
+    local rc=$?
+    if [ $rc -ne 2 ] || ! grep -q "$what" "$dir/u.err"; then fail "expected exit 2 and '$what', got $rc: $(cat "$dir/u.err")"
+    else echo "ok: exit 2, $what"; fi
+}
+expect_usage "runs on at most 4 ranks, not 5" 5 --virtual-shards 4
+expect_usage "does not divide --batch-size 16" 1 --virtual-shards 5
+expect_usage "conflicts with checkpoint" 1 --resume "$dir/plain1.h5" --deterministic
+
+[ $fails -eq 0 ] && echo "test_deterministic: all passed" || echo "test_deterministic: $fails failed"
+[ $fails -eq 0 ]

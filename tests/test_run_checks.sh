@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# What a run does at its edges (issue 19):
+#  - a finished run resumed says so in one line, exits 0 and writes nothing; --epochs
+#    below the checkpoint's epoch is exit 2; a mid-epoch checkpoint finishes its epoch;
+#  - --compress is restored from the checkpoint (a change is reported);
+#  - an absurd training loss ends the run in its first epoch (exit 1, a lower --lr
+#    suggested), also for 784-800-800-10 relu at the default lr on 2 ranks;
+#  - a /dev/shm too small for the shared-memory sum: MPI_Allreduce instead, said in the
+#    header (a small tmpfs over /dev/shm in a private mount namespace, where allowed).
+# Usage: test_run_checks.sh NNTRAIN MAKE_TEST_DATA MPIEXEC MNIST WORKDIR
+set -u
+nntrain=$1 make_data=$2 mpiexec=$3 mnist=$4 dir=$5/run_checks
+here=$(cd "$(dirname "$0")" && pwd)
+rm -rf "$dir" && mkdir -p "$dir" && "$make_data" "$dir" || { echo "FAIL cannot make test data"; exit 1; }
+passed=0 failed=0
+ok() { passed=$((passed + 1)); echo "ok   $1"; }
+fail() { failed=$((failed + 1)); echo "FAIL $1"; sed 's/^/     /' "$dir/err" | grep -v '^     *$' | head -3; }
+check() { local name=$1; shift; if "$@"; then ok "$name"; else fail "$name"; fi; }
+# run NP ARGS...: stdout in $dir/out, stderr in $dir/err, exit code in $rc
+run() { local np=$1; shift; timeout 300 "$mpiexec" -n "$np" "$nntrain" "$@" >"$dir/out" 2>"$dir/err"; rc=$?; }
+small=(--data "$dir/good.h5" --layers 16,8,3 --batch-size 8) # 8 steps per epoch
+
+# ---- a finished run, resumed ----
+run 2 "${small[@]}" --epochs 2 --checkpoint "$dir/done.h5" --metrics "$dir/done.jsonl"
+before=$(md5sum "$dir/done.h5" "$dir/done.jsonl")
+run 2 --resume "$dir/done.h5" --checkpoint "$dir/done.h5" --metrics "$dir/done.jsonl"
+name="finished run resumed: exit 0, one line with the accuracy, nothing rewritten"
+if [ "$rc" -eq 0 ] && [ "$(wc -l <"$dir/out")" -eq 1 ] &&
+   grep -q "^nntrain: $dir/done.h5: the run is complete (2 of 2 epochs, test accuracy [0-9.]*%); nothing to do" "$dir/out" &&
+   [ "$(md5sum "$dir/done.h5" "$dir/done.jsonl")" = "$before" ]
+then ok "$name"; else fail "$name (exit $rc)"; cat "$dir/out"; fi
+run 2 --resume "$dir/done.h5" --epochs 1
+check "--epochs 1 on a checkpoint of epoch 2: exit 2 ($rc)" \
+    grep -q "^nntrain: --epochs 1 is below the 2 epochs checkpoint $dir/done.h5 has completed" "$dir/err"
+
+# ---- a mid-epoch checkpoint (epoch 2, step 4) ----
+NNTRAIN_STOP_AT_STEP=12 run 2 "${small[@]}" --epochs 3 --checkpoint "$dir/mid.h5"
+check "stopped in epoch 2 (exit $rc, expected 75)" [ "$rc" -eq 75 ]
+run 2 --resume "$dir/mid.h5" --epochs 1
+name="--epochs 1 on a checkpoint part-way through epoch 2: exit 2"
+if [ "$rc" -eq 2 ] && grep -q "^nntrain: --epochs 1 is below epoch 2, which checkpoint $dir/mid.h5 is part-way through" "$dir/err"
+then ok "$name"; else fail "$name (exit $rc)"; fi
+run 2 --resume "$dir/mid.h5" --epochs 2
+check "--epochs 2 finishes epoch 2 (exit $rc)" grep -q "^done: 2 epochs" "$dir/out"
+
+# ---- --compress bf16 is part of the run ----
+bf=(--allreduce mpi --epochs 3)
+run 2 "${small[@]}" "${bf[@]}" --compress bf16 --metrics "$dir/bf_a.jsonl"
+NNTRAIN_STOP_AT_STEP=12 run 2 "${small[@]}" "${bf[@]}" --compress bf16 --checkpoint "$dir/bf.h5" --metrics "$dir/bf_b.jsonl"
+run 2 --resume "$dir/bf.h5" "${bf[@]}" --metrics "$dir/bf_b.jsonl"
+name="a bf16 checkpoint resumed without --compress: bf16 (header), losses as if never stopped"
+if [ "$rc" -eq 0 ] && grep -q "allreduce mpi (.*bf16)" "$dir/out" &&
+   python3 "$here/check_metrics.py" same-losses "$dir/bf_a.jsonl" "$dir/bf_b.jsonl" >/dev/null
+then ok "$name"; else fail "$name (exit $rc)"; fi
+run 2 --resume "$dir/bf.h5" "${bf[@]}" --compress none
+check "--compress none on it: reported as changed (exit $rc)" grep -q "changed:.* compress bf16->none" "$dir/out"
+
+# ---- an absurd loss ends the first epoch ----
+if [ -f "$mnist" ]; then
+    run 2 --data "$mnist" --train-limit 3000 --lr 100 --lr-schedule constant --activation relu --epochs 1
+    name="--lr 100 relu: exit 1 in epoch 1, a lower --lr suggested"
+    if [ "$rc" -eq 1 ] && grep -q "^nntrain: training diverged: .* at epoch 1, .*try a lower --lr than 100" "$dir/err"
+    then ok "$name"; else fail "$name (exit $rc)"; fi
+    # (a loss of 1e17-1e32 by the end of epoch 1 here; on 2 ranks it may go non-finite
+    # instead, which the older rule catches: either way no exit 0 with a dead network)
+    run 4 --data "$mnist" --train-limit 20000 --layers 784,800,800,10 --activation relu --threads 1
+    name="784-800-800-10 relu at the default lr, 4 ranks: exit 1 in epoch 1"
+    if [ "$rc" -eq 1 ] && grep -q "^nntrain: training diverged: .* at epoch 1, .*try a lower --lr than 0.5" "$dir/err"
+    then ok "$name"; else fail "$name (exit $rc)"; fi
+else
+    echo "skip the divergence checks: $mnist missing"
+fi
+
+# ---- what the lines say ----
+run 1 "${small[@]}" --epochs 1 --input-dropout 0.9999999 --validation 0 --train-limit 0
+name="-np 1: '1 rank x 1 thread', input dropout with its digits; --validation 0 and --train-limit 0 accepted"
+if [ "$rc" -eq 0 ] && grep -q "; 1 rank x 1 thread; .*dropout 0 (input 0.9999999)" "$dir/out" && grep -q "^done: 1 epoch," "$dir/out"
+then ok "$name"; else fail "$name (exit $rc)"; fi
+run 4 "${small[@]}" --epochs 3 --threads 1
+check "-np 4: the allreduce and data shares of each epoch add up to at most 100%" \
+    awk '/^epoch/ { for (i = 1; i < NF; i++) { if ($i == "allreduce") a = $(i + 1); if ($i == "data") d = $(i + 1) }
+                    n++; if (a + d > 100.05) bad++ } END { exit !(n == 3 && !bad) }' "$dir/out"
+if unshare -m true 2>/dev/null; then # a checkpoint that cannot be written: a 16 KiB tmpfs
+    mkdir -p "$dir/full"
+    timeout 300 unshare -m sh -c 'mount -t tmpfs -o size=16k tmpfs "$0" && exec "$@"' "$dir/full" \
+        "$mpiexec" -n 2 "$nntrain" --data "$dir/good.h5" --layers 16,200,3 --batch-size 8 --epochs 2 \
+        --checkpoint "$dir/full/ck.h5" >"$dir/out" 2>"$dir/err"
+    name="an epoch whose checkpoint failed shows no checkpoint time"
+    if grep -q "^epoch   1/2 " "$dir/out" && ! grep -q "checkpoint [0-9]" "$dir/out" &&
+       grep -q "^nntrain: .*ck.h5.tmp: cannot write checkpoint" "$dir/err"
+    then ok "$name"; else fail "$name"; fi
+fi
+
+# ---- a /dev/shm too small for the shared-memory sum ----
+# 16-2000-2000-3: 4.04M parameters, a 2-rank window of 31 MiB; a 24 MiB tmpfs leaves
+# OpenMPI room for its own segments but not for the window
+shm=(--data "$dir/good.h5" --layers 16,2000,2000,3 --batch-size 8 --epochs 1)
+if unshare -m true 2>/dev/null; then
+    timeout 300 unshare -m sh -c 'mount -t tmpfs -o size=24m tmpfs /dev/shm && exec "$@"' sh \
+        "$mpiexec" -n 2 "$nntrain" "${shm[@]}" >"$dir/out" 2>"$dir/err"
+    rc=$?
+    name="a 24 MiB /dev/shm: MPI_Allreduce instead, said in the header, exit 0"
+    if [ "$rc" -eq 0 ] && grep -q "allreduce shm (MPI_Allreduce, as /dev/shm has [0-9]* MiB free and a shared-memory sum needs [0-9]* MiB; 1 node)" "$dir/out"
+    then ok "$name"; else fail "$name (exit $rc)"; head -2 "$dir/out"; fi
+else
+    echo "skip the /dev/shm check: unshare -m is not allowed here"
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
