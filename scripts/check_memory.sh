@@ -18,7 +18,7 @@ BUILD_DIR=build-asan scripts/build.sh -DNN_SANITIZE=ON >/dev/null
 ( cd build-asan &&
   ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   ctest --output-on-failure \
-        -R '^test_(idx|kernels|layers|textbook|options|nnprep|checkpoint_compat|outputs|mpi_grad_np2|reduce_np2|dataset_mpi_np2)$' )
+        -R '^test_(idx|kernels|layers|conv|textbook|options|nnprep|checkpoint_compat|outputs|mpi_grad_np2|reduce_np2|dataset_mpi_np2)$' )
 
 echo "== valgrind memcheck (build-memcheck)"
 BUILD_DIR=build-memcheck scripts/build.sh -DNN_ARCH=x86-64-v2 >/dev/null

@@ -1,12 +1,16 @@
 /* Checkpoint files. Rank 0 writes (all ranks hold the same parameters and optimizer
  * state); every rank can read. HDF5 errors are turned into one-line messages.
  *
- * Layout (format 1):
+ * Layout (format 1; format 2, for networks with convolutions, adds the lines marked 2):
  *   /                         attrs format_version, nntrain_version, ranks
  *   /model/denseK/weight      float32 [in, out]     K = 1, 2, ... from the input side
  *   /model/denseK/bias        float32 [out]
+ *   /model/convK/weight  2    float32 [k, k, in_c, out_c]   K = 1, 2, ...: the convolutions, input first
+ *   /model/convK/bias    2    float32 [out_c]
  *   /model                    attrs widths, activation, loss, n_params, checksum (CRC-32)
- *   /optimizer/velocity/denseK/{weight,bias}   momentum buffers, same shapes
+ *                        2    and image int [3] (c, h, w), convs int [n, 4] (pool, k, channels, pad);
+ *                             widths[0] is then the flattened output of the convolutions
+ *   /optimizer/velocity/{convK,denseK}/{weight,bias}   momentum buffers, same shapes
  *   /optimizer                attrs lr, lr_schedule, momentum, weight_decay, velocity_checksum
  *   /progress                 attrs epochs_completed, step_in_epoch, global_step
  *   /progress/rng_state       uint32 [ranks, 4]: each rank's shuffle generator
@@ -37,6 +41,7 @@
 #include <zlib.h>
 
 #include "nn/comm.h"
+#include "nn/conv_spec.h"
 #include "nn/options.h"
 #include "nn/version.h"
 #include "nn/watchdog.h"
@@ -157,6 +162,12 @@ static uint32_t record_checksum(const record *rec, const nn_model_spec *spec) {
         int n = snprintf(line, sizeof line, "widths[%d]=%d\n", i, spec->widths[i]);
         crc = crc32(crc, (const unsigned char *)line, (uInt)n);
     }
+    for (int i = 0; i < spec->n_convs; i++) { /* format 2: image and convs too */
+        const nn_conv_spec *c = &spec->convs[i];
+        int n = snprintf(line, sizeof line, "image=%dx%dx%d convs[%d]=%d,%d,%d,%d\n", spec->image[0], spec->image[1],
+                         spec->image[2], i, c->pool, c->k, c->channels, c->pad);
+        crc = crc32(crc, (const unsigned char *)line, (uInt)n);
+    }
     return (uint32_t)crc;
 }
 
@@ -172,7 +183,7 @@ static hid_t field_type(const field *f, size_t text_size) {
 static void fill_record(record *rec, const nn_train_state *s, int ranks) {
     const nn_run_config *c = s->config;
     const nn_model *m = s->model;
-    *rec = (record){.format_version = NN_CHECKPOINT_FORMAT, .ranks = ranks, .n_params = (long long)m->n_params,
+    *rec = (record){.format_version = m->spec.n_convs ? NN_CHECKPOINT_FORMAT_CONV : NN_CHECKPOINT_FORMAT, .ranks = ranks, .n_params = (long long)m->n_params,
                     .checksum = nn_checksum(m->params, m->n_params), .lr = c->lr, .momentum = c->momentum,
                     .weight_decay = s->sgd->weight_decay, .velocity_checksum = nn_checksum(s->sgd->velocity, s->sgd->n),
                     .epochs_completed = s->progress->epochs_completed, .step_in_epoch = s->progress->step_in_epoch,
@@ -225,28 +236,55 @@ static herr_t put_dataset(hid_t file, const char *name, hid_t type, int rank, co
     return rc;
 }
 
-/* PREFIX/denseK/weight and PREFIX/denseK/bias, from a buffer laid out like the
- * model's parameters. */
+/* The shape of a layer's weights as stored: dense [in, out], conv [k, k, in_c, out_c]. */
+static int weight_dims(const nn_layer *d, hsize_t dims[4], hsize_t *biases) {
+    const nn_conv_geom *g = &d->conv;
+    if (d->kind == NN_LAYER_CONV) {
+        dims[0] = dims[1] = (hsize_t)g->k, dims[2] = (hsize_t)g->in_c, dims[3] = (hsize_t)g->out_c;
+        *biases = (hsize_t)g->out_c;
+        return 4;
+    }
+    dims[0] = (hsize_t)d->in, dims[1] = (hsize_t)d->out;
+    *biases = (hsize_t)d->out;
+    return 2;
+}
+
+/* PREFIX/{convK,denseK}/weight and .../bias, from a buffer laid out like the model's
+ * parameters. */
 static herr_t put_layers(hid_t file, const char *prefix, const nn_model *model, const float *buffer) {
     herr_t rc = 0;
-    int k = 0;
+    int k[2] = {0, 0}; /* dense, conv */
     for (int l = 0; l < model->n_layers && rc >= 0; l++) {
         const nn_layer *d = &model->layers[l];
-        if (d->kind != NN_LAYER_DENSE) continue;
+        if (!nn_layer_has_params(d)) continue;
+        int conv = d->kind == NN_LAYER_CONV;
         char name[64];
-        snprintf(name, sizeof name, "%s/dense%d", prefix, ++k);
+        snprintf(name, sizeof name, "%s/%s%d", prefix, conv ? "conv" : "dense", ++k[conv]);
         hid_t g = H5Gcreate2(file, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
         if (g < 0) return -1;
         H5Gclose(g);
         size_t w_offset = (size_t)(d->weight - model->params), b_offset = (size_t)(d->bias - model->params);
-        hsize_t wdims[2] = {(hsize_t)d->in, (hsize_t)d->out}, bdims[1] = {(hsize_t)d->out};
+        hsize_t wdims[4], bdims[1];
+        int rank = weight_dims(d, wdims, bdims);
         char path[96];
         snprintf(path, sizeof path, "%s/weight", name);
-        rc = put_dataset(file, path, H5T_NATIVE_FLOAT, 2, wdims, buffer + w_offset);
+        rc = put_dataset(file, path, H5T_NATIVE_FLOAT, rank, wdims, buffer + w_offset);
         snprintf(path, sizeof path, "%s/bias", name);
         if (rc >= 0) rc = put_dataset(file, path, H5T_NATIVE_FLOAT, 1, bdims, buffer + b_offset);
     }
     return rc;
+}
+
+/* Format 2: the input image and one row (pool, k, channels, pad) per conv or pool. */
+static herr_t put_convs(hid_t file, const nn_model_spec *spec) {
+    int rows[NN_MAX_CONVS][4];
+    for (int i = 0; i < spec->n_convs; i++) {
+        const nn_conv_spec *c = &spec->convs[i];
+        rows[i][0] = c->pool, rows[i][1] = c->k, rows[i][2] = c->channels, rows[i][3] = c->pad;
+    }
+    hsize_t three = 3, dims[2] = {(hsize_t)spec->n_convs, 4};
+    herr_t rc = put_attr(file, "/model", "image", H5T_NATIVE_INT, 1, &three, spec->image);
+    return rc < 0 ? rc : put_attr(file, "/model", "convs", H5T_NATIVE_INT, 2, dims, rows);
 }
 
 static int write_file(const char *tmp, const nn_train_state *s, int ranks, const uint32_t *rng_states,
@@ -266,6 +304,7 @@ static int write_file(const char *tmp, const nn_train_state *s, int ranks, const
     if (rc >= 0) rc = put_dataset(file, "/progress/rng_state", H5T_NATIVE_UINT32, 2, rdims, rng_states);
     if (rc >= 0) rc = put_dataset(file, "/progress/loss_partial", H5T_NATIVE_DOUBLE, 1, rdims, loss_partials);
     if (rc >= 0) rc = put_attr(file, "/model", "widths", H5T_NATIVE_INT, 1, &nw, s->model->spec.widths);
+    if (rc >= 0 && s->model->spec.n_convs) rc = put_convs(file, &s->model->spec);
     if (rc >= 0) rc = put_fields(file, &rec);
     long long attributes_checksum = record_checksum(&rec, &s->model->spec);
     if (rc >= 0) rc = put_attr(file, "/integrity", "attributes_checksum", H5T_NATIVE_LLONG, 0, NULL, &attributes_checksum);
@@ -428,6 +467,41 @@ static void get_widths(reader *r, nn_model_spec *spec) {
         if (spec->widths[i] < 1) reject(r, NN_ERR_INPUT, "not a valid checkpoint: bad /model/widths");
 }
 
+/* The number of values of attribute group/name (0 when absent). */
+static hssize_t attr_count(reader *r, const char *group, const char *name) {
+    hssize_t n = 0;
+    if (r->failed || H5Aexists_by_name(r->file, group, name, H5P_DEFAULT) <= 0) return 0;
+    hid_t attr = H5Aopen_by_name(r->file, group, name, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t space = attr >= 0 ? H5Aget_space(attr) : -1;
+    if (space >= 0) n = H5Sget_simple_extent_npoints(space), H5Sclose(space);
+    if (attr >= 0) H5Aclose(attr);
+    return n;
+}
+
+/* Format 2: the input image and the convolutions, each row checked, and the
+ * network they make checked against the stored widths (its first: the flattened output). */
+static void get_convs(reader *r, nn_model_spec *spec) {
+    hssize_t n = attr_count(r, "/model", "convs") / 4;
+    int rows[NN_MAX_CONVS][4];
+    if (n < 1 || n > NN_MAX_CONVS) reject(r, NN_ERR_INPUT, "not a valid checkpoint: bad /model/convs");
+    get_attr(r, "/model", "image", H5T_NATIVE_INT, spec->image, 3);
+    get_attr(r, "/model", "convs", H5T_NATIVE_INT, rows, (hsize_t)n * 4);
+    if (r->failed) return;
+    spec->n_convs = (int)n;
+    int ok = spec->image[0] > 0 && spec->image[1] > 0 && spec->image[2] > 0 && (long)spec->image[0] * spec->image[1] <= 1000000;
+    for (int i = 0; i < n; i++) {
+        const int *w = rows[i];
+        spec->convs[i] = (nn_conv_spec){.pool = w[0] != 0, .k = w[1], .channels = w[2], .pad = w[3]};
+        ok = ok && (w[0] == 1 || (w[0] == 0 && w[1] >= 1 && w[1] <= 64 && w[2] >= 1 && w[2] <= 65536 && w[3] >= 0 && w[3] < w[1]));
+    }
+    int flat = spec->widths[0];
+    nn_error e;
+    if (!ok || (long)spec->image[0] * spec->image[1] * spec->image[2] > 100000000 ||
+        nn_spec_fit_image(spec, spec->image, spec->image[0] * spec->image[1] * spec->image[2], r->path, "checkpoint", &e) ||
+        spec->widths[0] != flat)
+        reject(r, NN_ERR_INPUT, "not a valid checkpoint: bad /model/convs or /model/image");
+}
+
 /* The run's settings, each through the command line's own parse and range check
  * ("/optimizer/lr -1: must be in [0, 100]"). */
 static void take_settings(reader *r, const record *rec, nn_run_config *c) {
@@ -451,6 +525,9 @@ static void take_record(reader *r, const record *rec, nn_checkpoint *ck) {
     take_settings(r, rec, c);
     memcpy(c->spec.widths, spec.widths, sizeof spec.widths);
     c->spec.n_widths = spec.n_widths;
+    c->spec.n_convs = spec.n_convs; /* and the convolutions (format 2) */
+    memcpy(c->spec.convs, spec.convs, sizeof spec.convs);
+    memcpy(c->spec.image, spec.image, sizeof spec.image);
     snprintf(ck->version, sizeof ck->version, "%s", rec->nntrain_version);
     ck->ranks = (int)rec->ranks;
     if (rec->ranks < 1 || rec->ranks > 1 << 20) reject(r, NN_ERR_INPUT, "not a valid checkpoint: %lld ranks", rec->ranks);
@@ -481,6 +558,7 @@ static herr_t note_unknown(hid_t loc, const char *name, const H5A_info_t *info, 
     (void)info;
     unknown_search *u = data;
     if (!strcmp(u->group, "/model") && !strcmp(name, "widths")) return 0;
+    if (!strcmp(u->group, "/model") && (!strcmp(name, "image") || !strcmp(name, "convs"))) return 0; /* format 2 */
     if (!strcmp(u->group, "/integrity") && !strcmp(name, "attributes_checksum")) return 0;
     for (int i = 0; i < N_FIELDS; i++)
         if (!strcmp(fields[i].group, u->group) && !strcmp(fields[i].name, name)) return 0;
@@ -524,8 +602,29 @@ static void get_dataset(reader *r, const char *name, hid_t type, int rank, const
     if (!ok) reject(r, NN_ERR_INPUT, "not a valid checkpoint: missing, misshapen or unreadable %s", name);
 }
 
-static void get_layers(reader *r, const char *group, const nn_model_spec *spec, float *buffer) {
+/* Format 2: PREFIX/convK/{weight,bias}, the convolutions' parameters (first in the
+ * buffer); returns how many floats they are. */
+static size_t get_conv_layers(reader *r, const char *group, const nn_model_spec *spec, float *buffer) {
     size_t offset = 0;
+    hsize_t c = (hsize_t)spec->image[0];
+    for (int i = 0, k = 0; i < spec->n_convs; i++) {
+        const nn_conv_spec *l = &spec->convs[i];
+        if (l->pool) continue;
+        char name[128];
+        hsize_t wdims[4] = {(hsize_t)l->k, (hsize_t)l->k, c, (hsize_t)l->channels}, bdims[1] = {wdims[3]};
+        snprintf(name, sizeof name, "%s/conv%d/weight", group, ++k);
+        get_dataset(r, name, H5T_NATIVE_FLOAT, 4, wdims, buffer + offset);
+        offset += wdims[0] * wdims[1] * wdims[2] * wdims[3];
+        snprintf(name, sizeof name, "%s/conv%d/bias", group, k);
+        get_dataset(r, name, H5T_NATIVE_FLOAT, 1, bdims, buffer + offset);
+        offset += bdims[0];
+        c = wdims[3];
+    }
+    return offset;
+}
+
+static void get_layers(reader *r, const char *group, const nn_model_spec *spec, float *buffer) {
+    size_t offset = get_conv_layers(r, group, spec, buffer);
     for (int i = 0; i + 1 < spec->n_widths; i++) {
         char name[128];
         hsize_t wdims[2] = {(hsize_t)spec->widths[i], (hsize_t)spec->widths[i + 1]}, bdims[1] = {wdims[1]};
@@ -580,12 +679,14 @@ int nn_checkpoint_load(const char *path, nn_checkpoint *ck, nn_error *err) {
     if (!rec) reject(&r, NN_ERR_RUNTIME, "out of memory reading checkpoint");
     for (int i = 0; i < N_FIELDS && !r.failed; i++) {
         get_field(&r, &fields[i], rec);
-        if (i == 0 && !r.failed && rec->format_version != NN_CHECKPOINT_FORMAT) /* the version decides the rest */
-            reject(&r, NN_ERR_INPUT, "checkpoint format version %lld, this nntrain reads version %d",
-                   rec->format_version, NN_CHECKPOINT_FORMAT);
+        if (i == 0 && !r.failed && rec->format_version != NN_CHECKPOINT_FORMAT &&
+            rec->format_version != NN_CHECKPOINT_FORMAT_CONV) /* the version decides the rest */
+            reject(&r, NN_ERR_INPUT, "checkpoint format version %lld, this nntrain reads versions %d and %d",
+                   rec->format_version, NN_CHECKPOINT_FORMAT, NN_CHECKPOINT_FORMAT_CONV);
     }
     ck->format_version = rec ? (int)rec->format_version : 0;
     get_widths(&r, &ck->config.spec);
+    if (ck->format_version == NN_CHECKPOINT_FORMAT_CONV) get_convs(&r, &ck->config.spec);
     if (!r.failed) check_attributes(&r, rec, &ck->config.spec);
     if (!r.failed) take_record(&r, rec, ck);
     get_arrays(&r, rec, ck);

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nn/conv_spec.h"
+
 const char *nn_cli_name(const struct option *options, int val) {
     for (const struct option *o = options; o->name; o++)
         if (o->val == val) return o->name;
@@ -92,6 +94,7 @@ int nn_cli_path(const char *name, const char *text, char *dst, nn_error *err) {
 }
 
 int nn_cli_widths(const char *name, const char *text, nn_model_spec *spec, nn_error *err) {
+    if (nn_spec_text_is_conv(text)) return nn_spec_parse_conv(name, text, spec, err);
     int n = 0;
     const char *p = text;
     while (1) {
@@ -109,5 +112,6 @@ int nn_cli_widths(const char *name, const char *text, nn_model_spec *spec, nn_er
     }
     if (n < 2) return nn_fail(err, NN_ERR_INPUT, "%s '%s': need an input and an output width", name, text);
     spec->n_widths = n;
+    spec->n_convs = 0;
     return NN_OK;
 }

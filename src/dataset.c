@@ -163,6 +163,9 @@ static int read_shape(reader *r, const char *path, const char *split, const long
         return nn_fail(err, NN_ERR_INPUT, "%s: /%s/images: the values per sample (trailing dimensions) must "
                        "multiply to 1..%llu", path, split, (unsigned long long)max_dim);
     out->dim = (int)dim;
+    out->image[2] = (int)idims[*irank - 1];
+    out->image[1] = *irank > 2 ? (int)idims[*irank - 2] : 1;
+    out->image[0] = (int)(dim / ((hsize_t)out->image[1] * out->image[2]));
     long limit = range[0], rows = limit > 0 && limit < (long)idims[0] ? limit : (long)idims[0];
     long first = range[1] < 0 ? rows + range[1] : range[1];
     long end = range[2] < 0 ? rows + range[2] : range[2] == 0 || range[2] > rows ? rows : range[2];

@@ -97,6 +97,8 @@ void nn_layer_forward(const nn_layer *layer, const float *x, float *y, int batch
     case NN_LAYER_RELU: nn_relu_forward(x, y, n); break;
     case NN_LAYER_TANH: nn_tanh_forward(x, y, n); break;
     case NN_LAYER_DROPOUT: nn_dropout_forward(layer, x, y, batch); break;
+    case NN_LAYER_CONV: nn_conv_forward(&layer->conv, layer->weight, layer->bias, x, y, layer->ws, batch); break;
+    case NN_LAYER_POOL: nn_maxpool_forward(&layer->pool, x, y, batch); break;
     }
 }
 
@@ -109,7 +111,36 @@ void nn_layer_backward(const nn_layer *layer, const float *x, const float *y, co
     case NN_LAYER_RELU: if (dx) nn_relu_backward(y, dy, dx, n); break;
     case NN_LAYER_TANH: if (dx) nn_tanh_backward(y, dy, dx, n); break;
     case NN_LAYER_DROPOUT: if (dx) nn_dropout_backward(layer, dy, dx, batch); break;
+    case NN_LAYER_CONV:
+        nn_layer_backward_params(layer, x, dy, batch, false);
+        if (dx) nn_layer_backward_input(layer, dy, dx, batch);
+        break;
+    case NN_LAYER_POOL: if (dx) nn_maxpool_backward(&layer->pool, x, dy, dx, batch); break;
     }
+}
+
+bool nn_layer_has_params(const nn_layer *layer) {
+    return layer->kind == NN_LAYER_DENSE || layer->kind == NN_LAYER_CONV;
+}
+
+size_t nn_layer_param_count(const nn_layer *layer) {
+    if (layer->kind == NN_LAYER_CONV) return nn_conv_weight_count(&layer->conv) + (size_t)layer->conv.out_c;
+    return layer->kind == NN_LAYER_DENSE ? (size_t)layer->in * layer->out + (size_t)layer->out : 0;
+}
+
+void nn_layer_backward_params(const nn_layer *layer, const float *x, const float *dy, int batch, bool accumulate) {
+    if (layer->kind == NN_LAYER_CONV)
+        nn_conv_backward_params(&layer->conv, x, dy, layer->dweight, layer->dbias, layer->ws, batch, accumulate);
+    else
+        nn_dense_backward_params(layer, x, dy, batch, accumulate);
+}
+
+/* The conv's input gradient overwrites its scratch: call it after the params'. */
+void nn_layer_backward_input(const nn_layer *layer, const float *dy, float *dx, int batch) {
+    if (layer->kind == NN_LAYER_CONV)
+        nn_conv_backward_input(&layer->conv, layer->weight, dy, dx, layer->ws, batch);
+    else
+        nn_dense_backward_input(layer, dy, dx, batch);
 }
 
 /* ---- dropout ---- */

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nn/conv_spec.h"
 #include "nn/rng.h"
 #include "nn/names.h"
 #include "nn/parallel.h"
@@ -33,17 +34,21 @@ int nn_parse_loss(const char *text, nn_loss *out) {
 int nn_spec_check_data(const nn_model_spec *spec, int dim, int classes, const char *data, const char *whose,
                        nn_error *err) {
     int outputs = spec->widths[spec->n_widths - 1];
-    if (spec->widths[0] != dim)
+    if (nn_spec_input_width(spec) != dim)
         return nn_fail(err, NN_ERR_INPUT, "%s: samples have %d values but %s starts with %d", data, dim, whose,
-                       spec->widths[0]);
+                       nn_spec_input_width(spec));
     if (outputs != classes)
         return nn_fail(err, NN_ERR_INPUT, "%s: the data has %d classes but %s ends with %d", data, classes, whose,
                        outputs);
     return NN_OK;
 }
 
+int nn_spec_input_width(const nn_model_spec *spec) {
+    return spec->n_convs ? spec->image[0] * spec->image[1] * spec->image[2] : spec->widths[0];
+}
+
 size_t nn_spec_param_count(const nn_model_spec *spec) {
-    size_t n = 0;
+    size_t n = nn_spec_conv_param_count(spec);
     for (int i = 0; i + 1 < spec->n_widths; i++)
         n += (size_t)spec->widths[i] * spec->widths[i + 1] + spec->widths[i + 1];
     return n;
@@ -67,18 +72,15 @@ static void add_dropout(nn_model *model, nn_layer *layer, int width, float rate,
                         .key = &model->dropout_key};
 }
 
-int nn_model_create(nn_model *model, const nn_model_spec *spec, int max_batch, nn_error *err) {
-    memset(model, 0, sizeof *model);
-    model->spec = *spec;
-    model->max_batch = max_batch;
-    model->n_params = nn_spec_param_count(spec);
-    model->params = model->own_params = alloc_floats(model->n_params);
-    model->grads = model->own_grads = alloc_floats(model->n_params);
-
-    /* [dropout,] dense, activation, [dropout,] dense, ..., dense [, sigmoid for MSE] */
+/* [dropout,] [convolutions,] dense, activation, [dropout,] dense, ..., dense [, sigmoid
+ * for MSE]; returns the number of layers and the im2col scratch a sample needs. */
+static int build_layers(nn_model *model, const nn_model_spec *spec, size_t *ws_per_sample) {
     size_t offset = 0;
     int n = 0, dropouts = 0;
-    if (spec->input_dropout > 0.0f) add_dropout(model, &model->layers[n++], spec->widths[0], spec->input_dropout, dropouts++);
+    if (spec->input_dropout > 0.0f)
+        add_dropout(model, &model->layers[n++], nn_spec_input_width(spec), spec->input_dropout, dropouts++);
+    n += nn_spec_build_convs(spec, activation_layer(spec->activation), &model->layers[n], model->params, model->grads,
+                             &offset, ws_per_sample);
     for (int i = 0; i + 1 < spec->n_widths; i++) {
         int in = spec->widths[i], out = spec->widths[i + 1];
         nn_layer *d = &model->layers[n++];
@@ -101,11 +103,29 @@ int nn_model_create(nn_model *model, const nn_model_spec *spec, int max_batch, n
         }
         if (!last && spec->dropout > 0.0f) add_dropout(model, &model->layers[n++], out, spec->dropout, dropouts++);
     }
-    model->n_layers = n;
+    return n;
+}
+
+int nn_model_create(nn_model *model, const nn_model_spec *spec, int max_batch, nn_error *err) {
+    memset(model, 0, sizeof *model);
+    if (spec->n_convs && (!spec->image[0] || !spec->widths[0]))
+        return nn_fail(err, NN_ERR_INPUT, "the network's input image is not known (no data fitted to it)");
+    model->spec = *spec;
+    model->max_batch = max_batch;
+    model->n_params = nn_spec_param_count(spec);
+    model->params = model->own_params = alloc_floats(model->n_params);
+    model->grads = model->own_grads = alloc_floats(model->n_params);
+    size_t ws = 0;
+    int n = model->n_layers = build_layers(model, spec, &ws);
 
     int ok = model->params && model->grads;
-    model->acts[0] = alloc_floats((size_t)max_batch * spec->widths[0]);
+    model->acts[0] = alloc_floats((size_t)max_batch * nn_spec_input_width(spec));
     ok = ok && model->acts[0];
+    if (ws) { /* one scratch for every conv layer: they run one at a time */
+        model->conv_ws = alloc_floats(ws * max_batch);
+        ok = ok && model->conv_ws;
+        for (int l = 0; l < n; l++) model->layers[l].ws = model->conv_ws;
+    }
     for (int l = 0; l < n && ok; l++) {
         size_t size = (size_t)max_batch * model->layers[l].out;
         model->acts[l + 1] = alloc_floats(size);
@@ -158,7 +178,7 @@ void nn_model_max_norm(nn_model *model, float c) { nn_model_max_norm_part(model,
 void nn_model_place_grads(nn_model *model, float *buffer) {
     for (int l = 0; l < model->n_layers; l++) {
         nn_layer *d = &model->layers[l];
-        if (d->kind != NN_LAYER_DENSE) continue;
+        if (!nn_layer_has_params(d)) continue;
         d->dweight = buffer + (d->dweight - model->grads);
         d->dbias = buffer + (d->dbias - model->grads);
     }
@@ -170,7 +190,7 @@ void nn_model_place_grads(nn_model *model, float *buffer) {
 void nn_model_place_params(nn_model *model, float *buffer) {
     for (int l = 0; l < model->n_layers; l++) {
         nn_layer *d = &model->layers[l];
-        if (d->kind != NN_LAYER_DENSE) continue;
+        if (!nn_layer_has_params(d)) continue;
         d->weight = buffer + (d->weight - model->params);
         d->bias = buffer + (d->bias - model->params);
     }
@@ -190,6 +210,7 @@ void nn_model_free(nn_model *model) {
     }
     free(model->probs);
     free(model->targets);
+    free(model->conv_ws);
     memset(model, 0, sizeof *model);
 }
 
@@ -198,13 +219,18 @@ void nn_model_init(nn_model *model, uint64_t seed) {
     nn_rng_seed(&rng, seed, 0x1417, 0);
     for (int l = 0; l < model->n_layers; l++) {
         nn_layer *d = &model->layers[l];
-        if (d->kind != NN_LAYER_DENSE) continue;
+        if (!nn_layer_has_params(d)) continue;
+        /* a conv's unit sees k*k*in_c inputs and feeds k*k*out_c */
+        const nn_conv_geom *g = &d->conv;
+        bool conv = d->kind == NN_LAYER_CONV;
+        int fan_in = conv ? g->k * g->k * g->in_c : d->in, fan_out = conv ? g->k * g->k * g->out_c : d->out;
+        size_t biases = conv ? (size_t)g->out_c : (size_t)d->out;
         /* He for relu keeps the forward variance at 1 through half-rectified units;
          * Xavier balances forward and backward variance for sigmoid/tanh. */
-        float std = model->spec.activation == NN_ACT_RELU ? sqrtf(2.0f / d->in)
-                                                          : sqrtf(2.0f / (d->in + d->out));
-        for (size_t i = 0; i < (size_t)d->in * d->out; i++) d->weight[i] = std * nn_rng_normal(&rng);
-        memset(d->bias, 0, (size_t)d->out * sizeof(float));
+        float std = model->spec.activation == NN_ACT_RELU ? sqrtf(2.0f / fan_in)
+                                                          : sqrtf(2.0f / (fan_in + fan_out));
+        for (size_t i = 0; i < nn_layer_param_count(d) - biases; i++) d->weight[i] = std * nn_rng_normal(&rng);
+        memset(d->bias, 0, biases * sizeof(float));
     }
 }
 
@@ -250,17 +276,17 @@ void nn_model_backward_micro(nn_model *model, const uint8_t *labels, int batch, 
     for (int l = top - 1; l >= 0; l--) {
         nn_layer *layer = &model->layers[l];
         float *dx = l > 0 ? model->grad_acts[l] : NULL;
-        if (layer->kind != NN_LAYER_DENSE) {
+        if (!nn_layer_has_params(layer)) {
             nn_layer_backward(layer, model->acts[l], model->acts[l + 1], model->grad_acts[l + 1], dx, batch);
             continue;
         }
         /* The parameter gradient first, handed over at once: the ranks can sum it
          * while dx and the layers below are computed. */
-        nn_dense_backward_params(layer, model->acts[l], model->grad_acts[l + 1], batch, accumulate);
+        nn_layer_backward_params(layer, model->acts[l], model->grad_acts[l + 1], batch, accumulate);
         if (model->slice_final && final)
             model->slice_final(model->slice_final_ctx, (size_t)(layer->dweight - model->grads),
-                               (size_t)layer->in * layer->out + (size_t)layer->out);
-        if (dx) nn_dense_backward_input(layer, model->grad_acts[l + 1], dx, batch);
+                               nn_layer_param_count(layer));
+        if (dx) nn_layer_backward_input(layer, model->grad_acts[l + 1], dx, batch);
     }
 }
 
@@ -274,17 +300,17 @@ void nn_model_backward_parts(nn_model *model, const uint8_t *labels, int batch, 
     for (int l = top - 1; l >= 0; l--) {
         nn_layer *layer = &model->layers[l];
         float *dx = l > 0 ? model->grad_acts[l] : NULL;
-        if (layer->kind != NN_LAYER_DENSE) {
+        if (!nn_layer_has_params(layer)) {
             nn_layer_backward(layer, model->acts[l], model->acts[l + 1], model->grad_acts[l + 1], dx, batch);
             continue;
         }
-        size_t offset = (size_t)(layer->dweight - model->grads), count = (size_t)layer->in * layer->out + layer->out;
+        size_t offset = (size_t)(layer->dweight - model->grads), count = nn_layer_param_count(layer);
         for (int r = 0; r < batch; r += part_rows) { /* each part's rows alone, consumed before the next */
-            nn_dense_backward_params(layer, model->acts[l] + (size_t)r * layer->in,
+            nn_layer_backward_params(layer, model->acts[l] + (size_t)r * layer->in,
                                      model->grad_acts[l + 1] + (size_t)r * layer->out, part_rows, false);
             part_done(ctx, offset, count);
         }
-        if (dx) nn_dense_backward_input(layer, model->grad_acts[l + 1], dx, batch);
+        if (dx) nn_layer_backward_input(layer, model->grad_acts[l + 1], dx, batch);
     }
 }
 

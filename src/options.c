@@ -22,6 +22,7 @@ void nn_options_print_help(FILE *out) {
         "\n"
         "  --data FILE            HDF5 dataset (see README)            [data/mnist.h5]\n"
         "  --layers W0,W1,...,Wn  layer widths, input first, classes last [784,50,100,10]\n"
+        "                         or convKxKxC[pP] and pool2 first: conv5x5x32p2,pool2,1024,10\n"
         "  --activation NAME      hidden activation: sigmoid|relu|tanh   [sigmoid]\n"
         "  --loss NAME            softmax (cross-entropy) | mse (sigmoid outputs) [softmax]\n"
         "  --epochs N             epochs                                 [15]\n"

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "nn/conv_spec.h"
+
 void nn_run_config_defaults(nn_run_config *c) {
     memset(c, 0, sizeof *c);
     c->spec = (nn_model_spec){.n_widths = 4, .widths = {784, 50, 100, 10}, .activation = NN_ACT_SIGMOID,
@@ -25,8 +27,7 @@ void nn_run_config_defaults(nn_run_config *c) {
 static int check_fixed(const nn_run_config *cli, unsigned given, const nn_run_config *saved, const char *path,
                        nn_error *err) {
     const nn_model_spec *a = &cli->spec, *b = &saved->spec;
-    if ((given & NN_GIVEN_LAYERS) &&
-        (a->n_widths != b->n_widths || memcmp(a->widths, b->widths, (size_t)b->n_widths * sizeof(int))))
+    if ((given & NN_GIVEN_LAYERS) && !nn_spec_same_layers(a, b))
         return nn_fail(err, NN_ERR_INPUT, "--layers conflicts with checkpoint %s (written for another network)", path);
     if ((given & NN_GIVEN_ACTIVATION) && a->activation != b->activation)
         return nn_fail(err, NN_ERR_INPUT, "--activation %s conflicts with checkpoint %s (%s)",

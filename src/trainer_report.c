@@ -2,6 +2,7 @@
  * layout -- everything a reader of a log needs to know what the epoch lines mean. */
 #include <stdio.h>
 
+#include "nn/conv_spec.h"
 #include "nn/placement.h"
 #include "trainer.h"
 
@@ -12,6 +13,8 @@ void trainer_print_header(const trainer *t) {
     fprintf(t->log, "nntrain: %s, %ld train", c->data, t->train.total);
     if (c->validation > 0) fprintf(t->log, " (+%ld validation)", t->validation.total);
     fprintf(t->log, " / %ld test samples; network", t->test.total);
+    char front[256];
+    if (nn_spec_conv_text(&c->spec, front, sizeof front)) fprintf(t->log, " %s,flatten", front);
     for (int i = 0; i < c->spec.n_widths; i++) fprintf(t->log, "%c%d", i ? '-' : ' ', c->spec.widths[i]);
     fprintf(t->log, " %s/%s, %zu parameters; %d rank%s x %d thread%s; batch %d", nn_activation_name(c->spec.activation),
             nn_loss_name(c->spec.loss), t->model.n_params, t->nranks, t->nranks == 1 ? "" : "s", t->threads,

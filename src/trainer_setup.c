@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "nn/comm.h"
+#include "nn/conv_spec.h"
 #include "nn/virtual_shards.h"
 #include "nn/watchdog.h"
 #include "trainer.h"
@@ -58,10 +59,11 @@ static int configure(trainer *t, nn_error *err) {
 }
 
 /* Checks that the network and batch fit the data; identical on every rank. */
-static int check_fit(const trainer *t, nn_error *err) {
-    const nn_run_config *c = &t->cfg;
-    int status = nn_spec_check_data(&c->spec, t->train.dim, t->train.num_classes, c->data,
-                                    t->opt.resume[0] ? "the checkpoint's network" : "--layers", err);
+static int check_fit(trainer *t, nn_error *err) {
+    nn_run_config *c = &t->cfg;
+    const char *whose = t->opt.resume[0] ? "the checkpoint's network" : "--layers";
+    int status = nn_spec_fit_image(&c->spec, t->train.image, t->train.dim, c->data, whose, err);
+    if (!status) status = nn_spec_check_data(&c->spec, t->train.dim, t->train.num_classes, c->data, whose, err);
     if (status) return status;
     if (t->test.dim != t->train.dim)
         return nn_fail(err, NN_ERR_INPUT, "%s: /test samples have %d values, /train samples %d", c->data,

@@ -75,6 +75,30 @@ name="nneval: exit 0, accuracy and confusion matrix match the run's final test a
 if [ "$rc" -eq 0 ] && grep -q 'confusion matrix' "$dir/out" && check_metrics nneval "$dir/eval.json" "$dir/a2.jsonl"
 then ok "$name"; else fail "$name"; fi
 
+# ---- a convolutional network: format 2, exact resume, nneval ----
+conv=(--layers conv5x5x4p2,pool2,conv3x3x6,pool2,32,10 --activation relu --lr 0.05 --batch-size 120 --dropout 0.2
+      --input-dropout 0.1 --max-norm 3 --epochs 3)
+train 2 "${conv[@]}" --checkpoint "$dir/conv_a.h5" --metrics "$dir/conv_a.jsonl"
+name="conv net: runs; its checkpoint is format 2 with the layer kinds and shapes"
+if [ "$rc" -eq 0 ] && h5dump -a /format_version "$dir/conv_a.h5" | grep -q '(0): 2' &&
+   h5dump -a /model/convs "$dir/conv_a.h5" | grep -q '(0,0): 0, 5, 4, 2' &&
+   h5ls "$dir/conv_a.h5/model/conv2" | grep -q 'weight *Dataset {3, 3, 4, 6}'
+then ok "$name"; else fail "$name"; fi
+NNTRAIN_STOP_AT_STEP=65 train 2 "${conv[@]}" --checkpoint "$dir/conv_b.h5" --metrics "$dir/conv_b.jsonl"
+check "conv net: stop at step 65 (epoch 2) exits 75" [ "$rc" -eq 75 ]
+train 2 --resume "$dir/conv_b.h5" --checkpoint "$dir/conv_b.h5" --metrics "$dir/conv_b.jsonl"
+name="conv net: resumed to the same checkpoint and losses as uninterrupted"
+if [ "$rc" -eq 0 ] && h5diff "$dir/conv_a.h5" "$dir/conv_b.h5" >/dev/null &&
+   check_metrics same-losses "$dir/conv_a.jsonl" "$dir/conv_b.jsonl"
+then ok "$name"; else fail "$name"; fi
+train 2 --resume "$dir/conv_b.h5" --layers conv5x5x4p2,pool2,conv3x3x8,pool2,32,10 --epochs 4
+name="conv net: --layers with another convolution conflicts with the checkpoint (exit 2)"
+if [ "$rc" -eq 2 ] && grep -q -- '--layers conflicts with checkpoint' "$dir/err"; then ok "$name"; else fail "$name"; fi
+"$mpiexec" -n 2 "$nneval" --checkpoint "$dir/conv_a.h5" --metrics "$dir/eval.json" >"$dir/out" 2>"$dir/err"
+rc=$?
+name="conv net: nneval scores the checkpoint as the run's last evaluation did"
+if [ "$rc" -eq 0 ] && check_metrics nneval "$dir/eval.json" "$dir/conv_a.jsonl"; then ok "$name"; else fail "$name"; fi
+
 # ---- allowed and conflicting changes on resume ----
 cp "$dir/b2.h5" "$dir/c.h5"
 train 2 --resume "$dir/c.h5" --epochs 4 --lr 0.1 --checkpoint "$dir/c.h5"
@@ -200,7 +224,7 @@ bad() {
 bad "$dir/truncated.h5" "$dir/truncated.h5: not a valid checkpoint: truncated or not an HDF5 file"
 bad "$dir/text.h5" "$dir/text.h5: not a valid checkpoint: truncated or not an HDF5 file"
 bad "$dir/corrupt.h5" "$dir/corrupt.h5: parameter checksum mismatch"
-bad "$dir/version.h5" "$dir/version.h5: checkpoint format version 99, this nntrain reads version 1"
+bad "$dir/version.h5" "$dir/version.h5: checkpoint format version 99, this nntrain reads versions 1 and 2"
 bad "$dir/other.h5" "--layers conflicts with checkpoint $dir/other.h5" --layers 784,50,100,10
 bad "$good" "--batch-size 50 conflicts with checkpoint $good (100)" --batch-size 50
 bad "$good" "--activation relu conflicts with checkpoint $good (sigmoid)" --activation relu

@@ -77,6 +77,11 @@ run other1 1 "${other[@]}" && run other3 3 "${other[@]}" || fail "mse/validation
 grep -q '"validation_loss"' "$dir/other1.jsonl" || fail "no validation loss in the metrics"
 same other1 other3 "mse, tanh, --validation, warm-up, momentum ramp: -np 3 = -np 1"
 
+# a convolutional network (good.h5's samples are 1x4x4 images): conv, pool, dense
+cnn=(--deterministic --layers conv3x3x4p1,pool2,8,3 --activation relu --dropout 0.2)
+run cnn1 1 "${cnn[@]}" --threads 1 && run cnn3 3 "${cnn[@]}" --threads 2 || fail "conv runs: exit $?"
+same cnn1 cnn3 "a conv network (conv, pool, dense), dropout: -np 3 --threads 2 = -np 1"
+
 # stopped at -np 2 after global step 5 (epoch 2, step 1 of 4), resumed at -np 4 and 3
 NNTRAIN_STOP_AT_STEP=5 run stop2 2 --deterministic
 [ $? -eq 75 ] || fail "the stopped run did not exit 75 ($(tail -1 "$dir/stop2.out"))"

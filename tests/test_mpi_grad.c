@@ -9,6 +9,7 @@
 
 #include "cunit_mpi.h"
 #include "nn/comm.h"
+#include "nn/conv_spec.h"
 #include "nn/model.h"
 #include "nn/optim.h"
 #include "nn/exchange.h"
@@ -56,11 +57,17 @@ static void local_backward(nn_model *local, nn_exchange *ex, const float *x, con
 }
 
 /* The ranks' gradients summed by the gradient exchange, in the given mode. */
-static void check_distributed_gradient(nn_exchange_mode mode, nn_compress compress, float dropout) {
+/* conv: NULL, or a convolutional front (--layers syntax) for samples as 1x4x5 images */
+static void check_distributed_gradient(nn_exchange_mode mode, nn_compress compress, float dropout, const char *conv) {
     nn_model_spec spec = {.n_widths = 4, .widths = {IN, 16, 12, CLASSES}, .activation = NN_ACT_TANH,
                           .input_dropout = dropout / 2, .dropout = dropout};
     nn_model local, whole;
     nn_error err;
+    const int image[3] = {1, 4, 5};
+    if (conv) {
+        CU_ASSERT_EQUAL_FATAL(nn_spec_parse_conv("--layers", conv, &spec, &err), NN_OK);
+        CU_ASSERT_EQUAL_FATAL(nn_spec_fit_image(&spec, image, IN, "test", "--layers", &err), NN_OK);
+    }
     create_pair(&spec, &local, &whole);
     float x[BATCH * IN];
     uint8_t labels[BATCH];
@@ -96,8 +103,8 @@ static void check_distributed_gradient(nn_exchange_mode mode, nn_compress compre
     }
     double rel = sqrt(diff / norm);
     if (rank == 0)
-        printf("\n  %d ranks, %s, %s: relative gradient error %.3g\n", nranks, nn_exchange_mode_name(mode),
-               nn_compress_name(compress), rel);
+        printf("\n  %d ranks, %s, %s%s: relative gradient error %.3g\n", nranks, nn_exchange_mode_name(mode),
+               nn_compress_name(compress), conv ? ", conv" : "", rel);
     CU_ASSERT(norm > 0);
     if (compress == NN_COMPRESS_NONE) CU_ASSERT(rel < 1e-5);
     if (compress == NN_COMPRESS_BF16) CU_ASSERT(rel < 1e-2 && rel > 1e-6); /* compressed: close, not exact */
@@ -119,15 +126,21 @@ static void check_distributed_gradient(nn_exchange_mode mode, nn_compress compre
     nn_exchange_free(ex);
 }
 
-static void test_gradient_mpi_allreduce(void) { check_distributed_gradient(NN_EXCHANGE_MPI, NN_COMPRESS_NONE, 0); }
-static void test_gradient_shared_memory(void) { check_distributed_gradient(NN_EXCHANGE_SHM, NN_COMPRESS_NONE, 0); }
-static void test_gradient_overlapped(void) { check_distributed_gradient(NN_EXCHANGE_OVERLAP, NN_COMPRESS_NONE, 0); }
+static void test_gradient_mpi_allreduce(void) { check_distributed_gradient(NN_EXCHANGE_MPI, NN_COMPRESS_NONE, 0, NULL); }
+static void test_gradient_shared_memory(void) { check_distributed_gradient(NN_EXCHANGE_SHM, NN_COMPRESS_NONE, 0, NULL); }
+static void test_gradient_overlapped(void) { check_distributed_gradient(NN_EXCHANGE_OVERLAP, NN_COMPRESS_NONE, 0, NULL); }
 /* one node: mpi and overlap compress the whole sum (shm has no stage between nodes) */
-static void test_gradient_mpi_bf16(void) { check_distributed_gradient(NN_EXCHANGE_MPI, NN_COMPRESS_BF16, 0); }
-static void test_gradient_overlapped_bf16(void) { check_distributed_gradient(NN_EXCHANGE_OVERLAP, NN_COMPRESS_BF16, 0); }
+static void test_gradient_mpi_bf16(void) { check_distributed_gradient(NN_EXCHANGE_MPI, NN_COMPRESS_BF16, 0, NULL); }
+static void test_gradient_overlapped_bf16(void) { check_distributed_gradient(NN_EXCHANGE_OVERLAP, NN_COMPRESS_BF16, 0, NULL); }
 /* the same masks for the same samples whatever the rank count: else the sum of the
  * ranks' gradients would not be the serial one */
-static void test_gradient_with_dropout(void) { check_distributed_gradient(NN_EXCHANGE_SHM, NN_COMPRESS_NONE, 0.3f); }
+static void test_gradient_with_dropout(void) { check_distributed_gradient(NN_EXCHANGE_SHM, NN_COMPRESS_NONE, 0.3f, NULL); }
+
+/* A convolutional network: conv, pool, conv, then dense layers (the convs' slices
+ * handed over like the dense ones'), with and without dropout. */
+#define CONV_NET "conv3x3x4p1,pool2,conv2x2x6,8,5"
+static void test_gradient_conv_overlapped(void) { check_distributed_gradient(NN_EXCHANGE_OVERLAP, NN_COMPRESS_NONE, 0, CONV_NET); }
+static void test_gradient_conv_dropout(void) { check_distributed_gradient(NN_EXCHANGE_SHM, NN_COMPRESS_NONE, 0.3f, CONV_NET); }
 
 /* The trainer's step in shm mode: each rank of the node updates its share of the
  * parameters and momentum, then publishes it. Two steps (so the momentum matters)
@@ -250,6 +263,8 @@ int main(int argc, char **argv) {
         {"overlapped per-layer sums: averaged gradient equals the serial gradient", test_gradient_overlapped},
         {"MPI_Allreduce in bf16: close to the serial gradient, not equal", test_gradient_mpi_bf16},
         {"with dropout: the ranks draw the serial run's masks (keyed by sample)", test_gradient_with_dropout},
+        {"a conv network, overlapped sums: averaged gradient equals the serial gradient", test_gradient_conv_overlapped},
+        {"a conv network with dropout, shared-memory sum: the same", test_gradient_conv_dropout},
         {"the SGD step split over the node's ranks equals the whole step", test_update_split_over_the_node},
         {"... also on the node's one shared copy of the parameters", test_update_on_shared_params},
         {"... and the chunked sum with each chunk's update (the momentum shared too)", test_update_chunked_over_the_node},

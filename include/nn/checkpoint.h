@@ -17,6 +17,10 @@
 #include "nn/run.h"
 
 #define NN_CHECKPOINT_FORMAT 1
+/* Networks with convolutions are written as format 2 (format 1 plus the layer kinds
+ * and shapes), every other network still as format 1: older builds read those and
+ * refuse a format-2 file by its version. This build reads both. */
+#define NN_CHECKPOINT_FORMAT_CONV 2
 
 /* Where training stands. */
 typedef struct nn_progress {

@@ -35,7 +35,8 @@ int nn_cli_float(const char *name, const char *text, double min, double max, int
 /* A non-empty path that fits NN_PATH_MAX. */
 int nn_cli_path(const char *name, const char *text, char *dst, nn_error *err);
 
-/* "784,50,100,10" into spec->widths (input first, classes last). */
+/* "784,50,100,10" into spec->widths (input first, classes last), or a network with
+ * convolutions, "conv5x5x32p2,pool2,1024,10" (conv_spec.h). */
 int nn_cli_widths(const char *name, const char *text, nn_model_spec *spec, nn_error *err);
 
 #endif

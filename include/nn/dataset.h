@@ -18,6 +18,7 @@ typedef struct nn_shard {
     long offset;     /* index in the file of this rank's first sample */
     long total;      /* samples in the whole split (after any limit) */
     int dim;         /* values per sample */
+    int image[3];    /* a sample as an image, c x h x w: [..., H, W] -> (the rest) x H x W, [D] -> 1 x 1 x D */
     int num_classes; /* from the file's root attribute */
 } nn_shard;
 

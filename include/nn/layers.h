@@ -7,12 +7,16 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "nn/conv.h"
+
 typedef enum nn_layer_kind {
     NN_LAYER_DENSE,
     NN_LAYER_SIGMOID,
     NN_LAYER_RELU,
     NN_LAYER_TANH,
-    NN_LAYER_DROPOUT
+    NN_LAYER_DROPOUT,
+    NN_LAYER_CONV, /* see conv.h */
+    NN_LAYER_POOL
 } nn_layer_kind;
 
 /* What dropout masks are drawn from: a counter-based generator keyed by (seed, step,
@@ -34,7 +38,17 @@ typedef struct nn_layer {
     float rate;             /* dropout: the probability of dropping a unit */
     int id;                 /* dropout: which dropout layer (part of the key) */
     const nn_dropout_key *key; /* dropout: the model's key for the current batch */
+    nn_conv_geom conv;      /* conv: its geometry; weight [k][k][in_c][out_c], bias [out_c] */
+    nn_pool_geom pool;      /* pool: its input image */
+    float *ws;              /* conv: the model's im2col scratch */
 } nn_layer;
+
+/* Layers with weights and a bias (dense, conv), and how many floats they hold. */
+bool nn_layer_has_params(const nn_layer *layer);
+size_t nn_layer_param_count(const nn_layer *layer);
+/* Backward of either in two halves, as nn_dense_backward_params/_input below. */
+void nn_layer_backward_params(const nn_layer *layer, const float *x, const float *dy, int batch, bool accumulate);
+void nn_layer_backward_input(const nn_layer *layer, const float *dy, float *dx, int batch);
 
 /* Dense: y = x W + b. */
 void nn_dense_forward(const nn_layer *layer, const float *x, float *y, int batch);

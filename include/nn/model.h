@@ -6,6 +6,7 @@
 #ifndef NN_MODEL_H
 #define NN_MODEL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -13,17 +14,29 @@
 #include "nn/layers.h"
 
 #define NN_MAX_WIDTHS 16
-#define NN_MAX_LAYERS (3 * NN_MAX_WIDTHS) /* dense, activation, dropout per width */
+#define NN_MAX_CONVS 8 /* convolutions and pools in front of the dense layers */
+#define NN_MAX_LAYERS (3 * NN_MAX_WIDTHS + 2 * NN_MAX_CONVS) /* dense, activation, dropout per width; conv, activation */
 
 typedef enum nn_activation { NN_ACT_SIGMOID, NN_ACT_RELU, NN_ACT_TANH } nn_activation;
 typedef enum nn_loss { NN_LOSS_SOFTMAX_XENT, NN_LOSS_MSE } nn_loss;
 
+/* One layer of a convolutional front (conv_spec.h): a k x k convolution to `channels`
+ * channels with zero padding `pad`, followed by the activation; or a 2x2 max-pool. */
+typedef struct nn_conv_spec {
+    bool pool;
+    int k, channels, pad;
+} nn_conv_spec;
+
 typedef struct nn_model_spec {
-    int n_widths;                 /* input width first, classes last; at least 2 */
+    int n_widths;                 /* input width first, classes last; at least 2 (with convs: the
+                                   * first is the flattened output of the last conv or pool) */
     int widths[NN_MAX_WIDTHS];
     nn_activation activation;     /* between dense layers */
     nn_loss loss;                 /* softmax+cross-entropy, or sigmoid outputs + squared error */
     float input_dropout, dropout; /* dropout rates: on the input, after each hidden activation */
+    int n_convs;                  /* convolutions and pools before the dense layers; 0: none */
+    nn_conv_spec convs[NN_MAX_CONVS];
+    int image[3];                 /* with convs: the input image, channels x height x width */
 } nn_model_spec;
 
 /* Called during backward as soon as grads[offset, offset + count) is final (a dense
@@ -48,6 +61,7 @@ typedef struct nn_model {
     nn_dropout_key dropout_key;     /* what the dropout layers draw their masks from */
     nn_slice_final_fn slice_final;  /* optional, see above */
     void *slice_final_ctx;
+    float *conv_ws;                 /* the conv layers' shared im2col scratch */
 } nn_model;
 
 const char *nn_activation_name(nn_activation a);
@@ -59,6 +73,9 @@ int nn_parse_loss(const char *text, nn_loss *out);
  * outputs; the message names the data file and `whose` network it is. */
 int nn_spec_check_data(const nn_model_spec *spec, int dim, int classes, const char *data, const char *whose,
                        nn_error *err);
+
+/* Values per input sample: widths[0], or with convs the image's c * h * w. */
+int nn_spec_input_width(const nn_model_spec *spec);
 
 /* Number of parameters a spec needs (for reports and checkpoint checks). */
 size_t nn_spec_param_count(const nn_model_spec *spec);
@@ -74,7 +91,7 @@ void nn_model_place_grads(nn_model *model, float *buffer);
  * the node's one shared copy); it must already hold their values. */
 void nn_model_place_params(nn_model *model, float *buffer);
 
-/* The input rows to fill before a forward pass: batch x widths[0] floats. */
+/* The input rows to fill before a forward pass: batch x nn_spec_input_width floats. */
 float *nn_model_input(nn_model *model);
 
 /* Xavier/Glorot (sigmoid, tanh) or He (relu) normal initialisation; biases 0. */
@@ -99,8 +116,8 @@ void nn_model_backward(nn_model *model, const uint8_t *labels, int batch, float 
 void nn_model_backward_micro(nn_model *model, const uint8_t *labels, int batch, float scale, int micro,
                              int micro_steps);
 
-/* Backward in parts (deterministic mode): as nn_model_backward, but each dense
- * layer's parameter gradient is made for every `part_rows` rows of the batch alone
+/* Backward in parts (deterministic mode): as nn_model_backward, but each dense or
+ * conv layer's parameter gradient is made for every `part_rows` rows of the batch alone
  * (each part's grads[offset, offset + count) overwritten, then handed to
  * part_done, which must take it before the next part). The rest of backward runs
  * on the whole batch: a row's values do not depend on the other rows. */

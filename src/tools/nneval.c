@@ -9,6 +9,7 @@
 #include "nn/checkpoint.h"
 #include "nn/cli.h"
 #include "nn/comm.h"
+#include "nn/conv_spec.h"
 #include "nn/dataset.h"
 #include "nn/evaluate.h"
 #include "nn/outputs.h"
@@ -162,7 +163,8 @@ static int prepare(const eval_options *o, MPI_Comm comm, nn_checkpoint *ck, nn_s
     if ((status = nn_shard_read(data, o->split, 0, comm, shard, err))) return status;
     char whose[NN_PATH_MAX + 32];
     snprintf(whose, sizeof whose, "the network of %s", o->checkpoint);
-    status = nn_spec_check_data(&ck->config.spec, shard->dim, shard->num_classes, data, whose, err);
+    status = nn_spec_fit_image(&ck->config.spec, shard->image, shard->dim, data, whose, err);
+    if (!status) status = nn_spec_check_data(&ck->config.spec, shard->dim, shard->num_classes, data, whose, err);
     if (!status) status = nn_model_create(model, &ck->config.spec, NN_EVAL_CHUNK, err);
     if (!status) status = nn_evaluator_create(ev, model, err);
     if (!status) memcpy(model->params, ck->params, model->n_params * sizeof(float));
