@@ -27,10 +27,17 @@ launch() {
     guard=$!
 }
 land() {
+    local r=($(ranks)) p alive
     wait "$pid"
     rc=$?
     kill "$guard" 2>/dev/null; wait "$guard" 2>/dev/null
     kill -KILL -- -"$pid" 2>/dev/null
+    # mpirun may return while a rank (in a process group of its own) still exits,
+    # holding the checkpoint's lock for a moment: let it go before resuming
+    for _ in $(seq 300); do
+        alive=0; for p in "${r[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+        [ "$alive" -eq 0 ] && break; sleep 0.1
+    done
 }
 ranks() { pgrep -P "$pid" nntrain; }
 catches_usr1() { grep -q '^SigCgt:' "/proc/$1/status" 2>/dev/null &&

@@ -74,6 +74,13 @@ run_and_break() {
     local r=($(ranks))
     if [ "${#r[@]}" -eq 2 ]; then kill "-$1" "${r[1]}"; else kill -KILL -- -"$pid"; fi
     land
+    # mpirun may return while a rank it is killing (each in a process group of its own)
+    # still exits, holding the checkpoint's lock for a moment: let it go
+    local p alive
+    for _ in $(seq 300); do
+        alive=0; for p in "${r[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+        [ "$alive" -eq 0 ] && break; sleep 0.1
+    done
 }
 
 resumes() { # the checkpoint is valid and training continues from it
