@@ -207,15 +207,19 @@ static int share_params(const nn_exchange *ex) {
     return local_size >= 3;
 }
 
-float *nn_exchange_share_params(nn_exchange *ex, const float *params) {
-    if (!update_split(ex) || !share_params(ex)) return NULL;
-    float *shared = nn_reducer_shared(ex->reducer);
+/* Each rank copies its share of `values` (the same on every rank) into the node's
+ * shared vector; after the barrier the whole vector is there. */
+static float *fill_shared(nn_exchange *ex, float *shared, const float *values) {
     size_t off, len;
     nn_exchange_owned(ex, &off, &len);
-    memcpy(shared + off, params + off, len * sizeof(float)); /* every rank holds the same values */
+    memcpy(shared + off, values + off, len * sizeof(float));
     nn_reducer_barrier(ex->reducer);
-    ex->shared_params = shared;
     return shared;
+}
+
+float *nn_exchange_share_params(nn_exchange *ex, const float *params) {
+    if (!update_split(ex) || !share_params(ex)) return NULL;
+    return ex->shared_params = fill_shared(ex, nn_reducer_shared(ex->reducer), params);
 }
 
 /* NN_NODE_SUM=static keeps each rank to its slice (for measurements); by default
@@ -224,13 +228,7 @@ float *nn_exchange_share_velocity(nn_exchange *ex, const float *velocity) {
     const char *choice = getenv("NN_NODE_SUM");
     if (!ex->shared_params || !nn_reducer_can_sum_chunks(ex->reducer) || (choice && !strcmp(choice, "static")))
         return NULL;
-    float *shared = nn_reducer_shared2(ex->reducer);
-    size_t off, len;
-    nn_exchange_owned(ex, &off, &len);
-    memcpy(shared + off, velocity + off, len * sizeof(float)); /* every rank holds the same values */
-    nn_reducer_barrier(ex->reducer);
-    ex->shared_velocity = shared;
-    return shared;
+    return ex->shared_velocity = fill_shared(ex, nn_reducer_shared2(ex->reducer), velocity);
 }
 
 int nn_exchange_fused(const nn_exchange *ex) { return ex->shared_velocity != NULL; }

@@ -265,14 +265,20 @@ void nn_model_backward(nn_model *model, const uint8_t *labels, int batch, float 
     nn_model_backward_micro(model, labels, batch, scale, 0, 1);
 }
 
-void nn_model_backward_micro(nn_model *model, const uint8_t *labels, int batch, float scale, int micro,
-                             int micro_steps) {
-    bool accumulate = micro > 0, final = micro == micro_steps - 1;
+/* The loss layer's backward: the gradient of the loss w.r.t. the network's outputs. */
+static void loss_backward(nn_model *model, const uint8_t *labels, int batch, float scale) {
     int top = model->n_layers, classes = classes_of(model);
     if (model->spec.loss == NN_LOSS_SOFTMAX_XENT)
         nn_softmax_xent_backward(model->probs, labels, model->grad_acts[top], batch, classes, scale);
     else
         nn_mse_backward(model->acts[top], model->targets, model->grad_acts[top], batch, classes, scale);
+}
+
+void nn_model_backward_micro(nn_model *model, const uint8_t *labels, int batch, float scale, int micro,
+                             int micro_steps) {
+    bool accumulate = micro > 0, final = micro == micro_steps - 1;
+    int top = model->n_layers;
+    loss_backward(model, labels, batch, scale);
     for (int l = top - 1; l >= 0; l--) {
         nn_layer *layer = &model->layers[l];
         float *dx = l > 0 ? model->grad_acts[l] : NULL;
@@ -292,11 +298,8 @@ void nn_model_backward_micro(nn_model *model, const uint8_t *labels, int batch, 
 
 void nn_model_backward_parts(nn_model *model, const uint8_t *labels, int batch, float scale, int part_rows,
                              nn_slice_final_fn part_done, void *ctx) {
-    int top = model->n_layers, classes = classes_of(model);
-    if (model->spec.loss == NN_LOSS_SOFTMAX_XENT)
-        nn_softmax_xent_backward(model->probs, labels, model->grad_acts[top], batch, classes, scale);
-    else
-        nn_mse_backward(model->acts[top], model->targets, model->grad_acts[top], batch, classes, scale);
+    int top = model->n_layers;
+    loss_backward(model, labels, batch, scale);
     for (int l = top - 1; l >= 0; l--) {
         nn_layer *layer = &model->layers[l];
         float *dx = l > 0 ? model->grad_acts[l] : NULL;
