@@ -83,9 +83,12 @@ run_and_break() {
     done
 }
 
-resumes() { # the checkpoint is valid and training continues from it
-    "$nneval" --data "$dir/good.h5" --checkpoint "$dir/ck.h5" >/dev/null 2>&1 &&
-        timeout 120 "$mpiexec" -n 2 "$nntrain" "${job[@]}" --resume "$dir/ck.h5" --epochs 3 >/dev/null 2>&1
+resumes() { # the checkpoint is valid and training continues from it, for two more epochs than
+    # it holds (a step is an epoch here: a fast machine may be several epochs in)
+    local done
+    done=$(h5dump -a /progress/epochs_completed "$dir/ck.h5" 2>/dev/null | sed -n 's/.*(0): \([0-9]*\).*/\1/p')
+    "$nneval" --data "$dir/good.h5" --checkpoint "$dir/ck.h5" >/dev/null 2>&1 && [ -n "$done" ] &&
+        timeout 120 "$mpiexec" -n 2 "$nntrain" "${job[@]}" --resume "$dir/ck.h5" --epochs $((done + 2)) >/dev/null 2>&1
 }
 
 run_and_break STOP
