@@ -20,12 +20,6 @@ static size_t in_index(const nn_conv_geom *g, int b, int c, int h, int w) {
     return base + (g->in_chw ? ((size_t)c * g->in_h + h) * g->in_w + w : ((size_t)h * g->in_w + w) * g->in_c + c);
 }
 
-static double probe(const float *y, const float *r, size_t n) {
-    double s = 0;
-    for (size_t i = 0; i < n; i++) s += (double)y[i] * r[i];
-    return s;
-}
-
 /* One conv layer's buffers; loss() = probe(forward(x), r), so dL/dy = r. */
 typedef struct conv_case {
     nn_conv_geom g;
@@ -69,21 +63,7 @@ static double case_loss(conv_case *c) {
     return probe(c->y, c->r, c->ny);
 }
 
-static double worst_fd_error(conv_case *c, float *v, const float *analytic, size_t n) {
-    double worst = 0;
-    for (size_t i = 0; i < n; i++) {
-        float saved = v[i];
-        v[i] = saved + EPS;
-        double up = case_loss(c);
-        v[i] = saved - EPS;
-        double down = case_loss(c);
-        v[i] = saved;
-        double fd = (up - down) / (2 * EPS);
-        double rel = fabs(fd - analytic[i]) / (fabs(fd) + 1e-2);
-        worst = rel > worst || isnan(rel) ? rel : worst;
-    }
-    return worst;
-}
+static double conv_loss(void *c) { return case_loss(c); }
 
 /* in_c, in_h, in_w, chw, out_c, k, pad: kernel sizes 1..5 (an even one), paddings
  * 0..2, one to four channels, both input layouts, non-square images. */
@@ -96,8 +76,9 @@ static void test_conv_fd(void) {
     for (size_t i = 0; i < sizeof geoms / sizeof *geoms; i++) {
         conv_case c = make_case(geoms[i], 2, 10 + i);
         run_case(&c);
-        double ex = worst_fd_error(&c, c.x, c.dx, c.nx), ew = worst_fd_error(&c, c.w, c.dw, c.nw),
-               eb = worst_fd_error(&c, c.b, c.db, c.g.out_c);
+        double ex = worst_fd_error(conv_loss, &c, c.x, c.dx, c.nx, EPS),
+               ew = worst_fd_error(conv_loss, &c, c.w, c.dw, c.nw, EPS),
+               eb = worst_fd_error(conv_loss, &c, c.b, c.db, c.g.out_c, EPS);
         if (ex > TOL || ew > TOL || eb > TOL) printf("\n  geometry %zu: dx %g dw %g db %g\n", i, ex, ew, eb);
         CU_ASSERT(ex <= TOL && ew <= TOL && eb <= TOL);
         free_case(&c);

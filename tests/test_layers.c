@@ -17,12 +17,6 @@
 #define TOL 2e-2 /* relative, with a floor of 1e-2 on the magnitude: float forward passes */
 
 /* Probe loss: sum of y * r in double, so that dL/dy = r. */
-static double probe(const float *y, const float *r, size_t n) {
-    double s = 0;
-    for (size_t i = 0; i < n; i++) s += (double)y[i] * r[i];
-    return s;
-}
-
 /* Central difference of probe(forward(...)) with respect to v[i]. */
 typedef struct fd_ctx {
     nn_layer *layer;
@@ -32,24 +26,14 @@ typedef struct fd_ctx {
     int batch;
 } fd_ctx;
 
-static double layer_loss(fd_ctx *c) {
+static double layer_loss(void *ctx) {
+    fd_ctx *c = ctx;
     nn_layer_forward(c->layer, c->x, c->y, c->batch);
     return probe(c->y, c->r, (size_t)c->batch * c->layer->out);
 }
 
 static void check_against_fd(fd_ctx *c, float *v, const float *analytic, size_t n, const char *what) {
-    double worst = 0;
-    for (size_t i = 0; i < n; i++) {
-        float saved = v[i];
-        v[i] = saved + EPS;
-        double up = layer_loss(c);
-        v[i] = saved - EPS;
-        double down = layer_loss(c);
-        v[i] = saved;
-        double fd = (up - down) / (2 * EPS);
-        double rel = fabs(fd - analytic[i]) / (fabs(fd) + 1e-2);
-        worst = rel > worst ? rel : worst;
-    }
+    double worst = worst_fd_error(layer_loss, c, v, analytic, n, EPS);
     if (worst > TOL) printf("\n  %s: worst relative error %g\n", what, worst);
     CU_ASSERT(worst <= TOL);
 }

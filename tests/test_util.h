@@ -23,4 +23,30 @@ static inline double max_rel_diff(const float *a, const float *b, size_t n, doub
     return worst;
 }
 
+/* The loss finite differences are taken of: probe(y) = sum y_i r_i, so dL/dy = r. */
+static inline double probe(const float *y, const float *r, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)y[i] * r[i];
+    return s;
+}
+
+/* Largest relative error of analytic[i] against the central difference of loss(ctx)
+ * with respect to v[i] (step eps), over n values; a NaN counts as the worst. */
+static inline double worst_fd_error(double (*loss)(void *), void *ctx, float *v, const float *analytic, size_t n,
+                                    float eps) {
+    double worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        float saved = v[i];
+        v[i] = saved + eps;
+        double up = loss(ctx);
+        v[i] = saved - eps;
+        double down = loss(ctx);
+        v[i] = saved;
+        double fd = (up - down) / (2 * eps);
+        double rel = fabs(fd - analytic[i]) / (fabs(fd) + 1e-2);
+        worst = rel > worst || isnan(rel) ? rel : worst;
+    }
+    return worst;
+}
+
 #endif
