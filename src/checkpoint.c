@@ -15,6 +15,8 @@
  *   /progress                 attrs epochs_completed, step_in_epoch, global_step
  *   /progress/rng_state       uint32 [ranks, 4]: each rank's shuffle generator
  *   /progress/loss_partial    float64 [ranks]: each rank's training-loss sum this epoch
+ *                             (deterministic mode: one row, [1, 4] and [1], the same for
+ *                             every rank count: see progress_rows)
  *   /options                  attrs epochs, batch_size, seed, train_limit, data; optional
  *                             (absent: the default, so older files stay valid) accumulate,
  *                             dropout, input_dropout, max_norm, warmup_epochs, momentum_end,
@@ -287,7 +289,7 @@ static herr_t put_convs(hid_t file, const nn_model_spec *spec) {
     return rc < 0 ? rc : put_attr(file, "/model", "convs", H5T_NATIVE_INT, 2, dims, rows);
 }
 
-static int write_file(const char *tmp, const nn_train_state *s, int ranks, const uint32_t *rng_states,
+static int write_file(const char *tmp, const nn_train_state *s, int ranks, int rows, const uint32_t *rng_states,
                       const double *loss_partials) {
     hid_t file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (file < 0) return -1;
@@ -298,7 +300,7 @@ static int write_file(const char *tmp, const nn_train_state *s, int ranks, const
     }
     record rec;
     fill_record(&rec, s, ranks);
-    hsize_t nw = (hsize_t)s->model->spec.n_widths, rdims[2] = {(hsize_t)ranks, 4};
+    hsize_t nw = (hsize_t)s->model->spec.n_widths, rdims[2] = {(hsize_t)rows, 4};
     if (rc >= 0) rc = put_layers(file, "/model", s->model, s->model->params);
     if (rc >= 0) rc = put_layers(file, "/optimizer/velocity", s->model, s->sgd->velocity);
     if (rc >= 0) rc = put_dataset(file, "/progress/rng_state", H5T_NATIVE_UINT32, 2, rdims, rng_states);
@@ -321,12 +323,23 @@ static int sync_path(const char *path, int directory) {
     return rc;
 }
 
+/* Rows of /progress: one a rank, or in deterministic mode one for the run, so that
+ * its arrays too are the same for every rank count. That loses nothing there: every
+ * rank's generator is the same (virtual shards draw their own permutations), and the
+ * loss sums lie on a grid where adding them is exact; their sum goes in row 0. */
+static int progress_rows(const nn_train_state *s, int ranks, double *loss_partials) {
+    if (s->config->virtual_shards <= 0) return ranks;
+    for (int i = 1; i < ranks; i++) loss_partials[0] += loss_partials[i];
+    return 1;
+}
+
 static int save_on_root(const char *path, const nn_train_state *s, int ranks, const uint32_t *rng_states,
-                        const double *loss_partials, nn_error *err) {
+                        double *loss_partials, nn_error *err) {
     char tmp[NN_PATH_MAX + 8], dir[NN_PATH_MAX];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     snprintf(dir, sizeof dir, "%s", path);
-    if (write_file(tmp, s, ranks, rng_states, loss_partials) < 0) {
+    int rows = progress_rows(s, ranks, loss_partials);
+    if (write_file(tmp, s, ranks, rows, rng_states, loss_partials) < 0) {
         int saved = errno;
         remove(tmp);
         return nn_fail(err, NN_ERR_RUNTIME, "%s: cannot write checkpoint (%s)", tmp,
@@ -637,18 +650,35 @@ static void get_layers(reader *r, const char *group, const nn_model_spec *spec, 
     }
 }
 
+/* The rows of /progress: one a rank; in deterministic mode one (files of that mode
+ * written before it had one row a rank, and still load). */
+static int saved_rows(reader *r, const nn_checkpoint *ck) {
+    if (r->failed || ck->config.virtual_shards <= 0) return ck->ranks;
+    hsize_t rows = 0;
+    hid_t dset = H5Lexists(r->file, "/progress/loss_partial", H5P_DEFAULT) > 0
+                     ? H5Dopen2(r->file, "/progress/loss_partial", H5P_DEFAULT) : -1;
+    if (dset >= 0) {
+        hid_t space = H5Dget_space(dset);
+        if (H5Sget_simple_extent_ndims(space) == 1) H5Sget_simple_extent_dims(space, &rows, NULL);
+        H5Sclose(space);
+        H5Dclose(dset);
+    }
+    return rows == 1 ? 1 : ck->ranks; /* any other shape is refused by get_dataset */
+}
+
 /* Parameters, momentum and the per-rank state, with the checksums checked. */
 static void get_arrays(reader *r, const record *rec, nn_checkpoint *ck) {
     if (r->failed) return;
     ck->params = malloc(ck->n_params * sizeof(float));
     ck->velocity = malloc(ck->n_params * sizeof(float));
-    ck->rng_states = malloc((size_t)ck->ranks * 4 * sizeof(uint32_t));
-    ck->loss_partials = malloc((size_t)ck->ranks * sizeof(double));
+    ck->rows = saved_rows(r, ck);
+    ck->rng_states = malloc((size_t)ck->rows * 4 * sizeof(uint32_t));
+    ck->loss_partials = malloc((size_t)ck->rows * sizeof(double));
     if (!ck->params || !ck->velocity || !ck->rng_states || !ck->loss_partials)
         reject(r, NN_ERR_RUNTIME, "out of memory reading checkpoint");
     get_layers(r, "/model", &ck->config.spec, ck->params);
     get_layers(r, "/optimizer/velocity", &ck->config.spec, ck->velocity);
-    hsize_t rdims[2] = {(hsize_t)ck->ranks, 4};
+    hsize_t rdims[2] = {(hsize_t)ck->rows, 4};
     get_dataset(r, "/progress/rng_state", H5T_NATIVE_UINT32, 2, rdims, ck->rng_states);
     get_dataset(r, "/progress/loss_partial", H5T_NATIVE_DOUBLE, 1, rdims, ck->loss_partials);
     if (r->failed) return;

@@ -224,18 +224,19 @@ void trainer_shuffle(trainer *t, int epoch) {
 }
 
 /* Same rank count: the same permutation (checked against the saved generator
- * state) and this rank's loss sum. Another rank count: the shards differ, the rest
- * of the epoch is drawn from the new ones, and rank 0 carries the old loss sum. */
+ * state) and this rank's loss sum. Another rank count (or deterministic mode's one
+ * row for all): the rest of the epoch is drawn from this run's shards, and rank 0
+ * carries the old loss sum. */
 int trainer_restore_epoch(trainer *t, nn_error *err) {
     int status = NN_OK;
-    if (t->ck.ranks == t->nranks) {
+    if (t->ck.rows == t->nranks) {
         if (memcmp(t->shuffle_rng.s, t->ck.rng_states + 4 * t->rank, sizeof t->shuffle_rng.s))
             status = nn_fail(err, NN_ERR_INPUT,
                              "%s: the shuffling state does not match this data (another dataset or --train-limit?)",
                              t->opt.resume);
         t->loss_sum = t->ck.loss_partials[t->rank];
     } else if (t->rank == 0) {
-        for (int i = 0; i < t->ck.ranks; i++) t->loss_sum += t->ck.loss_partials[i];
+        for (int i = 0; i < t->ck.rows; i++) t->loss_sum += t->ck.loss_partials[i];
     }
     return nn_comm_agree(t->comm, status, err);
 }

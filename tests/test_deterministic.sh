@@ -3,9 +3,9 @@
 # --threads, --allreduce mode and --compress; with dropout, max-norm and
 # --accumulate; and a run stopped at one rank count and resumed at another ends
 # exactly where an uninterrupted run does. Each comparison is h5diff without a
-# tolerance over every array of /model and /optimizer (weights, biases, momentum)
+# tolerance over every array of /model, /optimizer (weights, biases, momentum) and
+# /progress (the shuffle state and the epoch's loss sum so far, one row in this mode)
 # and their attributes, plus the metrics' losses and accuracies to the last digit.
-# The checkpoints' /progress differs by design: it records the rank count.
 # Usage: test_deterministic.sh NNTRAIN MAKE_TEST_DATA MPIEXEC WORKDIR
 set -u
 nntrain=$1 make_data=$2 mpiexec=$3 dir=$4/deterministic
@@ -28,10 +28,11 @@ run() {
 # The metrics' losses and accuracies (printed with 17 digits) of a run.
 scores() { grep -o '"\(train_loss\|test_loss\|test_accuracy\|validation_loss\|validation_accuracy\)": [^,]*' "$dir/$1.jsonl"; }
 
-# same A B WHAT: every array and attribute of /model and /optimizer identical, and the scores
+# same A B WHAT: every array and attribute of /model, /optimizer and /progress identical, and the scores
 same() {
     local a=$dir/$1.h5 b=$dir/$2.h5
-    if ! h5diff "$a" "$b" /model /model >"$dir/diff" 2>&1 || ! h5diff "$a" "$b" /optimizer /optimizer >>"$dir/diff" 2>&1; then
+    if ! h5diff "$a" "$b" /model /model >"$dir/diff" 2>&1 || ! h5diff "$a" "$b" /optimizer /optimizer >>"$dir/diff" 2>&1 ||
+        ! h5diff "$a" "$b" /progress /progress >>"$dir/diff" 2>&1; then
         fail "$3: checkpoints $1 and $2 differ: $(head -c 300 "$dir/diff")"
     elif [ "$(scores "$1")" != "$(scores "$2")" ]; then
         fail "$3: the metrics of $1 and $2 differ"
@@ -87,6 +88,16 @@ NNTRAIN_STOP_AT_STEP=5 run stop2 2 --deterministic
 [ $? -eq 75 ] || fail "the stopped run did not exit 75 ($(tail -1 "$dir/stop2.out"))"
 cp "$dir/stop2.h5" "$dir/stop2b.h5"
 cp "$dir/stop2.jsonl" "$dir/stop2b.jsonl"
+# mid-epoch, /progress holds a loss sum so far: the same at -np 1 and -np 2
+NNTRAIN_STOP_AT_STEP=5 run stop1 1 --deterministic
+[ $? -eq 75 ] || fail "the stopped -np 1 run did not exit 75 ($(tail -1 "$dir/stop1.out"))"
+if ! h5diff "$dir/stop1.h5" "$dir/stop2.h5" /progress /progress >"$dir/diff" 2>&1; then
+    fail "stopped at step 5, -np 1 and -np 2 record different progress: $(head -c 300 "$dir/diff")"
+elif ! h5dump -d /progress/loss_partial "$dir/stop2.h5" | grep -q "(0): [1-9]"; then
+    fail "the stopped checkpoint's /progress/loss_partial is not one positive row: $(h5dump -d /progress/loss_partial "$dir/stop2.h5" | grep "(0)")"
+else
+    echo "ok: stopped mid-epoch, /progress of -np 1 = -np 2 (one row, the loss so far)"
+fi
 timeout 300 "$mpiexec" -n 4 "$nntrain" "${base[@]}" --resume "$dir/stop2.h5" --checkpoint "$dir/stop2.h5" \
     --metrics "$dir/stop2.jsonl" >"$dir/resume4.out" 2>&1 || fail "resume at -np 4: exit $? ($(tail -1 "$dir/resume4.out"))"
 same ref stop2 "-np 2, stopped at step 5, resumed at -np 4 = -np 1 throughout"

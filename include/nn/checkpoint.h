@@ -49,8 +49,9 @@ typedef struct nn_checkpoint {
     nn_progress progress;
     double test_accuracy;   /* of its last completed epoch; < 0: not recorded */
     int ranks;              /* rank count it was written with */
-    uint32_t *rng_states;   /* [ranks][4]: each rank's shuffle generator */
-    double *loss_partials;  /* [ranks]: each rank's training-loss sum so far this epoch */
+    int rows;               /* of the two below: ranks, or 1 (deterministic mode: the run's) */
+    uint32_t *rng_states;   /* [rows][4]: each rank's shuffle generator */
+    double *loss_partials;  /* [rows]: each rank's training-loss sum so far this epoch */
     size_t n_params;
     float *params, *velocity;
 } nn_checkpoint;
