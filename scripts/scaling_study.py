@@ -4,7 +4,7 @@ writes one CSV row per configuration, then the plots (scripts/plot_scaling.py) a
 the projection to a real cluster (scripts/project_scaling.py).
 
   scripts/scaling_study.py [--suites strong,weak,links,slow] [--out bench/scaling] [--quick]
-                           [--ranks 1,2,4,8] [--host-only] [--train-limit N]
+                           [--ranks 1,2,4,8] [--host-only] [--train-limit N] [--deterministic]
 
 Suites (each row: nodes, ranks, threads, link rate, batch, epoch time, samples/s, the
 time split into compute / gradient sum / data / checkpoint, speedup, efficiency,
@@ -16,6 +16,11 @@ final accuracy):
   links   2 emulated nodes x 1 rank at each link rate (unshaped, 10gbit, 1gbit, 100mbit),
           every --allreduce mode, reference network and 784-800-800-10
   slow    784-800-800-10, 2 nodes at 1gbit: plain, --compress bf16, --accumulate 4, both
+--deterministic: every run in nntrain's --deterministic mode, with one number of
+virtual shards for all the rows of a suite and network that share a global batch
+(the smallest divisor of the batch that is at least 8 and at least their largest rank
+count). Those rows then train the same model: the study checks that their test
+accuracies are identical, prints it, and exits 1 if they are not.
 Speedup and efficiency are against the suite's 1-rank, 1-thread run of the same
 network (weak: throughput ratio; efficiency = speedup / (ranks x threads)). Emulated
 nodes need root (scripts/emulated_nodes.sh); the rows that need them are skipped
@@ -35,7 +40,7 @@ EMU = os.path.join(REPO, "scripts", "emulated_nodes.sh")
 REFERENCE = ["--layers", "784,50,100,10"]
 LARGE = ["--layers", "784,800,800,10", "--activation", "relu", "--lr", "0.05"]
 FIELDS = ["suite", "network", "nodes", "ranks", "threads", "link", "allreduce", "compress", "accumulate",
-          "global_batch", "epochs", "epoch_seconds", "samples_per_second", "compute_seconds", "sum_seconds",
+          "global_batch", "virtual_shards", "epochs", "epoch_seconds", "samples_per_second", "compute_seconds", "sum_seconds",
           "data_seconds", "checkpoint_seconds", "sum_share", "speedup", "efficiency", "test_accuracy"]
 
 
@@ -76,6 +81,8 @@ def run(cfg, nodes, tmp, epochs, limit):
             "--thread-tuning", "off",  # the layout asked for, even where one thread is faster
             "--allreduce", cfg["allreduce"], "--compress", cfg["compress"], "--accumulate", str(cfg["accumulate"]),
             "--metrics", metrics] + cfg["net_args"]
+    if cfg.get("virtual_shards"):
+        args += ["--virtual-shards", str(cfg["virtual_shards"])]
     env = mpi_env()
     env["OMP_NUM_THREADS"] = str(cfg["threads"])
     if cfg["nodes"] == 1 and cfg["link"] == "host":
@@ -163,6 +170,43 @@ def add_speedups(rows):
         r["efficiency"] = r["speedup"] / (r["ranks"] * r["threads"]) if b else ""
 
 
+def add_virtual_shards(cfgs):
+    """--deterministic: one V for the rows that can share a model (same suite, network
+    and global batch): a divisor of the batch, at least 8 and their largest rank count."""
+    most = {}
+    for c in cfgs:
+        key = (c["suite"], c["network"], c["global_batch"])
+        most[key] = max(most.get(key, 8), c["ranks"])
+    for c in cfgs:
+        key = (c["suite"], c["network"], c["global_batch"])
+        c["virtual_shards"] = next(d for d in range(most[key], c["global_batch"] + 1) if c["global_batch"] % d == 0) \
+            if most[key] <= c["global_batch"] else c["global_batch"]
+    return cfgs
+
+
+def same_model_check(rows):
+    """--deterministic: the rows of one suite, network, batch, accumulation and data
+    (samples, epochs) train one model whatever the layout, --allreduce and --compress,
+    so they must report one test accuracy. Prints each group's; returns how many
+    groups disagree."""
+    groups = {}
+    for r in rows:
+        key = (r["suite"], r["network"], r["global_batch"], r["accumulate"], r["train_limit"], r["epochs"])
+        groups.setdefault(key, []).append(r)
+    bad = 0
+    for (suite, net, batch, acc, _, _), rs in groups.items():
+        accs = sorted({r["test_accuracy"] for r in rs})
+        what = f"{suite} {net}, batch {batch}" + (f" x {acc}" if acc > 1 else "")
+        if len(accs) == 1:
+            print(f"scaling_study: deterministic: {what}: test accuracy {100 * accs[0]:.2f}% in all {len(rs)} rows "
+                  f"(V = {rs[0]['virtual_shards']})")
+        else:
+            bad += 1
+            print(f"scaling_study: deterministic: {what}: {len(accs)} different test accuracies "
+                  f"({', '.join(f'{100 * a:.4f}%' for a in accs)}): the layouts did not train the same model")
+    return bad
+
+
 SUITES = ("strong", "weak", "links", "slow")
 
 
@@ -211,6 +255,8 @@ def main():
     ap.add_argument("--ranks", type=rank_list, default="1,2,4,8", help="rank counts of the one-host rows")
     ap.add_argument("--host-only", action="store_true", help="skip the emulated-node rows")
     ap.add_argument("--train-limit", type=positive, help="training samples per epoch (default 12000, quick 6000)")
+    ap.add_argument("--deterministic", action="store_true",
+                    help="nntrain --deterministic: the same model in every layout of a suite")
     a = ap.parse_args()
     host_ranks, suites = a.ranks, a.suites
     if not os.access(NNTRAIN, os.X_OK):
@@ -220,7 +266,8 @@ def main():
     rows, nodes, failed = [], Nodes(), 0
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            for cfg in configs(suites, a.quick, host_ranks):
+            grid = configs(suites, a.quick, host_ranks)
+            for cfg in add_virtual_shards(grid) if a.deterministic else grid:
                 if cfg["link"] != "host" and not can_emulate:
                     print(f"scaling_study: skipping {cfg['suite']} {cfg['nodes']} nodes "
                           f"({'--host-only' if a.host_only else 'emulated nodes need root'})")
@@ -233,7 +280,7 @@ def main():
                       f"{cfg['ranks'] // cfg['nodes']} rank(s) x {cfg['threads']} thread(s), link {cfg['link']}, "
                       f"{cfg['allreduce']}, compress {cfg['compress']}, accumulate {cfg['accumulate']}", flush=True)
                 try:
-                    rows.append(summarise(cfg, run(cfg, nodes, tmp, epochs, limit)))
+                    rows.append(dict(summarise(cfg, run(cfg, nodes, tmp, epochs, limit)), train_limit=limit))
                 except (RuntimeError, subprocess.TimeoutExpired) as e:
                     # one broken layout (say, more ranks than the host can bind) costs
                     # its row, not the rows already measured
@@ -251,6 +298,8 @@ def main():
     print(f"scaling_study: {len(rows)} rows in {path}")
     if failed:
         print(f"scaling_study: {failed} configuration(s) failed (above)")
+    if a.deterministic and same_model_check(rows):
+        failed += 1
     # plots and the projection, with a python that has matplotlib (Debian's, if the
     # one running this is another)
     python = next((py for py in (sys.executable, "/usr/bin/python3")
