@@ -5,6 +5,8 @@
  * rank holds which sample). */
 #include "nn/train.h"
 
+#include "nn/augment.h"
+
 #include "trainer.h"
 
 /* Count of slots g in [0, n) with g % nranks == rank. */
@@ -35,4 +37,14 @@ int trainer_load_batch(trainer *t, long micro) {
     int next = nn_local_batch(micro + 1, t->cfg.batch_size, t->rank, t->nranks, &next_first);
     for (int i = 0; i < next; i++) nn_shard_prefetch(&t->train, row_at(t, next_first, i));
     return n;
+}
+
+/* Micro-step `micro` of the current global step: the batch's key, from which dropout
+ * draws its masks and --shift its moves (after loading: the moves are made here). */
+void trainer_key_batch(trainer *t, int n, int micro) {
+    nn_model *m = &t->model;
+    m->dropout_key = (nn_dropout_key){.seed = t->cfg.seed,
+                                      .step = (uint64_t)(t->progress.global_step * t->cfg.accumulate + micro),
+                                      .samples = t->sample_ids, .training = true};
+    if (t->cfg.shift > 0) nn_shift_images(nn_model_input(m), n, t->train.image, t->cfg.shift, &m->dropout_key);
 }

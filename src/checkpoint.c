@@ -21,7 +21,7 @@
  *                             (absent: the default, so older files stay valid) accumulate,
  *                             dropout, input_dropout, max_norm, warmup_epochs, momentum_end,
  *                             momentum_ramp_epochs, validation, compress, virtual_shards
- *                             (deterministic mode only; see fields[] below)
+ *                             (deterministic mode only; see fields[] below), shift
  *   /results                  attr test_accuracy of the last completed epoch (optional)
  *   /integrity                attr attributes_checksum: CRC-32 of every attribute above
  *                             (optional: older files have none, and load unchecked)
@@ -83,6 +83,7 @@ typedef struct record {
     char compress[16];
     double test_accuracy;
     long long virtual_shards;
+    long long shift;
 } record;
 
 typedef enum kind { INTEGER, REAL, TEXT } kind;
@@ -127,6 +128,7 @@ static const field fields[] = {
     OPTIONAL_SETTING("/options", compress, TEXT, 0, "compress"),
     OPTIONAL_SETTING("/results", test_accuracy, REAL, -1, NULL),
     OPTIONAL_SETTING("/options", virtual_shards, INTEGER, 0, "virtual-shards"), /* deterministic mode */
+    OPTIONAL_SETTING("/options", shift, INTEGER, 0, "shift"),
 };
 #undef FIELD
 #undef SETTING
@@ -194,7 +196,8 @@ static void fill_record(record *rec, const nn_train_state *s, int ranks) {
                     .dropout = c->spec.dropout, .input_dropout = c->spec.input_dropout, .max_norm = c->max_norm,
                     .warmup_epochs = c->warmup_epochs, .momentum_end = c->momentum_end,
                     .momentum_ramp_epochs = c->momentum_ramp_epochs, .validation = c->validation,
-                    .test_accuracy = s->test_accuracy, .virtual_shards = c->virtual_shards};
+                    .test_accuracy = s->test_accuracy, .virtual_shards = c->virtual_shards,
+                    .shift = c->shift};
     snprintf(rec->nntrain_version, sizeof rec->nntrain_version, "%s", NN_VERSION);
     snprintf(rec->activation, sizeof rec->activation, "%s", nn_activation_name(m->spec.activation));
     snprintf(rec->loss, sizeof rec->loss, "%s", nn_loss_name(m->spec.loss));

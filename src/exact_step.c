@@ -111,8 +111,7 @@ static void local_gradients(trainer *t, long s, double *data_seconds) {
         double t0 = MPI_Wtime();
         int n = load_shards(t, s * k + micro);
         *data_seconds += MPI_Wtime() - t0;
-        m->dropout_key = (nn_dropout_key){.seed = t->cfg.seed, .step = (uint64_t)(t->progress.global_step * k + micro),
-                                          .samples = t->sample_ids, .training = true};
+        trainer_key_batch(t, n, micro);
         nn_model_forward_loss(m, t->labels, n); /* its sum's grouping depends on n: the shards' sums replace it */
         loss += shard_losses(t, n, &bad);
         nn_model_backward_parts(m, t->labels, n, scale, rows, take_part, t);

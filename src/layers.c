@@ -165,6 +165,8 @@ static inline float factor(uint64_t row, int unit, uint32_t threshold, float kee
     return draw >= threshold ? keep_scale : 0.0f;
 }
 
+uint64_t nn_dropout_row_key(const nn_dropout_key *key, int id, int row) { return row_key(key, id, row); }
+
 float nn_dropout_factor(const nn_dropout_key *key, int id, float rate, int row, int unit) {
     return factor(row_key(key, id, row), unit, (uint32_t)((double)rate * 4294967296.0), 1.0f / (1.0f - rate));
 }

@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "nn/augment.h"
 #include "nn/cli.h"
 #include "nn/names.h"
 #include "nn/virtual_shards.h"
@@ -39,6 +40,8 @@ void nn_options_print_help(FILE *out) {
         "  --dropout P            drop each hidden unit with probability P while\n"
         "                         training (inverted dropout), 0 <= P < 1  [0]\n"
         "  --input-dropout P      the same on the input values            [0]\n"
+        "  --shift S              move each training image by up to S pixels each way\n"
+        "                         (random, 0 fill: augmentation), 0 <= S <= 8  [0]\n"
         "  --max-norm C           after each step, scale every hidden unit's incoming\n"
         "                         weights back to norm C when over it; 0: off [0]\n"
         "  --weight-decay X       L2 weight decay                        [0.0001]\n"
@@ -80,7 +83,7 @@ enum option_code {
     OPT_HELP = 'h', OPT_VERSION = 256, OPT_DATA, OPT_LAYERS, OPT_ACTIVATION, OPT_LOSS, OPT_EPOCHS, OPT_BATCH,
     OPT_LR, OPT_SCHEDULE, OPT_MOMENTUM, OPT_WEIGHT_DECAY, OPT_SEED, OPT_TRAIN_LIMIT, OPT_METRICS,
     OPT_CHECKPOINT, OPT_CHECKPOINT_EVERY, OPT_RESUME, OPT_THREADS, OPT_ALLREDUCE, OPT_TIMEOUT, OPT_ACCUMULATE, OPT_COMPRESS, OPT_DROPOUT, OPT_INPUT_DROPOUT, OPT_MAX_NORM, OPT_WARMUP, OPT_MOMENTUM_END, OPT_MOMENTUM_RAMP, OPT_VALIDATION,
-    OPT_THREAD_TUNING, OPT_DETERMINISTIC, OPT_VIRTUAL_SHARDS
+    OPT_THREAD_TUNING, OPT_DETERMINISTIC, OPT_VIRTUAL_SHARDS, OPT_SHIFT
 };
 
 static const struct option options[] = {
@@ -110,6 +113,7 @@ static const struct option options[] = {
     {"compress", required_argument, NULL, OPT_COMPRESS},
     {"dropout", required_argument, NULL, OPT_DROPOUT},
     {"input-dropout", required_argument, NULL, OPT_INPUT_DROPOUT},
+    {"shift", required_argument, NULL, OPT_SHIFT},
     {"max-norm", required_argument, NULL, OPT_MAX_NORM},
     {"warmup-epochs", required_argument, NULL, OPT_WARMUP},
     {"validation", required_argument, NULL, OPT_VALIDATION},
@@ -137,6 +141,7 @@ static unsigned given_bit(int code) {
     case OPT_ACCUMULATE: return NN_GIVEN_ACCUMULATE;
     case OPT_DROPOUT: return NN_GIVEN_DROPOUT;
     case OPT_INPUT_DROPOUT: return NN_GIVEN_INPUT_DROPOUT;
+    case OPT_SHIFT: return NN_GIVEN_SHIFT;
     case OPT_MAX_NORM: return NN_GIVEN_MAX_NORM;
     case OPT_WARMUP: return NN_GIVEN_WARMUP;
     case OPT_VALIDATION: return NN_GIVEN_VALIDATION;
@@ -173,6 +178,7 @@ static int apply_run_setting(nn_run_config *run, int code, const char *name, con
     case OPT_MOMENTUM: return nn_cli_float(name, v, 0.0, 1.0, 0, &run->momentum, err);
     case OPT_DROPOUT: return nn_cli_float(name, v, 0.0, 1.0, 0, &run->spec.dropout, err);
     case OPT_INPUT_DROPOUT: return nn_cli_float(name, v, 0.0, 1.0, 0, &run->spec.input_dropout, err);
+    case OPT_SHIFT: return nn_cli_int(name, v, 0, NN_SHIFT_MAX, &run->shift, err);
     case OPT_MAX_NORM: return nn_cli_float(name, v, 0.0, 1000.0, 1, &run->max_norm, err);
     case OPT_WARMUP: return nn_cli_float(name, v, 0.0, 100000.0, 1, &run->warmup_epochs, err);
     case OPT_MOMENTUM_END: return nn_cli_float(name, v, 0.0, 1.0, 0, &run->momentum_end, err);

@@ -93,6 +93,7 @@ int nn_run_config_resume(const nn_run_config *cli, unsigned given, const nn_run_
     MAY_CHANGE(NN_GIVEN_MOMENTUM_END, momentum_end, "momentum-end")
     MAY_CHANGE(NN_GIVEN_MOMENTUM_RAMP, momentum_ramp_epochs, "momentum-ramp-epochs")
     MAY_CHANGE(NN_GIVEN_INPUT_DROPOUT, spec.input_dropout, "input-dropout")
+    MAY_CHANGE(NN_GIVEN_SHIFT, shift, "shift")
 #undef MAY_CHANGE
     if ((given & NN_GIVEN_SCHEDULE) && cli->schedule != saved->schedule) {
         note_change(changes, cap, "lr-schedule", nn_schedule_name(saved->schedule), nn_schedule_name(cli->schedule));

@@ -41,8 +41,7 @@ static double micro_step(trainer *t, long s, int micro, double loss, nn_epoch_cl
     double t0 = MPI_Wtime();
     int n = trainer_load_batch(t, s * k + micro);
     clock->data += MPI_Wtime() - t0;
-    m->dropout_key = (nn_dropout_key){.seed = t->cfg.seed, .step = (uint64_t)(t->progress.global_step * k + micro),
-                                      .samples = t->sample_ids, .training = true};
+    trainer_key_batch(t, n, micro);
 
     double micro_loss = nn_model_forward_loss(m, t->labels, n);
     if (micro == k - 1) /* before the last backward: overlap mode sends the control words with the top slice */

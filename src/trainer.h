@@ -67,6 +67,8 @@ void trainer_shuffle(trainer *t, int epoch);
  * its rows, sample ids, inputs and labels; returns how many. Starts fetching the
  * next one's rows from memory (batch.c). */
 int trainer_load_batch(trainer *t, long micro);
+/* After loading micro-step `micro` of a step (n rows): the key of dropout and --shift, and the shift made. */
+void trainer_key_batch(trainer *t, int n, int micro);
 
 /* Collective, at the start of a resumed run: the epoch in progress continues where
  * it stopped (same permutation, the loss summed so far). */

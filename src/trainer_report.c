@@ -23,6 +23,7 @@ void trainer_print_header(const trainer *t) {
     if (c->spec.dropout > 0 || c->spec.input_dropout > 0)
         fprintf(t->log, ", dropout %.7g (input %.7g)", c->spec.dropout, c->spec.input_dropout); /* a float's digits */
     if (c->max_norm > 0) fprintf(t->log, ", max-norm %g", c->max_norm);
+    if (c->shift > 0) fprintf(t->log, ", shift %d px", c->shift);
     if (c->warmup_epochs > 0) fprintf(t->log, ", warm-up %g epochs", c->warmup_epochs);
     fprintf(t->log, ", lr %g (%s), momentum %g", c->lr, nn_schedule_name(c->schedule), c->momentum);
     if (c->momentum_ramp_epochs > 0) fprintf(t->log, " -> %g over %g epochs", c->momentum_end, c->momentum_ramp_epochs);

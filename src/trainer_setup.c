@@ -65,6 +65,10 @@ static int check_fit(trainer *t, nn_error *err) {
     int status = nn_spec_fit_image(&c->spec, t->train.image, t->train.dim, c->data, whose, err);
     if (!status) status = nn_spec_check_data(&c->spec, t->train.dim, t->train.num_classes, c->data, whose, err);
     if (status) return status;
+    if (c->shift > 0 && (t->train.image[1] <= c->shift || t->train.image[2] <= c->shift))
+        return nn_fail(err, NN_ERR_INPUT, "--shift %d: %s holds %dx%dx%d samples; shifting needs images larger than "
+                       "the shift ([H,W] or [C,H,W] samples)", c->shift, c->data, t->train.image[0], t->train.image[1],
+                       t->train.image[2]);
     if (t->test.dim != t->train.dim)
         return nn_fail(err, NN_ERR_INPUT, "%s: /test samples have %d values, /train samples %d", c->data,
                        t->test.dim, t->train.dim);

@@ -79,9 +79,14 @@ grep -q '"validation_loss"' "$dir/other1.jsonl" || fail "no validation loss in t
 same other1 other3 "mse, tanh, --validation, warm-up, momentum ramp: -np 3 = -np 1"
 
 # a convolutional network (good.h5's samples are 1x4x4 images): conv, pool, dense
-cnn=(--deterministic --layers conv3x3x4p1,pool2,8,3 --activation relu --dropout 0.2)
+cnn=(--deterministic --layers conv3x3x4p1,pool2,8,3 --activation relu --dropout 0.2 --shift 1)
 run cnn1 1 "${cnn[@]}" --threads 1 && run cnn3 3 "${cnn[@]}" --threads 2 || fail "conv runs: exit $?"
-same cnn1 cnn3 "a conv network (conv, pool, dense), dropout: -np 3 --threads 2 = -np 1"
+same cnn1 cnn3 "a conv network (conv, pool, dense), dropout, --shift 1: -np 3 --threads 2 = -np 1"
+# --shift is wired in: it changes the model, the header says it, the checkpoint keeps it
+run cnn0 1 "${cnn[@]:0:7}" --threads 1 || fail "conv run without --shift: exit $?"
+h5diff -q "$dir/cnn1.h5" "$dir/cnn0.h5" /model /model >/dev/null 2>&1 && fail "--shift 1 gave the same model as no shift"
+grep -q "shift 1 px" "$dir/cnn1.out" || fail "the header does not show --shift: $(head -1 "$dir/cnn1.out")"
+h5dump -a /options/shift "$dir/cnn1.h5" 2>/dev/null | grep -q "(0): 1" || fail "the checkpoint does not record shift 1"
 
 # stopped at -np 2 after global step 5 (epoch 2, step 1 of 4), resumed at -np 4 and 3
 NNTRAIN_STOP_AT_STEP=5 run stop2 2 --deterministic

@@ -7,6 +7,7 @@
 
 #include "cunit_run.h"
 #include "nn/fastmath.h"
+#include "nn/augment.h"
 #include "nn/layers.h"
 #include "nn/model.h"
 #include "test_util.h"
@@ -330,6 +331,54 @@ static void test_param_layout(void) {
     nn_model_free(&m);
 }
 
+/* --shift: every pixel lands exactly dx right and dy down (0 where it came from
+ * outside), every channel alike; the moves cover [-S, S] each way and depend on the
+ * key (seed, step, sample id) only, not on the batch row the sample sits in. */
+static void test_shift(void) {
+    enum { N = 64, C = 2, H = 5, W = 7, S = 2 };
+    static float x[N * C * H * W], orig[N * C * H * W];
+    for (int i = 0; i < N * C * H * W; i++) orig[i] = x[i] = 1.0f + (float)i;
+    uint64_t ids[N], reversed[N];
+    for (int r = 0; r < N; r++) ids[r] = 1000 + 7 * (uint64_t)r;
+    for (int r = 0; r < N; r++) reversed[r] = ids[N - 1 - r];
+    nn_dropout_key key = {.seed = 3, .step = 11, .samples = ids, .training = true};
+    nn_dropout_key key_rev = {.seed = 3, .step = 11, .samples = reversed, .training = true};
+    const int image[3] = {C, H, W};
+    nn_shift_images(x, N, image, S, &key);
+    int seen[2 * S + 1][2 * S + 1] = {{0}}, wrong = 0, same_by_id = 1;
+    for (int r = 0; r < N; r++) {
+        int dx, dy, dx2, dy2;
+        nn_shift_draw(&key, r, S, &dx, &dy);
+        nn_shift_draw(&key_rev, N - 1 - r, S, &dx2, &dy2);
+        same_by_id &= dx == dx2 && dy == dy2;
+        CU_ASSERT_FATAL(dx >= -S && dx <= S && dy >= -S && dy <= S);
+        seen[dy + S][dx + S]++;
+        for (int c = 0; c < C; c++)
+            for (int y = 0; y < H; y++)
+                for (int xx = 0; xx < W; xx++) {
+                    int fy = y - dy, fx = xx - dx;
+                    size_t at = (((size_t)r * C + c) * H + y) * W + xx;
+                    float want = fy < 0 || fy >= H || fx < 0 || fx >= W ? 0.0f
+                                                                         : orig[(((size_t)r * C + c) * H + fy) * W + fx];
+                    wrong += x[at] != want;
+                }
+    }
+    CU_ASSERT_EQUAL(wrong, 0);
+    CU_ASSERT(same_by_id);
+    int moves = 0;
+    for (int i = 0; i < 2 * S + 1; i++)
+        for (int j = 0; j < 2 * S + 1; j++) moves += seen[i][j] > 0;
+    CU_ASSERT(moves >= 15); /* 64 draws of 25 moves: nearly all of them appear */
+    int differ = 0; /* another step moves most samples otherwise */
+    for (int r = 0; r < N; r++) {
+        int a, b, c2, d;
+        key.step = 11, nn_shift_draw(&key, r, S, &a, &b);
+        key.step = 12, nn_shift_draw(&key, r, S, &c2, &d);
+        differ += a != c2 || b != d;
+    }
+    CU_ASSERT(differ > N / 2);
+}
+
 int main(void) {
     CU_TestInfo tests[] = {
         {"dense backward vs finite differences", test_dense},
@@ -346,6 +395,7 @@ int main(void) {
         {"a network with dropout vs finite differences", test_network_with_dropout},
         {"max-norm scales over-long incoming weight vectors back, and only those", test_max_norm},
         {"one contiguous parameter buffer", test_param_layout},
+        {"--shift moves each image exactly, keyed by sample", test_shift},
         CU_TEST_INFO_NULL};
     return nn_run_suite("layers", tests);
 }

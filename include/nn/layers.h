@@ -74,6 +74,9 @@ void nn_tanh_backward(const float *y, const float *dy, float *dx, long n);
  * Outside training both are the identity. */
 void nn_dropout_forward(const nn_layer *layer, const float *x, float *y, int batch);
 void nn_dropout_backward(const nn_layer *layer, const float *dy, float *dx, int batch);
+/* 64 random bits for (key, id, batch row): what a dropout layer (id 0, 1, ...) draws
+ * its row's mask from; other users of the key (the image shift) take other ids. */
+uint64_t nn_dropout_row_key(const nn_dropout_key *key, int id, int row);
 /* The factor for unit `unit` of batch row `row`: 0 or 1 / (1 - rate). */
 float nn_dropout_factor(const nn_dropout_key *key, int id, float rate, int row, int unit);
 

@@ -26,6 +26,7 @@ typedef struct nn_run_config {
     int epochs;          /* the TOTAL, counting epochs before a resume */
     float lr, momentum, weight_decay;
     float max_norm;      /* > 0: each hidden unit's incoming weights kept within this norm */
+    int shift;           /* > 0: each training image moved by up to this many pixels (augmentation) */
     float warmup_epochs; /* linear learning-rate warm-up, in epochs (may be fractional) */
     float momentum_end;  /* momentum ramps from `momentum` to this ... */
     float momentum_ramp_epochs; /* ... over these epochs (0: no ramp) */
@@ -60,7 +61,8 @@ enum nn_given {
     NN_GIVEN_MOMENTUM_RAMP = 1 << 18,
     NN_GIVEN_VALIDATION = 1 << 19,
     NN_GIVEN_COMPRESS = 1 << 20,
-    NN_GIVEN_DETERMINISTIC = 1 << 21
+    NN_GIVEN_DETERMINISTIC = 1 << 21,
+    NN_GIVEN_SHIFT = 1 << 22
 };
 
 /* The configuration of a run resumed from `saved` (read from checkpoint `path`):
