@@ -43,6 +43,7 @@ def parse_args():
     p.add_argument("--threads", type=int, default=1, help="torch threads per process")
     p.add_argument("--ddp", type=int, default=0, help="DDP processes (0: one plain process)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--train-limit", type=int, default=0, help="use only the first N training samples (0: all)")
     a = p.parse_args()
     if a.epochs < 2:
         p.error("--epochs must be at least 2 (the first epoch is not counted)")
@@ -68,10 +69,41 @@ def load(path, split, lo=None, hi=None):
     return x, y, n
 
 
-def build(widths, activation):
+def parse_layers(text, image):
+    """nntrain's --layers: dense widths, or convKxKxC[pP] and pool2 items first (then
+    the dense widths after the flattened image). Returns (convs, widths): convs as
+    ("conv", k, channels, pad) / ("pool",) tuples, widths with the flattened input first."""
+    convs, widths = [], []
+    c, h, w = image
+    for item in text.split(","):
+        m = re.fullmatch(r"conv(\d+)x\1x(\d+)(?:p(\d+))?", item)
+        if m:
+            k, ch, pad = int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
+            convs.append(("conv", k, ch, pad))
+            c, h, w = ch, h + 2 * pad - k + 1, w + 2 * pad - k + 1
+        elif item == "pool2":
+            convs.append(("pool",))
+            h, w = h // 2, w // 2
+        else:
+            widths.append(int(item))
+    if convs:
+        widths.insert(0, c * h * w)
+    return convs, widths
+
+
+def build(widths, activation, convs=(), in_channels=1):
     import torch.nn as nn
     act = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU, "tanh": nn.Tanh}[activation]
     mods = []
+    c = in_channels
+    for layer in convs:  # the same layers as nntrain's: conv + activation, 2x2 max-pool
+        if layer[0] == "conv":
+            mods += [nn.Conv2d(c, layer[2], layer[1], padding=layer[3]), act()]
+            c = layer[2]
+        else:
+            mods.append(nn.MaxPool2d(2))
+    if convs:
+        mods.append(nn.Flatten())
     for i in range(len(widths) - 1):
         mods.append(nn.Linear(widths[i], widths[i + 1]))
         if i + 2 < len(widths):
@@ -112,18 +144,26 @@ def train(a, rank, world, out_queue=None):
     except RuntimeError:
         pass
     torch.manual_seed(a.seed)  # same initial weights on every rank (DDP broadcasts anyway)
-    widths = [int(w) for w in a.layers.split(",")]
+    import h5py
+    with h5py.File(a.data, "r") as f:
+        shape = f["/train/images"].shape[1:]
+    image = (1,) * (3 - len(shape)) + tuple(shape) if len(shape) <= 3 else shape
+    convs, widths = parse_layers(a.layers, image)
     B = a.batch_size
 
     # this rank's contiguous shard of the training set, as nntrain reads it
     import h5py
     with h5py.File(a.data, "r") as f:
         n_total = f["/train/images"].shape[0]
+    if a.train_limit:
+        n_total = min(n_total, a.train_limit)
     lo, hi = (rank * n_total) // world, ((rank + 1) * n_total) // world
     x, y, _ = load(a.data, "train", lo, hi)
-    if x.shape[1] != widths[0]:
+    if convs:
+        x = x.reshape(-1, *image)  # NCHW, as the dataset stores it
+    elif x.shape[1] != widths[0]:
         raise SystemExit(f"bench_torch.py: data has {x.shape[1]} inputs, layers say {widths[0]}")
-    model = build(widths, a.activation)
+    model = build(widths, a.activation, convs, image[0])
     if world > 1:
         import torch.distributed as dist
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -171,9 +211,12 @@ def train(a, rank, world, out_queue=None):
     acc = None
     if rank == 0:
         xt, yt, _ = load(a.data, "test")
+        if convs:
+            xt = xt.reshape(-1, *image)
         with torch.no_grad():
             m = model.module if world > 1 else model
-            acc = (m(xt).argmax(1) == yt).float().mean().item()
+            acc = sum((m(xt[i:i + 1000]).argmax(1) == yt[i:i + 1000]).sum().item()
+                      for i in range(0, xt.shape[0], 1000)) / xt.shape[0]
     res = {"rank": rank, "epoch_seconds": epoch_seconds, "train_loss": losses,
            "test_accuracy": acc, "peak_rss_mib": rss, "n_train": n_total,
            "local_batch": local_b, "threads": torch.get_num_threads()}

@@ -33,7 +33,8 @@ import sys
 
 import scaling_csv
 
-PARAMS = {"reference": 45360, "784-800-800-10": 784 * 800 + 800 + 800 * 800 + 800 + 800 * 10 + 10}
+PARAMS = {"reference": 45360, "784-800-800-10": 784 * 800 + 800 + 800 * 800 + 800 + 800 * 10 + 10,
+          "deep-mnist": 5 * 5 * 32 + 32 + 5 * 5 * 32 * 64 + 64 + 3136 * 1024 + 1024 + 1024 * 10 + 10}
 IB_ALPHA, IB_BETA, RANKS_PER_NODE, SHM_BANDWIDTH = 2e-6, 11e9, 16, 3.5e9
 
 

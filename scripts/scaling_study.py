@@ -5,6 +5,7 @@ the projection to a real cluster (scripts/project_scaling.py).
 
   scripts/scaling_study.py [--suites strong,weak,links,slow] [--out bench/scaling] [--quick]
                            [--ranks 1,2,4,8] [--host-only] [--train-limit N] [--deterministic]
+                           [--networks reference,784-800-800-10,deep-mnist]
 
 Suites (each row: nodes, ranks, threads, link rate, batch, epoch time, samples/s, the
 time split into compute / gradient sum / data / checkpoint, speedup, efficiency,
@@ -39,6 +40,10 @@ NNTRAIN = os.environ.get("NNTRAIN_BIN") or os.path.join(REPO, "build", "nntrain"
 EMU = os.path.join(REPO, "scripts", "emulated_nodes.sh")
 REFERENCE = ["--layers", "784,50,100,10"]
 LARGE = ["--layers", "784,800,800,10", "--activation", "relu", "--lr", "0.05"]
+# TensorFlow's "Deep MNIST" convolutional network: compute-bound where the MLPs are
+# communication-bound (opt in: --networks ...,deep-mnist)
+DEEP_MNIST = ["--layers", "conv5x5x32p2,pool2,conv5x5x64p2,pool2,1024,10", "--activation", "relu", "--lr", "0.05"]
+NETWORKS = {"reference": REFERENCE, "784-800-800-10": LARGE, "deep-mnist": DEEP_MNIST}
 FIELDS = ["suite", "network", "nodes", "ranks", "threads", "link", "allreduce", "compress", "accumulate",
           "global_batch", "virtual_shards", "epochs", "epoch_seconds", "samples_per_second", "compute_seconds", "sum_seconds",
           "data_seconds", "checkpoint_seconds", "sum_share", "speedup", "efficiency", "test_accuracy"]
@@ -122,9 +127,9 @@ def summarise(cfg, records):
     return row
 
 
-def configs(suites, quick, host_ranks):
+def configs(suites, networks, host_ranks):
     """The grid, in the order it runs (grouped by emulated-node layout)."""
-    nets = [("reference", REFERENCE)] if quick else [("reference", REFERENCE), ("784-800-800-10", LARGE)]
+    nets = [(name, NETWORKS[name]) for name in networks]
     out = []
 
     def add(suite, net, nodes, ranks, threads, link, batch, allreduce="shm", compress="none", accumulate=1):
@@ -148,7 +153,7 @@ def configs(suites, quick, host_ranks):
             for n in (1, 2, 4):
                 add(suite, net, n, n, 1, "none", batch(n))
     if "links" in suites:
-        for net in nets:
+        for net in [n for n in nets if n[0] != "deep-mnist"]:  # the MLPs show the links
             for link in ("none", "10gbit", "1gbit", "100mbit"):
                 for mode in ("shm", "mpi", "overlap"):
                     add("links", net, 2, 2, 1, link, 100, allreduce=mode)
@@ -237,6 +242,14 @@ def suite_set(text):
     return suites
 
 
+def network_list(text):
+    names = text.split(",")
+    unknown = [n for n in names if n not in NETWORKS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown network(s) {','.join(unknown)}: expected some of {','.join(NETWORKS)}")
+    return names
+
+
 def positive(text):
     try:
         value = int(text)
@@ -252,6 +265,9 @@ def main():
     ap.add_argument("--suites", type=suite_set, default="strong,weak,links,slow")
     ap.add_argument("--out", default=os.path.join(REPO, "bench", "scaling"))
     ap.add_argument("--quick", action="store_true", help="reference network only, fewer samples")
+    ap.add_argument("--networks", type=network_list,
+                    help="networks of the strong, weak and links suites (default reference,784-800-800-10; quick: "
+                         "reference); deep-mnist adds the convolutional network (3,000 samples an epoch)")
     ap.add_argument("--ranks", type=rank_list, default="1,2,4,8", help="rank counts of the one-host rows")
     ap.add_argument("--host-only", action="store_true", help="skip the emulated-node rows")
     ap.add_argument("--train-limit", type=positive, help="training samples per epoch (default 12000, quick 6000)")
@@ -266,7 +282,8 @@ def main():
     rows, nodes, failed = [], Nodes(), 0
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            grid = configs(suites, a.quick, host_ranks)
+            networks = a.networks or (["reference"] if a.quick else ["reference", "784-800-800-10"])
+            grid = configs(suites, networks, host_ranks)
             for cfg in add_virtual_shards(grid) if a.deterministic else grid:
                 if cfg["link"] != "host" and not can_emulate:
                     print(f"scaling_study: skipping {cfg['suite']} {cfg['nodes']} nodes "
@@ -274,6 +291,8 @@ def main():
                     continue
                 slow_link = cfg["link"] in ("100mbit", "1gbit") and cfg["network"] != "reference"
                 default_limit = 6000 if a.quick else 12000
+                if cfg["network"] == "deep-mnist":  # ~100x the arithmetic of a reference sample
+                    default_limit = 3000
                 limit = 3000 if slow_link else (a.train_limit if a.train_limit is not None else default_limit)
                 epochs = 2 if slow_link else 3
                 print(f"scaling_study: {cfg['suite']:6} {cfg['network']:15} {cfg['nodes']} node(s) x "

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The accuracy recipes (scripts/recipes/*-best.sh) as a user runs them, cut short: each
+# The accuracy recipes (scripts/recipes/*-best.sh, *-cnn.sh) as a user runs them, cut short: each
 # must run its network on 2 ranks with its settings, pass the caller's arguments on
 # (--epochs, --train-limit and --metrics here, which win over the recipe's own) and
 # print nntrain's output, from the caller's directory with the caller's relative paths.
-# fashion-best.sh is pointed at MNIST with --dat=FILE, so nothing is fetched. (The recipes' accuracy is measured by hand: README, "Best MLP".)
+# The fashion recipes are pointed at MNIST with --dat=FILE, so nothing is fetched. (The recipes' accuracy is measured by hand: README, "Best MLP".)
 # Usage: test_recipes.sh REPO DATA WORKDIR
 set -u
 repo=$1 data=$2 dir=$3
@@ -17,17 +17,21 @@ passed=0 failed=0
 # --data that spares the fetch.
 caller=$dir/recipe-caller
 rm -rf "$caller" && mkdir -p "$caller" && ln -s "$data" "$caller/mine.h5" && cd "$caller" || exit 1
-for recipe in mnist-best fashion-best; do
+for recipe in mnist-best fashion-best mnist-cnn fashion-cnn; do
     log=$dir/recipe-$recipe.log metrics=recipe-$recipe.jsonl
     extra=(--epochs 2 --train-limit 2000 --metrics "$metrics")
-    [ "$recipe" = fashion-best ] && extra+=(--dat=mine.h5)
+    [[ $recipe = fashion-* ]] && extra+=(--dat=mine.h5)
+    case $recipe in # each recipe's network and settings, as its header line shows them
+    *-best) network="network 784-800-800-10 relu/softmax" settings="dropout 0\.[0-9]+ \(input 0\.[0-9]+\), max-norm 3\.5" ;;
+    *-cnn) network="network 1x28x28,conv5x5x32,pool2,conv5x5x64,pool2,flatten 1024-256-10 relu/softmax"
+           settings="dropout 0\.5 \(input 0\), shift 2 px" ;;
+    esac
     timeout 300 "$repo/scripts/recipes/$recipe.sh" "${extra[@]}" >"$log" 2>&1
     rc=$?
     [ -e "$repo/$metrics" ] && { echo "FAIL: $recipe wrote its metrics into the repository"; rm -f "$repo/$metrics"; rc=99; }
-    [ "$recipe" = fashion-best ] && grep -q "fetch_fashion" "$log" && { echo "FAIL: $recipe fetched its dataset despite --dat="; rc=99; }
+    [[ $recipe = fashion-* ]] && grep -q "fetch_fashion" "$log" && { echo "FAIL: $recipe fetched its dataset despite --dat="; rc=99; }
     epochs=$(wc -l <"$metrics" 2>/dev/null || echo 0)
-    if [ "$rc" -eq 0 ] && grep -q "network 784-800-800-10 relu/softmax" "$log" &&
-       grep -qE "dropout 0\.[0-9]+ \(input 0\.[0-9]+\), max-norm 3\.5" "$log" && grep -q "2 ranks x 1 thread;" "$log" &&
+    if [ "$rc" -eq 0 ] && grep -q "$network" "$log" && grep -qE "$settings" "$log" && grep -q "2 ranks x 1 thread;" "$log" &&
        grep -q "^done: 2 epochs" "$log" && [ "$epochs" -eq 2 ]
     then passed=$((passed + 1)); echo "ok   $recipe: its network and settings, the caller's --epochs 2 and --metrics"
     else failed=$((failed + 1)); echo "FAIL: $recipe (exit $rc, $epochs metrics lines)"; cat "$log"; fi

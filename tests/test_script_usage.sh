@@ -21,6 +21,7 @@ expect_usage "^scaling_study: argument --ranks: '2,,4'" "${study[@]}" --ranks 2,
 expect_usage "^scaling_study: argument --suites: unknown suite(s) bogus" "${study[@]}" --suites strong,bogus
 expect_usage "^scaling_study: argument --train-limit: 0: must be at least 1" "${study[@]}" --train-limit 0
 expect_usage "^scaling_study: unrecognized arguments: --bogus" "${study[@]}" --bogus
+expect_usage "^scaling_study: argument --networks: unknown network(s) lenet: expected some of reference,784-800-800-10,deep-mnist" "${study[@]}" --networks reference,lenet
 
 # The Slurm job scripts run outside Slurm: one line, exit 2, nothing started or written.
 for job in nntrain nntrain_multinode nntrain_preemptible nntrain_scaling; do
