@@ -11,6 +11,7 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "nn/comm.h"
 #include "nn/virtual_shards.h"
 #include "nn/watchdog.h"
 #include "trainer.h"
@@ -30,7 +31,9 @@ int trainer_exact_setup(trainer *t, nn_error *err) {
     if (v > t->train.total)
         return nn_fail(err, NN_ERR_INPUT, "--virtual-shards %d exceeds the %ld training samples", v, t->train.total);
     nn_vshards_of_rank(v, t->rank, t->nranks, &t->vs_first, &t->vs_end);
-    return nn_exact_create(&t->exact, nn_spec_param_count(&c->spec), WORDS, (long)v * c->accumulate, err);
+    int status = nn_exact_create(&t->exact, nn_spec_param_count(&c->spec), WORDS, (long)v * c->accumulate, err);
+    status = nn_comm_agree(t->comm, status, err); /* the next call is collective */
+    return status ? status : nn_exact_share(&t->exact, t->comm, err);
 }
 
 /* Shard v's first row, counted from this rank's first (its shards are contiguous). */

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nn/reduce.h"
+
 int nn_exact_create(nn_exact_sum *s, size_t n, int words, long contributions, nn_error *err) {
     memset(s, 0, sizeof *s);
     s->n = n;
@@ -20,7 +22,9 @@ int nn_exact_create(nn_exact_sum *s, size_t n, int words, long contributions, nn
 }
 
 void nn_exact_free(nn_exact_sum *s) {
-    free(s->acc);
+    if (s->node) nn_reducer_free(s->node); /* which holds acc */
+    else free(s->acc);
+    free(s->segs);
     free(s->counts);
     memset(s, 0, sizeof *s);
 }
@@ -122,7 +126,80 @@ static int make_layout(nn_exact_sum *s, MPI_Comm comm) {
     return 0;
 }
 
+int nn_exact_share(nn_exact_sum *s, MPI_Comm comm, nn_error *err) {
+    const size_t total = s->n + (size_t)s->words;
+    const char *force = getenv("NN_EXACT_SUM"); /* "mpi": the path between nodes, for tests on one */
+    if (force && !strcmp(force, "mpi")) return NN_OK;
+    nn_reducer *red;
+    int status = nn_reducer_create(&red, comm, 2 * total, err); /* an int64 takes two floats' room */
+    if (status) return status;
+    int local, locals; /* every rank sees the same mode, node count and, on one node, size */
+    nn_reducer_local(red, &local, &locals);
+    if (nn_reducer_mode(red) != NN_REDUCE_SHARED || nn_reducer_nodes(red) != 1 || locals < 2) {
+        nn_reducer_free(red);
+        return NN_OK;
+    }
+    s->segs = malloc((size_t)locals * sizeof *s->segs);
+    if (!s->segs) status = nn_fail(err, NN_ERR_RUNTIME, "exact sum: out of memory");
+    MPI_Allreduce(MPI_IN_PLACE, &status, 1, MPI_INT, MPI_MAX, comm);
+    if (status) {
+        nn_reducer_free(red);
+        free(s->segs);
+        s->segs = NULL;
+        return nn_fail(err, NN_ERR_RUNTIME, "exact sum: out of memory on a rank");
+    }
+    for (int l = 0; l < locals; l++) s->segs[l] = (const int64_t *)(const void *)nn_reducer_segment(red, l);
+    free(s->acc);
+    s->acc = (int64_t *)(void *)nn_reducer_buffer(red); /* 64-byte aligned, zeroed by its owner */
+    s->node = red;
+    s->node_out = nn_reducer_shared(red);
+    s->local = local;
+    s->locals = locals;
+    return NN_OK;
+}
+
+/* This rank's slice of the n + words values on the node. */
+static void node_slice(const nn_exact_sum *s, size_t *begin, size_t *end) {
+    const size_t total = s->n + (size_t)s->words;
+    *begin = total * (size_t)s->local / (size_t)s->locals;
+    *end = total * (size_t)(s->local + 1) / (size_t)s->locals;
+}
+
+/* One node: after a barrier (every accumulator complete), each rank adds its slice of
+ * all of them, block by block (integer adds: exact, in any order), keeps the sums in
+ * its own accumulator (where nn_exact_summed_word finds them; no other rank reads that
+ * slice of it) and writes them as floats into the node's shared vector; after a second
+ * barrier (every slice summed, so the accumulators may be written again) every rank
+ * copies that vector. */
+static void sum_on_node(nn_exact_sum *s, float *out) {
+    enum { BLOCK = 512 };
+    const size_t total = s->n + (size_t)s->words;
+    const double unit = ldexp(1.0, -NN_EXACT_FRACTION_BITS);
+    size_t begin, end;
+    node_slice(s, &begin, &end);
+    nn_reducer_barrier(s->node);
+    const long blocks = (long)((end - begin + BLOCK - 1) / BLOCK);
+#pragma omp parallel for schedule(static) if (blocks > 256)
+    for (long b = 0; b < blocks; b++) {
+        size_t lo = begin + (size_t)b * BLOCK, len = end - lo < BLOCK ? end - lo : BLOCK;
+        int64_t sum[BLOCK];
+        memcpy(sum, s->segs[0] + lo, len * sizeof *sum);
+        for (int l = 1; l < s->locals; l++)
+            for (size_t i = 0; i < len; i++) sum[i] += s->segs[l][lo + i];
+        for (size_t i = 0; i < len; i++) {
+            s->acc[lo + i] = sum[i];
+            s->node_out[lo + i] = lo + i < s->n ? (float)((double)sum[i] * unit) : (float)sum[i];
+        }
+    }
+    nn_reducer_barrier(s->node);
+    memcpy(out, s->node_out, total * sizeof *out);
+}
+
 void nn_exact_sum_floats(nn_exact_sum *s, float *out, MPI_Comm comm) {
+    if (s->node) {
+        sum_on_node(s, out);
+        return;
+    }
     const size_t total = s->n + (size_t)s->words;
     MPI_Comm_rank(comm, &s->rank);
     s->plain = total > (size_t)INT_MAX || make_layout(s, comm); /* MPI counts are int; or no memory */
@@ -145,6 +222,11 @@ void nn_exact_sum_floats(nn_exact_sum *s, float *out, MPI_Comm comm) {
 
 const int64_t *nn_exact_summed_word(const nn_exact_sum *s, int w) {
     size_t at = s->n + (size_t)w;
+    if (s->node) {
+        size_t begin, end;
+        node_slice(s, &begin, &end);
+        return at >= begin && at < end ? s->acc + at : NULL;
+    }
     if (s->plain) return s->rank == 0 ? s->acc + at : NULL; /* summed everywhere: rank 0 answers */
     size_t begin = (size_t)s->displs[s->rank], end = begin + (size_t)s->counts[s->rank];
     return at >= begin && at < end ? s->acc + (at - begin) : NULL;

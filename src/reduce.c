@@ -335,6 +335,10 @@ void nn_reducer_allgather(nn_reducer *red, const float *src, size_t n_src) {
     node_sync(red); /* every slice is in every segment */
 }
 
+const float *nn_reducer_segment(const nn_reducer *red, int local_rank) {
+    return red->mode == NN_REDUCE_SHARED ? segment(red, local_rank) : NULL;
+}
+
 float *nn_reducer_shared(nn_reducer *red) { return red->mode == NN_REDUCE_SHARED ? red->shared : NULL; }
 float *nn_reducer_shared2(nn_reducer *red) { return red->mode == NN_REDUCE_SHARED ? red->shared + red->stride : NULL; }
 

@@ -56,6 +56,11 @@ for np in 2 3 4 5 8; do
     run "np$np" "$np" --deterministic --threads 1 || fail "-np $np: exit $? ($(tail -1 "$dir/np$np.out"))"
     same ref "np$np" "-np $np (shm) = -np 1"
 done
+grep -q "exact int64 sum in shared memory (1 node)" "$dir/np4.out" ||
+    fail "-np 4 on one node did not sum in shared memory: $(head -1 "$dir/np4.out")"
+NN_EXACT_SUM=mpi run sumoverm4 4 --deterministic || fail "NN_EXACT_SUM=mpi: exit $?"
+same ref sumoverm4 "-np 4, the exact sum over MPI (the path between nodes) = -np 1"
+grep -q "exact int64 sum over MPI" "$dir/sumoverm4.out" || fail "NN_EXACT_SUM=mpi did not sum over MPI"
 run mpi3 3 --deterministic --allreduce mpi --threads 2 || fail "mpi: exit $?"
 same ref mpi3 "-np 3 --allreduce mpi --threads 2 = -np 1"
 run overlap4 4 --deterministic --allreduce overlap || fail "overlap: exit $?"

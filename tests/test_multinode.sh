@@ -4,6 +4,7 @@
 #  - 2 nodes x 2 ranks and 4 nodes x 1 rank, every --allreduce mode: the header names
 #    the nodes, the three modes give identical losses, and the accuracy is that of the
 #    same rank count on one host (within 1%: the sum's order differs across layouts);
+#  - --deterministic in both layouts: the checkpoint of 1 rank on one host, bit for bit;
 #  - a bad label in the shard of a rank on the second node stops every rank, one line;
 #  - a node whose link goes down for good: the watchdog ends the job (exit 1) with a
 #    line saying the node waits for another one, instead of a hang.
@@ -31,6 +32,11 @@ job=(--data "$mnist" --train-limit 6000 --epochs 2)
 timeout 300 "$mpiexec" -n 4 "$nntrain" "${job[@]}" --metrics "$dir/host.jsonl" >/dev/null 2>&1
 host_acc=$(metric "$dir/host.jsonl" test_accuracy 2>/dev/null || echo 0)
 
+# --deterministic: one rank on one host is the model every layout must reproduce, bit for bit
+det=(--data "$dir/good.h5" --layers 16,12,8,3 --batch-size 16 --epochs 3 --lr 0.3 --deterministic --thread-tuning off)
+timeout 300 "$mpiexec" -n 1 "$nntrain" "${det[@]}" --checkpoint "$dir/det-host1.h5" >/dev/null 2>&1 ||
+    fail "--deterministic on 1 rank: exit $?"
+
 for layout in "2 ppr:2:node" "4 ppr:1:node"; do
     read -r nodes map <<<"$layout"
     "$emu" down 2>/dev/null # ours: what the last layout left (up refuses nodes in use)
@@ -46,6 +52,14 @@ for layout in "2 ppr:2:node" "4 ppr:1:node"; do
        cmp -s <(cut -d, -f1-4 "$dir/$nodes-shm.jsonl") <(cut -d, -f1-4 "$dir/$nodes-overlap.jsonl")
     then ok "$nodes nodes: shm, mpi and overlap give identical losses"
     else fail "$nodes nodes: shm, mpi and overlap give identical losses"; fi
+    timeout 300 "$emu" mpirun -np 4 --map-by "$map" "$nntrain" "${det[@]}" --checkpoint "$dir/det-$nodes.h5" \
+        >"$dir/out" 2>"$dir/err"
+    rc=$?
+    name="$nodes nodes x $((4 / nodes)) ranks, --deterministic: the checkpoint of 1 rank on one host, bit for bit"
+    if [ "$rc" -eq 0 ] && h5diff "$dir/det-host1.h5" "$dir/det-$nodes.h5" /model /model >/dev/null 2>&1 &&
+       h5diff "$dir/det-host1.h5" "$dir/det-$nodes.h5" /optimizer /optimizer >/dev/null 2>&1 &&
+       h5diff "$dir/det-host1.h5" "$dir/det-$nodes.h5" /progress /progress >/dev/null 2>&1
+    then ok "$name"; else fail "$name (exit $rc)"; fi
     acc=$(metric "$dir/$nodes-shm.jsonl" test_accuracy 2>/dev/null || echo -1)
     if awk -v a="$acc" -v h="$host_acc" 'BEGIN { exit !(h > 0.8 && a - h < 0.01 && h - a < 0.01) }'
     then ok "$nodes nodes: accuracy $acc, one host $host_acc"; else fail "$nodes nodes: accuracy $acc, one host $host_acc"; fi

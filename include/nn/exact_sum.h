@@ -31,11 +31,24 @@ typedef struct nn_exact_sum {
     int nranks, rank; /* the layout below was made for (0: none yet); this rank */
     int plain;        /* the last sum was one int64 allreduce (too large a vector for int counts) */
     int *counts, *displs; /* [nranks]: each rank's part of the n + words values */
+    struct nn_reducer *node;  /* one node of several ranks: the accumulators live in its shared memory */
+    const int64_t **segs;     /* [locals]: every local rank's accumulator */
+    float *node_out;          /* the node's shared copy of the summed floats */
+    int local, locals;        /* this rank on the node; the node's ranks */
 } nn_exact_sum;
 
 /* `contributions`: the most vectors added before one sum (bounds `limit`). */
 int nn_exact_create(nn_exact_sum *s, size_t n, int words, long contributions, nn_error *err);
-void nn_exact_free(nn_exact_sum *s);
+void nn_exact_free(nn_exact_sum *s); /* collective after nn_exact_share */
+
+/* Collective over comm, after create: when all the ranks are on one node (and its
+ * /dev/shm has room), the accumulators move into shared memory, and
+ * nn_exact_sum_floats sums them there: each rank adds its slice of every rank's
+ * accumulator (integer adds, so the order does not matter) instead of an
+ * MPI_Reduce_scatter and MPI_Allgatherv through OpenMPI's buffers. Otherwise, or with
+ * one rank, nothing changes. NN_EXACT_SUM=mpi in the environment keeps the MPI path
+ * (so tests on one host exercise the path between nodes). */
+int nn_exact_share(nn_exact_sum *s, MPI_Comm comm, nn_error *err);
 void nn_exact_clear(nn_exact_sum *s);
 
 /* acc[offset + i] += grid(x[i]) for i < count (store: = instead of +=, for a

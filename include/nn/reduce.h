@@ -96,6 +96,10 @@ typedef struct nn_reduce_phases {
 #define NN_REDUCER_HAS_PHASES 1
 void nn_reducer_phases(const nn_reducer *red, nn_reduce_phases *out);
 
+/* Shared mode: local rank l's buffer (n floats), which every rank of the node may
+ * read between barriers; NULL in other modes. */
+const float *nn_reducer_segment(const nn_reducer *red, int local_rank);
+
 /* Collective. NULL is allowed (and then it is not collective). */
 void nn_reducer_free(nn_reducer *red);
 
