@@ -23,8 +23,10 @@ for recipe in mnist-best fashion-best mnist-cnn fashion-cnn; do
     [[ $recipe = fashion-* ]] && extra+=(--dat=mine.h5)
     case $recipe in # each recipe's network and settings, as its header line shows them
     *-best) network="network 784-800-800-10 relu/softmax" settings="dropout 0\.[0-9]+ \(input 0\.[0-9]+\), max-norm 3\.5" ;;
-    *-cnn) network="network 1x28x28,conv5x5x32,pool2,conv5x5x64,pool2,flatten 1024-256-10 relu/softmax"
-           settings="dropout 0\.5 \(input 0\), shift 2 px" ;;
+    mnist-cnn) network="network 1x28x28,conv5x5x32,pool2,conv5x5x64,pool2,flatten 1024-256-10 relu/softmax"
+               settings="dropout 0\.5 \(input 0\), shift 2 px" ;;
+    fashion-cnn) network="network 1x28x28,conv3x3x32p1,pool2,conv3x3x64p1,pool2,flatten 3136-256-10 relu/softmax"
+                 settings="dropout 0\.3 \(input 0\), shift 1 px" ;;
     esac
     timeout 300 "$repo/scripts/recipes/$recipe.sh" "${extra[@]}" >"$log" 2>&1
     rc=$?
