@@ -16,7 +16,8 @@ void nn_options_defaults(nn_train_options *opt) {
     opt->thread_tuning = 1;
 }
 
-void nn_options_print_help(FILE *out) {
+/* The help's first half: what the run is (the settings a checkpoint records). */
+static void print_run_options(FILE *out) {
     fprintf(out,
         "usage: mpirun -np P nntrain [options]\n"
         "Data-parallel training of a multilayer network on an HDF5 dataset.\n"
@@ -48,7 +49,12 @@ void nn_options_print_help(FILE *out) {
         "  --seed N               initialisation and shuffling           [1]\n"
         "  --train-limit N        use only the first N training samples  [0: all]\n"
         "  --validation N         hold the last N of them out: train on the rest, report\n"
-        "                         their loss and accuracy each epoch     [0]\n"
+        "                         their loss and accuracy each epoch     [0]\n");
+}
+
+void nn_options_print_help(FILE *out) {
+    print_run_options(out);
+    fprintf(out,
         "  --metrics FILE         write one JSON object per epoch (JSON Lines) [none]\n"
         "  --checkpoint FILE      write a checkpoint after every epoch and at the end [none]\n"
         "  --checkpoint-every N   also write one every N steps (needs --checkpoint) [0: off]\n"
