@@ -166,9 +166,10 @@ static void node_slice(const nn_exact_sum *s, size_t *begin, size_t *end) {
 }
 
 /* One node: after a barrier (every accumulator complete), each rank adds its slice of
- * all of them, block by block (integer adds: exact, in any order), keeps the sums in
- * its own accumulator (where nn_exact_summed_word finds them; no other rank reads that
- * slice of it) and writes them as floats into the node's shared vector; after a second
+ * all of them, block by block (integer adds: exact, in any order), writes them as
+ * floats into the node's shared vector and keeps the words' exact sums in its own
+ * accumulator (where nn_exact_summed_word finds them; no other rank reads that slice
+ * of it); after a second
  * barrier (every slice summed, so the accumulators may be written again) every rank
  * copies that vector. */
 static void sum_on_node(nn_exact_sum *s, float *out) {
@@ -186,9 +187,11 @@ static void sum_on_node(nn_exact_sum *s, float *out) {
         memcpy(sum, s->segs[0] + lo, len * sizeof *sum);
         for (int l = 1; l < s->locals; l++)
             for (size_t i = 0; i < len; i++) sum[i] += s->segs[l][lo + i];
-        for (size_t i = 0; i < len; i++) {
+        size_t values = lo >= s->n ? 0 : s->n - lo < len ? s->n - lo : len;
+        for (size_t i = 0; i < values; i++) s->node_out[lo + i] = (float)((double)sum[i] * unit);
+        for (size_t i = values; i < len; i++) { /* the words */
             s->acc[lo + i] = sum[i];
-            s->node_out[lo + i] = lo + i < s->n ? (float)((double)sum[i] * unit) : (float)sum[i];
+            s->node_out[lo + i] = (float)sum[i];
         }
     }
     nn_reducer_barrier(s->node);
