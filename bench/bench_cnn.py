@@ -33,6 +33,8 @@ import subprocess
 import sys
 import tempfile
 
+from bench_torch import parse_layers  # same directory: the layer-list parser
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NNTRAIN = os.environ.get("NNTRAIN_BIN") or os.path.join(REPO, "build", "nntrain")
 TORCH_PY = "/usr/bin/python3"  # Debian's: python3-torch lives there
@@ -40,28 +42,20 @@ TORCH_PY = "/usr/bin/python3"  # Debian's: python3-torch lives there
 
 def flop_per_sample(layers, image=(1, 28, 28)):
     """Training FLOP of one sample: 2 x multiply-adds of forward, weight gradient and
-    input gradient (none for the first layer, whose input is the data)."""
+    input gradient (none for the first layer, whose input is the data). The layers are
+    read by bench_torch.py's parser, the one the PyTorch side builds its network from."""
+    convs, widths = parse_layers(layers, image)
     c, h, w = image
     macs = []  # multiply-adds of each layer's forward pass
-    items = layers.split(",")
-    dense_in = None
-    for item in items:
-        m = re.fullmatch(r"conv(\d+)x\1x(\d+)(?:p(\d+))?", item)
-        if m:
-            k, ch, pad = int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
+    for layer in convs:
+        if layer[0] == "conv":
+            k, ch, pad = layer[1], layer[2], layer[3]
             h, w = h + 2 * pad - k + 1, w + 2 * pad - k + 1
             macs.append(h * w * ch * k * k * c)
             c = ch
-        elif item == "pool2":
-            h, w = h // 2, w // 2
         else:
-            width = int(item)
-            if dense_in is None:
-                dense_in = c * h * w if macs else width
-                if not macs:
-                    continue
-            macs.append(dense_in * width)
-            dense_in = width
+            h, w = h // 2, w // 2
+    macs += [widths[i] * widths[i + 1] for i in range(len(widths) - 1)]
     return 2 * (2 * sum(macs) + sum(macs[1:]))
 
 
