@@ -33,6 +33,7 @@ struct nn_exchange {
     double seconds;        /* this step's time inside MPI */
     float *shared_params;  /* shm: the node's one copy of the parameters, once shared */
     float *shared_velocity; /* shm: and of the momentum: the sum and update go chunk by chunk */
+    const char *fused_name; /* for the header: how the fused step sums */
 };
 
 static const char *const mode_names[] = {"shm", "mpi", "overlap"};
@@ -233,9 +234,16 @@ float *nn_exchange_share_velocity(nn_exchange *ex, const float *velocity) {
 
 int nn_exchange_fused(const nn_exchange *ex) { return ex->shared_velocity != NULL; }
 
+void nn_exchange_name_fused(nn_exchange *ex, const char *name) { ex->fused_name = name; }
+
 double nn_exchange_finish_update(nn_exchange *ex, nn_chunk_fn fn, void *ctx, int *nonfinite) {
+    return nn_exchange_finish_update_with(ex, NULL, fn, ctx, nonfinite);
+}
+
+double nn_exchange_finish_update_with(nn_exchange *ex, const nn_chunk_work *work, nn_chunk_fn fn, void *ctx,
+                                      int *nonfinite) {
     double t = MPI_Wtime();
-    if (nn_reducer_sum_chunks(ex->reducer, ex->n, fn, ctx)) *nonfinite = 1;
+    if (nn_reducer_sum_chunks_with(ex->reducer, ex->n, work, fn, ctx)) *nonfinite = 1;
     *nonfinite = nn_reducer_barrier_or(ex->reducer, *nonfinite); /* every chunk updated; the control words summed */
     ex->seconds += MPI_Wtime() - t;
     return ex->seconds;
@@ -277,8 +285,8 @@ void nn_exchange_describe(const nn_exchange *ex, char *out, size_t cap) {
     static const char *const reducer_modes[] = {"one rank, ", "MPI_Allreduce, ", "shared memory, "};
     const char *how = ex->reducer ? reducer_modes[nn_reducer_mode(ex->reducer)] : "";
     const char *note = ex->reducer ? nn_reducer_note(ex->reducer) : "";
-    snprintf(out, cap, "%s (%s%s%s%d node%s%s%s%s)", mode_names[ex->mode], how, note, note[0] ? "; " : "", ex->nodes,
+    snprintf(out, cap, "%s (%s%s%s%d node%s%s%s%s%s)", mode_names[ex->mode], how, note, note[0] ? "; " : "", ex->nodes,
              ex->nodes == 1 ? "" : "s", ex->compress ? ", " : "", ex->compress ? nn_compress_name(ex->compress) : "",
-             ex->shared_velocity ? ", one copy of the weights, chunked sum"
-             : ex->shared_params ? ", one copy of the weights" : "");
+             ex->shared_velocity ? ", one copy of the weights, " : ex->shared_params ? ", one copy of the weights" : "",
+             ex->shared_velocity ? (ex->fused_name ? ex->fused_name : "chunked sum") : "");
 }

@@ -62,6 +62,7 @@ enum {
 #define NN_GEMM_PAR_MIN_FLOPS 1.0e6
 
 int nn_simd_floats(void) { return NN_VL; }
+int nn_gemm_unsplit_depth(void) { return KC; }
 
 static inline vfloat vload(const float *p) { /* unaligned */
     vfloat v;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "nn/conv_spec.h"
+#include "nn/kernels.h"
 #include "nn/rng.h"
 #include "nn/names.h"
 #include "nn/parallel.h"
@@ -199,14 +200,56 @@ void nn_model_place_params(nn_model *model, float *buffer) {
     model->params = buffer;
 }
 
+/* Calls visit(ctx, &pointer, floats) for each factor array, in the buffer's order. */
+static void each_factor(nn_model *model, void (*visit)(void *ctx, float **array, size_t floats), void *ctx) {
+    for (int l = 0; l < model->n_layers; l++) {
+        nn_layer *d = &model->layers[l];
+        if (d->kind != NN_LAYER_DENSE) continue;
+        visit(ctx, &model->acts[l], (size_t)model->max_batch * d->in);
+        visit(ctx, &model->grad_acts[l + 1], (size_t)model->max_batch * d->out);
+    }
+}
+
+static size_t padded(size_t floats) { return (floats + 15) / 16 * 16; }
+
+static void count_factor(void *ctx, float **array, size_t floats) {
+    (void)array;
+    *(size_t *)ctx += padded(floats);
+}
+
+size_t nn_model_factor_floats(const nn_model *model) {
+    size_t n = 0;
+    each_factor((nn_model *)model, count_factor, &n);
+    return n;
+}
+
+static void move_factor(void *ctx, float **array, size_t floats) {
+    float **next = ctx;
+    free(*array);
+    *array = *next;
+    memset(*array, 0, floats * sizeof(float));
+    *next += padded(floats);
+}
+
+void nn_model_place_factors(nn_model *model, float *buffer) {
+    float *next = buffer;
+    each_factor(model, move_factor, &next);
+    model->factors = buffer;
+}
+
+static bool placed_factor(const nn_model *model, const float *p) {
+    uintptr_t at = (uintptr_t)p, begin = (uintptr_t)model->factors;
+    return model->factors && at >= begin && at < begin + nn_model_factor_floats(model) * sizeof(float);
+}
+
 float *nn_model_input(nn_model *model) { return model->acts[0]; }
 
 void nn_model_free(nn_model *model) {
     free(model->own_params);
     free(model->own_grads);
-    for (int l = 0; l <= NN_MAX_LAYERS; l++) {
-        free(model->acts[l]);
-        free(model->grad_acts[l]);
+    for (int l = 0; l <= NN_MAX_LAYERS; l++) { /* not the factors placed in the caller's buffer */
+        if (!placed_factor(model, model->acts[l])) free(model->acts[l]);
+        if (!placed_factor(model, model->grad_acts[l])) free(model->grad_acts[l]);
     }
     free(model->probs);
     free(model->targets);
@@ -287,8 +330,12 @@ void nn_model_backward_micro(nn_model *model, const uint8_t *labels, int batch, 
             continue;
         }
         /* The parameter gradient first, handed over at once: the ranks can sum it
-         * while dx and the layers below are computed. */
-        nn_layer_backward_params(layer, model->acts[l], model->grad_acts[l + 1], batch, accumulate);
+         * while dx and the layers below are computed. With placed factors a dense
+         * layer's weight gradient is the caller's to make. */
+        if (model->factors && layer->kind == NN_LAYER_DENSE)
+            nn_column_sums(model->grad_acts[l + 1], layer->dbias, batch, layer->out, accumulate);
+        else
+            nn_layer_backward_params(layer, model->acts[l], model->grad_acts[l + 1], batch, accumulate);
         if (model->slice_final && final)
             model->slice_final(model->slice_final_ctx, (size_t)(layer->dweight - model->grads),
                                nn_layer_param_count(layer));

@@ -75,7 +75,7 @@ struct nn_reducer {
     float **segs;         /* segs[l] = segment l */
     float *shared;        /* n more floats the node's ranks share (nn_reducer_shared) */
     node_flag *flags;     /* flags[l]: local rank l's arrivals */
-    node_queue *queues;   /* queues[l]: local rank l's chunks (nn_reducer_sum_chunks) */
+    node_queue *queues;   /* queues[l]: local rank l's chunks (nn_reducer_sum_chunks); [L]: the work items */
     float tail[NN_REDUCER_TAIL_MAX]; /* nn_reducer_sum_chunks: the tail's sum, stored into */
     size_t tail_off, tail_len;       /* this rank's buffer after the next barrier */
     uint64_t barriers;    /* barriers this rank has passed */
@@ -415,12 +415,53 @@ int nn_reducer_can_sum_chunks(const nn_reducer *red) {
     return red->mode == NN_REDUCE_SHARED && red->cross == MPI_COMM_NULL && red->local_size >= 2;
 }
 
+/* The work items, one at a time to whichever rank asks first; on this thread. */
+static unsigned run_items(nn_reducer *red, const nn_chunk_work *work) {
+    unsigned bad = 0;
+    atomic_ullong *next = &red->queues[red->local_size].next;
+    for (;;) {
+        unsigned long long i = atomic_fetch_add_explicit(next, 1, memory_order_relaxed);
+        if (i >= (unsigned long long)work->n_items) return bad;
+        bad |= work->item(work->item_ctx, (int)i);
+    }
+}
+
+/* Sums [b, b + m) over the node's buffers and hands it to fn, except the parts in
+ * the skip ranges (sorted by offset). */
+static unsigned sum_block(nn_reducer *red, size_t b, size_t m, size_t pf_end, const nn_chunk_work *work,
+                          nn_chunk_fn fn, void *ctx, float *sums) {
+    unsigned bad = 0;
+    size_t at = b, end = b + m;
+    for (int k = 0; work && k < work->n_skip && at < end; k++) {
+        size_t s0 = work->skip[2 * k], s1 = s0 + work->skip[2 * k + 1];
+        if (s1 <= at || s0 >= end) continue;
+        if (s0 > at) {
+            sum_into(red->segs, red->local_size, at, s0 - at, pf_end, sums);
+            bad |= fn(ctx, sums, at, s0 - at);
+        }
+        at = s1;
+    }
+    if (at < end) {
+        sum_into(red->segs, red->local_size, at, end - at, pf_end, sums);
+        bad |= fn(ctx, sums, at, end - at);
+    }
+    return bad;
+}
+
 unsigned nn_reducer_sum_chunks(nn_reducer *red, size_t n_chunked, nn_chunk_fn fn, void *ctx) {
+    return nn_reducer_sum_chunks_with(red, n_chunked, NULL, fn, ctx);
+}
+
+unsigned nn_reducer_sum_chunks_with(nn_reducer *red, size_t n_chunked, const nn_chunk_work *work, nn_chunk_fn fn,
+                                    void *ctx) {
     size_t tail = red->n - n_chunked;
     if (!nn_reducer_can_sum_chunks(red) || tail > NN_REDUCER_TAIL_MAX) return ~0u;
     atomic_store_explicit(&red->queues[red->local_rank].next, 0, memory_order_relaxed); /* published by the barrier */
+    if (red->local_rank == 0) /* every rank took its last item before the last step's closing barrier */
+        atomic_store_explicit(&red->queues[red->local_size].next, 0, memory_order_relaxed);
     node_sync(red); /* every rank's input is written; every queue is full */
     double t = MPI_Wtime();
+    unsigned bad = work && work->n_items ? run_items(red, work) : 0; /* the big items first, the chunks fill in */
     if (tail) { /* the few words every rank reads: each rank sums them itself */
         float sums[NN_REDUCER_TAIL_MAX] __attribute__((aligned(64))); /* sum_into's lines are aligned */
         sum_into(red->segs, red->local_size, n_chunked, tail, 0, sums);
@@ -431,7 +472,6 @@ unsigned nn_reducer_sum_chunks(nn_reducer *red, size_t n_chunked, nn_chunk_fn fn
     size_t share, ignored;
     slice_of(red, 0, &ignored, &share);
     const size_t chunk = chunk_floats(share);
-    unsigned bad = 0;
     int threads = 1;
 #ifdef _OPENMP
     threads = omp_get_max_threads();
@@ -445,8 +485,7 @@ unsigned nn_reducer_sum_chunks(nn_reducer *red, size_t n_chunked, nn_chunk_fn fn
         while (take_chunk(red, n_chunked, chunk, &from, &off, &len))
             for (size_t b = off; b < off + len; b += BLOCK) {
                 size_t m = off + len - b < BLOCK ? off + len - b : BLOCK;
-                sum_into(red->segs, red->local_size, b, m, off + len, sums);
-                bad |= fn(ctx, sums, b, m);
+                bad |= sum_block(red, b, m, off + len, work, fn, ctx, sums);
             }
     }
     red->phases.sum += MPI_Wtime() - t;
@@ -462,8 +501,12 @@ static int alloc_private(nn_reducer *red, nn_error *err) {
 }
 
 /* The bytes of the node's shared window: a segment per local rank, the barrier, room to align. */
+static size_t header_bytes(const nn_reducer *red) {
+    return (size_t)red->local_size * sizeof(node_flag) + (size_t)(red->local_size + 1) * sizeof(node_queue);
+}
+
 static size_t window_bytes(const nn_reducer *red) {
-    size_t header = (size_t)red->local_size * (sizeof(node_flag) + sizeof(node_queue));
+    size_t header = header_bytes(red);
     return alignof(node_flag) + header + (size_t)(red->local_size + 2) * round_up(red->n, SLICE_ALIGN) * sizeof(float);
 }
 
@@ -492,7 +535,7 @@ static int shm_fits(nn_reducer *red, MPI_Comm comm) {
 /* The shared window of this node: local rank 0 allocates all of it, with room to align. */
 static int alloc_shared(nn_reducer *red, nn_error *err) {
     red->stride = round_up(red->n, SLICE_ALIGN);
-    size_t header = (size_t)red->local_size * (sizeof(node_flag) + sizeof(node_queue));
+    size_t header = header_bytes(red);
     MPI_Aint bytes = 0;
     if (red->local_rank == 0) bytes = (MPI_Aint)window_bytes(red);
     void *mine = NULL, *base = NULL;
@@ -521,6 +564,7 @@ static int alloc_shared(nn_reducer *red, nn_error *err) {
     atomic_init(&red->flags[red->local_rank].slot[0], 0);
     atomic_init(&red->flags[red->local_rank].slot[1], 0);
     atomic_init(&red->queues[red->local_rank].next, 0);
+    if (red->local_rank == 0) atomic_init(&red->queues[red->local_size].next, 0);
     memset(red->buf, 0, red->stride * sizeof(float)); /* first touch by the owner (NUMA) */
     size_t off, len;
     slice_of(red, red->local_rank, &off, &len);

@@ -42,6 +42,7 @@ static double micro_step(trainer *t, long s, int micro, double loss, nn_epoch_cl
     int n = trainer_load_batch(t, s * k + micro);
     clock->data += MPI_Wtime() - t0;
     trainer_key_batch(t, n, micro);
+    if (t->factors) nn_factor_sum_rows(t->factors, n);
 
     double micro_loss = nn_model_forward_loss(m, t->labels, n);
     if (micro == k - 1) /* before the last backward: overlap mode sends the control words with the top slice */
@@ -51,11 +52,7 @@ static double micro_step(trainer *t, long s, int micro, double loss, nn_epoch_cl
 }
 
 /* The SGD step on one chunk of the summed gradient (nn_exchange_finish_update). */
-typedef struct sgd_chunk {
-    nn_sgd *sgd;
-    float *params;
-    float lr;
-} sgd_chunk;
+typedef struct sgd_chunk { nn_sgd *sgd; float *params; float lr; } sgd_chunk;
 
 static unsigned sgd_chunk_step(void *ctx, const float *sums, size_t offset, size_t count) {
     const sgd_chunk *c = ctx;
@@ -79,7 +76,10 @@ static step_outcome step(trainer *t, long s, nn_epoch_clock *clock) {
     if (nn_exchange_fused(t->exchange)) {
         /* one copy of parameters and momentum a node: each chunk's SGD step as it is summed */
         sgd_chunk c = {&t->sgd, m->params, learning_rate(t, t->progress.global_step)};
-        clock->exchange += nn_exchange_finish_update(t->exchange, sgd_chunk_step, &c, &nonfinite);
+        const nn_chunk_work *work = t->factors ? nn_factor_sum_work(t->factors, sgd_chunk_step, &c) : NULL;
+        double products = nn_factor_sum_product_seconds(t->factors); /* backward's work: not the sum's time */
+        clock->exchange += nn_exchange_finish_update_with(t->exchange, work, sgd_chunk_step, &c, &nonfinite) -
+                           (nn_factor_sum_product_seconds(t->factors) - products);
     } else {
         clock->exchange += t->cfg.virtual_shards ? trainer_exact_gradients(t, s, &clock->data) /* --deterministic */
                                                  : nn_exchange_finish_owned(t->exchange);

@@ -11,6 +11,7 @@
 #include "nn/evaluate.h"
 #include "nn/exact_sum.h"
 #include "nn/exchange.h"
+#include "nn/factor_sum.h"
 #include "nn/model.h"
 #include "nn/optim.h"
 #include "nn/metrics.h"
@@ -33,6 +34,7 @@ typedef struct trainer {
     nn_model model;
     nn_sgd sgd;
     nn_exchange *exchange;
+    nn_factor_sum *factors; /* the node's factored sum, where it is used (NULL: the chunked sum) */
     nn_evaluator eval;
     uint32_t *order;      /* this epoch's permutation of the local shard */
     uint32_t *batch_rows; /* the shard rows of this step's batch */

@@ -111,6 +111,15 @@ static int load_data(trainer *t, nn_error *err) {
     return nn_comm_agree(t->comm, status, err);
 }
 
+/* NN_NODE_SUM=factors: the dense weight gradients from the ranks' factors (factor_sum.h)
+ * where the node sums in chunks, with one micro-step a step (the factors hold one
+ * micro-batch). Bit-identical to the chunked sum; not the default until the 16-core
+ * node has measured it (docs/performance.md, "The factored sum"). */
+static int use_factors(const trainer *t) {
+    const char *choice = getenv("NN_NODE_SUM");
+    return t->cfg.accumulate == 1 && !t->cfg.virtual_shards && choice && !strcmp(choice, "factors");
+}
+
 /* Model, optimizer, evaluator, batch buffers and the metrics file (local parts). */
 static int allocate(trainer *t, nn_error *err) {
     const nn_run_config *c = &t->cfg;
@@ -195,6 +204,10 @@ int trainer_setup(trainer *t, nn_error *err) {
     if (shared) nn_model_place_params(&t->model, shared);
     float *velocity = shared ? nn_exchange_share_velocity(t->exchange, t->sgd.velocity) : NULL;
     if (velocity) nn_sgd_place_velocity(&t->sgd, velocity);
+    if (velocity && use_factors(t)) {
+        if ((status = nn_factor_sum_create(&t->factors, t->comm, &t->model, err))) return status;
+        if (t->factors) nn_exchange_name_fused(t->exchange, "factored sum");
+    }
     return NN_OK;
 }
 
@@ -207,6 +220,7 @@ void trainer_free(trainer *t) {
     free(t->labels);
     free(t->sample_ids);
     nn_evaluator_free(&t->eval);
+    nn_factor_sum_free(t->factors); /* collective, as the exchange */
     nn_exchange_free(t->exchange); /* collective: every rank frees in the same place */
     nn_sgd_free(&t->sgd);
     nn_model_free(&t->model);

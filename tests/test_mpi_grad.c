@@ -13,6 +13,7 @@
 #include "nn/model.h"
 #include "nn/optim.h"
 #include "nn/exchange.h"
+#include "nn/factor_sum.h"
 #include "nn/train.h"
 #include "test_util.h"
 
@@ -148,7 +149,8 @@ static void test_gradient_conv_dropout(void) { check_distributed_gradient(NN_EXC
  * gathered momentum too; a non-finite weight in one rank's share reaches every rank.
  * `shared`: the split model keeps its parameters in the node's one shared copy;
  * 2: its momentum too, and the step is the chunked sum with each chunk's update
- * (nn_exchange_finish_update), chunks taken by whichever rank is free. */
+ * (nn_exchange_finish_update), chunks taken by whichever rank is free; 3: the same
+ * with the dense weight gradients made from the ranks' factors (factor_sum.h). */
 static float fused_lr = 0.1f;
 static nn_sgd *fused_sgd;
 static unsigned fused_step(void *ctx, const float *sums, size_t offset, size_t count) {
@@ -183,13 +185,21 @@ static void check_update_split(int shared) {
     nn_exchange_owned(ex, &offset, &count);
     if (nranks > 1) CU_ASSERT(count < whole.n_params); /* the node's ranks really split it */
     int fused = 0;
-    if (shared == 2) {
+    nn_factor_sum *factors = NULL;
+    if (shared >= 2) {
         float *v = nn_exchange_share_velocity(ex, sgd_split.velocity);
         if (nranks > 1) CU_ASSERT_PTR_NOT_NULL_FATAL(v);
         if (v) nn_sgd_place_velocity(&sgd_split, v);
         fused = nn_exchange_fused(ex);
         fused_sgd = &sgd_split;
     }
+    if (shared == 3) {
+        CU_ASSERT_EQUAL_FATAL(nn_factor_sum_create(&factors, MPI_COMM_WORLD, &split, &err), NN_OK);
+        if (nranks > 1) CU_ASSERT_PTR_NOT_NULL_FATAL(factors);
+        if (factors) CU_ASSERT(nn_factor_sum_items(factors) >= 3); /* a block of columns or more a layer */
+    }
+    long first;
+    int rows = nn_local_batch(0, BATCH, rank, nranks, &first);
     for (int step = 0; step < 2; step++) {
         local_backward(&whole, ex, x, labels, NULL, 0);
         nn_exchange_finish(ex);
@@ -197,7 +207,11 @@ static void check_update_split(int shared) {
 
         local_backward(&split, ex, x, labels, NULL, 0);
         int nonfinite = 0;
-        if (fused) {
+        if (factors) {
+            nn_factor_sum_rows(factors, rows);
+            nn_exchange_finish_update_with(ex, nn_factor_sum_work(factors, fused_step, split.params), fused_step,
+                                           split.params, &nonfinite);
+        } else if (fused) {
             nn_exchange_finish_update(ex, fused_step, split.params, &nonfinite);
         } else {
             nn_exchange_finish_owned(ex);
@@ -214,7 +228,12 @@ static void check_update_split(int shared) {
     /* the last rank's share goes bad: every rank must stop */
     local_backward(&split, ex, x, labels, NULL, 0);
     int nonfinite = 0;
-    if (fused) { /* a NaN in the last rank's gradient: whoever sums it, every rank hears */
+    if (factors) { /* a NaN in the last rank's factors (the output gradient rows): every rank hears */
+        if (rank == nranks - 1) split.grad_acts[split.n_layers][0] = NAN;
+        nn_factor_sum_rows(factors, rows);
+        nn_exchange_finish_update_with(ex, nn_factor_sum_work(factors, fused_step, split.params), fused_step,
+                                       split.params, &nonfinite);
+    } else if (fused) { /* a NaN in the last rank's gradient: whoever sums it, every rank hears */
         if (rank == nranks - 1) split.grads[whole.n_params / 2] = NAN;
         nn_exchange_finish_update(ex, fused_step, split.params, &nonfinite);
     } else {
@@ -229,6 +248,7 @@ static void check_update_split(int shared) {
 
     nn_sgd_free(&sgd_whole);
     nn_sgd_free(&sgd_split);
+    nn_factor_sum_free(factors);
     nn_model_free(&whole);
     nn_model_free(&split);
     nn_exchange_free(ex);
@@ -237,6 +257,7 @@ static void check_update_split(int shared) {
 static void test_update_split_over_the_node(void) { check_update_split(0); }
 static void test_update_on_shared_params(void) { check_update_split(1); }
 static void test_update_chunked_over_the_node(void) { check_update_split(2); }
+static void test_update_from_factors(void) { check_update_split(3); }
 
 static void test_error_on_one_rank_reaches_all(void) {
     nn_error err = {0};
@@ -268,6 +289,7 @@ int main(int argc, char **argv) {
         {"the SGD step split over the node's ranks equals the whole step", test_update_split_over_the_node},
         {"... also on the node's one shared copy of the parameters", test_update_on_shared_params},
         {"... and the chunked sum with each chunk's update (the momentum shared too)", test_update_chunked_over_the_node},
+        {"... and the dense weight gradients from the ranks' factors (bit-identical)", test_update_from_factors},
         {"overlapped sums in bf16: close to the serial gradient, not equal", test_gradient_overlapped_bf16},
         {"an error on one rank reaches every rank", test_error_on_one_rank_reaches_all},
         CU_TEST_INFO_NULL};

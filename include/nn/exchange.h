@@ -103,7 +103,12 @@ float *nn_exchange_share_params(nn_exchange *ex, const float *params);
 #define NN_EXCHANGE_HAS_FUSED 1
 float *nn_exchange_share_velocity(nn_exchange *ex, const float *velocity);
 int nn_exchange_fused(const nn_exchange *ex);
+void nn_exchange_name_fused(nn_exchange *ex, const char *name); /* the header's name of the fused sum (static string) */
 double nn_exchange_finish_update(nn_exchange *ex, nn_chunk_fn fn, void *ctx, int *nonfinite);
+/* The same with other work handed out beside the chunks (nn_reducer_sum_chunks_with):
+ * the node's factored sum (factor_sum.h). */
+double nn_exchange_finish_update_with(nn_exchange *ex, const nn_chunk_work *work, nn_chunk_fn fn, void *ctx,
+                                      int *nonfinite);
 
 /* Collective: max-norm (nn_model_max_norm) on the model's parameters; on shared ones
  * the node's ranks split the columns, then wait for one another. Returns the

@@ -17,6 +17,13 @@ void nn_gemm(bool trans_a, bool trans_b, int M, int N, int K,
              const float *A, int lda, const float *B, int ldb,
              float beta, float *C, int ldc);
 
+/* The deepest product that nn_gemm does not cut into slices of K. Up to it, beta 1
+ * gives every element as fl(C + S), where S is the element's sum exactly as beta 0
+ * would store it: a sum over several products added into C one by one is then
+ * bit-identical to adding their beta-0 results in the same order (the node's
+ * factored sum relies on it). Deeper products add each slice into C in turn. */
+int nn_gemm_unsplit_depth(void);
+
 /* Release the packing buffers (for leak checkers; optional). */
 void nn_gemm_release(void);
 

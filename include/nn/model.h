@@ -62,6 +62,7 @@ typedef struct nn_model {
     nn_slice_final_fn slice_final;  /* optional, see above */
     void *slice_final_ctx;
     float *conv_ws;                 /* the conv layers' shared im2col scratch */
+    float *factors;                 /* NULL, or where nn_model_place_factors put them */
 } nn_model;
 
 const char *nn_activation_name(nn_activation a);
@@ -90,6 +91,17 @@ void nn_model_place_grads(nn_model *model, float *buffer);
 /* Keep the parameters in `buffer` from now on (n_params floats, owned by the caller:
  * the node's one shared copy); it must already hold their values. */
 void nn_model_place_params(nn_model *model, float *buffer);
+
+/* The factors of the dense layers' weight gradients (dW = x^T dy): each dense layer's
+ * input rows and output gradient rows, for max_batch rows; how many floats they take
+ * laid out one after another (each array starting on 64 bytes), layer by layer. */
+size_t nn_model_factor_floats(const nn_model *model);
+/* Keep the factors in `buffer` (nn_model_factor_floats floats, 64-byte aligned, owned by
+ * the caller: memory the node's ranks share) from now on. Backward then leaves the
+ * dense layers' weight gradients to the caller, who makes them from the factors (the
+ * node's factored sum, factor_sum.h); it still computes their bias gradients and
+ * everything else. Only for backward with one micro-step. */
+void nn_model_place_factors(nn_model *model, float *buffer);
 
 /* The input rows to fill before a forward pass: batch x nn_spec_input_width floats. */
 float *nn_model_input(nn_model *model);

@@ -76,6 +76,22 @@ typedef unsigned (*nn_chunk_fn)(void *ctx, const float *sums, size_t offset, siz
 int nn_reducer_can_sum_chunks(const nn_reducer *red);
 unsigned nn_reducer_sum_chunks(nn_reducer *red, size_t n_chunked, nn_chunk_fn fn, void *ctx);
 
+/* The chunked sum with other work beside it: n_items work items, taken one at a time
+ * by whichever rank asks first (before the chunks: the items are the big pieces, the
+ * chunks fill in), each called on the rank's own thread (it may use the rank's OpenMP
+ * threads); and the ranges the items cover, n_skip (offset, count) pairs sorted by
+ * offset, which the chunks then leave out. item must give the same result whoever
+ * calls it; its results are OR-ed with fn's. */
+typedef struct nn_chunk_work {
+    int n_items;
+    unsigned (*item)(void *ctx, int item);
+    void *item_ctx;
+    const size_t *skip;
+    int n_skip;
+} nn_chunk_work;
+unsigned nn_reducer_sum_chunks_with(nn_reducer *red, size_t n_chunked, const nn_chunk_work *work, nn_chunk_fn fn,
+                                    void *ctx);
+
 /* Collective node barrier that also ORs a flag over the node's ranks; returns the
  * OR (shared mode; other modes return `flag`). */
 int nn_reducer_barrier_or(nn_reducer *red, int flag);

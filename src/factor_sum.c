@@ -1,0 +1,193 @@
+/* The node's factored sum (see factor_sum.h). A rank's buffer in the shared window:
+ *
+ *     [ rows: 1 float, padded to 16 ][ the model's factors (nn_model_place_factors) ]
+ *
+ * An item is a tile of one dense layer's dW: rows [i0, i0 + rows) (inputs) by columns
+ * [j0, j0 + cols) (outputs), made as x[:, i0:]^T dy[:, j0:] for every rank. A tile reads
+ * its rows of every rank's x and its columns of every rank's dy, so over a layer the
+ * factors are read out/cols + in/rows times: tiles near square, of about the work
+ * wanted per item, read the least. Columns come in whole register panels (NR = two
+ * SIMD vectors, as nn_gemm's tiles), so no item takes the half-width kernels. */
+#include "nn/factor_sum.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/comm.h"
+#include "nn/kernels.h"
+
+enum { HEADER = 16, ITEMS_PER_RANK = 6 };
+
+typedef struct item {
+    int layer, i0, rows, j0, cols;
+    size_t x_off, dy_off; /* the layer's factors, in floats from the start of a rank's factors */
+    size_t w_off;         /* the layer's weights in the parameter vector */
+} item;
+
+struct nn_factor_sum {
+    nn_reducer *red; /* the node's factor buffers */
+    nn_model *model;
+    int local_size;
+    int per_rank;    /* items a rank, about */
+    int n_items;
+    item *items;
+    size_t *skip;    /* (offset, count) of each dense layer's weights */
+    float *acc, *tmp; /* one item's sums; a rank's product when it must be added on its own */
+    nn_chunk_fn fn;  /* this step's update */
+    void *fn_ctx;
+    nn_chunk_work work;
+    double product_seconds; /* in the items' products, summed since creation */
+};
+
+/* The tile shape of a layer: about `target` weights a tile, near square; columns in
+ * whole units of `unit` (a layer narrower than that is one column of tiles), rows a
+ * multiple of 8 (all of them when fewer are left). */
+static void tile_shape(const nn_layer *d, size_t target, int unit, int *rows, int *cols) {
+    size_t side = 1;
+    while (side * side < target) side++;
+    size_t c = (side + (size_t)unit / 2) / (size_t)unit * (size_t)unit;
+    c = c < (size_t)unit ? (size_t)unit : c;
+    *cols = c >= (size_t)d->out ? d->out : (int)c;
+    size_t r = (target / (size_t)*cols + 7) / 8 * 8;
+    *rows = r >= (size_t)d->in ? d->in : (int)(r < 8 ? 8 : r);
+}
+
+/* The items: about per_rank a rank over all the dense weights (more balance better;
+ * fewer re-read the factors less), tiles of each layer column by column; and the
+ * layers' weight ranges, which the chunks leave out. */
+static int plan(nn_factor_sum *fs) {
+    nn_model *m = fs->model;
+    size_t weights = 0;
+    for (int l = 0; l < m->n_layers; l++)
+        if (m->layers[l].kind == NN_LAYER_DENSE) weights += (size_t)m->layers[l].in * m->layers[l].out;
+    size_t target = weights / ((size_t)fs->per_rank * (size_t)fs->local_size) + 1;
+    int n = 0, dense = 0, unit = 2 * nn_simd_floats();
+    for (int pass = 0; pass < 2; pass++) { /* count, then fill */
+        n = dense = 0;
+        for (int l = 0; l < m->n_layers; l++) {
+            const nn_layer *d = &m->layers[l];
+            if (d->kind != NN_LAYER_DENSE) continue;
+            size_t w_off = (size_t)(d->weight - m->params);
+            if (pass) {
+                fs->skip[2 * dense] = w_off;
+                fs->skip[2 * dense + 1] = (size_t)d->in * d->out;
+            }
+            dense++;
+            int rows, cols;
+            tile_shape(d, target, unit, &rows, &cols);
+            for (int j0 = 0; j0 < d->out; j0 += cols)
+                for (int i0 = 0; i0 < d->in; i0 += rows, n++)
+                    if (pass)
+                        fs->items[n] = (item){.layer = l, .i0 = i0, .rows = d->in - i0 < rows ? d->in - i0 : rows,
+                                              .j0 = j0, .cols = d->out - j0 < cols ? d->out - j0 : cols,
+                                              .x_off = (size_t)(m->acts[l] - m->factors),
+                                              .dy_off = (size_t)(m->grad_acts[l + 1] - m->factors), .w_off = w_off};
+        }
+        if (!pass) {
+            fs->items = malloc((size_t)n * sizeof *fs->items);
+            fs->skip = malloc((size_t)dense * 2 * sizeof *fs->skip);
+            if (!fs->items || !fs->skip) return NN_ERR_RUNTIME;
+        }
+    }
+    fs->n_items = n;
+    size_t most = 0;
+    for (int i = 0; i < n; i++) {
+        size_t f = (size_t)fs->items[i].rows * fs->items[i].cols;
+        most = f > most ? f : most;
+    }
+    size_t bytes = (most * sizeof(float) + 63) / 64 * 64;
+    fs->acc = aligned_alloc(64, bytes);
+    fs->tmp = aligned_alloc(64, bytes);
+    fs->work = (nn_chunk_work){.n_items = n, .item_ctx = fs, .skip = fs->skip, .n_skip = dense};
+    return fs->acc && fs->tmp ? NN_OK : NN_ERR_RUNTIME;
+}
+
+/* Item i: the summed gradient of its block, rank by rank in order 0..L-1 as the
+ * chunked sum adds them (acc = P0, then acc = acc + Pr: with beta 1 when nn_gemm
+ * adds its whole sum in one addition, else through tmp), then the update, row by row. */
+static unsigned run_item(void *ctx, int i) {
+    nn_factor_sum *fs = ctx;
+    const item *it = &fs->items[i];
+    const nn_layer *d = &fs->model->layers[it->layer];
+    const int in = d->in, out = d->out, m = it->rows, cols = it->cols;
+    const size_t floats = (size_t)m * cols;
+    double t0 = MPI_Wtime();
+    for (int r = 0; r < fs->local_size; r++) {
+        const float *seg = nn_reducer_segment(fs->red, r);
+        int k = (int)seg[0]; /* that rank's rows of the batch: the products' depth */
+        const float *x = seg + HEADER + it->x_off + it->i0, *dy = seg + HEADER + it->dy_off + it->j0;
+        if (r == 0) {
+            nn_gemm(true, false, m, cols, k, x, in, dy, out, 0.0f, fs->acc, cols);
+        } else if (k == 0) { /* its product is +0: the sum turns a -0 into +0 */
+            for (size_t e = 0; e < floats; e++) fs->acc[e] += 0.0f;
+        } else if (k <= nn_gemm_unsplit_depth()) {
+            nn_gemm(true, false, m, cols, k, x, in, dy, out, 1.0f, fs->acc, cols);
+        } else {
+            nn_gemm(true, false, m, cols, k, x, in, dy, out, 0.0f, fs->tmp, cols);
+            for (size_t e = 0; e < floats; e++) fs->acc[e] += fs->tmp[e];
+        }
+    }
+    fs->product_seconds += MPI_Wtime() - t0;
+    unsigned bad = 0;
+    for (int row = 0; row < m; row++)
+        bad |= fs->fn(fs->fn_ctx, fs->acc + (size_t)row * cols, it->w_off + (size_t)(it->i0 + row) * out + it->j0,
+                      (size_t)cols);
+    return bad;
+}
+
+int nn_factor_sum_create(nn_factor_sum **out, MPI_Comm comm, nn_model *model, nn_error *err) {
+    *out = NULL;
+    nn_factor_sum *fs = calloc(1, sizeof *fs);
+    int status = nn_comm_agree(comm, fs ? NN_OK : nn_fail(err, NN_ERR_RUNTIME, "factored sum: out of memory"), err);
+    if (status) {
+        free(fs);
+        return status;
+    }
+    if ((status = nn_reducer_create(&fs->red, comm, HEADER + nn_model_factor_floats(model), err))) {
+        free(fs);
+        return status;
+    }
+    int local_rank, ok = nn_reducer_can_sum_chunks(fs->red), all = 0;
+    MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, comm);
+    if (!all) { /* the window could not be shared (too little /dev/shm): the chunked sum stays */
+        nn_reducer_free(fs->red);
+        free(fs);
+        return NN_OK;
+    }
+    nn_reducer_local(fs->red, &local_rank, &fs->local_size);
+    const char *given = getenv("NN_FACTOR_ITEMS");
+    fs->per_rank = given && atoi(given) > 0 ? atoi(given) : ITEMS_PER_RANK;
+    MPI_Bcast(&fs->per_rank, 1, MPI_INT, 0, comm); /* one plan for all: rank 0's */
+    fs->model = model;
+    nn_model_place_factors(model, nn_reducer_buffer(fs->red) + HEADER);
+    status = plan(fs) ? nn_fail(err, NN_ERR_RUNTIME, "factored sum: out of memory") : NN_OK;
+    fs->work.item = run_item;
+    if ((status = nn_comm_agree(comm, status, err))) {
+        nn_factor_sum_free(fs);
+        return status;
+    }
+    *out = fs;
+    return NN_OK;
+}
+
+void nn_factor_sum_free(nn_factor_sum *fs) {
+    if (!fs) return;
+    nn_reducer_free(fs->red);
+    free(fs->items);
+    free(fs->skip);
+    free(fs->acc);
+    free(fs->tmp);
+    free(fs);
+}
+
+void nn_factor_sum_rows(nn_factor_sum *fs, int rows) { nn_reducer_buffer(fs->red)[0] = (float)rows; }
+
+const nn_chunk_work *nn_factor_sum_work(nn_factor_sum *fs, nn_chunk_fn fn, void *ctx) {
+    fs->fn = fn;
+    fs->fn_ctx = ctx;
+    return &fs->work;
+}
+
+int nn_factor_sum_items(const nn_factor_sum *fs) { return fs->n_items; }
+
+double nn_factor_sum_product_seconds(const nn_factor_sum *fs) { return fs ? fs->product_seconds : 0.0; }

@@ -1,0 +1,67 @@
+#!/bin/bash
+# The node's sum, three ways, one result: NN_NODE_SUM=static (each rank sums its
+# slice), chunked (the default: chunks to whichever rank is free) and factors (dense
+# weight gradients made from the ranks' factors, factor_sum.h), must give
+# bit-identical checkpoints (h5diff without a tolerance over /model and /optimizer)
+# and the same losses and accuracies: at 3, 4 and 5 ranks of one node (where the
+# node keeps one copy of the weights), and at 2 with NN_NODE_PARAMS=shared; with
+# dropout and max-norm, --threads 2, a convolutional front, and on MNIST with more
+# than 256 rows a rank (where nn_gemm cuts the product into slices, so the factored
+# sum adds each rank's product on its own). The header names the sum in use.
+# Usage: test_node_sum.sh NNTRAIN MAKE_TEST_DATA MPIEXEC MNIST WORKDIR
+set -u
+nntrain=$1 make_data=$2 mpiexec=$3 mnist=$4 dir=$5/node_sum
+rm -rf "$dir" && mkdir -p "$dir" && "$make_data" "$dir" >/dev/null || exit 1
+fails=0 passed=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+
+# run NAME NP SUM [options]: trains into NAME.h5 and NAME.jsonl with NN_NODE_SUM=SUM
+run() {
+    local name=$1 np=$2 sum=$3
+    shift 3
+    rm -f "$dir/$name.h5" "$dir/$name.jsonl"
+    NN_NODE_SUM=$sum timeout 300 "$mpiexec" -n "$np" -x NN_NODE_SUM -x NN_NODE_PARAMS "$nntrain" --checkpoint "$dir/$name.h5" \
+        --metrics "$dir/$name.jsonl" --thread-tuning off --timeout 120 "$@" >"$dir/$name.out" 2>&1 ||
+        fail "$name: nntrain exited $?: $(grep -m1 '^nntrain: ' "$dir/$name.out" | grep -v network)"
+}
+scores() { grep -o '"\(train_loss\|test_loss\|test_accuracy\)": [^,]*' "$dir/$1.jsonl" 2>/dev/null; }
+
+# check WHAT NP [options]: the three sums agree, and the factors run says it used the factored sum
+check() {
+    local what=$1 np=$2 s
+    shift 2
+    for s in static chunked factors; do run "$s" "$np" "$s" "$@"; done
+    grep -q 'factored sum' "$dir/factors.out" || fail "$what: the header does not say 'factored sum': $(grep -m1 allreduce "$dir/factors.out")"
+    for s in static chunked; do
+        if ! h5diff "$dir/factors.h5" "$dir/$s.h5" /model /model >"$dir/diff" 2>&1 ||
+            ! h5diff "$dir/factors.h5" "$dir/$s.h5" /optimizer /optimizer >>"$dir/diff" 2>&1; then
+            fail "$what: the factored and $s sums' checkpoints differ: $(head -c 300 "$dir/diff")"
+        elif [ -z "$(scores factors)" ] || [ "$(scores factors)" != "$(scores "$s")" ]; then
+            fail "$what: the factored and $s sums' metrics differ (or are missing)"
+        else
+            passed=$((passed + 1))
+            echo "ok   $what: factored = $s"
+        fi
+    done
+}
+
+small=(--data "$dir/good.h5" --batch-size 16 --epochs 3 --lr 0.3)
+check "3 ranks, tanh" 3 "${small[@]}" --layers 16,12,8,3 --activation tanh
+check "4 ranks, relu, dropout, max-norm" 4 "${small[@]}" --layers 16,40,24,3 --activation relu --dropout 0.3 \
+    --input-dropout 0.1 --max-norm 2
+check "5 ranks, 2 threads each" 5 "${small[@]}" --layers 16,64,3 --threads 2
+NN_NODE_PARAMS=shared check "2 ranks, one shared copy of the weights" 2 "${small[@]}" --layers 16,12,8,3
+check "3 ranks, a convolutional front" 3 "${small[@]}" --layers conv2x2x4p1,pool2,10,3 --activation relu
+if [ -f "$mnist" ]; then
+    check "3 ranks, MNIST, 400 rows a rank" 3 --data "$mnist" --train-limit 2400 --batch-size 1200 --epochs 2 \
+        --lr 0.2 --layers 784,64,10
+else
+    fail "$mnist is missing: run scripts/fetch_mnist.sh first (scripts/test.sh does)"
+fi
+# where it does not apply: --accumulate keeps the chunked sum (the factors hold one micro-batch)
+run acc 3 factors "${small[@]}" --layers 16,12,3 --accumulate 2
+if grep -q 'chunked sum' "$dir/acc.out"; then passed=$((passed + 1)); echo "ok   --accumulate 2: the chunked sum"
+else fail "--accumulate 2 should keep the chunked sum: $(grep -m1 allreduce "$dir/acc.out")"; fi
+
+echo "$passed passed, $fails failed"
+[ "$fails" -eq 0 ]
