@@ -16,7 +16,7 @@
 #include "nn/comm.h"
 #include "nn/kernels.h"
 
-enum { HEADER = 16, ITEMS_PER_RANK = 6 };
+enum { HEADER = 16, ITEMS_PER_RANK = 6, MIN_TILE = 4096 /* weights: below, the calls cost more than the work */ };
 
 typedef struct item {
     int layer, i0, rows, j0, cols;
@@ -61,6 +61,7 @@ static int plan(nn_factor_sum *fs) {
     for (int l = 0; l < m->n_layers; l++)
         if (m->layers[l].kind == NN_LAYER_DENSE) weights += (size_t)m->layers[l].in * m->layers[l].out;
     size_t target = weights / ((size_t)fs->per_rank * (size_t)fs->local_size) + 1;
+    target = target < MIN_TILE ? MIN_TILE : target;
     int n = 0, dense = 0, unit = 2 * nn_simd_floats();
     for (int pass = 0; pass < 2; pass++) { /* count, then fill */
         n = dense = 0;
@@ -128,10 +129,12 @@ static unsigned run_item(void *ctx, int i) {
         }
     }
     fs->product_seconds += MPI_Wtime() - t0;
+    size_t first = it->w_off + (size_t)it->i0 * out + it->j0;
+    if (cols == out) /* whole rows: one stretch of the parameters */
+        return fs->fn(fs->fn_ctx, fs->acc, first, floats);
     unsigned bad = 0;
     for (int row = 0; row < m; row++)
-        bad |= fs->fn(fs->fn_ctx, fs->acc + (size_t)row * cols, it->w_off + (size_t)(it->i0 + row) * out + it->j0,
-                      (size_t)cols);
+        bad |= fs->fn(fs->fn_ctx, fs->acc + (size_t)row * cols, first + (size_t)row * out, (size_t)cols);
     return bad;
 }
 

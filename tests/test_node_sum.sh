@@ -7,7 +7,8 @@
 # node keeps one copy of the weights), and at 2 with NN_NODE_PARAMS=shared; with
 # dropout and max-norm, --threads 2, a convolutional front, and on MNIST with more
 # than 256 rows a rank (where nn_gemm cuts the product into slices, so the factored
-# sum adds each rank's product on its own). The header names the sum in use.
+# sum adds each rank's product on its own) and a hidden layer of 300, cut into tiles
+# both ways (8 x 3 at 3 ranks). The header names the sum in use.
 # Usage: test_node_sum.sh NNTRAIN MAKE_TEST_DATA MPIEXEC MNIST WORKDIR
 set -u
 nntrain=$1 make_data=$2 mpiexec=$3 mnist=$4 dir=$5/node_sum
@@ -54,7 +55,7 @@ NN_NODE_PARAMS=shared check "2 ranks, one shared copy of the weights" 2 "${small
 check "3 ranks, a convolutional front" 3 "${small[@]}" --layers conv2x2x4p1,pool2,10,3 --activation relu
 if [ -f "$mnist" ]; then
     check "3 ranks, MNIST, 400 rows a rank" 3 --data "$mnist" --train-limit 2400 --batch-size 1200 --epochs 2 \
-        --lr 0.2 --layers 784,64,10
+        --lr 0.2 --layers 784,300,10
 else
     fail "$mnist is missing: run scripts/fetch_mnist.sh first (scripts/test.sh does)"
 fi
