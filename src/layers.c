@@ -22,6 +22,10 @@ void nn_dense_backward_params(const nn_layer *layer, const float *x, const float
     /* dW = x^T dy, db = column sums of dy (added to dW, db when accumulating micro-batches) */
     nn_gemm(true, false, layer->in, layer->out, batch, x, layer->in, dy, layer->out, accumulate ? 1.0f : 0.0f,
             layer->dweight, layer->out);
+    nn_dense_backward_bias(layer, dy, batch, accumulate);
+}
+
+void nn_dense_backward_bias(const nn_layer *layer, const float *dy, int batch, bool accumulate) {
     nn_column_sums(dy, layer->dbias, batch, layer->out, accumulate);
 }
 

@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include "nn/conv_spec.h"
-#include "nn/kernels.h"
 #include "nn/rng.h"
 #include "nn/names.h"
 #include "nn/parallel.h"
@@ -333,7 +332,7 @@ void nn_model_backward_micro(nn_model *model, const uint8_t *labels, int batch, 
          * while dx and the layers below are computed. With placed factors a dense
          * layer's weight gradient is the caller's to make. */
         if (model->factors && layer->kind == NN_LAYER_DENSE)
-            nn_column_sums(model->grad_acts[l + 1], layer->dbias, batch, layer->out, accumulate);
+            nn_dense_backward_bias(layer, model->grad_acts[l + 1], batch, accumulate);
         else
             nn_layer_backward_params(layer, model->acts[l], model->grad_acts[l + 1], batch, accumulate);
         if (model->slice_final && final)

@@ -6,9 +6,9 @@
  * ranks' products. The chunked sum has every rank write its whole dW (a product of
  * depth b that touches every weight) and then reads L of them back. Here each rank
  * leaves its factors x and dy (b x (in + out) floats a layer, where dW has in x out)
- * in memory the node shares, and blocks of columns of the summed dW are handed out
- * as work items: whoever takes one multiplies every rank's factors for those columns,
- * adding them in rank order 0..L-1, and applies the SGD step to them. With the same
+ * in memory the node shares, and tiles of the summed dW are handed out as work
+ * items: whoever takes one multiplies every rank's factors for its rows and columns,
+ * adding them in rank order 0..L-1, and applies the SGD step to it. With the same
  * arithmetic as the per-rank products and their sum, operation for operation
  * (nn_gemm_unsplit_depth), the result is bit-identical to the chunked sum's. This is
  * "sufficient factor broadcasting" (Xie et al., 2015) inside one node's memory.
@@ -37,9 +37,10 @@ void nn_factor_sum_free(nn_factor_sum *fs); /* collective; NULL is allowed */
 /* This step's rows on this rank (its part of the batch; 0 is allowed). */
 void nn_factor_sum_rows(nn_factor_sum *fs, int rows);
 
-/* The work of this step for nn_exchange_finish_update: its items compute the summed
- * weight gradient block by block and hand each block to fn(ctx, sums, offset, count)
- * (count floats of one weight row at a time); the weights are left out of the chunks. */
+/* The work of this step for nn_exchange_finish_update_with: its items compute the
+ * summed weight gradient tile by tile and hand each to fn(ctx, sums, offset, count)
+ * (a tile's part of one weight row at a time, or the whole tile when it spans whole
+ * rows); the weights are left out of the chunks. */
 const nn_chunk_work *nn_factor_sum_work(nn_factor_sum *fs, nn_chunk_fn fn, void *ctx);
 
 /* Seconds this rank spent in the items' products since creation: the backward's

@@ -59,6 +59,8 @@ void nn_dense_backward(const nn_layer *layer, const float *x, const float *dy, f
  * (which needs only the weights, so it can run while the former is reduced). */
 void nn_dense_backward_params(const nn_layer *layer, const float *x, const float *dy, int batch, bool accumulate);
 void nn_dense_backward_input(const nn_layer *layer, const float *dy, float *dx, int batch);
+/* The bias half of the parameter gradient alone (the weights' made elsewhere: factor_sum.h). */
+void nn_dense_backward_bias(const nn_layer *layer, const float *dy, int batch, bool accumulate);
 
 /* Element-wise activations. Backward takes the forward OUTPUT y (cheaper than x
  * for all three) and may run in place (dx == dy). n = batch * width. */
