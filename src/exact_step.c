@@ -10,6 +10,7 @@
  * bit. */
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "nn/comm.h"
 #include "nn/virtual_shards.h"
@@ -31,9 +32,30 @@ int trainer_exact_setup(trainer *t, nn_error *err) {
     if (v > t->train.total)
         return nn_fail(err, NN_ERR_INPUT, "--virtual-shards %d exceeds the %ld training samples", v, t->train.total);
     nn_vshards_of_rank(v, t->rank, t->nranks, &t->vs_first, &t->vs_end);
-    int status = nn_exact_create(&t->exact, nn_spec_param_count(&c->spec), WORDS, (long)v * c->accumulate, err);
+    int dense = !c->spec.n_convs; /* the product over the global batch (trainer_global_setup) sums the gradients */
+    int status = nn_exact_create(&t->exact, dense ? 0 : nn_spec_param_count(&c->spec), WORDS,
+                                 (long)v * c->accumulate, err);
     status = nn_comm_agree(t->comm, status, err); /* the next call is collective */
-    return status ? status : nn_exact_share(&t->exact, t->comm, err);
+    return status || dense ? status : nn_exact_share(&t->exact, t->comm, err);
+}
+
+int trainer_global_setup(trainer *t, nn_error *err) {
+    int v = t->cfg.virtual_shards, s = t->cfg.batch_size / v, first, end;
+    int *rows = malloc(2 * (size_t)t->nranks * sizeof *rows), *first_row = rows + t->nranks;
+    int status = nn_comm_agree(t->comm, rows ? NN_OK : nn_fail(err, NN_ERR_RUNTIME, "out of memory"), err);
+    if (status) {
+        free(rows);
+        return status;
+    }
+    for (int r = 0; r < t->nranks; r++) { /* rank r's shards, in the global batch's order */
+        nn_vshards_of_rank(v, r, t->nranks, &first, &end);
+        rows[r] = (end - first) * s;
+        first_row[r] = first * s;
+    }
+    status = nn_global_product_create(&t->global, t->comm, &t->model, t->cfg.batch_size, t->cfg.accumulate, rows,
+                                      first_row, WORDS, err);
+    free(rows);
+    return status;
 }
 
 /* Shard v's first row, counted from this rank's first (its shards are contiguous). */
@@ -69,6 +91,11 @@ static int load_shards(trainer *t, long micro) {
         }
     }
     nn_shard_gather(&t->train, t->batch_rows, n, nn_model_input(&t->model), t->labels);
+    for (int v = t->vs_first; v < t->vs_end; v++) { /* the next micro-batch's rows, as trainer_load_batch does */
+        long count, begin = local_begin(t, v, &count);
+        for (long i = (micro + 1) * s; i < (micro + 2) * s && i < count; i++)
+            nn_shard_prefetch(&t->train, t->order[begin + i]);
+    }
     return n;
 }
 
@@ -125,7 +152,47 @@ static void local_gradients(trainer *t, long s, double *data_seconds) {
     words[WORD_STOP] = nn_exchange_control(t->exchange, NN_CONTROL_STOP) > 0.0f;
 }
 
+/* The same on a dense network: forward and backward of each micro-step with the dense
+ * layers' inputs and output gradients in the global product's factors, and the
+ * words (the loss on its grid, the flags) for its exact sum. */
+static void local_factors(trainer *t, long s, double *data_seconds) {
+    nn_model *m = &t->model;
+    int k = t->cfg.accumulate, bad = 0;
+    float scale = 1.0f / ((float)t->cfg.batch_size * (float)k);
+    int64_t loss = 0;
+    for (int micro = 0; micro < k; micro++) {
+        nn_global_product_attach(t->global, micro);
+        double t0 = MPI_Wtime();
+        int n = load_shards(t, s * k + micro);
+        *data_seconds += MPI_Wtime() - t0;
+        trainer_key_batch(t, n, micro);
+        nn_model_forward_loss(m, t->labels, n);
+        loss += shard_losses(t, n, &bad);
+        nn_model_backward_micro(m, t->labels, n, scale, micro, k);
+    }
+    nn_global_product_detach(t->global); /* evaluation uses more rows than a step's part */
+    int64_t *words = nn_global_product_words(t->global);
+    words[WORD_LOSS] = loss;
+    words[WORD_BAD] = bad;
+    words[WORD_STOP] = nn_exchange_control(t->exchange, NN_CONTROL_STOP) > 0.0f;
+}
+
+/* The step's gradient from the product over the global batch; its time in the
+ * tiles is computing, not the sum's. */
+static double global_gradients(trainer *t, long s, double *data_seconds) {
+    local_factors(t, s, data_seconds);
+    nn_watchdog_beat(t->progress.global_step, NN_PHASE_SUM);
+    int64_t sums[WORDS];
+    double products;
+    double seconds = nn_global_product_sum(t->global, sums, &products);
+    if (t->rank == 0) t->loss_sum += nn_exact_loss_value(sums[WORD_LOSS]); /* one rank holds the exact loss */
+    nn_exchange_set_control(t->exchange, NN_CONTROL_NONFINITE, sums[WORD_BAD] > 0);
+    nn_exchange_set_control(t->exchange, NN_CONTROL_STOP, sums[WORD_STOP] > 0);
+    return seconds;
+}
+
 double trainer_exact_gradients(trainer *t, long s, double *data_seconds) {
+    if (t->global) return global_gradients(t, s, data_seconds);
     local_gradients(t, s, data_seconds);
     nn_watchdog_beat(t->progress.global_step, NN_PHASE_SUM);
     double t0 = MPI_Wtime();

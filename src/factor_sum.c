@@ -39,17 +39,15 @@ struct nn_factor_sum {
     double product_seconds; /* in the items' products, summed since creation */
 };
 
-/* The tile shape of a layer: about `target` weights a tile, near square; columns in
- * whole units of `unit` (a layer narrower than that is one column of tiles), rows a
- * multiple of 8 (all of them when fewer are left). */
-static void tile_shape(const nn_layer *d, size_t target, int unit, int *rows, int *cols) {
+void nn_factor_tile_shape(int in, int out, size_t target, int *rows, int *cols) {
+    const size_t unit = 2 * (size_t)nn_simd_floats();
     size_t side = 1;
     while (side * side < target) side++;
-    size_t c = (side + (size_t)unit / 2) / (size_t)unit * (size_t)unit;
-    c = c < (size_t)unit ? (size_t)unit : c;
-    *cols = c >= (size_t)d->out ? d->out : (int)c;
+    size_t c = (side + unit / 2) / unit * unit;
+    c = c < unit ? unit : c;
+    *cols = c >= (size_t)out ? out : (int)c;
     size_t r = (target / (size_t)*cols + 7) / 8 * 8;
-    *rows = r >= (size_t)d->in ? d->in : (int)(r < 8 ? 8 : r);
+    *rows = r >= (size_t)in ? in : (int)(r < 8 ? 8 : r);
 }
 
 /* The items: about per_rank a rank over all the dense weights (more balance better;
@@ -62,7 +60,7 @@ static int plan(nn_factor_sum *fs) {
         if (m->layers[l].kind == NN_LAYER_DENSE) weights += (size_t)m->layers[l].in * m->layers[l].out;
     size_t target = weights / ((size_t)fs->per_rank * (size_t)fs->local_size) + 1;
     target = target < MIN_TILE ? MIN_TILE : target;
-    int n = 0, dense = 0, unit = 2 * nn_simd_floats();
+    int n = 0, dense = 0;
     for (int pass = 0; pass < 2; pass++) { /* count, then fill */
         n = dense = 0;
         for (int l = 0; l < m->n_layers; l++) {
@@ -75,7 +73,7 @@ static int plan(nn_factor_sum *fs) {
             }
             dense++;
             int rows, cols;
-            tile_shape(d, target, unit, &rows, &cols);
+            nn_factor_tile_shape(d->in, d->out, target, &rows, &cols);
             for (int j0 = 0; j0 < d->out; j0 += cols)
                 for (int i0 = 0; i0 < d->in; i0 += rows, n++)
                     if (pass)

@@ -87,7 +87,8 @@ static step_outcome step(trainer *t, long s, nn_epoch_clock *clock) {
          * ranks of a node split it), then every rank gets the whole updated vector */
         size_t offset, count;
         nn_exchange_owned(t->exchange, &offset, &count);
-        nonfinite = nn_sgd_step_range(&t->sgd, m->params, m->grads, learning_rate(t, t->progress.global_step), offset, count);
+        const float *grads = t->global ? nn_global_product_grads(t->global) : m->grads; /* --deterministic: in place */
+        nonfinite = nn_sgd_step_range(&t->sgd, m->params, grads, learning_rate(t, t->progress.global_step), offset, count);
         clock->exchange += nn_exchange_publish(t->exchange, m->params, &nonfinite);
     }
     /* every rank sees the same non-finite loss (a control word) or weight, without a word */

@@ -12,6 +12,7 @@
 #include "nn/exact_sum.h"
 #include "nn/exchange.h"
 #include "nn/factor_sum.h"
+#include "nn/global_product.h"
 #include "nn/model.h"
 #include "nn/optim.h"
 #include "nn/metrics.h"
@@ -46,7 +47,8 @@ typedef struct trainer {
     double loss_sum;      /* this rank's summed training loss so far this epoch */
     double samples_trained; /* by this run, all ranks together, in completed epochs */
     int vs_first, vs_end; /* deterministic mode: this rank's virtual shards */
-    nn_exact_sum exact;   /* deterministic mode: the step's fixed-point sum */
+    nn_exact_sum exact;   /* deterministic mode: the step's fixed-point sum (its loss grid only, with `global`) */
+    nn_global_product *global; /* deterministic mode on a dense network: the product over the global batch */
     int exact_store;      /* deterministic mode: this micro-step's first parts store (exact_step.c) */
     size_t exact_last;    /* the offset of the last part handed over */
     double first_loss;    /* mean training loss of this run's first epoch (0: none yet): divergence bound */
@@ -82,11 +84,15 @@ void trainer_exact_shuffle(trainer *t, int epoch);
 
 /* Deterministic mode: step `s` of the epoch up to the summed gradients, every
  * virtual shard on its own, their sum exact (nn/exact_sum.h); leaves the mean
- * gradient in model.grads, the summed control words in the exchange, and adds the
- * step's loss (rank 0). Collective; returns the seconds spent in the sum. */
+ * gradient in model.grads (with `global`: at nn_global_product_grads), the summed
+ * control words in the exchange, and adds the step's loss (rank 0). Collective;
+ * returns the seconds spent in the sum. */
 double trainer_exact_gradients(trainer *t, long s, double *data_seconds);
 
 /* Setup's part for deterministic mode: checks (one line each) and the sum's buffers. */
 int trainer_exact_setup(trainer *t, nn_error *err);
+/* Collective, once the model and the exchange are built: on a dense network, the
+ * product over the global batch (global_product.h) replaces the fixed-point sum. */
+int trainer_global_setup(trainer *t, nn_error *err);
 
 #endif

@@ -27,7 +27,10 @@ void trainer_print_header(const trainer *t) {
     if (c->warmup_epochs > 0) fprintf(t->log, ", warm-up %g epochs", c->warmup_epochs);
     fprintf(t->log, ", lr %g (%s), momentum %g", c->lr, nn_schedule_name(c->schedule), c->momentum);
     if (c->momentum_ramp_epochs > 0) fprintf(t->log, " -> %g over %g epochs", c->momentum_end, c->momentum_ramp_epochs);
-    if (c->virtual_shards)
+    if (c->virtual_shards && t->global)
+        fprintf(t->log, "; deterministic: %d virtual shards, one product over the global batch (%s)",
+                c->virtual_shards, nn_global_product_where(t->global));
+    else if (c->virtual_shards)
         fprintf(t->log, "; deterministic: %d virtual shards, exact int64 sum%s", c->virtual_shards,
                 t->exact.node ? " in shared memory (1 node)" : t->nranks > 1 ? " over MPI" : "");
     else fprintf(t->log, "; allreduce %s", exchange);

@@ -204,6 +204,7 @@ int trainer_setup(trainer *t, nn_error *err) {
     if (shared) nn_model_place_params(&t->model, shared);
     float *velocity = shared ? nn_exchange_share_velocity(t->exchange, t->sgd.velocity) : NULL;
     if (velocity) nn_sgd_place_velocity(&t->sgd, velocity);
+    if (exact && !t->cfg.spec.n_convs && (status = trainer_global_setup(t, err))) return status;
     if (velocity && use_factors(t)) {
         if ((status = nn_factor_sum_create(&t->factors, t->comm, &t->model, err))) return status;
         if (t->factors) nn_exchange_name_fused(t->exchange, "factored sum");
@@ -221,6 +222,7 @@ void trainer_free(trainer *t) {
     free(t->sample_ids);
     nn_evaluator_free(&t->eval);
     nn_factor_sum_free(t->factors); /* collective, as the exchange */
+    nn_global_product_free(t->global); /* collective; gives the model its buffers back */
     nn_exchange_free(t->exchange); /* collective: every rank frees in the same place */
     nn_sgd_free(&t->sgd);
     nn_model_free(&t->model);

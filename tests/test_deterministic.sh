@@ -6,9 +6,12 @@
 # tolerance over every array of /model, /optimizer (weights, biases, momentum) and
 # /progress (the shuffle state and the epoch's loss sum so far, one row in this mode)
 # and their attributes, plus the metrics' losses and accuracies to the last digit.
-# Usage: test_deterministic.sh NNTRAIN MAKE_TEST_DATA MPIEXEC WORKDIR
+# Dense networks take the product over the global batch (global_product.h), through
+# a node's shared memory and, with NN_EXACT_SUM=mpi, between nodes (every rank its
+# own); convolutional ones the fixed-point sum (exact_sum.h), both of its paths too.
+# Usage: test_deterministic.sh NNTRAIN MAKE_TEST_DATA MPIEXEC MNIST WORKDIR
 set -u
-nntrain=$1 make_data=$2 mpiexec=$3 dir=$4/deterministic
+nntrain=$1 make_data=$2 mpiexec=$3 mnist=$4 dir=$5/deterministic
 rm -rf "$dir" && mkdir -p "$dir" && "$make_data" "$dir" >/dev/null || exit 1
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
@@ -56,11 +59,12 @@ for np in 2 3 4 5 8; do
     run "np$np" "$np" --deterministic --threads 1 || fail "-np $np: exit $? ($(tail -1 "$dir/np$np.out"))"
     same ref "np$np" "-np $np (shm) = -np 1"
 done
-grep -q "exact int64 sum in shared memory (1 node)" "$dir/np4.out" ||
-    fail "-np 4 on one node did not sum in shared memory: $(head -1 "$dir/np4.out")"
+grep -q "one product over the global batch (in shared memory, 1 node)" "$dir/np4.out" ||
+    fail "-np 4 on one node did not share the product in memory: $(head -1 "$dir/np4.out")"
 NN_EXACT_SUM=mpi run sumoverm4 4 --deterministic || fail "NN_EXACT_SUM=mpi: exit $?"
-same ref sumoverm4 "-np 4, the exact sum over MPI (the path between nodes) = -np 1"
-grep -q "exact int64 sum over MPI" "$dir/sumoverm4.out" || fail "NN_EXACT_SUM=mpi did not sum over MPI"
+same ref sumoverm4 "-np 4, every rank its own node (the factors broadcast between nodes) = -np 1"
+grep -q "one product over the global batch (4 nodes)" "$dir/sumoverm4.out" ||
+    fail "NN_EXACT_SUM=mpi did not make 4 nodes: $(head -1 "$dir/sumoverm4.out")"
 run mpi3 3 --deterministic --allreduce mpi --threads 2 || fail "mpi: exit $?"
 same ref mpi3 "-np 3 --allreduce mpi --threads 2 = -np 1"
 run overlap4 4 --deterministic --allreduce overlap || fail "overlap: exit $?"
@@ -87,6 +91,11 @@ same other1 other3 "mse, tanh, --validation, warm-up, momentum ramp: -np 3 = -np
 cnn=(--deterministic --layers conv3x3x4p1,pool2,8,3 --activation relu --dropout 0.2 --shift 1)
 run cnn1 1 "${cnn[@]}" --threads 1 && run cnn3 3 "${cnn[@]}" --threads 2 || fail "conv runs: exit $?"
 same cnn1 cnn3 "a conv network (conv, pool, dense), dropout, --shift 1: -np 3 --threads 2 = -np 1"
+grep -q "exact int64 sum in shared memory (1 node)" "$dir/cnn3.out" ||
+    fail "the conv network at -np 3 did not take the fixed-point sum in shared memory: $(head -1 "$dir/cnn3.out")"
+NN_EXACT_SUM=mpi run cnnmpi 4 "${cnn[@]}" || fail "conv run, NN_EXACT_SUM=mpi: exit $?"
+same cnn1 cnnmpi "a conv network, the fixed-point sum over MPI (the path between nodes): -np 4 = -np 1"
+grep -q "exact int64 sum over MPI" "$dir/cnnmpi.out" || fail "NN_EXACT_SUM=mpi did not sum over MPI"
 # --shift is wired in: it changes the model, the header says it, the checkpoint keeps it
 run cnn0 1 "${cnn[@]:0:7}" --threads 1 || fail "conv run without --shift: exit $?"
 h5diff -q "$dir/cnn1.h5" "$dir/cnn0.h5" /model /model >/dev/null 2>&1 && fail "--shift 1 gave the same model as no shift"
@@ -114,6 +123,22 @@ same ref stop2 "-np 2, stopped at step 5, resumed at -np 4 = -np 1 throughout"
 timeout 300 "$mpiexec" -n 3 "$nntrain" --resume "$dir/stop2b.h5" --checkpoint "$dir/stop2b.h5" --metrics "$dir/stop2b.jsonl" \
     --timeout 120 >"$dir/resume3.out" 2>&1 || fail "resume at -np 3: exit $? ($(tail -1 "$dir/resume3.out"))"
 same ref stop2b "-np 2, stopped, resumed at -np 3 with the checkpoint's settings = -np 1"
+
+# MNIST, 784-300-10, batch 1200: a product deeper than one slice of nn_gemm (256) and
+# a layer cut into tiles of whole panels with a narrower last one (300 = 9 x 32 + 12)
+if [ -f "$mnist" ]; then
+    saved=("${base[@]}")
+    base=(--data "$mnist" --train-limit 2400 --layers 784,300,10 --activation relu --batch-size 1200 --epochs 2
+          --lr 0.1 --thread-tuning off --timeout 120)
+    run mnist1 1 --deterministic --threads 2 || fail "MNIST -np 1: exit $?"
+    run mnist3 3 --deterministic || fail "MNIST -np 3: exit $?"
+    same mnist1 mnist3 "MNIST 784-300-10, batch 1200: -np 3 = -np 1"
+    NN_EXACT_SUM=mpi run mnist5 5 --deterministic || fail "MNIST -np 5, NN_EXACT_SUM=mpi: exit $?"
+    same mnist1 mnist5 "MNIST 784-300-10, batch 1200: -np 5, every rank its own node = -np 1"
+    base=("${saved[@]}")
+else
+    fail "$mnist is missing: run scripts/fetch_mnist.sh first (scripts/test.sh does)"
+fi
 
 # one line and exit 2: more ranks than virtual shards, V not dividing the batch, a mode change on resume
 expect_usage() {

@@ -1,0 +1,367 @@
+/* The product over the global batch (see global_product.h). A node's memory:
+ *
+ *     [ tile counter ][ words: 2 x ranks x words int64 ][ the summed gradient: n_params floats ]
+ *     [ for each dense layer: X, (micro_steps * batch) x in; dY, (micro_steps * batch) x out ]
+ *
+ * each part on 64 bytes. The words alternate between two sets by step, so a rank
+ * already writing the next step's words never meets one still reading this step's.
+ * A step: each rank writes its rows and words; barrier; between nodes, the leaders
+ * broadcast their ranks' rows; barrier; tiles from the counter; barrier; each rank
+ * copies the gradient and adds the words. */
+#include "nn/global_product.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+
+#include "nn/comm.h"
+#include "nn/factor_sum.h" /* nn_factor_tile_shape */
+#include "nn/kernels.h"
+
+/* A tile's product should be worth its call (packing dY's panels, the narrow last
+ * one): on the reference network at -np 2, four tiles of >= 4 Mflop a step trained
+ * 3-6% faster than fourteen smaller ones. */
+enum { ALIGN = 64, TILES_PER_RANK = 2, MIN_TILE_FLOPS = 1 << 22 };
+
+typedef struct dense_factors {
+    int layer, in, out;
+    size_t x, dy;         /* bytes from the base: the layer's input rows and output-gradient rows */
+    size_t weight, bias;  /* the layer's gradients in the parameter vector, in floats */
+} dense_factors;
+
+typedef struct tile { int dense, i0, rows, j0, cols; } tile;
+
+struct nn_global_product {
+    MPI_Comm node, leaders;    /* this node's ranks; its leader among the others (local rank 0 only) */
+    MPI_Win win;               /* MPI_WIN_NULL: a node of one rank, in private memory */
+    char *base;
+    int rank, nranks, local, locals, nodes;
+    int batch, micro_steps, words, parity;
+    int my_rows, my_first;
+    nn_model *model;
+    int n_dense;
+    dense_factors dense[NN_MAX_LAYERS];
+    float *own_x[NN_MAX_LAYERS], *own_dy[NN_MAX_LAYERS]; /* the model's buffers while attached */
+    int attached;
+    size_t words_at[2], grads_at, bytes;
+    tile *tiles;
+    int n_tiles;
+    MPI_Datatype *node_rows;   /* [2 * nodes]: a node's ranks' rows and words, by parity */
+    char where[64];
+};
+
+static size_t up(size_t bytes) { return (bytes + ALIGN - 1) / ALIGN * ALIGN; }
+
+static atomic_ullong *counter(nn_global_product *gp) { return (atomic_ullong *)gp->base; }
+
+int nn_global_product_fits(const nn_model *model) {
+    for (int l = 0; l < model->n_layers; l++)
+        if (nn_layer_has_params(&model->layers[l]) && model->layers[l].kind != NN_LAYER_DENSE) return 0;
+    return 1;
+}
+
+/* The layout above; the dense layers' places. */
+static void lay_out(nn_global_product *gp) {
+    nn_model *m = gp->model;
+    size_t at = ALIGN, depth = (size_t)gp->micro_steps * gp->batch;
+    for (int p = 0; p < 2; p++) {
+        gp->words_at[p] = at;
+        at += up((size_t)gp->nranks * gp->words * sizeof(int64_t));
+    }
+    gp->grads_at = at;
+    at += up(m->n_params * sizeof(float));
+    for (int l = 0; l < m->n_layers; l++) {
+        const nn_layer *d = &m->layers[l];
+        if (d->kind != NN_LAYER_DENSE) continue;
+        dense_factors *f = &gp->dense[gp->n_dense++];
+        *f = (dense_factors){.layer = l, .in = d->in, .out = d->out, .x = at,
+                             .weight = (size_t)(d->dweight - m->grads), .bias = (size_t)(d->dbias - m->grads)};
+        at += up(depth * d->in * sizeof(float));
+        f->dy = at;
+        at += up(depth * d->out * sizeof(float));
+    }
+    gp->bytes = at;
+}
+
+/* Tiles of about TILES_PER_RANK a rank of the node over all the weights (each
+ * rank's share of the product, with some room to balance), none under
+ * MIN_TILE_FLOPS, column panel by panel. */
+static int plan_tiles(nn_global_product *gp) {
+    size_t weights = 0;
+    for (int d = 0; d < gp->n_dense; d++) weights += (size_t)gp->dense[d].in * gp->dense[d].out;
+    size_t target = weights / ((size_t)TILES_PER_RANK * gp->locals) + 1;
+    size_t least = MIN_TILE_FLOPS / (2 * (size_t)gp->micro_steps * gp->batch); /* weights */
+    target = target < least ? least : target;
+    for (int pass = 0; pass < 2; pass++) { /* count, then fill */
+        int n = 0;
+        for (int d = 0; d < gp->n_dense; d++) {
+            const dense_factors *f = &gp->dense[d];
+            int rows, cols;
+            nn_factor_tile_shape(f->in, f->out, target, &rows, &cols);
+            for (int j0 = 0; j0 < f->out; j0 += cols)
+                for (int i0 = 0; i0 < f->in; i0 += rows, n++)
+                    if (pass)
+                        gp->tiles[n] = (tile){.dense = d, .i0 = i0, .rows = f->in - i0 < rows ? f->in - i0 : rows,
+                                              .j0 = j0, .cols = f->out - j0 < cols ? f->out - j0 : cols};
+        }
+        if (!pass && !(gp->tiles = malloc((size_t)n * sizeof *gp->tiles))) return NN_ERR_RUNTIME;
+        gp->n_tiles = n;
+    }
+    return NN_OK;
+}
+
+/* Collective: is there room for the node's window in OpenMPI's backing directory
+ * (/dev/shm) on every node? (MPI_Win_allocate_shared fails with an internal error
+ * where there is not, see reduce.c.) */
+static int room_everywhere(nn_global_product *gp, MPI_Comm comm) {
+    const char *dir = getenv("OMPI_MCA_osc_sm_backing_directory");
+    struct statvfs st;
+    int fits = 1;
+    if (gp->local == 0 && statvfs(dir && *dir ? dir : "/dev/shm", &st) == 0)
+        fits = (double)st.f_bavail * (double)st.f_frsize >= (double)gp->bytes + (1 << 20);
+    MPI_Allreduce(MPI_IN_PLACE, &fits, 1, MPI_INT, MPI_MIN, comm);
+    return fits;
+}
+
+/* The node's communicator (every rank alone with NN_EXACT_SUM=mpi, or where the
+ * memory cannot be shared) and the leaders'. */
+static int split(nn_global_product *gp, MPI_Comm comm, int alone) {
+    int rc = alone ? MPI_Comm_split(comm, gp->rank, 0, &gp->node)
+                   : MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, gp->rank, MPI_INFO_NULL, &gp->node);
+    if (rc != MPI_SUCCESS) return NN_ERR_RUNTIME;
+    MPI_Comm_rank(gp->node, &gp->local);
+    MPI_Comm_size(gp->node, &gp->locals);
+    rc = MPI_Comm_split(comm, gp->local == 0 ? 0 : MPI_UNDEFINED, gp->rank, &gp->leaders);
+    gp->nodes = gp->local == 0;
+    MPI_Allreduce(MPI_IN_PLACE, &gp->nodes, 1, MPI_INT, MPI_SUM, comm);
+    return rc == MPI_SUCCESS ? NN_OK : NN_ERR_RUNTIME;
+}
+
+static int allocate(nn_global_product *gp) {
+    void *base = NULL;
+    if (gp->locals == 1) {
+        gp->base = aligned_alloc(ALIGN, gp->bytes);
+        if (gp->base) memset(gp->base, 0, gp->bytes);
+        return gp->base ? NN_OK : NN_ERR_RUNTIME;
+    }
+    MPI_Aint size;
+    int disp;
+    if (MPI_Win_allocate_shared(gp->local == 0 ? (MPI_Aint)(gp->bytes + ALIGN) : 0, 1, MPI_INFO_NULL, gp->node,
+                                &base, &gp->win) != MPI_SUCCESS ||
+        MPI_Win_shared_query(gp->win, 0, &size, &disp, &base) != MPI_SUCCESS ||
+        MPI_Win_lock_all(MPI_MODE_NOCHECK, gp->win) != MPI_SUCCESS)
+        return NN_ERR_RUNTIME;
+    gp->base = (char *)(((uintptr_t)base + ALIGN - 1) / ALIGN * ALIGN);
+    if (gp->local == 0) memset(gp->base, 0, gp->bytes);
+    return NN_OK;
+}
+
+/* Node k's ranks' rows of every factor and their words of set p, as one datatype
+ * of byte ranges from the base (the leaders broadcast it). */
+static int node_type(nn_global_product *gp, const int *node_of, const int *rows, const int *first, int k, int p,
+                     MPI_Datatype *type) {
+    int per_rank = 2 * gp->micro_steps * gp->n_dense + 1, n = 0;
+    int *lengths = malloc((size_t)gp->nranks * per_rank * sizeof *lengths);
+    MPI_Aint *at = malloc((size_t)gp->nranks * per_rank * sizeof *at);
+    if (!lengths || !at) {
+        free(lengths);
+        free(at);
+        return NN_ERR_RUNTIME;
+    }
+    for (int r = 0; r < gp->nranks; r++) {
+        if (node_of[r] != k) continue;
+        for (int m = 0; m < gp->micro_steps; m++)
+            for (int d = 0; d < gp->n_dense; d++) {
+                const dense_factors *f = &gp->dense[d];
+                size_t row = (size_t)m * gp->batch + (size_t)first[r];
+                at[n] = (MPI_Aint)(f->x + row * f->in * sizeof(float));
+                lengths[n++] = (int)((size_t)rows[r] * f->in * sizeof(float));
+                at[n] = (MPI_Aint)(f->dy + row * f->out * sizeof(float));
+                lengths[n++] = (int)((size_t)rows[r] * f->out * sizeof(float));
+            }
+        at[n] = (MPI_Aint)(gp->words_at[p] + (size_t)r * gp->words * sizeof(int64_t));
+        lengths[n++] = (int)(gp->words * sizeof(int64_t));
+    }
+    int rc = MPI_Type_create_hindexed(n, lengths, at, MPI_BYTE, type);
+    if (rc == MPI_SUCCESS) rc = MPI_Type_commit(type);
+    free(lengths);
+    free(at);
+    return rc == MPI_SUCCESS ? NN_OK : NN_ERR_RUNTIME;
+}
+
+/* Between nodes: which node each rank is on, and each node's datatypes. */
+static int node_types(nn_global_product *gp, MPI_Comm comm, const int *rows, const int *first) {
+    int node_id = 0, status = NN_OK;
+    if (gp->local == 0) MPI_Comm_rank(gp->leaders, &node_id);
+    MPI_Bcast(&node_id, 1, MPI_INT, 0, gp->node);
+    int *node_of = malloc((size_t)gp->nranks * sizeof *node_of);
+    gp->node_rows = malloc(2 * (size_t)gp->nodes * sizeof *gp->node_rows);
+    if (!node_of || !gp->node_rows) status = NN_ERR_RUNTIME;
+    if (!status) MPI_Allgather(&node_id, 1, MPI_INT, node_of, 1, MPI_INT, comm);
+    for (int i = 0; i < 2 * gp->nodes && gp->node_rows; i++) gp->node_rows[i] = MPI_DATATYPE_NULL;
+    for (int i = 0; i < 2 * gp->nodes && !status; i++)
+        status = node_type(gp, node_of, rows, first, i / 2, i % 2, &gp->node_rows[i]);
+    free(node_of);
+    return status;
+}
+
+int nn_global_product_create(nn_global_product **out, MPI_Comm comm, nn_model *model, int batch, int micro_steps,
+                             const int *rows, const int *first_row, int words, nn_error *err) {
+    *out = NULL;
+    nn_global_product *gp = calloc(1, sizeof *gp);
+    int status = nn_comm_agree(comm, gp ? NN_OK : nn_fail(err, NN_ERR_RUNTIME, "global product: out of memory"), err);
+    if (status) {
+        free(gp);
+        return status;
+    }
+    gp->node = gp->leaders = MPI_COMM_NULL;
+    gp->win = MPI_WIN_NULL;
+    gp->model = model;
+    gp->batch = batch;
+    gp->micro_steps = micro_steps;
+    gp->words = words;
+    MPI_Comm_rank(comm, &gp->rank);
+    MPI_Comm_size(comm, &gp->nranks);
+    gp->my_rows = rows[gp->rank];
+    gp->my_first = first_row[gp->rank];
+    lay_out(gp);
+    const char *choice = getenv("NN_EXACT_SUM");
+    int alone = choice && !strcmp(choice, "mpi");
+    status = split(gp, comm, alone);
+    if (!status && !alone && gp->locals > 1 && !room_everywhere(gp, comm)) { /* agreed: every rank alone */
+        MPI_Comm_free(&gp->node);
+        if (gp->leaders != MPI_COMM_NULL) MPI_Comm_free(&gp->leaders);
+        status = split(gp, comm, alone = 1);
+    }
+    if (!status) status = allocate(gp);
+    if (!status) status = plan_tiles(gp);
+    if (!status && gp->nodes > 1) status = node_types(gp, comm, rows, first_row);
+    snprintf(gp->where, sizeof gp->where, "%s%d node%s", gp->locals > 1 ? "in shared memory, " : "", gp->nodes,
+             gp->nodes == 1 ? "" : "s");
+    if (status) nn_fail(err, NN_ERR_RUNTIME, "global product: cannot set up its %.1f MiB of factors",
+                        (double)gp->bytes / 1048576.0);
+    if ((status = nn_comm_agree(comm, status, err))) {
+        nn_global_product_free(gp);
+        return status;
+    }
+    if (gp->win != MPI_WIN_NULL) { /* the zeroed window, seen by all */
+        MPI_Win_sync(gp->win);
+        MPI_Barrier(gp->node);
+        MPI_Win_sync(gp->win);
+    }
+    *out = gp;
+    return NN_OK;
+}
+
+void nn_global_product_free(nn_global_product *gp) {
+    if (!gp) return;
+    nn_global_product_detach(gp);
+    for (int i = 0; gp->node_rows && i < 2 * gp->nodes; i++)
+        if (gp->node_rows[i] != MPI_DATATYPE_NULL) MPI_Type_free(&gp->node_rows[i]);
+    free(gp->node_rows);
+    if (gp->win != MPI_WIN_NULL) {
+        MPI_Win_unlock_all(gp->win);
+        MPI_Win_free(&gp->win);
+    } else {
+        free(gp->base);
+    }
+    if (gp->leaders != MPI_COMM_NULL) MPI_Comm_free(&gp->leaders);
+    if (gp->node != MPI_COMM_NULL) MPI_Comm_free(&gp->node);
+    free(gp->tiles);
+    free(gp);
+}
+
+void nn_global_product_attach(nn_global_product *gp, int micro) {
+    nn_model *m = gp->model;
+    size_t row = (size_t)micro * gp->batch + (size_t)gp->my_first;
+    for (int d = 0; d < gp->n_dense; d++) {
+        const dense_factors *f = &gp->dense[d];
+        if (!gp->attached) {
+            gp->own_x[d] = m->acts[f->layer];
+            gp->own_dy[d] = m->grad_acts[f->layer + 1];
+        }
+        m->acts[f->layer] = (float *)(gp->base + f->x) + row * f->in;
+        m->grad_acts[f->layer + 1] = (float *)(gp->base + f->dy) + row * f->out;
+    }
+    m->factors = (float *)gp->base; /* backward: the dense weights are ours */
+    gp->attached = 1;
+}
+
+void nn_global_product_detach(nn_global_product *gp) {
+    if (!gp->attached) return;
+    nn_model *m = gp->model;
+    for (int d = 0; d < gp->n_dense; d++) {
+        m->acts[gp->dense[d].layer] = gp->own_x[d];
+        m->grad_acts[gp->dense[d].layer + 1] = gp->own_dy[d];
+    }
+    m->factors = NULL;
+    gp->attached = 0;
+}
+
+int64_t *nn_global_product_words(nn_global_product *gp) {
+    return (int64_t *)(gp->base + gp->words_at[gp->parity]) + (size_t)gp->rank * gp->words;
+}
+
+static void node_barrier(nn_global_product *gp) {
+    if (gp->win == MPI_WIN_NULL) return;
+    MPI_Win_sync(gp->win);
+    MPI_Barrier(gp->node);
+    MPI_Win_sync(gp->win);
+}
+
+/* One tile of a layer's dW over the whole depth, written into the summed gradient;
+ * the tiles of the first rows also make their columns' bias gradient, the column
+ * sums of dY in row order. */
+static void run_tile(nn_global_product *gp, const tile *t) {
+    const dense_factors *f = &gp->dense[t->dense];
+    const float *x = (const float *)(gp->base + f->x), *dy = (const float *)(gp->base + f->dy);
+    float *grads = (float *)(gp->base + gp->grads_at);
+    int depth = gp->micro_steps * gp->batch;
+    nn_gemm(true, false, t->rows, t->cols, depth, x + t->i0, f->in, dy + t->j0, f->out, 0.0f,
+            grads + f->weight + (size_t)t->i0 * f->out + t->j0, f->out);
+    if (t->i0) return;
+    float *db = grads + f->bias + t->j0;
+    for (int j = 0; j < t->cols; j++) db[j] = 0.0f;
+    for (int r = 0; r < depth; r++) {
+        const float *row = dy + (size_t)r * f->out + t->j0;
+        for (int j = 0; j < t->cols; j++) db[j] += row[j];
+    }
+}
+
+double nn_global_product_sum(nn_global_product *gp, int64_t *sums, double *product_seconds) {
+    double t0 = MPI_Wtime();
+    node_barrier(gp); /* the node's rows and words are written */
+    if (gp->nodes > 1) {
+        if (gp->local == 0) { /* every node's rows to every node: a broadcast from each leader */
+            MPI_Request req[gp->nodes];
+            for (int k = 0; k < gp->nodes; k++)
+                MPI_Ibcast(gp->base, 1, gp->node_rows[2 * k + gp->parity], k, gp->leaders, &req[k]);
+            MPI_Waitall(gp->nodes, req, MPI_STATUSES_IGNORE);
+        }
+        node_barrier(gp);
+    }
+    double t1 = MPI_Wtime();
+    for (;;) {
+        unsigned long long i = atomic_fetch_add_explicit(counter(gp), 1, memory_order_relaxed);
+        if (i >= (unsigned long long)gp->n_tiles) break;
+        run_tile(gp, &gp->tiles[i]);
+    }
+    double t2 = MPI_Wtime();
+    node_barrier(gp); /* every tile is written; nobody takes another this step */
+    if (gp->local == 0) atomic_store_explicit(counter(gp), 0, memory_order_relaxed); /* seen after the next barrier */
+    const int64_t *w = (const int64_t *)(gp->base + gp->words_at[gp->parity]);
+    for (int k = 0; k < gp->words; k++) sums[k] = 0;
+    for (int r = 0; r < gp->nranks; r++)
+        for (int k = 0; k < gp->words; k++) sums[k] += w[(size_t)r * gp->words + k];
+    gp->parity ^= 1;
+    *product_seconds = t2 - t1;
+    return MPI_Wtime() - t0 - (t2 - t1);
+}
+
+const float *nn_global_product_grads(const nn_global_product *gp) {
+    return (const float *)(gp->base + gp->grads_at);
+}
+
+const char *nn_global_product_where(const nn_global_product *gp) { return gp->where; }
