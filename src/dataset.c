@@ -278,6 +278,8 @@ void nn_shard_gather(const nn_shard *shard, const uint32_t *order, int n, float 
         if (i + AHEAD < n) {
             const char *next = (const char *)shard->images + (size_t)order[i + AHEAD] * dim;
             for (int b = 0; b < dim; b += 64) __builtin_prefetch(next + b);
+            const char *to = (const char *)(x + (size_t)(i + AHEAD) * dim);
+            for (size_t b = 0; b < (size_t)dim * sizeof(float); b += 64) __builtin_prefetch(to + b, 1);
         }
         convert_row(shard->images + (size_t)order[i] * dim, x + (size_t)i * dim, dim);
         labels[i] = shard->labels[order[i]];

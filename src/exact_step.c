@@ -52,8 +52,8 @@ int trainer_global_setup(trainer *t, nn_error *err) {
         rows[r] = (end - first) * s;
         first_row[r] = first * s;
     }
-    status = nn_global_product_create(&t->global, t->comm, &t->model, t->cfg.batch_size, t->cfg.accumulate, rows,
-                                      first_row, WORDS, err);
+    status = nn_global_product_create(&t->global, t->comm, &t->model, &t->sgd, t->cfg.batch_size, t->cfg.accumulate,
+                                      rows, first_row, WORDS, err);
     free(rows);
     return status;
 }
@@ -117,6 +117,15 @@ static int64_t shard_losses(trainer *t, int n, int *bad) {
     return sum;
 }
 
+/* Forward and each shard's loss on the grid: softmax's probabilities come row by
+ * row with the shards' losses; mse's forward sets the targets they need. */
+static int64_t forward_losses(trainer *t, int n, int *bad) {
+    nn_model *m = &t->model;
+    if (m->spec.loss == NN_LOSS_SOFTMAX_XENT) nn_model_forward(m, n);
+    else nn_model_forward_loss(m, t->labels, n);
+    return shard_losses(t, n, bad);
+}
+
 /* Backward's hand-over: one shard's gradient of one layer, onto the grid. Each
  * layer's parts come in a row, so a new offset in the first micro-step is the
  * layer's first part of the step: it stores rather than adds. */
@@ -142,8 +151,7 @@ static void local_gradients(trainer *t, long s, double *data_seconds) {
         int n = load_shards(t, s * k + micro);
         *data_seconds += MPI_Wtime() - t0;
         trainer_key_batch(t, n, micro);
-        nn_model_forward_loss(m, t->labels, n); /* its sum's grouping depends on n: the shards' sums replace it */
-        loss += shard_losses(t, n, &bad);
+        loss += forward_losses(t, n, &bad); /* not the whole batch's loss: its grouping depends on n */
         nn_model_backward_parts(m, t->labels, n, scale, rows, take_part, t);
     }
     int64_t *words = t->exact.acc + t->exact.n;
@@ -166,8 +174,7 @@ static void local_factors(trainer *t, long s, double *data_seconds) {
         int n = load_shards(t, s * k + micro);
         *data_seconds += MPI_Wtime() - t0;
         trainer_key_batch(t, n, micro);
-        nn_model_forward_loss(m, t->labels, n);
-        loss += shard_losses(t, n, &bad);
+        loss += forward_losses(t, n, &bad);
         nn_model_backward_micro(m, t->labels, n, scale, micro, k);
     }
     nn_global_product_detach(t->global); /* evaluation uses more rows than a step's part */
@@ -177,22 +184,20 @@ static void local_factors(trainer *t, long s, double *data_seconds) {
     words[WORD_STOP] = nn_exchange_control(t->exchange, NN_CONTROL_STOP) > 0.0f;
 }
 
-/* The step's gradient from the product over the global batch; its time in the
- * tiles is computing, not the sum's. */
-static double global_gradients(trainer *t, long s, double *data_seconds) {
+double trainer_global_step(trainer *t, long s, float lr, double *data_seconds, int *nonfinite) {
     local_factors(t, s, data_seconds);
     nn_watchdog_beat(t->progress.global_step, NN_PHASE_SUM);
     int64_t sums[WORDS];
-    double products;
-    double seconds = nn_global_product_sum(t->global, sums, &products);
+    double products; /* the backward's work: not the sum's time */
+    double seconds = nn_global_product_update(t->global, lr, sums, nonfinite, &products);
     if (t->rank == 0) t->loss_sum += nn_exact_loss_value(sums[WORD_LOSS]); /* one rank holds the exact loss */
     nn_exchange_set_control(t->exchange, NN_CONTROL_NONFINITE, sums[WORD_BAD] > 0);
     nn_exchange_set_control(t->exchange, NN_CONTROL_STOP, sums[WORD_STOP] > 0);
+    if (t->cfg.max_norm > 0.0f && !*nonfinite) seconds += nn_global_product_max_norm(t->global, t->cfg.max_norm);
     return seconds;
 }
 
 double trainer_exact_gradients(trainer *t, long s, double *data_seconds) {
-    if (t->global) return global_gradients(t, s, data_seconds);
     local_gradients(t, s, data_seconds);
     nn_watchdog_beat(t->progress.global_step, NN_PHASE_SUM);
     double t0 = MPI_Wtime();

@@ -1,13 +1,17 @@
 /* The product over the global batch (see global_product.h). A node's memory:
  *
- *     [ tile counter ][ words: 2 x ranks x words int64 ][ the summed gradient: n_params floats ]
+ *     [ tile counter ][ words: 2 x ranks x words int64 ][ flags: 2 x ranks int ]
+ *     [ the parameters ][ the momentum ]   (or, with a copy a rank: [ the summed gradient ])
  *     [ for each dense layer: X, (micro_steps * batch) x in; dY, (micro_steps * batch) x out ]
  *
- * each part on 64 bytes. The words alternate between two sets by step, so a rank
- * already writing the next step's words never meets one still reading this step's.
+ * each part on 64 bytes. The words and flags alternate between two sets by step, so
+ * a rank already writing the next step's never meets one still reading this step's.
  * A step: each rank writes its rows and words; barrier; between nodes, the leaders
- * broadcast their ranks' rows; barrier; tiles from the counter; barrier; each rank
- * copies the gradient and adds the words. */
+ * broadcast their ranks' rows to each other; barrier; tiles from the counter, each
+ * updating its weights and biases at once (or writing its part of the gradient);
+ * barrier; each rank adds the words and the node's flags (or steps its own copy).
+ * The next step's tiles begin after a barrier every rank reaches after it has read
+ * what it needs of this one. */
 #include "nn/global_product.h"
 
 #include <stdatomic.h>
@@ -19,6 +23,7 @@
 #include "nn/comm.h"
 #include "nn/factor_sum.h" /* nn_factor_tile_shape */
 #include "nn/kernels.h"
+#include "nn/optim.h"
 
 /* A tile's product should be worth its call (packing dY's panels, the narrow last
  * one): on the reference network at -np 2, four tiles of >= 4 Mflop a step trained
@@ -28,7 +33,7 @@ enum { ALIGN = 64, TILES_PER_RANK = 2, MIN_TILE_FLOPS = 1 << 22 };
 typedef struct dense_factors {
     int layer, in, out;
     size_t x, dy;         /* bytes from the base: the layer's input rows and output-gradient rows */
-    size_t weight, bias;  /* the layer's gradients in the parameter vector, in floats */
+    size_t weight, bias;  /* the layer's weights and biases in the parameter vector, in floats */
 } dense_factors;
 
 typedef struct tile { int dense, i0, rows, j0, cols; } tile;
@@ -45,7 +50,12 @@ struct nn_global_product {
     dense_factors dense[NN_MAX_LAYERS];
     float *own_x[NN_MAX_LAYERS], *own_dy[NN_MAX_LAYERS]; /* the model's buffers while attached */
     int attached;
-    size_t words_at[2], grads_at, bytes;
+    size_t words_at[2], flags_at[2], params_at, velocity_at, grads_at, bytes;
+    int shared;                /* the node keeps one copy of the weights (else each rank its own) */
+    nn_sgd *sgd;
+    float *acc;                /* one tile's gradient: its weights, then its biases */
+    float lr;                  /* this step's */
+    int bad;                   /* a non-finite weight from this rank's tiles this step */
     tile *tiles;
     int n_tiles;
     MPI_Datatype *node_rows;   /* [2 * nodes]: a node's ranks' rows and words, by parity */
@@ -62,22 +72,44 @@ int nn_global_product_fits(const nn_model *model) {
     return 1;
 }
 
-/* The layout above; the dense layers' places. */
+/* One copy of the weights and momentum a node, each tile's SGD step made at once,
+ * or one a rank, each rank stepping all of them with the summed gradient: the same
+ * bits either way (the step goes element by element). As in the default mode
+ * (exchange.c, share_params), shared from 3 ranks a node: with 2, the private copies
+ * measured faster on the reference network (docs/determinism.md); one rank alone
+ * has one copy either way, and the fused step does less. NN_NODE_PARAMS=shared or
+ * private decides where set (for measurements and tests). */
+static int share_weights(const nn_global_product *gp) {
+    const char *choice = getenv("NN_NODE_PARAMS");
+    if (gp->locals == 1 || (choice && !strcmp(choice, "shared"))) return 1;
+    if (choice && !strcmp(choice, "private")) return 0;
+    return gp->locals >= 3;
+}
+
+/* The layout above (for this node's choice of copies); the dense layers' places. */
 static void lay_out(nn_global_product *gp) {
     nn_model *m = gp->model;
     size_t at = ALIGN, depth = (size_t)gp->micro_steps * gp->batch;
+    gp->shared = share_weights(gp);
+    gp->n_dense = 0;
     for (int p = 0; p < 2; p++) {
         gp->words_at[p] = at;
         at += up((size_t)gp->nranks * gp->words * sizeof(int64_t));
     }
-    gp->grads_at = at;
+    for (int p = 0; p < 2; p++) {
+        gp->flags_at[p] = at;
+        at += up((size_t)gp->nranks * sizeof(int));
+    }
+    gp->params_at = gp->grads_at = at; /* one copy of the weights, or the summed gradient */
     at += up(m->n_params * sizeof(float));
+    gp->velocity_at = at;
+    if (gp->shared) at += up(m->n_params * sizeof(float));
     for (int l = 0; l < m->n_layers; l++) {
         const nn_layer *d = &m->layers[l];
         if (d->kind != NN_LAYER_DENSE) continue;
         dense_factors *f = &gp->dense[gp->n_dense++];
         *f = (dense_factors){.layer = l, .in = d->in, .out = d->out, .x = at,
-                             .weight = (size_t)(d->dweight - m->grads), .bias = (size_t)(d->dbias - m->grads)};
+                             .weight = (size_t)(d->weight - m->params), .bias = (size_t)(d->bias - m->params)};
         at += up(depth * d->in * sizeof(float));
         f->dy = at;
         at += up(depth * d->out * sizeof(float));
@@ -109,7 +141,13 @@ static int plan_tiles(nn_global_product *gp) {
         if (!pass && !(gp->tiles = malloc((size_t)n * sizeof *gp->tiles))) return NN_ERR_RUNTIME;
         gp->n_tiles = n;
     }
-    return NN_OK;
+    size_t most = 0;
+    for (int i = 0; i < gp->n_tiles; i++) {
+        size_t f = (size_t)gp->tiles[i].rows * gp->tiles[i].cols + gp->tiles[i].cols;
+        most = f > most ? f : most;
+    }
+    gp->acc = aligned_alloc(ALIGN, up(most * sizeof(float)));
+    return gp->acc ? NN_OK : NN_ERR_RUNTIME;
 }
 
 /* Collective: is there room for the node's window in OpenMPI's backing directory
@@ -137,6 +175,13 @@ static int split(nn_global_product *gp, MPI_Comm comm, int alone) {
     gp->nodes = gp->local == 0;
     MPI_Allreduce(MPI_IN_PLACE, &gp->nodes, 1, MPI_INT, MPI_SUM, comm);
     return rc == MPI_SUCCESS ? NN_OK : NN_ERR_RUNTIME;
+}
+
+static void node_barrier(nn_global_product *gp) {
+    if (gp->win == MPI_WIN_NULL) return;
+    MPI_Win_sync(gp->win);
+    MPI_Barrier(gp->node);
+    MPI_Win_sync(gp->win);
 }
 
 static int allocate(nn_global_product *gp) {
@@ -207,8 +252,22 @@ static int node_types(nn_global_product *gp, MPI_Comm comm, const int *rows, con
     return status;
 }
 
-int nn_global_product_create(nn_global_product **out, MPI_Comm comm, nn_model *model, int batch, int micro_steps,
-                             const int *rows, const int *first_row, int words, nn_error *err) {
+/* The node's one copy of the parameters and momentum: local rank 0 copies them in
+ * (every rank holds the same values), then each rank keeps them there. */
+static void adopt_state(nn_global_product *gp) {
+    size_t bytes = gp->model->n_params * sizeof(float);
+    if (!gp->shared) return;
+    if (gp->local == 0) {
+        memcpy(gp->base + gp->params_at, gp->model->params, bytes);
+        memcpy(gp->base + gp->velocity_at, gp->sgd->velocity, bytes);
+    }
+    node_barrier(gp);
+    nn_model_place_params(gp->model, (float *)(gp->base + gp->params_at));
+    nn_sgd_place_velocity(gp->sgd, (float *)(gp->base + gp->velocity_at));
+}
+
+int nn_global_product_create(nn_global_product **out, MPI_Comm comm, nn_model *model, nn_sgd *sgd, int batch,
+                             int micro_steps, const int *rows, const int *first_row, int words, nn_error *err) {
     *out = NULL;
     nn_global_product *gp = calloc(1, sizeof *gp);
     int status = nn_comm_agree(comm, gp ? NN_OK : nn_fail(err, NN_ERR_RUNTIME, "global product: out of memory"), err);
@@ -219,6 +278,7 @@ int nn_global_product_create(nn_global_product **out, MPI_Comm comm, nn_model *m
     gp->node = gp->leaders = MPI_COMM_NULL;
     gp->win = MPI_WIN_NULL;
     gp->model = model;
+    gp->sgd = sgd;
     gp->batch = batch;
     gp->micro_steps = micro_steps;
     gp->words = words;
@@ -226,31 +286,26 @@ int nn_global_product_create(nn_global_product **out, MPI_Comm comm, nn_model *m
     MPI_Comm_size(comm, &gp->nranks);
     gp->my_rows = rows[gp->rank];
     gp->my_first = first_row[gp->rank];
-    lay_out(gp);
     const char *choice = getenv("NN_EXACT_SUM");
     int alone = choice && !strcmp(choice, "mpi");
-    status = split(gp, comm, alone);
+    if (!(status = split(gp, comm, alone))) lay_out(gp);
     if (!status && !alone && gp->locals > 1 && !room_everywhere(gp, comm)) { /* agreed: every rank alone */
         MPI_Comm_free(&gp->node);
         if (gp->leaders != MPI_COMM_NULL) MPI_Comm_free(&gp->leaders);
-        status = split(gp, comm, alone = 1);
+        if (!(status = split(gp, comm, alone = 1))) lay_out(gp);
     }
     if (!status) status = allocate(gp);
     if (!status) status = plan_tiles(gp);
     if (!status && gp->nodes > 1) status = node_types(gp, comm, rows, first_row);
-    snprintf(gp->where, sizeof gp->where, "%s%d node%s", gp->locals > 1 ? "in shared memory, " : "", gp->nodes,
-             gp->nodes == 1 ? "" : "s");
+    snprintf(gp->where, sizeof gp->where, "%s%d node%s%s", gp->locals > 1 ? "in shared memory, " : "", gp->nodes,
+             gp->nodes == 1 ? "" : "s", gp->locals > 1 && gp->shared ? ", one copy of the weights" : "");
     if (status) nn_fail(err, NN_ERR_RUNTIME, "global product: cannot set up its %.1f MiB of factors",
                         (double)gp->bytes / 1048576.0);
     if ((status = nn_comm_agree(comm, status, err))) {
         nn_global_product_free(gp);
         return status;
     }
-    if (gp->win != MPI_WIN_NULL) { /* the zeroed window, seen by all */
-        MPI_Win_sync(gp->win);
-        MPI_Barrier(gp->node);
-        MPI_Win_sync(gp->win);
-    }
+    adopt_state(gp);
     *out = gp;
     return NN_OK;
 }
@@ -270,6 +325,7 @@ void nn_global_product_free(nn_global_product *gp) {
     if (gp->leaders != MPI_COMM_NULL) MPI_Comm_free(&gp->leaders);
     if (gp->node != MPI_COMM_NULL) MPI_Comm_free(&gp->node);
     free(gp->tiles);
+    free(gp->acc);
     free(gp);
 }
 
@@ -304,25 +360,14 @@ int64_t *nn_global_product_words(nn_global_product *gp) {
     return (int64_t *)(gp->base + gp->words_at[gp->parity]) + (size_t)gp->rank * gp->words;
 }
 
-static void node_barrier(nn_global_product *gp) {
-    if (gp->win == MPI_WIN_NULL) return;
-    MPI_Win_sync(gp->win);
-    MPI_Barrier(gp->node);
-    MPI_Win_sync(gp->win);
-}
-
-/* One tile of a layer's dW over the whole depth, written into the summed gradient;
- * the tiles of the first rows also make their columns' bias gradient, the column
- * sums of dY in row order. */
-static void run_tile(nn_global_product *gp, const tile *t) {
+/* Tile t's part of the gradient into g (its weights with row stride ld, then its
+ * biases at db when it has the first rows: the column sums of dY in row order). */
+static void tile_gradient(const nn_global_product *gp, const tile *t, float *g, int ld, float *db) {
     const dense_factors *f = &gp->dense[t->dense];
     const float *x = (const float *)(gp->base + f->x), *dy = (const float *)(gp->base + f->dy);
-    float *grads = (float *)(gp->base + gp->grads_at);
     int depth = gp->micro_steps * gp->batch;
-    nn_gemm(true, false, t->rows, t->cols, depth, x + t->i0, f->in, dy + t->j0, f->out, 0.0f,
-            grads + f->weight + (size_t)t->i0 * f->out + t->j0, f->out);
+    nn_gemm(true, false, t->rows, t->cols, depth, x + t->i0, f->in, dy + t->j0, f->out, 0.0f, g, ld);
     if (t->i0) return;
-    float *db = grads + f->bias + t->j0;
     for (int j = 0; j < t->cols; j++) db[j] = 0.0f;
     for (int r = 0; r < depth; r++) {
         const float *row = dy + (size_t)r * f->out + t->j0;
@@ -330,38 +375,82 @@ static void run_tile(nn_global_product *gp, const tile *t) {
     }
 }
 
-double nn_global_product_sum(nn_global_product *gp, int64_t *sums, double *product_seconds) {
+/* One tile over the whole depth: into the node's summed gradient, or with one copy
+ * of the weights, into a scratch and its SGD step at once. */
+static void run_tile(nn_global_product *gp, const tile *t) {
+    const dense_factors *f = &gp->dense[t->dense];
+    size_t first = f->weight + (size_t)t->i0 * f->out + t->j0;
+    if (!gp->shared) {
+        float *grads = (float *)(gp->base + gp->grads_at);
+        tile_gradient(gp, t, grads + first, f->out, grads + f->bias + t->j0);
+        return;
+    }
+    float *params = gp->model->params, *db = gp->acc + (size_t)t->rows * t->cols;
+    tile_gradient(gp, t, gp->acc, t->cols, db);
+    int bad = 0;
+    if (t->cols == f->out) /* whole rows: one stretch of the parameters */
+        bad |= nn_sgd_step_sums(gp->sgd, params, gp->acc, gp->lr, first, (size_t)t->rows * t->cols);
+    else
+        for (int i = 0; i < t->rows; i++)
+            bad |= nn_sgd_step_sums(gp->sgd, params, gp->acc + (size_t)i * t->cols, gp->lr, first + (size_t)i * f->out,
+                                    (size_t)t->cols);
+    if (t->i0 == 0) bad |= nn_sgd_step_sums(gp->sgd, params, db, gp->lr, f->bias + t->j0, (size_t)t->cols);
+    gp->bad |= bad;
+}
+
+/* Between nodes: every node's rows to every node, a broadcast from each leader. */
+static void exchange_rows(nn_global_product *gp) {
+    if (gp->local == 0) {
+        MPI_Request req[gp->nodes];
+        for (int k = 0; k < gp->nodes; k++)
+            MPI_Ibcast(gp->base, 1, gp->node_rows[2 * k + gp->parity], k, gp->leaders, &req[k]);
+        MPI_Waitall(gp->nodes, req, MPI_STATUSES_IGNORE);
+    }
+    node_barrier(gp);
+}
+
+double nn_global_product_update(nn_global_product *gp, float lr, int64_t *sums, int *nonfinite,
+                                double *product_seconds) {
     double t0 = MPI_Wtime();
     node_barrier(gp); /* the node's rows and words are written */
-    if (gp->nodes > 1) {
-        if (gp->local == 0) { /* every node's rows to every node: a broadcast from each leader */
-            MPI_Request req[gp->nodes];
-            for (int k = 0; k < gp->nodes; k++)
-                MPI_Ibcast(gp->base, 1, gp->node_rows[2 * k + gp->parity], k, gp->leaders, &req[k]);
-            MPI_Waitall(gp->nodes, req, MPI_STATUSES_IGNORE);
-        }
-        node_barrier(gp);
-    }
+    if (gp->nodes > 1) exchange_rows(gp);
     double t1 = MPI_Wtime();
+    gp->lr = lr;
+    gp->bad = 0;
     for (;;) {
         unsigned long long i = atomic_fetch_add_explicit(counter(gp), 1, memory_order_relaxed);
         if (i >= (unsigned long long)gp->n_tiles) break;
         run_tile(gp, &gp->tiles[i]);
     }
+    int *flags = (int *)(gp->base + gp->flags_at[gp->parity]);
+    flags[gp->rank] = gp->bad;
     double t2 = MPI_Wtime();
-    node_barrier(gp); /* every tile is written; nobody takes another this step */
+    node_barrier(gp); /* every tile is done; nobody takes another this step */
     if (gp->local == 0) atomic_store_explicit(counter(gp), 0, memory_order_relaxed); /* seen after the next barrier */
     const int64_t *w = (const int64_t *)(gp->base + gp->words_at[gp->parity]);
     for (int k = 0; k < gp->words; k++) sums[k] = 0;
-    for (int r = 0; r < gp->nranks; r++)
+    *nonfinite = 0;
+    for (int r = 0; r < gp->nranks; r++) { /* the other nodes' flags are 0 here: they make the same */
         for (int k = 0; k < gp->words; k++) sums[k] += w[(size_t)r * gp->words + k];
+        *nonfinite |= flags[r];
+    }
     gp->parity ^= 1;
     *product_seconds = t2 - t1;
-    return MPI_Wtime() - t0 - (t2 - t1);
+    double waited = MPI_Wtime() - t0 - (t2 - t1);
+    if (!gp->shared) /* each rank's own copy, from the node's summed gradient (not written before the next barrier) */
+        *nonfinite = nn_sgd_step(gp->sgd, gp->model->params, (const float *)(gp->base + gp->grads_at), lr);
+    return waited;
 }
 
-const float *nn_global_product_grads(const nn_global_product *gp) {
-    return (const float *)(gp->base + gp->grads_at);
+double nn_global_product_max_norm(nn_global_product *gp, float c) {
+    if (!gp->shared) {
+        nn_model_max_norm(gp->model, c);
+        return 0.0;
+    }
+    nn_model_max_norm_part(gp->model, c, gp->local, gp->locals);
+    double t = MPI_Wtime();
+    node_barrier(gp); /* every column is done before anyone reads them */
+    return MPI_Wtime() - t;
 }
 
 const char *nn_global_product_where(const nn_global_product *gp) { return gp->where; }

@@ -73,7 +73,9 @@ static step_outcome step(trainer *t, long s, nn_epoch_clock *clock) {
     long ramp = epochs_to_steps(t, t->cfg.momentum_ramp_epochs);
     t->sgd.momentum = nn_momentum_ramp(t->cfg.momentum, t->cfg.momentum_end, t->progress.global_step, ramp);
     int nonfinite = 0;
-    if (nn_exchange_fused(t->exchange)) {
+    if (t->global) /* --deterministic on a dense network: the node's tiles update its one copy (exact_step.c) */
+        clock->exchange += trainer_global_step(t, s, learning_rate(t, t->progress.global_step), &clock->data, &nonfinite);
+    else if (nn_exchange_fused(t->exchange)) {
         /* one copy of parameters and momentum a node: each chunk's SGD step as it is summed */
         sgd_chunk c = {&t->sgd, m->params, learning_rate(t, t->progress.global_step)};
         const nn_chunk_work *work = t->factors ? nn_factor_sum_work(t->factors, sgd_chunk_step, &c) : NULL;
@@ -83,17 +85,15 @@ static step_outcome step(trainer *t, long s, nn_epoch_clock *clock) {
     } else {
         clock->exchange += t->cfg.virtual_shards ? trainer_exact_gradients(t, s, &clock->data) /* --deterministic */
                                                  : nn_exchange_finish_owned(t->exchange);
-        /* the SGD step on this rank's share of the parameters (all of them, unless the
-         * ranks of a node split it), then every rank gets the whole updated vector */
+        /* SGD on this rank's share (all, unless the node's ranks split it); then all get the whole vector */
         size_t offset, count;
         nn_exchange_owned(t->exchange, &offset, &count);
-        const float *grads = t->global ? nn_global_product_grads(t->global) : m->grads; /* --deterministic: in place */
-        nonfinite = nn_sgd_step_range(&t->sgd, m->params, grads, learning_rate(t, t->progress.global_step), offset, count);
+        nonfinite = nn_sgd_step_range(&t->sgd, m->params, m->grads, learning_rate(t, t->progress.global_step), offset, count);
         clock->exchange += nn_exchange_publish(t->exchange, m->params, &nonfinite);
     }
     /* every rank sees the same non-finite loss (a control word) or weight, without a word */
     if (nonfinite || nn_exchange_control(t->exchange, NN_CONTROL_NONFINITE) > 0.0f) return STEP_DIVERGED;
-    if (t->cfg.max_norm > 0.0f) clock->exchange += nn_exchange_max_norm(t->exchange, m, t->cfg.max_norm);
+    if (t->cfg.max_norm > 0.0f && !t->global) clock->exchange += nn_exchange_max_norm(t->exchange, m, t->cfg.max_norm);
     t->progress.global_step++;
     t->progress.step_in_epoch++;
     clock->steps_done++;

@@ -84,10 +84,13 @@ void trainer_exact_shuffle(trainer *t, int epoch);
 
 /* Deterministic mode: step `s` of the epoch up to the summed gradients, every
  * virtual shard on its own, their sum exact (nn/exact_sum.h); leaves the mean
- * gradient in model.grads (with `global`: at nn_global_product_grads), the summed
- * control words in the exchange, and adds the step's loss (rank 0). Collective;
- * returns the seconds spent in the sum. */
+ * gradient in model.grads, the summed control words in the exchange, and adds the
+ * step's loss (rank 0). Collective; returns the seconds spent in the sum. */
 double trainer_exact_gradients(trainer *t, long s, double *data_seconds);
+/* The same on a dense network (`global`), the SGD step with learning rate lr and
+ * the max-norm constraint included: the node's one copy of the parameters is
+ * updated tile by tile; *nonfinite set as nn_sgd_step's. */
+double trainer_global_step(trainer *t, long s, float lr, double *data_seconds, int *nonfinite);
 
 /* Setup's part for deterministic mode: checks (one line each) and the sum's buffers. */
 int trainer_exact_setup(trainer *t, nn_error *err);

@@ -59,8 +59,16 @@ for np in 2 3 4 5 8; do
     run "np$np" "$np" --deterministic --threads 1 || fail "-np $np: exit $? ($(tail -1 "$dir/np$np.out"))"
     same ref "np$np" "-np $np (shm) = -np 1"
 done
-grep -q "one product over the global batch (in shared memory, 1 node)" "$dir/np4.out" ||
-    fail "-np 4 on one node did not share the product in memory: $(head -1 "$dir/np4.out")"
+grep -q "one product over the global batch (in shared memory, 1 node, one copy of the weights)" "$dir/np4.out" ||
+    fail "-np 4 on one node did not share the product and the weights in memory: $(head -1 "$dir/np4.out")"
+grep -q "one product over the global batch (in shared memory, 1 node)$" "$dir/np2.out" ||
+    fail "-np 2 did not keep a copy of the weights a rank: $(head -1 "$dir/np2.out")"
+# the other choice of copies at 2 and 4 ranks (the same bits: the SGD step goes element by element)
+NN_NODE_PARAMS=shared run shared2 2 --deterministic || fail "NN_NODE_PARAMS=shared: exit $?"
+same ref shared2 "-np 2, one copy of the weights = -np 1"
+NN_NODE_PARAMS=private run private4 4 --deterministic --max-norm 1 || fail "NN_NODE_PARAMS=private: exit $?"
+run maxnorm1 1 --deterministic --max-norm 1 || fail "--max-norm 1 at -np 1: exit $?"
+same maxnorm1 private4 "--max-norm 1, -np 4 with a copy of the weights a rank = -np 1"
 NN_EXACT_SUM=mpi run sumoverm4 4 --deterministic || fail "NN_EXACT_SUM=mpi: exit $?"
 same ref sumoverm4 "-np 4, every rank its own node (the factors broadcast between nodes) = -np 1"
 grep -q "one product over the global batch (4 nodes)" "$dir/sumoverm4.out" ||

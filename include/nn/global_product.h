@@ -13,10 +13,13 @@
  * Each node keeps the whole step's factors in memory its ranks share: every rank
  * writes its rows there during forward and backward (its layers' buffers point into
  * them), the nodes' leaders broadcast their ranks' rows to each other, and the
- * node's ranks take tiles of dW (and db) from a shared counter, writing the summed
- * gradient into a shared vector that each rank then reads. Every node computes the
- * whole product (the price of needing no sum between nodes); on one node the
- * ranks share it out, so it costs what each rank's own product would.
+ * node's ranks take tiles of dW (and db) from a shared counter. From 3 ranks a node
+ * (and for a rank alone) each tile's SGD step is applied at once to the node's one
+ * copy of the parameters and momentum, kept here too; with 2, each rank steps its
+ * own copy with the summed gradient (measured faster there); the bits are the same.
+ * Every node computes the whole product (the price of needing no sum between
+ * nodes; every node's copy is then the same); on one node the ranks share it out,
+ * so it costs what each rank's own product would.
  *
  * Versus the per-shard fixed-point sum (exact_sum.h), which convolutional networks
  * keep: no rounding of V shard gradients onto an int64 grid and no int64 sum; the
@@ -30,20 +33,25 @@
 
 #include "nn/error.h"
 #include "nn/model.h"
+#include "nn/optim.h"
 
 typedef struct nn_global_product nn_global_product;
 
 /* Whether the model's parameters are all in dense layers (this product's networks). */
 int nn_global_product_fits(const nn_model *model);
 
-/* Collective over comm. rows[r], first_row[r]: rank r's rows of each micro-batch of
- * `batch` rows and where they start in the global order (contiguous, in rank order
- * or not); `micro_steps` micro-batches a step; `words` int64 words a rank adds per
- * step (loss, flags), summed exactly. NN_EXACT_SUM=mpi in the environment makes
- * every rank its own node (tests reach the path between nodes on one host). */
-int nn_global_product_create(nn_global_product **out, MPI_Comm comm, nn_model *model, int batch, int micro_steps,
-                             const int *rows, const int *first_row, int words, nn_error *err);
-void nn_global_product_free(nn_global_product *gp); /* collective; NULL is allowed */
+/* Collective over comm, with the model's parameters and the momentum set (the same
+ * on every rank): with one copy a node they move into the node's memory
+ * (nn_model_place_params, nn_sgd_place_velocity) until nn_global_product_free. rows[r], first_row[r]: rank
+ * r's rows of each micro-batch of `batch` rows and where they start in the global
+ * order; `micro_steps` micro-batches a step; `words` int64 words a rank adds per step
+ * (loss, flags), summed exactly. NN_EXACT_SUM=mpi in the environment makes every rank
+ * its own node (tests reach the path between nodes on one host). */
+int nn_global_product_create(nn_global_product **out, MPI_Comm comm, nn_model *model, nn_sgd *sgd, int batch,
+                             int micro_steps, const int *rows, const int *first_row, int words, nn_error *err);
+/* Collective; NULL is allowed. Call it last before freeing the model and the SGD
+ * state: their parameters and momentum go with it. */
+void nn_global_product_free(nn_global_product *gp);
 
 /* Points the model's dense inputs and output gradients at this rank's rows of
  * micro-batch `micro` in the shared factors (backward then leaves the dense layers'
@@ -55,14 +63,18 @@ void nn_global_product_detach(nn_global_product *gp);
 /* This rank's words for this step (set them before the sum). */
 int64_t *nn_global_product_words(nn_global_product *gp);
 
-/* Collective, after every micro-batch's backward: the step's summed gradient (then
- * at nn_global_product_grads) and sums[w] = word w summed over all ranks. Returns
- * the seconds spent waiting and exchanging; *product_seconds gets the seconds in
- * this rank's tiles. */
-double nn_global_product_sum(nn_global_product *gp, int64_t *sums, double *product_seconds);
-/* The summed gradient (n_params floats, the model's layout), valid from the sum
- * until this rank's next call of it: read it in place, do not write it. */
-const float *nn_global_product_grads(const nn_global_product *gp);
+/* Collective, after every micro-batch's backward: the step's gradient, tile by tile,
+ * and the SGD step with learning rate lr (and the sgd's momentum and weight decay)
+ * on the parameters; sums[w] = word w summed over all ranks; *nonfinite set
+ * when an updated weight is NaN or infinite (on every rank alike). Returns the
+ * seconds spent waiting and exchanging; *product_seconds gets those in this rank's
+ * tiles (the backward's work). */
+double nn_global_product_update(nn_global_product *gp, float lr, int64_t *sums, int *nonfinite,
+                                double *product_seconds);
+
+/* Collective over the node: the max-norm constraint on the node's weights, its
+ * columns shared out. Returns the seconds waiting for the others. */
+double nn_global_product_max_norm(nn_global_product *gp, float c);
 
 /* For the run's header: where the factors meet ("shared memory, 1 node", ...). */
 const char *nn_global_product_where(const nn_global_product *gp);
