@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Memory and undefined-behaviour checks (run by scripts/test.sh after the suite):
 #  1. a sanitizer build (AddressSanitizer + UndefinedBehaviorSanitizer, any finding
-#     fatal) runs the serial suites, the 2-rank MPI suites and short trainings;
+#     fatal) runs the serial suites, the 2-rank MPI suites and short --deterministic
+#     trainings at 2 ranks;
 #  2. valgrind memcheck runs nnprep, a short nntrain -np 1 (watchdog and checkpoint
 #     on) and nneval on a portable build (-march=x86-64-v2: valgrind does not decode
 #     every AVX-512 instruction): zero errors, no definite leak outside OpenMPI's own
-#     MPI_Init/MPI_Finalize (tests/valgrind.supp).
+#     MPI_Init/MPI_Finalize (tests/valgrind.supp); and nntrain --deterministic.
 # Exit status 0 when both are clean.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +21,18 @@ BUILD_DIR=build-asan scripts/build.sh -DNN_SANITIZE=ON >/dev/null
   ctest --output-on-failure \
         -R '^test_(idx|kernels|layers|conv|textbook|options|nnprep|checkpoint_compat|outputs|mpi_grad_np2|reduce_np2|dataset_mpi_np2)$' )
 
+# --deterministic at 2 ranks: the global product's shared factors and tiles, with a
+# copy of the weights a rank, one a node, and every rank its own node
+det=build-asan/det
+rm -rf "$det" && mkdir -p "$det" && build-asan/tests/make_test_data "$det" >/dev/null
+for env in NN_NODE_PARAMS=private NN_NODE_PARAMS=shared NN_EXACT_SUM=mpi; do
+    echo "-- sanitizers: mpiexec -n 2 nntrain --deterministic ($env)"
+    if ! env "$env" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+        mpiexec -n 2 build-asan/nntrain --data "$det/good.h5" --layers 16,12,8,3 --batch-size 16 --epochs 2 \
+        --deterministic --accumulate 2 --max-norm 1 --thread-tuning off >"$det/out" 2>&1; then
+        echo "sanitizers: FAIL"; tail -30 "$det/out"; exit 1
+    fi
+done
 echo "== valgrind memcheck (build-memcheck)"
 BUILD_DIR=build-memcheck scripts/build.sh -DNN_ARCH=x86-64-v2 >/dev/null
 work=build-memcheck/memcheck
@@ -40,4 +53,6 @@ memcheck build-memcheck/nnprep --out "$work/prep.h5" "$work/idx"
 memcheck build-memcheck/nntrain --data "$work/good.h5" --layers 16,8,3 --batch-size 8 --epochs 2 \
          --checkpoint "$work/ck.h5" --metrics "$work/m.jsonl"
 memcheck build-memcheck/nneval --data "$work/good.h5" --checkpoint "$work/ck.h5"
+memcheck build-memcheck/nntrain --data "$work/good.h5" --layers 16,8,3 --batch-size 8 --epochs 2 \
+         --deterministic --accumulate 2 --max-norm 1
 echo "memcheck: clean"

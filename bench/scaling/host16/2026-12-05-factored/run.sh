@@ -10,7 +10,10 @@
 #   factors = NN_NODE_SUM=factors: dense weight gradients made from the ranks' factors
 #             (src/factor_sum.c), bit-identical to chunked;
 #   fewer   = factors with NN_FACTOR_ITEMS=3 (about 3 work items a rank, not 6: less
-#             re-reading of the factors, a coarser balance).
+#             re-reading of the factors, a coarser balance);
+#   det     = --deterministic (issue 21: dense nets take the product over the global batch,
+#             src/global_product.c; the conv net the per-shard int64 sum), with V = 16
+#             (ref: 20) so that 16 ranks may run; its loss differs from the others'.
 # Rows go to $OUT (default .device/out) as soon as measured, and to stdout:
 #   train.csv   kind,variant,layout,ranks,threads,net,batch,train_limit,epochs,
 #               sps_last,sum_pct_last,sps_mean,sum_pct_mean,data_pct_last,train_loss_last,wall_s,rc,wait_pct_last
@@ -58,6 +61,7 @@ declare -A LAYERS=([big]=784,800,800,10 [ref]=784,50,100,10 [cnn]=conv5x5x32p2,p
 declare -A ACT=([big]=relu [ref]=sigmoid [cnn]=relu)
 declare -A LR=([big]=0.05 [ref]=0.3 [cnn]=0.05)
 declare -A BATCH=([big]=512 [ref]=100 [cnn]=64)
+declare -A VSHARDS=([big]=16 [ref]=20 [cnn]=16)
 
 limit_for() { # NET RANKS THREADS BATCH: training samples per epoch (~0.3-1 s epochs)
     local net=$1 p=$(($2 * $3)) b=$4 n
@@ -69,9 +73,10 @@ limit_for() { # NET RANKS THREADS BATCH: training samples per epoch (~0.3-1 s ep
     python3 -c 'import sys; n, s, b = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]); print(min(60000, max(4 * b, int(n * s))))' "$n" "$SCALE" "$b"
 }
 
-variant() { # NAME -> the environment of that variant
-    nsum= items=
+variant() { # NAME -> the environment (and options) of that variant
+    nsum= items= det=()
     case $1 in
+    det) nsum=chunked det=(--deterministic --virtual-shards "${VSHARDS[$net]}") ;;
     chunked) nsum=chunked ;;
     factors) nsum=factors ;;
     fewer) nsum=factors items=3 ;;
@@ -90,12 +95,13 @@ train() { # VARIANT NET RANKS THREADS [BATCH] [KIND]
     local map=(--bind-to "$BIND" --map-by core)
     ((t > 1)) && map=(--map-by "slot:PE=$t" --bind-to "$BIND")
     [[ $BIND == none ]] && map=(--bind-to none)
-    local nsum items; variant "$v"
+    local nsum items det; variant "$v"
     local t0=$SECONDS
     NN_NODE_SUM=$nsum NN_FACTOR_ITEMS=$items bounded 45 12 nn-mpirun -np "$r" "${map[@]}" -x OMP_NUM_THREADS="$t" \
         -x OMP_PROC_BIND=close -x OMP_PLACES=cores -x NN_NODE_SUM -x NN_FACTOR_ITEMS "$K/bin/nntrain" --data "$DATA" \
         --layers "${LAYERS[$net]}" --activation "${ACT[$net]}" --batch-size "$b" --lr "${LR[$net]}" --momentum 0.9 \
-        --epochs "$e" --train-limit "$n" --threads "$t" --thread-tuning off --timeout 60 --metrics "$m" >"$TMP/$name.out" 2>&1
+        --epochs "$e" --train-limit "$n" --threads "$t" --thread-tuning off --timeout 60 --metrics "$m" "${det[@]}" \
+        >"$TMP/$name.out" 2>&1
     local rc=$?
     log "$name rc=$rc ($((SECONDS - t0))s) $(grep -o 'factored sum\|chunked sum' "$TMP/$name.out" | head -1)"
     ((rc == 0)) || cp "$TMP/$name.out" "$OUT/logs/$name.txt"
@@ -161,6 +167,9 @@ except Exception:
 trio big 16 1
 pair ref 16 1
 pair cnn 16 1
+# 1b. --deterministic against the default (chunked) at 16 x 1 and 4 x 4, side by side
+for net in big ref cnn; do train det $net 16 1; train chunked $net 16 1; done
+train det big 4 4; train chunked big 4 4
 # 2. the other layouts that fill the node
 for lay in "8 2" "4 4" "2 8"; do pair big $lay; done
 pair ref 4 4
