@@ -59,7 +59,7 @@ struct nn_global_product {
     tile *tiles;
     int n_tiles;
     MPI_Datatype *node_rows;   /* [2 * nodes]: a node's ranks' rows and words, by parity */
-    char where[64];
+    char where[128];
 };
 
 static size_t up(size_t bytes) { return (bytes + ALIGN - 1) / ALIGN * ALIGN; }
@@ -289,7 +289,9 @@ int nn_global_product_create(nn_global_product **out, MPI_Comm comm, nn_model *m
     const char *choice = getenv("NN_EXACT_SUM");
     int alone = choice && !strcmp(choice, "mpi");
     if (!(status = split(gp, comm, alone))) lay_out(gp);
-    if (!status && !alone && gp->locals > 1 && !room_everywhere(gp, comm)) { /* agreed: every rank alone */
+    int crowded = !status && !alone && gp->locals > 1 && !room_everywhere(gp, comm);
+    double node_mib = (double)gp->bytes / 1048576.0;
+    if (crowded) { /* agreed: every rank alone, in its own memory */
         MPI_Comm_free(&gp->node);
         if (gp->leaders != MPI_COMM_NULL) MPI_Comm_free(&gp->leaders);
         if (!(status = split(gp, comm, alone = 1))) lay_out(gp);
@@ -297,8 +299,12 @@ int nn_global_product_create(nn_global_product **out, MPI_Comm comm, nn_model *m
     if (!status) status = allocate(gp);
     if (!status) status = plan_tiles(gp);
     if (!status && gp->nodes > 1) status = node_types(gp, comm, rows, first_row);
-    snprintf(gp->where, sizeof gp->where, "%s%d node%s%s", gp->locals > 1 ? "in shared memory, " : "", gp->nodes,
-             gp->nodes == 1 ? "" : "s", gp->locals > 1 && gp->shared ? ", one copy of the weights" : "");
+    if (crowded)
+        snprintf(gp->where, sizeof gp->where, "each rank on its own: /dev/shm has no room for a node's %.1f MiB",
+                 node_mib);
+    else
+        snprintf(gp->where, sizeof gp->where, "%s%d node%s%s", gp->locals > 1 ? "in shared memory, " : "", gp->nodes,
+                 gp->nodes == 1 ? "" : "s", gp->locals > 1 && gp->shared ? ", one copy of the weights" : "");
     if (status) nn_fail(err, NN_ERR_RUNTIME, "global product: cannot set up its %.1f MiB of factors",
                         (double)gp->bytes / 1048576.0);
     if ((status = nn_comm_agree(comm, status, err))) {

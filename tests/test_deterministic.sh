@@ -15,6 +15,7 @@ nntrain=$1 make_data=$2 mpiexec=$3 mnist=$4 dir=$5/deterministic
 rm -rf "$dir" && mkdir -p "$dir" && "$make_data" "$dir" >/dev/null || exit 1
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+trap 'umount "$dir/smallshm" 2>/dev/null' EXIT # the small /dev/shm case's tmpfs, if a failure left it
 
 # 64 samples of 16 values, 3 classes; batch 16 = 8 virtual shards of 2 samples
 base=(--data "$dir/good.h5" --layers 16,12,8,3 --batch-size 16 --epochs 3 --lr 0.3 --thread-tuning off --timeout 120)
@@ -143,6 +144,19 @@ if [ -f "$mnist" ]; then
     same mnist1 mnist3 "MNIST 784-300-10, batch 1200: -np 3 = -np 1"
     NN_EXACT_SUM=mpi run mnist5 5 --deterministic || fail "MNIST -np 5, NN_EXACT_SUM=mpi: exit $?"
     same mnist1 mnist5 "MNIST 784-300-10, batch 1200: -np 5, every rank its own node = -np 1"
+    # a /dev/shm too small for the node's factors (a 2 MiB tmpfs as OpenMPI's backing
+    # directory): every rank on its own, in its own memory, the same bits
+    shm=$dir/smallshm
+    mkdir -p "$shm"
+    if mount -t tmpfs -o size=2M tmpfs "$shm" 2>/dev/null; then
+        OMPI_MCA_osc_sm_backing_directory=$shm run mnistcrowded 2 --deterministic || fail "MNIST, small /dev/shm: exit $?"
+        umount "$shm"
+        same mnist1 mnistcrowded "MNIST, /dev/shm too small for the factors: -np 2, each rank on its own = -np 1"
+        grep -q "each rank on its own: /dev/shm has no room" "$dir/mnistcrowded.out" ||
+            fail "the header does not say why each rank is on its own: $(head -1 "$dir/mnistcrowded.out")"
+    else
+        echo "skip: cannot mount a tmpfs here (the small /dev/shm case)"
+    fi
     base=("${saved[@]}")
 else
     fail "$mnist is missing: run scripts/fetch_mnist.sh first (scripts/test.sh does)"
