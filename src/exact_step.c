@@ -11,6 +11,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "nn/comm.h"
 #include "nn/virtual_shards.h"
@@ -52,8 +53,11 @@ int trainer_global_setup(trainer *t, nn_error *err) {
         rows[r] = (end - first) * s;
         first_row[r] = first * s;
     }
-    status = nn_global_product_create(&t->global, t->comm, &t->model, &t->sgd, t->cfg.batch_size, t->cfg.accumulate,
-                                      rows, first_row, WORDS, err);
+    /* the first layer reads the pixels as gathered: they can go as bytes */
+    int pixels = t->model.layers[0].kind == NN_LAYER_DENSE && t->cfg.shift == 0;
+    nn_global_step_shape shape = {.batch = t->cfg.batch_size, .micro_steps = t->cfg.accumulate, .words = WORDS,
+                                  .pixels = pixels, .rows = rows, .first_row = first_row};
+    status = nn_global_product_create(&t->global, t->comm, &t->model, &t->sgd, &shape, err);
     free(rows);
     return status;
 }
@@ -172,6 +176,10 @@ static void local_factors(trainer *t, long s, double *data_seconds) {
         nn_global_product_attach(t->global, micro);
         double t0 = MPI_Wtime();
         int n = load_shards(t, s * k + micro);
+        uint8_t *pixels = nn_global_product_pixels(t->global, micro);
+        for (int i = 0; pixels && i < n; i++) /* the rows just gathered, still in cache */
+            memcpy(pixels + (size_t)i * t->train.dim, t->train.images + (size_t)t->batch_rows[i] * t->train.dim,
+                   (size_t)t->train.dim);
         *data_seconds += MPI_Wtime() - t0;
         trainer_key_batch(t, n, micro);
         loss += forward_losses(t, n, &bad);

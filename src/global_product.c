@@ -4,6 +4,7 @@
  *     [ the parameters ][ the momentum ]   (or, with a copy a rank: [ the summed gradient ])
  *     [ for each dense layer: X, (micro_steps * batch) x in; dY, (micro_steps * batch) x out ]
  *
+ * (the first layer's X in bytes, the data's pixels, where the step shape says so)
  * each part on 64 bytes. The words and flags alternate between two sets by step, so
  * a rank already writing the next step's never meets one still reading this step's.
  * A step: each rank writes its rows and words; barrier; between nodes, the leaders
@@ -43,7 +44,8 @@ struct nn_global_product {
     MPI_Win win;               /* MPI_WIN_NULL: a node of one rank, in private memory */
     char *base;
     int rank, nranks, local, locals, nodes;
-    int batch, micro_steps, words, parity;
+    int batch, micro_steps, words, parity, pixels;
+    float *unpacked;           /* pixels: a tile's rows of the first layer's input, as floats */
     int my_rows, my_first;
     nn_model *model;
     int n_dense;
@@ -107,10 +109,11 @@ static void lay_out(nn_global_product *gp) {
     for (int l = 0; l < m->n_layers; l++) {
         const nn_layer *d = &m->layers[l];
         if (d->kind != NN_LAYER_DENSE) continue;
+        int pixels = gp->pixels && gp->n_dense == 0; /* this layer's input kept as bytes */
         dense_factors *f = &gp->dense[gp->n_dense++];
         *f = (dense_factors){.layer = l, .in = d->in, .out = d->out, .x = at,
                              .weight = (size_t)(d->weight - m->params), .bias = (size_t)(d->bias - m->params)};
-        at += up(depth * d->in * sizeof(float));
+        at += up(depth * d->in * (pixels ? 1 : sizeof(float)));
         f->dy = at;
         at += up(depth * d->out * sizeof(float));
     }
@@ -147,7 +150,9 @@ static int plan_tiles(nn_global_product *gp) {
         most = f > most ? f : most;
     }
     gp->acc = aligned_alloc(ALIGN, up(most * sizeof(float)));
-    return gp->acc ? NN_OK : NN_ERR_RUNTIME;
+    if (gp->pixels) /* the first layer's tiles: depth x their rows */
+        gp->unpacked = aligned_alloc(ALIGN, up((size_t)gp->micro_steps * gp->batch * gp->dense[0].in * sizeof(float)));
+    return gp->acc && (gp->unpacked || !gp->pixels) ? NN_OK : NN_ERR_RUNTIME;
 }
 
 /* Collective: is there room for the node's window in OpenMPI's backing directory
@@ -221,8 +226,9 @@ static int node_type(nn_global_product *gp, const int *node_of, const int *rows,
             for (int d = 0; d < gp->n_dense; d++) {
                 const dense_factors *f = &gp->dense[d];
                 size_t row = (size_t)m * gp->batch + (size_t)first[r];
-                at[n] = (MPI_Aint)(f->x + row * f->in * sizeof(float));
-                lengths[n++] = (int)((size_t)rows[r] * f->in * sizeof(float));
+                size_t x_size = gp->pixels && d == 0 ? 1 : sizeof(float);
+                at[n] = (MPI_Aint)(f->x + row * f->in * x_size);
+                lengths[n++] = (int)((size_t)rows[r] * f->in * x_size);
                 at[n] = (MPI_Aint)(f->dy + row * f->out * sizeof(float));
                 lengths[n++] = (int)((size_t)rows[r] * f->out * sizeof(float));
             }
@@ -266,8 +272,8 @@ static void adopt_state(nn_global_product *gp) {
     nn_sgd_place_velocity(gp->sgd, (float *)(gp->base + gp->velocity_at));
 }
 
-int nn_global_product_create(nn_global_product **out, MPI_Comm comm, nn_model *model, nn_sgd *sgd, int batch,
-                             int micro_steps, const int *rows, const int *first_row, int words, nn_error *err) {
+int nn_global_product_create(nn_global_product **out, MPI_Comm comm, nn_model *model, nn_sgd *sgd,
+                             const nn_global_step_shape *shape, nn_error *err) {
     *out = NULL;
     nn_global_product *gp = calloc(1, sizeof *gp);
     int status = nn_comm_agree(comm, gp ? NN_OK : nn_fail(err, NN_ERR_RUNTIME, "global product: out of memory"), err);
@@ -279,13 +285,14 @@ int nn_global_product_create(nn_global_product **out, MPI_Comm comm, nn_model *m
     gp->win = MPI_WIN_NULL;
     gp->model = model;
     gp->sgd = sgd;
-    gp->batch = batch;
-    gp->micro_steps = micro_steps;
-    gp->words = words;
+    gp->batch = shape->batch;
+    gp->micro_steps = shape->micro_steps;
+    gp->words = shape->words;
+    gp->pixels = shape->pixels;
     MPI_Comm_rank(comm, &gp->rank);
     MPI_Comm_size(comm, &gp->nranks);
-    gp->my_rows = rows[gp->rank];
-    gp->my_first = first_row[gp->rank];
+    gp->my_rows = shape->rows[gp->rank];
+    gp->my_first = shape->first_row[gp->rank];
     const char *choice = getenv("NN_EXACT_SUM");
     int alone = choice && !strcmp(choice, "mpi");
     if (!(status = split(gp, comm, alone))) lay_out(gp);
@@ -298,7 +305,7 @@ int nn_global_product_create(nn_global_product **out, MPI_Comm comm, nn_model *m
     }
     if (!status) status = allocate(gp);
     if (!status) status = plan_tiles(gp);
-    if (!status && gp->nodes > 1) status = node_types(gp, comm, rows, first_row);
+    if (!status && gp->nodes > 1) status = node_types(gp, comm, shape->rows, shape->first_row);
     if (crowded)
         snprintf(gp->where, sizeof gp->where, "each rank on its own: /dev/shm has no room for a node's %.1f MiB",
                  node_mib);
@@ -332,6 +339,7 @@ void nn_global_product_free(nn_global_product *gp) {
     if (gp->node != MPI_COMM_NULL) MPI_Comm_free(&gp->node);
     free(gp->tiles);
     free(gp->acc);
+    free(gp->unpacked);
     free(gp);
 }
 
@@ -344,7 +352,8 @@ void nn_global_product_attach(nn_global_product *gp, int micro) {
             gp->own_x[d] = m->acts[f->layer];
             gp->own_dy[d] = m->grad_acts[f->layer + 1];
         }
-        m->acts[f->layer] = (float *)(gp->base + f->x) + row * f->in;
+        if (!(gp->pixels && d == 0)) /* the pixels come as bytes (nn_global_product_pixels) */
+            m->acts[f->layer] = (float *)(gp->base + f->x) + row * f->in;
         m->grad_acts[f->layer + 1] = (float *)(gp->base + f->dy) + row * f->out;
     }
     m->factors = (float *)gp->base; /* backward: the dense weights are ours */
@@ -362,6 +371,11 @@ void nn_global_product_detach(nn_global_product *gp) {
     gp->attached = 0;
 }
 
+uint8_t *nn_global_product_pixels(nn_global_product *gp, int micro) {
+    size_t row = (size_t)micro * gp->batch + (size_t)gp->my_first;
+    return gp->pixels ? (uint8_t *)(gp->base + gp->dense[0].x) + row * gp->dense[0].in : NULL;
+}
+
 int64_t *nn_global_product_words(nn_global_product *gp) {
     return (int64_t *)(gp->base + gp->words_at[gp->parity]) + (size_t)gp->rank * gp->words;
 }
@@ -370,9 +384,17 @@ int64_t *nn_global_product_words(nn_global_product *gp) {
  * biases at db when it has the first rows: the column sums of dY in row order). */
 static void tile_gradient(const nn_global_product *gp, const tile *t, float *g, int ld, float *db) {
     const dense_factors *f = &gp->dense[t->dense];
-    const float *x = (const float *)(gp->base + f->x), *dy = (const float *)(gp->base + f->dy);
-    int depth = gp->micro_steps * gp->batch;
-    nn_gemm(true, false, t->rows, t->cols, depth, x + t->i0, f->in, dy + t->j0, f->out, 0.0f, g, ld);
+    const float *x = (const float *)(gp->base + f->x) + t->i0, *dy = (const float *)(gp->base + f->dy);
+    int depth = gp->micro_steps * gp->batch, lda = f->in;
+    if (gp->pixels && t->dense == 0) { /* the tile's columns of the pixels, as the data's gather makes them */
+        const uint8_t *px = (const uint8_t *)(gp->base + f->x) + t->i0;
+        for (int r = 0; r < depth; r++)
+            for (int i = 0; i < t->rows; i++)
+                gp->unpacked[(size_t)r * t->rows + i] = px[(size_t)r * f->in + i] * (1.0f / 255.0f);
+        x = gp->unpacked;
+        lda = t->rows; /* the element order does not depend on it */
+    }
+    nn_gemm(true, false, t->rows, t->cols, depth, x, lda, dy + t->j0, f->out, 0.0f, g, ld);
     if (t->i0) return;
     for (int j = 0; j < t->cols; j++) db[j] = 0.0f;
     for (int r = 0; r < depth; r++) {

@@ -40,15 +40,24 @@ typedef struct nn_global_product nn_global_product;
 /* Whether the model's parameters are all in dense layers (this product's networks). */
 int nn_global_product_fits(const nn_model *model);
 
+/* A run's step: rank r's rows of each micro-batch of `batch` rows and where they
+ * start in the global order (rows[r], first_row[r]); `micro_steps` micro-batches a
+ * step; `words` int64 words a rank adds per step (loss, flags), summed exactly.
+ * pixels: the first dense layer's input is the data's uint8 pixels times 1/255 as
+ * they are (no input dropout, no --shift), so the node keeps those bytes for it, a
+ * quarter of the floats, and the tiles unpack them (the same floats). */
+typedef struct nn_global_step_shape {
+    int batch, micro_steps, words, pixels;
+    const int *rows, *first_row;
+} nn_global_step_shape;
+
 /* Collective over comm, with the model's parameters and the momentum set (the same
  * on every rank): with one copy a node they move into the node's memory
- * (nn_model_place_params, nn_sgd_place_velocity) until nn_global_product_free. rows[r], first_row[r]: rank
- * r's rows of each micro-batch of `batch` rows and where they start in the global
- * order; `micro_steps` micro-batches a step; `words` int64 words a rank adds per step
- * (loss, flags), summed exactly. NN_EXACT_SUM=mpi in the environment makes every rank
- * its own node (tests reach the path between nodes on one host). */
-int nn_global_product_create(nn_global_product **out, MPI_Comm comm, nn_model *model, nn_sgd *sgd, int batch,
-                             int micro_steps, const int *rows, const int *first_row, int words, nn_error *err);
+ * (nn_model_place_params, nn_sgd_place_velocity) until nn_global_product_free.
+ * NN_EXACT_SUM=mpi in the environment makes every rank its own node (tests reach the
+ * path between nodes on one host). */
+int nn_global_product_create(nn_global_product **out, MPI_Comm comm, nn_model *model, nn_sgd *sgd,
+                             const nn_global_step_shape *shape, nn_error *err);
 /* Collective; NULL is allowed. Call it last before freeing the model and the SGD
  * state: their parameters and momentum go with it. */
 void nn_global_product_free(nn_global_product *gp);
@@ -59,6 +68,10 @@ void nn_global_product_free(nn_global_product *gp);
  * (evaluation uses more rows than a rank's part of a step). */
 void nn_global_product_attach(nn_global_product *gp, int micro);
 void nn_global_product_detach(nn_global_product *gp);
+
+/* With shape->pixels: where this rank's rows of micro-batch `micro` go, as the
+ * data's bytes (rows x the input width); NULL without. */
+uint8_t *nn_global_product_pixels(nn_global_product *gp, int micro);
 
 /* This rank's words for this step (set them before the sum). */
 int64_t *nn_global_product_words(nn_global_product *gp);
