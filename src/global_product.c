@@ -122,12 +122,13 @@ static void lay_out(nn_global_product *gp) {
 
 /* Tiles of about TILES_PER_RANK a rank of the node over all the weights (each
  * rank's share of the product, with some room to balance), none under
- * MIN_TILE_FLOPS, column panel by panel. */
+ * MIN_TILE_FLOPS unless that would leave ranks without one, column panel by panel. */
 static int plan_tiles(nn_global_product *gp) {
     size_t weights = 0;
     for (int d = 0; d < gp->n_dense; d++) weights += (size_t)gp->dense[d].in * gp->dense[d].out;
     size_t target = weights / ((size_t)TILES_PER_RANK * gp->locals) + 1;
     size_t least = MIN_TILE_FLOPS / (2 * (size_t)gp->micro_steps * gp->batch); /* weights */
+    if (least > weights / (size_t)gp->locals) least = weights / (size_t)gp->locals + 1; /* but a tile for every rank */
     target = target < least ? least : target;
     for (int pass = 0; pass < 2; pass++) { /* count, then fill */
         int n = 0;
