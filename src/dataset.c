@@ -262,7 +262,7 @@ int nn_shard_read_parts(const char *path, const char *split, long limit, long fi
     return status;
 }
 
-static void convert_row(const uint8_t *restrict src, float *restrict dst, int dim) {
+void nn_pixels_to_floats(const uint8_t *restrict src, float *restrict dst, int dim) {
     for (int d = 0; d < dim; d++) dst[d] = src[d] * (1.0f / 255.0f);
 }
 
@@ -281,7 +281,7 @@ void nn_shard_gather(const nn_shard *shard, const uint32_t *order, int n, float 
             const char *to = (const char *)(x + (size_t)(i + AHEAD) * dim);
             for (size_t b = 0; b < (size_t)dim * sizeof(float); b += 64) __builtin_prefetch(to + b, 1);
         }
-        convert_row(shard->images + (size_t)order[i] * dim, x + (size_t)i * dim, dim);
+        nn_pixels_to_floats(shard->images + (size_t)order[i] * dim, x + (size_t)i * dim, dim);
         labels[i] = shard->labels[order[i]];
     }
 }

@@ -22,6 +22,7 @@
 #include <sys/statvfs.h>
 
 #include "nn/comm.h"
+#include "nn/dataset.h" /* nn_pixels_to_floats */
 #include "nn/factor_sum.h" /* nn_factor_tile_shape */
 #include "nn/kernels.h"
 #include "nn/optim.h"
@@ -390,8 +391,7 @@ static void tile_gradient(const nn_global_product *gp, const tile *t, float *g, 
     if (gp->pixels && t->dense == 0) { /* the tile's columns of the pixels, as the data's gather makes them */
         const uint8_t *px = (const uint8_t *)(gp->base + f->x) + t->i0;
         for (int r = 0; r < depth; r++)
-            for (int i = 0; i < t->rows; i++)
-                gp->unpacked[(size_t)r * t->rows + i] = px[(size_t)r * f->in + i] * (1.0f / 255.0f);
+            nn_pixels_to_floats(px + (size_t)r * f->in, gp->unpacked + (size_t)r * t->rows, t->rows);
         x = gp->unpacked;
         lda = t->rows; /* the element order does not depend on it */
     }

@@ -49,6 +49,10 @@ int nn_shard_read_parts(const char *path, const char *split, long limit, long fi
                         MPI_Comm comm, nn_shard *out, nn_error *err);
 void nn_shard_free(nn_shard *shard);
 
+/* dst[d] = src[d] / 255 as the network sees its input (the one conversion: the
+ * deterministic mode's factors unpack the bytes with it, and must match the gather). */
+void nn_pixels_to_floats(const uint8_t *src, float *dst, int dim);
+
 /* Asks the memory system for row `row` of the shard's images, without waiting. */
 void nn_shard_prefetch(const nn_shard *shard, uint32_t row);
 
