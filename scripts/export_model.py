@@ -3,18 +3,21 @@
 
 usage: scripts/export_model.py CHECKPOINT [--onnx OUT.onnx] [--npz OUT.npz]
 
-  --onnx FILE   ONNX model (opset 13): input "input" float32 [N, widths[0]], MatMul + Add per
-                dense layer, the hidden activation between them, output "probabilities"
-                float32 [N, classes] (Softmax; Sigmoid for a checkpoint trained with --loss mse)
+  --onnx FILE   ONNX model (opset 13): input "input" float32 [N, widths[0]] (a convolutional
+                network: [N, C, H, W]), Conv (+ activation) and MaxPool per conv and pool layer,
+                then Transpose + Flatten, then MatMul + Add per dense layer, the hidden activation
+                between them, output "probabilities" float32 [N, classes] (Softmax; Sigmoid for
+                a checkpoint trained with --loss mse)
   --npz FILE    NumPy arrays; scripts/model_numpy.py is the forward pass that reads them
 
 The input both expect is what nntrain feeds its first layer: each sample's uint8 pixels,
-flattened row-major, times float32(1/255) (so 0..1; model_numpy.pixels does it).
-The checkpoint is checked first (format version, widths and shapes, activation, loss, the CRC-32
-of the parameters). An output is never the checkpoint itself (compared by device and inode: a
-symlink or hard link counts), never the other output, never a non-regular file, and replaces
-only an earlier export of the same kind (or an empty file); it is written to a temporary file in
-the same directory and renamed into place, so a failure leaves the old file as it was.
+row-major (C, H, W), times float32(1/255) (so 0..1; model_numpy.pixels does it).
+The checkpoint (format 1, or 2 with convolutions) is checked first (format version, widths,
+convolutions and shapes, activation, loss, the CRC-32 of the parameters). An output is never
+the checkpoint itself (compared by device and inode: a symlink or hard link counts), never the
+other output, never a non-regular file, and replaces only an earlier export of the same kind
+(or an empty file); it is written to a temporary file in the same directory and renamed into
+place, so a failure leaves the old file as it was.
 Exit status: 0 success, 1 runtime failure (a write failed, a Python package is missing),
 2 bad usage or bad input (one line on stderr each).
 Needs python3-numpy and python3-h5py (Debian), and python3-onnx for --onnx.
@@ -28,7 +31,8 @@ import zipfile
 import zlib
 
 PROG = "export_model.py"
-FORMAT = "nntrain-export 1"
+FORMAT = "nntrain-export 1"        # dense networks
+FORMAT_CONV = "nntrain-export 2"   # with convolutions: image, convs, convK_weight, convK_bias
 PRODUCER = "nntrain export_model.py"
 ACTIVATIONS = ("sigmoid", "relu", "tanh")
 OUTPUT_OF_LOSS = {"softmax": "softmax", "mse": "sigmoid"}  # mse trains sigmoid outputs
@@ -107,8 +111,8 @@ def checked_network(path, f, np, h5py):
     version = attr(path, f, "/", "format_version")
     if np.ndim(version) != 0 or not np.issubdtype(np.asarray(version).dtype, np.integer):
         raise Refusal(f"{path}: not a valid checkpoint: bad format_version")
-    if int(version) != 1:
-        raise Refusal(f"{path}: checkpoint format version {int(version)}, this exporter reads version 1")
+    if int(version) not in (1, 2):
+        raise Refusal(f"{path}: checkpoint format version {int(version)}, this exporter reads versions 1 and 2")
     widths = np.asarray(attr(path, f, "/model", "widths"))
     if widths.ndim != 1 or len(widths) < 2 or not np.issubdtype(widths.dtype, np.integer) or (widths < 1).any():
         raise Refusal(f"{path}: not a valid checkpoint: bad /model/widths")
@@ -120,32 +124,83 @@ def checked_network(path, f, np, h5py):
     loss = text(attr(path, f, "/model", "loss"))
     if loss not in OUTPUT_OF_LOSS:
         raise Refusal(f"{path}: not a valid checkpoint: unknown loss '{loss}' (expected softmax|mse)")
-    weights, biases, crc = [], [], zlib.crc32(b"")
-    for k in range(1, len(widths)):
-        for name, shape, out in (("weight", (widths[k - 1], widths[k]), weights), ("bias", (widths[k],), biases)):
-            ds = f.get(f"/model/dense{k}/{name}")
-            if not isinstance(ds, h5py.Dataset) or ds.shape != shape or ds.dtype.kind != "f":
-                raise Refusal(f"{path}: not a valid checkpoint: missing, misshapen or unreadable "
-                              f"/model/dense{k}/{name} (expected float {list(shape)})")
-            array = np.ascontiguousarray(ds[()], dtype="<f4")
-            crc = zlib.crc32(array.tobytes(), crc)
-            out.append(array)
-    if f.get(f"/model/dense{len(widths)}") is not None:
-        raise Refusal(f"{path}: not a valid checkpoint: /model/dense{len(widths)} beyond the {len(widths)} widths")
-    n_params = sum(w.size + b.size for w, b in zip(weights, biases))
+    image, convs = conv_layout(path, f, np, int(version), widths[0])
+    crc = zlib.crc32(b"")
+    # parameters in the model's order, which their CRC-32 follows: convolutions first
+    conv_shapes = [((c["k"], c["k"], c["in_c"], c["channels"]), (c["channels"],)) for c in convs if not c["pool"]]
+    conv_params, crc = read_layers(path, f, np, h5py, "conv", conv_shapes, crc)
+    dense_shapes = [((widths[k - 1], widths[k]), (widths[k],)) for k in range(1, len(widths))]
+    dense_params, crc = read_layers(path, f, np, h5py, "dense", dense_shapes, crc)
+    for kind, count in (("conv", len(conv_shapes)), ("dense", len(dense_shapes))):
+        if f.get(f"/model/{kind}{count + 1}") is not None:
+            raise Refusal(f"{path}: not a valid checkpoint: /model/{kind}{count + 1} beyond the network's {count}")
+    arrays = [a for pair in conv_params + dense_params for a in pair]
+    n_params = sum(a.size for a in arrays)
     if int(attr(path, f, "/model", "n_params")) != n_params:
         raise Refusal(f"{path}: not a valid checkpoint: n_params is not {n_params}")
     stored = int(attr(path, f, "/model", "checksum")) & 0xFFFFFFFF
     if stored != crc:
         raise Refusal(f"{path}: parameter checksum mismatch (stored {stored:08x}, computed {crc:08x}): "
                       "the file is corrupted")
-    if not all(np.isfinite(a).all() for a in weights + biases):
+    if not all(np.isfinite(a).all() for a in arrays):
         raise Refusal(f"{path}: not a valid checkpoint: parameters that are not finite")
     info = {"nntrain_version": text(f.attrs.get("nntrain_version", b"")),
             "epochs_completed": str(int(f["progress"].attrs.get("epochs_completed", -1))) if "progress" in f else "",
             "trained_on": text(f["options"].attrs.get("data", b"")) if "options" in f else ""}
+    for c, (w, b) in zip([c for c in convs if not c["pool"]], conv_params):
+        c["weight"], c["bias"] = w, b
     return {"widths": widths, "activation": activation, "loss": loss, "output": OUTPUT_OF_LOSS[loss],
-            "weights": weights, "biases": biases, "info": info}
+            "weights": [w for w, _ in dense_params], "biases": [b for _, b in dense_params],
+            "image": image, "convs": convs, "info": info}
+
+
+def read_layers(path, f, np, h5py, kind, shapes, crc):
+    """/model/{kind}K/weight and bias for K = 1.. with the given shapes, as float32, and the CRC."""
+    params = []
+    for k, pair in enumerate(shapes, start=1):
+        arrays = []
+        for name, shape in zip(("weight", "bias"), pair):
+            ds = f.get(f"/model/{kind}{k}/{name}")
+            if not isinstance(ds, h5py.Dataset) or ds.shape != shape or ds.dtype.kind != "f":
+                raise Refusal(f"{path}: not a valid checkpoint: missing, misshapen or unreadable "
+                              f"/model/{kind}{k}/{name} (expected float {list(shape)})")
+            array = np.ascontiguousarray(ds[()], dtype="<f4")
+            crc = zlib.crc32(array.tobytes(), crc)
+            arrays.append(array)
+        params.append(tuple(arrays))
+    return params, crc
+
+
+def conv_layout(path, f, np, version, flat_width):
+    """Format 2: the input image (c, h, w) and one dict per conv or pool, each with the shape it
+    takes (in_c, in_h, in_w) and whether that input is still the data's CHW layout (a conv
+    writes HWC, channels last); the last one's output must flatten to widths[0]. Format 1: none."""
+    if version == 1:
+        return None, []
+    bad = f"{path}: not a valid checkpoint: bad /model/convs or /model/image"
+    image = np.asarray(attr(path, f, "/model", "image"))
+    rows = np.asarray(attr(path, f, "/model", "convs"))
+    if (image.shape != (3,) or not np.issubdtype(image.dtype, np.integer) or (image < 1).any() or rows.ndim != 2
+            or rows.shape[1] != 4 or not 1 <= len(rows) <= 8 or not np.issubdtype(rows.dtype, np.integer)):
+        raise Refusal(bad)
+    c, h, w = (int(v) for v in image)
+    chw, convs = True, []
+    for pool, k, channels, pad in rows.tolist():
+        layer = {"pool": pool == 1, "in_c": c, "in_h": h, "in_w": w, "in_chw": chw}
+        if pool == 1:
+            if h < 2 or w < 2:
+                raise Refusal(bad)
+            h, w = h // 2, w // 2
+        elif pool == 0 and 1 <= k <= 64 and channels >= 1 and 0 <= pad < k and k <= min(h, w) + 2 * pad:
+            layer.update(k=k, channels=channels, pad=pad)
+            c, h, w, chw = channels, h + 2 * pad - k + 1, w + 2 * pad - k + 1, False
+        else:
+            raise Refusal(bad)
+        convs.append(layer)
+    if c * h * w != flat_width:
+        raise Refusal(f"{path}: not a valid checkpoint: the convolutions flatten to {c * h * w} values, "
+                      f"/model/widths begins with {flat_width}")
+    return (int(image[0]), int(image[1]), int(image[2])), convs
 
 
 # ---- the outputs ----------------------------------------------------------------------
@@ -161,7 +216,7 @@ def is_earlier_export(path, kind):
                     return False
             import numpy as np
             with np.load(path, allow_pickle=False) as f:
-                return str(f["format"]) == FORMAT
+                return str(f["format"]) in (FORMAT, FORMAT_CONV)
         import onnx
         with open(path, "rb") as fh:
             if fh.read(1) != b"\x08":  # an export starts with its ir_version field: not ours
@@ -218,25 +273,78 @@ def open_temporary(option, path):
 
 
 def npz_arrays(net, np):
-    arrays = {"format": np.array(FORMAT), "widths": np.array(net["widths"], dtype=np.int32),
+    arrays = {"format": np.array(FORMAT_CONV if net["convs"] else FORMAT),
+              "widths": np.array(net["widths"], dtype=np.int32),
               "activation": np.array(net["activation"]), "output": np.array(net["output"]),
               "input_scale": np.array(1 / 255, dtype=np.float32)}
+    if net["convs"]:
+        arrays["image"] = np.array(net["image"], dtype=np.int32)
+        arrays["convs"] = np.array([[1, 0, 0, 0] if c["pool"] else [0, c["k"], c["channels"], c["pad"]]
+                                    for c in net["convs"]], dtype=np.int32)
+        for k, c in enumerate([c for c in net["convs"] if not c["pool"]], start=1):
+            arrays[f"conv{k}_weight"], arrays[f"conv{k}_bias"] = c["weight"], c["bias"]
     for k, (w, b) in enumerate(zip(net["weights"], net["biases"]), start=1):
         arrays[f"weight{k}"], arrays[f"bias{k}"] = w, b
     return arrays
 
 
-def input_convention(width):
-    return (f"float32 [N, {width}]: each sample's uint8 pixels flattened row-major, times float32(1/255) "
-            "(0..1), as nntrain scales them")
+def input_shape(net):
+    return list(net["image"]) if net["convs"] else [net["widths"][0]]
+
+
+def input_convention(net):
+    if net["convs"]:
+        c, h, w = net["image"]
+        return (f"float32 [N, {c}, {h}, {w}]: each sample's uint8 pixels (C, H, W), times float32(1/255) "
+                "(0..1), as nntrain scales them")
+    return (f"float32 [N, {net['widths'][0]}]: each sample's uint8 pixels flattened row-major, times "
+            "float32(1/255) (0..1), as nntrain scales them")
+
+
+def network_text(net):
+    """784-50-100-10, or 1x28x28-conv5x5x32p2-pool2-...-6272-1024-10 with convolutions."""
+    items = []
+    if net["convs"]:
+        items.append("x".join(map(str, net["image"])))
+        items += ["pool2" if c["pool"] else f"conv{c['k']}x{c['k']}x{c['channels']}" + (f"p{c['pad']}" if c["pad"] else "")
+                  for c in net["convs"]]
+    return "-".join(items + [str(w) for w in net["widths"]])
+
+
+def onnx_conv_nodes(net, helper, numpy_helper, act_op):
+    """Conv (+ activation) and MaxPool nodes from "input" [N, C, H, W], then the flatten in
+    nntrain's order: channels last (HWC) after a convolution, the data's CHW before any."""
+    nodes, inits, x, k = [], [], "input", 0
+    for i, c in enumerate(net["convs"], start=1):
+        if c["pool"]:
+            nodes.append(helper.make_node("MaxPool", [x], [f"pool{i}.out"], name=f"pool{i}", kernel_shape=[2, 2],
+                                          strides=[2, 2]))  # floor: an odd last row or column is dropped
+            x = f"pool{i}.out"
+            continue
+        k += 1
+        w, b = f"conv{k}.weight", f"conv{k}.bias"
+        # nntrain's [kh, kw, in_c, out_c] is ONNX's [out_c, in_c, kh, kw]; both cross-correlate
+        inits += [numpy_helper.from_array(c["weight"].transpose(3, 2, 0, 1).copy(), w),
+                  numpy_helper.from_array(c["bias"], b)]
+        nodes.append(helper.make_node("Conv", [x, w, b], [f"conv{k}.out"], name=f"conv{k}",
+                                      kernel_shape=[c["k"], c["k"]], pads=[c["pad"]] * 4))
+        nodes.append(helper.make_node(act_op, [f"conv{k}.out"], [f"conv{k}.{net['activation']}"],
+                                      name=f"conv{k}_{net['activation']}"))
+        x = f"conv{k}.{net['activation']}"
+    if any(not c["pool"] for c in net["convs"]):
+        nodes.append(helper.make_node("Transpose", [x], ["channels_last"], name="channels_last", perm=[0, 2, 3, 1]))
+        x = "channels_last"
+    nodes.append(helper.make_node("Flatten", [x], ["flat"], name="flatten", axis=1))
+    return nodes, inits, "flat"
 
 
 def onnx_model(net, checkpoint):
     import onnx
     from onnx import TensorProto, helper, numpy_helper
-    widths, nodes, inits = net["widths"], [], []
+    widths = net["widths"]
     act_op = {"sigmoid": "Sigmoid", "relu": "Relu", "tanh": "Tanh"}[net["activation"]]
-    x, layers = "input", len(widths) - 1
+    nodes, inits, x = onnx_conv_nodes(net, helper, numpy_helper, act_op) if net["convs"] else ([], [], "input")
+    layers = len(widths) - 1
     for k in range(1, layers + 1):
         w, b = f"dense{k}.weight", f"dense{k}.bias"
         inits += [numpy_helper.from_array(net["weights"][k - 1], w), numpy_helper.from_array(net["biases"][k - 1], b)]
@@ -251,19 +359,22 @@ def onnx_model(net, checkpoint):
         nodes.append(helper.make_node("Softmax", [x], ["probabilities"], name="softmax", axis=1))
     else:
         nodes.append(helper.make_node("Sigmoid", [x], ["probabilities"], name="sigmoid_output"))
-    desc = "-".join(map(str, widths)) + f" {net['activation']}/{net['loss']}"
+    desc = network_text(net) + f" {net['activation']}/{net['loss']}"
     graph = helper.make_graph(
-        nodes, "nntrain_mlp", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", widths[0]])],
+        nodes, "nntrain_cnn" if net["convs"] else "nntrain_mlp",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N"] + input_shape(net))],
         [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", widths[-1]])], inits,
-        doc_string=f"nntrain network {desc}. input: {input_convention(widths[0])}. probabilities: "
+        doc_string=f"nntrain network {desc}. input: {input_convention(net)}. probabilities: "
                    + ("softmax over the classes" if net["output"] == "softmax" else "sigmoid of each output unit"))
-    graph.input[0].doc_string = input_convention(widths[0])
-    model = helper.make_model(graph, producer_name=PRODUCER, producer_version=FORMAT,
+    graph.input[0].doc_string = input_convention(net)
+    model = helper.make_model(graph, producer_name=PRODUCER, producer_version=FORMAT_CONV if net["convs"] else FORMAT,
                               opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = 7  # the IR of opset 13: readable by older runtimes too
     meta = {"widths": ",".join(map(str, widths)), "activation": net["activation"], "loss": net["loss"],
-            "output": net["output"], "input": input_convention(widths[0]), "input_scale": "1/255",
+            "output": net["output"], "input": input_convention(net), "input_scale": "1/255",
             "checkpoint": os.path.basename(checkpoint), **net["info"]}
+    if net["convs"]:
+        meta["network"] = network_text(net)
     helper.set_model_props(model, meta)
     onnx.checker.check_model(model, full_check=True)
     return model.SerializeToString()
@@ -309,9 +420,11 @@ def main(argv):
             if os.path.exists(tmp):
                 os.unlink(tmp)
         fail(f"{path}: write failed: {e.strerror or e}", 1)
-    desc = "-".join(map(str, net["widths"])) + f" {net['activation']}, {net['output']} output"
+    desc = network_text(net) + f" {net['activation']}, {net['output']} output"
     for _, _, path, kind in temporaries:
-        print(f"{PROG}: wrote {path} (network {desc}; input float32 [N, {net['widths'][0]}] = "
+        # the npz's forward takes flat rows; the ONNX graph of a convolutional network, [N, C, H, W]
+        shape = input_shape(net) if kind == "onnx" else [int(np.prod(input_shape(net)))]
+        print(f"{PROG}: wrote {path} (network {desc}; input float32 [N, {', '.join(map(str, shape))}] = "
               "uint8 pixels * float32(1/255), row-major)")
     return 0
 

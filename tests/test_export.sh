@@ -4,7 +4,9 @@
 # on the 10,000 test images both give the class of a float64 reference computed from the
 # checkpoint for every sample, probabilities within 1e-5 of it, and the reference's confusion
 # matrix, accuracy and loss are nneval's (tests/check_export.py). The same for each activation
-# with softmax and mse on a tiny two-hidden-layer model, and for the format-1 fixture. Then the
+# with softmax and mse on a tiny two-hidden-layer model, for convolutional networks (format 2:
+# two convolutions, padded and not, an odd size pooled; a pool first; pools alone), and for the
+# format-1 fixture. Then the
 # refusals: bad checkpoints and bad outputs give exit 2 and one line, and change no file.
 # Skips (77) only when /usr/bin/python3 lacks numpy, h5py or onnx (Debian: python3-numpy
 # python3-h5py python3-onnx; scripts/setup.sh --test installs them).
@@ -49,6 +51,14 @@ for act in sigmoid relu tanh; do
     train_and_compare "tiny-$act-mse" --train-limit 2000 --epochs 2 --layers 784,16,12,10 --activation "$act" \
         --loss mse --batch-size 20 --lr 1 --momentum 0.5
 done
+# Convolutional networks (checkpoint format 2): the ONNX graph takes [N, C, H, W]
+train_and_compare cnn --train-limit 3000 --epochs 2 --layers conv5x5x8p2,pool2,conv4x4x6,pool2,32,10 \
+    --activation relu --lr 0.1
+train_and_compare cnn-pool-first-tanh --train-limit 2000 --epochs 1 --layers pool2,conv3x3x4p1,pool2,16,10 \
+    --activation tanh --lr 0.1
+train_and_compare pools-sigmoid-mse --train-limit 2000 --epochs 2 --layers pool2,pool2,24,10 --loss mse \
+    --batch-size 20 --lr 1 --momentum 0.5
+
 # The format-1 fixture (written before the structure redesign) exports as well.
 if "$py" "$export" "$src/tests/fixtures/checkpoint-v1.h5" --onnx "$dir/v1.onnx" --npz "$dir/v1.npz" >"$dir/log" 2>&1 &&
    timeout 120 "$mpiexec" -n 2 "$nneval" --checkpoint "$src/tests/fixtures/checkpoint-v1.h5" --data "$data" \
@@ -85,6 +95,7 @@ head -c 20000 "$ck" >"$dir/truncated.h5"
 for what in activation loss version weight widths nan; do
     cp "$ck" "$dir/bad-$what.h5" && "$py" "$check" tamper "$dir/bad-$what.h5" "$what" || fail "tamper $what"
 done
+cp "$dir/cnn.h5" "$dir/bad-convs.h5" && "$py" "$check" tamper "$dir/bad-convs.h5" convs || fail "tamper convs"
 ln -s "$ck" "$dir/link.h5" && ln "$ck" "$dir/hard.h5" && ln "$dir/mnist.onnx" "$dir/hard.onnx" && mkfifo "$dir/fifo" && mkdir "$dir/subdir" || exit 1
 before=$(sums)
 expect 2 "no such file" "$dir/missing.h5" --npz "$dir/x.npz"
@@ -93,7 +104,8 @@ expect 2 "not an HDF5 file" "$dir/truncated.h5" --npz "$dir/x.npz"
 expect 2 "not a valid checkpoint: no attribute format_version" "$data" --npz "$dir/x.npz"
 expect 2 "unknown activation 'swish'" "$dir/bad-activation.h5" --onnx "$dir/x.onnx"
 expect 2 "unknown loss 'hinge'" "$dir/bad-loss.h5" --onnx "$dir/x.onnx"
-expect 2 "checkpoint format version 2" "$dir/bad-version.h5" --onnx "$dir/x.onnx"
+expect 2 "checkpoint format version 3, this exporter reads versions 1 and 2" "$dir/bad-version.h5" --onnx "$dir/x.onnx"
+expect 2 "the convolutions flatten to 96 values, /model/widths begins with 150" "$dir/bad-convs.h5" --onnx "$dir/x.onnx"
 expect 2 "parameter checksum mismatch" "$dir/bad-weight.h5" --onnx "$dir/x.onnx"
 expect 2 "misshapen" "$dir/bad-widths.h5" --onnx "$dir/x.onnx"
 expect 2 "not finite" "$dir/bad-nan.h5" --npz "$dir/x.npz"
