@@ -10,22 +10,23 @@
 
 void nn_metrics_gather(nn_epoch_stats *st, const nn_epoch_clock *clock, double loss_sum, double epoch_samples,
                        int batch, MPI_Comm comm) {
-    /* the epoch's time is the slowest rank's, and so is the longest barrier wait; the
-     * sum's and the data's are the mean over the ranks: each rank's two are disjoint
-     * parts of its steps, so the shares of the mean add up to at most 100% (maxima
-     * taken separately, from two ranks, summed to 158%) */
-    double slowest[2] = {clock->steps, clock->exchange_wait}, shares[2] = {clock->exchange, clock->data};
-    MPI_Allreduce(MPI_IN_PLACE, slowest, 2, MPI_DOUBLE, MPI_MAX, comm);
-    MPI_Allreduce(MPI_IN_PLACE, shares, 2, MPI_DOUBLE, MPI_SUM, comm);
+    /* the epoch's time is the slowest rank's; the sum's, its barrier waits' and the
+     * data's are the mean over the ranks: each rank's sum and data are disjoint parts of
+     * its steps, and its waits a part of its sum, so the shares of the means add up to
+     * at most 100% and the wait stays within the sum (maxima, taken from different
+     * ranks, once summed to 158%, and put a wait of 98% beside a sum of 97%) */
+    double shares[3] = {clock->exchange, clock->data, clock->exchange_wait}, slowest = clock->steps;
+    MPI_Allreduce(MPI_IN_PLACE, &slowest, 1, MPI_DOUBLE, MPI_MAX, comm);
+    MPI_Allreduce(MPI_IN_PLACE, shares, 3, MPI_DOUBLE, MPI_SUM, comm);
     MPI_Allreduce(MPI_IN_PLACE, &loss_sum, 1, MPI_DOUBLE, MPI_SUM, comm);
     int ranks;
     MPI_Comm_size(comm, &ranks);
     st->train_loss = loss_sum / epoch_samples;
-    st->epoch_seconds = slowest[0];
+    st->epoch_seconds = slowest;
     st->allreduce_seconds = shares[0] / ranks;
     st->data_seconds = shares[1] / ranks;
-    st->allreduce_wait_seconds = slowest[1];
-    st->samples_per_second = (double)clock->steps_done * batch / slowest[0];
+    st->allreduce_wait_seconds = shares[2] / ranks;
+    st->samples_per_second = (double)clock->steps_done * batch / slowest;
 }
 
 void nn_metrics_print_line(FILE *out, const nn_epoch_stats *s) {

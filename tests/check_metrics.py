@@ -42,6 +42,9 @@ def cli_run(path):
     need([r["epoch"] for r in recs] == [1, 2, 3], [r["epoch"] for r in recs])
     need(all(keys <= r.keys() and r["ranks"] == 2 for r in recs), recs)
     need(recs[-1]["test_accuracy"] > 0.9, recs[-1])  # the pattern is trivially learnable
+    # the barrier waits are a part of each rank's sum, and both are means over the ranks
+    need(all(0 <= r["allreduce_wait_seconds"] <= r["allreduce_seconds"] + 1e-9 for r in recs),
+         [(r["allreduce_wait_seconds"], r["allreduce_seconds"]) for r in recs])
 
 
 def same_losses(path_a, path_b):

@@ -5,7 +5,8 @@
 
 #include <stdio.h>
 
-/* What the run measured, summed over its epochs (seconds; the slowest rank's). */
+/* What the run measured, summed over its epochs (seconds; the training time the
+ * slowest rank's, the sum and its waits the mean over the ranks). */
 typedef struct nn_hint_input {
     double train_seconds;          /* the training steps */
     double allreduce_seconds;      /* inside the gradient sum */

@@ -25,7 +25,7 @@ typedef struct nn_epoch_stats {
     double eval_seconds;
     double samples_per_second; /* the whole job: all ranks together */
     double allreduce_seconds;  /* the ranks' mean time in the gradient sum (any --allreduce mode) */
-    double allreduce_wait_seconds; /* the longest time a rank waited in the node's barriers (shm) */
+    double allreduce_wait_seconds; /* of allreduce_seconds, waiting in the node's barriers (shm; mean over ranks) */
     double data_seconds;       /* the ranks' mean time assembling batches */
     double checkpoint_seconds; /* writing the end-of-epoch checkpoint (0: none) */
     double lr;                 /* learning rate at the end of the epoch */
