@@ -1,5 +1,8 @@
 #include "nn/comm.h"
 
+#include <stdlib.h>
+#include <sys/statvfs.h>
+
 int nn_comm_agree(MPI_Comm comm, int status, nn_error *err) {
     int rank, size;
     MPI_Comm_rank(comm, &rank);
@@ -26,4 +29,18 @@ void nn_comm_node_layout(MPI_Comm comm, int *local_ranks, int *nodes) {
     MPI_Allreduce(MPI_IN_PLACE, &leaders, 1, MPI_INT, MPI_SUM, comm);
     if (local_ranks) *local_ranks = local_size;
     if (nodes) *nodes = leaders;
+}
+
+nn_shm_room nn_comm_shm_room(MPI_Comm comm, MPI_Comm node, double bytes) {
+    nn_shm_room room = {.dir = getenv("OMPI_MCA_osc_sm_backing_directory"), .need = bytes + (1 << 20), .free = -1.0};
+    if (!room.dir || !*room.dir) room.dir = "/dev/shm";
+    int local;
+    MPI_Comm_rank(node, &local);
+    struct statvfs st;
+    if (local == 0 && statvfs(room.dir, &st) == 0) room.free = (double)st.f_bavail * (double)st.f_frsize;
+    MPI_Bcast(&room.free, 1, MPI_DOUBLE, 0, node);
+    room.here = bytes <= 0 || room.free < 0 || room.free >= room.need;
+    room.everywhere = room.here;
+    MPI_Allreduce(MPI_IN_PLACE, &room.everywhere, 1, MPI_INT, MPI_MIN, comm);
+    return room;
 }

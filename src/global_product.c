@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/statvfs.h>
 
 #include "nn/comm.h"
 #include "nn/dataset.h" /* nn_pixels_to_floats */
@@ -160,16 +159,6 @@ static int plan_tiles(nn_global_product *gp) {
 /* Collective: is there room for the node's window in OpenMPI's backing directory
  * (/dev/shm) on every node? (MPI_Win_allocate_shared fails with an internal error
  * where there is not, see reduce.c.) */
-static int room_everywhere(nn_global_product *gp, MPI_Comm comm) {
-    const char *dir = getenv("OMPI_MCA_osc_sm_backing_directory");
-    struct statvfs st;
-    int fits = 1;
-    if (gp->local == 0 && statvfs(dir && *dir ? dir : "/dev/shm", &st) == 0)
-        fits = (double)st.f_bavail * (double)st.f_frsize >= (double)gp->bytes + (1 << 20);
-    MPI_Allreduce(MPI_IN_PLACE, &fits, 1, MPI_INT, MPI_MIN, comm);
-    return fits;
-}
-
 /* The node's communicator (every rank alone with NN_EXACT_SUM=mpi, or where the
  * memory cannot be shared) and the leaders'. */
 static int split(nn_global_product *gp, MPI_Comm comm, int alone) {
@@ -298,7 +287,9 @@ int nn_global_product_create(nn_global_product **out, MPI_Comm comm, nn_model *m
     const char *choice = getenv("NN_EXACT_SUM");
     int alone = choice && !strcmp(choice, "mpi");
     if (!(status = split(gp, comm, alone))) lay_out(gp);
-    int crowded = !status && !alone && gp->locals > 1 && !room_everywhere(gp, comm);
+    nn_shm_room room = {.here = 1, .everywhere = 1}; /* every rank asks, also a node's lone rank */
+    if (!status && !alone) room = nn_comm_shm_room(comm, gp->node, gp->locals > 1 ? (double)gp->bytes : 0.0);
+    int crowded = !room.everywhere;
     double node_mib = (double)gp->bytes / 1048576.0;
     if (crowded) { /* agreed: every rank alone, in its own memory */
         MPI_Comm_free(&gp->node);
@@ -309,8 +300,8 @@ int nn_global_product_create(nn_global_product **out, MPI_Comm comm, nn_model *m
     if (!status) status = plan_tiles(gp);
     if (!status && gp->nodes > 1) status = node_types(gp, comm, shape->rows, shape->first_row);
     if (crowded)
-        snprintf(gp->where, sizeof gp->where, "each rank on its own: /dev/shm has no room for a node's %.1f MiB",
-                 node_mib);
+        snprintf(gp->where, sizeof gp->where, "each rank on its own: %s has no room for a node's %.1f MiB",
+                 room.here ? "another node's shared memory" : room.dir, node_mib);
     else
         snprintf(gp->where, sizeof gp->where, "%s%d node%s%s", gp->locals > 1 ? "in shared memory, " : "", gp->nodes,
                  gp->nodes == 1 ? "" : "s", gp->locals > 1 && gp->shared ? ", one copy of the weights" : "");

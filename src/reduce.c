@@ -22,7 +22,6 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -515,21 +514,13 @@ static size_t window_bytes(const nn_reducer *red) {
  * "MPI_ERR_INTERN: internal error" (Docker's default /dev/shm is 64 MiB), so the sum
  * goes through MPI instead, and red->note says why. Local rank 0 of a node looks. */
 static int shm_fits(nn_reducer *red, MPI_Comm comm) {
-    const char *dir = getenv("OMPI_MCA_osc_sm_backing_directory");
-    if (!dir || !*dir) dir = "/dev/shm";
-    double v[2] = {(double)window_bytes(red) + (1 << 20), -1.0}; /* need (1 MiB for OpenMPI's own), free */
-    struct statvfs st;
-    if (red->local_rank == 0 && statvfs(dir, &st) == 0) v[1] = (double)st.f_bavail * (double)st.f_frsize;
-    MPI_Bcast(v, 2, MPI_DOUBLE, 0, red->node);
-    int fits = v[1] < 0 || v[1] >= v[0]; /* unknown: try */
-    int all = fits;
-    MPI_Allreduce(MPI_IN_PLACE, &all, 1, MPI_INT, MPI_MIN, comm);
-    if (!fits)
-        snprintf(red->note, sizeof red->note, "as %s has %.0f MiB free and a shared-memory sum needs %.0f MiB", dir,
-                 v[1] / 1048576.0, v[0] / 1048576.0);
-    else if (!all)
-        snprintf(red->note, sizeof red->note, "as another node's %s is too small for a shared-memory sum", dir);
-    return all;
+    nn_shm_room room = nn_comm_shm_room(comm, red->node, (double)window_bytes(red));
+    if (!room.here)
+        snprintf(red->note, sizeof red->note, "as %s has %.0f MiB free and a shared-memory sum needs %.0f MiB",
+                 room.dir, room.free / 1048576.0, room.need / 1048576.0);
+    else if (!room.everywhere)
+        snprintf(red->note, sizeof red->note, "as another node's %s is too small for a shared-memory sum", room.dir);
+    return room.everywhere;
 }
 
 /* The shared window of this node: local rank 0 allocates all of it, with room to align. */

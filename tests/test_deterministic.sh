@@ -152,7 +152,7 @@ if [ -f "$mnist" ]; then
         OMPI_MCA_osc_sm_backing_directory=$shm run mnistcrowded 2 --deterministic || fail "MNIST, small /dev/shm: exit $?"
         umount "$shm"
         same mnist1 mnistcrowded "MNIST, /dev/shm too small for the factors: -np 2, each rank on its own = -np 1"
-        grep -q "each rank on its own: /dev/shm has no room" "$dir/mnistcrowded.out" ||
+        grep -q "each rank on its own: $shm has no room" "$dir/mnistcrowded.out" ||
             fail "the header does not say why each rank is on its own: $(head -1 "$dir/mnistcrowded.out")"
     else
         echo "skip: cannot mount a tmpfs here (the small /dev/shm case)"

@@ -16,4 +16,18 @@ int nn_comm_agree(MPI_Comm comm, int status, nn_error *err);
  * many nodes (shared-memory domains) the ranks of comm span; either may be NULL. */
 void nn_comm_node_layout(MPI_Comm comm, int *local_ranks, int *nodes);
 
+/* Whether a node's shared window of `bytes` fits where OpenMPI backs it
+ * (OMPI_MCA_osc_sm_backing_directory, else /dev/shm; Docker's default is 64 MiB):
+ * there, `free` bytes (-1 when unknown: then it is tried), with 1 MiB left for
+ * OpenMPI's own; `everywhere`: on every node of comm. */
+typedef struct nn_shm_room {
+    const char *dir;
+    double need, free;
+    int here, everywhere;
+} nn_shm_room;
+
+/* Collective over comm; `node` is this node's communicator (its rank 0 looks).
+ * bytes <= 0: this node needs no window (a rank alone), so it has room. */
+nn_shm_room nn_comm_shm_room(MPI_Comm comm, MPI_Comm node, double bytes);
+
 #endif
