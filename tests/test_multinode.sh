@@ -4,7 +4,8 @@
 #  - 2 nodes x 2 ranks and 4 nodes x 1 rank, every --allreduce mode: the header names
 #    the nodes, the three modes give identical losses, and the accuracy is that of the
 #    same rank count on one host (within 1%: the sum's order differs across layouts);
-#  - --deterministic in both layouts: the checkpoint of 1 rank on one host, bit for bit;
+#  - --deterministic in both layouts, and on 2 nodes of 2 + 1 ranks: the checkpoint of
+#    1 rank on one host, bit for bit;
 #  - a bad label in the shard of a rank on the second node stops every rank, one line;
 #  - a node whose link goes down for good: the watchdog ends the job (exit 1) with a
 #    line saying the node waits for another one, instead of a hang.
@@ -67,6 +68,15 @@ done
 
 "$emu" down 2>/dev/null
 "$emu" up 2 >/dev/null
+# nodes of unequal size (2 + 1 ranks): every rank takes part in the same collectives
+timeout 300 "$emu" mpirun -np 3 --map-by ppr:2:node "$nntrain" "${det[@]}" --checkpoint "$dir/det-2+1.h5" \
+    >"$dir/out" 2>"$dir/err"
+rc=$?
+name="2 + 1 ranks on 2 nodes, --deterministic: the checkpoint of 1 rank on one host, bit for bit"
+if [ "$rc" -eq 0 ] && grep -q "one product over the global batch (.*2 nodes" "$dir/out" &&
+   h5diff "$dir/det-host1.h5" "$dir/det-2+1.h5" /model /model >/dev/null 2>&1 &&
+   h5diff "$dir/det-host1.h5" "$dir/det-2+1.h5" /optimizer /optimizer >/dev/null 2>&1
+then ok "$name"; else fail "$name (exit $rc; $(head -1 "$dir/out"))"; fi
 timeout 120 "$emu" mpirun -np 2 --map-by node "$nntrain" --data "$dir/badlabel.h5" --layers 16,3 \
     >"$dir/out" 2>"$dir/err"
 rc=$?
