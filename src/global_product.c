@@ -156,9 +156,6 @@ static int plan_tiles(nn_global_product *gp) {
     return gp->acc && (gp->unpacked || !gp->pixels) ? NN_OK : NN_ERR_RUNTIME;
 }
 
-/* Collective: is there room for the node's window in OpenMPI's backing directory
- * (/dev/shm) on every node? (MPI_Win_allocate_shared fails with an internal error
- * where there is not, see reduce.c.) */
 /* The node's communicator (every rank alone with NN_EXACT_SUM=mpi, or where the
  * memory cannot be shared) and the leaders'. */
 static int split(nn_global_product *gp, MPI_Comm comm, int alone) {
@@ -287,7 +284,9 @@ int nn_global_product_create(nn_global_product **out, MPI_Comm comm, nn_model *m
     const char *choice = getenv("NN_EXACT_SUM");
     int alone = choice && !strcmp(choice, "mpi");
     if (!(status = split(gp, comm, alone))) lay_out(gp);
-    nn_shm_room room = {.here = 1, .everywhere = 1}; /* every rank asks, also a node's lone rank */
+    /* room for the node's window on every node? (MPI_Win_allocate_shared fails with an
+     * internal error where there is not, see reduce.c); every rank asks, a lone one too */
+    nn_shm_room room = {.here = 1, .everywhere = 1};
     if (!status && !alone) room = nn_comm_shm_room(comm, gp->node, gp->locals > 1 ? (double)gp->bytes : 0.0);
     int crowded = !room.everywhere;
     double node_mib = (double)gp->bytes / 1048576.0;
