@@ -34,6 +34,8 @@ struct nn_exchange {
     float *shared_params;  /* shm: the node's one copy of the parameters, once shared */
     float *shared_velocity; /* shm: and of the momentum: the sum and update go chunk by chunk */
     const char *fused_name; /* for the header: how the fused step sums */
+    int early;             /* shm: the chunked sum begins during backward (nn_reducer_set_early) */
+    size_t final_from;     /* early: this step's gradients are final from here on */
 };
 
 static const char *const mode_names[] = {"shm", "mpi", "overlap"};
@@ -92,6 +94,7 @@ float *nn_exchange_grads(nn_exchange *ex) { return ex->buf; }
 void nn_exchange_begin(nn_exchange *ex) {
     memset(ex->buf + ex->n, 0, NN_CONTROL_WORDS * sizeof(float));
     ex->seconds = 0.0;
+    ex->final_from = ex->n; /* the control words, once backward begins */
 }
 
 void nn_exchange_set_control(nn_exchange *ex, enum nn_control_word word, float value) { ex->buf[ex->n + word] = value; }
@@ -111,8 +114,16 @@ static void complete_pending(nn_exchange *ex) {
     ex->pending = 0;
 }
 
+/* Early: a layer's slice is final, so the layer above it is done (its input gradient
+ * made, its weights no longer read): its slice goes to the node's sum. */
+static void post_layer_above(nn_exchange *ex, size_t offset) {
+    nn_reducer_post_ready(ex->reducer, ex->final_from);
+    ex->final_from = offset;
+}
+
 void nn_exchange_slice_final(void *ctx, size_t offset, size_t count) {
     nn_exchange *ex = ctx;
+    if (ex->early) post_layer_above(ex, offset);
     if (ex->mode != NN_EXCHANGE_OVERLAP) return;
     double t = MPI_Wtime();
     if (offset + count == ex->n) count += NN_CONTROL_WORDS; /* the top slice carries the control words */
@@ -224,12 +235,16 @@ float *nn_exchange_share_params(nn_exchange *ex, const float *params) {
 }
 
 /* NN_NODE_SUM=static keeps each rank to its slice (for measurements); by default
- * the chunks go to whichever rank is free (nn_reducer_sum_chunks). */
+ * the chunks go to whichever rank is free (nn_reducer_sum_chunks); NN_NODE_SUM=early
+ * begins that sum during backward (nn_reducer_set_early). */
 float *nn_exchange_share_velocity(nn_exchange *ex, const float *velocity) {
     const char *choice = getenv("NN_NODE_SUM");
     if (!ex->shared_params || !nn_reducer_can_sum_chunks(ex->reducer) || (choice && !strcmp(choice, "static")))
         return NULL;
-    return ex->shared_velocity = fill_shared(ex, nn_reducer_shared2(ex->reducer), velocity);
+    ex->shared_velocity = fill_shared(ex, nn_reducer_shared2(ex->reducer), velocity);
+    nn_reducer_set_early(ex->reducer, choice && !strcmp(choice, "early"));
+    ex->early = nn_reducer_early(ex->reducer);
+    return ex->shared_velocity;
 }
 
 int nn_exchange_fused(const nn_exchange *ex) { return ex->shared_velocity != NULL; }
@@ -288,5 +303,6 @@ void nn_exchange_describe(const nn_exchange *ex, char *out, size_t cap) {
     snprintf(out, cap, "%s (%s%s%s%d node%s%s%s%s%s)", mode_names[ex->mode], how, note, note[0] ? "; " : "", ex->nodes,
              ex->nodes == 1 ? "" : "s", ex->compress ? ", " : "", ex->compress ? nn_compress_name(ex->compress) : "",
              ex->shared_velocity ? ", one copy of the weights, " : ex->shared_params ? ", one copy of the weights" : "",
-             ex->shared_velocity ? (ex->fused_name ? ex->fused_name : "chunked sum") : "");
+             ex->shared_velocity ? (ex->fused_name ? ex->fused_name
+                                    : ex->early ? "chunked sum begun in backward" : "chunked sum") : "");
 }

@@ -1,10 +1,11 @@
 /* Node-aware gradient sum through one shared-memory window per node (see reduce.h).
  *
  * Layout of a node's window (allocated by local rank 0, found by the others with
- * MPI_Win_shared_query):  [flags][shared][segment 0][segment 1]...[segment L-1]:
- * the barrier's flags (a cache-line pair per local rank), then n floats the ranks
- * share (the exchange keeps the node's one copy of the parameters there), then the
- * segments, each n floats rounded up to 64 bytes: segment l is local rank l's buffer.
+ * MPI_Win_shared_query):  [header][shared][shared2][segment 0]...[segment L-1]: the
+ * header (the barrier's flags, a cache-line pair per local rank; the chunk queues;
+ * the readiness words), then twice n floats the ranks share (the exchange keeps the
+ * node's one copy of the parameters and momentum there), then the segments, each n
+ * floats rounded up to 64 bytes: segment l is local rank l's buffer.
  *
  * One sum: barrier (every input written) -> local rank l sums slice l over all
  * segments in the order 0..L-1 and writes the result into slice l of every segment
@@ -51,10 +52,17 @@ typedef struct node_flag {
     _Alignas(128) atomic_ullong slot[2]; /* 128: the adjacent-line prefetcher pairs lines */
 } node_flag;
 /* nn_reducer_sum_chunks: local rank l's queue of the chunks of its slice; the next
- * chunk to take (by l first, then by any rank that has run out of its own). */
+ * chunk to take (by l first, then by any rank that has run out of its own). Two sets
+ * by the sum's parity, so that a queue can be refilled for the next sum while the
+ * node's ranks still take from this one (see nn_reducer_sum_chunks_with). */
 typedef struct node_queue {
     _Alignas(128) atomic_ullong next;
 } node_queue;
+/* nn_reducer_post_ready: from which offset on local rank l's input to the coming
+ * chunked sum is final, tagged with that sum's number (upper 32 bits). */
+typedef struct node_ready {
+    _Alignas(128) atomic_ullong word;
+} node_ready;
 struct nn_reducer {
     nn_reduce_mode mode;
     size_t n;
@@ -74,7 +82,10 @@ struct nn_reducer {
     float **segs;         /* segs[l] = segment l */
     float *shared;        /* n more floats the node's ranks share (nn_reducer_shared) */
     node_flag *flags;     /* flags[l]: local rank l's arrivals */
-    node_queue *queues;   /* queues[l]: local rank l's chunks (nn_reducer_sum_chunks); [L]: the work items */
+    node_queue *queues;   /* queues[set * (L + 1) + l]: local rank l's chunks (nn_reducer_sum_chunks); [L]: the work items */
+    node_ready *ready;    /* ready[l]: local rank l's final input (nn_reducer_post_ready) */
+    uint64_t chunk_sums;  /* chunked sums this rank has begun */
+    int early;            /* chunked sums begin as the input comes ready, without a barrier */
     float tail[NN_REDUCER_TAIL_MAX]; /* nn_reducer_sum_chunks: the tail's sum, stored into */
     size_t tail_off, tail_len;       /* this rank's buffer after the next barrier */
     uint64_t barriers;    /* barriers this rank has passed */
@@ -104,19 +115,25 @@ static inline void cpu_relax(void) {
 #endif
 }
 
-/* Waits until *word holds barrier `target` or later (its flag is returned). Spins
- * while the others are probably running; then yields, as the rank we wait for may
- * need this core; and a rank that late may be stopped or hung: then sleeps between
- * looks rather than burn a core until the watchdog ends the job. `*polls` counts
- * over the whole barrier, not per rank. */
-static unsigned wait_slot(atomic_ullong *word, uint64_t target, long *polls, int max_spins) {
+/* One more look gone by: spins while the others are probably running; then yields,
+ * as the rank waited for may need this core; and a rank that late may be stopped or
+ * hung: then sleeps between looks rather than burn a core until the watchdog ends
+ * the job. */
+static void pause_poll(long *polls, int max_spins) {
     const struct timespec nap = {0, 100000}; /* 0.1 ms */
-    for (;; ++*polls) {
+    if (*polls < max_spins) cpu_relax();
+    else if (*polls < max_spins + YIELDS) sched_yield();
+    else nanosleep(&nap, NULL);
+    ++*polls;
+}
+
+/* Waits until *word holds barrier `target` or later (its flag is returned). `*polls`
+ * counts over the whole barrier, not per rank. */
+static unsigned wait_slot(atomic_ullong *word, uint64_t target, long *polls, int max_spins) {
+    for (;;) {
         unsigned long long w = atomic_load_explicit(word, memory_order_acquire);
         if (w >> 1 >= target) return (unsigned)(w & 1u);
-        if (*polls < max_spins) cpu_relax();
-        else if (*polls < max_spins + YIELDS) sched_yield();
-        else nanosleep(&nap, NULL);
+        pause_poll(polls, max_spins);
     }
 }
 
@@ -390,24 +407,77 @@ static size_t chunk_floats(size_t share) {
     return c < 512 ? 512 : c > 8192 ? 8192 : c;
 }
 
-/* Takes the next chunk of [0, n_chunked): this rank's own queue first, then the
- * others' from the next rank on. Returns 0 when every queue is empty. */
-static int take_chunk(nn_reducer *red, size_t n_chunked, size_t chunk, int *from, size_t *off, size_t *len) {
-    for (; *from < red->local_size; ++*from) {
-        int q = (red->local_rank + *from) % red->local_size;
+/* The queues of chunked sum number `sum` (one set by its parity): L chunk queues and
+ * the work items' counter. */
+static node_queue *queue_set(const nn_reducer *red, uint64_t sum) {
+    return red->queues + (size_t)(sum & 1u) * (size_t)(red->local_size + 1);
+}
+
+/* A readiness word: sum number + 1 above (0: nothing posted yet), an offset below. */
+static unsigned long long ready_tag(uint64_t sum) { return (sum + 1) & 0xffffffffu; }
+
+/* From which offset on every rank's input to chunked sum `sum` is final: the highest
+ * offset the ranks have posted, n while one has posted nothing for this sum. The
+ * acquire loads take the posters' writes below their words. */
+static size_t ready_from(const nn_reducer *red, uint64_t sum) {
+    size_t from = 0;
+    for (int l = 0; l < red->local_size; l++) {
+        unsigned long long w = atomic_load_explicit(&red->ready[l].word, memory_order_acquire);
+        if (w >> 32 != ready_tag(sum)) return red->n;
+        size_t off = (size_t)(w & 0xffffffffu);
+        if (off > from) from = off;
+    }
+    return from;
+}
+
+void nn_reducer_post_ready(nn_reducer *red, size_t offset) {
+    if (!red->early) return;
+    MPI_Win_sync(red->win);
+    atomic_store_explicit(&red->ready[red->local_rank].word, ready_tag(red->chunk_sums) << 32 | offset,
+                          memory_order_release);
+}
+
+void nn_reducer_set_early(nn_reducer *red, int early) {
+    if (red->mode != NN_REDUCE_SHARED) return;
+    int all = early && nn_reducer_can_sum_chunks(red);
+    MPI_Allreduce(MPI_IN_PLACE, &all, 1, MPI_INT, MPI_LAND, red->node); /* one choice for the node */
+    red->early = all;
+}
+
+int nn_reducer_early(const nn_reducer *red) { return red->early; }
+
+typedef enum take_result { TAKEN, NONE_READY, ALL_TAKEN } take_result;
+
+/* Takes the next chunk of [0, n_chunked) that lies at or above `ready` (where every
+ * rank's input is final): from this rank's own queue first, then the others' from
+ * the next rank on. A queue hands out its slice's chunks from the top down, the order
+ * in which backward finishes them (chunk boundaries stay on whole cache lines). */
+static take_result take_chunk(node_queue *queues, const nn_reducer *red, size_t n_chunked, size_t chunk,
+                              size_t ready, size_t *off, size_t *len) {
+    take_result none = ALL_TAKEN;
+    for (int i = 0; i < red->local_size; i++) {
+        int q = (red->local_rank + i) % red->local_size;
         size_t s_off, s_len;
         slice_of(red, q, &s_off, &s_len);
         if (s_off >= n_chunked) continue;
         if (s_off + s_len > n_chunked) s_len = n_chunked - s_off;
         size_t count = (s_len + chunk - 1) / chunk;
-        if (atomic_load_explicit(&red->queues[q].next, memory_order_relaxed) >= count) continue;
-        unsigned long long k = atomic_fetch_add_explicit(&red->queues[q].next, 1, memory_order_relaxed);
-        if (k >= count) continue;
-        *off = s_off + (size_t)k * chunk;
-        *len = s_off + s_len - *off < chunk ? s_off + s_len - *off : chunk;
-        return 1;
+        atomic_ullong *next = &queues[q].next;
+        unsigned long long k = atomic_load_explicit(next, memory_order_relaxed);
+        while (k < count) {
+            size_t lo = s_off + (count - 1 - (size_t)k) * chunk;
+            if (lo < ready) {
+                none = NONE_READY;
+                break;
+            }
+            if (atomic_compare_exchange_weak_explicit(next, &k, k + 1, memory_order_relaxed, memory_order_relaxed)) {
+                *off = lo;
+                *len = s_off + s_len - lo < chunk ? s_off + s_len - lo : chunk;
+                return TAKEN;
+            }
+        }
     }
-    return 0;
+    return none;
 }
 
 int nn_reducer_can_sum_chunks(const nn_reducer *red) {
@@ -415,9 +485,8 @@ int nn_reducer_can_sum_chunks(const nn_reducer *red) {
 }
 
 /* The work items, one at a time to whichever rank asks first; on this thread. */
-static unsigned run_items(nn_reducer *red, const nn_chunk_work *work) {
+static unsigned run_items(atomic_ullong *next, const nn_chunk_work *work) {
     unsigned bad = 0;
-    atomic_ullong *next = &red->queues[red->local_size].next;
     for (;;) {
         unsigned long long i = atomic_fetch_add_explicit(next, 1, memory_order_relaxed);
         if (i >= (unsigned long long)work->n_items) return bad;
@@ -447,47 +516,93 @@ static unsigned sum_block(nn_reducer *red, size_t b, size_t m, size_t pf_end, co
     return bad;
 }
 
+/* The few words every rank reads: each rank sums them itself, into its own buffer
+ * after the next barrier (node_sync_or). */
+static void sum_tail(nn_reducer *red, size_t n_chunked) {
+    size_t tail = red->n - n_chunked;
+    if (!tail) return;
+    float sums[NN_REDUCER_TAIL_MAX] __attribute__((aligned(64))); /* sum_into's lines are aligned */
+    sum_into(red->segs, red->local_size, n_chunked, tail, 0, sums);
+    memcpy(red->tail, sums, tail * sizeof(float));
+    red->tail_off = n_chunked;
+    red->tail_len = tail;
+}
+
+/* Chunks of sum `sum` until every one is taken, summed and handed to fn; waits (in
+ * the barrier's manner) while the chunks left are not ready. Returns the OR of fn's
+ * results; *waited: the seconds spent waiting. */
+static unsigned take_and_sum(nn_reducer *red, uint64_t sum, size_t n_chunked, const nn_chunk_work *work,
+                             nn_chunk_fn fn, void *ctx, int early, double *waited) {
+    enum { BLOCK = 1024 };
+    float sums[BLOCK] __attribute__((aligned(64)));
+    size_t share, ignored;
+    slice_of(red, 0, &ignored, &share);
+    const size_t chunk = chunk_floats(share);
+    node_queue *queues = queue_set(red, sum);
+    size_t ready = early ? ready_from(red, sum) : 0, off, len;
+    unsigned bad = 0;
+    long polls = 0;
+    double since = -1.0;
+    *waited = 0.0;
+    for (take_result got; (got = take_chunk(queues, red, n_chunked, chunk, ready, &off, &len)) != ALL_TAKEN;) {
+        if (got == NONE_READY) { /* the ranks still in backward have not finished these layers */
+            if (since < 0.0) since = MPI_Wtime();
+            pause_poll(&polls, red->spins);
+            ready = ready_from(red, sum);
+            continue;
+        }
+        if (since >= 0.0) *waited += MPI_Wtime() - since;
+        since = -1.0;
+        polls = 0;
+        for (size_t b = off; b < off + len; b += BLOCK) {
+            size_t m = off + len - b < BLOCK ? off + len - b : BLOCK;
+            bad |= sum_block(red, b, m, off + len, work, fn, ctx, sums);
+        }
+    }
+    return bad;
+}
+
 unsigned nn_reducer_sum_chunks(nn_reducer *red, size_t n_chunked, nn_chunk_fn fn, void *ctx) {
     return nn_reducer_sum_chunks_with(red, n_chunked, NULL, fn, ctx);
 }
 
+/* Sum number s takes its chunks from queue set s % 2 and refills set (s + 1) % 2 for
+ * the next: every rank took its last chunk from that set (in sum s - 1) before sum
+ * s - 1's closing barrier, and the refill reaches the others with this sum's closing
+ * barrier. Early (nn_reducer_set_early, and no work items): no opening barrier; this
+ * rank posts its whole input final and sums whatever chunks every rank has posted. */
 unsigned nn_reducer_sum_chunks_with(nn_reducer *red, size_t n_chunked, const nn_chunk_work *work, nn_chunk_fn fn,
                                     void *ctx) {
     size_t tail = red->n - n_chunked;
     if (!nn_reducer_can_sum_chunks(red) || tail > NN_REDUCER_TAIL_MAX) return ~0u;
-    atomic_store_explicit(&red->queues[red->local_rank].next, 0, memory_order_relaxed); /* published by the barrier */
-    if (red->local_rank == 0) /* every rank took its last item before the last step's closing barrier */
-        atomic_store_explicit(&red->queues[red->local_size].next, 0, memory_order_relaxed);
-    node_sync(red); /* every rank's input is written; every queue is full */
-    double t = MPI_Wtime();
-    unsigned bad = work && work->n_items ? run_items(red, work) : 0; /* the big items first, the chunks fill in */
-    if (tail) { /* the few words every rank reads: each rank sums them itself */
-        float sums[NN_REDUCER_TAIL_MAX] __attribute__((aligned(64))); /* sum_into's lines are aligned */
-        sum_into(red->segs, red->local_size, n_chunked, tail, 0, sums);
-        memcpy(red->tail, sums, tail * sizeof(float));
-        red->tail_off = n_chunked;
-        red->tail_len = tail; /* into this rank's buffer after the next barrier (node_sync_or) */
+    int early = red->early && !work;
+    node_queue *refill = queue_set(red, red->chunk_sums + 1);
+    atomic_store_explicit(&refill[red->local_rank].next, 0, memory_order_relaxed);
+    if (red->local_rank == 0) atomic_store_explicit(&refill[red->local_size].next, 0, memory_order_relaxed);
+    if (early) nn_reducer_post_ready(red, 0);
+    uint64_t sum = red->chunk_sums++;
+    if (!early) node_sync(red); /* every rank's input is written */
+    double t = MPI_Wtime(), waited = 0.0;
+    unsigned bad = 0;
+    if (!early) {
+        if (work && work->n_items) bad = run_items(&queue_set(red, sum)[red->local_size].next, work); /* big items first */
+        sum_tail(red, n_chunked);
     }
-    size_t share, ignored;
-    slice_of(red, 0, &ignored, &share);
-    const size_t chunk = chunk_floats(share);
     int threads = 1;
 #ifdef _OPENMP
     threads = omp_get_max_threads();
 #endif
-#pragma omp parallel if (threads > 1) reduction(| : bad)
-    {
-        enum { BLOCK = 1024 };
-        float sums[BLOCK] __attribute__((aligned(64)));
-        int from = 0;
-        size_t off, len;
-        while (take_chunk(red, n_chunked, chunk, &from, &off, &len))
-            for (size_t b = off; b < off + len; b += BLOCK) {
-                size_t m = off + len - b < BLOCK ? off + len - b : BLOCK;
-                bad |= sum_block(red, b, m, off + len, work, fn, ctx, sums);
-            }
+#pragma omp parallel if (threads > 1) reduction(| : bad) reduction(max : waited)
+    bad |= take_and_sum(red, sum, n_chunked, work, fn, ctx, early, &waited);
+    if (early) { /* every chunk taken: every rank has posted all of its input, the tail too */
+        long polls = 0;
+        double since = MPI_Wtime();
+        while (ready_from(red, sum) > n_chunked) pause_poll(&polls, red->spins);
+        waited += MPI_Wtime() - since;
+        sum_tail(red, n_chunked);
     }
-    red->phases.sum += MPI_Wtime() - t;
+    red->phases.wait += waited;
+    red->phases.sum += MPI_Wtime() - t - waited;
     return bad;
 }
 
@@ -501,7 +616,8 @@ static int alloc_private(nn_reducer *red, nn_error *err) {
 
 /* The bytes of the node's shared window: a segment per local rank, the barrier, room to align. */
 static size_t header_bytes(const nn_reducer *red) {
-    return (size_t)red->local_size * sizeof(node_flag) + (size_t)(red->local_size + 1) * sizeof(node_queue);
+    return (size_t)red->local_size * (sizeof(node_flag) + sizeof(node_ready)) +
+           2 * (size_t)(red->local_size + 1) * sizeof(node_queue);
 }
 
 static size_t window_bytes(const nn_reducer *red) {
@@ -543,6 +659,7 @@ static int alloc_shared(nn_reducer *red, nn_error *err) {
     uintptr_t p = round_up((uintptr_t)base, alignof(node_flag));
     red->flags = (node_flag *)p;
     red->queues = (node_queue *)(p + (size_t)red->local_size * sizeof(node_flag));
+    red->ready = (node_ready *)(red->queues + 2 * (red->local_size + 1));
     /* more ranks than cores: a spinning rank would only delay the one it waits for */
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     red->spins = cores > 0 && red->local_size > cores ? 0 : SPINS;
@@ -554,8 +671,12 @@ static int alloc_shared(nn_reducer *red, nn_error *err) {
     red->buf = red->segs[red->local_rank];
     atomic_init(&red->flags[red->local_rank].slot[0], 0);
     atomic_init(&red->flags[red->local_rank].slot[1], 0);
-    atomic_init(&red->queues[red->local_rank].next, 0);
-    if (red->local_rank == 0) atomic_init(&red->queues[red->local_size].next, 0);
+    for (int set = 0; set < 2; set++) {
+        node_queue *queues = queue_set(red, (uint64_t)set);
+        atomic_init(&queues[red->local_rank].next, 0);
+        if (red->local_rank == 0) atomic_init(&queues[red->local_size].next, 0);
+    }
+    atomic_init(&red->ready[red->local_rank].word, 0);
     memset(red->buf, 0, red->stride * sizeof(float)); /* first touch by the owner (NUMA) */
     size_t off, len;
     slice_of(red, red->local_rank, &off, &len);

@@ -1,7 +1,9 @@
 #!/bin/bash
-# The node's sum, three ways, one result: NN_NODE_SUM=static (each rank sums its
-# slice), chunked (the default: chunks to whichever rank is free) and factors (dense
-# weight gradients made from the ranks' factors, factor_sum.h), must give
+# The node's sum, four ways, one result: NN_NODE_SUM=static (each rank sums its
+# slice), chunked (the default: chunks to whichever rank is free), early (the chunks
+# begun during backward, as every rank finishes their layers: nn_reducer_set_early)
+# and factors (dense weight gradients made from the ranks' factors, factor_sum.h),
+# must give
 # bit-identical checkpoints (h5diff without a tolerance over /model and /optimizer)
 # and the same losses and accuracies: at 3, 4 and 5 ranks of one node (where the
 # node keeps one copy of the weights), and at 2 with NN_NODE_PARAMS=shared; with
@@ -27,13 +29,15 @@ run() {
 }
 scores() { grep -o '"\(train_loss\|test_loss\|test_accuracy\)": [^,]*' "$dir/$1.jsonl" 2>/dev/null; }
 
-# check WHAT NP [options]: the three sums agree, and the factors run says it used the factored sum
+# check WHAT NP [options]: the four sums agree, and the headers name the sums in use
 check() {
     local what=$1 np=$2 s
     shift 2
-    for s in static chunked factors; do run "$s" "$np" "$s" "$@"; done
+    for s in static chunked early factors; do run "$s" "$np" "$s" "$@"; done
     grep -q 'factored sum' "$dir/factors.out" || fail "$what: the header does not say 'factored sum': $(grep -m1 allreduce "$dir/factors.out")"
-    for s in static chunked; do
+    grep -q 'chunked sum begun in backward' "$dir/early.out" ||
+        fail "$what: the header does not say 'chunked sum begun in backward': $(grep -m1 allreduce "$dir/early.out")"
+    for s in static chunked early; do
         if ! h5diff "$dir/factors.h5" "$dir/$s.h5" /model /model >"$dir/diff" 2>&1 ||
             ! h5diff "$dir/factors.h5" "$dir/$s.h5" /optimizer /optimizer >>"$dir/diff" 2>&1; then
             fail "$what: the factored and $s sums' checkpoints differ: $(head -c 300 "$dir/diff")"

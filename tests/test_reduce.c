@@ -255,6 +255,78 @@ static void test_two_reducers_agree(void) {
     nn_reducer_free(b);
 }
 
+/* The early chunked sum (nn_reducer_set_early): what the fn of each rank received. */
+typedef struct early_record {
+    float *sums;           /* the sums this rank was handed, at their offsets (0 elsewhere) */
+    int *handed;           /* how often each element was handed to this rank */
+    size_t half;           /* where the late rank's input stops being final */
+    long chunks, chunks_above; /* chunks handed here; of them, starting at or above half */
+} early_record;
+
+static unsigned record_chunk(void *ctx, const float *sums, size_t offset, size_t count) {
+    early_record *rec = ctx;
+    memcpy(rec->sums + offset, sums, count * sizeof(float));
+    for (size_t i = offset; i < offset + count; i++) rec->handed[i]++;
+    rec->chunks++;
+    rec->chunks_above += offset >= rec->half;
+    return 0;
+}
+
+/* Each round one rank is late: it posts its top half final, sleeps 0.2 s, and only
+ * then writes its bottom half and joins the sum. The others must sum the top half's
+ * chunks while it sleeps (it is handed none of them), must not touch the bottom half
+ * before it is written (a stale value would show in the sum), and every element must
+ * be handed exactly once, with the sum of every rank's input; the control words
+ * (the tail) reach every rank after the closing barrier. */
+static void test_early_chunked_sum(void) {
+    const size_t n = 45361, n_chunked = n - 4;
+    nn_reducer *red = make(n, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(red);
+    nn_reducer_set_early(red, 1);
+    if (!nn_reducer_can_sum_chunks(red)) { /* one rank: nothing to sum */
+        CU_ASSERT_FALSE(nn_reducer_early(red));
+        nn_reducer_free(red);
+        return;
+    }
+    CU_ASSERT_TRUE_FATAL(nn_reducer_early(red));
+    float *buf = nn_reducer_buffer(red);
+    early_record rec = {malloc(n * sizeof(float)), malloc(n * sizeof(int)), n_chunked / 2, 0, 0};
+    size_t bad = 0, handed_wrong = 0, tail_bad = 0;
+    long late_above = 0, above = 0;
+    for (int it = 0; it < 2 * nranks; it++) {
+        int late = it % nranks, round = 3000 + it;
+        memset(rec.sums, 0, n * sizeof(float));
+        memset(rec.handed, 0, n * sizeof(int));
+        rec.chunks = rec.chunks_above = 0;
+        for (size_t i = rec.half; i < n; i++) buf[i] = input(rank, i, round);
+        nn_reducer_post_ready(red, rec.half);
+        if (rank == late) sleep_us(200000);
+        for (size_t i = 0; i < rec.half; i++) buf[i] = input(rank, i, round);
+        nn_reducer_sum_chunks(red, n_chunked, record_chunk, &rec);
+        nn_reducer_barrier_or(red, 0);
+        if (rank == late) late_above += rec.chunks_above;
+        MPI_Allreduce(MPI_IN_PLACE, &rec.chunks_above, 1, MPI_LONG, MPI_SUM, MPI_COMM_WORLD);
+        above += rec.chunks_above;
+        /* each element was handed to one rank: the others hold 0, and x + 0 == x */
+        MPI_Allreduce(MPI_IN_PLACE, rec.sums, (int)n_chunked, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+        MPI_Allreduce(MPI_IN_PLACE, rec.handed, (int)n_chunked, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+        for (size_t i = 0; i < n_chunked; i++) handed_wrong += rec.handed[i] != 1;
+        bad += check_sum(rec.sums, n_chunked, round);
+        for (size_t i = n_chunked; i < n; i++) { /* the tail, in this rank's own buffer */
+            double mag, ref = reference(i, round, &mag);
+            tail_bad += !(fabs(buf[i] - ref) <= 1e-6 * mag);
+        }
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT_EQUAL(handed_wrong, 0);
+    CU_ASSERT_EQUAL(tail_bad, 0);
+    CU_ASSERT_EQUAL(late_above, 0); /* the others had summed the top half while it slept */
+    CU_ASSERT(above > 0);
+    free(rec.sums);
+    free(rec.handed);
+    nn_reducer_free(red);
+}
+
 static void test_free_null(void) { nn_reducer_free(NULL); }
 
 int main(int argc, char **argv) {
@@ -272,6 +344,7 @@ int main(int argc, char **argv) {
         {"100 rounds with changing inputs and late ranks: no race", test_repeated_no_race},
         {"a rank waiting 1 s for a late one sleeps rather than spins", test_waiting_rank_sleeps},
         {"two reducers on one communicator agree bit for bit", test_two_reducers_agree},
+        {"early chunked sum: the top half summed while a late rank sleeps, every chunk once", test_early_chunked_sum},
         {"freeing NULL is a no-op", test_free_null},
         CU_TEST_INFO_NULL};
     int failed = nn_run_suite_all_ranks("gradient reducer", tests);

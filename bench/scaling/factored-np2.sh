@@ -4,13 +4,16 @@
 # two, four networks. Writes CSV to stdout (round,net,batch,sum,sps,sum_pct,train_loss:
 # sps and sum_pct the medians of the epochs after the first). From the repository root,
 # after building and scripts/fetch_mnist.sh:  bench/scaling/factored-np2.sh > out.csv
+# SUMS (default "chunked factors") names the NN_NODE_SUM values to alternate, NETS
+# (default "big512 big64 ref cnn") the networks, ROUNDS (5) the rounds, NP (2) the ranks.
 set -u
 . scripts/mpi_env.sh
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 echo "round,net,batch,sum,sps,sum_pct,train_loss"
 run1() { # SUM NET BATCH nntrain-options...
     local sum=$1 net=$2 b=$3; shift 3
-    NN_NODE_PARAMS=shared NN_NODE_SUM=$sum OMP_NUM_THREADS=1 mpirun -np 2 -x NN_NODE_SUM -x NN_NODE_PARAMS build/nntrain \
+    case " ${NETS:-big512 big64 ref cnn} " in *" $net$b "* | *" $net "*) ;; *) return ;; esac
+    NN_NODE_PARAMS=shared NN_NODE_SUM=$sum OMP_NUM_THREADS=1 mpirun --oversubscribe -np "${NP:-2}" -x NN_NODE_SUM -x NN_NODE_PARAMS build/nntrain \
         --data data/mnist.h5 --thread-tuning off --metrics "$tmp/m.jsonl" --batch-size "$b" "$@" >"$tmp/out" 2>&1
     python3 -c "
 import json, sys
@@ -20,8 +23,8 @@ print('$round,$net,$b,$sum,%d,%.1f,%.17g' % (mid([r['samples_per_second'] for r 
       mid([100 * r['allreduce_seconds'] / r['epoch_seconds'] for r in rs]), rs[-1]['train_loss']))"
     rm -f "$tmp/m.jsonl"
 }
-for round in 1 2 3 4 5; do
-    for sum in chunked factors; do
+for round in $(seq "${ROUNDS:-5}"); do
+    for sum in ${SUMS:-chunked factors}; do
         run1 $sum big 512 --layers 784,800,800,10 --activation relu --lr 0.05 --epochs 3 --train-limit 20480
         run1 $sum big 64 --layers 784,800,800,10 --activation relu --lr 0.05 --epochs 3 --train-limit 6400
         run1 $sum ref 100 --layers 784,50,100,10 --epochs 4

@@ -70,11 +70,27 @@ float *nn_reducer_shared2(nn_reducer *red); /* a second such vector (the momentu
  * chunks. The tail [n_chunked, n) (at most NN_REDUCER_TAIL_MAX floats: control
  * words) every rank sums itself into its own buffer, where it is after the next
  * barrier. Returns the OR of fn's results (~0u where it cannot: see
- * nn_reducer_can_sum_chunks). fn must give the same result whoever calls it. */
+ * nn_reducer_can_sum_chunks). fn must give the same result whoever calls it. A node
+ * barrier (nn_reducer_barrier_or) must come between two chunked sums. */
 enum { NN_REDUCER_TAIL_MAX = 16 };
 typedef unsigned (*nn_chunk_fn)(void *ctx, const float *sums, size_t offset, size_t count);
 int nn_reducer_can_sum_chunks(const nn_reducer *red);
 unsigned nn_reducer_sum_chunks(nn_reducer *red, size_t n_chunked, nn_chunk_fn fn, void *ctx);
+
+/* The chunked sum begun early: each rank posts, as its backward goes down the
+ * layers, from which offset on its input is final (the layers above it done: their
+ * gradients written and their parameters no longer read this step), and a rank that
+ * has finished its own backward sums the chunks that every rank has posted, from the
+ * top down, instead of waiting for the slowest at a barrier: the waiting ranks do the
+ * top layers' sums while the last ones finish the bottom layers. The same chunks, the
+ * same order over the ranks: the same bits as the sum after a barrier.
+ * nn_reducer_set_early is collective over the node (the node takes it only if every
+ * rank asks); then nn_reducer_sum_chunks (without work items) needs no opening
+ * barrier, and posts offset 0 itself. nn_reducer_post_ready is for the input of the
+ * next chunked sum; offsets only go down within a sum; nothing when not early. */
+void nn_reducer_set_early(nn_reducer *red, int early);
+int nn_reducer_early(const nn_reducer *red);
+void nn_reducer_post_ready(nn_reducer *red, size_t offset);
 
 /* The chunked sum with other work beside it: n_items work items, taken one at a time
  * by whichever rank asks first (before the chunks: the items are the big pieces, the

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 20, third run: the node's factored sum on a 16-core node.
+# Issue 20, third run: the node's factored sum, and the chunked sum begun in backward, on a 16-core node.
 # Run from the repository root:  bash .device/run.sh    (ends by $DEADLINE s, default 420)
 # Built by bench/scaling/host16/2026-12-05-factored/prepare.sh (one nntrain, see VERSIONS).
 #
@@ -9,6 +9,9 @@
 #             the node sums them in chunks taken by whichever rank is free (the second run);
 #   factors = NN_NODE_SUM=factors: dense weight gradients made from the ranks' factors
 #             (src/factor_sum.c), bit-identical to chunked;
+#   early   = NN_NODE_SUM=early: the chunked sum begun during backward, each rank summing
+#             the layers every rank has finished instead of waiting at a barrier for the
+#             slowest (nn_reducer_set_early), bit-identical to chunked;
 #   fewer   = factors with NN_FACTOR_ITEMS=3 (about 3 work items a rank, not 6: less
 #             re-reading of the factors, a coarser balance);
 #   det     = --deterministic (issue 21: dense nets take the product over the global batch,
@@ -78,6 +81,7 @@ variant() { # NAME -> the environment (and options) of that variant
     case $1 in
     det) nsum=chunked det=(--deterministic --virtual-shards "${VSHARDS[$net]}") ;;
     chunked) nsum=chunked ;;
+    early) nsum=early ;;
     factors) nsum=factors ;;
     fewer) nsum=factors items=3 ;;
     esac
@@ -103,7 +107,7 @@ train() { # VARIANT NET RANKS THREADS [BATCH] [KIND]
         --epochs "$e" --train-limit "$n" --threads "$t" --thread-tuning off --timeout 60 --metrics "$m" "${det[@]}" \
         >"$TMP/$name.out" 2>&1
     local rc=$?
-    log "$name rc=$rc ($((SECONDS - t0))s) $(grep -o 'factored sum\|chunked sum' "$TMP/$name.out" | head -1)"
+    log "$name rc=$rc ($((SECONDS - t0))s) $(grep -o 'factored sum\|chunked sum begun in backward\|chunked sum' "$TMP/$name.out" | head -1)"
     ((rc == 0)) || cp "$TMP/$name.out" "$OUT/logs/$name.txt"
     local stats
     stats=$(python3 - "$m" <<'PY' 2>/dev/null
@@ -133,8 +137,8 @@ pair() { # NET RANKS THREADS [BATCH] [KIND]: chunked and factors, the order alte
     flip=$((1 - flip))
 }
 turn=0
-trio() { # NET RANKS THREADS: chunked, factors and fewer, the order rotating
-    local order=(chunked factors fewer chunked factors) v
+trio() { # NET RANKS THREADS [BATCH] [KIND]: chunked, early and factors, the order rotating
+    local order=(chunked early factors chunked early) v
     for v in "${order[@]:turn:3}"; do train "$v" "$@"; done
     turn=$(((turn + 1) % 3))
 }
@@ -165,8 +169,9 @@ except Exception:
 
 # 1. 16 x 1, the goal's layout
 trio big 16 1
-pair ref 16 1
+trio ref 16 1
 pair cnn 16 1
+train fewer big 16 1
 # 1b. --deterministic against the default (chunked) at 16 x 1 and 4 x 4, side by side
 for net in big ref cnn; do train det $net 16 1; train chunked $net 16 1; done
 train det big 4 4; train chunked big 4 4
@@ -176,11 +181,11 @@ pair ref 4 4
 pair cnn 4 4
 # 3. 8 x 1; weak scaling at 64 samples a rank; one rank (no node sum: one run each)
 pair big 8 1
-pair big 16 1 1024 weak
-pair ref 16 1 1024 weak
+trio big 16 1 1024 weak
+trio ref 16 1 1024 weak
 train factors big 1 1 64 weak; train factors ref 1 1 64 weak; train factors cnn 1 1
 # 4. PyTorch's single process (2 epochs: the second is the figure)
 torch 16 big; torch 16 cnn; torch 16 ref; torch 4 big
 # 5. while time is left: 16 x 1 again
-trio big 16 1; pair ref 16 1; pair cnn 16 1; trio big 16 1
+trio big 16 1; trio ref 16 1; pair cnn 16 1; trio big 16 1; trio ref 16 1
 log "done"
