@@ -35,7 +35,6 @@ struct nn_exchange {
     float *shared_velocity; /* shm: and of the momentum: the sum and update go chunk by chunk */
     const char *fused_name; /* for the header: how the fused step sums */
     int early;             /* shm: the chunked sum begins during backward (nn_reducer_set_early) */
-    size_t final_from;     /* early: this step's gradients are final from here on */
 };
 
 static const char *const mode_names[] = {"shm", "mpi", "overlap"};
@@ -94,7 +93,6 @@ float *nn_exchange_grads(nn_exchange *ex) { return ex->buf; }
 void nn_exchange_begin(nn_exchange *ex) {
     memset(ex->buf + ex->n, 0, NN_CONTROL_WORDS * sizeof(float));
     ex->seconds = 0.0;
-    ex->final_from = ex->n; /* the control words, once backward begins */
 }
 
 void nn_exchange_set_control(nn_exchange *ex, enum nn_control_word word, float value) { ex->buf[ex->n + word] = value; }
@@ -114,16 +112,15 @@ static void complete_pending(nn_exchange *ex) {
     ex->pending = 0;
 }
 
-/* Early: a layer's slice is final, so the layer above it is done (its input gradient
- * made, its weights no longer read): its slice goes to the node's sum. */
-static void post_layer_above(nn_exchange *ex, size_t offset) {
-    nn_reducer_post_ready(ex->reducer, ex->final_from);
-    ex->final_from = offset;
+void nn_exchange_final_from(void *ctx, size_t offset) {
+    nn_exchange *ex = ctx;
+    nn_reducer_post_ready(ex->reducer, offset);
 }
+
+int nn_exchange_early(const nn_exchange *ex) { return ex->early; }
 
 void nn_exchange_slice_final(void *ctx, size_t offset, size_t count) {
     nn_exchange *ex = ctx;
-    if (ex->early) post_layer_above(ex, offset);
     if (ex->mode != NN_EXCHANGE_OVERLAP) return;
     double t = MPI_Wtime();
     if (offset + count == ex->n) count += NN_CONTROL_WORDS; /* the top slice carries the control words */

@@ -25,6 +25,21 @@ void nn_dense_backward_params(const nn_layer *layer, const float *x, const float
     nn_dense_backward_bias(layer, dy, batch, accumulate);
 }
 
+/* Rows [begin, end) of dW (the layer's inputs begin..end-1): the same values as the
+ * whole product's, whose elements do not depend on the rows beside them. */
+void nn_dense_backward_weight_rows(const nn_layer *layer, const float *x, const float *dy, int batch, bool accumulate,
+                                   int begin, int end) {
+    nn_gemm(true, false, end - begin, layer->out, batch, x + begin, layer->in, dy, layer->out,
+            accumulate ? 1.0f : 0.0f, layer->dweight + (size_t)begin * layer->out, layer->out);
+}
+
+/* About 8 blocks a layer, each at least 16K weights (a product worth its call). */
+int nn_dense_weight_block_rows(const nn_layer *layer) {
+    int rows = (layer->in + 7) / 8, least = (16384 + layer->out - 1) / layer->out;
+    if (rows < least) rows = least;
+    return rows < layer->in ? rows : layer->in;
+}
+
 void nn_dense_backward_bias(const nn_layer *layer, const float *dy, int batch, bool accumulate) {
     nn_column_sums(dy, layer->dbias, batch, layer->out, accumulate);
 }

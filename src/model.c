@@ -316,6 +316,33 @@ static void loss_backward(nn_model *model, const uint8_t *labels, int batch, flo
         nn_mse_backward(model->acts[top], model->targets, model->grad_acts[top], batch, classes, scale);
 }
 
+/* A layer's backward for model->final_from (see model.h): biases, the input gradient
+ * (the last read of the weights), then the weight gradient a block of rows at a time
+ * from the top, each block handed over as it is made. Layers other than dense (and
+ * dense layers whose weight gradient the placed factors make) hand over their whole
+ * slice once their input gradient is made. */
+static void backward_layer_freeing(nn_model *model, int l, float *dx, int batch, bool accumulate) {
+    nn_layer *layer = &model->layers[l];
+    const float *x = model->acts[l], *dy = model->grad_acts[l + 1];
+    size_t offset = (size_t)(layer->dweight - model->grads);
+    if (layer->kind != NN_LAYER_DENSE || model->factors) {
+        if (layer->kind == NN_LAYER_DENSE) nn_dense_backward_bias(layer, dy, batch, accumulate);
+        else nn_layer_backward_params(layer, x, dy, batch, accumulate);
+        if (dx) nn_layer_backward_input(layer, dy, dx, batch);
+        model->final_from(model->final_from_ctx, offset);
+        return;
+    }
+    nn_dense_backward_bias(layer, dy, batch, accumulate);
+    if (dx) nn_dense_backward_input(layer, dy, dx, batch);
+    model->final_from(model->final_from_ctx, offset + (size_t)layer->in * layer->out); /* the biases */
+    int rows = nn_dense_weight_block_rows(layer);
+    for (int end = layer->in; end > 0; end -= rows) {
+        int begin = end > rows ? end - rows : 0;
+        nn_dense_backward_weight_rows(layer, x, dy, batch, accumulate, begin, end);
+        model->final_from(model->final_from_ctx, offset + (size_t)begin * layer->out);
+    }
+}
+
 void nn_model_backward_micro(nn_model *model, const uint8_t *labels, int batch, float scale, int micro,
                              int micro_steps) {
     bool accumulate = micro > 0, final = micro == micro_steps - 1;
@@ -326,6 +353,10 @@ void nn_model_backward_micro(nn_model *model, const uint8_t *labels, int batch, 
         float *dx = l > 0 ? model->grad_acts[l] : NULL;
         if (!nn_layer_has_params(layer)) {
             nn_layer_backward(layer, model->acts[l], model->acts[l + 1], model->grad_acts[l + 1], dx, batch);
+            continue;
+        }
+        if (model->final_from && final) {
+            backward_layer_freeing(model, l, dx, batch, accumulate);
             continue;
         }
         /* The parameter gradient first, handed over at once: the ranks can sum it

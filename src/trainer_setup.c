@@ -209,6 +209,10 @@ int trainer_setup(trainer *t, nn_error *err) {
         if ((status = nn_factor_sum_create(&t->factors, t->comm, &t->model, err))) return status;
         if (t->factors) nn_exchange_name_fused(t->exchange, "factored sum");
     }
+    if (nn_exchange_early(t->exchange) && !t->factors) { /* the node's sum begins as backward frees the layers */
+        t->model.final_from = nn_exchange_final_from;
+        t->model.final_from_ctx = t->exchange;
+    }
     return NN_OK;
 }
 

@@ -222,6 +222,65 @@ static void test_micro_steps(void) {
     nn_model_free(&m);
 }
 
+/* model->final_from (the node sum begun in backward): each call's offset lies below
+ * the last, the last is 0, and at each call everything from the offset up already
+ * holds its final value, bit for bit the gradient of the usual order; the weights of
+ * a layer are posted only once its input gradient is made (the first block of a
+ * layer is posted after grad_acts[l] holds its final values). */
+typedef struct final_record {
+    nn_model *m;
+    const float *whole;     /* the usual backward's gradient */
+    const float *whole_dx;  /* and its input gradient of the second dense layer */
+    size_t last;
+    int calls, out_of_order, early, dx_late;
+} final_record;
+
+static void record_final(void *ctx, size_t offset) {
+    final_record *r = ctx;
+    r->calls++;
+    r->out_of_order += offset > r->last;
+    r->last = offset;
+    r->early += memcmp(r->m->grads + offset, r->whole + offset, (r->m->n_params - offset) * sizeof(float)) != 0;
+    const nn_layer *second = &r->m->layers[2]; /* dense, relu, dense: its dx is grad_acts[2] */
+    if (offset <= (size_t)(second->dweight - r->m->grads) + (size_t)second->in * second->out)
+        r->dx_late += memcmp(r->m->grad_acts[2], r->whole_dx, 20 * (size_t)second->in * sizeof(float)) != 0;
+}
+
+static void test_final_from_order(void) {
+    nn_model_spec spec = {.n_widths = 4, .widths = {300, 200, 60, 10}, .activation = NN_ACT_RELU};
+    nn_model m;
+    nn_error err;
+    CU_ASSERT_EQUAL_FATAL(nn_model_create(&m, &spec, 20, &err), NN_OK);
+    CU_ASSERT_EQUAL_FATAL(m.layers[2].kind, NN_LAYER_DENSE);
+    nn_model_init(&m, 8);
+    nn_rng rng;
+    nn_rng_seed(&rng, 9, 0, 0);
+    float *in = nn_model_input(&m);
+    for (int i = 0; i < 20 * 300; i++) in[i] = nn_rng_uniform(&rng);
+    uint8_t labels[20];
+    for (int b = 0; b < 20; b++) labels[b] = (uint8_t)(b % 10);
+    nn_model_forward_backward(&m, labels, 20, 1.0f / 20);
+    float *whole = malloc(m.n_params * sizeof(float)), *whole_dx = malloc(20 * 200 * sizeof(float));
+    memcpy(whole, m.grads, m.n_params * sizeof(float));
+    memcpy(whole_dx, m.grad_acts[2], 20 * 200 * sizeof(float));
+    memset(m.grads, 0xff, m.n_params * sizeof(float)); /* NaNs: a part not made before its call shows */
+    memset(m.grad_acts[2], 0xff, 20 * 200 * sizeof(float));
+    final_record r = {&m, whole, whole_dx, m.n_params, 0, 0, 0, 0};
+    m.final_from = record_final;
+    m.final_from_ctx = &r;
+    nn_model_forward_loss(&m, labels, 20);
+    nn_model_backward(&m, labels, 20, 1.0f / 20);
+    CU_ASSERT_EQUAL(memcmp(m.grads, whole, m.n_params * sizeof(float)), 0);
+    CU_ASSERT(r.calls > 6); /* three layers' biases, and the 300 x 200 layer in several blocks */
+    CU_ASSERT_EQUAL(r.last, 0);
+    CU_ASSERT_EQUAL(r.out_of_order, 0);
+    CU_ASSERT_EQUAL(r.early, 0);
+    CU_ASSERT_EQUAL(r.dx_late, 0);
+    free(whole);
+    free(whole_dx);
+    nn_model_free(&m);
+}
+
 /* Dropout with a fixed key: linear in x, so backward must equal the derivative of
  * sum(c * y) exactly; about `rate` of the units dropped, the rest scaled by
  * 1 / (1 - rate); the identity outside training; a row's mask depends only on its
@@ -391,6 +450,7 @@ int main(void) {
         {"mean-squared error", test_mse},
         {"whole networks: 3 activations x 2 losses", test_network_gradients},
         {"micro-steps accumulate the gradient of the whole batch", test_micro_steps},
+        {"final_from: handed over top down, each part final when handed, the same bits", test_final_from_order},
         {"dropout: rate, scale, exact gradient, mask keyed by sample only", test_dropout},
         {"a network with dropout vs finite differences", test_network_with_dropout},
         {"max-norm scales over-long incoming weight vectors back, and only those", test_max_norm},

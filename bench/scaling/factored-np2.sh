@@ -13,7 +13,7 @@ echo "round,net,batch,sum,sps,sum_pct,train_loss"
 run1() { # SUM NET BATCH nntrain-options...
     local sum=$1 net=$2 b=$3; shift 3
     case " ${NETS:-big512 big64 ref cnn} " in *" $net$b "* | *" $net "*) ;; *) return ;; esac
-    NN_NODE_PARAMS=shared NN_NODE_SUM=$sum OMP_NUM_THREADS=1 mpirun --oversubscribe -np "${NP:-2}" -x NN_NODE_SUM -x NN_NODE_PARAMS build/nntrain \
+    NN_NODE_PARAMS=shared NN_NODE_SUM=$sum OMP_NUM_THREADS=1 mpirun --oversubscribe ${BIND_ARGS:-} -np "${NP:-2}" -x NN_NODE_SUM -x NN_NODE_PARAMS build/nntrain \
         --data data/mnist.h5 --thread-tuning off --metrics "$tmp/m.jsonl" --batch-size "$b" "$@" >"$tmp/out" 2>&1
     python3 -c "
 import json, sys

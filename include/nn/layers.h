@@ -61,6 +61,12 @@ void nn_dense_backward_params(const nn_layer *layer, const float *x, const float
 void nn_dense_backward_input(const nn_layer *layer, const float *dy, float *dx, int batch);
 /* The bias half of the parameter gradient alone (the weights' made elsewhere: factor_sum.h). */
 void nn_dense_backward_bias(const nn_layer *layer, const float *dy, int batch, bool accumulate);
+/* The weight half for the layer's inputs [begin, end) alone (rows of dW): the same
+ * values as the whole product's. nn_dense_weight_block_rows: how many rows a block
+ * when the weight gradient is handed over in blocks (model.h, final_from). */
+void nn_dense_backward_weight_rows(const nn_layer *layer, const float *x, const float *dy, int batch, bool accumulate,
+                                   int begin, int end);
+int nn_dense_weight_block_rows(const nn_layer *layer);
 
 /* Element-wise activations. Backward takes the forward OUTPUT y (cheaper than x
  * for all three) and may run in place (dx == dy). n = batch * width. */

@@ -44,6 +44,16 @@ typedef struct nn_model_spec {
  * ranks while the layers below are still computing. */
 typedef void (*nn_slice_final_fn)(void *ctx, size_t offset, size_t count);
 
+/* Called during backward (in its last micro-step) each time everything from
+ * grads[offset] up is final and the parameters from params[offset] up are no longer
+ * read in this step (the layers above done, their input gradients included): the
+ * node's ranks can sum and update that part while this rank computes the rest (the
+ * node sum begun in backward, nn_reducer_set_early). With it set, a dense layer makes
+ * its input gradient first, then its weight gradient in blocks of rows from the top
+ * down, calling it after each block: the same values, in an order that frees the
+ * weights early. */
+typedef void (*nn_final_from_fn)(void *ctx, size_t offset);
+
 typedef struct nn_model {
     nn_model_spec spec;
     int n_layers;
@@ -61,6 +71,8 @@ typedef struct nn_model {
     nn_dropout_key dropout_key;     /* what the dropout layers draw their masks from */
     nn_slice_final_fn slice_final;  /* optional, see above */
     void *slice_final_ctx;
+    nn_final_from_fn final_from;    /* optional, see above */
+    void *final_from_ctx;
     float *conv_ws;                 /* the conv layers' shared im2col scratch */
     float *factors;                 /* NULL, or where nn_model_place_factors put them */
 } nn_model;
