@@ -1,8 +1,8 @@
 #!/bin/bash
 # The node's sum, four ways, one result: NN_NODE_SUM=static (each rank sums its
-# slice), chunked (the default: chunks to whichever rank is free), early (the chunks
-# begun during backward, as every rank finishes their layers: nn_reducer_set_early)
-# and factors (dense weight gradients made from the ranks' factors, factor_sum.h),
+# slice), chunked (chunks to whichever rank is free, after a barrier), early (the
+# default: those chunks begun during backward, as every rank frees their layers:
+# nn_reducer_set_early) and factors (dense weight gradients made from the ranks' factors, factor_sum.h),
 # must give
 # bit-identical checkpoints (h5diff without a tolerance over /model and /optimizer)
 # and the same losses and accuracies: at 3, 4 and 5 ranks of one node (where the

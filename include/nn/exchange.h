@@ -109,7 +109,7 @@ double nn_exchange_finish_update(nn_exchange *ex, nn_chunk_fn fn, void *ctx, int
  * the node's factored sum (factor_sum.h). */
 double nn_exchange_finish_update_with(nn_exchange *ex, const nn_chunk_work *work, nn_chunk_fn fn, void *ctx,
                                       int *nonfinite);
-/* With NN_NODE_SUM=early (fused, one node): that sum begins during backward. Give the
+/* Fused, on one node (unless NN_NODE_SUM=chunked): that sum begins during backward. Give the
  * model nn_exchange_final_from (model.h, final_from, ctx the exchange): it posts
  * how much of this rank's gradient is final, and ranks done with backward sum and
  * update what every rank has posted (nn_reducer_set_early). Same bits. */

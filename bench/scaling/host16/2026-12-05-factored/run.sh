@@ -5,11 +5,12 @@
 #
 # Variants of the one binary, alternated per layout (timings drift up to 1.5x between
 # commands, so before and after are measured side by side):
-#   chunked = NN_NODE_SUM=chunked (the default): every rank makes its whole gradient,
-#             the node sums them in chunks taken by whichever rank is free (the second run);
+#   chunked = NN_NODE_SUM=chunked (the default until b138a72): every rank makes its whole
+#             gradient, the node sums them in chunks taken by whichever rank is free, after
+#             a barrier (the second run);
 #   factors = NN_NODE_SUM=factors: dense weight gradients made from the ranks' factors
 #             (src/factor_sum.c), bit-identical to chunked;
-#   early   = NN_NODE_SUM=early: the chunked sum begun during backward, each rank summing
+#   early   = NN_NODE_SUM=early (the default since): the chunked sum begun during backward, each rank summing
 #             the layers every rank has finished instead of waiting at a barrier for the
 #             slowest (nn_reducer_set_early), bit-identical to chunked;
 #   fewer   = factors with NN_FACTOR_ITEMS=3 (about 3 work items a rank, not 6: less
