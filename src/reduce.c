@@ -12,91 +12,16 @@
  * (with several nodes: into its own segment, Allreduce with the same slice on the
  * other nodes, then into the other segments) -> barrier (every slice written). Only
  * local rank l ever touches slice l between the barriers, so no locks are needed. */
-#define _POSIX_C_SOURCE 200809L /* sched_yield, nanosleep */
-#include "nn/reduce.h"
+#include "reduce_node.h"
 
 #include <limits.h>
-#include <sched.h>
 #include <stdalign.h>
-#include <stdatomic.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "nn/comm.h"
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
-enum {
-    ALIGN = 64,        /* bytes: buffers and slices start on a cache line */
-    SLICE_ALIGN = 16,  /* floats per cache line */
-    SPINS = 1000,      /* busy polls before the barrier yields the core (~25 us) */
-    YIELDS = 20000     /* then yields (several ms) before it sleeps between polls */
-};
-
-/* The node barrier: each local rank posts its arrivals in a cache line of its own and
- * waits until every rank's line shows the same barrier. A central counter takes one
- * contended atomic add per rank, serialised on one line (16 ranks arriving together
- * wait in line for all 16); here an arrival is one plain store, and the waiters read
- * the L lines in parallel. (For much larger L a tree would read fewer lines; one
- * node's ranks are few.) Two slots a rank, by the barrier's parity: a rank can run
- * at most one barrier ahead of a waiter, so the slot a waiter reads is not
- * overwritten before it has read it, and a flag posted with an arrival (OR-ed over
- * the node: "a weight went non-finite") survives until every rank has seen it.
- * A slot holds barrier number * 2 + flag; 64 bits never wrap. */
-typedef struct node_flag {
-    _Alignas(128) atomic_ullong slot[2]; /* 128: the adjacent-line prefetcher pairs lines */
-} node_flag;
-/* nn_reducer_sum_chunks: local rank l's queue of the chunks of its slice; the next
- * chunk to take (by l first, then by any rank that has run out of its own). Two sets
- * by the sum's parity, so that a queue can be refilled for the next sum while the
- * node's ranks still take from this one (see nn_reducer_sum_chunks_with). */
-typedef struct node_queue {
-    _Alignas(128) atomic_ullong next;
-} node_queue;
-/* nn_reducer_post_ready: from which offset on local rank l's input to the coming
- * chunked sum is final, tagged with that sum's number (upper 32 bits). */
-typedef struct node_ready {
-    _Alignas(128) atomic_ullong word;
-} node_ready;
-struct nn_reducer {
-    nn_reduce_mode mode;
-    size_t n;
-    float *buf;           /* this rank's buffer */
-    int nodes;
-    /* FLAT / SERIAL */
-    MPI_Comm comm;        /* a dup of the caller's comm (FLAT) */
-    float *private_buf;
-    /* SHARED */
-    MPI_Comm node;        /* ranks sharing this node's window */
-    MPI_Comm cross;       /* same local rank on every node; MPI_COMM_NULL with one node */
-    nn_codec *codec;      /* the sum between nodes (FLAT: the whole sum), maybe compressed */
-    MPI_Win win;
-    int local_rank, local_size;
-    size_t stride;        /* floats from one segment to the next */
-    float *seg0;
-    float **segs;         /* segs[l] = segment l */
-    float *shared;        /* n more floats the node's ranks share (nn_reducer_shared) */
-    node_flag *flags;     /* flags[l]: local rank l's arrivals */
-    node_queue *queues;   /* queues[set * (L + 1) + l]: local rank l's chunks (nn_reducer_sum_chunks); [L]: the work items */
-    node_ready *ready;    /* ready[l]: local rank l's final input (nn_reducer_post_ready) */
-    uint64_t chunk_sums;  /* chunked sums this rank has begun */
-    int early;            /* chunked sums begin as the input comes ready, without a barrier */
-    float tail[NN_REDUCER_TAIL_MAX]; /* nn_reducer_sum_chunks: the tail's sum, stored into */
-    size_t tail_off, tail_len;       /* this rank's buffer after the next barrier */
-    uint64_t barriers;    /* barriers this rank has passed */
-    nn_reduce_phases phases;
-    int mpi_barrier;
-    int spins;            /* busy polls per barrier wait: 0 when the node is oversubscribed */
-    int locked;           /* inside MPI_Win_lock_all */
-    char note[160];       /* why a node's ranks do not sum in shared memory ("": they do, or one rank) */
-};
-
-static size_t round_up(size_t x, size_t to) { return (x + to - 1) / to * to; }
 
 static int mpi_check(int rc, nn_error *err, const char *what) {
     if (rc == MPI_SUCCESS) return NN_OK;
@@ -108,24 +33,6 @@ static int mpi_check(int rc, nn_error *err, const char *what) {
 
 /* ---------------------------------------------------------------------------
  * node barrier */
-
-static inline void cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-}
-
-/* One more look gone by: spins while the others are probably running; then yields,
- * as the rank waited for may need this core; and a rank that late may be stopped or
- * hung: then sleeps between looks rather than burn a core until the watchdog ends
- * the job. */
-static void pause_poll(long *polls, int max_spins) {
-    const struct timespec nap = {0, 100000}; /* 0.1 ms */
-    if (*polls < max_spins) cpu_relax();
-    else if (*polls < max_spins + YIELDS) sched_yield();
-    else nanosleep(&nap, NULL);
-    ++*polls;
-}
 
 /* Waits until *word holds barrier `target` or later (its flag is returned). `*polls`
  * counts over the whole barrier, not per rank. */
@@ -170,21 +77,10 @@ static int node_sync_or(nn_reducer *red, int flag) {
 
 static void node_sync(nn_reducer *red) { node_sync_or(red, 0); }
 
+int nn_reducer_node_sync_or(nn_reducer *red, int flag) { return node_sync_or(red, flag); }
+
 /* ---------------------------------------------------------------------------
  * the sum */
-
-static float *segment(const nn_reducer *red, int l) { return red->seg0 + (size_t)l * red->stride; }
-
-/* Slice l of [0, n): equal shares rounded up to whole cache lines; the last may be
- * short and trailing ones empty. */
-static void slice_of(const nn_reducer *red, int l, size_t *off, size_t *len) {
-    size_t share = round_up((red->n + (size_t)red->local_size - 1) / (size_t)red->local_size, SLICE_ALIGN);
-    size_t begin = (size_t)l * share, end = begin + share;
-    if (begin > red->n) begin = red->n;
-    if (end > red->n) end = red->n;
-    *off = begin;
-    *len = end - begin;
-}
 
 /* One cache line (m <= 16 floats) at offset i: the sum over all segments in the
  * order 0, 1, ..., L-1 (the same on every rank and every run), stored into segments
@@ -371,240 +267,6 @@ void nn_reducer_spread(nn_reducer *red, size_t offset, size_t count) {
 }
 
 void nn_reducer_phases(const nn_reducer *red, nn_reduce_phases *out) { *out = red->phases; }
-
-/* ---------------------------------------------------------------------------
- * the sum in chunks, each handed to the caller as it is summed, the chunks shared
- * out as the ranks come free */
-
-/* The sum over all segments of [off, off+len) (len <= one block), in the order
- * 0, 1, ..., L-1 as sum_line, into out[0..len). Reads only: every line it reads is
- * prefetched for reading (its owner writes it again in the next backward). */
-static void sum_into(float *const *seg, int nl, size_t off, size_t len, size_t pf_end, float *restrict out) {
-    enum { AHEAD = 8 * SLICE_ALIGN };
-    /* one cache line as one vector (GCC's vector extension: one AVX-512 register, or
-     * pieces of it on narrower targets); lanes are added in the same order as above */
-    typedef float line_t __attribute__((vector_size(SLICE_ALIGN * sizeof(float))));
-    size_t i = 0;
-    if ((off % SLICE_ALIGN) == 0) /* lines start on cache lines: every chunk but the tail */
-        for (; i + SLICE_ALIGN <= len; i += SLICE_ALIGN) {
-            size_t p = off + i;
-            if (p + AHEAD < pf_end)
-                for (int j = 0; j < nl; j++) __builtin_prefetch(seg[j] + p + AHEAD, 0);
-            line_t acc = *(const line_t *)(seg[0] + p) + *(const line_t *)(seg[1] + p);
-            for (int j = 2; j < nl; j++) acc += *(const line_t *)(seg[j] + p);
-            *(line_t *)(out + i) = acc;
-        }
-    for (; i < len; i++) {
-        float acc = seg[0][off + i] + seg[1][off + i];
-        for (int j = 2; j < nl; j++) acc += seg[j][off + i];
-        out[i] = acc;
-    }
-}
-
-/* Floats per chunk: about 8 chunks a slice, whole cache lines, 512-8192 floats. */
-static size_t chunk_floats(size_t share) {
-    size_t c = round_up(share / 8 + 1, SLICE_ALIGN);
-    return c < 512 ? 512 : c > 8192 ? 8192 : c;
-}
-
-/* The queues of chunked sum number `sum` (one set by its parity): L chunk queues and
- * the work items' counter. */
-static node_queue *queue_set(const nn_reducer *red, uint64_t sum) {
-    return red->queues + (size_t)(sum & 1u) * (size_t)(red->local_size + 1);
-}
-
-/* A readiness word: sum number + 1 above (0: nothing posted yet), an offset below. */
-static unsigned long long ready_tag(uint64_t sum) { return (sum + 1) & 0xffffffffu; }
-
-/* From which offset on every rank's input to chunked sum `sum` is final: the highest
- * offset the ranks have posted, n while one has posted nothing for this sum. The
- * acquire loads take the posters' writes below their words. */
-static size_t ready_from(const nn_reducer *red, uint64_t sum) {
-    size_t from = 0;
-    for (int l = 0; l < red->local_size; l++) {
-        unsigned long long w = atomic_load_explicit(&red->ready[l].word, memory_order_acquire);
-        if (w >> 32 != ready_tag(sum)) return red->n;
-        size_t off = (size_t)(w & 0xffffffffu);
-        if (off > from) from = off;
-    }
-    return from;
-}
-
-void nn_reducer_post_ready(nn_reducer *red, size_t offset) {
-    if (!red->early) return;
-    MPI_Win_sync(red->win);
-    atomic_store_explicit(&red->ready[red->local_rank].word, ready_tag(red->chunk_sums) << 32 | offset,
-                          memory_order_release);
-}
-
-void nn_reducer_set_early(nn_reducer *red, int early) {
-    if (red->mode != NN_REDUCE_SHARED) return;
-    int all = early && nn_reducer_can_sum_chunks(red);
-    MPI_Allreduce(MPI_IN_PLACE, &all, 1, MPI_INT, MPI_LAND, red->node); /* one choice for the node */
-    red->early = all;
-}
-
-int nn_reducer_early(const nn_reducer *red) { return red->early; }
-
-typedef enum take_result { TAKEN, NONE_READY, ALL_TAKEN } take_result;
-
-/* Takes the next chunk of [0, n_chunked) that lies at or above `ready` (where every
- * rank's input is final): from this rank's own queue first, then the others' from
- * the next rank on. A queue hands out its slice's chunks from the top down, the order
- * in which backward finishes them (chunk boundaries stay on whole cache lines). */
-static take_result take_chunk(node_queue *queues, const nn_reducer *red, size_t n_chunked, size_t chunk,
-                              size_t ready, size_t *off, size_t *len) {
-    take_result none = ALL_TAKEN;
-    for (int i = 0; i < red->local_size; i++) {
-        int q = (red->local_rank + i) % red->local_size;
-        size_t s_off, s_len;
-        slice_of(red, q, &s_off, &s_len);
-        if (s_off >= n_chunked) continue;
-        if (s_off + s_len > n_chunked) s_len = n_chunked - s_off;
-        size_t count = (s_len + chunk - 1) / chunk;
-        atomic_ullong *next = &queues[q].next;
-        unsigned long long k = atomic_load_explicit(next, memory_order_relaxed);
-        while (k < count) {
-            size_t lo = s_off + (count - 1 - (size_t)k) * chunk;
-            if (lo < ready) {
-                none = NONE_READY;
-                break;
-            }
-            if (atomic_compare_exchange_weak_explicit(next, &k, k + 1, memory_order_relaxed, memory_order_relaxed)) {
-                *off = lo;
-                *len = s_off + s_len - lo < chunk ? s_off + s_len - lo : chunk;
-                return TAKEN;
-            }
-        }
-    }
-    return none;
-}
-
-int nn_reducer_can_sum_chunks(const nn_reducer *red) {
-    return red->mode == NN_REDUCE_SHARED && red->cross == MPI_COMM_NULL && red->local_size >= 2;
-}
-
-/* The work items, one at a time to whichever rank asks first; on this thread. */
-static unsigned run_items(atomic_ullong *next, const nn_chunk_work *work) {
-    unsigned bad = 0;
-    for (;;) {
-        unsigned long long i = atomic_fetch_add_explicit(next, 1, memory_order_relaxed);
-        if (i >= (unsigned long long)work->n_items) return bad;
-        bad |= work->item(work->item_ctx, (int)i);
-    }
-}
-
-/* Sums [b, b + m) over the node's buffers and hands it to fn, except the parts in
- * the skip ranges (sorted by offset). */
-static unsigned sum_block(nn_reducer *red, size_t b, size_t m, size_t pf_end, const nn_chunk_work *work,
-                          nn_chunk_fn fn, void *ctx, float *sums) {
-    unsigned bad = 0;
-    size_t at = b, end = b + m;
-    for (int k = 0; work && k < work->n_skip && at < end; k++) {
-        size_t s0 = work->skip[2 * k], s1 = s0 + work->skip[2 * k + 1];
-        if (s1 <= at || s0 >= end) continue;
-        if (s0 > at) {
-            sum_into(red->segs, red->local_size, at, s0 - at, pf_end, sums);
-            bad |= fn(ctx, sums, at, s0 - at);
-        }
-        at = s1;
-    }
-    if (at < end) {
-        sum_into(red->segs, red->local_size, at, end - at, pf_end, sums);
-        bad |= fn(ctx, sums, at, end - at);
-    }
-    return bad;
-}
-
-/* The few words every rank reads: each rank sums them itself, into its own buffer
- * after the next barrier (node_sync_or). */
-static void sum_tail(nn_reducer *red, size_t n_chunked) {
-    size_t tail = red->n - n_chunked;
-    if (!tail) return;
-    float sums[NN_REDUCER_TAIL_MAX] __attribute__((aligned(64))); /* sum_into's lines are aligned */
-    sum_into(red->segs, red->local_size, n_chunked, tail, 0, sums);
-    memcpy(red->tail, sums, tail * sizeof(float));
-    red->tail_off = n_chunked;
-    red->tail_len = tail;
-}
-
-/* Chunks of sum `sum` until every one is taken, summed and handed to fn; waits (in
- * the barrier's manner) while the chunks left are not ready. Returns the OR of fn's
- * results; *waited: the seconds spent waiting. */
-static unsigned take_and_sum(nn_reducer *red, uint64_t sum, size_t n_chunked, const nn_chunk_work *work,
-                             nn_chunk_fn fn, void *ctx, int early, double *waited) {
-    enum { BLOCK = 1024 };
-    float sums[BLOCK] __attribute__((aligned(64)));
-    size_t share, ignored;
-    slice_of(red, 0, &ignored, &share);
-    const size_t chunk = chunk_floats(share);
-    node_queue *queues = queue_set(red, sum);
-    size_t ready = early ? ready_from(red, sum) : 0, off, len;
-    unsigned bad = 0;
-    long polls = 0;
-    double since = -1.0;
-    *waited = 0.0;
-    for (take_result got; (got = take_chunk(queues, red, n_chunked, chunk, ready, &off, &len)) != ALL_TAKEN;) {
-        if (got == NONE_READY) { /* the ranks still in backward have not finished these layers */
-            if (since < 0.0) since = MPI_Wtime();
-            pause_poll(&polls, red->spins);
-            ready = ready_from(red, sum);
-            continue;
-        }
-        if (since >= 0.0) *waited += MPI_Wtime() - since;
-        since = -1.0;
-        polls = 0;
-        for (size_t b = off; b < off + len; b += BLOCK) {
-            size_t m = off + len - b < BLOCK ? off + len - b : BLOCK;
-            bad |= sum_block(red, b, m, off + len, work, fn, ctx, sums);
-        }
-    }
-    return bad;
-}
-
-unsigned nn_reducer_sum_chunks(nn_reducer *red, size_t n_chunked, nn_chunk_fn fn, void *ctx) {
-    return nn_reducer_sum_chunks_with(red, n_chunked, NULL, fn, ctx);
-}
-
-/* Sum number s takes its chunks from queue set s % 2 and refills set (s + 1) % 2 for
- * the next: every rank took its last chunk from that set (in sum s - 1) before sum
- * s - 1's closing barrier, and the refill reaches the others with this sum's closing
- * barrier. Early (nn_reducer_set_early, and no work items): no opening barrier; this
- * rank posts its whole input final and sums whatever chunks every rank has posted. */
-unsigned nn_reducer_sum_chunks_with(nn_reducer *red, size_t n_chunked, const nn_chunk_work *work, nn_chunk_fn fn,
-                                    void *ctx) {
-    size_t tail = red->n - n_chunked;
-    if (!nn_reducer_can_sum_chunks(red) || tail > NN_REDUCER_TAIL_MAX) return ~0u;
-    int early = red->early && !work;
-    node_queue *refill = queue_set(red, red->chunk_sums + 1);
-    atomic_store_explicit(&refill[red->local_rank].next, 0, memory_order_relaxed);
-    if (red->local_rank == 0) atomic_store_explicit(&refill[red->local_size].next, 0, memory_order_relaxed);
-    if (early) nn_reducer_post_ready(red, 0);
-    uint64_t sum = red->chunk_sums++;
-    if (!early) node_sync(red); /* every rank's input is written */
-    double t = MPI_Wtime(), waited = 0.0;
-    unsigned bad = 0;
-    if (!early) {
-        if (work && work->n_items) bad = run_items(&queue_set(red, sum)[red->local_size].next, work); /* big items first */
-        sum_tail(red, n_chunked);
-    }
-    int threads = 1;
-#ifdef _OPENMP
-    threads = omp_get_max_threads();
-#endif
-#pragma omp parallel if (threads > 1) reduction(| : bad) reduction(max : waited)
-    bad |= take_and_sum(red, sum, n_chunked, work, fn, ctx, early, &waited);
-    if (early) { /* every chunk taken: every rank has posted all of its input, the tail too */
-        long polls = 0;
-        double since = MPI_Wtime();
-        while (ready_from(red, sum) > n_chunked) pause_poll(&polls, red->spins);
-        waited += MPI_Wtime() - since;
-        sum_tail(red, n_chunked);
-    }
-    red->phases.wait += waited;
-    red->phases.sum += MPI_Wtime() - t - waited;
-    return bad;
-}
 
 static int alloc_private(nn_reducer *red, nn_error *err) {
     red->private_buf = aligned_alloc(ALIGN, round_up(red->n * sizeof(float), ALIGN) + ALIGN);
