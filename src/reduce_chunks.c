@@ -40,6 +40,14 @@ static size_t chunk_floats(size_t share) {
     return c < 512 ? 512 : c > 8192 ? 8192 : c;
 }
 
+/* Seconds on a monotonic clock: take_and_sum runs on OpenMP worker threads, where
+ * MPI (initialised without thread support) may not be called, MPI_Wtime included. */
+static double seconds_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 /* A readiness word: sum number + 1 above (0: nothing posted yet), an offset below. */
 static unsigned long long ready_tag(uint64_t sum) { return (sum + 1) & 0xffffffffu; }
 
@@ -173,12 +181,12 @@ static unsigned take_and_sum(nn_reducer *red, uint64_t sum, size_t n_chunked, co
     *waited = 0.0;
     for (take_result got; (got = take_chunk(queues, red, n_chunked, chunk, ready, &off, &len)) != ALL_TAKEN;) {
         if (got == NONE_READY) { /* the ranks still in backward have not finished these layers */
-            if (since < 0.0) since = MPI_Wtime();
+            if (since < 0.0) since = seconds_now();
             pause_poll(&polls, red->spins);
             ready = ready_from(red, sum);
             continue;
         }
-        if (since >= 0.0) *waited += MPI_Wtime() - since;
+        if (since >= 0.0) *waited += seconds_now() - since;
         since = -1.0;
         polls = 0;
         for (size_t b = off; b < off + len; b += BLOCK) {
