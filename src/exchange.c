@@ -34,7 +34,6 @@ struct nn_exchange {
     float *shared_params;  /* shm: the node's one copy of the parameters, once shared */
     float *shared_velocity; /* shm: and of the momentum: the sum and update go chunk by chunk */
     const char *fused_name; /* for the header: how the fused step sums */
-    int early;             /* shm: the chunked sum begins during backward (nn_reducer_set_early) */
 };
 
 static const char *const mode_names[] = {"shm", "mpi", "overlap"};
@@ -117,7 +116,7 @@ void nn_exchange_final_from(void *ctx, size_t offset) {
     nn_reducer_post_ready(ex->reducer, offset);
 }
 
-int nn_exchange_early(const nn_exchange *ex) { return ex->early; }
+int nn_exchange_early(const nn_exchange *ex) { return ex->reducer && nn_reducer_early(ex->reducer); }
 
 void nn_exchange_slice_final(void *ctx, size_t offset, size_t count) {
     nn_exchange *ex = ctx;
@@ -243,7 +242,6 @@ float *nn_exchange_share_velocity(nn_exchange *ex, const float *velocity) {
         return NULL;
     ex->shared_velocity = fill_shared(ex, nn_reducer_shared2(ex->reducer), velocity);
     nn_reducer_set_early(ex->reducer, !choice || !strcmp(choice, "early"));
-    ex->early = nn_reducer_early(ex->reducer);
     return ex->shared_velocity;
 }
 
@@ -304,5 +302,5 @@ void nn_exchange_describe(const nn_exchange *ex, char *out, size_t cap) {
              ex->nodes == 1 ? "" : "s", ex->compress ? ", " : "", ex->compress ? nn_compress_name(ex->compress) : "",
              ex->shared_velocity ? ", one copy of the weights, " : ex->shared_params ? ", one copy of the weights" : "",
              ex->shared_velocity ? (ex->fused_name ? ex->fused_name
-                                    : ex->early ? "chunked sum begun in backward" : "chunked sum") : "");
+                                    : nn_exchange_early(ex) ? "chunked sum begun in backward" : "chunked sum") : "");
 }
