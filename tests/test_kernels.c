@@ -84,6 +84,37 @@ static void test_gemm_independent_of_thread_count(void) {
     free(A); free(B); free(C1); free(C3);
 }
 
+/* op(B) stored as is is read in place for a few tiles of rows and packed otherwise
+ * (or when its rows lie a multiple of 512 floats apart): the same loads in the same
+ * order, so the same bits. Each product is computed with B's rows N + 3 floats apart
+ * (read in place up to 36 rows) and 1024 apart (always packed), and its first rows
+ * again as a product of their own. */
+static void test_gemm_b_in_place_same_bits(void) {
+    nn_rng rng;
+    nn_rng_seed(&rng, 11, 0, 0);
+    const int shapes[][3] = {{1, 50, 784}, {6, 50, 784}, {7, 100, 50}, {32, 800, 300}, {37, 64, 784}, {100, 50, 300}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], near = N + 3, far = 1024;
+        float *A = random_floats(&rng, (size_t)M * K, -1, 1), *Bnear = random_floats(&rng, (size_t)K * near, -1, 1);
+        float *Bfar = calloc((size_t)K * far, sizeof(float));
+        for (int k = 0; k < K; k++) memcpy(Bfar + (size_t)k * far, Bnear + (size_t)k * near, N * sizeof(float));
+        for (int add = 0; add < 2; add++) {
+            float *C0 = random_floats(&rng, (size_t)M * N, -1, 1), *C1 = malloc((size_t)M * N * sizeof(float));
+            float *C2 = malloc((size_t)M * N * sizeof(float));
+            memcpy(C1, C0, (size_t)M * N * sizeof(float));
+            memcpy(C2, C0, (size_t)M * N * sizeof(float));
+            nn_gemm(false, false, M, N, K, A, K, Bnear, near, add ? 1.0f : 0.0f, C0, N);
+            nn_gemm(false, false, M, N, K, A, K, Bfar, far, add ? 1.0f : 0.0f, C1, N);
+            int first = M > 5 ? 5 : M; /* the first rows alone: one tile, read in place */
+            nn_gemm(false, false, first, N, K, A, K, Bnear, near, add ? 1.0f : 0.0f, C2, N);
+            CU_ASSERT_EQUAL(memcmp(C0, C1, (size_t)M * N * sizeof(float)), 0);
+            CU_ASSERT_EQUAL(memcmp(C0, C2, (size_t)first * N * sizeof(float)), 0);
+            free(C0); free(C1); free(C2);
+        }
+        free(A); free(Bnear); free(Bfar);
+    }
+}
+
 static void test_column_sums_and_fill_rows(void) {
     nn_rng rng;
     nn_rng_seed(&rng, 3, 0, 0);
@@ -113,6 +144,7 @@ int main(void) {
         {"gemm: training-step shapes", test_gemm_network_shapes},
         {"gemm: beta 0 overwrites NaN", test_gemm_beta_zero_ignores_nan},
         {"gemm: identical for 1 and 3 threads", test_gemm_independent_of_thread_count},
+        {"gemm: B read in place or packed, the same bits", test_gemm_b_in_place_same_bits},
         {"column sums and bias fill", test_column_sums_and_fill_rows},
         CU_TEST_INFO_NULL};
     int rc = nn_run_suite("kernels", tests);
