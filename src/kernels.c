@@ -115,6 +115,23 @@ static inline vfloat vload_part(const float *p, int n) {
 #endif
 }
 
+/* The same with the mask made once, outside a loop (one instruction per load with
+ * AVX2 and AVX-512; without them the B panels are always packed, see run_block). */
+#if NN_VL == 16 || NN_VL == 8
+#define NN_MASKED_LOADS 1
+#if NN_VL == 16
+typedef __mmask16 lane_mask;
+static inline vfloat vload_masked(const float *p, lane_mask m) { return (vfloat)_mm512_maskz_loadu_ps(m, p); }
+#else
+typedef __m256i lane_mask;
+static inline vfloat vload_masked(const float *p, lane_mask m) { return (vfloat)_mm256_maskload_ps(p, m); }
+#endif
+#else
+typedef int lane_mask;
+static inline lane_mask first_lanes(int n) { return n; }
+static inline vfloat vload_masked(const float *p, lane_mask n) { return vload_part(p, n); }
+#endif
+
 /* The first n lanes of v to p (0 < n < NN_VL), writing nothing past p[n-1]: one
  * masked store instead of a loop (or a call to memcpy) per partial row. */
 static inline void vstore_part(float *p, vfloat v, int n) {
@@ -177,16 +194,19 @@ store_row(float *restrict ci, vfloat x0, vfloat x1, const int nv, int cols, bool
 /* C[rows x cols] (+)= op(A)[rows x kc] * Bpanel[kc x nv*VL]. a points at op(A)[0][0]:
  * element (i, k) is a[i*lda + k], or a[k*lda + i] when at (A stored transposed). Row k
  * of the B panel starts at b + k*ldb: the packed panel (ldb = nv*VL), or B itself when
- * it is read in place (see run_block). rows, nv and at are compile-time constants in
- * every instantiation below. The accumulators are named variables rather than an
+ * it is read in place (see run_block); part: B is read in place and the panel is
+ * narrower than its vectors, so the last one is loaded masked to cols (the lanes past
+ * it are zero, as in a packed panel). rows, nv, at and part are compile-time constants
+ * in every instantiation below. The accumulators are named variables rather than an
  * array, which GCC would keep in memory around the loop. */
 _Static_assert(MR == 6 && NV == 2, "tile_kernel is written out for 6 rows of 2 vectors");
 static inline __attribute__((always_inline)) void
-tile_kernel(const int rows, const int nv, const bool at, int kc, const float *restrict a,
-            size_t lda, const float *restrict b, size_t ldb, float *restrict c, size_t ldc,
-            int cols, bool add) {
+tile_kernel(const int rows, const int nv, const bool at, const bool part, int kc,
+            const float *restrict a, size_t lda, const float *restrict b, size_t ldb,
+            float *restrict c, size_t ldc, int cols, bool add) {
     vfloat c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0};
     vfloat c30 = {0}, c31 = {0}, c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0};
+    const lane_mask last = first_lanes(part ? cols - (nv - 1) * NN_VL : 1);
 #define NN_A(i, k) (at ? a[(size_t)(k) * lda + (i)] : a[(size_t)(i) * lda + (k)])
 #define NN_ROW(i)                                                                            \
     if (rows > i) {                                                                          \
@@ -197,7 +217,8 @@ tile_kernel(const int rows, const int nv, const bool at, int kc, const float *re
 #pragma GCC unroll 4
     for (int k = 0; k < kc; k++) {
         const float *bk = b + (size_t)k * ldb;
-        vfloat b0 = vload(bk), b1 = nv > 1 ? vload(bk + NN_VL) : b0;
+        vfloat b0 = part && nv == 1 ? vload_masked(bk, last) : vload(bk);
+        vfloat b1 = nv == 1 ? b0 : part ? vload_masked(bk + NN_VL, last) : vload(bk + NN_VL);
         NN_ROW(0) NN_ROW(1) NN_ROW(2) NN_ROW(3) NN_ROW(4) NN_ROW(5)
     }
 #undef NN_ROW
@@ -211,13 +232,15 @@ tile_kernel(const int rows, const int nv, const bool at, int kc, const float *re
 typedef void kernel_fn(int kc, const float *restrict a, size_t lda, const float *restrict b,
                        size_t ldb, float *restrict c, size_t ldc, int cols, bool add);
 
-#define NN_KERNEL(R, V, T)                                                                   \
-    static void kernel_##R##_##V##_##T(int kc, const float *restrict a, size_t lda,          \
-                                       const float *restrict b, size_t ldb, float *restrict c, \
-                                       size_t ldc, int cols, bool add) {                     \
-        tile_kernel(R, V, T, kc, a, lda, b, ldb, c, ldc, cols, add);                         \
+#define NN_KERNEL(R, V, T, P)                                                                \
+    static void kernel_##R##_##V##_##T##_##P(int kc, const float *restrict a, size_t lda,    \
+                                             const float *restrict b, size_t ldb,            \
+                                             float *restrict c, size_t ldc, int cols, bool add) { \
+        tile_kernel(R, V, T, P, kc, a, lda, b, ldb, c, ldc, cols, add);                      \
     }
-#define NN_KERNELS(R) NN_KERNEL(R, 1, 0) NN_KERNEL(R, 2, 0) NN_KERNEL(R, 1, 1) NN_KERNEL(R, 2, 1)
+#define NN_KERNELS(R)                                                                        \
+    NN_KERNEL(R, 1, 0, 0) NN_KERNEL(R, 2, 0, 0) NN_KERNEL(R, 1, 1, 0) NN_KERNEL(R, 2, 1, 0)  \
+    NN_KERNEL(R, 1, 0, 1) NN_KERNEL(R, 2, 0, 1) NN_KERNEL(R, 1, 1, 1) NN_KERNEL(R, 2, 1, 1)
 NN_KERNELS(1)
 NN_KERNELS(2)
 NN_KERNELS(3)
@@ -227,12 +250,13 @@ NN_KERNELS(6)
 #undef NN_KERNELS
 #undef NN_KERNEL
 
-/* kernels[at][nv - 1][rows - 1] */
-#define NN_ROWS(V, T)                                                                        \
-    {kernel_1_##V##_##T, kernel_2_##V##_##T, kernel_3_##V##_##T,                             \
-     kernel_4_##V##_##T, kernel_5_##V##_##T, kernel_6_##V##_##T}
-static kernel_fn *const kernels[2][NV][MR] = {{NN_ROWS(1, 0), NN_ROWS(2, 0)},
-                                              {NN_ROWS(1, 1), NN_ROWS(2, 1)}};
+/* kernels[part][at][nv - 1][rows - 1] */
+#define NN_ROWS(V, T, P)                                                                     \
+    {kernel_1_##V##_##T##_##P, kernel_2_##V##_##T##_##P, kernel_3_##V##_##T##_##P,           \
+     kernel_4_##V##_##T##_##P, kernel_5_##V##_##T##_##P, kernel_6_##V##_##T##_##P}
+static kernel_fn *const kernels[2][2][NV][MR] = {
+    {{NN_ROWS(1, 0, 0), NN_ROWS(2, 0, 0)}, {NN_ROWS(1, 1, 0), NN_ROWS(2, 1, 0)}},
+    {{NN_ROWS(1, 0, 1), NN_ROWS(2, 0, 1)}, {NN_ROWS(1, 1, 1), NN_ROWS(2, 1, 1)}}};
 #undef NN_ROWS
 
 #if NN_VL == 8 && defined(__GNUC__) && !defined(__clang__)
@@ -562,9 +586,13 @@ static void run_block(const gemm_job *g, int ip0, int ip1, int jp0, int jp1, flo
              * network at 6 rows 1.28x on an AVX-512 core (1.0x and 1.38x with AVX2);
              * at 11 tiles AVX2 lost 5-12%.
              * Rows a multiple of 2 KB apart would crowd a few cache sets (1024 x 1024
-             * lost 13% read so). The same loads in the same order: the same bits. */
-            bool in_place = !g->tb && cols == w && ie - ib <= IN_PLACE_MAX_TILES &&
-                            g->ldb % IN_PLACE_LDB_AVOID != 0;
+             * lost 13% read so). A narrower last panel is read with masked loads,
+             * where there are such. The same values in the same order: the same bits. */
+            bool masked = cols < w;
+            bool in_place = !g->tb && ie - ib <= IN_PLACE_MAX_TILES && g->ldb % IN_PLACE_LDB_AVOID != 0;
+#ifndef NN_MASKED_LOADS
+            if (masked) in_place = false;
+#endif
             for (int k0 = 0; k0 < g->K; k0 += g->kc) {
                 int kc = g->K - k0 < g->kc ? g->K - k0 : g->kc;
                 bool add = g->add || k0 > 0;
@@ -580,7 +608,7 @@ static void run_block(const gemm_job *g, int ip0, int ip1, int jp0, int jp1, flo
                     int i0 = ip * MR, rows = g->M - i0 < MR ? g->M - i0 : MR;
                     const float *a = g->ta ? g->A + (size_t)k0 * g->lda + i0
                                            : g->A + (size_t)i0 * g->lda + k0;
-                    kernels[g->ta][nv - 1][rows - 1](kc, a, g->lda, b, ldb,
+                    kernels[in_place && masked][g->ta][nv - 1][rows - 1](kc, a, g->lda, b, ldb,
                                                      g->C + (size_t)i0 * g->ldc + j0, g->ldc,
                                                      cols, add);
                 }
