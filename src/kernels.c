@@ -25,6 +25,7 @@
 #include "nn/kernels.h"
 
 #include <omp.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -567,6 +568,19 @@ static void run_narrow(const gemm_job *g, int i0, int i1, int j0, int cols, floa
     }
 }
 
+/* NN_GEMM_PACK=always packs every B panel, as before B was read in place: a switch
+ * for measurements (bench/scaling), read once. */
+static bool may_read_b_in_place(void) {
+    static atomic_int allowed = -1; /* unknown yet */
+    int a = atomic_load_explicit(&allowed, memory_order_relaxed);
+    if (a < 0) {
+        const char *pack = getenv("NN_GEMM_PACK");
+        a = !(pack && !strcmp(pack, "always"));
+        atomic_store_explicit(&allowed, a, memory_order_relaxed);
+    }
+    return a;
+}
+
 /* Tiles [ip0, ip1) x [jp0, jp1) of C, in MR x NR units. */
 static void run_block(const gemm_job *g, int ip0, int ip1, int jp0, int jp1, float *buf) {
     int n_panels = (g->N + NR - 1) / NR;
@@ -589,7 +603,8 @@ static void run_block(const gemm_job *g, int ip0, int ip1, int jp0, int jp1, flo
              * lost 13% read so). A narrower last panel is read with masked loads,
              * where there are such. The same values in the same order: the same bits. */
             bool masked = cols < w;
-            bool in_place = !g->tb && ie - ib <= IN_PLACE_MAX_TILES && g->ldb % IN_PLACE_LDB_AVOID != 0;
+            bool in_place = !g->tb && ie - ib <= IN_PLACE_MAX_TILES && g->ldb % IN_PLACE_LDB_AVOID != 0 &&
+                            may_read_b_in_place();
 #ifndef NN_MASKED_LOADS
             if (masked) in_place = false;
 #endif

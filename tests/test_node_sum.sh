@@ -10,7 +10,8 @@
 # dropout and max-norm, --threads 2, a convolutional front, and on MNIST with more
 # than 256 rows a rank (where nn_gemm cuts the product into slices, so the factored
 # sum adds each rank's product on its own) and a hidden layer of 300, cut into tiles
-# both ways (8 x 3 at 3 ranks). The header names the sum in use.
+# both ways (8 x 3 at 3 ranks). The header names the sum in use. And nn_gemm's B
+# read in place or packed (NN_GEMM_PACK=always) gives the same checkpoint.
 # Usage: test_node_sum.sh NNTRAIN MAKE_TEST_DATA MPIEXEC MNIST WORKDIR
 set -u
 nntrain=$1 make_data=$2 mpiexec=$3 mnist=$4 dir=$5/node_sum
@@ -67,6 +68,19 @@ fi
 run acc 3 factors "${small[@]}" --layers 16,12,3 --accumulate 2
 if grep -q 'chunked sum' "$dir/acc.out"; then passed=$((passed + 1)); echo "ok   --accumulate 2: the chunked sum"
 else fail "--accumulate 2 should keep the chunked sum: $(grep -m1 allreduce "$dir/acc.out")"; fi
+
+# nn_gemm reads B in place for a few tiles of rows (a rank's rows at 3 ranks here),
+# NN_GEMM_PACK=always packs it as before: the same bits
+if [ -f "$mnist" ]; then
+    for pack in in-place always; do
+        NN_GEMM_PACK=$pack timeout 300 "$mpiexec" -n 3 -x NN_GEMM_PACK "$nntrain" --data "$mnist" --train-limit 1800 \
+            --batch-size 18 --epochs 1 --layers 784,50,100,10 --checkpoint "$dir/pack-$pack.h5" --thread-tuning off \
+            --timeout 120 >"$dir/pack-$pack.out" 2>&1 || fail "NN_GEMM_PACK=$pack: nntrain exited $?"
+    done
+    if h5diff "$dir/pack-in-place.h5" "$dir/pack-always.h5" /model /model >"$dir/diff" 2>&1; then
+        passed=$((passed + 1)); echo "ok   B read in place = packed (MNIST, 6 rows a rank)"
+    else fail "B read in place and packed differ: $(head -c 300 "$dir/diff")"; fi
+fi
 
 echo "$passed passed, $fails failed"
 [ "$fails" -eq 0 ]
