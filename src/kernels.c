@@ -596,9 +596,9 @@ static void run_block(const gemm_job *g, int ip0, int ip1, int jp0, int jp1, flo
             /* Packing reads the panel once and writes it once, to be read by every
              * tile of rows. For a few tiles (a rank's share of the batch at 16 ranks:
              * 6 or 32 rows) reading a full panel of B stored as is in place is faster:
-             * a forward product of 784-800-800-10 at 32 rows 1.10x, of the reference
-             * network at 6 rows 1.28x on an AVX-512 core (1.0x and 1.38x with AVX2);
-             * at 11 tiles AVX2 lost 5-12%.
+             * a forward product of 784-800-800-10 at 32 rows 1.12x, of the reference
+             * network at 6 rows 1.74x on an AVX-512 core (1.0x and 1.4x with AVX2);
+             * at 11 tiles AVX2 lost 5-12% (docs/performance.md).
              * Rows a multiple of 2 KB apart would crowd a few cache sets (1024 x 1024
              * lost 13% read so). A narrower last panel is read with masked loads,
              * where there are such. The same values in the same order: the same bits. */

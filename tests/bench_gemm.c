@@ -2,11 +2,14 @@
  *
  *   bench_gemm [threads] [repetitions]
  *
- * For the reference networks 784-50-100-10 (per-rank batch 50 and 100) and
- * 784-800-800-10 (batch 64 and 128), times every nn_gemm call of a training step
+ * For the reference networks 784-50-100-10 (per-rank batch 6 and 7, a rank's share of
+ * 100 at 16 ranks, and 50 and 100) and 784-800-800-10 (batch 32, a rank's share of 512
+ * at 16 ranks, 64 and 128), times every nn_gemm call of a training step
  * (forward, weight gradient, input gradient of each dense layer, with the operand
  * layouts and beta that nn_dense_forward/backward use), prints GFLOP/s per shape
- * (best of the repetitions, after a warm-up) and the GEMM time of one whole step. */
+ * (best of the repetitions, after a warm-up) and the GEMM time of one whole step.
+ * B read in place against B always packed (see kernels.c, run_block):
+ *   for p in always in-place; do NN_GEMM_PACK=$p build/tests/bench_gemm 1; done */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,17 +84,18 @@ int main(int argc, char **argv) {
         return 2;
     }
     omp_set_num_threads(threads);
-    printf("nn_gemm: %d thread(s), best of %d, SIMD width %d floats\n", threads, reps,
-           nn_simd_floats());
+    const char *pack = getenv("NN_GEMM_PACK");
+    printf("nn_gemm: %d thread(s), best of %d, SIMD width %d floats, NN_GEMM_PACK=%s\n", threads, reps,
+           nn_simd_floats(), pack ? pack : "(unset)");
 
     static const int small_net[] = {784, 50, 100, 10}, large_net[] = {784, 800, 800, 10};
     struct {
         const char *name;
         const int *sizes;
         int batch;
-    } nets[] = {{"784-50-100-10", small_net, 50},
-                {"784-50-100-10", small_net, 100},
-                {"784-800-800-10", large_net, 64},
+    } nets[] = {{"784-50-100-10", small_net, 6},   {"784-50-100-10", small_net, 7},
+                {"784-50-100-10", small_net, 50},  {"784-50-100-10", small_net, 100},
+                {"784-800-800-10", large_net, 32}, {"784-800-800-10", large_net, 64},
                 {"784-800-800-10", large_net, 128}};
     unsigned state = 12345u;
     double grand_flops = 0.0, grand_time = 0.0;
@@ -115,7 +119,7 @@ int main(int argc, char **argv) {
         grand_time += step_time;
         grand_flops += step_flops;
     }
-    printf("\nall four steps: %.1f us, %.2f GFLOP/s\n", grand_time * 1e6,
+    printf("\nall the steps: %.1f us, %.2f GFLOP/s\n", grand_time * 1e6,
            grand_flops / grand_time * 1e-9);
     nn_gemm_release();
     return 0;

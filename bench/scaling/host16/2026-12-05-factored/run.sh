@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Issue 20, third run: the node's factored sum, and the chunked sum begun in backward, on a 16-core node.
+# Issue 20, third run: the node's factored sum, the chunked sum begun in backward, and nn_gemm
+# reading B in place for a rank's few rows, on a 16-core node.
 # Run from the repository root:  bash .device/run.sh    (ends by $DEADLINE s, default 420)
 # Built by bench/scaling/host16/2026-12-05-factored/prepare.sh (one nntrain, see VERSIONS).
 #
@@ -13,6 +14,9 @@
 #   early   = NN_NODE_SUM=early (the default since): the chunked sum begun during backward, each rank summing
 #             the layers every rank has finished instead of waiting at a barrier for the
 #             slowest (nn_reducer_set_early), bit-identical to chunked;
+#   packed  = early with NN_GEMM_PACK=always: nn_gemm packs every B panel, as before
+#             5d004da (since then it reads B in place for up to 6 tiles of rows, as a
+#             rank's share of the batch at 16 x 1: 6-7 rows of ref, 32 of big); same bits;
 #   fewer   = factors with NN_FACTOR_ITEMS=3 (about 3 work items a rank, not 6: less
 #             re-reading of the factors, a coarser balance);
 #   det     = --deterministic (issue 21: dense nets take the product over the global batch,
@@ -78,8 +82,9 @@ limit_for() { # NET RANKS THREADS BATCH: training samples per epoch (~0.3-1 s ep
 }
 
 variant() { # NAME -> the environment (and options) of that variant
-    nsum= items= det=()
+    nsum= items= pack= det=()
     case $1 in
+    packed) nsum=early pack=always ;;
     det) nsum=chunked det=(--deterministic --virtual-shards "${VSHARDS[$net]}") ;;
     chunked) nsum=chunked ;;
     early) nsum=early ;;
@@ -100,10 +105,11 @@ train() { # VARIANT NET RANKS THREADS [BATCH] [KIND]
     local map=(--bind-to "$BIND" --map-by core)
     ((t > 1)) && map=(--map-by "slot:PE=$t" --bind-to "$BIND")
     [[ $BIND == none ]] && map=(--bind-to none)
-    local nsum items det; variant "$v"
+    local nsum items pack det; variant "$v"
     local t0=$SECONDS
-    NN_NODE_SUM=$nsum NN_FACTOR_ITEMS=$items bounded 45 12 nn-mpirun -np "$r" "${map[@]}" -x OMP_NUM_THREADS="$t" \
-        -x OMP_PROC_BIND=close -x OMP_PLACES=cores -x NN_NODE_SUM -x NN_FACTOR_ITEMS "$K/bin/nntrain" --data "$DATA" \
+    NN_NODE_SUM=$nsum NN_FACTOR_ITEMS=$items NN_GEMM_PACK=$pack bounded 45 12 nn-mpirun -np "$r" "${map[@]}" \
+        -x OMP_NUM_THREADS="$t" -x OMP_PROC_BIND=close -x OMP_PLACES=cores -x NN_NODE_SUM -x NN_FACTOR_ITEMS \
+        -x NN_GEMM_PACK "$K/bin/nntrain" --data "$DATA" \
         --layers "${LAYERS[$net]}" --activation "${ACT[$net]}" --batch-size "$b" --lr "${LR[$net]}" --momentum 0.9 \
         --epochs "$e" --train-limit "$n" --threads "$t" --thread-tuning off --timeout 60 --metrics "$m" "${det[@]}" \
         >"$TMP/$name.out" 2>&1
@@ -171,6 +177,7 @@ except Exception:
 # 1. 16 x 1, the goal's layout
 trio big 16 1
 trio ref 16 1
+train packed ref 16 1; train packed big 16 1
 pair cnn 16 1
 train fewer big 16 1
 # 1b. --deterministic against the default (chunked) at 16 x 1 and 4 x 4, side by side
@@ -184,9 +191,10 @@ pair cnn 4 4
 pair big 8 1
 trio big 16 1 1024 weak
 trio ref 16 1 1024 weak
+train packed ref 16 1 1024 weak; train packed big 16 1 1024 weak
 train factors big 1 1 64 weak; train factors ref 1 1 64 weak; train factors cnn 1 1
 # 4. PyTorch's single process (2 epochs: the second is the figure)
 torch 16 big; torch 16 cnn; torch 16 ref; torch 4 big
 # 5. while time is left: 16 x 1 again
-trio big 16 1; trio ref 16 1; pair cnn 16 1; trio big 16 1; trio ref 16 1
+trio big 16 1; trio ref 16 1; train packed ref 16 1; pair cnn 16 1; trio big 16 1; trio ref 16 1; train packed ref 16 1
 log "done"
