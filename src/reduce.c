@@ -323,8 +323,8 @@ static int alloc_shared(nn_reducer *red, nn_error *err) {
     red->queues = (node_queue *)(p + (size_t)red->local_size * sizeof(node_flag));
     red->ready = (node_ready *)(red->queues + 2 * (red->local_size + 1));
     /* more ranks than cores: a spinning rank would only delay the one it waits for */
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    red->spins = cores > 0 && red->local_size > cores ? 0 : SPINS;
+    red->cores = sysconf(_SC_NPROCESSORS_ONLN);
+    red->spins = red->cores > 0 && red->local_size > red->cores ? 0 : SPINS;
     red->shared = (float *)(p + header);
     red->seg0 = red->shared + 2 * red->stride; /* two shared vectors */
     red->segs = malloc((size_t)red->local_size * sizeof *red->segs);

@@ -164,10 +164,10 @@ static void sum_tail(nn_reducer *red, size_t n_chunked) {
 }
 
 /* Chunks of sum `sum` until every one is taken, summed and handed to fn; waits (in
- * the barrier's manner) while the chunks left are not ready. Returns the OR of fn's
- * results; *waited: the seconds spent waiting. */
+ * the barrier's manner, spinning at most `spins` polls) while the chunks left are not
+ * ready. Returns the OR of fn's results; *waited: the seconds spent waiting. */
 static unsigned take_and_sum(nn_reducer *red, uint64_t sum, size_t n_chunked, const nn_chunk_work *work,
-                             nn_chunk_fn fn, void *ctx, int early, double *waited) {
+                             nn_chunk_fn fn, void *ctx, int early, int spins, double *waited) {
     enum { BLOCK = 1024 };
     float sums[BLOCK] __attribute__((aligned(64)));
     size_t share, ignored;
@@ -182,7 +182,7 @@ static unsigned take_and_sum(nn_reducer *red, uint64_t sum, size_t n_chunked, co
     for (take_result got; (got = take_chunk(queues, red, n_chunked, chunk, ready, &off, &len)) != ALL_TAKEN;) {
         if (got == NONE_READY) { /* the ranks still in backward have not finished these layers */
             if (since < 0.0) since = seconds_now();
-            pause_poll(&polls, red->spins);
+            pause_poll(&polls, spins);
             ready = ready_from(red, sum);
             continue;
         }
@@ -227,12 +227,15 @@ unsigned nn_reducer_sum_chunks_with(nn_reducer *red, size_t n_chunked, const nn_
 #ifdef _OPENMP
     threads = omp_get_max_threads();
 #endif
+    /* more threads on the node than cores: a spinning thread would only delay one that
+     * is still in backward (the node's ranks all run as many threads as this one) */
+    int spins = red->cores > 0 && (long)red->local_size * threads > red->cores ? 0 : red->spins;
 #pragma omp parallel if (threads > 1) reduction(| : bad) reduction(max : waited)
-    bad |= take_and_sum(red, sum, n_chunked, work, fn, ctx, early, &waited);
+    bad |= take_and_sum(red, sum, n_chunked, work, fn, ctx, early, spins, &waited);
     if (early) { /* every chunk taken: every rank has posted all of its input, the tail too */
         long polls = 0;
         double since = MPI_Wtime();
-        while (ready_from(red, sum) > n_chunked) pause_poll(&polls, red->spins);
+        while (ready_from(red, sum) > n_chunked) pause_poll(&polls, spins);
         waited += MPI_Wtime() - since;
         sum_tail(red, n_chunked);
     }
