@@ -9,7 +9,9 @@
  * the kernel reads B in place (see run_block). op(A) is not packed at all: the kernel broadcasts its elements
  * straight from A, MR rows side by side when A is stored as is, or MR consecutive
  * floats of one row per k when it is stored transposed. There are tile kernels for
- * every row count 1..MR and for one-vector-wide panels, so edges take no slow path.
+ * every row count 1..MR and for one-vector-wide panels, so edges take no slow path;
+ * with AVX-512 (32 registers) a last one or two rows join the tile before them (7 or 8
+ * rows), rather than take a tile of their own that reads the whole B panel again.
  * A last panel of only a few columns (N = 50, 100 or 10 in the networks) goes to the
  * narrow kernels further down, which vectorise along K or along M instead.
  *
@@ -53,6 +55,11 @@ typedef float vfloat __attribute__((vector_size(NN_VL * sizeof(float))));
 
 enum {
     MR = 6,          /* rows of the register tile */
+#if NN_VL == 16
+    LAST_MAX = 8,    /* rows of the last tile: a remainder of 1 or 2 rows joins the one before */
+#else
+    LAST_MAX = 6,
+#endif
     NV = 2,          /* vectors across the register tile */
     NR = NV * NN_VL, /* columns of the register tile */
     KC = 256,        /* deepest slice of K: a packed B panel (KC x NR) stays in L1 */
@@ -200,13 +207,14 @@ store_row(float *restrict ci, vfloat x0, vfloat x1, const int nv, int cols, bool
  * it are zero, as in a packed panel). rows, nv, at and part are compile-time constants
  * in every instantiation below. The accumulators are named variables rather than an
  * array, which GCC would keep in memory around the loop. */
-_Static_assert(MR == 6 && NV == 2, "tile_kernel is written out for 6 rows of 2 vectors");
+_Static_assert(MR == 6 && LAST_MAX <= 8 && NV == 2, "tile_kernel is written out for up to 8 rows of 2 vectors");
 static inline __attribute__((always_inline)) void
 tile_kernel(const int rows, const int nv, const bool at, const bool part, int kc,
             const float *restrict a, size_t lda, const float *restrict b, size_t ldb,
             float *restrict c, size_t ldc, int cols, bool add) {
     vfloat c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0};
     vfloat c30 = {0}, c31 = {0}, c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0};
+    vfloat c60 = {0}, c61 = {0}, c70 = {0}, c71 = {0};
     const lane_mask last = first_lanes(part ? cols - (nv - 1) * NN_VL : 1);
 #define NN_A(i, k) (at ? a[(size_t)(k) * lda + (i)] : a[(size_t)(i) * lda + (k)])
 #define NN_ROW(i)                                                                            \
@@ -220,13 +228,13 @@ tile_kernel(const int rows, const int nv, const bool at, const bool part, int kc
         const float *bk = b + (size_t)k * ldb;
         vfloat b0 = part && nv == 1 ? vload_masked(bk, last) : vload(bk);
         vfloat b1 = nv == 1 ? b0 : part ? vload_masked(bk + NN_VL, last) : vload(bk + NN_VL);
-        NN_ROW(0) NN_ROW(1) NN_ROW(2) NN_ROW(3) NN_ROW(4) NN_ROW(5)
+        NN_ROW(0) NN_ROW(1) NN_ROW(2) NN_ROW(3) NN_ROW(4) NN_ROW(5) NN_ROW(6) NN_ROW(7)
     }
 #undef NN_ROW
 #undef NN_A
 #define NN_STORE(i) \
     if (rows > i) store_row(c + (size_t)i * ldc, c##i##0, c##i##1, nv, cols, add);
-    NN_STORE(0) NN_STORE(1) NN_STORE(2) NN_STORE(3) NN_STORE(4) NN_STORE(5)
+    NN_STORE(0) NN_STORE(1) NN_STORE(2) NN_STORE(3) NN_STORE(4) NN_STORE(5) NN_STORE(6) NN_STORE(7)
 #undef NN_STORE
 }
 
@@ -248,14 +256,25 @@ NN_KERNELS(3)
 NN_KERNELS(4)
 NN_KERNELS(5)
 NN_KERNELS(6)
+#if NN_VL == 16
+NN_KERNELS(7)
+NN_KERNELS(8)
+#endif
 #undef NN_KERNELS
 #undef NN_KERNEL
 
 /* kernels[part][at][nv - 1][rows - 1] */
+#if NN_VL == 16
+#define NN_ROWS(V, T, P)                                                                     \
+    {kernel_1_##V##_##T##_##P, kernel_2_##V##_##T##_##P, kernel_3_##V##_##T##_##P,           \
+     kernel_4_##V##_##T##_##P, kernel_5_##V##_##T##_##P, kernel_6_##V##_##T##_##P,           \
+     kernel_7_##V##_##T##_##P, kernel_8_##V##_##T##_##P}
+#else
 #define NN_ROWS(V, T, P)                                                                     \
     {kernel_1_##V##_##T##_##P, kernel_2_##V##_##T##_##P, kernel_3_##V##_##T##_##P,           \
      kernel_4_##V##_##T##_##P, kernel_5_##V##_##T##_##P, kernel_6_##V##_##T##_##P}
-static kernel_fn *const kernels[2][2][NV][MR] = {
+#endif
+static kernel_fn *const kernels[2][2][NV][LAST_MAX] = {
     {{NN_ROWS(1, 0, 0), NN_ROWS(2, 0, 0)}, {NN_ROWS(1, 1, 0), NN_ROWS(2, 1, 0)}},
     {{NN_ROWS(1, 0, 1), NN_ROWS(2, 0, 1)}, {NN_ROWS(1, 1, 1), NN_ROWS(2, 1, 1)}}};
 #undef NN_ROWS
@@ -515,6 +534,7 @@ typedef struct {
     bool add;    /* beta != 0 */
     bool narrow; /* the last panel takes the narrow kernels */
     int mc;      /* M panels swept per packed B panel */
+    int m_panels; /* tiles of rows: MR rows each, the last up to LAST_MAX */
 } gemm_job;
 
 /* Rows [i0, i1) of a narrow last panel: columns [j0, j0 + cols) of C, full depth. */
@@ -589,7 +609,7 @@ static void run_block(const gemm_job *g, int ip0, int ip1, int jp0, int jp1, flo
         for (int jp = jp0; jp < jp1; jp++) {
             int j0 = jp * NR, cols = g->N - j0 < NR ? g->N - j0 : NR;
             if (g->narrow && jp == n_panels - 1) {
-                run_narrow(g, ib * MR, ie * MR < g->M ? ie * MR : g->M, j0, cols, buf);
+                run_narrow(g, ib * MR, ie == g->m_panels ? g->M : ie * MR, j0, cols, buf);
                 continue;
             }
             int nv = (cols + NN_VL - 1) / NN_VL, w = nv * NN_VL;
@@ -620,7 +640,7 @@ static void run_block(const gemm_job *g, int ip0, int ip1, int jp0, int jp1, flo
                     pack_b(g->B, g->ldb, g->tb, k0, kc, j0, cols, w, buf);
                 }
                 for (int ip = ib; ip < ie; ip++) {
-                    int i0 = ip * MR, rows = g->M - i0 < MR ? g->M - i0 : MR;
+                    int i0 = ip * MR, rows = ip == g->m_panels - 1 ? g->M - i0 : MR;
                     const float *a = g->ta ? g->A + (size_t)k0 * g->lda + i0
                                            : g->A + (size_t)i0 * g->lda + k0;
                     kernels[in_place && masked][g->ta][nv - 1][rows - 1](kc, a, g->lda, b, ldb,
@@ -708,12 +728,15 @@ void nn_gemm(bool trans_a, bool trans_b, int M, int N, int K,
                 C[(size_t)i * ldc + j] = beta != 0.0f ? C[(size_t)i * ldc + j] : 0.0f;
         return;
     }
-    int m_panels = (M + MR - 1) / MR, n_panels = (N + NR - 1) / NR;
+    /* a remainder of rows that the last tile can take joins it: a tile of one or two
+     * rows would read its B panel for little work */
+    int m_panels = M > MR && M % MR != 0 && M % MR <= LAST_MAX - MR ? M / MR : (M + MR - 1) / MR;
+    int n_panels = (N + NR - 1) / NR;
     int slices = (K + KC - 1) / KC, last_cols = N - (n_panels - 1) * NR;
     gemm_job g = {.ta = trans_a, .tb = trans_b, .M = M, .N = N, .K = K,
                   .kc = (K + slices - 1) / slices, /* equal slices: no thin last one */
                   .A = A, .B = B, .lda = (size_t)lda, .ldb = (size_t)ldb, .ldc = (size_t)ldc,
-                  .C = C, .add = beta != 0.0f};
+                  .C = C, .add = beta != 0.0f, .m_panels = m_panels};
     g.narrow = last_cols <= NARROW && (trans_a || K >= DOT_MIN_K);
     long a_rows = A_BLOCK / K / MR; /* keep the swept part of A in L2 */
     g.mc = a_rows < 1 ? 1 : a_rows > m_panels ? m_panels : (int)a_rows;
