@@ -79,8 +79,15 @@ static void test_gemm_independent_of_thread_count(void) {
     nn_gemm(true, false, M, N, K, A, M, B, N, 0.0f, C1, N);
     omp_set_num_threads(3);
     nn_gemm(true, false, M, N, K, A, M, B, N, 0.0f, C3, N);
-    omp_set_num_threads(saved);
     CU_ASSERT_EQUAL(memcmp(C1, C3, (size_t)M * N * sizeof(float)), 0);
+    /* A as stored, 38 rows (a last tile of 8 with AVX-512), B read in place */
+    int rows = 38;
+    omp_set_num_threads(1);
+    nn_gemm(false, false, rows, N, K, A, K, B, N, 0.0f, C1, N);
+    omp_set_num_threads(3);
+    nn_gemm(false, false, rows, N, K, A, K, B, N, 0.0f, C3, N);
+    omp_set_num_threads(saved);
+    CU_ASSERT_EQUAL(memcmp(C1, C3, (size_t)rows * N * sizeof(float)), 0);
     free(A); free(B); free(C1); free(C3);
 }
 
