@@ -15,9 +15,12 @@ void nn_metrics_gather(nn_epoch_stats *st, const nn_epoch_clock *clock, double l
      * its steps, and its waits a part of its sum, so the shares of the means add up to
      * at most 100% and the wait stays within the sum (maxima, taken from different
      * ranks, once summed to 158%, and put a wait of 98% beside a sum of 97%) */
-    double shares[3] = {clock->exchange, clock->data, clock->exchange_wait}, slowest = clock->steps;
-    MPI_Allreduce(MPI_IN_PLACE, &slowest, 1, MPI_DOUBLE, MPI_MAX, comm);
-    MPI_Allreduce(MPI_IN_PLACE, shares, 3, MPI_DOUBLE, MPI_SUM, comm);
+    double compute = clock->steps - clock->exchange - clock->data;
+    double shares[4] = {clock->exchange, clock->data, clock->exchange_wait, compute};
+    double most[3] = {clock->steps, compute, -compute}; /* the slowest epoch, the most and least computing */
+    MPI_Allreduce(MPI_IN_PLACE, most, 3, MPI_DOUBLE, MPI_MAX, comm);
+    MPI_Allreduce(MPI_IN_PLACE, shares, 4, MPI_DOUBLE, MPI_SUM, comm);
+    double slowest = most[0];
     MPI_Allreduce(MPI_IN_PLACE, &loss_sum, 1, MPI_DOUBLE, MPI_SUM, comm);
     int ranks;
     MPI_Comm_size(comm, &ranks);
@@ -26,6 +29,9 @@ void nn_metrics_gather(nn_epoch_stats *st, const nn_epoch_clock *clock, double l
     st->allreduce_seconds = shares[0] / ranks;
     st->data_seconds = shares[1] / ranks;
     st->allreduce_wait_seconds = shares[2] / ranks;
+    st->compute_seconds = shares[3] / ranks;
+    st->compute_max_seconds = most[1];
+    st->compute_min_seconds = -most[2];
     st->samples_per_second = (double)clock->steps_done * batch / slowest;
 }
 
@@ -49,9 +55,11 @@ int nn_metrics_format_json(char *out, size_t cap, const nn_epoch_stats *s) {
             "{\"epoch\": %d, \"train_loss\": %.17g, \"test_loss\": %.17g, \"test_accuracy\": %.17g, "
             "\"epoch_seconds\": %.6f, \"eval_seconds\": %.6f, \"samples_per_second\": %.1f, "
             "\"allreduce_seconds\": %.6f, \"allreduce_wait_seconds\": %.6f, \"data_seconds\": %.6f, "
+            "\"compute_seconds\": %.6f, \"compute_max_seconds\": %.6f, \"compute_min_seconds\": %.6f, "
             "\"checkpoint_seconds\": %.6f, \"lr\": %.9g, \"ranks\": %d, \"threads\": %d",
             s->epoch, s->train_loss, s->test_loss, s->test_accuracy, s->epoch_seconds, s->eval_seconds,
-            s->samples_per_second, s->allreduce_seconds, s->allreduce_wait_seconds, s->data_seconds, s->checkpoint_seconds, s->lr, s->ranks,
+            s->samples_per_second, s->allreduce_seconds, s->allreduce_wait_seconds, s->data_seconds,
+            s->compute_seconds, s->compute_max_seconds, s->compute_min_seconds, s->checkpoint_seconds, s->lr, s->ranks,
             s->threads);
     size_t used = n > 0 && (size_t)n < cap ? (size_t)n : cap;
     if (s->has_validation)

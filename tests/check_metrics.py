@@ -6,7 +6,7 @@ Used by test_cli.sh and test_checkpoint.sh; exit status 0 when the check holds,
 
   check_metrics.py cli-run METRICS
       3 epochs (1, 2, 3), every record has all the metric keys and ranks == 2,
-      and the last test accuracy is above 0.9
+      the last test accuracy is above 0.9, and the time shares fit together
   check_metrics.py same-losses A B
       A and B have the same 3 epochs, with the same train_loss, test_loss and
       test_accuracy to the last digit
@@ -37,7 +37,7 @@ def need(cond, what):
 
 def cli_run(path):
     keys = {"epoch", "train_loss", "test_loss", "test_accuracy", "epoch_seconds",
-            "samples_per_second", "allreduce_seconds", "ranks", "threads"}
+            "samples_per_second", "allreduce_seconds", "compute_seconds", "ranks", "threads"}
     recs = records(path)
     need([r["epoch"] for r in recs] == [1, 2, 3], [r["epoch"] for r in recs])
     need(all(keys <= r.keys() and r["ranks"] == 2 for r in recs), recs)
@@ -45,6 +45,15 @@ def cli_run(path):
     # the barrier waits are a part of each rank's sum, and both are means over the ranks
     need(all(0 <= r["allreduce_wait_seconds"] <= r["allreduce_seconds"] + 1e-9 for r in recs),
          [(r["allreduce_wait_seconds"], r["allreduce_seconds"]) for r in recs])
+    # each rank's computing is its steps less its sum and data: the mean lies between the
+    # idlest and the busiest rank's, and none computed longer than the slowest epoch
+    # (the JSON's 6 decimals: 2e-6 of slack)
+    need(all(0 <= r["compute_min_seconds"] <= r["compute_seconds"] + 2e-6 and
+             r["compute_seconds"] <= r["compute_max_seconds"] + 2e-6 and
+             r["compute_max_seconds"] <= r["epoch_seconds"] + 2e-6 and
+             r["allreduce_seconds"] + r["data_seconds"] + r["compute_seconds"] <= r["epoch_seconds"] + 5e-6
+             for r in recs),
+         [(r["compute_min_seconds"], r["compute_seconds"], r["compute_max_seconds"], r["epoch_seconds"]) for r in recs])
 
 
 def same_losses(path_a, path_b):

@@ -27,6 +27,8 @@ typedef struct nn_epoch_stats {
     double allreduce_seconds;  /* the ranks' mean time in the gradient sum (any --allreduce mode) */
     double allreduce_wait_seconds; /* of allreduce_seconds, waiting in the node's barriers (shm; mean over ranks) */
     double data_seconds;       /* the ranks' mean time assembling batches */
+    double compute_seconds;    /* the ranks' mean time in their steps outside the sum and the data */
+    double compute_max_seconds, compute_min_seconds; /* the same, the busiest and the idlest rank's */
     double checkpoint_seconds; /* writing the end-of-epoch checkpoint (0: none) */
     double lr;                 /* learning rate at the end of the epoch */
     int has_validation;        /* --validation: the held-out samples' scores below */
@@ -35,7 +37,9 @@ typedef struct nn_epoch_stats {
 } nn_epoch_stats;
 
 /* Collective: fills the times (the epoch's: the slowest rank's, it sets the pace; the
- * sum's and the data's: the mean over the ranks, so the shares add up), the mean
+ * sum's, the data's and the computing's: the mean over the ranks, so the shares add up;
+ * the computing's also its maximum and minimum over the ranks: how unequal the ranks'
+ * work was, and what a step costs a rank when all compute at once), the mean
  * training loss from the ranks' loss sums over `epoch_samples`, and samples/s for
  * `batch` samples per step. */
 void nn_metrics_gather(nn_epoch_stats *st, const nn_epoch_clock *clock, double loss_sum, double epoch_samples,

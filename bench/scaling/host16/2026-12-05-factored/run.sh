@@ -24,11 +24,13 @@
 #             (ref: 20) so that 16 ranks may run; its loss differs from the others'.
 # Rows go to $OUT (default .device/out) as soon as measured, and to stdout:
 #   train.csv   kind,variant,layout,ranks,threads,net,batch,train_limit,epochs,
-#               sps_last,sum_pct_last,sps_mean,sum_pct_mean,data_pct_last,train_loss_last,wall_s,rc,wait_pct_last
+#               sps_last,sum_pct_last,sps_mean,sum_pct_mean,data_pct_last,train_loss_last,wall_s,rc,wait_pct_last,
+#               compute_pct_last,compute_max_pct_last,compute_min_pct_last
 #               (sps = samples/s of the whole job, evaluation excluded; *_last: the last epoch;
 #                *_mean: epochs after the first; sum_pct: the gradient sum's share of the epoch,
 #                the factored products counted as computing; train_loss_last with 17 digits:
-#                the variants of a layout must agree exactly)
+#                the variants of a layout must agree exactly; compute_*: the ranks' mean, busiest and
+#                idlest time outside the sum and the data, as shares of the epoch)
 #   torch.csv (PyTorch in the same command), machine.txt, log.txt, logs/ (failed runs)
 set -u
 K=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -54,7 +56,7 @@ bounded() { # T MIN CMD...: bounded by T seconds and the deadline (skipped under
     timeout -k 3 "$t" "$@"
 }
 
-echo "kind,variant,layout,ranks,threads,net,batch,train_limit,epochs,sps_last,sum_pct_last,sps_mean,sum_pct_mean,data_pct_last,train_loss_last,wall_s,rc,wait_pct_last" >"$OUT/train.csv"
+echo "kind,variant,layout,ranks,threads,net,batch,train_limit,epochs,sps_last,sum_pct_last,sps_mean,sum_pct_mean,data_pct_last,train_loss_last,wall_s,rc,wait_pct_last,compute_pct_last,compute_max_pct_last,compute_min_pct_last" >"$OUT/train.csv"
 echo "torch,threads,net,batch,samples_per_s,epoch_seconds,rc" >"$OUT/torch.csv"
 { date -u; nproc; lscpu 2>/dev/null; command -v numactl >/dev/null && numactl -H; df -h /dev/shm; cat "$K/VERSIONS" 2>/dev/null; } >"$OUT/machine.txt" 2>&1
 log "start; $(nproc) cpus; deadline ${DEADLINE}s"
@@ -124,17 +126,21 @@ try:
 except OSError:
     rs = []
 if not rs:
-    print(",,,,,|"); sys.exit()
+    print(",,,,,|,,,"); sys.exit()
 last, rest = rs[-1], (rs[1:] or rs)
 pct = lambda r, k: 100.0 * r[k] / r["epoch_seconds"] if r["epoch_seconds"] > 0 else 0.0
 sps = sum(r["samples_per_second"] for r in rest) / len(rest)
 sumpct = sum(pct(r, "allreduce_seconds") for r in rest) / len(rest)
 wait = "%.1f" % pct(last, "allreduce_wait_seconds") if "allreduce_wait_seconds" in last else ""
+if "compute_seconds" in last:
+    wait += "," + ",".join("%.1f" % pct(last, k) for k in ("compute_seconds", "compute_max_seconds", "compute_min_seconds"))
+else:
+    wait += ",,,"
 print("%.0f,%.1f,%.0f,%.1f,%.1f,%.17g|%s" % (last["samples_per_second"], pct(last, "allreduce_seconds"), sps, sumpct,
                                              pct(last, "data_seconds"), last["train_loss"], wait))
 PY
 )
-    [[ -z $stats ]] && stats=",,,,,|"
+    [[ -z $stats ]] && stats=",,,,,|,,,"
     row train.csv "$kind,$v,${r}x$t,$r,$t,$net,$b,$n,$e,${stats%|*},$((SECONDS - t0)),$rc,${stats#*|}"
 }
 
