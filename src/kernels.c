@@ -6,10 +6,11 @@
  * For each NR-column panel of C and each KC-deep slice of K, op(B) is packed into a
  * small per-thread buffer in the order the tile kernel reads it (zero-padded to the
  * panel width), except where few tiles of rows read it and it is stored as is: then
- * the kernel reads B in place (see run_block). op(A) is not packed at all: the kernel broadcasts its elements
- * straight from A, MR rows side by side when A is stored as is, or MR consecutive
- * floats of one row per k when it is stored transposed. There are tile kernels for
- * every row count 1..MR and for one-vector-wide panels, so edges take no slow path;
+ * the kernel reads B in place (see run_block). op(A) is not packed at all: the
+ * kernel broadcasts its elements straight from A, MR rows side by side when A is
+ * stored as is, or MR consecutive floats of one row per k when it is stored
+ * transposed. There are tile kernels for every row count 1..MR and for
+ * one-vector-wide panels, so edges take no slow path;
  * with AVX-512 (32 registers) a last one or two rows join the tile before them (7 or 8
  * rows), rather than take a tile of their own that reads the whole B panel again.
  * A last panel of only a few columns (N = 50, 100 or 10 in the networks) goes to the
