@@ -719,6 +719,11 @@ static void thread_block(int m_panels, int n_panels, int M, int K, int last_cols
     *jp1 = nb[t % tn + 1];
 }
 
+bool nn_gemm_tiles_only(bool trans_a, int N, int K) {
+    int last_cols = N - (N - 1) / NR * NR;
+    return !(last_cols <= NARROW && (trans_a || K >= DOT_MIN_K));
+}
+
 void nn_gemm(bool trans_a, bool trans_b, int M, int N, int K,
              const float *A, int lda, const float *B, int ldb,
              float beta, float *C, int ldc) {
@@ -738,7 +743,7 @@ void nn_gemm(bool trans_a, bool trans_b, int M, int N, int K,
                   .kc = (K + slices - 1) / slices, /* equal slices: no thin last one */
                   .A = A, .B = B, .lda = (size_t)lda, .ldb = (size_t)ldb, .ldc = (size_t)ldc,
                   .C = C, .add = beta != 0.0f, .m_panels = m_panels};
-    g.narrow = last_cols <= NARROW && (trans_a || K >= DOT_MIN_K);
+    g.narrow = !nn_gemm_tiles_only(trans_a, N, K);
     long a_rows = A_BLOCK / K / MR; /* keep the swept part of A in L2 */
     g.mc = a_rows < 1 ? 1 : a_rows > m_panels ? m_panels : (int)a_rows;
     if (g.narrow) g.mc = m_panels; /* the narrow kernels do not pack B per slice */

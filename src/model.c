@@ -132,6 +132,16 @@ int nn_model_create(nn_model *model, const nn_model_spec *spec, int max_batch, n
         model->grad_acts[l + 1] = alloc_floats(size);
         ok = model->acts[l + 1] && model->grad_acts[l + 1];
     }
+    /* dense layers' input gradients of a few rows go through a scratch (layers.h) */
+    int widest = 0;
+    for (int l = 0; l < n; l++)
+        if (model->layers[l].kind == NN_LAYER_DENSE && model->layers[l].in > widest) widest = model->layers[l].in;
+    if (ok && widest && max_batch <= NN_DENSE_DX_ROWS) {
+        model->dx_ws = alloc_floats((size_t)widest * max_batch);
+        ok = model->dx_ws != NULL;
+        for (int l = 0; l < n; l++)
+            if (model->layers[l].kind == NN_LAYER_DENSE) model->layers[l].dx_ws = model->dx_ws;
+    }
     /* The input gradient of layer 0 is never needed; the rest are. */
     size_t out_size = (size_t)max_batch * spec->widths[spec->n_widths - 1];
     model->probs = ok ? alloc_floats(out_size) : NULL;
@@ -253,6 +263,7 @@ void nn_model_free(nn_model *model) {
     free(model->probs);
     free(model->targets);
     free(model->conv_ws);
+    free(model->dx_ws);
     memset(model, 0, sizeof *model);
 }
 

@@ -285,6 +285,36 @@ static void test_final_from_order(void) {
  * sum(c * y) exactly; about `rate` of the units dropped, the rest scaled by
  * 1 / (1 - rate); the identity outside training; a row's mask depends only on its
  * sample (not on the batch around it) and not on the thread count. */
+/* A few rows' input gradient made transposed in the scratch (dx_ws) has the bits of
+ * the plain product: where both take the tile kernels (wide layers), and also where
+ * the plain one would take the narrow kernels (there it must stay plain). */
+static void test_dense_input_gradient_transposed(void) {
+    nn_rng rng;
+    nn_rng_seed(&rng, 21, 0, 0);
+    const int shapes[][3] = {{800, 64, 32}, {50, 100, 16}, {100, 64, 7}, {100, 64, 16}, {784, 800, 20}, {130, 40, 40}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int in = shapes[s][0], out = shapes[s][1], batch = shapes[s][2];
+        float *w = random_floats(&rng, (size_t)in * out, -1, 1), *dy = random_floats(&rng, (size_t)batch * out, -1, 1);
+        float *plain = calloc((size_t)batch * in, sizeof(float)), *made = calloc((size_t)batch * in, sizeof(float));
+        float *ws = calloc((size_t)in * batch, sizeof(float));
+        nn_layer d = {.kind = NN_LAYER_DENSE, .in = in, .out = out, .weight = w};
+        nn_dense_backward_input(&d, dy, plain, batch);
+        d.dx_ws = ws;
+        nn_dense_backward_input(&d, dy, made, batch);
+        CU_ASSERT_EQUAL(memcmp(plain, made, (size_t)batch * in * sizeof(float)), 0);
+        double worst = 0.0; /* and both are dy W^T */
+        for (int m = 0; m < batch; m++)
+            for (int i = 0; i < in; i++) {
+                double ref = 0.0;
+                for (int o = 0; o < out; o++) ref += (double)dy[(size_t)m * out + o] * w[(size_t)i * out + o];
+                double e = fabs(ref - made[(size_t)m * in + i]);
+                worst = e > worst ? e : worst;
+            }
+        CU_ASSERT(worst < 1e-6 * (out + 10));
+        free(w); free(dy); free(plain); free(made); free(ws);
+    }
+}
+
 static void test_dropout(void) {
     enum { BATCH = 64, WIDTH = 300 };
     uint64_t samples[BATCH];
@@ -451,6 +481,7 @@ int main(void) {
         {"whole networks: 3 activations x 2 losses", test_network_gradients},
         {"micro-steps accumulate the gradient of the whole batch", test_micro_steps},
         {"final_from: handed over top down, each part final when handed, the same bits", test_final_from_order},
+        {"a few rows' input gradient made transposed: the same bits", test_dense_input_gradient_transposed},
         {"dropout: rate, scale, exact gradient, mask keyed by sample only", test_dropout},
         {"a network with dropout vs finite differences", test_network_with_dropout},
         {"max-norm scales over-long incoming weight vectors back, and only those", test_max_norm},

@@ -24,6 +24,13 @@ void nn_gemm(bool trans_a, bool trans_b, int M, int N, int K,
  * factored sum relies on it). Deeper products add each slice into C in turn. */
 int nn_gemm_unsplit_depth(void);
 
+/* Whether every column of an nn_gemm product with N columns and depth K (and A
+ * transposed or not) goes through the register-tile kernels, whose elements are each
+ * one chain of fused multiply-adds over k, rather than the narrow kernels for a last
+ * panel of a few columns (dot products, summed in another order). Two products whose
+ * elements have the same chains give the same bits when both are tiles only. */
+bool nn_gemm_tiles_only(bool trans_a, int N, int K);
+
 /* Release the packing buffers (for leak checkers; optional). */
 void nn_gemm_release(void);
 

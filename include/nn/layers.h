@@ -41,7 +41,12 @@ typedef struct nn_layer {
     nn_conv_geom conv;      /* conv: its geometry; weight [k][k][in_c][out_c], bias [out_c] */
     nn_pool_geom pool;      /* pool: its input image */
     float *ws;              /* conv: the model's im2col scratch */
+    float *dx_ws;           /* dense: in x NN_DENSE_DX_ROWS floats for a few rows' input gradient (NULL: none) */
 } nn_layer;
+
+/* Up to this many rows a dense layer's input gradient is made transposed, in dx_ws
+ * (see nn_dense_backward_input). */
+enum { NN_DENSE_DX_ROWS = 40 };
 
 /* Layers with weights and a bias (dense, conv), and how many floats they hold. */
 bool nn_layer_has_params(const nn_layer *layer);

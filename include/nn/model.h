@@ -74,6 +74,7 @@ typedef struct nn_model {
     nn_final_from_fn final_from;    /* optional, see above */
     void *final_from_ctx;
     float *conv_ws;                 /* the conv layers' shared im2col scratch */
+    float *dx_ws;                   /* the dense layers' shared input-gradient scratch (small batches) */
     float *factors;                 /* NULL, or where nn_model_place_factors put them */
 } nn_model;
 
