@@ -10,9 +10,9 @@
  * kernel broadcasts its elements straight from A, MR rows side by side when A is
  * stored as is, or MR consecutive floats of one row per k when it is stored
  * transposed. There are tile kernels for every row count 1..MR and for
- * one-vector-wide panels, so edges take no slow path;
- * with AVX-512 (32 registers) a last one or two rows join the tile before them (7 or 8
- * rows), rather than take a tile of their own that reads the whole B panel again.
+ * one-vector-wide panels, so edges take no slow path; with AVX-512 (32 registers) a
+ * last one or two rows join the tile before them (7 or 8 rows), rather than take a
+ * tile of their own that reads the whole B panel again.
  * A last panel of only a few columns (N = 50, 100 or 10 in the networks) goes to the
  * narrow kernels further down, which vectorise along K or along M instead.
  *
@@ -536,6 +536,7 @@ typedef struct {
     bool narrow; /* the last panel takes the narrow kernels */
     int mc;      /* M panels swept per packed B panel */
     int m_panels; /* tiles of rows: MR rows each, the last up to LAST_MAX */
+    bool b_in_place; /* B may be read in place, where few tiles read a panel (run_block) */
 } gemm_job;
 
 /* Rows [i0, i1) of a narrow last panel: columns [j0, j0 + cols) of C, full depth. */
@@ -623,9 +624,7 @@ static void run_block(const gemm_job *g, int ip0, int ip1, int jp0, int jp1, flo
              * Rows a multiple of 2 KB apart would crowd a few cache sets (1024 x 1024
              * lost 13% read so). A narrower last panel is read with masked loads,
              * where there are such. The same values in the same order: the same bits. */
-            bool masked = cols < w;
-            bool in_place = !g->tb && ie - ib <= IN_PLACE_MAX_TILES && g->ldb % IN_PLACE_LDB_AVOID != 0 &&
-                            may_read_b_in_place();
+            bool masked = cols < w, in_place = g->b_in_place && ie - ib <= IN_PLACE_MAX_TILES;
 #ifndef NN_MASKED_LOADS
             if (masked) in_place = false;
 #endif
@@ -744,6 +743,7 @@ void nn_gemm(bool trans_a, bool trans_b, int M, int N, int K,
                   .A = A, .B = B, .lda = (size_t)lda, .ldb = (size_t)ldb, .ldc = (size_t)ldc,
                   .C = C, .add = beta != 0.0f, .m_panels = m_panels};
     g.narrow = !nn_gemm_tiles_only(trans_a, N, K);
+    g.b_in_place = !trans_b && (size_t)ldb % IN_PLACE_LDB_AVOID != 0 && may_read_b_in_place();
     long a_rows = A_BLOCK / K / MR; /* keep the swept part of A in L2 */
     g.mc = a_rows < 1 ? 1 : a_rows > m_panels ? m_panels : (int)a_rows;
     if (g.narrow) g.mc = m_panels; /* the narrow kernels do not pack B per slice */
