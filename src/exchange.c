@@ -232,7 +232,8 @@ float *nn_exchange_share_params(nn_exchange *ex, const float *params) {
 
 /* NN_NODE_SUM=static keeps each rank to its slice (for measurements); otherwise the
  * chunks go to whichever rank is free (nn_reducer_sum_chunks), by default begun
- * during backward (nn_reducer_set_early; NN_NODE_SUM=chunked: after a barrier). On
+ * during backward (nn_reducer_set_early; NN_NODE_SUM=chunked: after a barrier; auto,
+ * the default, also times it against the factored sum: trainer_tuning.c). On
  * 2 ranks with one copy of the weights the early start measured 0-3% faster (medians)
  * on an idle machine, 0-8% with one core busy elsewhere (docs/performance.md); the
  * same bits either way. */
@@ -241,7 +242,7 @@ float *nn_exchange_share_velocity(nn_exchange *ex, const float *velocity) {
     if (!ex->shared_params || !nn_reducer_can_sum_chunks(ex->reducer) || (choice && !strcmp(choice, "static")))
         return NULL;
     ex->shared_velocity = fill_shared(ex, nn_reducer_shared2(ex->reducer), velocity);
-    nn_reducer_set_early(ex->reducer, !choice || !strcmp(choice, "early"));
+    nn_reducer_set_early(ex->reducer, !choice || !strcmp(choice, "early") || !strcmp(choice, "auto"));
     return ex->shared_velocity;
 }
 

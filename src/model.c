@@ -244,7 +244,10 @@ void nn_model_place_factors(nn_model *model, float *buffer) {
     float *next = buffer;
     each_factor(model, move_factor, &next);
     model->factors = buffer;
+    model->factored = true;
 }
+
+void nn_model_use_factors(nn_model *model, bool on) { model->factored = on && model->factors; }
 
 static bool placed_factor(const nn_model *model, const float *p) {
     uintptr_t at = (uintptr_t)p, begin = (uintptr_t)model->factors;
@@ -336,7 +339,7 @@ static void backward_layer_freeing(nn_model *model, int l, float *dx, int batch,
     nn_layer *layer = &model->layers[l];
     const float *x = model->acts[l], *dy = model->grad_acts[l + 1];
     size_t offset = (size_t)(layer->dweight - model->grads);
-    if (layer->kind != NN_LAYER_DENSE || model->factors) {
+    if (layer->kind != NN_LAYER_DENSE || model->factored) {
         if (layer->kind == NN_LAYER_DENSE) nn_dense_backward_bias(layer, dy, batch, accumulate);
         else nn_layer_backward_params(layer, x, dy, batch, accumulate);
         if (dx) nn_layer_backward_input(layer, dy, dx, batch);
@@ -373,7 +376,7 @@ void nn_model_backward_micro(nn_model *model, const uint8_t *labels, int batch, 
         /* The parameter gradient first, handed over at once: the ranks can sum it
          * while dx and the layers below are computed. With placed factors a dense
          * layer's weight gradient is the caller's to make. */
-        if (model->factors && layer->kind == NN_LAYER_DENSE)
+        if (model->factored && layer->kind == NN_LAYER_DENSE)
             nn_dense_backward_bias(layer, model->grad_acts[l + 1], batch, accumulate);
         else
             nn_layer_backward_params(layer, model->acts[l], model->grad_acts[l + 1], batch, accumulate);

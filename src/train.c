@@ -78,7 +78,7 @@ static step_outcome step(trainer *t, long s, nn_epoch_clock *clock) {
     else if (nn_exchange_fused(t->exchange)) {
         /* one copy of parameters and momentum a node: each chunk's SGD step as it is summed */
         sgd_chunk c = {&t->sgd, m->params, learning_rate(t, t->progress.global_step)};
-        const nn_chunk_work *work = t->factors ? nn_factor_sum_work(t->factors, sgd_chunk_step, &c) : NULL;
+        const nn_chunk_work *work = t->model.factored ? nn_factor_sum_work(t->factors, sgd_chunk_step, &c) : NULL;
         double products = nn_factor_sum_product_seconds(t->factors); /* backward's work: not the sum's time */
         clock->exchange += nn_exchange_finish_update_with(t->exchange, work, sgd_chunk_step, &c, &nonfinite) -
                            (nn_factor_sum_product_seconds(t->factors) - products);
@@ -131,10 +131,10 @@ static int train_steps(trainer *t, nn_epoch_clock *clock, step_outcome *outcome,
     bool after_other_work = true; /* the epoch's evaluation, or a checkpoint: not a step's time */
     *outcome = STEP_DONE;
     while (t->progress.step_in_epoch < t->steps_per_epoch && *outcome == STEP_DONE && !status) {
-        nn_thread_tuning_begin_step(&t->tuning);
+        trainer_tuning_begin_step(t);
         double step_start = MPI_Wtime();
         *outcome = step(t, t->progress.step_in_epoch, clock);
-        t->threads = nn_thread_tuning_end_step(&t->tuning, MPI_Wtime() - step_start, after_other_work, t->comm, t->log);
+        trainer_tuning_end_step(t, MPI_Wtime() - step_start, after_other_work);
         after_other_work = false;
         int epoch_end = t->progress.step_in_epoch == t->steps_per_epoch; /* saved after evaluation */
         if (t->opt.checkpoint[0] && *outcome != STEP_DIVERGED &&

@@ -20,6 +20,7 @@
 #include "nn/outputs.h"
 #include "nn/rng.h"
 #include "nn/thread_tuning.h"
+#include "nn/tuner.h"
 
 typedef struct trainer {
     nn_train_options opt; /* as given */
@@ -27,6 +28,8 @@ typedef struct trainer {
     MPI_Comm comm;
     int rank, nranks, threads; /* threads: in use (the tuning may settle on one) */
     nn_thread_tuning tuning;
+    nn_tuner sum_tuning;  /* the chunked or the factored sum (trainer_tuning.c), once the threads are chosen */
+    bool timing_sums;     /* this step is timed for sum_tuning */
     FILE *log;            /* rank 0 only (NULL elsewhere) */
     nn_metrics_file metrics;          /* rank 0, if asked (fd -1 otherwise) */
     nn_output_lock checkpoint_lock, metrics_lock; /* rank 0: held for the run's life */
@@ -60,6 +63,17 @@ typedef struct trainer {
  * failure call trainer_free all the same. */
 int trainer_setup(trainer *t, nn_error *err);
 void trainer_free(trainer *t); /* collective */
+
+/* The first steps' measured choices (trainer_tuning.c): around every step; collective
+ * on the steps where a choice is made (the same on every rank). */
+void trainer_tuning_begin_step(trainer *t);
+void trainer_tuning_end_step(trainer *t, double seconds, bool disturbed);
+/* Where the factored sum exists: start choosing between it and the chunked sum
+ * (measure), or keep one (factored or not); from then on the steps use it. */
+void trainer_sum_tuning_start(trainer *t, bool factored, bool measure);
+/* This step's sum: whether the factors make the dense weight gradients (where they
+ * exist), or backward makes them, freeing each layer to the sum begun early. */
+void trainer_use_sum(trainer *t, bool factored);
 
 /* Rank 0: the run's header line on t->log (trainer_report.c). */
 void trainer_print_header(const trainer *t);

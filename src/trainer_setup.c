@@ -111,13 +111,18 @@ static int load_data(trainer *t, nn_error *err) {
     return nn_comm_agree(t->comm, status, err);
 }
 
-/* NN_NODE_SUM=factors: the dense weight gradients from the ranks' factors (factor_sum.h)
- * where the node sums in chunks, with one micro-step a step (the factors hold one
- * micro-batch). Bit-identical to the chunked sum; not the default until the 16-core
- * node has measured it (docs/performance.md, "The factored sum"). */
-static int use_factors(const trainer *t) {
+/* The factored sum (factor_sum.h) where the node sums in chunks, with one micro-step
+ * a step (the factors hold one micro-batch): by default (or NN_NODE_SUM=auto) timed
+ * against the chunked sum begun in backward on the first steps, the faster kept
+ * (trainer_tuning.c); NN_NODE_SUM=factors keeps it, any other choice leaves it out.
+ * The same bits whichever sums. */
+typedef enum { FACTORS_NO, FACTORS_TIMED, FACTORS_ALWAYS } factors_use;
+
+static factors_use use_factors(const trainer *t) {
     const char *choice = getenv("NN_NODE_SUM");
-    return t->cfg.accumulate == 1 && !t->cfg.virtual_shards && choice && !strcmp(choice, "factors");
+    if (t->cfg.accumulate != 1 || t->cfg.virtual_shards) return FACTORS_NO;
+    if (!choice || !strcmp(choice, "auto")) return FACTORS_TIMED;
+    return !strcmp(choice, "factors") ? FACTORS_ALWAYS : FACTORS_NO;
 }
 
 /* Model, optimizer, evaluator, batch buffers and the metrics file (local parts). */
@@ -205,14 +210,9 @@ int trainer_setup(trainer *t, nn_error *err) {
     float *velocity = shared ? nn_exchange_share_velocity(t->exchange, t->sgd.velocity) : NULL;
     if (velocity) nn_sgd_place_velocity(&t->sgd, velocity);
     if (exact && !t->cfg.spec.n_convs && (status = trainer_global_setup(t, err))) return status;
-    if (velocity && use_factors(t)) {
-        if ((status = nn_factor_sum_create(&t->factors, t->comm, &t->model, err))) return status;
-        if (t->factors) nn_exchange_name_fused(t->exchange, "factored sum");
-    }
-    if (nn_exchange_early(t->exchange) && !t->factors) { /* the node's sum begins as backward frees the layers */
-        t->model.final_from = nn_exchange_final_from;
-        t->model.final_from_ctx = t->exchange;
-    }
+    factors_use factors = velocity ? use_factors(t) : FACTORS_NO;
+    if (factors && (status = nn_factor_sum_create(&t->factors, t->comm, &t->model, err))) return status;
+    trainer_sum_tuning_start(t, factors == FACTORS_ALWAYS, factors == FACTORS_TIMED);
     return NN_OK;
 }
 

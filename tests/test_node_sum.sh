@@ -1,9 +1,11 @@
 #!/bin/bash
-# The node's sum, four ways, one result: NN_NODE_SUM=static (each rank sums its
-# slice), chunked (chunks to whichever rank is free, after a barrier), early (the
-# default: those chunks begun during backward, as every rank frees their layers:
-# nn_reducer_set_early) and factors (dense weight gradients made from the ranks' factors, factor_sum.h),
-# must give
+# The node's sum, five ways, one result: NN_NODE_SUM=static (each rank sums its
+# slice), chunked (chunks to whichever rank is free, after a barrier), early (those
+# chunks begun during backward, as every rank frees their layers:
+# nn_reducer_set_early), factors (dense weight gradients made from the ranks'
+# factors, factor_sum.h) and auto (the default: early and factors timed against each
+# other on the first steps, switching every 2 steps here with NN_TUNE_BLOCK=2, then
+# the faster kept: trainer_tuning.c) must give
 # bit-identical checkpoints (h5diff without a tolerance over /model and /optimizer)
 # and the same losses and accuracies: at 3, 4 and 5 ranks of one node (where the
 # node keeps one copy of the weights), and at 2 with NN_NODE_PARAMS=shared; with
@@ -24,21 +26,23 @@ run() {
     local name=$1 np=$2 sum=$3
     shift 3
     rm -f "$dir/$name.h5" "$dir/$name.jsonl"
-    NN_NODE_SUM=$sum timeout 300 "$mpiexec" -n "$np" -x NN_NODE_SUM -x NN_NODE_PARAMS "$nntrain" --checkpoint "$dir/$name.h5" \
+    NN_NODE_SUM=$sum NN_TUNE_BLOCK=2 timeout 300 "$mpiexec" -n "$np" -x NN_NODE_SUM -x NN_NODE_PARAMS -x NN_TUNE_BLOCK "$nntrain" --checkpoint "$dir/$name.h5" \
         --metrics "$dir/$name.jsonl" --thread-tuning off --timeout 120 "$@" >"$dir/$name.out" 2>&1 ||
         fail "$name: nntrain exited $?: $(grep -m1 '^nntrain: ' "$dir/$name.out" | grep -v network)"
 }
 scores() { grep -o '"\(train_loss\|test_loss\|test_accuracy\)": [^,]*' "$dir/$1.jsonl" 2>/dev/null; }
 
-# check WHAT NP [options]: the four sums agree, and the headers name the sums in use
+# check WHAT NP [options]: the five sums agree, and the headers name the sums in use
 check() {
     local what=$1 np=$2 s
     shift 2
-    for s in static chunked early factors; do run "$s" "$np" "$s" "$@"; done
+    for s in static chunked early factors auto; do run "$s" "$np" "$s" "$@"; done
+    grep -q 'or factored sum, timed on the first steps' "$dir/auto.out" ||
+        fail "$what: the header does not say the sums are timed: $(grep -m1 allreduce "$dir/auto.out")"
     grep -q 'factored sum' "$dir/factors.out" || fail "$what: the header does not say 'factored sum': $(grep -m1 allreduce "$dir/factors.out")"
     grep -q 'chunked sum begun in backward' "$dir/early.out" ||
         fail "$what: the header does not say 'chunked sum begun in backward': $(grep -m1 allreduce "$dir/early.out")"
-    for s in static chunked early; do
+    for s in static chunked early auto; do
         if ! h5diff "$dir/factors.h5" "$dir/$s.h5" /model /model >"$dir/diff" 2>&1 ||
             ! h5diff "$dir/factors.h5" "$dir/$s.h5" /optimizer /optimizer >>"$dir/diff" 2>&1; then
             fail "$what: the factored and $s sums' checkpoints differ: $(head -c 300 "$dir/diff")"
@@ -53,6 +57,10 @@ check() {
 
 small=(--data "$dir/good.h5" --batch-size 16 --epochs 3 --lr 0.3)
 check "3 ranks, tanh" 3 "${small[@]}" --layers 16,12,8,3 --activation tanh
+# 12 steps: the timing (3 warm-up steps, 2 rounds of 2 blocks of 2) is over after 11
+if grep -q '^nntrain: mean step with the factored sum, the chunked sum begun in backward: [0-9]*, [0-9]* us (blocks of 2 steps): training goes on with the \(factored\|chunked\) sum' "$dir/auto.out"; then
+    passed=$((passed + 1)); echo "ok   auto: both sums timed, one kept, said"
+else fail "auto: no line on the sums timed: $(grep -m1 'mean step' "$dir/auto.out")"; fi
 check "4 ranks, relu, dropout, max-norm" 4 "${small[@]}" --layers 16,40,24,3 --activation relu --dropout 0.3 \
     --input-dropout 0.1 --max-norm 2
 check "5 ranks, 2 threads each" 5 "${small[@]}" --layers 16,64,3 --threads 2

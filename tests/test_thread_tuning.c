@@ -1,6 +1,7 @@
 /* The thread tuning (thread_tuning.h) on made-up step times: which steps run on how
  * many threads, which are timed, the choice and its margin, what runs between steps,
- * and the ranks' agreement (run on 1 and 2 ranks). */
+ * and the ranks' agreement (run on 1 and 2 ranks); and the tuner under it (tuner.h)
+ * as the node's sum uses it: a fallback other than the first candidate. */
 #define _POSIX_C_SOURCE 200809L /* open_memstream */
 #include <CUnit/CUnit.h>
 #include <mpi.h>
@@ -53,13 +54,13 @@ static void test_schedule_and_choice_of_one(void) {
     char ran[16384];
     nn_thread_tuning_start(&tt, THREADS, true);
     CU_ASSERT_EQUAL(omp_get_max_threads(), THREADS);
-    CU_ASSERT_EQUAL(tt.total, -1); /* known after the warm-up */
+    CU_ASSERT_EQUAL(tt.tuner.total, -1); /* known after the warm-up */
     char *log = run_steps(&tt, STEPS + 5, (step_times){.on = {0, 4e-3, 6e-3, 0, 8e-3}}, ran);
-    CU_ASSERT_EQUAL(tt.block, 8);
-    CU_ASSERT_EQUAL(tt.total, STEPS);
+    CU_ASSERT_EQUAL(tt.tuner.block, 8);
+    CU_ASSERT_EQUAL(tt.tuner.total, STEPS);
     CU_ASSERT_EQUAL(strncmp(ran, SCHEDULE, STEPS), 0);
     CU_ASSERT_STRING_EQUAL(ran + STEPS, "11111");
-    for (int c = 0; c < 3; c++) CU_ASSERT_EQUAL(tt.timed[c], 12); /* 2 rounds x the last 6 of 8 */
+    for (int c = 0; c < 3; c++) CU_ASSERT_EQUAL(tt.tuner.timed[c], 12); /* 2 rounds x the last 6 of 8 */
     CU_ASSERT_EQUAL(tt.threads, 1);
     CU_ASSERT_EQUAL(omp_get_max_threads(), 1);
     if (rank == 0)
@@ -85,10 +86,10 @@ static void test_blocks_last_25_ms(void) {
     char ran[16384];
     nn_thread_tuning_start(&tt, THREADS, true);
     free(run_steps(&tt, 3 + 2 * 3 * 25, (step_times){.on = {0, 1e-3, 1e-3, 0, 1e-3}}, ran));
-    CU_ASSERT_EQUAL(tt.block, 25);
-    CU_ASSERT_EQUAL(tt.total, 3 + 2 * 3 * 25);
-    CU_ASSERT_EQUAL(tt.timed[0], 2 * (25 - 25 / 4));
-    CU_ASSERT(tt.done);
+    CU_ASSERT_EQUAL(tt.tuner.block, 25);
+    CU_ASSERT_EQUAL(tt.tuner.total, 3 + 2 * 3 * 25);
+    CU_ASSERT_EQUAL(tt.tuner.timed[0], 2 * (25 - 25 / 4));
+    CU_ASSERT(tt.tuner.done);
     CU_ASSERT_EQUAL(strspn(ran + 3, "4"), (size_t)25);
 }
 
@@ -97,7 +98,7 @@ static void test_blocks_last_25_ms(void) {
 static void test_slow_steps_count(void) {
     nn_thread_tuning tt;
     nn_thread_tuning_start(&tt, 2, true);
-    for (long s = 0; !tt.done; s++) {
+    for (long s = 0; !tt.tuner.done; s++) {
         nn_thread_tuning_begin_step(&tt);
         double t = omp_get_max_threads() == 1 ? 10e-3 : s % 3 ? 6e-3 : 30e-3; /* all threads: mean 14 ms */
         nn_thread_tuning_end_step(&tt, t, false, MPI_COMM_WORLD, NULL);
@@ -117,8 +118,8 @@ static void test_disturbed_steps_are_not_timed(void) {
             bool one = omp_get_max_threads() == 1;
             nn_thread_tuning_end_step(&tt, one ? 1e-6 : 4e-3, one || all_disturbed, MPI_COMM_WORLD, NULL);
         }
-        CU_ASSERT_EQUAL(tt.timed[2], 0); /* the candidate 1 */
-        CU_ASSERT_EQUAL(tt.timed[0], all_disturbed ? 0 : 12);
+        CU_ASSERT_EQUAL(tt.tuner.timed[2], 0); /* the candidate 1 */
+        CU_ASSERT_EQUAL(tt.tuner.timed[0], all_disturbed ? 0 : 12);
         CU_ASSERT_EQUAL(tt.threads, all_disturbed ? THREADS : 2);
         CU_ASSERT_EQUAL(omp_get_max_threads(), tt.threads);
     }
@@ -129,7 +130,7 @@ static void test_nothing_to_choose(void) {
     nn_thread_tuning tt;
     char ran[16384];
     nn_thread_tuning_start(&tt, THREADS, false);
-    CU_ASSERT_EQUAL(tt.total, 0);
+    CU_ASSERT_EQUAL(tt.tuner.total, 0);
     char *log = run_steps(&tt, STEPS + 5, (step_times){.on = {0, 4e-3, 4e-3, 0, 8e-3}}, ran);
     CU_ASSERT_EQUAL(strspn(ran, "4"), (size_t)(STEPS + 5));
     CU_ASSERT_STRING_EQUAL(log, "");
@@ -157,6 +158,36 @@ static void test_ranks_agree(void) {
     CU_ASSERT_EQUAL(chosen, size == 1 ? THREADS : 1);
 }
 
+/* Two candidates, the fallback (and preferred) one last, as the sums' tuning: the
+ * warm-up runs it, NN_TUNE_BLOCK sets the block, the other is taken only when 3%
+ * faster, and a run too short to finish keeps the fallback. */
+static int tune_two(double first, double second, long steps, char *ran) {
+    nn_tuner tu;
+    nn_tuner_start(&tu, 2, 1, true);
+    for (long s = 0; s < steps; s++) {
+        int c = nn_tuner_candidate(&tu);
+        ran[s] = (char)('0' + c);
+        nn_tuner_end_step(&tu, c == 0 ? first : second, false, MPI_COMM_WORLD);
+    }
+    ran[steps] = '\0';
+    return nn_tuner_candidate(&tu);
+}
+
+static void test_tuner_fallback_last(void) {
+    char ran[64];
+    setenv("NN_TUNE_BLOCK", "2", 1);
+    CU_ASSERT_EQUAL(tune_two(9e-3, 10e-3, 13, ran), 0); /* 10% faster: taken */
+    CU_ASSERT_STRING_EQUAL(ran, "111" "00" "11" "00" "11" "00");
+    CU_ASSERT_EQUAL(tune_two(9.8e-3, 10e-3, 13, ran), 1); /* 2% faster: not enough */
+    CU_ASSERT_EQUAL(tune_two(9e-3, 10e-3, 10, ran), 1);   /* not finished: the fallback */
+    CU_ASSERT_STRING_EQUAL(ran, "111" "00" "11" "00" "1");
+    unsetenv("NN_TUNE_BLOCK");
+    nn_tuner tu;
+    nn_tuner_start(&tu, 2, 1, false); /* off */
+    CU_ASSERT(tu.done);
+    CU_ASSERT_EQUAL(nn_tuner_candidate(&tu), 1);
+}
+
 int main(int argc, char **argv) {
     MPI_Init(&argc, &argv);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
@@ -170,6 +201,7 @@ int main(int argc, char **argv) {
         {"tuning off or one thread: nothing changes, nothing said", test_nothing_to_choose},
         {"3 threads asked for: 3 and 1 tried", test_odd_count},
         {"the ranks agree on the slowest rank's times", test_ranks_agree},
+        {"the tuner: a fallback last, NN_TUNE_BLOCK, the margin", test_tuner_fallback_last},
         CU_TEST_INFO_NULL};
     int failed = nn_run_suite_all_ranks("thread tuning", tests);
     MPI_Finalize();

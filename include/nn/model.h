@@ -76,6 +76,7 @@ typedef struct nn_model {
     float *conv_ws;                 /* the conv layers' shared im2col scratch */
     float *dx_ws;                   /* the dense layers' shared input-gradient scratch (small batches) */
     float *factors;                 /* NULL, or where nn_model_place_factors put them */
+    bool factored;                  /* backward leaves the dense weight gradients to the factors' owner */
 } nn_model;
 
 const char *nn_activation_name(nn_activation a);
@@ -115,6 +116,10 @@ size_t nn_model_factor_floats(const nn_model *model);
  * node's factored sum, factor_sum.h); it still computes their bias gradients and
  * everything else. Only for backward with one micro-step. */
 void nn_model_place_factors(nn_model *model, float *buffer);
+/* With factors placed: whether backward leaves the dense weight gradients to the
+ * caller (true, as placing sets it) or makes them itself; the factors stay where they
+ * are either way. Switched between steps, it changes only who makes the gradients. */
+void nn_model_use_factors(nn_model *model, bool on);
 
 /* The input rows to fill before a forward pass: batch x nn_spec_input_width floats. */
 float *nn_model_input(nn_model *model);

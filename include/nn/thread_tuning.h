@@ -11,15 +11,11 @@
  *
  * Timing one GEMM alone misses the cost it leaves to the work after it, and
  * alternating single steps misses it too (each pays for the one before), so whole
- * steps are timed in blocks: after 3 warm-up steps, one block on each candidate count
- * -- the threads asked for, halved down to one (16, 8, 4, 2, 1) -- and then the same
- * round again. A block lasts at least 8 steps and at least 25 ms, but at most 256
- * steps (the ranks agree on its length after the warm-up), so that it sees what a
- * scheduler's time slice does; its first quarter is not timed. Each rank takes the mean step time of each count
- * (the slow steps are part of the price); the ranks agree on the largest of each (the
- * slowest rank sets the pace); starting from one thread, a larger count is taken only
- * when at least 3% faster than the best so far. The results do not depend on the
- * thread count at all (see kernels.h): the choice changes only the speed.
+ * steps are timed in blocks, as tuner.h describes: the candidates are the threads
+ * asked for, halved down to one (16, 8, 4, 2, 1); the warm-up runs on all of them;
+ * one thread is preferred, and a larger count is taken only when at least 3% faster
+ * than the best of fewer. The results do not depend on the thread count at all (see
+ * kernels.h): the choice changes only the speed.
  *
  * Only the steps change their thread count while measuring: evaluation, checkpoints
  * and whatever runs between steps use the threads in use (all of them until the
@@ -31,19 +27,13 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-enum { NN_TUNE_MAX_COUNTS = 12 }; /* candidate counts: 1024 halved down to 1 is 11 */
+#include "nn/tuner.h"
 
 typedef struct nn_thread_tuning {
     int threads;  /* in use: those asked for, then the choice */
-    int counts[NN_TUNE_MAX_COUNTS]; /* the candidates, from the threads asked for down to 1 */
+    int counts[NN_TUNER_MAX]; /* the candidates, from the threads asked for down to 1 */
     int n_counts;
-    int block;    /* steps per block; 0 until the warm-up is over */
-    long total;   /* steps the measurement takes; 0: nothing to choose; -1: not known yet */
-    long steps;   /* steps run since the start */
-    double warm;  /* fastest warm-up step (s) */
-    double seconds[NN_TUNE_MAX_COUNTS]; /* timed steps' total time, by candidate */
-    long timed[NN_TUNE_MAX_COUNTS];     /* and their number */
-    bool done;    /* chosen (or nothing to choose) */
+    nn_tuner tuner; /* which of them */
 } nn_thread_tuning;
 
 /* Start measuring for `threads` threads (measure false, or one thread: nothing to

@@ -17,6 +17,9 @@
 #   packed  = early with NN_GEMM_PACK=always: nn_gemm packs every B panel, as before
 #             5d004da (since then it reads B in place for up to 6 tiles of rows, as a
 #             rank's share of the batch at 16 x 1: 6-7 rows of ref, 32 of big); same bits;
+#   auto    = NN_NODE_SUM=auto (the default since 2026-12-06): early and factors timed against
+#             each other on the first steps of the run, the faster kept (src/trainer_tuning.c;
+#             the log line says which: "training goes on with ...");
 #   fewer   = factors with NN_FACTOR_ITEMS=3 (about 3 work items a rank, not 6: less
 #             re-reading of the factors, a coarser balance);
 #   det     = --deterministic (issue 21: dense nets take the product over the global batch,
@@ -90,6 +93,7 @@ variant() { # NAME -> the environment (and options) of that variant
     det) nsum=chunked det=(--deterministic --virtual-shards "${VSHARDS[$net]}") ;;
     chunked) nsum=chunked ;;
     early) nsum=early ;;
+    auto) nsum=auto ;;
     factors) nsum=factors ;;
     fewer) nsum=factors items=3 ;;
     esac
@@ -116,7 +120,7 @@ train() { # VARIANT NET RANKS THREADS [BATCH] [KIND]
         --epochs "$e" --train-limit "$n" --threads "$t" --thread-tuning off --timeout 60 --metrics "$m" "${det[@]}" \
         >"$TMP/$name.out" 2>&1
     local rc=$?
-    log "$name rc=$rc ($((SECONDS - t0))s) $(grep -o 'factored sum\|chunked sum begun in backward\|chunked sum' "$TMP/$name.out" | head -1)"
+    log "$name rc=$rc ($((SECONDS - t0))s) $(grep -o 'factored sum\|chunked sum begun in backward\|chunked sum' "$TMP/$name.out" | head -1)$(grep -o ' backward: [0-9, -]* us (blocks of [0-9]* steps): training goes on with the [a-z ]*' "$TMP/$name.out" | head -1)"
     ((rc == 0)) || cp "$TMP/$name.out" "$OUT/logs/$name.txt"
     local stats
     stats=$(python3 - "$m" <<'PY' 2>/dev/null
@@ -184,7 +188,8 @@ except Exception:
 trio big 16 1
 trio ref 16 1
 train packed ref 16 1; train packed big 16 1
-pair cnn 16 1
+train auto big 16 1; train auto ref 16 1
+pair cnn 16 1; train auto cnn 16 1
 train fewer big 16 1
 # 1b. --deterministic against the default (chunked) at 16 x 1 and 4 x 4, side by side
 for net in big ref cnn; do train det $net 16 1; train chunked $net 16 1; done
@@ -198,9 +203,11 @@ pair big 8 1
 trio big 16 1 1024 weak
 trio ref 16 1 1024 weak
 train packed ref 16 1 1024 weak; train packed big 16 1 1024 weak
+train auto big 16 1 1024 weak; train auto ref 16 1 1024 weak
 train factors big 1 1 64 weak; train factors ref 1 1 64 weak; train factors cnn 1 1
 # 4. PyTorch's single process (2 epochs: the second is the figure)
 torch 16 big; torch 16 cnn; torch 16 ref; torch 4 big
 # 5. while time is left: 16 x 1 again
-trio big 16 1; trio ref 16 1; train packed ref 16 1; pair cnn 16 1; trio big 16 1; trio ref 16 1; train packed ref 16 1
+trio big 16 1; trio ref 16 1; train auto big 16 1; train auto ref 16 1; train packed ref 16 1; pair cnn 16 1
+trio big 16 1; trio ref 16 1; train auto big 16 1; train auto ref 16 1; train packed ref 16 1
 log "done"

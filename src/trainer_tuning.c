@@ -1,0 +1,61 @@
+/* The run's measured choices (tuner.h), made on its first steps: how many threads a
+ * rank's steps take (thread_tuning.h), and then, where the node's ranks can sum
+ * either way, the chunked sum begun in backward or the factored sum (factor_sum.h).
+ * Both change only the speed, never a bit of the results. Which sum is faster
+ * depends on the network and the machine: the factored sum reads the ranks' small
+ * factors instead of their whole weight gradients, a gain where those gradients
+ * overflow the caches (many ranks, wide layers, few rows a rank), but it makes the
+ * summed gradient in tiles whose calls cost as much as their work on a small network
+ * (on 2 cores the reference network trained 15% slower with it). */
+#include <stdio.h>
+
+#include "trainer.h"
+
+enum { SUM_FACTORED, SUM_CHUNKED, N_SUMS }; /* the chunked sum last: preferred on a tie */
+
+static const char *sum_name(const trainer *t, int sum) {
+    if (sum == SUM_FACTORED) return "the factored sum";
+    return nn_exchange_early(t->exchange) ? "the chunked sum begun in backward" : "the chunked sum";
+}
+
+void trainer_use_sum(trainer *t, bool factored) {
+    factored = factored && t->factors;
+    nn_model_use_factors(&t->model, factored);
+    bool early = nn_exchange_early(t->exchange) && !factored; /* the factored sum starts after backward */
+    t->model.final_from = early ? nn_exchange_final_from : NULL;
+    t->model.final_from_ctx = early ? t->exchange : NULL;
+}
+
+void trainer_sum_tuning_start(trainer *t, bool factored, bool measure) {
+    nn_tuner_start(&t->sum_tuning, N_SUMS, factored ? SUM_FACTORED : SUM_CHUNKED, measure && t->factors);
+    trainer_use_sum(t, nn_tuner_candidate(&t->sum_tuning) == SUM_FACTORED);
+    if (!t->factors) return;
+    nn_exchange_name_fused(t->exchange, t->sum_tuning.done ? "factored sum"
+                                        : "chunked sum begun in backward or factored sum, timed on the first steps");
+}
+
+void trainer_tuning_begin_step(trainer *t) {
+    nn_thread_tuning_begin_step(&t->tuning);
+    t->timing_sums = t->tuning.tuner.done && !t->sum_tuning.done; /* one choice at a time */
+    if (t->timing_sums) trainer_use_sum(t, nn_tuner_candidate(&t->sum_tuning) == SUM_FACTORED);
+}
+
+static void report(const trainer *t) {
+    const nn_tuner *tu = &t->sum_tuning;
+    fprintf(t->log, "nntrain: mean step with");
+    for (int c = 0; c < N_SUMS; c++) fprintf(t->log, "%s %s", c ? "," : "", sum_name(t, c));
+    fprintf(t->log, ":");
+    for (int c = 0; c < N_SUMS; c++)
+        if (tu->slowest[c] < 0.0) fprintf(t->log, "%s -", c ? "," : "");
+        else fprintf(t->log, "%s %.0f", c ? "," : "", tu->slowest[c] * 1e6);
+    fprintf(t->log, " us (blocks of %d steps): training goes on with %s\n", tu->block, sum_name(t, tu->chosen));
+    fflush(t->log);
+}
+
+void trainer_tuning_end_step(trainer *t, double seconds, bool disturbed) {
+    t->threads = nn_thread_tuning_end_step(&t->tuning, seconds, disturbed, t->comm, t->log);
+    if (t->timing_sums && nn_tuner_end_step(&t->sum_tuning, seconds, disturbed, t->comm)) {
+        trainer_use_sum(t, t->sum_tuning.chosen == SUM_FACTORED);
+        if (t->log) report(t);
+    }
+}
