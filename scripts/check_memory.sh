@@ -2,7 +2,8 @@
 # Memory and undefined-behaviour checks (run by scripts/test.sh after the suite):
 #  1. a sanitizer build (AddressSanitizer + UndefinedBehaviorSanitizer, any finding
 #     fatal) runs the serial suites, the 2-rank MPI suites, short --deterministic
-#     trainings at 2 ranks and the node's chunked sum at 3 (early and after a barrier);
+#     trainings at 2 ranks and the node's chunked sum at 3 (early, after a barrier, and
+#     the default timing of early against the factored sum, switching every 2 steps);
 #  2. valgrind memcheck runs nnprep, a short nntrain -np 1 (watchdog and checkpoint
 #     on) and nneval on a portable build (-march=x86-64-v2: valgrind does not decode
 #     every AVX-512 instruction): zero errors, no definite leak outside OpenMPI's own
@@ -33,13 +34,14 @@ for env in NN_NODE_PARAMS=private NN_NODE_PARAMS=shared NN_EXACT_SUM=mpi; do
         echo "sanitizers: FAIL"; tail -30 "$det/out"; exit 1
     fi
 done
-# the node's sum at 3 ranks (one copy of the weights, the sum begun in backward: the
-# default) and after a barrier, with max-norm, on a dense and a conv net
-for sum in early chunked; do
+# the node's sum at 3 ranks (one copy of the weights): begun in backward, after a
+# barrier, and the default (auto: early and factors timed, switching every 2 steps
+# here), with max-norm, on a dense and a conv net
+for sum in early chunked auto; do
     for layers in 16,40,8,3 conv2x2x4p1,pool2,10,3; do
         echo "-- sanitizers: mpiexec -n 3 nntrain (NN_NODE_SUM=$sum, --layers $layers)"
-        if ! NN_NODE_SUM=$sum ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-            mpiexec -n 3 -x NN_NODE_SUM build-asan/nntrain --data "$det/good.h5" --layers "$layers" --batch-size 16 \
+        if ! NN_NODE_SUM=$sum NN_TUNE_BLOCK=2 ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+            mpiexec -n 3 -x NN_NODE_SUM -x NN_TUNE_BLOCK build-asan/nntrain --data "$det/good.h5" --layers "$layers" --batch-size 16 \
             --epochs 2 --max-norm 1 --thread-tuning off >"$det/out" 2>&1; then
             echo "sanitizers: FAIL"; tail -30 "$det/out"; exit 1
         fi
