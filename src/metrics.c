@@ -62,6 +62,8 @@ int nn_metrics_format_json(char *out, size_t cap, const nn_epoch_stats *s) {
             s->compute_seconds, s->compute_max_seconds, s->compute_min_seconds, s->checkpoint_seconds, s->lr, s->ranks,
             s->threads);
     size_t used = n > 0 && (size_t)n < cap ? (size_t)n : cap;
+    if (s->node_sum) n += snprintf(out + used, cap - used, ", \"node_sum\": \"%s\"", s->node_sum);
+    used = n > 0 && (size_t)n < cap ? (size_t)n : cap;
     if (s->has_validation)
         n += snprintf(out + used, cap - used, ", \"validation_loss\": %.17g, \"validation_accuracy\": %.17g",
                       s->validation_loss, s->validation_accuracy);

@@ -8,9 +8,7 @@
  * (resume, data, buffers) lives in trainer_setup.c. */
 #include "nn/train.h"
 
-#include <errno.h>
 #include <math.h>
-#include <string.h>
 
 #include "nn/comm.h"
 #include "nn/metrics.h"
@@ -153,7 +151,8 @@ static int train_steps(trainer *t, nn_epoch_clock *clock, step_outcome *outcome,
 /* The epoch is complete: evaluate, report, and save the start of the next one
  * (whose permutation, and generator state, is drawn now). */
 static int end_epoch(trainer *t, int epoch, const nn_epoch_clock *clock, nn_train_result *result, nn_error *err) {
-    nn_epoch_stats st = {.epoch = epoch, .epochs = t->cfg.epochs, .ranks = t->nranks, .threads = t->threads};
+    nn_epoch_stats st = {.epoch = epoch, .epochs = t->cfg.epochs, .ranks = t->nranks, .threads = t->threads,
+                         .node_sum = trainer_node_sum(t)}; /* the sum the steps use now */
     nn_watchdog_beat(t->progress.global_step, NN_PHASE_EPOCH);
     double t0 = MPI_Wtime();
     nn_scores scores;

@@ -71,6 +71,9 @@ void trainer_tuning_end_step(trainer *t, double seconds, bool disturbed);
 /* Where the factored sum exists: start choosing between it and the chunked sum
  * (measure), or keep one (factored or not); from then on the steps use it. */
 void trainer_sum_tuning_start(trainer *t, bool factored, bool measure);
+/* The node's sum the steps use now, as NN_NODE_SUM names it (factors, early, chunked);
+ * NULL where the node sums no chunks (one rank, 2 ranks with private weights, MPI). */
+const char *trainer_node_sum(const trainer *t);
 /* This step's sum: whether the factors make the dense weight gradients (where they
  * exist), or backward makes them, freeing each layer to the sum begun early. */
 void trainer_use_sum(trainer *t, bool factored);

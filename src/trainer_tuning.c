@@ -26,6 +26,11 @@ void trainer_use_sum(trainer *t, bool factored) {
     t->model.final_from_ctx = early ? t->exchange : NULL;
 }
 
+const char *trainer_node_sum(const trainer *t) {
+    if (!nn_exchange_fused(t->exchange) || t->global) return NULL;
+    return t->model.factored ? "factors" : nn_exchange_early(t->exchange) ? "early" : "chunked";
+}
+
 void trainer_sum_tuning_start(trainer *t, bool factored, bool measure) {
     nn_tuner_start(&t->sum_tuning, N_SUMS, factored ? SUM_FACTORED : SUM_CHUNKED, measure && t->factors);
     trainer_use_sum(t, nn_tuner_candidate(&t->sum_tuning) == SUM_FACTORED);

@@ -61,6 +61,13 @@ check "3 ranks, tanh" 3 "${small[@]}" --layers 16,12,8,3 --activation tanh
 if grep -q '^nntrain: mean step with the factored sum, the chunked sum begun in backward: [0-9]*, [0-9]* us (blocks of 2 steps): training goes on with the \(factored\|chunked\) sum' "$dir/auto.out"; then
     passed=$((passed + 1)); echo "ok   auto: both sums timed, one kept, said"
 else fail "auto: no line on the sums timed: $(grep -m1 'mean step' "$dir/auto.out")"; fi
+# the metrics name the sum each epoch ended on: the one kept, for auto; none for static
+kept=early; grep -q 'goes on with the factored sum' "$dir/auto.out" && kept=factors
+sums_said=$(for s in static chunked early factors auto; do
+    tail -n 1 "$dir/$s.jsonl" | grep -o '"node_sum": "[a-z]*"' || echo none; done | tr '\n' ' ')
+if [ "$sums_said" = "none \"node_sum\": \"chunked\" \"node_sum\": \"early\" \"node_sum\": \"factors\" \"node_sum\": \"$kept\" " ]; then
+    passed=$((passed + 1)); echo "ok   the metrics' node_sum: $sums_said"
+else fail "the metrics' node_sum (static chunked early factors auto, auto kept $kept): $sums_said"; fi
 check "4 ranks, relu, dropout, max-norm" 4 "${small[@]}" --layers 16,40,24,3 --activation relu --dropout 0.3 \
     --input-dropout 0.1 --max-norm 2
 check "5 ranks, 2 threads each" 5 "${small[@]}" --layers 16,64,3 --threads 2

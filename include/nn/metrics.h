@@ -34,6 +34,8 @@ typedef struct nn_epoch_stats {
     int has_validation;        /* --validation: the held-out samples' scores below */
     double validation_loss, validation_accuracy;
     int ranks, threads;
+    const char *node_sum;      /* the node's sum the epoch's steps ended on, as NN_NODE_SUM names it
+                                  (factors, early, chunked); NULL where the node sums no chunks */
 } nn_epoch_stats;
 
 /* Collective: fills the times (the epoch's: the slowest rank's, it sets the pace; the

@@ -28,12 +28,13 @@
 # Rows go to $OUT (default .device/out) as soon as measured, and to stdout:
 #   train.csv   kind,variant,layout,ranks,threads,net,batch,train_limit,epochs,
 #               sps_last,sum_pct_last,sps_mean,sum_pct_mean,data_pct_last,train_loss_last,wall_s,rc,wait_pct_last,
-#               compute_pct_last,compute_max_pct_last,compute_min_pct_last
+#               compute_pct_last,compute_max_pct_last,compute_min_pct_last,node_sum_last
 #               (sps = samples/s of the whole job, evaluation excluded; *_last: the last epoch;
 #                *_mean: epochs after the first; sum_pct: the gradient sum's share of the epoch,
 #                the factored products counted as computing; train_loss_last with 17 digits:
 #                the variants of a layout must agree exactly; compute_*: the ranks' mean, busiest and
-#                idlest time outside the sum and the data, as shares of the epoch)
+#                idlest time outside the sum and the data, as shares of the epoch; node_sum_last: the
+#                sum the last epoch ended on, from the metrics: early, factors, chunked, or empty)
 #   torch.csv (PyTorch in the same command), machine.txt, log.txt, logs/ (failed runs)
 set -u
 K=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -59,7 +60,7 @@ bounded() { # T MIN CMD...: bounded by T seconds and the deadline (skipped under
     timeout -k 3 "$t" "$@"
 }
 
-echo "kind,variant,layout,ranks,threads,net,batch,train_limit,epochs,sps_last,sum_pct_last,sps_mean,sum_pct_mean,data_pct_last,train_loss_last,wall_s,rc,wait_pct_last,compute_pct_last,compute_max_pct_last,compute_min_pct_last" >"$OUT/train.csv"
+echo "kind,variant,layout,ranks,threads,net,batch,train_limit,epochs,sps_last,sum_pct_last,sps_mean,sum_pct_mean,data_pct_last,train_loss_last,wall_s,rc,wait_pct_last,compute_pct_last,compute_max_pct_last,compute_min_pct_last,node_sum_last" >"$OUT/train.csv"
 echo "torch,threads,net,batch,samples_per_s,epoch_seconds,rc" >"$OUT/torch.csv"
 { date -u; nproc; lscpu 2>/dev/null; command -v numactl >/dev/null && numactl -H; df -h /dev/shm; cat "$K/VERSIONS" 2>/dev/null; } >"$OUT/machine.txt" 2>&1
 log "start; $(nproc) cpus; deadline ${DEADLINE}s"
@@ -130,7 +131,7 @@ try:
 except OSError:
     rs = []
 if not rs:
-    print(",,,,,|,,,"); sys.exit()
+    print(",,,,,|,,,,"); sys.exit()
 last, rest = rs[-1], (rs[1:] or rs)
 pct = lambda r, k: 100.0 * r[k] / r["epoch_seconds"] if r["epoch_seconds"] > 0 else 0.0
 sps = sum(r["samples_per_second"] for r in rest) / len(rest)
@@ -140,11 +141,12 @@ if "compute_seconds" in last:
     wait += "," + ",".join("%.1f" % pct(last, k) for k in ("compute_seconds", "compute_max_seconds", "compute_min_seconds"))
 else:
     wait += ",,,"
+wait += "," + last.get("node_sum", "")
 print("%.0f,%.1f,%.0f,%.1f,%.1f,%.17g|%s" % (last["samples_per_second"], pct(last, "allreduce_seconds"), sps, sumpct,
                                              pct(last, "data_seconds"), last["train_loss"], wait))
 PY
 )
-    [[ -z $stats ]] && stats=",,,,,|,,,"
+    [[ -z $stats ]] && stats=",,,,,|,,,,"
     row train.csv "$kind,$v,${r}x$t,$r,$t,$net,$b,$n,$e,${stats%|*},$((SECONDS - t0)),$rc,${stats#*|}"
 }
 
