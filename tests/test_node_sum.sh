@@ -61,6 +61,23 @@ check "3 ranks, tanh" 3 "${small[@]}" --layers 16,12,8,3 --activation tanh
 if grep -q '^nntrain: mean step with the factored sum, the chunked sum begun in backward: [0-9]*, [0-9]* us (blocks of 2 steps): training goes on with the \(factored\|chunked\) sum' "$dir/auto.out"; then
     passed=$((passed + 1)); echo "ok   auto: both sums timed, one kept, said"
 else fail "auto: no line on the sums timed: $(grep -m1 'mean step' "$dir/auto.out")"; fi
+# auto stopped after 2 of 6 epochs and resumed (its timing starts over: 3 warm-up steps
+# and 2 rounds of 2 blocks of 2 in the 16 steps left) = the same 6 epochs in one run
+sixth=("${small[@]}" --layers 16,12,8,3 --activation tanh --epochs 6)
+run straight 3 early "${sixth[@]}"
+resume_run() { # NAME [nntrain options]: auto, into resumed.h5
+    NN_NODE_SUM=auto NN_TUNE_BLOCK=2 timeout 300 "$mpiexec" -n 3 -x NN_NODE_SUM -x NN_TUNE_BLOCK "$nntrain" \
+        --checkpoint "$dir/resumed.h5" --thread-tuning off --timeout 120 "${@:2}" \
+        >"$dir/$1.out" 2>&1
+}
+rm -f "$dir/resumed.h5"
+NNTRAIN_STOP_AT_STEP=8 resume_run stopped "${sixth[@]}"; rc=$?
+resume_run resumed --resume "$dir/resumed.h5" || fail "auto, resumed: nntrain exited $?"
+if [ "$rc" -eq 75 ] && grep -q 'training goes on with' "$dir/resumed.out" &&
+    h5diff "$dir/straight.h5" "$dir/resumed.h5" /model /model >"$dir/diff" 2>&1 &&
+    h5diff "$dir/straight.h5" "$dir/resumed.h5" /optimizer /optimizer >>"$dir/diff" 2>&1; then
+    passed=$((passed + 1)); echo "ok   auto, stopped after 2 epochs and resumed (timed again) = one run"
+else fail "auto, stopped (exit $rc, 75 expected) and resumed: not timed again, or not the one run's checkpoint: $(head -c 300 "$dir/diff")"; fi
 # the metrics name the sum each epoch ended on: the one kept, for auto; none for static
 kept=early; grep -q 'goes on with the factored sum' "$dir/auto.out" && kept=factors
 sums_said=$(for s in static chunked early factors auto; do
