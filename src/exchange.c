@@ -242,7 +242,8 @@ float *nn_exchange_share_velocity(nn_exchange *ex, const float *velocity) {
     if (!ex->shared_params || !nn_reducer_can_sum_chunks(ex->reducer) || (choice && !strcmp(choice, "static")))
         return NULL;
     ex->shared_velocity = fill_shared(ex, nn_reducer_shared2(ex->reducer), velocity);
-    nn_reducer_set_early(ex->reducer, !choice || !strcmp(choice, "early") || !strcmp(choice, "auto"));
+    nn_reducer_set_early(ex->reducer, !choice || !strcmp(choice, "early") || !strcmp(choice, "auto") ||
+                                          !strcmp(choice, "factors"));
     return ex->shared_velocity;
 }
 

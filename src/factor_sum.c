@@ -10,6 +10,7 @@
  * SIMD vectors, as nn_gemm's tiles), so no item takes the half-width kernels. */
 #include "nn/factor_sum.h"
 
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,6 +33,7 @@ struct nn_factor_sum {
     int n_items;
     item *items;
     size_t *skip;    /* (offset, count) of each dense layer's weights */
+    size_t *ready;   /* item i may start once every rank has posted an offset <= ready[i]: its layer's */
     float *acc, *tmp; /* one item's sums; a rank's product when it must be added on its own */
     nn_chunk_fn fn;  /* this step's update */
     void *fn_ctx;
@@ -51,41 +53,52 @@ void nn_factor_tile_shape(int in, int out, size_t target, int *rows, int *cols) 
 }
 
 /* The items: about per_rank a rank over all the dense weights (more balance better;
- * fewer re-read the factors less), tiles of each layer column by column; and the
- * layers' weight ranges, which the chunks leave out. */
+ * fewer re-read the factors less), tiles of each layer column by column, the top
+ * layer's first (backward finishes the layers from the top down: in an early sum
+ * their items come ready in that order); and the layers' weight ranges, in the
+ * order of their offsets, which the chunks leave out. */
 static int plan(nn_factor_sum *fs) {
     nn_model *m = fs->model;
     size_t weights = 0;
-    for (int l = 0; l < m->n_layers; l++)
-        if (m->layers[l].kind == NN_LAYER_DENSE) weights += (size_t)m->layers[l].in * m->layers[l].out;
+    int dense = 0;
+    for (int l = 0; l < m->n_layers; l++) {
+        if (m->layers[l].kind != NN_LAYER_DENSE) continue;
+        weights += (size_t)m->layers[l].in * m->layers[l].out;
+        dense++;
+    }
     size_t target = weights / ((size_t)fs->per_rank * (size_t)fs->local_size) + 1;
     target = target < MIN_TILE ? MIN_TILE : target;
-    int n = 0, dense = 0;
+    fs->skip = malloc((size_t)(dense ? dense : 1) * 2 * sizeof *fs->skip);
+    if (!fs->skip) return NN_ERR_RUNTIME;
+    int n = 0;
     for (int pass = 0; pass < 2; pass++) { /* count, then fill */
         n = dense = 0;
-        for (int l = 0; l < m->n_layers; l++) {
+        for (int l = m->n_layers - 1; l >= 0; l--) {
             const nn_layer *d = &m->layers[l];
             if (d->kind != NN_LAYER_DENSE) continue;
             size_t w_off = (size_t)(d->weight - m->params);
-            if (pass) {
-                fs->skip[2 * dense] = w_off;
-                fs->skip[2 * dense + 1] = (size_t)d->in * d->out;
+            if (pass) { /* the lowest layer's range first */
+                fs->skip[2 * (fs->work.n_skip - 1 - dense)] = w_off;
+                fs->skip[2 * (fs->work.n_skip - 1 - dense) + 1] = (size_t)d->in * d->out;
             }
             dense++;
             int rows, cols;
             nn_factor_tile_shape(d->in, d->out, target, &rows, &cols);
             for (int j0 = 0; j0 < d->out; j0 += cols)
                 for (int i0 = 0; i0 < d->in; i0 += rows, n++)
-                    if (pass)
+                    if (pass) {
                         fs->items[n] = (item){.layer = l, .i0 = i0, .rows = d->in - i0 < rows ? d->in - i0 : rows,
                                               .j0 = j0, .cols = d->out - j0 < cols ? d->out - j0 : cols,
                                               .x_off = (size_t)(m->acts[l] - m->factors),
                                               .dy_off = (size_t)(m->grad_acts[l + 1] - m->factors), .w_off = w_off};
+                        fs->ready[n] = w_off;
+                    }
         }
         if (!pass) {
             fs->items = malloc((size_t)n * sizeof *fs->items);
-            fs->skip = malloc((size_t)dense * 2 * sizeof *fs->skip);
-            if (!fs->items || !fs->skip) return NN_ERR_RUNTIME;
+            fs->ready = malloc((size_t)(n ? n : 1) * sizeof *fs->ready);
+            fs->work.n_skip = dense;
+            if (!fs->items || !fs->ready) return NN_ERR_RUNTIME;
         }
     }
     fs->n_items = n;
@@ -163,6 +176,13 @@ int nn_factor_sum_create(nn_factor_sum **out, MPI_Comm comm, nn_model *model, nn
     nn_model_place_factors(model, nn_reducer_buffer(fs->red) + HEADER);
     status = plan(fs) ? nn_fail(err, NN_ERR_RUNTIME, "factored sum: out of memory") : NN_OK;
     fs->work.item = run_item;
+    /* In an early sum (nn_reducer_set_early) an item may start as soon as every rank
+     * has finished its layer's backward, without the opening barrier: where the node's
+     * ranks run one thread each (an item's nn_gemm shares its buffers among a rank's
+     * threads; the tuning only ever lowers the count). The same, agreed by all. */
+    int one_thread = omp_get_max_threads() == 1, all_one = 0;
+    MPI_Allreduce(&one_thread, &all_one, 1, MPI_INT, MPI_MIN, comm);
+    if (!status && all_one) fs->work.item_ready = fs->ready;
     if ((status = nn_comm_agree(comm, status, err))) {
         nn_factor_sum_free(fs);
         return status;
@@ -176,6 +196,7 @@ void nn_factor_sum_free(nn_factor_sum *fs) {
     nn_reducer_free(fs->red);
     free(fs->items);
     free(fs->skip);
+    free(fs->ready);
     free(fs->acc);
     free(fs->tmp);
     free(fs);
@@ -190,5 +211,7 @@ const nn_chunk_work *nn_factor_sum_work(nn_factor_sum *fs, nn_chunk_fn fn, void 
 }
 
 int nn_factor_sum_items(const nn_factor_sum *fs) { return fs->n_items; }
+
+int nn_factor_sum_early(const nn_factor_sum *fs) { return fs && fs->work.item_ready; }
 
 double nn_factor_sum_product_seconds(const nn_factor_sum *fs) { return fs ? fs->product_seconds : 0.0; }

@@ -83,6 +83,20 @@ int nn_reducer_early(const nn_reducer *red) { return red->early; }
 
 typedef enum take_result { TAKEN, NONE_READY, ALL_TAKEN } take_result;
 
+/* Takes the next work item if every rank has posted an offset at or below its
+ * item_ready (the items in that order, so one not ready stops the others). */
+static take_result take_item(atomic_ullong *next, const nn_chunk_work *work, size_t ready, int *item) {
+    unsigned long long k = atomic_load_explicit(next, memory_order_relaxed);
+    while (k < (unsigned long long)work->n_items) {
+        if (work->item_ready[k] < ready) return NONE_READY;
+        if (atomic_compare_exchange_weak_explicit(next, &k, k + 1, memory_order_relaxed, memory_order_relaxed)) {
+            *item = (int)k;
+            return TAKEN;
+        }
+    }
+    return ALL_TAKEN;
+}
+
 /* Takes the next chunk of [0, n_chunked) that lies at or above `ready` (where every
  * rank's input is final): from this rank's own queue first, then the others' from
  * the next rank on. A queue hands out its slice's chunks from the top down, the order
@@ -179,8 +193,21 @@ static unsigned take_and_sum(nn_reducer *red, uint64_t sum, size_t n_chunked, co
     long polls = 0;
     double since = -1.0;
     *waited = 0.0;
-    for (take_result got; (got = take_chunk(queues, red, n_chunked, chunk, ready, &off, &len)) != ALL_TAKEN;) {
-        if (got == NONE_READY) { /* the ranks still in backward have not finished these layers */
+    /* early, the work items (the big pieces) go first as they come ready */
+    int items = early && work && work->n_items;
+    for (take_result got;;) {
+        int item;
+        take_result got_item = items ? take_item(&queues[red->local_size].next, work, ready, &item) : ALL_TAKEN;
+        if (got_item == TAKEN) {
+            if (since >= 0.0) *waited += seconds_now() - since;
+            since = -1.0;
+            polls = 0;
+            bad |= work->item(work->item_ctx, item);
+            continue;
+        }
+        got = take_chunk(queues, red, n_chunked, chunk, ready, &off, &len);
+        if (got == ALL_TAKEN && got_item == ALL_TAKEN) break;
+        if (got != TAKEN) { /* the ranks still in backward have not finished these layers */
             if (since < 0.0) since = seconds_now();
             pause_poll(&polls, spins);
             ready = ready_from(red, sum);
@@ -205,12 +232,14 @@ unsigned nn_reducer_sum_chunks(nn_reducer *red, size_t n_chunked, nn_chunk_fn fn
  * the next: every rank took its last chunk from that set (in sum s - 1) before sum
  * s - 1's closing barrier, and the refill reaches the others with this sum's closing
  * barrier. Early (nn_reducer_set_early, and no work items): no opening barrier; this
- * rank posts its whole input final and sums whatever chunks every rank has posted. */
+ * rank posts its whole input final and sums whatever chunks every rank has posted;
+ * work items join in only with their item_ready (one thread a rank: an item runs
+ * nn_gemm, which shares its buffers among one rank's threads). */
 unsigned nn_reducer_sum_chunks_with(nn_reducer *red, size_t n_chunked, const nn_chunk_work *work, nn_chunk_fn fn,
                                     void *ctx) {
     size_t tail = red->n - n_chunked;
     if (!nn_reducer_can_sum_chunks(red) || tail > NN_REDUCER_TAIL_MAX) return ~0u;
-    int early = red->early && !work;
+    int early = red->early && (!work || !work->n_items || work->item_ready);
     node_queue *refill = queue_set(red, red->chunk_sums + 1);
     atomic_store_explicit(&refill[red->local_rank].next, 0, memory_order_relaxed);
     if (red->local_rank == 0) atomic_store_explicit(&refill[red->local_size].next, 0, memory_order_relaxed);

@@ -8,20 +8,25 @@
  * summed gradient in tiles whose calls cost as much as their work on a small network
  * (on 2 cores the reference network trained 15% slower with it). */
 #include <stdio.h>
+#include <string.h>
 
 #include "trainer.h"
 
 enum { SUM_FACTORED, SUM_CHUNKED, N_SUMS }; /* the chunked sum last: preferred on a tie */
 
+/* Both begin in backward where the exchange's sum does (and the factored sum's items may). */
 static const char *sum_name(const trainer *t, int sum) {
-    if (sum == SUM_FACTORED) return "the factored sum";
-    return nn_exchange_early(t->exchange) ? "the chunked sum begun in backward" : "the chunked sum";
+    bool early = nn_exchange_early(t->exchange);
+    if (sum == SUM_FACTORED)
+        return early && nn_factor_sum_early(t->factors) ? "the factored sum begun in backward" : "the factored sum";
+    return early ? "the chunked sum begun in backward" : "the chunked sum";
 }
 
 void trainer_use_sum(trainer *t, bool factored) {
     factored = factored && t->factors;
     nn_model_use_factors(&t->model, factored);
-    bool early = nn_exchange_early(t->exchange) && !factored; /* the factored sum starts after backward */
+    /* the factored sum begins in backward too, where its items may (nn_factor_sum_early) */
+    bool early = nn_exchange_early(t->exchange) && (!factored || nn_factor_sum_early(t->factors));
     t->model.final_from = early ? nn_exchange_final_from : NULL;
     t->model.final_from_ctx = early ? t->exchange : NULL;
 }
@@ -35,8 +40,8 @@ void trainer_sum_tuning_start(trainer *t, bool factored, bool measure) {
     nn_tuner_start(&t->sum_tuning, N_SUMS, factored ? SUM_FACTORED : SUM_CHUNKED, measure && t->factors);
     trainer_use_sum(t, nn_tuner_candidate(&t->sum_tuning) == SUM_FACTORED);
     if (!t->factors) return;
-    nn_exchange_name_fused(t->exchange, t->sum_tuning.done ? "factored sum"
-                                        : "chunked sum begun in backward or factored sum, timed on the first steps");
+    const char *timed = "chunked sum begun in backward or factored sum, timed on the first steps";
+    nn_exchange_name_fused(t->exchange, t->sum_tuning.done ? sum_name(t, SUM_FACTORED) + strlen("the ") : timed);
 }
 
 void trainer_tuning_begin_step(trainer *t) {

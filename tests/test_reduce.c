@@ -327,6 +327,70 @@ static void test_early_chunked_sum(void) {
     nn_reducer_free(red);
 }
 
+/* Work items in an early sum (item_ready): what the items of each rank saw. */
+typedef struct item_record {
+    nn_reducer *red;
+    size_t half, n;
+    int round;
+    long ran[4];   /* items run on this rank, by item */
+    long stale;    /* items that found an input of another round in some rank's buffer */
+} item_record;
+
+static unsigned record_item(void *ctx, int item) {
+    item_record *rec = ctx;
+    size_t lo = item < 2 ? rec->half : 0, hi = item < 2 ? rec->n - 4 : rec->half; /* what it may read */
+    for (int r = 0; r < nranks; r++) {
+        const float *seg = nn_reducer_segment(rec->red, r);
+        for (size_t i = lo; i < hi; i += 97) rec->stale += seg[i] != input(r, i, rec->round);
+    }
+    rec->ran[item]++;
+    return 0;
+}
+
+static unsigned ignore_chunk(void *ctx, const float *sums, size_t offset, size_t count) {
+    (void)ctx, (void)sums, (void)offset, (void)count;
+    return 0;
+}
+
+/* As above, with 4 work items: two that may start once the top half is posted, two
+ * once everything is. The late rank runs none of the first two (the others take them
+ * while it sleeps), no item reads a buffer before its owner posted it final (stale
+ * inputs would show), and each item runs once a sum. */
+static void test_early_items(void) {
+    const size_t n = 45361;
+    nn_reducer *red = make(n, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(red);
+    nn_reducer_set_early(red, 1);
+    if (!nn_reducer_early(red)) {
+        nn_reducer_free(red);
+        return;
+    }
+    float *buf = nn_reducer_buffer(red);
+    item_record rec = {.red = red, .half = (n - 4) / 2, .n = n};
+    const size_t ready[4] = {rec.half, rec.half, 0, 0};
+    nn_chunk_work work = {.n_items = 4, .item = record_item, .item_ctx = &rec, .item_ready = ready};
+    long late_top = 0, runs[4] = {0};
+    for (int it = 0; it < 2 * nranks; it++) {
+        int late = it % nranks;
+        rec.round = 5000 + it;
+        memset(rec.ran, 0, sizeof rec.ran);
+        for (size_t i = rec.half; i < n; i++) buf[i] = input(rank, i, rec.round);
+        nn_reducer_post_ready(red, rec.half);
+        if (rank == late) sleep_us(200000);
+        for (size_t i = 0; i < rec.half; i++) buf[i] = input(rank, i, rec.round);
+        nn_reducer_sum_chunks_with(red, n - 4, &work, ignore_chunk, NULL);
+        nn_reducer_barrier_or(red, 0);
+        if (rank == late) late_top += rec.ran[0] + rec.ran[1];
+        MPI_Allreduce(MPI_IN_PLACE, rec.ran, 4, MPI_LONG, MPI_SUM, MPI_COMM_WORLD);
+        for (int k = 0; k < 4; k++) runs[k] += rec.ran[k];
+    }
+    MPI_Allreduce(MPI_IN_PLACE, &rec.stale, 1, MPI_LONG, MPI_SUM, MPI_COMM_WORLD);
+    CU_ASSERT_EQUAL(rec.stale, 0);
+    CU_ASSERT_EQUAL(late_top, 0);
+    for (int k = 0; k < 4; k++) CU_ASSERT_EQUAL(runs[k], 2 * nranks);
+    nn_reducer_free(red);
+}
+
 static void test_free_null(void) { nn_reducer_free(NULL); }
 
 int main(int argc, char **argv) {
@@ -345,6 +409,7 @@ int main(int argc, char **argv) {
         {"a rank waiting 1 s for a late one sleeps rather than spins", test_waiting_rank_sleeps},
         {"two reducers on one communicator agree bit for bit", test_two_reducers_agree},
         {"early chunked sum: the top half summed while a late rank sleeps, every chunk once", test_early_chunked_sum},
+        {"early sum with work items: each once, none before every rank posted its input", test_early_items},
         {"freeing NULL is a no-op", test_free_null},
         CU_TEST_INFO_NULL};
     int failed = nn_run_suite_all_ranks("gradient reducer", tests);

@@ -43,6 +43,11 @@ void nn_factor_sum_rows(nn_factor_sum *fs, int rows);
  * rows); the weights are left out of the chunks. */
 const nn_chunk_work *nn_factor_sum_work(nn_factor_sum *fs, nn_chunk_fn fn, void *ctx);
 
+/* Whether the items may join a sum begun early (nn_reducer_set_early): each starts once
+ * every rank has finished its layer's backward, no opening barrier; where the node's
+ * ranks run one thread each (the same answer on every rank). */
+int nn_factor_sum_early(const nn_factor_sum *fs);
+
 /* Seconds this rank spent in the items' products since creation: the backward's
  * work that moved into the sum (the run's report counts it as computing); 0 for NULL. */
 double nn_factor_sum_product_seconds(const nn_factor_sum *fs);

@@ -87,7 +87,9 @@ unsigned nn_reducer_sum_chunks(nn_reducer *red, size_t n_chunked, nn_chunk_fn fn
  * nn_reducer_set_early is collective over the node (the node takes it only if every
  * rank asks); then nn_reducer_sum_chunks (without work items) needs no opening
  * barrier, and posts offset 0 itself. nn_reducer_post_ready is for the input of the
- * next chunked sum; offsets only go down within a sum; nothing when not early. */
+ * next chunked sum; offsets only go down within a sum; nothing when not early. Work
+ * items (below) join an early sum only where they say when each may start
+ * (item_ready) and the node's ranks run one thread each. */
 void nn_reducer_set_early(nn_reducer *red, int early);
 int nn_reducer_early(const nn_reducer *red);
 void nn_reducer_post_ready(nn_reducer *red, size_t offset);
@@ -97,13 +99,17 @@ void nn_reducer_post_ready(nn_reducer *red, size_t offset);
  * chunks fill in), each called on the rank's own thread (it may use the rank's OpenMP
  * threads); and the ranges the items cover, n_skip (offset, count) pairs sorted by
  * offset, which the chunks then leave out. item must give the same result whoever
- * calls it; its results are OR-ed with fn's. */
+ * calls it; its results are OR-ed with fn's. With item_ready (an early sum, one thread
+ * a rank), there is no opening barrier: item i starts once every rank has posted an
+ * offset at or below item_ready[i] (non-increasing over the items), taken before
+ * the chunks as they come ready. */
 typedef struct nn_chunk_work {
     int n_items;
     unsigned (*item)(void *ctx, int item);
     void *item_ctx;
     const size_t *skip;
     int n_skip;
+    const size_t *item_ready; /* NULL: the items start after the opening barrier */
 } nn_chunk_work;
 unsigned nn_reducer_sum_chunks_with(nn_reducer *red, size_t n_chunked, const nn_chunk_work *work, nn_chunk_fn fn,
                                     void *ctx);

@@ -10,7 +10,8 @@
 #             gradient, the node sums them in chunks taken by whichever rank is free, after
 #             a barrier (the second run);
 #   factors = NN_NODE_SUM=factors: dense weight gradients made from the ranks' factors
-#             (src/factor_sum.c), bit-identical to chunked;
+#             (src/factor_sum.c), bit-identical to chunked; since 2026-12-06 its tiles begin in
+#             backward too where the ranks run one thread each (16 x 1), after a barrier otherwise;
 #   early   = NN_NODE_SUM=early (the default since): the chunked sum begun during backward, each rank summing
 #             the layers every rank has finished instead of waiting at a barrier for the
 #             slowest (nn_reducer_set_early), bit-identical to chunked;
