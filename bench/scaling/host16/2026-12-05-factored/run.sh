@@ -122,7 +122,7 @@ train() { # VARIANT NET RANKS THREADS [BATCH] [KIND]
         --epochs "$e" --train-limit "$n" --threads "$t" --thread-tuning off --timeout 60 --metrics "$m" "${det[@]}" \
         >"$TMP/$name.out" 2>&1
     local rc=$?
-    log "$name rc=$rc ($((SECONDS - t0))s) $(grep -o 'factored sum\|chunked sum begun in backward\|chunked sum' "$TMP/$name.out" | head -1)$(grep -o ' backward: [0-9, -]* us (blocks of [0-9]* steps): training goes on with the [a-z ]*' "$TMP/$name.out" | head -1)"
+    log "$name rc=$rc ($((SECONDS - t0))s) $(grep -o 'factored sum begun in backward\|factored sum\|chunked sum begun in backward\|chunked sum' "$TMP/$name.out" | head -1)$(grep -o ' backward: [0-9, -]* us (blocks of [0-9]* steps): training goes on with the [a-z ]*' "$TMP/$name.out" | head -1)"
     ((rc == 0)) || cp "$TMP/$name.out" "$OUT/logs/$name.txt"
     local stats
     stats=$(python3 - "$m" <<'PY' 2>/dev/null
