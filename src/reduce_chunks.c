@@ -231,10 +231,10 @@ unsigned nn_reducer_sum_chunks(nn_reducer *red, size_t n_chunked, nn_chunk_fn fn
 /* Sum number s takes its chunks from queue set s % 2 and refills set (s + 1) % 2 for
  * the next: every rank took its last chunk from that set (in sum s - 1) before sum
  * s - 1's closing barrier, and the refill reaches the others with this sum's closing
- * barrier. Early (nn_reducer_set_early, and no work items): no opening barrier; this
- * rank posts its whole input final and sums whatever chunks every rank has posted;
- * work items join in only with their item_ready (one thread a rank: an item runs
- * nn_gemm, which shares its buffers among one rank's threads). */
+ * barrier. Early (nn_reducer_set_early; with work items only where they have their
+ * item_ready, given for one thread a rank: an item runs nn_gemm, which shares its
+ * buffers among a rank's threads): no opening barrier; this rank posts its whole input
+ * final and takes whatever items and chunks every rank has posted. */
 unsigned nn_reducer_sum_chunks_with(nn_reducer *red, size_t n_chunked, const nn_chunk_work *work, nn_chunk_fn fn,
                                     void *ctx) {
     size_t tail = red->n - n_chunked;
