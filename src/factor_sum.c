@@ -60,15 +60,15 @@ void nn_factor_tile_shape(int in, int out, size_t target, int *rows, int *cols) 
 static int plan(nn_factor_sum *fs) {
     nn_model *m = fs->model;
     size_t weights = 0;
-    int dense = 0;
+    int n_dense = 0, dense;
     for (int l = 0; l < m->n_layers; l++) {
         if (m->layers[l].kind != NN_LAYER_DENSE) continue;
         weights += (size_t)m->layers[l].in * m->layers[l].out;
-        dense++;
+        n_dense++;
     }
     size_t target = weights / ((size_t)fs->per_rank * (size_t)fs->local_size) + 1;
     target = target < MIN_TILE ? MIN_TILE : target;
-    fs->skip = malloc((size_t)(dense ? dense : 1) * 2 * sizeof *fs->skip);
+    fs->skip = malloc((size_t)(n_dense ? n_dense : 1) * 2 * sizeof *fs->skip);
     if (!fs->skip) return NN_ERR_RUNTIME;
     int n = 0;
     for (int pass = 0; pass < 2; pass++) { /* count, then fill */
@@ -78,8 +78,8 @@ static int plan(nn_factor_sum *fs) {
             if (d->kind != NN_LAYER_DENSE) continue;
             size_t w_off = (size_t)(d->weight - m->params);
             if (pass) { /* the lowest layer's range first */
-                fs->skip[2 * (fs->work.n_skip - 1 - dense)] = w_off;
-                fs->skip[2 * (fs->work.n_skip - 1 - dense) + 1] = (size_t)d->in * d->out;
+                fs->skip[2 * (n_dense - 1 - dense)] = w_off;
+                fs->skip[2 * (n_dense - 1 - dense) + 1] = (size_t)d->in * d->out;
             }
             dense++;
             int rows, cols;
@@ -97,7 +97,6 @@ static int plan(nn_factor_sum *fs) {
         if (!pass) {
             fs->items = malloc((size_t)n * sizeof *fs->items);
             fs->ready = malloc((size_t)(n ? n : 1) * sizeof *fs->ready);
-            fs->work.n_skip = dense;
             if (!fs->items || !fs->ready) return NN_ERR_RUNTIME;
         }
     }
@@ -110,7 +109,7 @@ static int plan(nn_factor_sum *fs) {
     size_t bytes = (most * sizeof(float) + 63) / 64 * 64;
     fs->acc = aligned_alloc(64, bytes);
     fs->tmp = aligned_alloc(64, bytes);
-    fs->work = (nn_chunk_work){.n_items = n, .item_ctx = fs, .skip = fs->skip, .n_skip = dense};
+    fs->work = (nn_chunk_work){.n_items = n, .item_ctx = fs, .skip = fs->skip, .n_skip = n_dense};
     return fs->acc && fs->tmp ? NN_OK : NN_ERR_RUNTIME;
 }
 

@@ -15,15 +15,11 @@ void nn_thread_tuning_begin_step(nn_thread_tuning *tt) {
 }
 
 static void report(const nn_thread_tuning *tt, FILE *log) {
-    const nn_tuner *tu = &tt->tuner;
     fprintf(log, "nntrain: mean step on");
     for (int c = 0; c < tt->n_counts; c++) fprintf(log, "%s %d", c ? "," : "", tt->counts[c]);
     fprintf(log, " threads:");
-    for (int c = 0; c < tt->n_counts; c++)
-        if (tu->slowest[c] < 0.0) fprintf(log, "%s -", c ? "," : "");
-        else fprintf(log, "%s %.0f", c ? "," : "", tu->slowest[c] * 1e6);
-    fprintf(log, " us (blocks of %d steps): training goes on with %d thread%s per rank\n", tu->block, tt->threads,
-            tt->threads > 1 ? "s" : "");
+    nn_tuner_print_means(&tt->tuner, log);
+    fprintf(log, ": training goes on with %d thread%s per rank\n", tt->threads, tt->threads > 1 ? "s" : "");
     fflush(log);
 }
 

@@ -51,14 +51,11 @@ void trainer_tuning_begin_step(trainer *t) {
 }
 
 static void report(const trainer *t) {
-    const nn_tuner *tu = &t->sum_tuning;
     fprintf(t->log, "nntrain: mean step with");
     for (int c = 0; c < N_SUMS; c++) fprintf(t->log, "%s %s", c ? "," : "", sum_name(t, c));
     fprintf(t->log, ":");
-    for (int c = 0; c < N_SUMS; c++)
-        if (tu->slowest[c] < 0.0) fprintf(t->log, "%s -", c ? "," : "");
-        else fprintf(t->log, "%s %.0f", c ? "," : "", tu->slowest[c] * 1e6);
-    fprintf(t->log, " us (blocks of %d steps): training goes on with %s\n", tu->block, sum_name(t, tu->chosen));
+    nn_tuner_print_means(&t->sum_tuning, t->log);
+    fprintf(t->log, ": training goes on with %s\n", sum_name(t, t->sum_tuning.chosen));
     fflush(t->log);
 }
 

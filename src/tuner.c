@@ -70,3 +70,10 @@ bool nn_tuner_end_step(nn_tuner *tu, double seconds, bool disturbed, MPI_Comm co
     choose(tu, comm);
     return true;
 }
+
+void nn_tuner_print_means(const nn_tuner *tu, FILE *log) {
+    for (int c = 0; c < tu->n; c++)
+        if (tu->slowest[c] < 0.0) fprintf(log, "%s -", c ? "," : "");
+        else fprintf(log, "%s %.0f", c ? "," : "", tu->slowest[c] * 1e6);
+    fprintf(log, " us (blocks of %d steps)", tu->block);
+}

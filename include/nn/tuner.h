@@ -21,6 +21,7 @@
 
 #include <mpi.h>
 #include <stdbool.h>
+#include <stdio.h>
 
 enum { NN_TUNER_MAX = 12 };
 
@@ -51,5 +52,9 @@ int nn_tuner_candidate(const nn_tuner *tu);
  * every rank, as every rank runs every step). Returns true on the step the choice is
  * made. */
 bool nn_tuner_end_step(nn_tuner *tu, double seconds, bool disturbed, MPI_Comm comm);
+
+/* Once done: " t0, t1, ... us (blocks of B steps)" to log, each candidate's slowest-rank
+ * mean step in microseconds ("-" for one not timed), for the caller's one line. */
+void nn_tuner_print_means(const nn_tuner *tu, FILE *log);
 
 #endif
