@@ -14,16 +14,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nn/clock.h"
 #include "nn/comm.h"
 #include "nn/kernels.h"
 
-enum { HEADER = 16, ITEMS_PER_RANK = 6, MIN_TILE = 4096 /* weights: below, the calls cost more than the work */ };
+enum { HEADER = 16, ITEMS_PER_WORKER = 6, MIN_TILE = 4096 /* weights: below, the calls cost more than the work */ };
 
 typedef struct item {
     int layer, i0, rows, j0, cols;
     size_t x_off, dy_off; /* the layer's factors, in floats from the start of a rank's factors */
     size_t w_off;         /* the layer's weights in the parameter vector */
 } item;
+
+/* A thread's own: an item's sums, a rank's product where it must be added on its own,
+ * and the seconds the thread spent in products since creation, over its team's size. */
+typedef struct scratch {
+    _Alignas(64) float *acc, *tmp;
+    double product_seconds;
+} scratch;
 
 struct nn_factor_sum {
     nn_reducer *red; /* the node's factor buffers */
@@ -34,11 +42,11 @@ struct nn_factor_sum {
     item *items;
     size_t *skip;    /* (offset, count) of each dense layer's weights */
     size_t *ready;   /* item i may start once every rank has posted an offset <= ready[i]: its layer's */
-    float *acc, *tmp; /* one item's sums; a rank's product when it must be added on its own */
+    int n_threads;   /* the threads a rank may run items on at once: the scratch's slots */
+    scratch *scratch;
     nn_chunk_fn fn;  /* this step's update */
     void *fn_ctx;
     nn_chunk_work work;
-    double product_seconds; /* in the items' products, summed since creation */
 };
 
 void nn_factor_tile_shape(int in, int out, size_t target, int *rows, int *cols) {
@@ -101,50 +109,66 @@ static int plan(nn_factor_sum *fs) {
         }
     }
     fs->n_items = n;
+    fs->work = (nn_chunk_work){.n_items = n, .item_ctx = fs, .skip = fs->skip, .n_skip = n_dense};
+    return NN_OK;
+}
+
+/* Each thread's scratch, for the largest item. */
+static int make_scratch(nn_factor_sum *fs) {
     size_t most = 0;
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < fs->n_items; i++) {
         size_t f = (size_t)fs->items[i].rows * fs->items[i].cols;
         most = f > most ? f : most;
     }
     size_t bytes = (most * sizeof(float) + 63) / 64 * 64;
-    fs->acc = aligned_alloc(64, bytes);
-    fs->tmp = aligned_alloc(64, bytes);
-    fs->work = (nn_chunk_work){.n_items = n, .item_ctx = fs, .skip = fs->skip, .n_skip = n_dense};
-    return fs->acc && fs->tmp ? NN_OK : NN_ERR_RUNTIME;
+    fs->scratch = aligned_alloc(64, (size_t)fs->n_threads * sizeof *fs->scratch);
+    if (!fs->scratch) return NN_ERR_RUNTIME;
+    memset(fs->scratch, 0, (size_t)fs->n_threads * sizeof *fs->scratch);
+    for (int t = 0; t < fs->n_threads; t++) {
+        fs->scratch[t].acc = aligned_alloc(64, bytes);
+        fs->scratch[t].tmp = aligned_alloc(64, bytes);
+        if (!fs->scratch[t].acc || !fs->scratch[t].tmp) return NN_ERR_RUNTIME;
+    }
+    return NN_OK;
 }
 
 /* Item i: the summed gradient of its block, rank by rank in order 0..L-1 as the
  * chunked sum adds them (acc = P0, then acc = acc + Pr: with beta 1 when nn_gemm
- * adds its whole sum in one addition, else through tmp), then the update, row by row. */
+ * adds its whole sum in one addition, else through tmp), then the update, row by row.
+ * On any thread of the rank's team (an early sum's threads take items side by side),
+ * in that thread's scratch. */
 static unsigned run_item(void *ctx, int i) {
     nn_factor_sum *fs = ctx;
     const item *it = &fs->items[i];
     const nn_layer *d = &fs->model->layers[it->layer];
     const int in = d->in, out = d->out, m = it->rows, cols = it->cols;
     const size_t floats = (size_t)m * cols;
-    double t0 = MPI_Wtime();
+    const int team = omp_in_parallel() ? omp_get_num_threads() : 1;
+    scratch *own = &fs->scratch[team > 1 ? omp_get_thread_num() : 0];
+    float *acc = own->acc, *tmp = own->tmp;
+    double t0 = nn_seconds();
     for (int r = 0; r < fs->local_size; r++) {
         const float *seg = nn_reducer_segment(fs->red, r);
         int k = (int)seg[0]; /* that rank's rows of the batch: the products' depth */
         const float *x = seg + HEADER + it->x_off + it->i0, *dy = seg + HEADER + it->dy_off + it->j0;
         if (r == 0) {
-            nn_gemm(true, false, m, cols, k, x, in, dy, out, 0.0f, fs->acc, cols);
+            nn_gemm(true, false, m, cols, k, x, in, dy, out, 0.0f, acc, cols);
         } else if (k == 0) { /* its product is +0: the sum turns a -0 into +0 */
-            for (size_t e = 0; e < floats; e++) fs->acc[e] += 0.0f;
+            for (size_t e = 0; e < floats; e++) acc[e] += 0.0f;
         } else if (k <= nn_gemm_unsplit_depth()) {
-            nn_gemm(true, false, m, cols, k, x, in, dy, out, 1.0f, fs->acc, cols);
+            nn_gemm(true, false, m, cols, k, x, in, dy, out, 1.0f, acc, cols);
         } else {
-            nn_gemm(true, false, m, cols, k, x, in, dy, out, 0.0f, fs->tmp, cols);
-            for (size_t e = 0; e < floats; e++) fs->acc[e] += fs->tmp[e];
+            nn_gemm(true, false, m, cols, k, x, in, dy, out, 0.0f, tmp, cols);
+            for (size_t e = 0; e < floats; e++) acc[e] += tmp[e];
         }
     }
-    fs->product_seconds += MPI_Wtime() - t0;
+    own->product_seconds += (nn_seconds() - t0) / team; /* the team's threads side by side: the rank's share */
     size_t first = it->w_off + (size_t)it->i0 * out + it->j0;
     if (cols == out) /* whole rows: one stretch of the parameters */
-        return fs->fn(fs->fn_ctx, fs->acc, first, floats);
+        return fs->fn(fs->fn_ctx, acc, first, floats);
     unsigned bad = 0;
     for (int row = 0; row < m; row++)
-        bad |= fs->fn(fs->fn_ctx, fs->acc + (size_t)row * cols, first + (size_t)row * out, (size_t)cols);
+        bad |= fs->fn(fs->fn_ctx, acc + (size_t)row * cols, first + (size_t)row * out, (size_t)cols);
     return bad;
 }
 
@@ -168,20 +192,20 @@ int nn_factor_sum_create(nn_factor_sum **out, MPI_Comm comm, nn_model *model, nn
         return NN_OK;
     }
     nn_reducer_local(fs->red, &local_rank, &fs->local_size);
+    /* An early sum's threads take items side by side: each needs a scratch of its own
+     * (the tuning only ever lowers the thread count), and the node's threads together
+     * want about ITEMS_PER_WORKER items each. One plan for all: rank 0's. */
+    fs->n_threads = omp_get_max_threads();
     const char *given = getenv("NN_FACTOR_ITEMS");
-    fs->per_rank = given && atoi(given) > 0 ? atoi(given) : ITEMS_PER_RANK;
-    MPI_Bcast(&fs->per_rank, 1, MPI_INT, 0, comm); /* one plan for all: rank 0's */
+    fs->per_rank = given && atoi(given) > 0 ? atoi(given) : ITEMS_PER_WORKER * fs->n_threads;
+    MPI_Bcast(&fs->per_rank, 1, MPI_INT, 0, comm);
     fs->model = model;
     nn_model_place_factors(model, nn_reducer_buffer(fs->red) + HEADER);
-    status = plan(fs) ? nn_fail(err, NN_ERR_RUNTIME, "factored sum: out of memory") : NN_OK;
+    status = plan(fs) || make_scratch(fs) ? nn_fail(err, NN_ERR_RUNTIME, "factored sum: out of memory") : NN_OK;
     fs->work.item = run_item;
     /* In an early sum (nn_reducer_set_early) an item may start as soon as every rank
-     * has finished its layer's backward, without the opening barrier: where the node's
-     * ranks run one thread each (an item's nn_gemm shares its buffers among a rank's
-     * threads; the tuning only ever lowers the count). The same, agreed by all. */
-    int one_thread = omp_get_max_threads() == 1, all_one = 0;
-    MPI_Allreduce(&one_thread, &all_one, 1, MPI_INT, MPI_MIN, comm);
-    if (!status && all_one) fs->work.item_ready = fs->ready;
+     * has finished its layer's backward, without the opening barrier. */
+    fs->work.item_ready = fs->ready;
     if ((status = nn_comm_agree(comm, status, err))) {
         nn_factor_sum_free(fs);
         return status;
@@ -196,8 +220,11 @@ void nn_factor_sum_free(nn_factor_sum *fs) {
     free(fs->items);
     free(fs->skip);
     free(fs->ready);
-    free(fs->acc);
-    free(fs->tmp);
+    for (int t = 0; fs->scratch && t < fs->n_threads; t++) {
+        free(fs->scratch[t].acc);
+        free(fs->scratch[t].tmp);
+    }
+    free(fs->scratch);
     free(fs);
 }
 
@@ -211,6 +238,8 @@ const nn_chunk_work *nn_factor_sum_work(nn_factor_sum *fs, nn_chunk_fn fn, void 
 
 int nn_factor_sum_items(const nn_factor_sum *fs) { return fs->n_items; }
 
-int nn_factor_sum_early(const nn_factor_sum *fs) { return fs && fs->work.item_ready; }
-
-double nn_factor_sum_product_seconds(const nn_factor_sum *fs) { return fs ? fs->product_seconds : 0.0; }
+double nn_factor_sum_product_seconds(const nn_factor_sum *fs) {
+    double seconds = 0.0;
+    for (int t = 0; fs && t < fs->n_threads; t++) seconds += fs->scratch[t].product_seconds;
+    return seconds;
+}

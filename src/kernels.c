@@ -19,7 +19,8 @@
  * Threads: a product big enough to pay for waking the team is cut into one
  * rectangle of whole panels per thread (the grid that balances the work best); each
  * thread packs what it needs into its own buffer, so there is no barrier but the
- * one at the end. Small products run on the calling thread.
+ * one at the end. Small products run on the calling thread, and so does a product
+ * called from inside a parallel region (with a buffer of that thread's own).
  *
  * Determinism: which kernel computes an element of C, and the order of its
  * operations, depend on N, K, the transposes and the element's column only (the KC
@@ -153,26 +154,51 @@ static inline void vstore_part(float *p, vfloat v, int n) {
 #endif
 }
 
-/* ---- per-thread packing buffers: grown on demand, reused across calls ---- */
-static float *buffers;
-static size_t buffers_cap; /* floats */
+/* ---- packing buffers: grown on demand, reused across calls ----
+ * One block for nn_gemm's own team, a slice per thread; and one buffer for each thread
+ * of a caller's team that calls nn_gemm from inside its parallel region (the node's sum
+ * runs its work items so, one product per thread at once): each grown by its own thread
+ * alone. */
+static float *team_buffers;
+static size_t team_cap; /* floats */
+
+enum { CALLER_SLOTS = 1024 };
+static struct {
+    _Alignas(64) float *buf; /* a cache line each: a thread's growth writes only its own */
+    size_t cap;
+} caller_buffers[CALLER_SLOTS];
+
+static float *grow(float **buf, size_t *cap, size_t need) {
+    if (need > *cap) {
+        free(*buf);
+        *buf = aligned_alloc(64, need * sizeof(float));
+        if (!*buf) abort(); /* tens of KB; nothing sensible to do without them */
+        *cap = need;
+    }
+    return *buf;
+}
 
 /* threads buffers of per_thread floats each (a multiple of 16: 64-byte aligned). */
 static float *reserve_buffers(int threads, size_t per_thread) {
-    size_t need = (size_t)threads * per_thread;
-    if (need > buffers_cap) {
-        free(buffers);
-        buffers = aligned_alloc(64, need * sizeof(float));
-        if (!buffers) abort(); /* tens of KB; nothing sensible to do without them */
-        buffers_cap = need;
-    }
-    return buffers;
+    return grow(&team_buffers, &team_cap, (size_t)threads * per_thread);
+}
+
+/* The buffer of thread `slot` of a caller's team; NULL past the slots (the caller
+ * then allocates one for the call). */
+static float *caller_buffer(int slot, size_t floats) {
+    if (slot < 0 || slot >= CALLER_SLOTS) return NULL;
+    return grow(&caller_buffers[slot].buf, &caller_buffers[slot].cap, floats);
 }
 
 void nn_gemm_release(void) {
-    free(buffers);
-    buffers = NULL;
-    buffers_cap = 0;
+    free(team_buffers);
+    team_buffers = NULL;
+    team_cap = 0;
+    for (int s = 0; s < CALLER_SLOTS; s++) {
+        free(caller_buffers[s].buf);
+        caller_buffers[s].buf = NULL;
+        caller_buffers[s].cap = 0;
+    }
 }
 
 /* ---- the register tile ---- */
@@ -753,8 +779,15 @@ void nn_gemm(bool trans_a, bool trans_b, int M, int N, int K,
     if (g.narrow && narrow_floats > per_thread) per_thread = narrow_floats;
     per_thread = (per_thread + 16 + 15) / 16 * 16; /* a spare line between threads */
 
+    if (omp_in_parallel()) { /* one thread of a caller's team: on it alone, in its own buffer */
+        float *own = caller_buffer(omp_get_thread_num(), per_thread), *spare = NULL;
+        if (!own && !(own = spare = aligned_alloc(64, per_thread * sizeof(float)))) abort();
+        run_block(&g, 0, m_panels, 0, n_panels, own);
+        free(spare);
+        return;
+    }
     int threads = omp_get_max_threads();
-    if (2.0 * M * N * K < NN_GEMM_PAR_MIN_FLOPS || omp_in_parallel()) threads = 1;
+    if (2.0 * M * N * K < NN_GEMM_PAR_MIN_FLOPS) threads = 1;
     if ((long)threads > (long)m_panels * n_panels) threads = (int)((long)m_panels * n_panels);
     float *buf = reserve_buffers(threads, per_thread);
     if (threads == 1) {

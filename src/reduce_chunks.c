@@ -9,6 +9,8 @@
 #include <omp.h>
 #endif
 
+#include "nn/clock.h"
+
 /* The sum over all segments of [off, off+len) (len <= one block), in the order
  * 0, 1, ..., L-1 as the sum by slices (reduce.c, sum_line), into out[0..len). Reads only: every line it reads is
  * prefetched for reading (its owner writes it again in the next backward). */
@@ -38,14 +40,6 @@ static void sum_into(float *const *seg, int nl, size_t off, size_t len, size_t p
 static size_t chunk_floats(size_t share) {
     size_t c = round_up(share / 8 + 1, SLICE_ALIGN);
     return c < 512 ? 512 : c > 8192 ? 8192 : c;
-}
-
-/* Seconds on a monotonic clock: take_and_sum runs on OpenMP worker threads, where
- * MPI (initialised without thread support) may not be called, MPI_Wtime included. */
-static double seconds_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* A readiness word: sum number + 1 above (0: nothing posted yet), an offset below. */
@@ -199,7 +193,7 @@ static unsigned take_and_sum(nn_reducer *red, uint64_t sum, size_t n_chunked, co
         int item;
         take_result got_item = items ? take_item(&queues[red->local_size].next, work, ready, &item) : ALL_TAKEN;
         if (got_item == TAKEN) {
-            if (since >= 0.0) *waited += seconds_now() - since;
+            if (since >= 0.0) *waited += nn_seconds() - since;
             since = -1.0;
             polls = 0;
             bad |= work->item(work->item_ctx, item);
@@ -208,12 +202,12 @@ static unsigned take_and_sum(nn_reducer *red, uint64_t sum, size_t n_chunked, co
         got = take_chunk(queues, red, n_chunked, chunk, ready, &off, &len);
         if (got == ALL_TAKEN && got_item == ALL_TAKEN) break;
         if (got != TAKEN) { /* the ranks still in backward have not finished these layers */
-            if (since < 0.0) since = seconds_now();
+            if (since < 0.0) since = nn_seconds();
             pause_poll(&polls, spins);
             ready = ready_from(red, sum);
             continue;
         }
-        if (since >= 0.0) *waited += seconds_now() - since;
+        if (since >= 0.0) *waited += nn_seconds() - since;
         since = -1.0;
         polls = 0;
         for (size_t b = off; b < off + len; b += BLOCK) {
@@ -232,9 +226,8 @@ unsigned nn_reducer_sum_chunks(nn_reducer *red, size_t n_chunked, nn_chunk_fn fn
  * the next: every rank took its last chunk from that set (in sum s - 1) before sum
  * s - 1's closing barrier, and the refill reaches the others with this sum's closing
  * barrier. Early (nn_reducer_set_early; with work items only where they have their
- * item_ready, given for one thread a rank: an item runs nn_gemm, which shares its
- * buffers among a rank's threads): no opening barrier; this rank posts its whole input
- * final and takes whatever items and chunks every rank has posted. */
+ * item_ready): no opening barrier; this rank posts its whole input final and its
+ * threads take whatever items and chunks every rank has posted. */
 unsigned nn_reducer_sum_chunks_with(nn_reducer *red, size_t n_chunked, const nn_chunk_work *work, nn_chunk_fn fn,
                                     void *ctx) {
     size_t tail = red->n - n_chunked;

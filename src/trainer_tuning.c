@@ -18,15 +18,15 @@ enum { SUM_FACTORED, SUM_CHUNKED, N_SUMS }; /* the chunked sum last: preferred o
 static const char *sum_name(const trainer *t, int sum) {
     bool early = nn_exchange_early(t->exchange);
     if (sum == SUM_FACTORED)
-        return early && nn_factor_sum_early(t->factors) ? "the factored sum begun in backward" : "the factored sum";
+        return early ? "the factored sum begun in backward" : "the factored sum";
     return early ? "the chunked sum begun in backward" : "the chunked sum";
 }
 
 void trainer_use_sum(trainer *t, bool factored) {
     factored = factored && t->factors;
     nn_model_use_factors(&t->model, factored);
-    /* the factored sum begins in backward too, where its items may (nn_factor_sum_early) */
-    bool early = nn_exchange_early(t->exchange) && (!factored || nn_factor_sum_early(t->factors));
+    /* either sum begins in backward where the exchange's does */
+    bool early = nn_exchange_early(t->exchange);
     t->model.final_from = early ? nn_exchange_final_from : NULL;
     t->model.final_from_ctx = early ? t->exchange : NULL;
 }

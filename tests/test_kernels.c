@@ -91,6 +91,46 @@ static void test_gemm_independent_of_thread_count(void) {
     free(A); free(B); free(C1); free(C3);
 }
 
+/* Inside a parallel region every thread may call nn_gemm at once (the node's sum runs
+ * its work items so): each product then runs on its calling thread in a buffer of its
+ * own. Four threads, each its own product of a different shape (B packed: K > one
+ * slice; B read in place; a narrow last panel), many times over, against the same
+ * products made one at a time outside: the same bits. Buffers shared between the
+ * threads would mix their packed panels. */
+static void test_gemm_called_by_every_thread_at_once(void) {
+    enum { THREADS = 4, ROUNDS = 20 };
+    const int shapes[THREADS][4] = {{64, 96, 600, 1}, {32, 128, 300, 0}, {40, 50, 260, 1}, {104, 64, 32, 1}};
+    nn_rng rng;
+    nn_rng_seed(&rng, 11, 0, 0);
+    float *A[THREADS], *B[THREADS], *want[THREADS], *got[THREADS];
+    for (int t = 0; t < THREADS; t++) {
+        int M = shapes[t][0], N = shapes[t][1], K = shapes[t][2];
+        A[t] = random_floats(&rng, (size_t)M * K, -1, 1);
+        B[t] = random_floats(&rng, (size_t)K * N, -1, 1);
+        want[t] = calloc((size_t)M * N, sizeof(float));
+        got[t] = calloc((size_t)M * N * ROUNDS, sizeof(float));
+        bool ta = shapes[t][3];
+        nn_gemm(ta, false, M, N, K, A[t], ta ? M : K, B[t], N, 0.0f, want[t], N);
+    }
+    int saved = omp_get_max_threads(), differ = 0;
+    omp_set_num_threads(THREADS);
+#pragma omp parallel
+    {
+        int t = omp_get_thread_num(), M = shapes[t % THREADS][0], N = shapes[t % THREADS][1], K = shapes[t % THREADS][2];
+        bool ta = shapes[t % THREADS][3];
+        if (t < THREADS)
+            for (int r = 0; r < ROUNDS; r++)
+                nn_gemm(ta, false, M, N, K, A[t], ta ? M : K, B[t], N, 0.0f, got[t] + (size_t)r * M * N, N);
+    }
+    omp_set_num_threads(saved);
+    for (int t = 0; t < THREADS; t++) {
+        size_t floats = (size_t)shapes[t][0] * shapes[t][1];
+        for (int r = 0; r < ROUNDS; r++) differ += memcmp(want[t], got[t] + r * floats, floats * sizeof(float)) != 0;
+        free(A[t]); free(B[t]); free(want[t]); free(got[t]);
+    }
+    CU_ASSERT_EQUAL(differ, 0);
+}
+
 /* op(B) stored as is is read in place for a few tiles of rows and packed otherwise
  * (or when its rows lie a multiple of 512 floats apart): the same loads in the same
  * order, so the same bits. Each product is computed with B's rows N + 3 floats apart
@@ -155,6 +195,7 @@ int main(void) {
         {"gemm: beta 0 overwrites NaN", test_gemm_beta_zero_ignores_nan},
         {"gemm: identical for 1 and 3 threads", test_gemm_independent_of_thread_count},
         {"gemm: B read in place or packed, the same bits", test_gemm_b_in_place_same_bits},
+        {"gemm: every thread of a team at once, each its own product, the same bits", test_gemm_called_by_every_thread_at_once},
         {"column sums and bias fill", test_column_sums_and_fill_rows},
         CU_TEST_INFO_NULL};
     int rc = nn_run_suite("kernels", tests);

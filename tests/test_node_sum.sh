@@ -12,7 +12,8 @@
 # dropout and max-norm, --threads 2, a convolutional front, and on MNIST with more
 # than 256 rows a rank (where nn_gemm cuts the product into slices, so the factored
 # sum adds each rank's product on its own) and a hidden layer of 300, cut into tiles
-# both ways (8 x 3 at 3 ranks). The header names the sum in use. And nn_gemm's B
+# both ways (8 x 3 at 3 ranks); with 2 threads a rank, whose threads take the factored
+# sum's items side by side. The header names the sum in use. And nn_gemm's B
 # read in place or packed (NN_GEMM_PACK=always) gives the same checkpoint.
 # Usage: test_node_sum.sh NNTRAIN MAKE_TEST_DATA MPIEXEC MNIST WORKDIR
 set -u
@@ -39,7 +40,8 @@ check() {
     for s in static chunked early factors auto; do run "$s" "$np" "$s" "$@"; done
     grep -q 'or factored sum, timed on the first steps' "$dir/auto.out" ||
         fail "$what: the header does not say the sums are timed: $(grep -m1 allreduce "$dir/auto.out")"
-    grep -q 'factored sum' "$dir/factors.out" || fail "$what: the header does not say 'factored sum': $(grep -m1 allreduce "$dir/factors.out")"
+    grep -q 'factored sum begun in backward' "$dir/factors.out" ||
+        fail "$what: the header does not say 'factored sum begun in backward': $(grep -m1 allreduce "$dir/factors.out")"
     grep -q 'chunked sum begun in backward' "$dir/early.out" ||
         fail "$what: the header does not say 'chunked sum begun in backward': $(grep -m1 allreduce "$dir/early.out")"
     for s in static chunked early auto; do
@@ -93,6 +95,8 @@ check "3 ranks, a convolutional front" 3 "${small[@]}" --layers conv2x2x4p1,pool
 if [ -f "$mnist" ]; then
     check "3 ranks, MNIST, 400 rows a rank" 3 --data "$mnist" --train-limit 2400 --batch-size 1200 --epochs 2 \
         --lr 0.2 --layers 784,300,10
+    check "3 ranks of 2 threads, MNIST, 400 rows a rank" 3 --data "$mnist" --train-limit 2400 --batch-size 1200 \
+        --epochs 2 --lr 0.2 --layers 784,300,10 --threads 2
 else
     fail "$mnist is missing: run scripts/fetch_mnist.sh first (scripts/test.sh does)"
 fi

@@ -5,6 +5,7 @@
 #define _POSIX_C_SOURCE 200809L /* nanosleep */
 #include <mpi.h>
 #include <math.h>
+#include <omp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -339,11 +340,14 @@ typedef struct item_record {
 static unsigned record_item(void *ctx, int item) {
     item_record *rec = ctx;
     size_t lo = item < 2 ? rec->half : 0, hi = item < 2 ? rec->n - 4 : rec->half; /* what it may read */
+    long stale = 0;
     for (int r = 0; r < nranks; r++) {
         const float *seg = nn_reducer_segment(rec->red, r);
-        for (size_t i = lo; i < hi; i += 97) rec->stale += seg[i] != input(r, i, rec->round);
+        for (size_t i = lo; i < hi; i += 97) stale += seg[i] != input(r, i, rec->round);
     }
-    rec->ran[item]++;
+    /* a rank's threads may run items side by side */
+    __atomic_add_fetch(&rec->stale, stale, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&rec->ran[item], 1, __ATOMIC_RELAXED);
     return 0;
 }
 
@@ -356,7 +360,11 @@ static unsigned ignore_chunk(void *ctx, const float *sums, size_t offset, size_t
  * once everything is. The late rank runs none of the first two (the others take them
  * while it sleeps), no item reads a buffer before its owner posted it final (stale
  * inputs would show), and each item runs once a sum. */
-static void test_early_items(void) {
+/* Items 0 and 1 read the top half, 2 and 3 the bottom; a late rank posts the top half,
+ * sleeps 0.2 s, then writes the bottom: the others run the top items meanwhile, and no
+ * item runs before every rank has posted what it reads. With `threads` a rank, its
+ * threads take the items side by side. */
+static void early_items(int threads) {
     const size_t n = 45361;
     nn_reducer *red = make(n, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(red);
@@ -370,6 +378,8 @@ static void test_early_items(void) {
     const size_t ready[4] = {rec.half, rec.half, 0, 0};
     nn_chunk_work work = {.n_items = 4, .item = record_item, .item_ctx = &rec, .item_ready = ready};
     long late_top = 0, runs[4] = {0};
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(threads);
     for (int it = 0; it < 2 * nranks; it++) {
         int late = it % nranks;
         rec.round = 5000 + it;
@@ -384,12 +394,16 @@ static void test_early_items(void) {
         MPI_Allreduce(MPI_IN_PLACE, rec.ran, 4, MPI_LONG, MPI_SUM, MPI_COMM_WORLD);
         for (int k = 0; k < 4; k++) runs[k] += rec.ran[k];
     }
+    omp_set_num_threads(saved);
     MPI_Allreduce(MPI_IN_PLACE, &rec.stale, 1, MPI_LONG, MPI_SUM, MPI_COMM_WORLD);
     CU_ASSERT_EQUAL(rec.stale, 0);
     CU_ASSERT_EQUAL(late_top, 0);
     for (int k = 0; k < 4; k++) CU_ASSERT_EQUAL(runs[k], 2 * nranks);
     nn_reducer_free(red);
 }
+
+static void test_early_items(void) { early_items(1); }
+static void test_early_items_threads(void) { early_items(3); }
 
 static void test_free_null(void) { nn_reducer_free(NULL); }
 
@@ -410,6 +424,7 @@ int main(int argc, char **argv) {
         {"two reducers on one communicator agree bit for bit", test_two_reducers_agree},
         {"early chunked sum: the top half summed while a late rank sleeps, every chunk once", test_early_chunked_sum},
         {"early sum with work items: each once, none before every rank posted its input", test_early_items},
+        {"the same with 3 threads a rank taking items side by side", test_early_items_threads},
         {"freeing NULL is a no-op", test_free_null},
         CU_TEST_INFO_NULL};
     int failed = nn_run_suite_all_ranks("gradient reducer", tests);

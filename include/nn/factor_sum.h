@@ -15,7 +15,9 @@
  *
  * Per step: nn_factor_sum_rows (this rank's rows, before the sum), then
  * nn_exchange_finish_update with nn_factor_sum_work: the biases, convolutions and
- * control words go through the chunked sum as before. */
+ * control words go through the chunked sum as before. In a sum begun early
+ * (nn_reducer_set_early) an item starts as soon as every rank has finished its
+ * layer's backward, and a rank's threads take items side by side. */
 #ifndef NN_FACTOR_SUM_H
 #define NN_FACTOR_SUM_H
 
@@ -43,13 +45,9 @@ void nn_factor_sum_rows(nn_factor_sum *fs, int rows);
  * rows); the weights are left out of the chunks. */
 const nn_chunk_work *nn_factor_sum_work(nn_factor_sum *fs, nn_chunk_fn fn, void *ctx);
 
-/* Whether the items may join a sum begun early (nn_reducer_set_early): each starts once
- * every rank has finished its layer's backward, no opening barrier; where the node's
- * ranks run one thread each (the same answer on every rank). */
-int nn_factor_sum_early(const nn_factor_sum *fs);
-
 /* Seconds this rank spent in the items' products since creation: the backward's
- * work that moved into the sum (the run's report counts it as computing); 0 for NULL. */
+ * work that moved into the sum (the run's report counts it as computing); where its
+ * threads took items side by side, their seconds over their count. 0 for NULL. */
 double nn_factor_sum_product_seconds(const nn_factor_sum *fs);
 
 /* The tile of a layer's in x out weight gradient: about `target` weights, near

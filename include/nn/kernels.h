@@ -11,8 +11,10 @@
 /* C[M,N] = op(A)[M,K] * op(B)[K,N] + beta * C, with op(X) = X or X^T.
  * lda/ldb/ldc are the row strides of A, B and C as stored. beta is 0 or 1
  * (beta 0 ignores what C held, NaNs included). Packing buffers are kept between
- * calls and only grow, so steady-state training allocates nothing. Not reentrant:
- * call it from one thread at a time; it parallelises internally. */
+ * calls and only grow, so steady-state training allocates nothing. Outside a parallel
+ * region it parallelises internally: call it from one thread at a time there. Inside
+ * one, every thread of the team may call it at once: each product then runs on its
+ * calling thread alone, in a buffer of that thread's own. */
 void nn_gemm(bool trans_a, bool trans_b, int M, int N, int K,
              const float *A, int lda, const float *B, int ldb,
              float beta, float *C, int ldc);
@@ -31,7 +33,7 @@ int nn_gemm_unsplit_depth(void);
  * elements have the same chains give the same bits when both are tiles only. */
 bool nn_gemm_tiles_only(bool trans_a, int N, int K);
 
-/* Release the packing buffers (for leak checkers; optional). */
+/* Release the packing buffers (for leak checkers; optional; outside any parallel region). */
 void nn_gemm_release(void);
 
 /* Plain triple loop with double accumulation: the reference the tests compare against. */

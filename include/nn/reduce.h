@@ -89,7 +89,7 @@ unsigned nn_reducer_sum_chunks(nn_reducer *red, size_t n_chunked, nn_chunk_fn fn
  * barrier, and posts offset 0 itself. nn_reducer_post_ready is for the input of the
  * next chunked sum; offsets only go down within a sum; nothing when not early. Work
  * items (below) join an early sum only where they say when each may start
- * (item_ready) and the node's ranks run one thread each. */
+ * (item_ready). */
 void nn_reducer_set_early(nn_reducer *red, int early);
 int nn_reducer_early(const nn_reducer *red);
 void nn_reducer_post_ready(nn_reducer *red, size_t offset);
@@ -99,10 +99,11 @@ void nn_reducer_post_ready(nn_reducer *red, size_t offset);
  * chunks fill in), each called on the rank's own thread (it may use the rank's OpenMP
  * threads); and the ranges the items cover, n_skip (offset, count) pairs sorted by
  * offset, which the chunks then leave out. item must give the same result whoever
- * calls it; its results are OR-ed with fn's. With item_ready (an early sum, one thread
- * a rank), there is no opening barrier: item i starts once every rank has posted an
- * offset at or below item_ready[i] (non-increasing over the items), taken before
- * the chunks as they come ready. */
+ * calls it; its results are OR-ed with fn's. With item_ready (an early sum), there is
+ * no opening barrier: item i starts once every rank has posted an offset at or below
+ * item_ready[i] (non-increasing over the items), taken before the chunks as they come
+ * ready, by any of a rank's threads (inside their parallel region, as the chunks:
+ * item must then be safe to call from several threads at once). */
 typedef struct nn_chunk_work {
     int n_items;
     unsigned (*item)(void *ctx, int item);

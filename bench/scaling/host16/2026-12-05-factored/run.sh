@@ -11,7 +11,8 @@
 #             a barrier (the second run);
 #   factors = NN_NODE_SUM=factors: dense weight gradients made from the ranks' factors
 #             (src/factor_sum.c), bit-identical to chunked; since 2026-12-06 its tiles begin in
-#             backward too where the ranks run one thread each (16 x 1), after a barrier otherwise;
+#             backward too, and (since the 6th, later) a rank's threads take them side by side
+#             (8 x 2, 4 x 4, 2 x 8: until then those layouts took them after a barrier);
 #   early   = NN_NODE_SUM=early (the default since): the chunked sum begun during backward, each rank summing
 #             the layers every rank has finished instead of waiting at a barrier for the
 #             slowest (nn_reducer_set_early), bit-identical to chunked;
@@ -198,7 +199,7 @@ train fewer big 16 1
 for net in big ref cnn; do train det $net 16 1; train chunked $net 16 1; done
 train det big 4 4; train chunked big 4 4
 # 2. the other layouts that fill the node
-for lay in "8 2" "4 4" "2 8"; do pair big $lay; done
+for lay in "8 2" "4 4" "2 8"; do trio big $lay; done
 pair ref 4 4
 pair cnn 4 4
 # 3. 8 x 1; weak scaling at 64 samples a rank; one rank (no node sum: one run each)
