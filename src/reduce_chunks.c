@@ -252,8 +252,19 @@ unsigned nn_reducer_sum_chunks_with(nn_reducer *red, size_t n_chunked, const nn_
     /* more threads on the node than cores: a spinning thread would only delay one that
      * is still in backward (the node's ranks all run as many threads as this one) */
     int spins = red->cores > 0 && (long)red->local_size * threads > red->cores ? 0 : red->spins;
-#pragma omp parallel if (threads > 1) reduction(| : bad) reduction(max : waited)
-    bad |= take_and_sum(red, sum, n_chunked, work, fn, ctx, early, spins, &waited);
+    /* the rank's wait: its threads' mean, as the items' products count theirs
+     * (factor_sum.c), so that the wait and the products stay within the sum's time */
+    int team = 1;
+#pragma omp parallel if (threads > 1) reduction(| : bad) reduction(+ : waited)
+    {
+        double mine;
+        bad |= take_and_sum(red, sum, n_chunked, work, fn, ctx, early, spins, &mine);
+        waited += mine;
+#ifdef _OPENMP
+        if (omp_get_thread_num() == 0) team = omp_get_num_threads();
+#endif
+    }
+    waited /= team;
     if (early) { /* every chunk taken: every rank has posted all of its input, the tail too */
         long polls = 0;
         double since = MPI_Wtime();

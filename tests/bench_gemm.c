@@ -8,6 +8,8 @@
  * (forward, weight gradient, input gradient of each dense layer, with the operand
  * layouts and beta that nn_dense_forward/backward use), prints GFLOP/s per shape
  * (best of the repetitions, after a warm-up) and the GEMM time of one whole step.
+ * Then the node's factored-sum items at 16 ranks: nn_gemm's products added one by one
+ * against nn_gemm_sum (the running total in registers).
  * B read in place against B always packed (see kernels.c, run_block):
  *   for p in always in-place; do NN_GEMM_PACK=$p build/tests/bench_gemm 1; done */
 #include <omp.h>
@@ -76,6 +78,60 @@ static double time_shape(const shape *s, int reps, unsigned *state) {
     return best;
 }
 
+/* One work item of the node's factored sum (factor_sum.c) at 16 ranks: a rows x cols
+ * tile of a layer's (in x out) summed weight gradient from 16 ranks' factors, depth[r]
+ * rows each; best time of the tile made as nn_gemm's products added one by one (as
+ * run_item did) and as nn_gemm_sum. */
+static void time_item(const char *what, int in, int out, int rows, int cols, const int *depth, int reps,
+                      unsigned *state) {
+    enum { RANKS = 16 };
+    const float *x[RANKS], *dy[RANKS];
+    double flops = 0.0;
+    for (int r = 0; r < RANKS; r++) {
+        x[r] = random_buffer((size_t)depth[r] * in, state);
+        dy[r] = random_buffer((size_t)depth[r] * out, state);
+        flops += 2.0 * rows * cols * depth[r];
+    }
+    float *acc = random_buffer((size_t)rows * cols, state);
+    int calls = (int)(5e7 / flops) + 1;
+    double best[2] = {1e30, 1e30};
+    if (!nn_gemm_sum(rows, cols, RANKS, x, in, dy, out, depth, acc, cols)) {
+        printf("  %-28s %4d x %-4d (nn_gemm_sum declines)\n", what, rows, cols);
+        reps = 0;
+    }
+    for (int rep = 0; rep < reps; rep++)
+        for (int way = 0; way < 2; way++) {
+            double t0 = omp_get_wtime();
+            for (int c = 0; c < calls; c++)
+                if (way == 1)
+                    nn_gemm_sum(rows, cols, RANKS, x, in, dy, out, depth, acc, cols);
+                else
+                    for (int r = 0; r < RANKS; r++)
+                        nn_gemm(true, false, rows, cols, depth[r], x[r], in, dy[r], out, r ? 1.0f : 0.0f, acc, cols);
+            double t = (omp_get_wtime() - t0) / calls;
+            best[way] = t < best[way] ? t : best[way];
+        }
+    if (reps)
+        printf("  %-28s %4d x %-4d %8.2f %8.2f %9.2f %9.2f  %.2fx\n", what, rows, cols, best[0] * 1e6, best[1] * 1e6,
+               flops / best[0] * 1e-9, flops / best[1] * 1e-9, best[0] / best[1]);
+    for (int r = 0; r < RANKS; r++) {
+        free((void *)x[r]);
+        free((void *)dy[r]);
+    }
+    free(acc);
+}
+
+static void time_items(int reps, unsigned *state) {
+    const int ref[16] = {7, 7, 7, 7, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6}, big[16] = {32, 32, 32, 32, 32, 32, 32, 32,
+                                                                                  32, 32, 32, 32, 32, 32, 32, 32};
+    printf("\nfactored-sum items, 16 ranks (us: products added one by one, nn_gemm_sum; GFLOP/s the same)\n");
+    time_item("784-50-100-10 layer 1", 784, 50, 88, 50, ref, reps, state);
+    time_item("784-50-100-10 layer 1, half", 784, 50, 40, 50, ref, reps, state);
+    time_item("784-50-100-10 layer 2", 50, 100, 50, 64, ref, reps, state);
+    time_item("784-800-800-10 layer 1", 784, 800, 104, 128, big, reps, state);
+    time_item("784-800-800-10 layer 2", 800, 800, 104, 128, big, reps, state);
+}
+
 int main(int argc, char **argv) {
     int threads = argc > 1 ? atoi(argv[1]) : omp_get_max_threads();
     int reps = argc > 2 ? atoi(argv[2]) : 15;
@@ -121,6 +177,7 @@ int main(int argc, char **argv) {
     }
     printf("\nall the steps: %.1f us, %.2f GFLOP/s\n", grand_time * 1e6,
            grand_flops / grand_time * 1e-9);
+    time_items(reps, &state);
     nn_gemm_release();
     return 0;
 }

@@ -115,12 +115,11 @@ static void test_gemm_called_by_every_thread_at_once(void) {
     int saved = omp_get_max_threads(), differ = 0;
     omp_set_num_threads(THREADS);
 #pragma omp parallel
-    {
-        int t = omp_get_thread_num(), M = shapes[t % THREADS][0], N = shapes[t % THREADS][1], K = shapes[t % THREADS][2];
-        bool ta = shapes[t % THREADS][3];
-        if (t < THREADS)
-            for (int r = 0; r < ROUNDS; r++)
-                nn_gemm(ta, false, M, N, K, A[t], ta ? M : K, B[t], N, 0.0f, got[t] + (size_t)r * M * N, N);
+    for (int t = omp_get_thread_num(); t < THREADS; t += omp_get_num_threads()) { /* fewer threads: more each */
+        int M = shapes[t][0], N = shapes[t][1], K = shapes[t][2];
+        bool ta = shapes[t][3];
+        for (int r = 0; r < ROUNDS; r++)
+            nn_gemm(ta, false, M, N, K, A[t], ta ? M : K, B[t], N, 0.0f, got[t] + (size_t)r * M * N, N);
     }
     omp_set_num_threads(saved);
     for (int t = 0; t < THREADS; t++) {
@@ -129,6 +128,76 @@ static void test_gemm_called_by_every_thread_at_once(void) {
         free(A[t]); free(B[t]); free(want[t]); free(got[t]);
     }
     CU_ASSERT_EQUAL(differ, 0);
+}
+
+/* nn_gemm_sum against nn_gemm's products added one by one (beta 0, then beta 1 in
+ * order): bit for bit. Terms of depths 0 to 256 (a rank with no rows; deeper ones it
+ * declines), every row count of a tile, a whole and a masked last panel, B rows with
+ * padding; and tiny first two terms, whose products round to -0 (a total of -0 must
+ * stay -0, and term 2, of depth 0, must turn it into +0, as nn_gemm does). */
+static long negative_zeros; /* in the sums made: the case the test must reach */
+
+static int gemm_sum_case(int M, int N, int terms, const int *K, int pad, nn_rng *rng) {
+    int lda = M + pad, ldb = N + pad, ldc = N + 1;
+    float *A[16], *B[16], *C = calloc((size_t)M * ldc, sizeof(float)), *R = calloc((size_t)M * ldc, sizeof(float));
+    for (int r = 0; r < terms; r++) {
+        A[r] = random_floats(rng, (size_t)(K[r] ? K[r] : 1) * lda, -1, 1);
+        B[r] = random_floats(rng, (size_t)(K[r] ? K[r] : 1) * ldb, -1, 1);
+        if (r < 2) { /* tiny: products below the smallest float, a -0 total at first */
+            for (int e = 0; e < (K[r] ? K[r] : 1) * lda; e++) A[r][e] *= 1e-30f;
+            for (int e = 0; e < (K[r] ? K[r] : 1) * ldb; e++) B[r][e] *= 1e-30f;
+        }
+        if (r && !K[r]) /* an empty product: nn_gemm would leave C, the sum adds its +0 */
+            for (size_t e = 0; e < (size_t)M * ldc; e++) R[e] += 0.0f;
+        else
+            nn_gemm(true, false, M, N, K[r], A[r], lda, B[r], ldb, r ? 1.0f : 0.0f, R, ldc);
+    }
+    for (size_t e = 0; e < (size_t)M * ldc; e++) C[e] = 7.0f; /* overwritten, but for ldc's spare column */
+    for (int i = 0; i < M; i++) R[(size_t)i * ldc + N] = 7.0f;
+    bool done = nn_gemm_sum(M, N, terms, (const float *const *)A, lda, (const float *const *)B, ldb, K, C, ldc);
+    /* where nn_gemm leaves the last columns to its narrow kernels (N = 100), another
+     * order: declined, C untouched; so too everywhere without AVX-512 */
+    bool tiles = nn_gemm_tiles_only(true, N, 1) && nn_simd_floats() == 16;
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) negative_zeros += R[(size_t)i * ldc + j] == 0.0f && signbit(R[(size_t)i * ldc + j]);
+    int bad = done != tiles || (done ? memcmp(C, R, (size_t)M * ldc * sizeof(float)) != 0 : C[0] != 7.0f);
+    if (bad) printf("\n  gemm_sum M=%d N=%d terms=%d pad=%d: %s\n", M, N, terms, pad, done ? "bits differ" : "declined");
+    for (int r = 0; r < terms; r++) {
+        free(A[r]);
+        free(B[r]);
+    }
+    free(C);
+    free(R);
+    return bad;
+}
+
+static void test_gemm_sum_same_bits(void) {
+    nn_rng rng;
+    nn_rng_seed(&rng, 13, 0, 0);
+    const int depths[16] = {6, 7, 0, 6, 1, 32, 6, 256, 7, 6, 6, 0, 31, 6, 7, 6};
+    const int widths[] = {13, 16, 18, 32, 50, 64, 100, 128};
+    int bad = 0, cases = 0;
+    for (int M = 1; M <= 14; M++)
+        for (int w = 0; w < 8; w++) {
+            bad += gemm_sum_case(M, widths[w], 1 + (M * 5 + w) % 16, depths, w % 2, &rng);
+            cases += nn_gemm_tiles_only(true, widths[w], 1) && nn_simd_floats() == 16;
+        }
+    bad += gemm_sum_case(88, 50, 16, depths, 0, &rng);  /* the reference network's tiles at 16 ranks */
+    bad += gemm_sum_case(104, 128, 15, depths + 1, 3, &rng);
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT(cases >= 98 || nn_simd_floats() < 16);
+    CU_ASSERT(negative_zeros > 0);
+    /* declined, C untouched: a term deeper than one slice; a last panel of 10 columns */
+    float a[300 * 8] = {0}, b[300 * 16] = {0}, c[8 * 16];
+    const float *as[2] = {a, a}, *bs[2] = {b, b};
+    int deep[2] = {6, 300}, shallow[2] = {6, 6};
+    for (int e = 0; e < 8 * 16; e++) c[e] = 5.0f;
+    CU_ASSERT_FALSE(nn_gemm_sum(8, 16, 2, as, 8, bs, 16, deep, c, 16));
+    CU_ASSERT_FALSE(nn_gemm_sum(8, 10, 2, as, 8, bs, 16, shallow, c, 16));
+    if (nn_simd_floats() == 16) {
+        CU_ASSERT_TRUE(nn_gemm_sum(8, 16, 2, as, 8, bs, 16, shallow, c, 16));
+        CU_ASSERT_EQUAL(c[0], 0.0f);
+    }
 }
 
 /* op(B) stored as is is read in place for a few tiles of rows and packed otherwise
@@ -195,6 +264,7 @@ int main(void) {
         {"gemm: beta 0 overwrites NaN", test_gemm_beta_zero_ignores_nan},
         {"gemm: identical for 1 and 3 threads", test_gemm_independent_of_thread_count},
         {"gemm: B read in place or packed, the same bits", test_gemm_b_in_place_same_bits},
+        {"gemm_sum: the products added one by one, the same bits; declines where it cannot", test_gemm_sum_same_bits},
         {"gemm: every thread of a team at once, each its own product, the same bits", test_gemm_called_by_every_thread_at_once},
         {"column sums and bias fill", test_column_sums_and_fill_rows},
         CU_TEST_INFO_NULL};

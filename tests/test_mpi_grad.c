@@ -3,6 +3,7 @@
  * step, and an error on one rank reaches all of them. */
 #define _POSIX_C_SOURCE 200809L /* setenv */
 #include <mpi.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,7 +151,8 @@ static void test_gradient_conv_dropout(void) { check_distributed_gradient(NN_EXC
  * `shared`: the split model keeps its parameters in the node's one shared copy;
  * 2: its momentum too, and the step is the chunked sum with each chunk's update
  * (nn_exchange_finish_update), chunks taken by whichever rank is free; 3: the same
- * with the dense weight gradients made from the ranks' factors (factor_sum.h). */
+ * with the dense weight gradients made from the ranks' factors (factor_sum.h); 4: the
+ * same, the factor sum made at one thread a rank and its items then taken by three. */
 static float fused_lr = 0.1f;
 static nn_sgd *fused_sgd;
 static unsigned fused_step(void *ctx, const float *sums, size_t offset, size_t count) {
@@ -193,10 +195,13 @@ static void check_update_split(int shared) {
         fused = nn_exchange_fused(ex);
         fused_sgd = &sgd_split;
     }
-    if (shared == 3) {
+    int saved_threads = omp_get_max_threads();
+    if (shared >= 3) {
+        if (shared == 4) omp_set_num_threads(1);
         CU_ASSERT_EQUAL_FATAL(nn_factor_sum_create(&factors, MPI_COMM_WORLD, &split, &err), NN_OK);
         if (nranks > 1) CU_ASSERT_PTR_NOT_NULL_FATAL(factors);
         if (factors) CU_ASSERT(nn_factor_sum_items(factors) >= 3); /* a block of columns or more a layer */
+        if (shared == 4) omp_set_num_threads(3); /* more threads than at creation take the items */
     }
     long first;
     int rows = nn_local_batch(0, BATCH, rank, nranks, &first);
@@ -246,6 +251,7 @@ static void check_update_split(int shared) {
     MPI_Allreduce(&nonfinite, &everywhere, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
     CU_ASSERT_EQUAL(everywhere, 1);
 
+    omp_set_num_threads(saved_threads);
     nn_sgd_free(&sgd_whole);
     nn_sgd_free(&sgd_split);
     nn_factor_sum_free(factors);
@@ -258,6 +264,7 @@ static void test_update_split_over_the_node(void) { check_update_split(0); }
 static void test_update_on_shared_params(void) { check_update_split(1); }
 static void test_update_chunked_over_the_node(void) { check_update_split(2); }
 static void test_update_from_factors(void) { check_update_split(3); }
+static void test_update_from_factors_more_threads(void) { check_update_split(4); }
 
 static void test_error_on_one_rank_reaches_all(void) {
     nn_error err = {0};
@@ -290,6 +297,7 @@ int main(int argc, char **argv) {
         {"... also on the node's one shared copy of the parameters", test_update_on_shared_params},
         {"... and the chunked sum with each chunk's update (the momentum shared too)", test_update_chunked_over_the_node},
         {"... and the dense weight gradients from the ranks' factors (bit-identical)", test_update_from_factors},
+        {"... the same, with more threads a rank than when the factor sum was made", test_update_from_factors_more_threads},
         {"overlapped sums in bf16: close to the serial gradient, not equal", test_gradient_overlapped_bf16},
         {"an error on one rank reaches every rank", test_error_on_one_rank_reaches_all},
         CU_TEST_INFO_NULL};

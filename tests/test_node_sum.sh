@@ -13,7 +13,9 @@
 # than 256 rows a rank (where nn_gemm cuts the product into slices, so the factored
 # sum adds each rank's product on its own) and a hidden layer of 300, cut into tiles
 # both ways (8 x 3 at 3 ranks); with 2 threads a rank, whose threads take the factored
-# sum's items side by side. The header names the sum in use. And nn_gemm's B
+# sum's items side by side, at 200 rows a rank (where its tiles take nn_gemm_sum, the
+# running total in registers, but for the narrow last columns). The header names the
+# sum in use. And nn_gemm's B
 # read in place or packed (NN_GEMM_PACK=always) gives the same checkpoint.
 # Usage: test_node_sum.sh NNTRAIN MAKE_TEST_DATA MPIEXEC MNIST WORKDIR
 set -u
@@ -95,7 +97,7 @@ check "3 ranks, a convolutional front" 3 "${small[@]}" --layers conv2x2x4p1,pool
 if [ -f "$mnist" ]; then
     check "3 ranks, MNIST, 400 rows a rank" 3 --data "$mnist" --train-limit 2400 --batch-size 1200 --epochs 2 \
         --lr 0.2 --layers 784,300,10
-    check "3 ranks of 2 threads, MNIST, 400 rows a rank" 3 --data "$mnist" --train-limit 2400 --batch-size 1200 \
+    check "3 ranks of 2 threads, MNIST, 200 rows a rank" 3 --data "$mnist" --train-limit 2400 --batch-size 600 \
         --epochs 2 --lr 0.2 --layers 784,300,10 --threads 2
 else
     fail "$mnist is missing: run scripts/fetch_mnist.sh first (scripts/test.sh does)"

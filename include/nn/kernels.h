@@ -26,6 +26,18 @@ void nn_gemm(bool trans_a, bool trans_b, int M, int N, int K,
  * factored sum relies on it). Deeper products add each slice into C in turn. */
 int nn_gemm_unsplit_depth(void);
 
+/* C[M,N] = A_0^T B_0 + A_1^T B_1 + ... over `terms` products (the node's factored sum:
+ * a term a rank), each A_r stored K[r] x M (row stride lda) and B_r K[r] x N (ldb),
+ * with the running total kept in registers. The same bits as nn_gemm(A_0^T B_0, beta
+ * 0), then nn_gemm(A_r^T B_r, beta 1) into C for r = 1, 2, ... in order (a term of
+ * depth 0 adds its +0, where nn_gemm would leave C, a -0 included, as it was); where it
+ * could not promise that (a K[r] above nn_gemm_unsplit_depth, or N's last panel left
+ * to nn_gemm's narrow kernels: nn_gemm_tiles_only), for more than 256 terms, or on a
+ * target without AVX-512 (nn_simd_floats() < 16: too few registers to gain), it
+ * returns false and leaves C alone. On the calling thread. */
+bool nn_gemm_sum(int M, int N, int terms, const float *const *A, int lda, const float *const *B, int ldb,
+                 const int *K, float *C, int ldc);
+
 /* Whether every column of an nn_gemm product with N columns and depth K (and A
  * transposed or not) goes through the register-tile kernels, whose elements are each
  * one chain of fused multiply-adds over k, rather than the narrow kernels for a last

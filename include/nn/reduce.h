@@ -96,8 +96,9 @@ void nn_reducer_post_ready(nn_reducer *red, size_t offset);
 
 /* The chunked sum with other work beside it: n_items work items, taken one at a time
  * by whichever rank asks first (before the chunks: the items are the big pieces, the
- * chunks fill in), each called on the rank's own thread (it may use the rank's OpenMP
- * threads); and the ranges the items cover, n_skip (offset, count) pairs sorted by
+ * chunks fill in), each called on the rank's own thread after an opening barrier (it
+ * may use the rank's OpenMP threads), or on any of its threads in an early sum
+ * (below); and the ranges the items cover, n_skip (offset, count) pairs sorted by
  * offset, which the chunks then leave out. item must give the same result whoever
  * calls it; its results are OR-ed with fn's. With item_ready (an early sum), there is
  * no opening barrier: item i starts once every rank has posted an offset at or below
