@@ -1,3 +1,4 @@
+#define _POSIX_C_SOURCE 200809L /* clock_gettime, in nn/clock.h */
 /* The node's factored sum (see factor_sum.h). A rank's buffer in the shared window:
  *
  *     [ rows: 1 float, padded to 16 ][ the model's factors (nn_model_place_factors) ]
