@@ -37,7 +37,9 @@
 #                the variants of a layout must agree exactly; compute_*: the ranks' mean, busiest and
 #                idlest time outside the sum and the data, as shares of the epoch; node_sum_last: the
 #                sum the last epoch ended on, from the metrics: early, factors, chunked, or empty)
-#   torch.csv (PyTorch in the same command), machine.txt, log.txt, logs/ (failed runs)
+#   torch.csv (PyTorch in the same command), machine.txt, log.txt, logs/ (failed runs),
+#   gemm.txt (bench_gemm on one core: the step's GEMMs, and a factored-sum tile at 16
+#   ranks made as nn_gemm's products added one by one against nn_gemm_sum)
 set -u
 K=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 START=$SECONDS
@@ -70,6 +72,8 @@ log "start; $(nproc) cpus; deadline ${DEADLINE}s"
 DATA=$TMP/mnist.h5
 bounded 60 10 nn-ld "$K/bin/nnprep" --out "$DATA" "$K/data" >"$OUT/logs/nnprep.txt" 2>&1 || { log "nnprep failed"; exit 1; }
 log "data ready"
+pin=""; command -v taskset >/dev/null && pin="taskset -c 0"
+bounded 40 10 nn-ld $pin "$K/bin/bench_gemm" 1 5 >"$OUT/gemm.txt" 2>&1; log "bench_gemm rc=$?"
 
 # nets: big = 784-800-800-10 relu (batch 512), ref = the reference network (batch 100),
 # cnn = TensorFlow's Deep-MNIST net (batch 64; 3.2M of its 3.3M weights are dense)
@@ -200,6 +204,7 @@ for net in big ref cnn; do train det $net 16 1; train chunked $net 16 1; done
 train det big 4 4; train chunked big 4 4
 # 2. the other layouts that fill the node
 for lay in "8 2" "4 4" "2 8"; do trio big $lay; done
+train auto big 8 2; train auto big 4 4
 pair ref 4 4
 pair cnn 4 4
 # 3. 8 x 1; weak scaling at 64 samples a rank; one rank (no node sum: one run each)
