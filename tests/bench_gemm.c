@@ -127,6 +127,8 @@ static void time_items(int reps, unsigned *state) {
     printf("\nfactored-sum items, 16 ranks (us: products added one by one, nn_gemm_sum; GFLOP/s the same)\n");
     time_item("784-50-100-10 layer 1", 784, 50, 88, 50, ref, reps, state);
     time_item("784-50-100-10 layer 1, half", 784, 50, 40, 50, ref, reps, state);
+    time_item("784-50-100-10 layer 1, 1/4", 784, 50, 24, 50, ref, reps, state); /* finer tiles' cost */
+    time_item("784-50-100-10 layer 1, 1/8", 784, 50, 16, 50, ref, reps, state);
     time_item("784-50-100-10 layer 2", 50, 100, 50, 64, ref, reps, state);
     time_item("784-800-800-10 layer 1", 784, 800, 104, 128, big, reps, state);
     time_item("784-800-800-10 layer 2", 800, 800, 104, 128, big, reps, state);
