@@ -20,7 +20,9 @@
 #include "nn/comm.h"
 #include "nn/kernels.h"
 
-enum { HEADER = 16, ITEMS_PER_WORKER = 6, MIN_TILE = 4096 /* weights: below, the calls cost more than the work */ };
+/* MIN_TILE, in weights: below, the calls cost more than the work (NN_FACTOR_MIN_TILE
+ * overrides it, as NN_FACTOR_ITEMS does ITEMS_PER_WORKER, for measurements) */
+enum { HEADER = 16, ITEMS_PER_WORKER = 6, MIN_TILE = 4096 };
 
 typedef struct item {
     int layer, i0, rows, j0, cols;
@@ -40,6 +42,7 @@ struct nn_factor_sum {
     nn_model *model;
     int local_size;
     int per_rank;    /* items a rank, about */
+    int min_tile;    /* weights: the smallest tile planned (MIN_TILE) */
     int n_items;
     item *items;
     size_t *skip;    /* (offset, count) of each dense layer's weights */
@@ -58,6 +61,9 @@ void nn_factor_tile_shape(int in, int out, size_t target, int *rows, int *cols) 
     while (side * side < target) side++;
     size_t c = (side + unit / 2) / unit * unit;
     c = c < unit ? unit : c;
+    /* a layer at most two panels wide is cut by rows only: cut by columns, its part
+     * panel would make tiles of their own, nearly as costly as whole ones */
+    if ((size_t)out <= 2 * unit) c = (size_t)out;
     *cols = c >= (size_t)out ? out : (int)c;
     size_t r = (target / (size_t)*cols + 7) / 8 * 8;
     *rows = r >= (size_t)in ? in : (int)(r < 8 ? 8 : r);
@@ -71,7 +77,7 @@ static size_t tile_target(const nn_factor_sum *fs) {
         if (fs->model->layers[l].kind == NN_LAYER_DENSE)
             weights += (size_t)fs->model->layers[l].in * fs->model->layers[l].out;
     size_t target = weights / ((size_t)fs->per_rank * (size_t)fs->local_size) + 1;
-    return target < MIN_TILE ? MIN_TILE : target;
+    return target < (size_t)fs->min_tile ? (size_t)fs->min_tile : target;
 }
 
 /* One pass over the dense layers, the top layer first (backward finishes the layers
@@ -230,9 +236,12 @@ int nn_factor_sum_create(nn_factor_sum **out, MPI_Comm comm, nn_model *model, nn
     /* An early sum's threads take items side by side, each in a scratch of its own;
      * the node's threads together want about ITEMS_PER_WORKER items each. One plan for
      * all: rank 0's. */
-    const char *given = getenv("NN_FACTOR_ITEMS");
-    fs->per_rank = given && atoi(given) > 0 ? atoi(given) : ITEMS_PER_WORKER * omp_get_max_threads();
-    MPI_Bcast(&fs->per_rank, 1, MPI_INT, 0, comm);
+    const char *given = getenv("NN_FACTOR_ITEMS"), *min_tile = getenv("NN_FACTOR_MIN_TILE"); /* measurement knobs */
+    int plan_knobs[2] = {given && atoi(given) > 0 ? atoi(given) : ITEMS_PER_WORKER * omp_get_max_threads(),
+                         min_tile && atoi(min_tile) > 0 ? atoi(min_tile) : MIN_TILE};
+    MPI_Bcast(plan_knobs, 2, MPI_INT, 0, comm);
+    fs->per_rank = plan_knobs[0];
+    fs->min_tile = plan_knobs[1];
     fs->model = model;
     status = allocate(fs) ? nn_fail(err, NN_ERR_RUNTIME, "factored sum: out of memory") : NN_OK;
     if ((status = nn_comm_agree(comm, status, err))) {

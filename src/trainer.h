@@ -39,6 +39,7 @@ typedef struct trainer {
     nn_sgd sgd;
     nn_exchange *exchange;
     nn_factor_sum *factors; /* the node's factored sum, where it is used (NULL: the chunked sum) */
+    char factored_name[96]; /* the header's name for it, its tiles counted */
     nn_evaluator eval;
     uint32_t *order;      /* this epoch's permutation of the local shard */
     uint32_t *batch_rows; /* the shard rows of this step's batch */

@@ -41,7 +41,10 @@ void trainer_sum_tuning_start(trainer *t, bool factored, bool measure) {
     trainer_use_sum(t, nn_tuner_candidate(&t->sum_tuning) == SUM_FACTORED);
     if (!t->factors) return;
     const char *timed = "chunked sum begun in backward or factored sum, timed on the first steps";
-    nn_exchange_name_fused(t->exchange, t->sum_tuning.done ? sum_name(t, SUM_FACTORED) + strlen("the ") : timed);
+    /* the tiles a step: the grain of the factored sum's work, shared out over the node */
+    snprintf(t->factored_name, sizeof t->factored_name, "%s, %d tiles a step",
+             sum_name(t, SUM_FACTORED) + strlen("the "), nn_factor_sum_items(t->factors));
+    nn_exchange_name_fused(t->exchange, t->sum_tuning.done ? t->factored_name : timed);
 }
 
 void trainer_tuning_begin_step(trainer *t) {

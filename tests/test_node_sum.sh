@@ -97,8 +97,17 @@ check "3 ranks, a convolutional front" 3 "${small[@]}" --layers conv2x2x4p1,pool
 if [ -f "$mnist" ]; then
     check "3 ranks, MNIST, 400 rows a rank" 3 --data "$mnist" --train-limit 2400 --batch-size 1200 --epochs 2 \
         --lr 0.2 --layers 784,300,10
-    check "3 ranks of 2 threads, MNIST, 200 rows a rank" 3 --data "$mnist" --train-limit 2400 --batch-size 600 \
-        --epochs 2 --lr 0.2 --layers 784,300,10 --threads 2
+    mnist2=(--data "$mnist" --train-limit 2400 --batch-size 600 --epochs 2 --lr 0.2 --layers 784,300,10 --threads 2)
+    check "3 ranks of 2 threads, MNIST, 200 rows a rank" 3 "${mnist2[@]}"
+    # finer tiles (the plan's knobs, for measurements): more of them, the same bits
+    NN_NODE_SUM=factors NN_FACTOR_MIN_TILE=512 NN_FACTOR_ITEMS=64 timeout 300 "$mpiexec" -n 3 -x NN_NODE_SUM \
+        -x NN_FACTOR_MIN_TILE -x NN_FACTOR_ITEMS "$nntrain" --checkpoint "$dir/fine.h5" --thread-tuning off \
+        --timeout 120 "${mnist2[@]}" >"$dir/fine.out" 2>&1 || fail "fine tiles: nntrain exited $?"
+    tiles() { grep -o '[0-9]* tiles a step' "$dir/$1.out" | grep -o '^[0-9]*'; }
+    if [ -n "$(tiles factors)" ] && [ "$(tiles fine)" -gt $(($(tiles factors) * 2)) ] 2>/dev/null &&
+        h5diff "$dir/early.h5" "$dir/fine.h5" /model /model >"$dir/diff" 2>&1; then
+        passed=$((passed + 1)); echo "ok   finer tiles ($(tiles fine), not $(tiles factors)): the same checkpoint"
+    else fail "finer tiles: $(tiles fine) against $(tiles factors) tiles, or a checkpoint unlike the early sum's: $(head -c 300 "$dir/diff")"; fi
 else
     fail "$mnist is missing: run scripts/fetch_mnist.sh first (scripts/test.sh does)"
 fi

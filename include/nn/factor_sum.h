@@ -53,7 +53,7 @@ double nn_factor_sum_product_seconds(const nn_factor_sum *fs);
 /* The tile of a layer's in x out weight gradient: about `target` weights, near
  * square; columns in whole register panels (NR = two SIMD vectors, as nn_gemm's
  * tiles: a tile then computes each element as the whole product would), all of
- * them where the layer is narrower; rows a multiple of 8 (or all). */
+ * them where the layer is at most two panels wide; rows a multiple of 8 (or all). */
 void nn_factor_tile_shape(int in, int out, size_t target, int *rows, int *cols);
 
 /* Work items a step (for reports and tests). */

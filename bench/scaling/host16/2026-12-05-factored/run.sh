@@ -24,6 +24,11 @@
 #             the log line says which: "training goes on with ...");
 #   fewer   = factors with NN_FACTOR_ITEMS=3 (about 3 work items a rank, not 6: less
 #             re-reading of the factors, a coarser balance);
+#   fine    = factors with NN_FACTOR_MIN_TILE=2800 (tiles down to 2800 weights, not 4096):
+#             the reference network's bottom layer, whose tiles come ready last, in 14 tiles
+#             of 56 x 50 rather than 9 of 88 x 50, so that 16 workers take them in one
+#             round of shorter tiles (19 tiles a step, not 12; gemm.txt's 1/2, 1/4 and 1/8
+#             lines say what finer tiles cost on one core). Does the tiles' grain matter?
 #   det     = --deterministic (issue 21: dense nets take the product over the global batch,
 #             src/global_product.c; the conv net the per-shard int64 sum), with V = 16
 #             (ref: 20) so that 16 ranks may run; its loss differs from the others'.
@@ -94,7 +99,7 @@ limit_for() { # NET RANKS THREADS BATCH: training samples per epoch (~0.3-1 s ep
 }
 
 variant() { # NAME -> the environment (and options) of that variant
-    nsum= items= pack= det=()
+    nsum= items= mintile= pack= det=()
     case $1 in
     packed) nsum=early pack=always ;;
     det) nsum=chunked det=(--deterministic --virtual-shards "${VSHARDS[$net]}") ;;
@@ -103,6 +108,7 @@ variant() { # NAME -> the environment (and options) of that variant
     auto) nsum=auto ;;
     factors) nsum=factors ;;
     fewer) nsum=factors items=3 ;;
+    fine) nsum=factors mintile=2800 ;;
     esac
 }
 
@@ -118,16 +124,16 @@ train() { # VARIANT NET RANKS THREADS [BATCH] [KIND]
     local map=(--bind-to "$BIND" --map-by core)
     ((t > 1)) && map=(--map-by "slot:PE=$t" --bind-to "$BIND")
     [[ $BIND == none ]] && map=(--bind-to none)
-    local nsum items pack det; variant "$v"
+    local nsum items mintile pack det; variant "$v"
     local t0=$SECONDS
-    NN_NODE_SUM=$nsum NN_FACTOR_ITEMS=$items NN_GEMM_PACK=$pack bounded 45 12 nn-mpirun -np "$r" "${map[@]}" \
-        -x OMP_NUM_THREADS="$t" -x OMP_PROC_BIND=close -x OMP_PLACES=cores -x NN_NODE_SUM -x NN_FACTOR_ITEMS \
-        -x NN_GEMM_PACK "$K/bin/nntrain" --data "$DATA" \
+    NN_NODE_SUM=$nsum NN_FACTOR_ITEMS=$items NN_FACTOR_MIN_TILE=$mintile NN_GEMM_PACK=$pack bounded 45 12 \
+        nn-mpirun -np "$r" "${map[@]}" -x OMP_NUM_THREADS="$t" -x OMP_PROC_BIND=close -x OMP_PLACES=cores \
+        -x NN_NODE_SUM -x NN_FACTOR_ITEMS -x NN_FACTOR_MIN_TILE -x NN_GEMM_PACK "$K/bin/nntrain" --data "$DATA" \
         --layers "${LAYERS[$net]}" --activation "${ACT[$net]}" --batch-size "$b" --lr "${LR[$net]}" --momentum 0.9 \
         --epochs "$e" --train-limit "$n" --threads "$t" --thread-tuning off --timeout 60 --metrics "$m" "${det[@]}" \
         >"$TMP/$name.out" 2>&1
     local rc=$?
-    log "$name rc=$rc ($((SECONDS - t0))s) $(grep -o 'factored sum begun in backward\|factored sum\|chunked sum begun in backward\|chunked sum' "$TMP/$name.out" | head -1)$(grep -o ' backward: [0-9, -]* us (blocks of [0-9]* steps): training goes on with the [a-z ]*' "$TMP/$name.out" | head -1)"
+    log "$name rc=$rc ($((SECONDS - t0))s) $(grep -o 'factored sum\( begun in backward\)\?\(, [0-9]* tiles a step\)\?\|chunked sum begun in backward\|chunked sum' "$TMP/$name.out" | head -1)$(grep -o ' backward: [0-9, -]* us (blocks of [0-9]* steps): training goes on with the [a-z ]*' "$TMP/$name.out" | head -1)"
     ((rc == 0)) || cp "$TMP/$name.out" "$OUT/logs/$name.txt"
     local stats
     stats=$(python3 - "$m" <<'PY' 2>/dev/null
@@ -197,6 +203,7 @@ trio big 16 1
 trio ref 16 1
 train packed ref 16 1; train packed big 16 1
 train auto big 16 1; train auto ref 16 1
+train fine ref 16 1; train factors ref 8 2; train fine ref 8 2
 pair cnn 16 1; train auto cnn 16 1
 train fewer big 16 1
 # 1b. --deterministic against the default (chunked) at 16 x 1 and 4 x 4, side by side
