@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nn/env.h"
 #include "nn/reduce.h"
 
 int nn_exact_create(nn_exact_sum *s, size_t n, int words, long contributions, nn_error *err) {
@@ -128,7 +129,7 @@ static int make_layout(nn_exact_sum *s, MPI_Comm comm) {
 
 int nn_exact_share(nn_exact_sum *s, MPI_Comm comm, nn_error *err) {
     const size_t total = s->n + (size_t)s->words;
-    const char *force = getenv("NN_EXACT_SUM"); /* "mpi": the path between nodes, for tests on one */
+    const char *force = nn_env("NN_EXACT_SUM"); /* "mpi": the path between nodes, for tests on one */
     if (force && !strcmp(force, "mpi")) return NN_OK;
     nn_reducer *red;
     int status = nn_reducer_create(&red, comm, 2 * total, err); /* an int64 takes two floats' room */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "nn/comm.h"
+#include "nn/env.h"
 #include "nn/fastmath.h"
 #include "nn/model.h" /* NN_MAX_LAYERS: at most one slice per layer */
 #include "nn/reduce.h"
@@ -207,7 +208,7 @@ double nn_exchange_publish(nn_exchange *ex, float *params, int *nonfinite) {
  * the private copies cost every rank two more passes over the whole vector a step
  * and a copy of it in memory. */
 static int share_params(const nn_exchange *ex) {
-    const char *choice = getenv("NN_NODE_PARAMS");
+    const char *choice = nn_env("NN_NODE_PARAMS");
     if (choice && !strcmp(choice, "shared")) return 1;
     if (choice && !strcmp(choice, "private")) return 0;
     int local_rank, local_size;
@@ -238,7 +239,7 @@ float *nn_exchange_share_params(nn_exchange *ex, const float *params) {
  * on an idle machine, 0-8% with one core busy elsewhere (docs/performance.md); the
  * same bits either way. */
 float *nn_exchange_share_velocity(nn_exchange *ex, const float *velocity) {
-    const char *choice = getenv("NN_NODE_SUM");
+    const char *choice = nn_env("NN_NODE_SUM");
     if (!ex->shared_params || !nn_reducer_can_sum_chunks(ex->reducer) || (choice && !strcmp(choice, "static")))
         return NULL;
     ex->shared_velocity = fill_shared(ex, nn_reducer_shared2(ex->reducer), velocity);

@@ -18,6 +18,7 @@
 
 #include "nn/clock.h"
 #include "nn/comm.h"
+#include "nn/env.h"
 #include "nn/kernels.h"
 
 /* MIN_TILE, in weights: below, the calls cost more than the work (NN_FACTOR_MIN_TILE
@@ -236,9 +237,8 @@ int nn_factor_sum_create(nn_factor_sum **out, MPI_Comm comm, nn_model *model, nn
     /* An early sum's threads take items side by side, each in a scratch of its own;
      * the node's threads together want about ITEMS_PER_WORKER items each. One plan for
      * all: rank 0's. */
-    const char *given = getenv("NN_FACTOR_ITEMS"), *min_tile = getenv("NN_FACTOR_MIN_TILE"); /* measurement knobs */
-    int plan_knobs[2] = {given && atoi(given) > 0 ? atoi(given) : ITEMS_PER_WORKER * omp_get_max_threads(),
-                         min_tile && atoi(min_tile) > 0 ? atoi(min_tile) : MIN_TILE};
+    int plan_knobs[2] = {(int)nn_env_count("NN_FACTOR_ITEMS", ITEMS_PER_WORKER * omp_get_max_threads()),
+                         (int)nn_env_count("NN_FACTOR_MIN_TILE", MIN_TILE)}; /* measurement knobs */
     MPI_Bcast(plan_knobs, 2, MPI_INT, 0, comm);
     fs->per_rank = plan_knobs[0];
     fs->min_tile = plan_knobs[1];

@@ -22,6 +22,7 @@
 
 #include "nn/comm.h"
 #include "nn/dataset.h" /* nn_pixels_to_floats */
+#include "nn/env.h"
 #include "nn/factor_sum.h" /* nn_factor_tile_shape */
 #include "nn/kernels.h"
 #include "nn/optim.h"
@@ -82,7 +83,7 @@ int nn_global_product_fits(const nn_model *model) {
  * has one copy either way, and the fused step does less. NN_NODE_PARAMS=shared or
  * private decides where set (for measurements and tests). */
 static int share_weights(const nn_global_product *gp) {
-    const char *choice = getenv("NN_NODE_PARAMS");
+    const char *choice = nn_env("NN_NODE_PARAMS");
     if (gp->locals == 1 || (choice && !strcmp(choice, "shared"))) return 1;
     if (choice && !strcmp(choice, "private")) return 0;
     return gp->locals >= 3;
@@ -281,7 +282,7 @@ int nn_global_product_create(nn_global_product **out, MPI_Comm comm, nn_model *m
     MPI_Comm_size(comm, &gp->nranks);
     gp->my_rows = shape->rows[gp->rank];
     gp->my_first = shape->first_row[gp->rank];
-    const char *choice = getenv("NN_EXACT_SUM");
+    const char *choice = nn_env("NN_EXACT_SUM");
     int alone = choice && !strcmp(choice, "mpi");
     if (!(status = split(gp, comm, alone))) lay_out(gp);
     /* room for the node's window on every node? (MPI_Win_allocate_shared fails with an

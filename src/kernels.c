@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nn/env.h"
 #include "nn/parallel.h"
 
 #include "simd.h"
@@ -527,7 +528,7 @@ static bool may_read_b_in_place(void) {
     static atomic_int allowed = -1; /* unknown yet */
     int a = atomic_load_explicit(&allowed, memory_order_relaxed);
     if (a < 0) {
-        const char *pack = getenv("NN_GEMM_PACK");
+        const char *pack = nn_env("NN_GEMM_PACK");
         a = !(pack && !strcmp(pack, "always"));
         atomic_store_explicit(&allowed, a, memory_order_relaxed);
     }

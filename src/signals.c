@@ -2,8 +2,9 @@
 #include "nn/signals.h"
 
 #include <signal.h>
-#include <stdlib.h>
 #include <unistd.h>
+
+#include "nn/env.h"
 
 static volatile sig_atomic_t stop_signal;
 static long stop_at_step = -1;
@@ -20,8 +21,7 @@ void nn_signals_install(void) {
     sa.sa_flags = SA_RESTART; /* MPI and file I/O carry on; we look at the flag each step */
     static const int stops[] = {SIGTERM, SIGUSR1, SIGINT, SIGHUP};
     for (size_t i = 0; i < sizeof stops / sizeof stops[0]; i++) sigaction(stops[i], &sa, NULL);
-    const char *at = getenv("NNTRAIN_STOP_AT_STEP");
-    if (at) stop_at_step = atol(at);
+    stop_at_step = nn_env_count("NNTRAIN_STOP_AT_STEP", -1);
 }
 
 int nn_stop_requested(long global_step) {

@@ -4,6 +4,7 @@
 
 #include "nn/comm.h"
 #include "nn/conv_spec.h"
+#include "nn/env.h"
 #include "nn/virtual_shards.h"
 #include "nn/watchdog.h"
 #include "trainer.h"
@@ -119,7 +120,7 @@ static int load_data(trainer *t, nn_error *err) {
 typedef enum { FACTORS_NO, FACTORS_TIMED, FACTORS_ALWAYS } factors_use;
 
 static factors_use use_factors(const trainer *t) {
-    const char *choice = getenv("NN_NODE_SUM");
+    const char *choice = nn_env("NN_NODE_SUM");
     if (t->cfg.accumulate != 1 || t->cfg.virtual_shards) return FACTORS_NO;
     if (!choice || !strcmp(choice, "auto")) return FACTORS_TIMED;
     return !strcmp(choice, "factors") ? FACTORS_ALWAYS : FACTORS_NO;

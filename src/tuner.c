@@ -2,7 +2,8 @@
 #include "nn/tuner.h"
 
 #include <math.h>
-#include <stdlib.h>
+
+#include "nn/env.h"
 
 enum {
     WARMUP = 3,      /* first steps on the fallback, untimed: caches, pages and thread teams start cold */
@@ -35,8 +36,7 @@ int nn_tuner_candidate(const nn_tuner *tu) {
 /* After the warm-up: blocks long enough for the slowest rank's steps (or NN_TUNE_BLOCK
  * steps; the largest any rank was given, so that all agree). */
 static void size_blocks(nn_tuner *tu, MPI_Comm comm) {
-    const char *given = getenv("NN_TUNE_BLOCK");
-    double mine[2] = {tu->warm, given && atoi(given) > 0 ? atoi(given) : 0}, all[2];
+    double mine[2] = {tu->warm, (double)nn_env_count("NN_TUNE_BLOCK", 0)}, all[2];
     MPI_Allreduce(mine, all, 2, MPI_DOUBLE, MPI_MAX, comm);
     double steps = all[0] > 0.0 ? ceil(BLOCK_SECONDS / all[0]) : MIN_BLOCK;
     tu->block = steps < MIN_BLOCK ? MIN_BLOCK : steps > MAX_BLOCK ? MAX_BLOCK : (int)steps;

@@ -26,6 +26,17 @@ if [ "$rc" -eq 0 ] && [[ "$out" == *"done: 3 epochs"* ]]; then ok "good run"; el
 if [ -f "$dir/m.jsonl" ] && [ "$(wc -l <"$dir/m.jsonl")" -eq 3 ] &&
    python3 "$here/check_metrics.py" cli-run "$dir/m.jsonl"; then ok "metrics JSON Lines"; else fail "metrics JSON Lines"; fi
 
+# An environment knob set empty (job scripts export NAME= for "no choice") is unset:
+# the same header and the same training as without it (nn/env.h).
+run 3 "${good[@]}" --epochs 2 --metrics "$dir/plain.jsonl"
+plain_header=$(head -n 1 <<<"$out")
+NN_NODE_SUM= NN_NODE_PARAMS= NN_GEMM_PACK= NN_FACTOR_ITEMS= NN_TUNE_BLOCK= \
+    run 3 "${good[@]}" --epochs 2 --metrics "$dir/empty.jsonl"
+if [ "$rc" -eq 0 ] && [ -n "$plain_header" ] && [ "$(head -n 1 <<<"$out")" = "$plain_header" ] &&
+   cmp -s <(cut -d, -f1-4 "$dir/plain.jsonl") <(cut -d, -f1-4 "$dir/empty.jsonl"); then
+    ok "empty environment knobs: as unset"
+else fail "empty environment knobs: as unset (header '$(head -n 1 <<<"$out")', not '$plain_header')"; fi
+
 # The three ways of summing gradients give the same training, bit for bit, on 2
 # ranks (a + b == b + a in floating point).
 for mode in shm mpi overlap; do

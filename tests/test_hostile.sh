@@ -35,11 +35,15 @@ while IFS='|' read -r tool ranks code message words; do
     case "$tool" in ''|'#'*) continue ;; esac
     ranks=$(trim "$ranks") code=$(trim "$code") message=$(trim "$message")
     message=${message//@DIR@/$dir}
-    args=()
+    args=() envs=() exports=()
     for word in $words; do # split on spaces; no globbing of the table's words
         word=${word//@DIR@/$dir}
         word=${word//@SP@/ }
         [ "$word" = @EMPTY@ ] && word=""
+        if [[ $word == @ENV:* ]]; then # NAME=VALUE in the tool's environment (every rank's)
+            envs+=("${word#@ENV:}") exports+=(-x "${word%%=*}") exports[-1]=${exports[-1]#@ENV:}
+            continue
+        fi
         args+=("$word")
     done
     case "$tool" in
@@ -47,8 +51,9 @@ while IFS='|' read -r tool ranks code message words; do
         *) echo "FAIL unknown tool '$tool' in the table"; failed=$((failed + 1)); continue ;;
     esac
     # </dev/null: mpiexec would otherwise read the rest of the table from stdin
-    if [ "$ranks" -eq 0 ]; then timeout 60 "$program" "${args[@]}" </dev/null >"$dir/out" 2>"$dir/err"
-    else timeout 60 "$mpiexec" -n "$ranks" "$program" "${args[@]}" </dev/null >"$dir/out" 2>"$dir/err"; fi
+    if [ "$ranks" -eq 0 ]; then env "${envs[@]}" timeout 60 "$program" "${args[@]}" </dev/null >"$dir/out" 2>"$dir/err"
+    else env "${envs[@]}" timeout 60 "$mpiexec" -n "$ranks" "${exports[@]}" "$program" "${args[@]}" \
+        </dev/null >"$dir/out" 2>"$dir/err"; fi
     rc=$?
     lines=$(grep -c "^$tool: " "$dir/err")
     if [ "$rc" -eq "$code" ] && grep -qF -- "$tool: $message" "$dir/err" && [ "$lines" -eq 1 ]; then

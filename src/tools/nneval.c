@@ -11,6 +11,7 @@
 #include "nn/comm.h"
 #include "nn/conv_spec.h"
 #include "nn/dataset.h"
+#include "nn/env.h"
 #include "nn/evaluate.h"
 #include "nn/outputs.h"
 #include "nn/model.h"
@@ -211,8 +212,9 @@ int main(int argc, char **argv) {
     int status = parse(argc, argv, &o, &err);
     if (!status && o.show) {
         if (rank == 0) o.show == 1 ? usage(stdout) : (void)printf("nneval %s\n", NN_VERSION);
-    } else if (!status) {
-        status = run(&o, MPI_COMM_WORLD, &err);
+    } else if (!status) { /* every rank checks its own environment: NN_GEMM_PACK, here */
+        status = nn_comm_agree(MPI_COMM_WORLD, nn_env_check(&err), &err);
+        if (!status) status = run(&o, MPI_COMM_WORLD, &err);
     }
     if (status && rank == 0) fprintf(stderr, "nneval: %s\n", err.msg);
     MPI_Finalize();

@@ -4,6 +4,7 @@
 #include <stdio.h>
 
 #include "nn/comm.h"
+#include "nn/env.h"
 #include "nn/hint.h"
 #include "nn/options.h"
 #include "nn/signals.h"
@@ -45,8 +46,14 @@ int main(int argc, char **argv) {
         return finish(NN_OK);
     }
 
+    /* every rank checks its own environment (mpirun -x may give some ranks other values) */
+    int status = nn_comm_agree(MPI_COMM_WORLD, nn_env_check(&err), &err);
+    if (status) {
+        if (rank == 0) fprintf(stderr, "nntrain: %s\n", err.msg);
+        return finish(status);
+    }
     nn_train_result result;
-    int status = nn_train(&opt, MPI_COMM_WORLD, rank == 0 ? stdout : NULL, &result, &err);
+    status = nn_train(&opt, MPI_COMM_WORLD, rank == 0 ? stdout : NULL, &result, &err);
     if (rank == 0 && result.checkpoints)
         printf("checkpoints: %d written to %s, %.3fs each on average\n", result.checkpoints, opt.checkpoint,
                result.checkpoint_seconds / result.checkpoints);
