@@ -1,8 +1,11 @@
-/* nntrain's command line, and how a global batch is dealt out to the ranks. */
+/* nntrain's command line and environment knobs, and how a global batch is dealt out
+ * to the ranks. */
+#define _POSIX_C_SOURCE 200809L /* setenv */
 #include <stdlib.h>
 #include <string.h>
 
 #include "cunit_run.h"
+#include "nn/env.h"
 #include "nn/options.h"
 #include "nn/train.h"
 
@@ -155,6 +158,37 @@ static void test_local_batches_partition_the_global_batch(void) {
         }
 }
 
+/* The knobs: a count's value, or the fallback where unset, empty or bad; the check
+ * names the first bad one and the values it takes. */
+static void test_environment_knobs(void) {
+    nn_error err = {0};
+    unsetenv("NN_NODE_SUM");
+    setenv("NN_FACTOR_ITEMS", "12", 1);
+    CU_ASSERT_EQUAL(nn_env_count("NN_FACTOR_ITEMS", 6), 12);
+    CU_ASSERT_EQUAL(nn_env_check(&err), NN_OK);
+    const char *bad[] = {"12x", " 12", "+12", "0", "1000001", "99999999999999999999", "-3"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        setenv("NN_FACTOR_ITEMS", bad[i], 1);
+        CU_ASSERT_EQUAL(nn_env_count("NN_FACTOR_ITEMS", 6), 6);
+        CU_ASSERT_EQUAL(nn_env_check(&err), NN_ERR_INPUT);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "NN_FACTOR_ITEMS="));
+    }
+    setenv("NN_FACTOR_ITEMS", "", 1); /* empty: unset */
+    CU_ASSERT_EQUAL(nn_env_count("NN_FACTOR_ITEMS", 6), 6);
+    CU_ASSERT_PTR_NULL(nn_env("NN_FACTOR_ITEMS"));
+    CU_ASSERT_EQUAL(nn_env_check(&err), NN_OK);
+    setenv("NN_NODE_SUM", "factor", 1);
+    CU_ASSERT_EQUAL(nn_env_check(&err), NN_ERR_INPUT);
+    CU_ASSERT_STRING_EQUAL(err.msg, "environment: NN_NODE_SUM=factor: expected static, chunked, early, factors or auto");
+    setenv("NN_NODE_SUM", "factorsx", 1); /* a word's prefix or extension is not the word */
+    CU_ASSERT_EQUAL(nn_env_check(&err), NN_ERR_INPUT);
+    setenv("NN_NODE_SUM", "factors", 1);
+    CU_ASSERT_EQUAL(nn_env_check(&err), NN_OK);
+    CU_ASSERT_STRING_EQUAL(nn_env("NN_NODE_SUM"), "factors");
+    unsetenv("NN_NODE_SUM");
+    unsetenv("NN_FACTOR_ITEMS");
+}
+
 int main(void) {
     CU_TestInfo tests[] = {
         {"defaults match the documented contract", test_defaults},
@@ -162,6 +196,7 @@ int main(void) {
         {"bad options are rejected with a message", test_bad_options},
         {"a checkpoint's settings pass the command line's checks", test_run_setting_parse},
         {"local batches partition the global batch evenly", test_local_batches_partition_the_global_batch},
+        {"environment knobs: counts, words, empty as unset", test_environment_knobs},
         CU_TEST_INFO_NULL};
     return nn_run_suite("options", tests);
 }
