@@ -1,10 +1,11 @@
 /* nntrain's environment variables, checked (see nn/env.h). */
 #include "nn/env.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "nn/cli.h"
 
 /* The words a choice takes, and the range a count takes. */
 static const struct {
@@ -38,13 +39,12 @@ static int is_word(const char *value, const char *words) {
     return 0;
 }
 
-/* A decimal integer in [least, most], the whole value; -1 where it is not. */
+/* A count in [least, most] (least >= 0): nn_cli_long's strict reading (the whole
+ * value, no spaces), and no sign; -1 where it is not. */
 static long parse_count(const char *value, long least, long most) {
-    char *end;
-    errno = 0;
-    long v = strtol(value, &end, 10);
-    if (errno || end == value || *end || value[0] == ' ' || value[0] == '+' || v < least || v > most) return -1;
-    return v;
+    nn_error ignored;
+    long v;
+    return value[0] != '+' && !nn_cli_long("", value, least, most, &v, &ignored) ? v : -1;
 }
 
 long nn_env_count(const char *name, long unset) {

@@ -41,7 +41,8 @@ while IFS='|' read -r tool ranks code message words; do
         word=${word//@SP@/ }
         [ "$word" = @EMPTY@ ] && word=""
         if [[ $word == @ENV:* ]]; then # NAME=VALUE in the tool's environment (every rank's)
-            envs+=("${word#@ENV:}") exports+=(-x "${word%%=*}") exports[-1]=${exports[-1]#@ENV:}
+            word=${word#@ENV:}
+            envs+=("$word") exports+=(-x "${word%%=*}")
             continue
         fi
         args+=("$word")

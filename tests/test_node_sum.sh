@@ -29,7 +29,8 @@ run() {
     local name=$1 np=$2 sum=$3
     shift 3
     rm -f "$dir/$name.h5" "$dir/$name.jsonl"
-    NN_NODE_SUM=$sum NN_TUNE_BLOCK=2 timeout 300 "$mpiexec" -n "$np" -x NN_NODE_SUM -x NN_NODE_PARAMS -x NN_TUNE_BLOCK "$nntrain" --checkpoint "$dir/$name.h5" \
+    NN_NODE_SUM=$sum NN_TUNE_BLOCK=2 timeout 300 "$mpiexec" -n "$np" -x NN_NODE_SUM -x NN_NODE_PARAMS -x NN_TUNE_BLOCK \
+        -x NN_FACTOR_MIN_TILE -x NN_FACTOR_ITEMS "$nntrain" --checkpoint "$dir/$name.h5" \
         --metrics "$dir/$name.jsonl" --thread-tuning off --timeout 120 "$@" >"$dir/$name.out" 2>&1 ||
         fail "$name: nntrain exited $?: $(grep -m1 '^nntrain: ' "$dir/$name.out" | grep -v network)"
 }
@@ -100,9 +101,7 @@ if [ -f "$mnist" ]; then
     mnist2=(--data "$mnist" --train-limit 2400 --batch-size 600 --epochs 2 --lr 0.2 --layers 784,300,10 --threads 2)
     check "3 ranks of 2 threads, MNIST, 200 rows a rank" 3 "${mnist2[@]}"
     # finer tiles (the plan's knobs, for measurements): more of them, the same bits
-    NN_NODE_SUM=factors NN_FACTOR_MIN_TILE=512 NN_FACTOR_ITEMS=64 timeout 300 "$mpiexec" -n 3 -x NN_NODE_SUM \
-        -x NN_FACTOR_MIN_TILE -x NN_FACTOR_ITEMS "$nntrain" --checkpoint "$dir/fine.h5" --thread-tuning off \
-        --timeout 120 "${mnist2[@]}" >"$dir/fine.out" 2>&1 || fail "fine tiles: nntrain exited $?"
+    NN_FACTOR_MIN_TILE=512 NN_FACTOR_ITEMS=64 run fine 3 factors "${mnist2[@]}"
     tiles() { grep -o '[0-9]* tiles a step' "$dir/$1.out" | grep -o '^[0-9]*'; }
     if [ -n "$(tiles factors)" ] && [ "$(tiles fine)" -gt $(($(tiles factors) * 2)) ] 2>/dev/null &&
         h5diff "$dir/early.h5" "$dir/fine.h5" /model /model >"$dir/diff" 2>&1; then
