@@ -1,6 +1,8 @@
 /* nntrain's environment variables, checked (see nn/env.h). */
+#define _POSIX_C_SOURCE 200809L /* environ */
 #include "nn/env.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,7 +72,53 @@ static void list_words(const char *words, char *out, size_t size) {
     }
 }
 
+/* The edit distance between a and b, letters' case ignored: insertions, deletions,
+ * substitutions and swaps of neighbours (the usual typing slips), each 1. */
+static int edit_distance(const char *a, int na, const char *b, int nb) {
+    enum { MAX_NAME = 48 };
+    int d[MAX_NAME + 1][MAX_NAME + 1];
+    if (na > MAX_NAME || nb > MAX_NAME) return MAX_NAME;
+    for (int i = 0; i <= na; i++)
+        for (int j = 0; j <= nb; j++) {
+            if (!i || !j) {
+                d[i][j] = i + j;
+                continue;
+            }
+            int same = toupper((unsigned char)a[i - 1]) == toupper((unsigned char)b[j - 1]);
+            int best = d[i - 1][j - 1] + !same;
+            if (d[i - 1][j] + 1 < best) best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best) best = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && toupper((unsigned char)a[i - 1]) == toupper((unsigned char)b[j - 2]) &&
+                toupper((unsigned char)a[i - 2]) == toupper((unsigned char)b[j - 1]) && d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    return d[na][nb];
+}
+
+/* The knob a variable's name misspells (within 2 slips, or the knob's name in another
+ * case), or -1: a misspelt knob would otherwise be a quiet default. Names far from
+ * every knob are left alone: the environment holds the job's and scripts' own. */
+static int misspelt_knob(const char *entry) {
+    int n = (int)strcspn(entry, "=");
+    if (!entry[n] || !entry[n + 1]) return -1; /* empty: unset, as for the knobs */
+    for (int k = 0; k < N_KNOBS; k++) {
+        int len = (int)strlen(knobs[k].name);
+        if (n == len && !strncmp(entry, knobs[k].name, (size_t)n)) return -1; /* the knob itself */
+    }
+    for (int k = 0; k < N_KNOBS; k++)
+        if (edit_distance(entry, n, knobs[k].name, (int)strlen(knobs[k].name)) <= 2) return k;
+    return -1;
+}
+
 int nn_env_check(nn_error *err) {
+    extern char **environ;
+    for (char **entry = environ; entry && *entry; entry++) {
+        int k = misspelt_knob(*entry);
+        if (k >= 0)
+            return nn_fail(err, NN_ERR_INPUT, "environment: %.*s: no such variable; did you mean %s?",
+                           (int)strcspn(*entry, "="), *entry, knobs[k].name);
+    }
     for (int k = 0; k < N_KNOBS; k++) {
         const char *value = nn_env(knobs[k].name);
         if (!value) continue;

@@ -1,6 +1,7 @@
 /* nntrain's command line and environment knobs, and how a global batch is dealt out
  * to the ranks. */
 #define _POSIX_C_SOURCE 200809L /* setenv */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -189,6 +190,32 @@ static void test_environment_knobs(void) {
     unsetenv("NN_FACTOR_ITEMS");
 }
 
+/* A knob's name misspelt stops the run with the knob it meant; names far from every
+ * knob (the scripts' own) and empty ones pass. */
+static void test_misspelt_knob_names(void) {
+    nn_error err = {0};
+    const char *slips[][2] = {{"NN_NODESUM", "NN_NODE_SUM"},         {"nn_node_sum", "NN_NODE_SUM"},
+                              {"NN_NDOE_SUM", "NN_NODE_SUM"},        {"NN_FACTOR_ITEM", "NN_FACTOR_ITEMS"},
+                              {"NN_NODE_PARAM", "NN_NODE_PARAMS"},   {"NNTRAIN_STOP_AT_STEPS", "NNTRAIN_STOP_AT_STEP"},
+                              {"N_FACTOR_MIN_TILES", "NN_FACTOR_MIN_TILE"}};
+    for (size_t i = 0; i < sizeof slips / sizeof slips[0]; i++) {
+        char want[128];
+        snprintf(want, sizeof want, "environment: %s: no such variable; did you mean %s?", slips[i][0], slips[i][1]);
+        setenv(slips[i][0], "1", 1);
+        CU_ASSERT_EQUAL(nn_env_check(&err), NN_ERR_INPUT);
+        CU_ASSERT_STRING_EQUAL(err.msg, want);
+        setenv(slips[i][0], "", 1); /* empty: unset, as for the knobs themselves */
+        CU_ASSERT_EQUAL(nn_env_check(&err), NN_OK);
+        unsetenv(slips[i][0]);
+    }
+    const char *others[] = {"NN_SKIP_MEMCHECK", "NN_REQUIRE_SLURM", "NN_SUM", "NN_NODE_SUM_X_Y_Z", "NODE_SUM"};
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
+        setenv(others[i], "1", 1);
+        CU_ASSERT_EQUAL(nn_env_check(&err), NN_OK);
+        unsetenv(others[i]);
+    }
+}
+
 int main(void) {
     CU_TestInfo tests[] = {
         {"defaults match the documented contract", test_defaults},
@@ -197,6 +224,7 @@ int main(void) {
         {"a checkpoint's settings pass the command line's checks", test_run_setting_parse},
         {"local batches partition the global batch evenly", test_local_batches_partition_the_global_batch},
         {"environment knobs: counts, words, empty as unset", test_environment_knobs},
+        {"environment knobs: a misspelt name is refused", test_misspelt_knob_names},
         CU_TEST_INFO_NULL};
     return nn_run_suite("options", tests);
 }

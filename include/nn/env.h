@@ -2,7 +2,8 @@
  * results (for measurements and tests: NN_NODE_SUM, NN_NODE_PARAMS, NN_EXACT_SUM,
  * NN_GEMM_PACK, NN_TUNE_BLOCK, NN_FACTOR_ITEMS, NN_FACTOR_MIN_TILE) and a test hook
  * (NNTRAIN_STOP_AT_STEP). The tools check them all at startup (nn_env_check), so a
- * misspelt value stops the run with a one-line error instead of quietly taking the
+ * misspelt value, or a misspelt name (within two typing slips of a knob's, or in
+ * another case), stops the run with a one-line error instead of quietly taking the
  * default. An empty value counts as unset (job scripts export VAR= for "no choice"). */
 #ifndef NN_ENV_H
 #define NN_ENV_H
@@ -17,8 +18,9 @@ const char *nn_env(const char *name);
  * valid value (nn_env_check reports those). */
 long nn_env_count(const char *name, long unset);
 
-/* NN_ERR_INPUT with "environment: NAME=VALUE: ..." for the first variable whose value
- * is not one it takes; NN_OK when all are fine. */
+/* NN_ERR_INPUT with "environment: NAME: no such variable; did you mean KNOB?" for the
+ * first name that misspells a knob, or "environment: NAME=VALUE: ..." for the first
+ * knob whose value is not one it takes; NN_OK when all are fine. */
 int nn_env_check(nn_error *err);
 
 #endif
