@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The structure rules the code keeps (README, "Code layout"), checked:
+"""The structure rules the code keeps (docs/design.md, "Modules"), checked:
 
   - no function in src/ is longer than 60 lines;
   - src/train.c, the training loop, stays under 250 lines;

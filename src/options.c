@@ -79,10 +79,10 @@ void nn_options_print_help(FILE *out) {
         "  --help                 this text\n"
         "  --version              print the version\n"
         "\n"
-        "On SIGTERM or SIGUSR1: finish the step, write the checkpoint, exit 75; a second\n"
-        "signal exits at once.\n"
+        "On SIGUSR1, SIGTERM, SIGINT or SIGHUP: finish the step, write the checkpoint\n"
+        "(with --checkpoint), exit 75; a second signal exits at once.\n"
         "Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad input,\n"
-        "75 stopped by a signal (checkpoint written: resume with --resume).\n");
+        "75 stopped by a signal (with --checkpoint: resume with --resume).\n");
 }
 
 enum option_code {

@@ -34,7 +34,7 @@ typedef struct nn_run_config {
     nn_compress compress; /* how the sum between nodes travels: changes the results */
 } nn_run_config;
 
-/* The documented defaults (README): 784-50-100-10 sigmoid, softmax, 10 epochs, ... */
+/* The documented defaults (README): 784-50-100-10 sigmoid, softmax, 15 epochs, ... */
 void nn_run_config_defaults(nn_run_config *config);
 
 /* Which settings a command line gave explicitly: a resumed run takes the others
