@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <stdbool.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -151,6 +152,28 @@ int nn_run_files_check(const nn_run_files *files, nn_error *err) {
     return status;
 }
 
+/* ---- a killed run's leftover ---- */
+
+int nn_output_remove_leftover(const char *option, const char *path, const char *leftover, const char *signature,
+                              nn_error *err) {
+    int fd = open(leftover, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0 && errno == ENOENT) return NN_OK;
+    struct stat st;
+    bool ours = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1;
+    if (ours) { /* what was written of it begins as ours does: a killed write may be cut anywhere */
+        char head[64];
+        size_t want = strlen(signature) < sizeof head ? strlen(signature) : sizeof head;
+        ssize_t n = pread(fd, head, want, 0);
+        ours = n >= 0 && (n == st.st_size || (size_t)n == want) && !memcmp(head, signature, (size_t)n);
+    }
+    if (fd >= 0) close(fd);
+    if (!ours)
+        return nn_fail(err, NN_ERR_INPUT, "%s %s: %s exists and is not a file this tool was writing; not touching it",
+                       option, path, leftover);
+    unlink(leftover);
+    return NN_OK;
+}
+
 /* ---- the lock ---- */
 
 /* What the lock file says of its holder, for the refused run's message. */
@@ -161,6 +184,22 @@ static void read_holder(int fd, char *out, size_t cap) {
     if (!out[0]) snprintf(out, cap, "a process that has not said who it is");
 }
 
+/* Whether an existing lock file is nntrain's: a regular file of one name (not a link
+ * of any kind), empty (a run killed as it made it) or naming its holder as this code
+ * writes it. Anything else at "<path>.lock" is a user's, never written or removed. */
+static bool lock_file_is_ours(int fd) {
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) return false;
+    if (st.st_size == 0) return true;
+    char text[320], host[300];
+    long pid;
+    int used = 0;
+    ssize_t n = st.st_size < (off_t)sizeof text ? pread(fd, text, sizeof text - 1, 0) : -1;
+    if (n != st.st_size) return false;
+    text[n] = '\0';
+    return sscanf(text, "PID %ld on host %299[^\n]\n%n", &pid, host, &used) == 2 && used == n && pid > 0;
+}
+
 int nn_output_lock_acquire(nn_output_lock *lock, const char *option, const char *path, nn_error *err) {
     lock->fd = -1;
     if (snprintf(lock->path, sizeof lock->path, "%s.lock", path) >= (int)sizeof lock->path)
@@ -168,8 +207,20 @@ int nn_output_lock_acquire(nn_output_lock *lock, const char *option, const char 
     /* The holder removes the file as it ends: a lock taken on a file already
      * unlinked (or replaced) is no lock at all, so check and try again. */
     for (int attempt = 0; attempt < 16; attempt++) {
-        int fd = open(lock->path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
-        if (fd < 0) return nn_fail(err, NN_ERR_RUNTIME, "%s %s: cannot create lock file %s: %s", option, path, lock->path, strerror(errno));
+        /* O_NOFOLLOW: a symbolic link there is refused (ELOOP), never followed;
+         * O_NONBLOCK: a FIFO there does not hang the open */
+        int fd = open(lock->path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0666);
+        if (fd < 0 && errno == ELOOP)
+            return nn_fail(err, NN_ERR_INPUT, "%s %s: its lock file %s is a symbolic link; not touching it", option,
+                           path, lock->path);
+        if (fd < 0) /* a refused path, as the output's own checks: usage, not a runtime failure */
+            return nn_fail(err, NN_ERR_INPUT, "%s %s: cannot create lock file %s: %s", option, path, lock->path,
+                           strerror(errno));
+        if (!lock_file_is_ours(fd)) {
+            close(fd);
+            return nn_fail(err, NN_ERR_INPUT, "%s %s: %s exists and is not an nntrain lock file; not touching it",
+                           option, path, lock->path);
+        }
         struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
         if (fcntl(fd, F_SETLK, &fl) != 0) {
             int saved = errno;

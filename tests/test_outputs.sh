@@ -61,6 +61,29 @@ expect 2 "--metrics notes.txt: holds something other than nntrain's metrics" --m
 [ -p fifo ] && [ -c /dev/null ] || fail "the FIFO or /dev/null was replaced"
 [ "$(ls ./*.tmp ./*.lock 2>/dev/null)" = "" ] || fail "left behind: $(ls ./*.tmp ./*.lock)"
 
+# What lies at an output's lock and temporary names is a user's unless it is
+# nntrain's: never followed, written or removed.
+echo precious >a.h5.lock
+ln -s notes.txt b.jsonl.lock
+echo mine >c.h5.tmp
+ln notes.txt d.h5.lock # a second name of a user's file
+watched+=(a.h5.lock c.h5.tmp)
+before=$(digest)
+expect 2 "--checkpoint a.h5: a.h5.lock exists and is not an nntrain lock file" --checkpoint a.h5 --epochs 1
+expect 2 "--metrics b.jsonl: its lock file b.jsonl.lock is a symbolic link" --metrics b.jsonl --epochs 1
+expect 2 "--checkpoint c.h5: c.h5.tmp exists and is not a file this tool was writing" --checkpoint c.h5 --epochs 1
+expect 2 "--checkpoint d.h5: d.h5.lock exists and is not an nntrain lock file" --checkpoint d.h5 --epochs 1
+[ -L b.jsonl.lock ] && [ "$(stat -c %h notes.txt)" -eq 2 ] || fail "a link at a lock name was removed"
+[ ! -e a.h5 ] && [ ! -e b.jsonl ] && [ ! -e c.h5 ] && [ ! -e d.h5 ] || fail "a refused run wrote its output"
+rm -f a.h5.lock b.jsonl.lock c.h5.tmp d.h5.lock
+# a killed run's leftovers are nntrain's: a lock naming its holder (or empty), and a
+# checkpoint cut part-way: the next run takes them
+printf 'PID 12345 on host gone\n' >e.h5.lock
+head -c 3000 ck.h5 >e.h5.tmp
+: >f.h5.lock
+run --epochs 1 --checkpoint e.h5 && run --epochs 1 --checkpoint f.h5 || fail "a killed run's leftovers: $(cat err)"
+[ "$(ls ./*.tmp ./*.lock 2>/dev/null)" = "" ] || fail "leftovers kept: $(ls ./*.tmp ./*.lock)"
+
 # The usual preemptible job writes over the checkpoint it resumed from: allowed.
 run --resume ck.h5 --checkpoint ck.h5 --metrics m.jsonl --epochs 3 || fail "resume over the same checkpoint: $(cat err)"
 

@@ -48,6 +48,13 @@ void nn_run_files_replaces(nn_run_files *files, int output, const char *input_pa
  * file already there is left alone: it may be a live run's). */
 int nn_run_files_check(const nn_run_files *files, nn_error *err);
 
+/* Local, with the output's lock held: removes `leftover` (the temporary file of a
+ * write killed part-way) where it is ours, a regular file of one name whose content
+ * begins as `signature` does (or is cut within it; an empty file included). Anything
+ * else there, a symbolic link included, is a user's file: NN_ERR_INPUT, untouched. */
+int nn_output_remove_leftover(const char *option, const char *path, const char *leftover, const char *signature,
+                              nn_error *err);
+
 /* The lock on an output, held for the life of the run: an advisory (fcntl) lock on
  * "<path>.lock", which names its holder (PID and host). The kernel drops it when
  * the holder dies, however it dies, so a killed run never blocks the next one. */
@@ -57,7 +64,11 @@ typedef struct nn_output_lock {
 } nn_output_lock;
 
 /* Local. NN_ERR_INPUT when another live process holds the lock ("in use by
- * another run: PID 123 on host h"); NN_ERR_RUNTIME when the lock file cannot be made. */
+ * another run: PID 123 on host h"), when the lock file cannot be made, and when
+ * "<path>.lock" is not an nntrain lock file (a symbolic link, a file of several
+ * names, or a file that names no holder as nntrain writes it; empty counts as ours,
+ * as a run killed while making it leaves it): a user's file there is never
+ * written or removed. NN_ERR_RUNTIME when locking itself fails. */
 int nn_output_lock_acquire(nn_output_lock *lock, const char *option, const char *path, nn_error *err);
 /* Removes the lock file and drops the lock; a lock not held is ignored. */
 void nn_output_lock_release(nn_output_lock *lock);
