@@ -113,10 +113,16 @@ int nn_metrics_open(nn_metrics_file *f, const char *path, int keep_epochs, nn_er
         return nn_fail(err, NN_ERR_INPUT, "--metrics %s: holds something other than nntrain's metrics; not overwriting it",
                        path);
     }
-    if (ftruncate(f->fd, keep) != 0 || lseek(f->fd, keep, SEEK_SET) < 0) {
+    f->keep = keep;
+    return NN_OK;
+}
+
+int nn_metrics_cut(nn_metrics_file *f, nn_error *err) {
+    if (f->fd < 0) return NN_OK;
+    if (ftruncate(f->fd, f->keep) != 0 || lseek(f->fd, f->keep, SEEK_SET) < 0) {
         int saved = errno;
         nn_metrics_close(f);
-        return nn_fail(err, NN_ERR_RUNTIME, "--metrics %s: cannot cut back to the resumed epoch: %s", path,
+        return nn_fail(err, NN_ERR_RUNTIME, "--metrics %s: cannot cut back to the resumed epoch: %s", f->path,
                        strerror(saved));
     }
     return NN_OK;

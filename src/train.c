@@ -200,6 +200,7 @@ static int train_epochs(trainer *t, nn_train_result *result, nn_error *err) {
     step_outcome outcome = STEP_DONE;
     trainer_shuffle(t, first_epoch);
     if (t->opt.resume[0] && (status = trainer_restore_epoch(t, err))) return status;
+    if ((status = nn_comm_agree(t->comm, nn_metrics_cut(&t->metrics, err), err))) return status; /* checks passed */
     for (int epoch = first_epoch; epoch <= t->cfg.epochs && outcome == STEP_DONE && !status; epoch++) {
         nn_epoch_clock clock = {0};
         MPI_Barrier(t->comm);

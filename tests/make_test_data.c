@@ -101,6 +101,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "make_test_data: %s\n", err.msg);
         return 1;
     }
+    nn_split_data fewer = split; /* the same samples' shape, fewer of them: another dataset to resume on */
+    fewer.count = N - 8;
+    snprintf(path, sizeof path, "%s/fewer.h5", dir);
+    if (nn_dataset_write(path, &fewer, &split, CLASSES, "test", &err)) return 1;
     labels[N - 1] = 7; /* outside 0..2, on the last rank */
     snprintf(path, sizeof path, "%s/badlabel.h5", dir);
     if (nn_dataset_write(path, &split, &split, CLASSES, "test", &err)) return 1;

@@ -84,6 +84,18 @@ head -c 3000 ck.h5 >e.h5.tmp
 run --epochs 1 --checkpoint e.h5 && run --epochs 1 --checkpoint f.h5 || fail "a killed run's leftovers: $(cat err)"
 [ "$(ls ./*.tmp ./*.lock 2>/dev/null)" = "" ] || fail "leftovers kept: $(ls ./*.tmp ./*.lock)"
 
+# A resume refused once the data is read (another dataset of the same shape) leaves
+# the metrics it would have cut back as they were.
+NNTRAIN_STOP_AT_STEP=11 timeout 120 "$mpiexec" -n 2 -x NNTRAIN_STOP_AT_STEP "$nntrain" --data good.h5 --layers 16,8,3 \
+    --batch-size 8 --epochs 3 --checkpoint mid.h5 --metrics mid.jsonl >out 2>err
+[ $? -eq 75 ] && [ "$(wc -l <mid.jsonl)" -eq 1 ] || fail "a run stopped part-way through epoch 2: $(cat err)"
+later=$(sed 's/^{"epoch": 1,/{"epoch": 2,/' mid.jsonl) && echo "$later" >>mid.jsonl # a record a resume cuts
+kept=$(sha256sum mid.jsonl)
+timeout 120 "$mpiexec" -n 2 "$nntrain" --resume mid.h5 --data fewer.h5 --metrics mid.jsonl >out 2>err; rc=$?
+[ "$rc" -eq 2 ] && grep -qF "nntrain: mid.h5: the shuffling state does not match this data" err ||
+    fail "a resume on another dataset: exit $rc: $(cat err)"
+[ "$(sha256sum mid.jsonl)" = "$kept" ] || fail "a refused resume changed its metrics file"
+
 # The usual preemptible job writes over the checkpoint it resumed from: allowed.
 run --resume ck.h5 --checkpoint ck.h5 --metrics m.jsonl --epochs 3 || fail "resume over the same checkpoint: $(cat err)"
 
@@ -97,6 +109,11 @@ for target in ck.h5 good.h5 link.h5 fifo notes.txt; do
 done
 timeout 120 "$mpiexec" -n 2 "$nneval" --checkpoint ck.h5 --data good.h5 --metrics eval.json >out 2>err &&
     python3 -c "import json,sys; json.load(open(sys.argv[1]))" eval.json || fail "nneval --metrics eval.json: $(cat err)"
+# a failed evaluation leaves the earlier result as it was (the result is renamed into place)
+result=$(sha256sum eval.json)
+timeout 120 "$mpiexec" -n 2 "$nneval" --checkpoint ck.h5 --data text.h5 --metrics eval.json >out 2>err; rc=$?
+[ "$rc" -eq 2 ] && [ "$(sha256sum eval.json)" = "$result" ] || fail "a failed nneval changed its --metrics file (exit $rc)"
+[ "$(ls eval.json.* 2>/dev/null)" = "" ] || fail "nneval left behind: $(ls eval.json.*)"
 
 # nnprep: its output obeys the same rule.
 "$nnprep" --out fifo idx >out 2>err; rc=$?

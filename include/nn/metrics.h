@@ -57,13 +57,17 @@ typedef struct nn_metrics_file {
     int fd; /* -1: closed */
     const char *path;
     int last_epoch; /* after opening: the epoch of the last record kept (0: none) */
+    long keep;      /* after opening: the bytes nn_metrics_cut keeps */
 } nn_metrics_file;
 
-/* Opens `path` for a run. keep_epochs < 0: a fresh run, the file is emptied.
- * keep_epochs >= 0: a resumed run, records of later epochs and a cut-off last line
- * are removed and the rest kept. Either way a file holding anything else than
- * nntrain's records is refused (NN_ERR_INPUT), not overwritten. */
+/* Opens `path` for a run (created if missing) and reads what it holds, changing
+ * nothing: a file holding anything else than nntrain's records is refused
+ * (NN_ERR_INPUT). nn_metrics_cut, once the run has passed every check, then makes
+ * it the run's: keep_epochs < 0 (a fresh run), emptied; keep_epochs >= 0 (a resumed
+ * run), records of later epochs and a cut-off last line removed, the rest kept. So
+ * a run refused after opening leaves the file as it was. */
 int nn_metrics_open(nn_metrics_file *f, const char *path, int keep_epochs, nn_error *err);
+int nn_metrics_cut(nn_metrics_file *f, nn_error *err);
 /* NN_ERR_RUNTIME (the file left as it was before the call) when it cannot be written. */
 int nn_metrics_append(nn_metrics_file *f, const nn_epoch_stats *s, nn_error *err);
 void nn_metrics_close(nn_metrics_file *f);

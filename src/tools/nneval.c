@@ -1,10 +1,14 @@
 /* nneval: score a checkpoint on a dataset split, under MPI like nntrain (each rank
  * scores its shard). Prints accuracy, per-class accuracy and the confusion matrix;
  * --metrics FILE writes the same as one JSON object. */
+#define _POSIX_C_SOURCE 200809L /* mkstemp, fsync */
 #include <errno.h>
 #include <mpi.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "nn/checkpoint.h"
 #include "nn/cli.h"
@@ -130,9 +134,10 @@ static const char *dataset_of(const eval_options *o, const nn_checkpoint *ck) {
 }
 
 /* The metrics file, checked by the one output rule (never the checkpoint or the
- * dataset read) and opened before any work, so a bad path fails at once. It is
- * emptied only if it holds an earlier nneval result (or nothing). */
-static int claim_metrics(const eval_options *o, const char *data, FILE **metrics, nn_error *err) {
+ * dataset read) before any work, so a bad path fails at once. It is replaced only
+ * if it holds an earlier nneval result (or nothing), and only once there is a
+ * result (write_metrics): a run that fails or is stopped leaves it as it was. */
+static int claim_metrics(const eval_options *o, const char *data, nn_error *err) {
     nn_run_files files = {0};
     nn_run_files_input(&files, "--checkpoint", o->checkpoint);
     nn_run_files_input(&files, "--data", data);
@@ -147,19 +152,40 @@ static int claim_metrics(const eval_options *o, const char *data, FILE **metrics
     if (n > 0 && strncmp(head, ours, n) != 0)
         return nn_fail(err, NN_ERR_INPUT, "--metrics %s: holds something other than nneval's results; not overwriting it",
                        o->metrics);
-    if (!(*metrics = fopen(o->metrics, "w")))
-        return nn_fail(err, NN_ERR_INPUT, "--metrics %s: cannot write: %s", o->metrics, strerror(errno));
     return NN_OK;
+}
+
+/* The result into a new file beside the metrics file (a name of its own, so nothing
+ * of the user's is touched), synced, then renamed over it: the file holds the old
+ * result or the new one, whole, whenever the run ends. */
+static int write_metrics(const eval_options *o, const nn_scores *s, const long *confusion, int classes,
+                         const char *data, nn_error *err) {
+    char tmp[NN_PATH_MAX + 16];
+    snprintf(tmp, sizeof tmp, "%s.XXXXXX", o->metrics);
+    int fd = mkstemp(tmp);
+    if (fd < 0) return nn_fail(err, NN_ERR_RUNTIME, "--metrics %s: cannot create %s: %s", o->metrics, tmp, strerror(errno));
+    mode_t mask = umask(0); /* the mode fopen would give, not mkstemp's 0600 */
+    umask(mask);
+    FILE *f = fchmod(fd, 0666 & ~mask) == 0 ? fdopen(fd, "w") : NULL;
+    int status = f ? write_json(f, o->metrics, s, confusion, classes, o->checkpoint, data, o->split, err)
+                   : nn_fail(err, NN_ERR_RUNTIME, "%s: cannot write: %s", tmp, strerror(errno));
+    if (!status && fsync(fd) != 0) status = nn_fail(err, NN_ERR_RUNTIME, "%s: cannot sync: %s", tmp, strerror(errno));
+    int closed = f ? fclose(f) : close(fd);
+    if (closed != 0 && !status) status = nn_fail(err, NN_ERR_RUNTIME, "%s: write failed", o->metrics);
+    if (!status && rename(tmp, o->metrics) != 0)
+        status = nn_fail(err, NN_ERR_RUNTIME, "%s: cannot rename %s into place: %s", o->metrics, tmp, strerror(errno));
+    if (status) unlink(tmp);
+    return status;
 }
 
 /* The checkpoint, the shard and the model, checked against each other. */
 static int prepare(const eval_options *o, MPI_Comm comm, nn_checkpoint *ck, nn_shard *shard, nn_model *model,
-                   nn_evaluator *ev, FILE **metrics, nn_error *err) {
+                   nn_evaluator *ev, nn_error *err) {
     int rank, status;
     MPI_Comm_rank(comm, &rank);
     status = nn_checkpoint_load(o->checkpoint, ck, err);
     const char *data = dataset_of(o, ck);
-    if (!status && rank == 0 && o->metrics[0]) status = claim_metrics(o, data, metrics, err);
+    if (!status && rank == 0 && o->metrics[0]) status = claim_metrics(o, data, err);
     if ((status = nn_comm_agree(comm, status, err))) return status;
     if ((status = nn_shard_read(data, o->split, 0, comm, shard, err))) return status;
     char whose[NN_PATH_MAX + 32];
@@ -179,8 +205,7 @@ static int run(const eval_options *o, MPI_Comm comm, nn_error *err) {
     nn_shard shard = {0};
     nn_model model = {0};
     nn_evaluator ev = {0};
-    FILE *metrics = NULL;
-    int status = prepare(o, comm, &ck, &shard, &model, &ev, &metrics, err);
+    int status = prepare(o, comm, &ck, &shard, &model, &ev, err);
     if (!status) {
         nn_scores scores;
         nn_evaluate(&ev, &model, &shard, comm, &scores);
@@ -189,13 +214,10 @@ static int run(const eval_options *o, MPI_Comm comm, nn_error *err) {
             char what[2 * NN_PATH_MAX + 64];
             snprintf(what, sizeof what, "%s on %s /%s", o->checkpoint, data, o->split);
             report(stdout, &scores, ev.confusion, ev.classes, what);
-            if (metrics)
-                status = write_json(metrics, o->metrics, &scores, ev.confusion, ev.classes, o->checkpoint, data,
-                                    o->split, err);
+            if (o->metrics[0]) status = write_metrics(o, &scores, ev.confusion, ev.classes, data, err);
         }
         status = nn_comm_agree(comm, status, err);
     }
-    if (metrics && fclose(metrics) && !status) status = nn_fail(err, NN_ERR_RUNTIME, "%s: write failed", o->metrics);
     nn_evaluator_free(&ev);
     nn_model_free(&model);
     nn_shard_free(&shard);
