@@ -98,10 +98,32 @@ static int open_dataset(hid_t file, const char *path, const char *split, const c
     return NN_OK;
 }
 
+/* What HDF5 said of the call that just failed: its innermost message (the most
+ * specific, "inflate() failed"), and whether a filter failed to undo what was
+ * stored (the data is damaged: bad input) rather than the reading itself. */
+typedef struct hdf5_reason {
+    char text[128];
+    int damaged;
+} hdf5_reason;
+
+static herr_t note_reason(unsigned depth, const H5E_error2_t *e, void *data) {
+    hdf5_reason *r = data;
+    if (depth == 0) snprintf(r->text, sizeof r->text, "%s", e->desc ? e->desc : "no reason given");
+    if (e->maj_num == H5E_PLINE) r->damaged = 1;
+    return 0;
+}
+
+static void take_reason(hdf5_reason *r) {
+    if (r->text[0]) return; /* the first failure's */
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, note_reason, r);
+    if (!r->text[0]) snprintf(r->text, sizeof r->text, "no reason given");
+}
+
 /* Collective read of rows [offset, offset+count) of a dataset of shape dims,
- * converted to mem_type (HDF5 converts: labels are read as int, images as uint8). */
+ * converted to mem_type (HDF5 converts: labels are read as int, images as uint8).
+ * A failure's reason goes into *why (taken at once: the next HDF5 call clears it). */
 static int read_rows(hid_t dset, int ndims, const hsize_t dims[], long offset, long count,
-                     hid_t mem_type, void *buf) {
+                     hid_t mem_type, void *buf, hdf5_reason *why) {
     hsize_t start[H5S_MAX_RANK] = {0}, block[H5S_MAX_RANK];
     for (int d = 0; d < ndims; d++) block[d] = dims[d];
     start[0] = (hsize_t)offset;
@@ -117,6 +139,7 @@ static int read_rows(hid_t dset, int ndims, const hsize_t dims[], long offset, l
     hid_t xfer = H5Pcreate(H5P_DATASET_XFER);
     H5Pset_dxpl_mpio(xfer, H5FD_MPIO_COLLECTIVE);
     herr_t rc = H5Dread(dset, mem_type, mem_space, file_space, xfer, buf);
+    if (rc < 0) take_reason(why);
     H5Pclose(xfer);
     H5Sclose(mem_space);
     H5Sclose(file_space);
@@ -197,13 +220,21 @@ static int allocate_shard(nn_shard *out, const char *path, int rank, int **wide_
 }
 
 /* Collective: this rank's rows. Labels are read as int whatever their stored
- * width, so out-of-range values are seen rather than wrapped. */
+ * width, so out-of-range values are seen rather than wrapped. Both reads are made
+ * whatever the first gave: they are collective, and a rank that left one out would
+ * leave the others waiting in it. */
 static int read_shard(reader *r, const char *path, const char *split, int rank, const hsize_t idims[], int irank,
                       const hsize_t ldims[], int *wide_labels, nn_shard *out, nn_error *err) {
     int status = NN_OK;
-    if (read_rows(r->images, irank, idims, out->offset, out->count, H5T_NATIVE_UINT8, out->images) ||
-        read_rows(r->labels, 1, ldims, out->offset, out->count, H5T_NATIVE_INT, wide_labels))
-        status = nn_fail(err, NN_ERR_RUNTIME, "%s: reading /%s failed on rank %d", path, split, rank);
+    hdf5_reason why = {{0}, 0};
+    const char *failed = NULL;
+    if (read_rows(r->images, irank, idims, out->offset, out->count, H5T_NATIVE_UINT8, out->images, &why))
+        failed = "images";
+    if (read_rows(r->labels, 1, ldims, out->offset, out->count, H5T_NATIVE_INT, wide_labels, &why) && !failed)
+        failed = "labels";
+    if (failed)
+        return nn_fail(err, why.damaged ? NN_ERR_INPUT : NN_ERR_RUNTIME, "%s: reading /%s/%s failed on rank %d%s: %s",
+                       path, split, failed, rank, why.damaged ? " (damaged data)" : "", why.text);
     for (long i = 0; i < out->count && !status; i++) {
         if (wide_labels[i] < 0 || wide_labels[i] >= out->num_classes)
             status = nn_fail(err, NN_ERR_INPUT, "%s: /%s/labels[%ld] = %d is outside 0..%d", path, split,

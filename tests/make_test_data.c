@@ -51,10 +51,49 @@ static void write_huge_images(hid_t file, const char *name) {
     H5Sclose(space);
 }
 
+/* Images compressed in chunks of 8 samples, written whole. */
+static void write_chunked_images(hid_t file, const char *name, const uint8_t *images) {
+    hsize_t dims[3] = {N, SIDE, SIDE}, chunk[3] = {8, SIDE, SIDE};
+    hid_t space = H5Screate_simple(3, dims, NULL);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, 3, chunk);
+    H5Pset_deflate(dcpl, 6);
+    hid_t dset = H5Dcreate2(file, name, H5T_NATIVE_UINT8, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    H5Dwrite(dset, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, images);
+    H5Dclose(dset);
+    H5Pclose(dcpl);
+    H5Sclose(space);
+}
+
+/* Flips the bytes of /train/images' second chunk (samples 8-15: rank 0's at 2 ranks)
+ * past its first two, so the chunk no longer inflates: a file damaged on disk. */
+static int damage_second_chunk(const char *path) {
+    hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t dset = H5Dopen2(file, "/train/images", H5P_DEFAULT);
+    hsize_t offset[3];
+    unsigned mask;
+    haddr_t addr = 0;
+    hsize_t size = 0;
+    hid_t space = H5Dget_space(dset);
+    herr_t rc = H5Dget_chunk_info(dset, space, 1, offset, &mask, &addr, &size);
+    H5Sclose(space);
+    H5Dclose(dset);
+    H5Fclose(file);
+    FILE *f = rc < 0 || size < 4 ? NULL : fopen(path, "r+b");
+    if (!f) return 1;
+    for (hsize_t i = 2; i < size; i++) {
+        fseek(f, (long)(addr + i), SEEK_SET);
+        int c = fgetc(f);
+        fseek(f, (long)(addr + i), SEEK_SET);
+        fputc(c ^ 0x5a, f);
+    }
+    return fclose(f) ? 1 : 0;
+}
+
 /* A file built by hand, for the layouts nn_dataset_write refuses to produce. */
 typedef enum {
     FLAT_IMAGES, NO_TRAIN_IMAGES, ZERO_SAMPLES, COUNT_MISMATCH, FLOAT_IMAGES, NO_CLASSES, ARRAY_CLASSES,
-    REAL_CLASSES, HUGE_SAMPLES
+    REAL_CLASSES, HUGE_SAMPLES, DAMAGED_CHUNK
 } variant;
 
 static void write_variant(const char *dir, const char *name, variant v, const uint8_t *images, const uint8_t *labels) {
@@ -74,11 +113,13 @@ static void write_variant(const char *dir, const char *name, variant v, const ui
         if (v == FLAT_IMAGES) write_dataset(file, g, H5T_NATIVE_UINT8, 1, &flat, images);
         else if (v == FLOAT_IMAGES) write_dataset(file, g, H5T_NATIVE_FLOAT, 3, idims, NULL);
         else if (v == HUGE_SAMPLES) write_huge_images(file, g);
+        else if (v == DAMAGED_CHUNK && s == 0) write_chunked_images(file, g, images);
         else if (!(v == NO_TRAIN_IMAGES && s == 0)) write_dataset(file, g, H5T_NATIVE_UINT8, 3, idims, n ? images : NULL);
         snprintf(g, sizeof g, "/%s/labels", splits[s]);
         write_dataset(file, g, H5T_NATIVE_UINT8, 1, ldims, ldims[0] ? labels : NULL);
     }
     H5Fclose(file);
+    if (v == DAMAGED_CHUNK && damage_second_chunk(path)) fprintf(stderr, "make_test_data: cannot damage %s\n", path);
 }
 
 int main(int argc, char **argv) {
@@ -119,6 +160,7 @@ int main(int argc, char **argv) {
     write_variant(dir, "arrayclasses.h5", ARRAY_CLASSES, images, labels);
     write_variant(dir, "realclasses.h5", REAL_CLASSES, images, labels);
     write_variant(dir, "huge.h5", HUGE_SAMPLES, images, labels);
+    write_variant(dir, "damaged.h5", DAMAGED_CHUNK, images, labels);
     snprintf(path, sizeof path, "%s/text.h5", dir);
     FILE *f = fopen(path, "w");
     if (!f) return 1;
