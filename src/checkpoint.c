@@ -33,6 +33,7 @@
 #include <fcntl.h>
 #include <hdf5.h>
 #include <libgen.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -684,6 +685,10 @@ static void get_arrays(reader *r, const record *rec, nn_checkpoint *ck) {
     hsize_t rdims[2] = {(hsize_t)ck->rows, 4};
     get_dataset(r, "/progress/rng_state", H5T_NATIVE_UINT32, 2, rdims, ck->rng_states);
     get_dataset(r, "/progress/loss_partial", H5T_NATIVE_DOUBLE, 1, rdims, ck->loss_partials);
+    for (int i = 0; i < ck->rows && !r->failed; i++) /* no checksum covers it: a sum of losses is >= 0 and finite */
+        if (!(ck->loss_partials[i] >= 0.0 && isfinite(ck->loss_partials[i])))
+            reject(r, NN_ERR_INPUT, "not a valid checkpoint: /progress/loss_partial[%d] = %g (a sum of losses)", i,
+                   ck->loss_partials[i]);
     if (r->failed) return;
     uint32_t computed = nn_checksum(ck->params, ck->n_params);
     if ((uint32_t)rec->checksum != computed)

@@ -3,12 +3,30 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+/* `text` into `out` with its control characters written out ("\n", "\x1b"): a path
+ * or value holding a newline would otherwise break the message's one line. */
+static void escape_controls(const char *text, char *out, size_t cap) {
+    size_t n = 0;
+    for (const unsigned char *c = (const unsigned char *)text; *c && n + 1 < cap; c++) {
+        char esc[8];
+        int len = *c == '\n' ? snprintf(esc, sizeof esc, "\\n")
+                  : *c == '\t' ? snprintf(esc, sizeof esc, "\\t")
+                  : *c < 0x20 || *c == 0x7f ? snprintf(esc, sizeof esc, "\\x%02x", *c)
+                                            : snprintf(esc, sizeof esc, "%c", *c);
+        if (n + (size_t)len >= cap) break;
+        for (int i = 0; i < len; i++) out[n++] = esc[i];
+    }
+    out[n] = '\0';
+}
+
 int nn_fail(nn_error *err, int status, const char *fmt, ...) {
     if (err) {
+        char text[sizeof err->msg];
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        vsnprintf(text, sizeof text, fmt, ap);
         va_end(ap);
+        escape_controls(text, err->msg, sizeof err->msg);
         err->status = status;
     }
     return status;

@@ -5,7 +5,8 @@
  *   ckpt_tamper FILE set GROUP NAME VALUE  set (or add) an attribute: an integer when
  *                                          VALUE has no '.', 'e' or "nan", else a real
  *   ckpt_tamper FILE unsigned      drop the attribute checksum (/integrity), as files
- *                                  written before it have none */
+ *                                  written before it have none
+ *   ckpt_tamper FILE loss VALUE    set rank 0's /progress/loss_partial (no checksum covers it) */
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +27,7 @@ static int set_attr(hid_t file, const char *group, const char *name, const char 
 
 int main(int argc, char **argv) {
     if (argc < 3) {
-        fprintf(stderr, "usage: ckpt_tamper FILE weight|version N|real-version|set GROUP NAME VALUE|unsigned\n");
+        fprintf(stderr, "usage: ckpt_tamper FILE weight|version N|real-version|set GROUP NAME VALUE|unsigned|loss VALUE\n");
         return 2;
     }
     hid_t file = H5Fopen(argv[1], H5F_ACC_RDWR, H5P_DEFAULT);
@@ -56,6 +57,17 @@ int main(int argc, char **argv) {
         H5Sclose(space);
     } else if (!strcmp(argv[2], "set") && argc == 6) {
         rc = set_attr(file, argv[3], argv[4], argv[5]);
+    } else if (!strcmp(argv[2], "loss") && argc == 4) {
+        double v = atof(argv[3]); /* atof reads "nan" and "inf" too */
+        hid_t dset = H5Dopen2(file, "/progress/loss_partial", H5P_DEFAULT);
+        hid_t space = H5Dget_space(dset);
+        hsize_t start[1] = {0}, count[1] = {1};
+        H5Sselect_hyperslab(space, H5S_SELECT_SET, start, NULL, count, NULL);
+        hid_t mem = H5Screate_simple(1, count, NULL);
+        rc = H5Dwrite(dset, H5T_NATIVE_DOUBLE, mem, space, H5P_DEFAULT, &v) < 0;
+        H5Sclose(mem);
+        H5Sclose(space);
+        H5Dclose(dset);
     } else if (!strcmp(argv[2], "unsigned")) {
         rc = H5Ldelete(file, "/integrity", H5P_DEFAULT) < 0;
     } else if (!strcmp(argv[2], "version") && argc == 4) {

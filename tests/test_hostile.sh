@@ -23,6 +23,7 @@ timeout 120 "$mpiexec" -n 2 "$nntrain" --data "$dir/good.h5" --layers 16,8,3 --b
 # files written before it (their values must pass the command line's checks)
 edit() { local name=$1; shift; cp "$dir/small.h5" "$dir/$name.h5" && "$tamper" "$dir/$name.h5" "$@"; }
 edit attrs set /optimizer lr -1.0
+edit negloss loss -1e6 && edit nanloss loss nan
 for e in "neglr /optimizer lr -1.0" "negwd /optimizer weight_decay -0.5" "bigbatch /options batch_size 4294967396" \
          "endstep /progress global_step 100000" "unknown /options foo 3" "epochs /progress epochs_completed 3"; do
     set -- $e; edit "$1" set "$2" "$3" "$4" && "$tamper" "$dir/$1.h5" unsigned
@@ -39,6 +40,7 @@ while IFS='|' read -r tool ranks code message words; do
     for word in $words; do # split on spaces; no globbing of the table's words
         word=${word//@DIR@/$dir}
         word=${word//@SP@/ }
+        word=${word//@NL@/$'\n'}
         [ "$word" = @EMPTY@ ] && word=""
         if [[ $word == @ENV:* ]]; then # NAME=VALUE in the tool's environment (every rank's)
             word=${word#@ENV:}

@@ -15,7 +15,7 @@ enum nn_status {
 
 typedef struct nn_error {
     int status;     /* one of nn_status */
-    char msg[512];  /* one line, no trailing newline */
+    char msg[512];  /* one line, no trailing newline (nn_fail writes out control characters) */
 } nn_error;
 
 /* Record an error (printf-style) and return its status, so callers can write
