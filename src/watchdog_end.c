@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "nn/error.h"
+#include "nn/outputs.h"
 
 enum launcher { NOT_MPI, HEAD, DAEMON };
 
@@ -104,7 +105,9 @@ static void spawn_reaper(long grace_ms) {
 }
 
 void nn_watchdog_end_job(nn_end_cause cause) {
-    if (leftover[0]) unlink(leftover);
+    nn_error ignored;
+    if (leftover[0]) /* the checkpoint being written; a user's file there is left alone */
+        nn_output_remove_leftover("--checkpoint", "", leftover, NN_HDF5_SIGNATURE, &ignored);
     pid_t parent = getppid();
     if (cause == NN_END_ALONE && launcher_of(parent) == HEAD) {
         spawn_reaper(5000);

@@ -22,10 +22,6 @@
  * refuse a format-2 file by its version. This build reads both. */
 #define NN_CHECKPOINT_FORMAT_CONV 2
 
-/* The first bytes of every HDF5 file this code writes (its superblock at offset 0):
- * how a checkpoint's temporary file left by a killed write is told from a user's. */
-#define NN_HDF5_SIGNATURE "\x89HDF\r\n\x1a\n"
-
 /* Where training stands. */
 typedef struct nn_progress {
     int epochs_completed; /* the epoch in progress is epochs_completed + 1 */

@@ -21,6 +21,10 @@
 
 #define NN_OUTPUTS_MAX 8
 
+/* The first bytes of every HDF5 file this code writes (its superblock at offset 0):
+ * how a checkpoint's temporary file left by a killed write is told from a user's. */
+#define NN_HDF5_SIGNATURE "\x89HDF\r\n\x1a\n"
+
 /* One run's files: what it reads and what it will write. `option` names each path
  * in messages ("--checkpoint"). Paths are borrowed, not copied. */
 typedef struct nn_file_role {
