@@ -11,7 +11,10 @@
 #include <hdf5.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include "nn/outputs.h"
 
 /* Images are chunked along N: each chunk holds whole samples, at most this many bytes,
  * so a rank's contiguous hyperslab touches few chunks and no chunk is read twice. */
@@ -103,7 +106,9 @@ static int write_root_attributes(hid_t file, int num_classes, const char *source
 /* Create the temporary file ourselves first: plain open() gives a clear reason
  * ("No such file or directory") where HDF5's stack is long and noisy. */
 static int create_tmp(const char *path, const char *tmp, nn_error *err) {
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+    int status = nn_output_remove_leftover("--out", path, tmp, NN_HDF5_SIGNATURE, err);
+    if (status) return status;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0666); /* a file made since is another writer's */
     if (fd < 0)
         return nn_fail(err, NN_ERR_RUNTIME, "%s: cannot create temporary file %s: %s", path, tmp,
                        strerror(errno));
@@ -163,4 +168,20 @@ int nn_dataset_write(const char *path, const nn_split_data *train, const nn_spli
 
     H5Eset_auto2(H5E_DEFAULT, old_handler, old_data);
     return status;
+}
+
+int nn_dataset_check_replaceable(const char *option, const char *path, nn_error *err) {
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) return NN_OK; /* nothing of value there */
+    H5E_auto2_t old_handler;
+    void *old_data;
+    H5Eget_auto2(H5E_DEFAULT, &old_handler, &old_data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    hid_t file = H5Fis_hdf5(path) > 0 ? H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT) : -1;
+    int ours = file >= 0 && H5Lexists(file, "/train", H5P_DEFAULT) > 0 && H5Lexists(file, "/test", H5P_DEFAULT) > 0 &&
+               H5Aexists_by_name(file, "/", "num_classes", H5P_DEFAULT) > 0;
+    if (file >= 0) H5Fclose(file);
+    H5Eset_auto2(H5E_DEFAULT, old_handler, old_data);
+    return ours ? NN_OK
+                : nn_fail(err, NN_ERR_INPUT, "%s %s: exists and is not an nntrain dataset; not replacing it", option, path);
 }

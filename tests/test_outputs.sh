@@ -118,6 +118,12 @@ timeout 120 "$mpiexec" -n 2 "$nneval" --checkpoint ck.h5 --data text.h5 --metric
 # nnprep: its output obeys the same rule.
 "$nnprep" --out fifo idx >out 2>err; rc=$?
 [ "$rc" -eq 2 ] && grep -qF "nnprep: --out fifo: is a FIFO" err && [ -p fifo ] || fail "nnprep --out fifo: exit $rc: $(cat err)"
+echo mine >prep.h5.tmp # a user's file at the temporary name: kept, and nothing written
+"$nnprep" --out prep.h5 idx >out 2>err; rc=$?
+[ "$rc" -eq 2 ] && grep -qF "nnprep: --out prep.h5: prep.h5.tmp exists and is not a file this tool was writing" err &&
+    [ "$(cat prep.h5.tmp)" = mine ] && [ ! -e prep.h5 ] || fail "nnprep over a user's prep.h5.tmp: exit $rc: $(cat err)"
+head -c 100 good.h5 >prep.h5.tmp # a killed nnprep's leftover: taken
+"$nnprep" --out prep.h5 idx >out 2>err && [ ! -e prep.h5.tmp ] || fail "nnprep after a killed one: $(cat err)"
 
 # Two live runs, one checkpoint: the second is refused at once, naming the first.
 # The first is held in a long run of steps (many epochs), then stopped by SIGTERM.

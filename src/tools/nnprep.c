@@ -173,6 +173,7 @@ static int convert(const prep_options *opts, split_files *train, split_files *te
     }
     nn_run_files_temporary(&files, nn_run_files_output(&files, "--out", opts->out), tmp);
     if ((status = nn_run_files_check(&files, err))) return status;
+    if ((status = nn_dataset_check_replaceable("--out", opts->out, err))) return status;
     snprintf(source, sizeof source, "%s (%s)", opts->fashion ? "fashion-mnist" : "mnist", where);
 
     nn_split_data train_data = as_split_data(train), test_data = as_split_data(test);
