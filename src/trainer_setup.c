@@ -73,6 +73,10 @@ static int check_fit(trainer *t, nn_error *err) {
     if (t->test.dim != t->train.dim)
         return nn_fail(err, NN_ERR_INPUT, "%s: /test samples have %d values, /train samples %d", c->data,
                        t->test.dim, t->train.dim);
+    if (memcmp(t->test.image, t->train.image, sizeof t->train.image)) /* the same values, another shape */
+        return nn_fail(err, NN_ERR_INPUT, "%s: /test samples are %dx%dx%d, /train samples %dx%dx%d", c->data,
+                       t->test.image[0], t->test.image[1], t->test.image[2], t->train.image[0], t->train.image[1],
+                       t->train.image[2]);
     if (c->batch_size < t->nranks)
         return nn_fail(err, NN_ERR_INPUT, "--batch-size %d is smaller than the %d ranks", c->batch_size, t->nranks);
     if (c->batch_size > t->train.total)

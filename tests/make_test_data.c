@@ -93,7 +93,7 @@ static int damage_second_chunk(const char *path) {
 /* A file built by hand, for the layouts nn_dataset_write refuses to produce. */
 typedef enum {
     FLAT_IMAGES, NO_TRAIN_IMAGES, ZERO_SAMPLES, COUNT_MISMATCH, FLOAT_IMAGES, NO_CLASSES, ARRAY_CLASSES,
-    REAL_CLASSES, HUGE_SAMPLES, DAMAGED_CHUNK
+    REAL_CLASSES, HUGE_SAMPLES, DAMAGED_CHUNK, TEST_RESHAPED
 } variant;
 
 static void write_variant(const char *dir, const char *name, variant v, const uint8_t *images, const uint8_t *labels) {
@@ -109,6 +109,7 @@ static void write_variant(const char *dir, const char *name, variant v, const ui
         H5Gclose(H5Gcreate2(file, g, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
         hsize_t n = v == ZERO_SAMPLES ? 0 : N;
         hsize_t idims[3] = {n, SIDE, SIDE}, flat = n * SIDE * SIDE, ldims[1] = {v == COUNT_MISMATCH ? n - 1 : n};
+        if (v == TEST_RESHAPED && s == 1) idims[1] = SIDE / 2, idims[2] = SIDE * 2; /* the same values a sample */
         snprintf(g, sizeof g, "/%s/images", splits[s]);
         if (v == FLAT_IMAGES) write_dataset(file, g, H5T_NATIVE_UINT8, 1, &flat, images);
         else if (v == FLOAT_IMAGES) write_dataset(file, g, H5T_NATIVE_FLOAT, 3, idims, NULL);
@@ -161,6 +162,7 @@ int main(int argc, char **argv) {
     write_variant(dir, "realclasses.h5", REAL_CLASSES, images, labels);
     write_variant(dir, "huge.h5", HUGE_SAMPLES, images, labels);
     write_variant(dir, "damaged.h5", DAMAGED_CHUNK, images, labels);
+    write_variant(dir, "reshaped.h5", TEST_RESHAPED, images, labels);
     snprintf(path, sizeof path, "%s/text.h5", dir);
     FILE *f = fopen(path, "w");
     if (!f) return 1;
