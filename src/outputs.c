@@ -160,11 +160,13 @@ int nn_output_remove_leftover(const char *option, const char *path, const char *
     if (fd < 0 && errno == ENOENT) return NN_OK;
     struct stat st;
     bool ours = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1;
-    if (ours) { /* what was written of it begins as ours does: a killed write may be cut anywhere */
-        char head[64];
+    if (ours) { /* what was written of it begins as ours does (a killed write may be cut
+                 * anywhere), or reads as zeros (blocks a crashed node never wrote) */
+        char head[64], zeros[64] = {0};
         size_t want = strlen(signature) < sizeof head ? strlen(signature) : sizeof head;
         ssize_t n = pread(fd, head, want, 0);
-        ours = n >= 0 && (n == st.st_size || (size_t)n == want) && !memcmp(head, signature, (size_t)n);
+        ours = n >= 0 && (n == st.st_size || (size_t)n == want) &&
+               (!memcmp(head, signature, (size_t)n) || !memcmp(head, zeros, (size_t)n));
     }
     if (fd >= 0) close(fd);
     if (!ours)

@@ -84,7 +84,8 @@ if [ "$rc" -eq 0 ] && [[ "$out" =~ ^nntrain\ [0-9]+\.[0-9]+\.[0-9]+$ ]]; then ok
 
 
 # The leftover of a killed checkpoint write (FILE.tmp) goes at the next start, even
-# when that run then stops on bad input.
+# when that run then stops on bad input; here one whose blocks never reached the disk
+# (zeros; test_outputs has a cut-off one, and a user's file there, which stays).
 head -c 100000 /dev/zero >"$dir/stale.h5.tmp"
 run 2 --data "$dir/good.h5" --checkpoint "$dir/stale.h5"
 if [ "$rc" -eq 2 ] && [ ! -e "$dir/stale.h5.tmp" ]; then ok "a stale FILE.tmp is removed at start"

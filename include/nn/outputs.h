@@ -54,7 +54,9 @@ int nn_run_files_check(const nn_run_files *files, nn_error *err);
 
 /* Local, with the output's lock held: removes `leftover` (the temporary file of a
  * write killed part-way) where it is ours, a regular file of one name whose content
- * begins as `signature` does (or is cut within it; an empty file included). Anything
+ * begins as `signature` does (or is cut within it; an empty file included) or with
+ * zeros where the signature would be (a node that crashed before its blocks reached
+ * the disk). Anything
  * else there, a symbolic link included, is a user's file: NN_ERR_INPUT, untouched. */
 int nn_output_remove_leftover(const char *option, const char *path, const char *leftover, const char *signature,
                               nn_error *err);
