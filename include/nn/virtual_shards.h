@@ -14,8 +14,9 @@
 enum { NN_VSHARDS_MAX = 4096, NN_VSHARDS_MIN_DEFAULT = 8 };
 
 /* The default V for a batch: its smallest divisor >= 8 (the batch itself when it
- * has none and is under NN_VSHARDS_MAX; 1 for a larger one with none), so runs of up to 8 ranks work with no choice to make, and the shards'
- * batches stay as large as possible (fewer, larger products: cheaper). */
+ * has none and is under NN_VSHARDS_MAX; 1 for a larger one with none), so runs of
+ * up to 8 ranks work with no choice to make, and the shards' batches stay as large
+ * as possible (fewer, larger products: cheaper). */
 int nn_vshards_default(int batch);
 
 /* Rows [*begin, *begin + *count) of shard v of V over `total` rows. */
