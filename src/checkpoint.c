@@ -601,7 +601,8 @@ static void check_attributes(reader *r, const record *rec, const nn_model_spec *
                (uint32_t)stored, computed);
 }
 
-/* Reads a dataset that must have exactly the given shape. */
+/* Reads a dataset that must have exactly the given shape; with `out` NULL, only
+ * checks the shape. */
 static void get_dataset(reader *r, const char *name, hid_t type, int rank, const hsize_t *dims, void *out) {
     if (r->failed) return;
     hid_t dset = H5Lexists(r->file, name, H5P_DEFAULT) > 0 ? H5Dopen2(r->file, name, H5P_DEFAULT) : -1;
@@ -614,10 +615,13 @@ static void get_dataset(reader *r, const char *name, hid_t type, int rank, const
         for (int i = 0; ok && i < rank; i++) ok = got[i] == dims[i];
         H5Sclose(space);
     }
-    if (ok) ok = H5Dread(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) >= 0;
+    if (ok && out) ok = H5Dread(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) >= 0;
     if (dset >= 0) H5Dclose(dset);
     if (!ok) reject(r, NN_ERR_INPUT, "not a valid checkpoint: missing, misshapen or unreadable %s", name);
 }
+
+/* Where offset lands in buffer; NULL when only the shapes are checked. */
+static float *at(float *buffer, size_t offset) { return buffer ? buffer + offset : NULL; }
 
 /* Format 2: PREFIX/convK/{weight,bias}, the convolutions' parameters (first in the
  * buffer); returns how many floats they are. */
@@ -630,10 +634,10 @@ static size_t get_conv_layers(reader *r, const char *group, const nn_model_spec 
         char name[128];
         hsize_t wdims[4] = {(hsize_t)l->k, (hsize_t)l->k, c, (hsize_t)l->channels}, bdims[1] = {wdims[3]};
         snprintf(name, sizeof name, "%s/conv%d/weight", group, ++k);
-        get_dataset(r, name, H5T_NATIVE_FLOAT, 4, wdims, buffer + offset);
+        get_dataset(r, name, H5T_NATIVE_FLOAT, 4, wdims, at(buffer, offset));
         offset += wdims[0] * wdims[1] * wdims[2] * wdims[3];
         snprintf(name, sizeof name, "%s/conv%d/bias", group, k);
-        get_dataset(r, name, H5T_NATIVE_FLOAT, 1, bdims, buffer + offset);
+        get_dataset(r, name, H5T_NATIVE_FLOAT, 1, bdims, at(buffer, offset));
         offset += bdims[0];
         c = wdims[3];
     }
@@ -646,10 +650,10 @@ static void get_layers(reader *r, const char *group, const nn_model_spec *spec, 
         char name[128];
         hsize_t wdims[2] = {(hsize_t)spec->widths[i], (hsize_t)spec->widths[i + 1]}, bdims[1] = {wdims[1]};
         snprintf(name, sizeof name, "%s/dense%d/weight", group, i + 1);
-        get_dataset(r, name, H5T_NATIVE_FLOAT, 2, wdims, buffer + offset);
+        get_dataset(r, name, H5T_NATIVE_FLOAT, 2, wdims, at(buffer, offset));
         offset += wdims[0] * wdims[1];
         snprintf(name, sizeof name, "%s/dense%d/bias", group, i + 1);
-        get_dataset(r, name, H5T_NATIVE_FLOAT, 1, bdims, buffer + offset);
+        get_dataset(r, name, H5T_NATIVE_FLOAT, 1, bdims, at(buffer, offset));
         offset += bdims[0];
     }
 }
@@ -672,6 +676,10 @@ static int saved_rows(reader *r, const nn_checkpoint *ck) {
 
 /* Parameters, momentum and the per-rank state, with the checksums checked. */
 static void get_arrays(reader *r, const record *rec, nn_checkpoint *ck) {
+    /* the file holds the arrays its widths promise before their memory is asked for:
+     * widths edited in a file without /integrity are then bad input, not out of memory */
+    get_layers(r, "/model", &ck->config.spec, NULL);
+    get_layers(r, "/optimizer/velocity", &ck->config.spec, NULL);
     if (r->failed) return;
     ck->params = malloc(ck->n_params * sizeof(float));
     ck->velocity = malloc(ck->n_params * sizeof(float));

@@ -22,6 +22,10 @@ static const struct {
     {"NN_FACTOR_ITEMS", NULL, 1, 1000000},
     {"NN_FACTOR_MIN_TILE", NULL, 1, 1000000000},
     {"NNTRAIN_STOP_AT_STEP", NULL, 0, 1000000000000000L},
+    /* OpenMP's own, read by its runtime (which quietly ignores "abc" or "0" and would
+     * start 5000 threads): held to --threads' range. Lists ("4,2", for nested
+     * regions) are refused too; nntrain has none. */
+    {"OMP_NUM_THREADS", NULL, 1, 1024},
 };
 enum { N_KNOBS = sizeof knobs / sizeof knobs[0] };
 

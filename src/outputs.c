@@ -67,6 +67,14 @@ static const char *kind_of(mode_t mode) {
     return "not a regular file";
 }
 
+void nn_output_follow_link(char *path, size_t cap) {
+    struct stat link, target;
+    char resolved[PATH_MAX];
+    if (lstat(path, &link) != 0 || !S_ISLNK(link.st_mode) || stat(path, &target) != 0 || !S_ISREG(target.st_mode))
+        return;
+    if (realpath(path, resolved) && strlen(resolved) < cap) strcpy(path, resolved);
+}
+
 /* ---- the rule ---- */
 
 /* Can a file be created under this exact name? Tried for real (and undone), so a
@@ -90,12 +98,30 @@ static int try_create(const nn_file_role *out, const char *name, nn_error *err) 
     return NN_OK;
 }
 
+static bool is_link(const char *path) {
+    struct stat st;
+    return lstat(path, &st) == 0 && S_ISLNK(st.st_mode);
+}
+
+/* A link that leads nowhere (a link to a file was followed: nn_output_follow_link):
+ * writing through it would create a file the user never named. */
+static int refuse_dangling_link(const nn_file_role *out, nn_error *err) {
+    struct stat st;
+    int why = stat(out->path, &st) == 0 ? 0 : errno;
+    char target[NN_PATH_MAX];
+    ssize_t n = readlink(out->path, target, sizeof target - 1);
+    target[n > 0 ? n : 0] = '\0';
+    return nn_fail(err, NN_ERR_INPUT, "%s %s: is a symbolic link to %s (%s); give the file's own path", out->option,
+                   out->path, target, strerror(why));
+}
+
 static int check_output(const nn_run_files *files, int i, nn_error *err) {
     const nn_file_role *out = &files->outputs[i];
     size_t len = strlen(out->path);
     if (out->path[len - 1] == '/') return nn_fail(err, NN_ERR_INPUT, "%s %s: names a directory, not a file", out->option, out->path);
     identity id;
     identify(out->path, &id);
+    if (!id.exists && is_link(out->path)) return refuse_dangling_link(out, err);
     if (id.exists && !S_ISREG(id.st.st_mode))
         return nn_fail(err, NN_ERR_INPUT, "%s %s: is %s; an output must be a regular file", out->option, out->path,
                        kind_of(id.st.st_mode));

@@ -229,8 +229,8 @@ int nn_train(const nn_train_options *opt, MPI_Comm comm, FILE *log, nn_train_res
     t.threads = nn_placement_threads(opt->threads, comm);
     nn_thread_tuning_start(&t.tuning, t.threads, opt->thread_tuning);
 
-    char leftover[NN_PATH_MAX + 8] = ""; /* the checkpoint being written, if the watchdog ends the job */
-    if (opt->checkpoint[0]) snprintf(leftover, sizeof leftover, "%s.tmp", opt->checkpoint);
+    char leftover[NN_PATH_MAX + 8]; /* the checkpoint being written, if the watchdog ends the job */
+    trainer_follow_output_links(&t, leftover, sizeof leftover);
     nn_watchdog_remove_on_timeout(leftover);
     int status = nn_watchdog_start(comm, opt->timeout, err); /* so the node's ranks watch start-up together */
     if (!status) status = trainer_setup(&t, err);

@@ -5,6 +5,7 @@
 #include "nn/comm.h"
 #include "nn/conv_spec.h"
 #include "nn/env.h"
+#include "nn/placement.h"
 #include "nn/virtual_shards.h"
 #include "nn/watchdog.h"
 #include "trainer.h"
@@ -131,8 +132,27 @@ static factors_use use_factors(const trainer *t) {
 }
 
 /* Model, optimizer, evaluator, batch buffers and the metrics file (local parts). */
+/* Collective. Each rank keeps at least three copies of the parameters (weights,
+ * gradients, momentum), all written in the first step: a network that cannot fit
+ * them on this node is refused now, with numbers, instead of being ended by the
+ * kernel's out-of-memory killer (which may pick another process) mid-run. */
+static int check_memory(const trainer *t, nn_error *err) {
+    int local_ranks;
+    nn_comm_node_layout(t->comm, &local_ranks, NULL);
+    size_t params = nn_spec_param_count(&t->cfg.spec);
+    double rank_bytes = 3.0 * sizeof(float) * (double)params, gib = 1024.0 * 1024.0 * 1024.0;
+    const char *source;
+    double node_bytes = nn_placement_node_memory(&source);
+    if (node_bytes <= 0 || rank_bytes * local_ranks <= node_bytes) return NN_OK;
+    return nn_fail(err, NN_ERR_RUNTIME, "out of memory: a network of %zu parameters needs at least %.1f GiB a rank "
+                   "(weights, gradients, momentum), %.1f GiB for this node's %d rank%s; the node has %.1f GiB (%s and swap)",
+                   params, rank_bytes / gib, rank_bytes * local_ranks / gib, local_ranks, local_ranks == 1 ? "" : "s",
+                   node_bytes / gib, source);
+}
+
 static int allocate(trainer *t, nn_error *err) {
     const nn_run_config *c = &t->cfg;
+    if (check_memory(t, err)) return NN_ERR_RUNTIME;
     int max_local = (c->batch_size + t->nranks - 1) / t->nranks;
     if (c->virtual_shards) /* whole shards: up to ceil(V / P) of batch / V rows */
         max_local = (c->virtual_shards + t->nranks - 1) / t->nranks * (c->batch_size / c->virtual_shards);
@@ -181,6 +201,13 @@ static int claim_outputs(trainer *t, nn_error *err) {
         status = nn_output_remove_leftover("--checkpoint", o->checkpoint, checkpoint_tmp, NN_HDF5_SIGNATURE, err);
     if (!status && o->metrics[0]) status = nn_output_lock_acquire(&t->metrics_lock, "--metrics", o->metrics, err);
     return status;
+}
+
+void trainer_follow_output_links(trainer *t, char *leftover, size_t cap) {
+    nn_output_follow_link(t->opt.checkpoint, sizeof t->opt.checkpoint); /* rank 0 writes; every rank's */
+    nn_output_follow_link(t->opt.metrics, sizeof t->opt.metrics);      /* watchdog may clean up */
+    leftover[0] = '\0';
+    if (t->opt.checkpoint[0]) snprintf(leftover, cap, "%s.tmp", t->opt.checkpoint); /* as nn_checkpoint_save names it */
 }
 
 int trainer_setup(trainer *t, nn_error *err) {

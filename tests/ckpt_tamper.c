@@ -6,7 +6,8 @@
  *                                          VALUE has no '.', 'e' or "nan", else a real
  *   ckpt_tamper FILE unsigned      drop the attribute checksum (/integrity), as files
  *                                  written before it have none
- *   ckpt_tamper FILE loss VALUE    set rank 0's /progress/loss_partial (no checksum covers it) */
+ *   ckpt_tamper FILE loss VALUE    set rank 0's /progress/loss_partial (no checksum covers it)
+ *   ckpt_tamper FILE widths W0,W1,...  set /model/widths (and n_params to match) */
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,9 +26,32 @@ static int set_attr(hid_t file, const char *group, const char *name, const char 
     return rc;
 }
 
+/* /model/widths as given, and /model/n_params as those widths' dense network has. */
+static int set_widths(hid_t file, const char *list) {
+    int widths[64], n = 0;
+    long long params = 0;
+    for (const char *p = list; *p && n < 64; p += strspn(p, ",")) {
+        widths[n] = atoi(p);
+        if (n > 0) params += (long long)widths[n - 1] * widths[n] + widths[n];
+        n++;
+        p += strcspn(p, ",");
+    }
+    char text[32];
+    snprintf(text, sizeof text, "%lld", params);
+    hsize_t dims[1] = {(hsize_t)n};
+    H5Adelete_by_name(file, "/model", "widths", H5P_DEFAULT);
+    hid_t space = H5Screate_simple(1, dims, NULL);
+    hid_t attr = H5Acreate_by_name(file, "/model", "widths", H5T_NATIVE_INT, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    int rc = attr < 0 || H5Awrite(attr, H5T_NATIVE_INT, widths) < 0;
+    if (attr >= 0) H5Aclose(attr);
+    H5Sclose(space);
+    return rc || set_attr(file, "/model", "n_params", text);
+}
+
 int main(int argc, char **argv) {
     if (argc < 3) {
-        fprintf(stderr, "usage: ckpt_tamper FILE weight|version N|real-version|set GROUP NAME VALUE|unsigned|loss VALUE\n");
+        fprintf(stderr, "usage: ckpt_tamper FILE weight|version N|real-version|set GROUP NAME VALUE|unsigned|loss VALUE|"
+                        "widths W0,W1,...\n");
         return 2;
     }
     hid_t file = H5Fopen(argv[1], H5F_ACC_RDWR, H5P_DEFAULT);
@@ -68,6 +92,8 @@ int main(int argc, char **argv) {
         H5Sclose(mem);
         H5Sclose(space);
         H5Dclose(dset);
+    } else if (!strcmp(argv[2], "widths") && argc == 4) {
+        rc = set_widths(file, argv[3]);
     } else if (!strcmp(argv[2], "unsigned")) {
         rc = H5Ldelete(file, "/integrity", H5P_DEFAULT) < 0;
     } else if (!strcmp(argv[2], "version") && argc == 4) {

@@ -24,6 +24,9 @@ timeout 120 "$mpiexec" -n 2 "$nntrain" --data "$dir/good.h5" --layers 16,8,3 --b
 edit() { local name=$1; shift; cp "$dir/small.h5" "$dir/$name.h5" && "$tamper" "$dir/$name.h5" "$@"; }
 edit attrs set /optimizer lr -1.0
 edit negloss loss -1e6 && edit nanloss loss nan
+edit wide unsigned && "$tamper" "$dir/wide.h5" widths 16,1000000,1000000,3 # 4 TB of weights it does not hold
+# outputs that are symbolic links leading nowhere
+ln -s nowhere/ck.h5 "$dir/dangling.h5" && ln -s loop2.jsonl "$dir/loop1.jsonl" && ln -s loop1.jsonl "$dir/loop2.jsonl"
 for e in "neglr /optimizer lr -1.0" "negwd /optimizer weight_decay -0.5" "bigbatch /options batch_size 4294967396" \
          "endstep /progress global_step 100000" "unknown /options foo 3" "epochs /progress epochs_completed 3"; do
     set -- $e; edit "$1" set "$2" "$3" "$4" && "$tamper" "$dir/$1.h5" unsigned

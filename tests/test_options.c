@@ -216,6 +216,34 @@ static void test_misspelt_knob_names(void) {
     }
 }
 
+/* OMP_NUM_THREADS, which OpenMP's runtime would quietly ignore ("abc", "0") or obey
+ * (5000 threads): held to --threads' range, one count. */
+static void test_omp_num_threads(void) {
+    nn_error err = {0};
+    const char *saved = getenv("OMP_NUM_THREADS");
+    char kept[64] = "";
+    if (saved) snprintf(kept, sizeof kept, "%s", saved);
+    const char *good[] = {"1", "2", "1024", ""};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        setenv("OMP_NUM_THREADS", good[i], 1);
+        CU_ASSERT_EQUAL(nn_env_check(&err), NN_OK);
+    }
+    const char *bad[] = {"0", "1025", "5000", "abc", "-3", "2x", "4,2"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char want[128];
+        snprintf(want, sizeof want, "environment: OMP_NUM_THREADS=%s: expected an integer in 1..1024", bad[i]);
+        setenv("OMP_NUM_THREADS", bad[i], 1);
+        CU_ASSERT_EQUAL(nn_env_check(&err), NN_ERR_INPUT);
+        CU_ASSERT_STRING_EQUAL(err.msg, want);
+    }
+    setenv("OMP_NUM_THREAD", "4", 1); /* a slip in its name is caught as the knobs' are */
+    unsetenv("OMP_NUM_THREADS");
+    CU_ASSERT_EQUAL(nn_env_check(&err), NN_ERR_INPUT);
+    CU_ASSERT_STRING_EQUAL(err.msg, "environment: OMP_NUM_THREAD: no such variable; did you mean OMP_NUM_THREADS?");
+    unsetenv("OMP_NUM_THREAD");
+    if (saved) setenv("OMP_NUM_THREADS", kept, 1);
+}
+
 int main(void) {
     CU_TestInfo tests[] = {
         {"defaults match the documented contract", test_defaults},
@@ -225,6 +253,7 @@ int main(void) {
         {"local batches partition the global batch evenly", test_local_batches_partition_the_global_batch},
         {"environment knobs: counts, words, empty as unset", test_environment_knobs},
         {"environment knobs: a misspelt name is refused", test_misspelt_knob_names},
+        {"environment: OMP_NUM_THREADS in --threads' range", test_omp_num_threads},
         CU_TEST_INFO_NULL};
     return nn_run_suite("options", tests);
 }

@@ -38,7 +38,7 @@ expect() {
 ln -sf good.h5 link.h5
 mkfifo fifo
 expect 2 "--checkpoint good.h5: is the same file as --data good.h5" --checkpoint good.h5 --epochs 1
-expect 2 "--checkpoint link.h5: is the same file as --data good.h5" --checkpoint link.h5 --epochs 1
+expect 2 "--checkpoint $(realpath good.h5): is the same file as --data good.h5" --checkpoint link.h5 --epochs 1 # followed
 expect 2 "--checkpoint idx/../good.h5: is the same file as --data" --checkpoint idx/../good.h5 --epochs 1
 expect 2 "--metrics good.h5: is the same file as --data good.h5" --metrics good.h5 --epochs 1
 expect 2 "--metrics ck.h5: is the same file as --resume ck.h5" --resume ck.h5 --metrics ck.h5 --epochs 3
@@ -114,6 +114,25 @@ result=$(sha256sum eval.json)
 timeout 120 "$mpiexec" -n 2 "$nneval" --checkpoint ck.h5 --data text.h5 --metrics eval.json >out 2>err; rc=$?
 [ "$rc" -eq 2 ] && [ "$(sha256sum eval.json)" = "$result" ] || fail "a failed nneval changed its --metrics file (exit $rc)"
 [ "$(ls eval.json.* 2>/dev/null)" = "" ] || fail "nneval left behind: $(ls eval.json.*)"
+
+# a stopped evaluation (the test hook stands in for the signal) leaves it as well: exit 75
+NNTRAIN_STOP_AT_STEP=0 timeout 120 "$mpiexec" -n 2 -x NNTRAIN_STOP_AT_STEP "$nneval" --checkpoint ck.h5 --data good.h5 \
+    --metrics eval.json >out 2>err; rc=$?
+[ "$rc" -eq 75 ] && [ "$(sha256sum eval.json)" = "$result" ] && [ ! -s out ] ||
+    fail "a stopped nneval: exit $rc, output '$(head -c 80 out)', $(cat err)"
+
+# Outputs given as symbolic links to files: every tool writes through the link, which
+# stays a link (a file renamed into place replaces the target, not the link).
+mkdir -p runs && cp ck_copy.h5 runs/ck.h5 && cp eval.json runs/eval.json
+ln -s runs/ck.h5 latest.h5 && ln -s runs/m.jsonl latest.jsonl && ln -s runs/eval.json latest.json && : >runs/m.jsonl
+run --epochs 3 --resume latest.h5 --checkpoint latest.h5 --metrics latest.jsonl || fail "through links: $(cat err)"
+[ -L latest.h5 ] && [ -L latest.jsonl ] && ! cmp -s ck_copy.h5 runs/ck.h5 && [ "$(wc -l <runs/m.jsonl)" -eq 1 ] &&
+    [ ! -e runs/ck.h5.lock ] && [ ! -e latest.h5.tmp ] || fail "nntrain through links: $(ls -l latest.* runs)"
+timeout 120 "$mpiexec" -n 2 "$nneval" --checkpoint latest.h5 --data good.h5 --split train --metrics latest.json >out 2>err &&
+    [ -L latest.json ] && grep -q '"split": "train"' runs/eval.json || fail "nneval through a link: $(cat err)"
+ln -s runs/prep.h5 prep_link.h5 && cp good.h5 runs/prep.h5 # an nntrain dataset there: replaceable
+"$nnprep" --out prep_link.h5 idx >out 2>err && [ -L prep_link.h5 ] && ! cmp -s good.h5 runs/prep.h5 ||
+    fail "nnprep through a link: $(cat err)"
 
 # nnprep: its output obeys the same rule.
 "$nnprep" --out fifo idx >out 2>err; rc=$?

@@ -47,6 +47,12 @@ int nn_run_files_output(nn_run_files *files, const char *option, const char *pat
 void nn_run_files_temporary(nn_run_files *files, int output, const char *temporary_path);
 void nn_run_files_replaces(nn_run_files *files, int output, const char *input_path);
 
+/* Local: where a write to `path` lands. A symbolic link (or a chain of them) to a
+ * regular file is followed: `path` becomes that file's real path, so a file renamed
+ * into place replaces the link's target and the link stays, as a write through it
+ * would. Anything else is left as given, for the rule below to judge. */
+void nn_output_follow_link(char *path, size_t cap);
+
 /* Local: applies the rule to every output. NN_ERR_INPUT with one line naming the
  * option, the path and the problem; nothing is created or changed (a temporary
  * file already there is left alone: it may be a live run's). */

@@ -15,4 +15,10 @@ int nn_placement_threads(int requested, MPI_Comm comm);
  * binds each rank to one core by default), with the mpirun option that fixes it. */
 void nn_placement_warn(FILE *log, int threads);
 
+/* Local. The most memory this node can give its ranks, in bytes: its RAM, or less
+ * where a cgroup limits it (Slurm's --mem, a container), plus swap. An upper bound,
+ * so a run that needs more cannot finish here. `source` says where the RAM figure
+ * came from ("RAM" or "cgroup limit"). */
+double nn_placement_node_memory(const char **source);
+
 #endif

@@ -17,8 +17,9 @@
 #include "nn/dataset.h"
 #include "nn/env.h"
 #include "nn/evaluate.h"
-#include "nn/outputs.h"
 #include "nn/model.h"
+#include "nn/outputs.h"
+#include "nn/signals.h"
 #include "nn/version.h"
 
 typedef struct eval_options {
@@ -40,7 +41,8 @@ static void usage(FILE *out) {
         "  --metrics FILE      also write the results as one JSON object   [none]\n"
         "  --help, --version\n"
         "\n"
-        "Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad input.\n");
+        "Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad input, 75 stopped\n"
+        "by a signal (SIGUSR1, SIGTERM, SIGINT, SIGHUP) before writing anything.\n");
 }
 
 enum { OPT_HELP = 'h', OPT_VERSION = 256, OPT_CHECKPOINT, OPT_DATA, OPT_SPLIT, OPT_METRICS };
@@ -198,6 +200,14 @@ static int prepare(const eval_options *o, MPI_Comm comm, nn_checkpoint *ck, nn_s
     return nn_comm_agree(comm, status, err);
 }
 
+/* A stop signal on any rank, before anything is printed or written: exit 75, the
+ * --metrics file as it was (NNTRAIN_STOP_AT_STEP=0 stands in for the signal). */
+static int stop_agreed(MPI_Comm comm, nn_error *err) {
+    int stop = nn_stop_requested(0), any = 0;
+    MPI_Allreduce(&stop, &any, 1, MPI_INT, MPI_MAX, comm);
+    return any ? nn_fail(err, NN_STOPPED, "stopped by a signal before writing its results; nothing written") : NN_OK;
+}
+
 static int run(const eval_options *o, MPI_Comm comm, nn_error *err) {
     int rank;
     MPI_Comm_rank(comm, &rank);
@@ -205,10 +215,13 @@ static int run(const eval_options *o, MPI_Comm comm, nn_error *err) {
     nn_shard shard = {0};
     nn_model model = {0};
     nn_evaluator ev = {0};
+    nn_scores scores;
     int status = prepare(o, comm, &ck, &shard, &model, &ev, err);
     if (!status) {
-        nn_scores scores;
         nn_evaluate(&ev, &model, &shard, comm, &scores);
+        status = stop_agreed(comm, err);
+    }
+    if (!status) {
         const char *data = dataset_of(o, &ck);
         if (rank == 0) {
             char what[2 * NN_PATH_MAX + 64];
@@ -226,12 +239,15 @@ static int run(const eval_options *o, MPI_Comm comm, nn_error *err) {
 }
 
 int main(int argc, char **argv) {
+    nn_signals_install(); /* a stop signal is a stop request from now on, not a death */
     MPI_Init(&argc, &argv);
+    nn_signals_install(); /* again: MPI_Init may install handlers of its own */
     int rank;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     eval_options o;
     nn_error err = {0};
     int status = parse(argc, argv, &o, &err);
+    if (!status && rank == 0) nn_output_follow_link(o.metrics, sizeof o.metrics); /* rank 0 writes it */
     if (!status && o.show) {
         if (rank == 0) o.show == 1 ? usage(stdout) : (void)printf("nneval %s\n", NN_VERSION);
     } else if (!status) { /* every rank checks its own environment: NN_GEMM_PACK, here */

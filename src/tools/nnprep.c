@@ -83,6 +83,7 @@ static int parse_args(int argc, char **argv, prep_options *o, nn_error *err) {
     if (status || o->show) return status;
     if (!o->out[0]) return nn_fail(err, NN_ERR_INPUT, "--out FILE is required (see --help)");
     if (!o->dir) return nn_fail(err, NN_ERR_INPUT, "no input directory given (see --help)");
+    nn_output_follow_link(o->out, sizeof o->out); /* the file is renamed into place: through the link */
     return NN_OK;
 }
 
