@@ -46,6 +46,7 @@
 #include "nn/comm.h"
 #include "nn/conv_spec.h"
 #include "nn/options.h"
+#include "nn/placement.h"
 #include "nn/version.h"
 #include "nn/watchdog.h"
 
@@ -481,7 +482,8 @@ static void get_widths(reader *r, nn_model_spec *spec) {
     get_attr(r, "/model", "widths", H5T_NATIVE_INT, spec->widths, nw);
     spec->n_widths = (int)nw;
     for (int i = 0; !r->failed && i < (int)nw; i++)
-        if (spec->widths[i] < 1) reject(r, NN_ERR_INPUT, "not a valid checkpoint: bad /model/widths");
+        if (spec->widths[i] < 1 || spec->widths[i] > NN_MAX_UNITS) /* as --layers: the count cannot overflow */
+            reject(r, NN_ERR_INPUT, "not a valid checkpoint: bad /model/widths");
 }
 
 /* The number of values of attribute group/name (0 when absent). */
@@ -680,6 +682,11 @@ static void get_arrays(reader *r, const record *rec, nn_checkpoint *ck) {
      * widths edited in a file without /integrity are then bad input, not out of memory */
     get_layers(r, "/model", &ck->config.spec, NULL);
     get_layers(r, "/optimizer/velocity", &ck->config.spec, NULL);
+    char source[64];
+    double bytes = 2.0 * sizeof(float) * (double)ck->n_params, node = nn_placement_node_memory(source, sizeof source);
+    if (!r->failed && node > 0 && bytes > node) /* datasets never written read as zeros: shapes are not enough */
+        reject(r, NN_ERR_RUNTIME, "out of memory: reading its %zu parameters and momentum takes %.1f GiB; the node has "
+               "%.1f GiB (%s)", ck->n_params, bytes / (1 << 30), node / (1 << 30), source);
     if (r->failed) return;
     ck->params = malloc(ck->n_params * sizeof(float));
     ck->velocity = malloc(ck->n_params * sizeof(float));

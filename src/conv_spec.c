@@ -73,7 +73,7 @@ static const char *parse_item(nn_model_spec *s, const char *item, int index) {
         return index ? "an input image (CxHxW) can only come first" : parse_image(item, s->image);
     if (isdigit((unsigned char)item[0])) {
         long w;
-        if (!read_num(&item, 1000000, &w) || *item || w < 1) return "widths must be integers in 1..1000000";
+        if (!read_num(&item, NN_MAX_UNITS, &w) || *item || w < 1) return "widths must be integers in 1..1000000";
         if (s->n_widths == NN_MAX_WIDTHS) return "too many widths";
         s->widths[s->n_widths++] = (int)w;
         return NULL;

@@ -22,10 +22,6 @@ static const struct {
     {"NN_FACTOR_ITEMS", NULL, 1, 1000000},
     {"NN_FACTOR_MIN_TILE", NULL, 1, 1000000000},
     {"NNTRAIN_STOP_AT_STEP", NULL, 0, 1000000000000000L},
-    /* OpenMP's own, read by its runtime (which quietly ignores "abc" or "0" and would
-     * start 5000 threads): held to --threads' range. Lists ("4,2", for nested
-     * regions) are refused too; nntrain has none. */
-    {"OMP_NUM_THREADS", NULL, 1, 1024},
 };
 enum { N_KNOBS = sizeof knobs / sizeof knobs[0] };
 
@@ -115,6 +111,30 @@ static int misspelt_knob(const char *entry) {
     return -1;
 }
 
+/* OMP_NUM_THREADS, OpenMP's own (not a knob: its neighbours KMP_NUM_THREADS and
+ * GOMP_NUM_THREADS are real variables, so no spelling check). OpenMP quietly
+ * ignores "abc" or "0" and would start 5000 threads; nntrain's ranks use its first
+ * count (a list "8,1" sets nested levels; spaces around a count are allowed), which
+ * is held to --threads' range. */
+static int check_omp_num_threads(nn_error *err) {
+    const char *value = nn_env("OMP_NUM_THREADS"), *p = value;
+    if (!value) return NN_OK;
+    long first = 0, count = 0;
+    do {
+        p += strspn(p, " \t");
+        char *end = (char *)p;
+        count = isdigit((unsigned char)*p) ? strtol(p, &end, 10) : 0;
+        if (!first) first = count;
+        p = end + strspn(end, " \t");
+    } while (count >= 1 && *p == ',' && p++);
+    if (count < 1 || *p)
+        return nn_fail(err, NN_ERR_INPUT, "environment: OMP_NUM_THREADS=%.64s: expected a thread count (1..1024) or "
+                       "a list of counts", value);
+    if (first > 1024)
+        return nn_fail(err, NN_ERR_INPUT, "environment: OMP_NUM_THREADS=%.64s: more than 1024 threads a rank", value);
+    return NN_OK;
+}
+
 int nn_env_check(nn_error *err) {
     extern char **environ;
     for (char **entry = environ; entry && *entry; entry++) {
@@ -135,5 +155,5 @@ int nn_env_check(nn_error *err) {
             return nn_fail(err, NN_ERR_INPUT, "environment: %s=%.64s: expected an integer in %ld..%ld", knobs[k].name,
                            value, knobs[k].least, knobs[k].most);
     }
-    return NN_OK;
+    return check_omp_num_threads(err);
 }

@@ -103,16 +103,18 @@ static bool is_link(const char *path) {
     return lstat(path, &st) == 0 && S_ISLNK(st.st_mode);
 }
 
-/* A link that leads nowhere (a link to a file was followed: nn_output_follow_link):
- * writing through it would create a file the user never named. */
-static int refuse_dangling_link(const nn_file_role *out, nn_error *err) {
+/* A link still there after nn_output_follow_link, which follows every link to a
+ * file it can: one that leads nowhere (writing through it would create a file the
+ * user never named), or whose target's real path is too long to name (the rename
+ * would replace the link). */
+static int refuse_link(const nn_file_role *out, nn_error *err) {
     struct stat st;
-    int why = stat(out->path, &st) == 0 ? 0 : errno;
+    const char *why = stat(out->path, &st) != 0 ? strerror(errno) : "its target's real path is too long to follow";
     char target[NN_PATH_MAX];
     ssize_t n = readlink(out->path, target, sizeof target - 1);
     target[n > 0 ? n : 0] = '\0';
     return nn_fail(err, NN_ERR_INPUT, "%s %s: is a symbolic link to %s (%s); give the file's own path", out->option,
-                   out->path, target, strerror(why));
+                   out->path, target, why);
 }
 
 static int check_output(const nn_run_files *files, int i, nn_error *err) {
@@ -121,10 +123,10 @@ static int check_output(const nn_run_files *files, int i, nn_error *err) {
     if (out->path[len - 1] == '/') return nn_fail(err, NN_ERR_INPUT, "%s %s: names a directory, not a file", out->option, out->path);
     identity id;
     identify(out->path, &id);
-    if (!id.exists && is_link(out->path)) return refuse_dangling_link(out, err);
     if (id.exists && !S_ISREG(id.st.st_mode))
         return nn_fail(err, NN_ERR_INPUT, "%s %s: is %s; an output must be a regular file", out->option, out->path,
                        kind_of(id.st.st_mode));
+    if (is_link(out->path)) return refuse_link(out, err);
     for (int k = 0; k < files->n_inputs; k++) {
         const nn_file_role *in = &files->inputs[k];
         identity other;

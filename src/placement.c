@@ -3,6 +3,7 @@
 
 #include <omp.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "nn/comm.h"
+#include "nn/env.h"
 
 /* Cores this rank may run on; 0 when unknown. With OMP_PROC_BIND the OpenMP runtime
  * has already pinned this, the initial, thread to one place: the cores it may spread
@@ -28,7 +30,7 @@ int nn_placement_threads(int requested, MPI_Comm comm) {
     int local_ranks;
     nn_comm_node_layout(comm, &local_ranks, NULL); /* collective: call on every rank */
     if (requested > 0) return requested;
-    if (getenv("OMP_NUM_THREADS")) return omp_get_max_threads();
+    if (nn_env("OMP_NUM_THREADS")) return omp_get_max_threads(); /* empty counts as unset, as for the knobs */
     int share = (int)(sysconf(_SC_NPROCESSORS_ONLN) / local_ranks);
     int cores = bound_cores();
     if (cores > 0 && cores < share) share = cores;
@@ -43,44 +45,75 @@ void nn_placement_warn(FILE *log, int threads) {
                 threads, cores, cores == 1 ? "" : "s", threads);
 }
 
-/* A cgroup's memory limit file, in bytes; 0 where absent or unlimited ("max"). */
-static double limit_in(const char *root, const char *group, const char *file) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s%s/%s", root, group, file);
+/* A number in a cgroup file, or in its line "key N" when key is given; -1 where the
+ * file or line is absent or says there is no limit ("max", or v1's ~2^63). */
+static double cgroup_value(const char *path, const char *key) {
     FILE *f = fopen(path, "r");
-    double bytes = 0;
-    if (f && fscanf(f, "%lf", &bytes) != 1) bytes = 0;
+    char line[256];
+    double value = -1;
+    while (f && fgets(line, sizeof line, f)) {
+        size_t n = key ? strlen(key) : 0;
+        if (key && (strncmp(line, key, n) || line[n] != ' ')) continue;
+        if (sscanf(line + n, "%lf", &value) != 1) value = -1;
+        break;
+    }
     if (f) fclose(f);
-    return bytes > 0 && bytes < 1e18 ? bytes : 0; /* v1 writes "unlimited" as about 2^63 */
+    return value >= 0 && value < 1e18 ? value : -1;
 }
 
-/* The lowest limit on this process's cgroup (v2 and v1), 0 for none. Both the
- * group's own file and the mount's root are tried: inside a container the group's
- * path is often not visible, and the root is then the container's own group. */
-static double cgroup_limit(void) {
-    char line[4096], v2[4096] = "", v1[4096] = "";
+/* The lower of two limits, -1 standing for none. */
+static double lower(double a, double b) { return a < 0 ? b : b < 0 ? a : a < b ? a : b; }
+
+/* This process's cgroup paths: v2's ("0::/a/b") and the v1 hierarchy that holds the
+ * memory controller ("4:memory:/a/b", or co-mounted "4:cpu,memory:/a/b"). */
+static void cgroup_paths(char *v2, char *v1, size_t cap) {
+    char line[4096];
+    v2[0] = v1[0] = '\0';
     FILE *f = fopen("/proc/self/cgroup", "r");
     while (f && fgets(line, sizeof line, f)) {
         line[strcspn(line, "\n")] = '\0';
-        if (!strncmp(line, "0::", 3)) snprintf(v2, sizeof v2, "%s", line + 3);
-        char *memory = strstr(line, ":memory:");
-        if (memory) snprintf(v1, sizeof v1, "%s", memory + 8);
+        char *controllers = strchr(line, ':'), *path = controllers ? strchr(controllers + 1, ':') : NULL;
+        if (!path) continue;
+        *path++ = '\0';
+        if (!strcmp(line, "0") && !controllers[1]) snprintf(v2, cap, "%s", path);
+        char *rest;
+        for (char *c = strtok_r(controllers + 1, ",", &rest); c; c = strtok_r(NULL, ",", &rest))
+            if (!strcmp(c, "memory")) snprintf(v1, cap, "%s", path);
     }
     if (f) fclose(f);
-    double found[] = {limit_in("/sys/fs/cgroup", v2, "memory.max"), limit_in("/sys/fs/cgroup", "", "memory.max"),
-                      limit_in("/sys/fs/cgroup/memory", v1, "memory.limit_in_bytes"),
-                      limit_in("/sys/fs/cgroup/memory", "", "memory.limit_in_bytes")};
-    double lowest = 0;
-    for (size_t i = 0; i < sizeof found / sizeof found[0]; i++)
-        if (found[i] > 0 && (lowest == 0 || found[i] < lowest)) lowest = found[i];
-    return lowest;
 }
 
-double nn_placement_node_memory(const char **source) {
+/* The lowest memory limit (-1: none) over this process's cgroup and its ancestors
+ * (Slurm puts --mem on the job's and the step's groups, not the task's), and the
+ * same for swap (v2's memory.swap.max). A group's path that is not visible (inside a
+ * container its own group is the mount's root) just finds no file; the root's is
+ * read last. v1 folds the ancestors' limits into hierarchical_memory_limit. */
+static double cgroup_limit(double *swap_limit) {
+    char v2[4096], v1[4096], file[4200];
+    cgroup_paths(v2, v1, sizeof v2);
+    double limit = -1;
+    *swap_limit = -1;
+    for (;;) {
+        snprintf(file, sizeof file, "/sys/fs/cgroup%s/memory.max", v2);
+        limit = lower(cgroup_value(file, NULL), limit);
+        snprintf(file, sizeof file, "/sys/fs/cgroup%s/memory.swap.max", v2);
+        *swap_limit = lower(cgroup_value(file, NULL), *swap_limit);
+        char *slash = strrchr(v2, '/');
+        if (!slash) break;
+        *slash = '\0'; /* the parent: "/a/b", then "/a", then the root "" */
+    }
+    snprintf(file, sizeof file, "/sys/fs/cgroup/memory%s/memory.stat", v1);
+    limit = lower(cgroup_value(file, "hierarchical_memory_limit"), limit);
+    return lower(cgroup_value("/sys/fs/cgroup/memory/memory.stat", "hierarchical_memory_limit"), limit);
+}
+
+double nn_placement_node_memory(char *source, size_t cap) {
     struct sysinfo info;
     if (sysinfo(&info) != 0) return 0;
-    double ram = (double)info.totalram * info.mem_unit, swap = (double)info.totalswap * info.mem_unit;
-    double limit = cgroup_limit();
-    *source = limit > 0 && limit < ram ? "cgroup limit" : "RAM";
-    return (limit > 0 && limit < ram ? limit : ram) + swap;
+    double ram = (double)info.totalram * info.mem_unit, swap = (double)info.totalswap * info.mem_unit, swap_limit;
+    double limit = cgroup_limit(&swap_limit);
+    bool limited = limit >= 0 && limit < ram;
+    if (swap_limit >= 0 && swap_limit < swap) swap = swap_limit;
+    snprintf(source, cap, "%s%s", limited ? "its cgroup limit" : "RAM", swap > 0 ? " and swap" : "");
+    return (limited ? limit : ram) + swap;
 }

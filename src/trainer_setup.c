@@ -133,21 +133,23 @@ static factors_use use_factors(const trainer *t) {
 
 /* Model, optimizer, evaluator, batch buffers and the metrics file (local parts). */
 /* Collective. Each rank keeps at least three copies of the parameters (weights,
- * gradients, momentum), all written in the first step: a network that cannot fit
- * them on this node is refused now, with numbers, instead of being ended by the
+ * gradients, momentum), all written in the first step, and a resumed run holds the
+ * checkpoint's weights and momentum besides while it starts: a network that cannot
+ * fit them on this node is refused now, with numbers, instead of being ended by the
  * kernel's out-of-memory killer (which may pick another process) mid-run. */
 static int check_memory(const trainer *t, nn_error *err) {
     int local_ranks;
     nn_comm_node_layout(t->comm, &local_ranks, NULL);
     size_t params = nn_spec_param_count(&t->cfg.spec);
-    double rank_bytes = 3.0 * sizeof(float) * (double)params, gib = 1024.0 * 1024.0 * 1024.0;
-    const char *source;
-    double node_bytes = nn_placement_node_memory(&source);
+    int copies = t->opt.resume[0] ? 5 : 3;
+    double rank_bytes = copies * sizeof(float) * (double)params, gib = 1024.0 * 1024.0 * 1024.0;
+    char source[64];
+    double node_bytes = nn_placement_node_memory(source, sizeof source);
     if (node_bytes <= 0 || rank_bytes * local_ranks <= node_bytes) return NN_OK;
     return nn_fail(err, NN_ERR_RUNTIME, "out of memory: a network of %zu parameters needs at least %.1f GiB a rank "
-                   "(weights, gradients, momentum), %.1f GiB for this node's %d rank%s; the node has %.1f GiB (%s and swap)",
-                   params, rank_bytes / gib, rank_bytes * local_ranks / gib, local_ranks, local_ranks == 1 ? "" : "s",
-                   node_bytes / gib, source);
+                   "(%s), %.1f GiB for this node's %d rank%s; the node has %.1f GiB (%s)", params, rank_bytes / gib,
+                   copies == 3 ? "weights, gradients, momentum" : "weights, gradients, momentum and the checkpoint's two",
+                   rank_bytes * local_ranks / gib, local_ranks, local_ranks == 1 ? "" : "s", node_bytes / gib, source);
 }
 
 static int allocate(trainer *t, nn_error *err) {
@@ -233,6 +235,9 @@ int trainer_setup(trainer *t, nn_error *err) {
     if (t->opt.resume[0]) {
         memcpy(t->model.params, t->ck.params, t->model.n_params * sizeof(float));
         memcpy(t->sgd.velocity, t->ck.velocity, t->model.n_params * sizeof(float));
+        free(t->ck.params); /* copied: two fewer copies of the network for the whole run */
+        free(t->ck.velocity);
+        t->ck.params = t->ck.velocity = NULL;
         t->progress = t->ck.progress;
     } else {
         nn_model_init(&t->model, t->cfg.seed); /* same seed, same parameters on every rank */

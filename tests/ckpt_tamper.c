@@ -7,7 +7,9 @@
  *   ckpt_tamper FILE unsigned      drop the attribute checksum (/integrity), as files
  *                                  written before it have none
  *   ckpt_tamper FILE loss VALUE    set rank 0's /progress/loss_partial (no checksum covers it)
- *   ckpt_tamper FILE widths W0,W1,...  set /model/widths (and n_params to match) */
+ *   ckpt_tamper FILE widths W0,W1,...  set /model/widths (and n_params to match)
+ *   ckpt_tamper FILE sparse W0,W1,...  the same, and layer datasets of those shapes that
+ *                                      were never written (chunked: they take no room) */
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,10 +50,37 @@ static int set_widths(hid_t file, const char *list) {
     return rc || set_attr(file, "/model", "n_params", text);
 }
 
+/* /model and /optimizer/velocity's dense layers remade as the widths say, chunked and
+ * never written: a file of a few KB that promises any number of parameters. */
+static int sparse_layers(hid_t file, const char *list) {
+    int widths[64], n = 0, rc = 0;
+    for (const char *p = list; *p && n < 64; p += strspn(p, ",")) widths[n++] = atoi(p), p += strcspn(p, ",");
+    const char *groups[] = {"/model", "/optimizer/velocity"};
+    for (int g = 0; g < 2; g++)
+        for (int i = 0; i + 1 < n; i++) {
+            char name[64];
+            snprintf(name, sizeof name, "%s/dense%d", groups[g], i + 1);
+            if (H5Lexists(file, name, H5P_DEFAULT) > 0) H5Ldelete(file, name, H5P_DEFAULT);
+            hid_t group = H5Gcreate2(file, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+            hsize_t wdims[2] = {(hsize_t)widths[i], (hsize_t)widths[i + 1]}, chunk[2] = {1, 1};
+            hsize_t bdims[1] = {(hsize_t)widths[i + 1]}, bchunk[1] = {1};
+            hid_t wspace = H5Screate_simple(2, wdims, NULL), bspace = H5Screate_simple(1, bdims, NULL);
+            hid_t wplist = H5Pcreate(H5P_DATASET_CREATE), bplist = H5Pcreate(H5P_DATASET_CREATE);
+            H5Pset_chunk(wplist, 2, chunk);
+            H5Pset_chunk(bplist, 1, bchunk);
+            hid_t w = H5Dcreate2(group, "weight", H5T_NATIVE_FLOAT, wspace, H5P_DEFAULT, wplist, H5P_DEFAULT);
+            hid_t b = H5Dcreate2(group, "bias", H5T_NATIVE_FLOAT, bspace, H5P_DEFAULT, bplist, H5P_DEFAULT);
+            rc |= group < 0 || w < 0 || b < 0;
+            H5Dclose(w), H5Dclose(b), H5Pclose(wplist), H5Pclose(bplist), H5Sclose(wspace), H5Sclose(bspace);
+            H5Gclose(group);
+        }
+    return rc || set_widths(file, list);
+}
+
 int main(int argc, char **argv) {
     if (argc < 3) {
         fprintf(stderr, "usage: ckpt_tamper FILE weight|version N|real-version|set GROUP NAME VALUE|unsigned|loss VALUE|"
-                        "widths W0,W1,...\n");
+                        "widths|sparse W0,W1,...\n");
         return 2;
     }
     hid_t file = H5Fopen(argv[1], H5F_ACC_RDWR, H5P_DEFAULT);
@@ -94,6 +123,8 @@ int main(int argc, char **argv) {
         H5Dclose(dset);
     } else if (!strcmp(argv[2], "widths") && argc == 4) {
         rc = set_widths(file, argv[3]);
+    } else if (!strcmp(argv[2], "sparse") && argc == 4) {
+        rc = sparse_layers(file, argv[3]);
     } else if (!strcmp(argv[2], "unsigned")) {
         rc = H5Ldelete(file, "/integrity", H5P_DEFAULT) < 0;
     } else if (!strcmp(argv[2], "version") && argc == 4) {

@@ -25,6 +25,8 @@ edit() { local name=$1; shift; cp "$dir/small.h5" "$dir/$name.h5" && "$tamper" "
 edit attrs set /optimizer lr -1.0
 edit negloss loss -1e6 && edit nanloss loss nan
 edit wide unsigned && "$tamper" "$dir/wide.h5" widths 16,1000000,1000000,3 # 4 TB of weights it does not hold
+edit sparse unsigned && "$tamper" "$dir/sparse.h5" sparse 16,1000000,1000000,3 # ... or holds, never written
+edit toowide unsigned && "$tamper" "$dir/toowide.h5" widths 16,2000000,3 # wider than --layers allows
 # outputs that are symbolic links leading nowhere
 ln -s nowhere/ck.h5 "$dir/dangling.h5" && ln -s loop2.jsonl "$dir/loop1.jsonl" && ln -s loop1.jsonl "$dir/loop2.jsonl"
 for e in "neglr /optimizer lr -1.0" "negwd /optimizer weight_decay -0.5" "bigbatch /options batch_size 4294967396" \

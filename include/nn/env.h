@@ -1,10 +1,11 @@
 /* nntrain's environment variables: choices between code paths that give the same
  * results (for measurements and tests: NN_NODE_SUM, NN_NODE_PARAMS, NN_EXACT_SUM,
  * NN_GEMM_PACK, NN_TUNE_BLOCK, NN_FACTOR_ITEMS, NN_FACTOR_MIN_TILE), a test hook
- * (NNTRAIN_STOP_AT_STEP) and OpenMP's OMP_NUM_THREADS (1..1024, as --threads). The
- * tools check them all at startup (nn_env_check), so a misspelt value, or a misspelt
- * name (within two typing slips of a knob's, or in another case), stops the run with
- * a one-line error instead of quietly taking the default. An empty value counts as unset (job scripts export VAR= for "no choice"). */
+ * (NNTRAIN_STOP_AT_STEP). The tools check them all at startup (nn_env_check), so a
+ * misspelt value, or a misspelt name (within two typing slips of a knob's, or in
+ * another case), stops the run with a one-line error instead of quietly taking the
+ * default. OpenMP's OMP_NUM_THREADS is checked too: a count (or list of counts) whose
+ * first is 1..1024, as --threads. An empty value counts as unset (job scripts export VAR= for "no choice"). */
 #ifndef NN_ENV_H
 #define NN_ENV_H
 

@@ -14,6 +14,7 @@
 #include "nn/layers.h"
 
 #define NN_MAX_WIDTHS 16
+#define NN_MAX_UNITS 1000000 /* the widest a layer may be (--layers, and a checkpoint's widths) */
 #define NN_MAX_CONVS 8 /* convolutions and pools in front of the dense layers */
 #define NN_MAX_LAYERS (3 * NN_MAX_WIDTHS + 2 * NN_MAX_CONVS) /* dense, activation, dropout per width; conv, activation */
 

@@ -9,6 +9,7 @@
  *     to take the place of (a checkpoint written over the one resumed from);
  *   - it is not the same file as another output of the run;
  *   - if it exists, it is a regular file (never a directory, device, FIFO or socket);
+ *   - it is not a symbolic link (nn_output_follow_link has followed those it can);
  *   - its directory exists and lets us create the file (tried with the real name
  *     of the temporary file, so a name too long or a missing directory fails now,
  *     not after the first epoch). */
@@ -50,7 +51,8 @@ void nn_run_files_replaces(nn_run_files *files, int output, const char *input_pa
 /* Local: where a write to `path` lands. A symbolic link (or a chain of them) to a
  * regular file is followed: `path` becomes that file's real path, so a file renamed
  * into place replaces the link's target and the link stays, as a write through it
- * would. Anything else is left as given, for the rule below to judge. */
+ * would. Anything else is left as given, for the rule below to judge: it refuses a
+ * link still there (to nothing, a loop, or a target whose real path is too long). */
 void nn_output_follow_link(char *path, size_t cap);
 
 /* Local: applies the rule to every output. NN_ERR_INPUT with one line naming the

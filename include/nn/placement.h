@@ -16,9 +16,9 @@ int nn_placement_threads(int requested, MPI_Comm comm);
 void nn_placement_warn(FILE *log, int threads);
 
 /* Local. The most memory this node can give its ranks, in bytes: its RAM, or less
- * where a cgroup limits it (Slurm's --mem, a container), plus swap. An upper bound,
- * so a run that needs more cannot finish here. `source` says where the RAM figure
- * came from ("RAM" or "cgroup limit"). */
-double nn_placement_node_memory(const char **source);
+ * where a cgroup limits it (Slurm's --mem, a container), plus the swap it may use.
+ * An upper bound, so a run that needs more cannot finish here. `source` gets what the
+ * figure is ("RAM and swap", "its cgroup limit", ...); 0 where unknown. */
+double nn_placement_node_memory(char *source, size_t cap);
 
 #endif
