@@ -6,6 +6,7 @@
  * must accept it with consistent contents, or refuse it with a message. */
 #define _GNU_SOURCE
 #include <hdf5.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -115,12 +116,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     put_floats(&in, file, "/progress/rng_state", H5T_NATIVE_UINT32, 2, rdims, rng);
     rdims[0] = (hsize_t)ranks;
     put_floats(&in, file, "/progress/loss_partial", H5T_NATIVE_DOUBLE, 1, rdims, loss);
+    /* sometimes a hostile width, with the parameter count an editor would compute for
+     * it (wrapped, for the largest): the small arrays must still be refused, unread */
+    nn_model_spec stored = spec;
+    if (take_byte(&in) % 16 == 0) {
+        static const int hostile[] = {0, -1, 1000001, 65536, INT_MAX};
+        stored.widths[take_byte(&in) % stored.n_widths] = hostile[take_byte(&in) % 5];
+    }
     hsize_t nw = (hsize_t)spec.n_widths - (take_byte(&in) % 8 == 0);
     hid_t space = H5Screate_simple(1, &nw, NULL);
     hid_t attr = take_byte(&in) % 16
                      ? H5Acreate_by_name(file, "/model", "widths", H5T_NATIVE_INT, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)
                      : -1;
-    if (attr >= 0) H5Awrite(attr, H5T_NATIVE_INT, spec.widths), H5Aclose(attr);
+    if (attr >= 0) H5Awrite(attr, H5T_NATIVE_INT, stored.widths), H5Aclose(attr);
     H5Sclose(space);
 
     put_int(&in, file, "/", "format_version", 1);
@@ -128,7 +136,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     put_int(&in, file, "/", "ranks", ranks);
     put_text(&in, file, "/model", "activation", take_byte(&in) % 2 ? "relu" : "sigmoid");
     put_text(&in, file, "/model", "loss", take_byte(&in) % 2 ? "softmax" : "mse");
-    put_int(&in, file, "/model", "n_params", (long long)n);
+    put_int(&in, file, "/model", "n_params", (long long)nn_spec_param_count(&stored));
     put_int(&in, file, "/model", "checksum", nn_checksum(params, n));
     put_real(&in, file, "/optimizer", "lr", 0.1);
     put_text(&in, file, "/optimizer", "lr_schedule", "cosine");
