@@ -418,6 +418,7 @@ typedef struct reader {
     const char *path;
     nn_error *err;
     int failed;
+    int readers_on_node; /* ranks of this node loading the file at once, each a copy */
 } reader;
 
 /* Records the first problem found, as "PATH: message". */
@@ -683,10 +684,12 @@ static void get_arrays(reader *r, const record *rec, nn_checkpoint *ck) {
     get_layers(r, "/model", &ck->config.spec, NULL);
     get_layers(r, "/optimizer/velocity", &ck->config.spec, NULL);
     char source[64];
-    double bytes = 2.0 * sizeof(float) * (double)ck->n_params, node = nn_placement_node_memory(source, sizeof source);
+    double bytes = 2.0 * sizeof(float) * (double)ck->n_params * r->readers_on_node;
+    double node = nn_placement_node_memory(source, sizeof source);
     if (!r->failed && node > 0 && bytes > node) /* datasets never written read as zeros: shapes are not enough */
-        reject(r, NN_ERR_RUNTIME, "out of memory: reading its %zu parameters and momentum takes %.1f GiB; the node has "
-               "%.1f GiB (%s)", ck->n_params, bytes / (1 << 30), node / (1 << 30), source);
+        reject(r, NN_ERR_RUNTIME, "out of memory: reading its %zu parameters and momentum takes %.1f GiB on each of "
+               "this node's %d rank%s; the node has %.1f GiB (%s)", ck->n_params, bytes / r->readers_on_node / (1 << 30),
+               r->readers_on_node, r->readers_on_node == 1 ? "" : "s", node / (1 << 30), source);
     if (r->failed) return;
     ck->params = malloc(ck->n_params * sizeof(float));
     ck->velocity = malloc(ck->n_params * sizeof(float));
@@ -721,13 +724,13 @@ void nn_checkpoint_free(nn_checkpoint *ck) {
     memset(ck, 0, sizeof *ck);
 }
 
-int nn_checkpoint_load(const char *path, nn_checkpoint *ck, nn_error *err) {
+int nn_checkpoint_load(const char *path, int readers_on_node, nn_checkpoint *ck, nn_error *err) {
     memset(ck, 0, sizeof *ck);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     if (access(path, R_OK) != 0) return nn_fail(err, NN_ERR_INPUT, "%s: cannot read checkpoint: %s", path, strerror(errno));
     hid_t file = H5Fis_hdf5(path) > 0 ? H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT) : -1;
     if (file < 0) return nn_fail(err, NN_ERR_INPUT, "%s: not a valid checkpoint: truncated or not an HDF5 file", path);
-    reader r = {file, path, err, 0};
+    reader r = {file, path, err, 0, readers_on_node > 1 ? readers_on_node : 1};
     record *rec = calloc(1, sizeof *rec);
     if (!rec) reject(&r, NN_ERR_RUNTIME, "out of memory reading checkpoint");
     for (int i = 0; i < N_FIELDS && !r.failed; i++) {

@@ -3,6 +3,7 @@
 #include "nn/env.h"
 
 #include <ctype.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,26 +113,27 @@ static int misspelt_knob(const char *entry) {
 }
 
 /* OMP_NUM_THREADS, OpenMP's own (not a knob: its neighbours KMP_NUM_THREADS and
- * GOMP_NUM_THREADS are real variables, so no spelling check). OpenMP quietly
- * ignores "abc" or "0" and would start 5000 threads; nntrain's ranks use its first
- * count (a list "8,1" sets nested levels; spaces around a count are allowed), which
- * is held to --threads' range. */
+ * GOMP_NUM_THREADS are real variables, so no spelling check). OpenMP warns once and
+ * ignores "abc" or "0" (then nntrain's ranks would take every core each), and would
+ * start 5000 threads. A list ("8,1") sets nested levels: every count is held to
+ * --threads' range 1..1024; space around them is allowed, as OpenMP allows it. */
 static int check_omp_num_threads(nn_error *err) {
     const char *value = nn_env("OMP_NUM_THREADS"), *p = value;
     if (!value) return NN_OK;
-    long first = 0, count = 0;
+    long count;
+    bool too_many = false;
     do {
-        p += strspn(p, " \t");
+        while (isspace((unsigned char)*p)) p++;
         char *end = (char *)p;
-        count = isdigit((unsigned char)*p) ? strtol(p, &end, 10) : 0;
-        if (!first) first = count;
-        p = end + strspn(end, " \t");
+        count = isdigit((unsigned char)*p) ? strtol(p, &end, 10) : 0; /* strtol's overflow, LONG_MAX: too many */
+        too_many |= count > 1024;
+        for (p = end; isspace((unsigned char)*p);) p++;
     } while (count >= 1 && *p == ',' && p++);
     if (count < 1 || *p)
         return nn_fail(err, NN_ERR_INPUT, "environment: OMP_NUM_THREADS=%.64s: expected a thread count (1..1024) or "
                        "a list of counts", value);
-    if (first > 1024)
-        return nn_fail(err, NN_ERR_INPUT, "environment: OMP_NUM_THREADS=%.64s: more than 1024 threads a rank", value);
+    if (too_many)
+        return nn_fail(err, NN_ERR_INPUT, "environment: OMP_NUM_THREADS=%.64s: more than 1024 threads", value);
     return NN_OK;
 }
 

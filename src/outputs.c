@@ -105,11 +105,11 @@ static bool is_link(const char *path) {
 
 /* A link still there after nn_output_follow_link, which follows every link to a
  * file it can: one that leads nowhere (writing through it would create a file the
- * user never named), or whose target's real path is too long to name (the rename
- * would replace the link). */
+ * user never named), or whose target's real path cannot be had (too long to name:
+ * the rename would replace the link). */
 static int refuse_link(const nn_file_role *out, nn_error *err) {
     struct stat st;
-    const char *why = stat(out->path, &st) != 0 ? strerror(errno) : "its target's real path is too long to follow";
+    const char *why = stat(out->path, &st) != 0 ? strerror(errno) : "it cannot be followed to its file's real path";
     char target[NN_PATH_MAX];
     ssize_t n = readlink(out->path, target, sizeof target - 1);
     target[n > 0 ? n : 0] = '\0';

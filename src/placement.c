@@ -64,54 +64,56 @@ static double cgroup_value(const char *path, const char *key) {
 /* The lower of two limits, -1 standing for none. */
 static double lower(double a, double b) { return a < 0 ? b : b < 0 ? a : a < b ? a : b; }
 
-/* This process's cgroup paths: v2's ("0::/a/b") and the v1 hierarchy that holds the
- * memory controller ("4:memory:/a/b", or co-mounted "4:cpu,memory:/a/b"). */
-static void cgroup_paths(char *v2, char *v1, size_t cap) {
-    char line[4096];
+/* The cgroup paths in /proc/self/cgroup's text: v2's ("0::/a/b") and that of the v1
+ * hierarchy holding the memory controller ("4:memory:/a/b", or co-mounted
+ * "4:cpu,memory:/a/b"). */
+static void cgroup_paths(const char *self, char *v2, char *v1, size_t cap) {
     v2[0] = v1[0] = '\0';
-    FILE *f = fopen("/proc/self/cgroup", "r");
-    while (f && fgets(line, sizeof line, f)) {
-        line[strcspn(line, "\n")] = '\0';
-        char *controllers = strchr(line, ':'), *path = controllers ? strchr(controllers + 1, ':') : NULL;
+    for (const char *line = self; *line; line += strcspn(line, "\n"), line += *line == '\n') {
+        char entry[4096];
+        snprintf(entry, sizeof entry, "%.*s", (int)strcspn(line, "\n"), line);
+        char *controllers = strchr(entry, ':'), *path = controllers ? strchr(controllers + 1, ':') : NULL;
         if (!path) continue;
+        *controllers++ = '\0'; /* entry: the hierarchy's number; controllers: its list */
         *path++ = '\0';
-        if (!strcmp(line, "0") && !controllers[1]) snprintf(v2, cap, "%s", path);
+        if (!strcmp(entry, "0") && !controllers[0]) snprintf(v2, cap, "%s", path);
         char *rest;
-        for (char *c = strtok_r(controllers + 1, ",", &rest); c; c = strtok_r(NULL, ",", &rest))
+        for (char *c = strtok_r(controllers, ",", &rest); c; c = strtok_r(NULL, ",", &rest))
             if (!strcmp(c, "memory")) snprintf(v1, cap, "%s", path);
     }
-    if (f) fclose(f);
 }
 
-/* The lowest memory limit (-1: none) over this process's cgroup and its ancestors
- * (Slurm puts --mem on the job's and the step's groups, not the task's), and the
- * same for swap (v2's memory.swap.max). A group's path that is not visible (inside a
- * container its own group is the mount's root) just finds no file; the root's is
- * read last. v1 folds the ancestors' limits into hierarchical_memory_limit. */
-static double cgroup_limit(double *swap_limit) {
-    char v2[4096], v1[4096], file[4200];
-    cgroup_paths(v2, v1, sizeof v2);
+double nn_placement_cgroup_limit(const char *self, const char *v2_root, const char *v1_root, double *swap_limit) {
+    char v2[4096], v1[4096], file[8400];
+    cgroup_paths(self, v2, v1, sizeof v2);
     double limit = -1;
     *swap_limit = -1;
-    for (;;) {
-        snprintf(file, sizeof file, "/sys/fs/cgroup%s/memory.max", v2);
+    for (;;) { /* the group, then each parent: "/a/b", "/a", then the root "" */
+        snprintf(file, sizeof file, "%s%s/memory.max", v2_root, v2);
         limit = lower(cgroup_value(file, NULL), limit);
-        snprintf(file, sizeof file, "/sys/fs/cgroup%s/memory.swap.max", v2);
+        snprintf(file, sizeof file, "%s%s/memory.swap.max", v2_root, v2);
         *swap_limit = lower(cgroup_value(file, NULL), *swap_limit);
         char *slash = strrchr(v2, '/');
         if (!slash) break;
-        *slash = '\0'; /* the parent: "/a/b", then "/a", then the root "" */
+        *slash = '\0';
     }
-    snprintf(file, sizeof file, "/sys/fs/cgroup/memory%s/memory.stat", v1);
+    /* v1 folds the ancestors' limits into the group's hierarchical_memory_limit */
+    snprintf(file, sizeof file, "%s%s/memory.stat", v1_root, v1);
     limit = lower(cgroup_value(file, "hierarchical_memory_limit"), limit);
-    return lower(cgroup_value("/sys/fs/cgroup/memory/memory.stat", "hierarchical_memory_limit"), limit);
+    snprintf(file, sizeof file, "%s/memory.stat", v1_root);
+    return lower(cgroup_value(file, "hierarchical_memory_limit"), limit);
 }
 
 double nn_placement_node_memory(char *source, size_t cap) {
     struct sysinfo info;
     if (sysinfo(&info) != 0) return 0;
-    double ram = (double)info.totalram * info.mem_unit, swap = (double)info.totalswap * info.mem_unit, swap_limit;
-    double limit = cgroup_limit(&swap_limit);
+    char self[8192] = "";
+    FILE *f = fopen("/proc/self/cgroup", "r");
+    size_t n = f ? fread(self, 1, sizeof self - 1, f) : 0;
+    self[n] = '\0';
+    if (f) fclose(f);
+    double swap_limit, limit = nn_placement_cgroup_limit(self, "/sys/fs/cgroup", "/sys/fs/cgroup/memory", &swap_limit);
+    double ram = (double)info.totalram * info.mem_unit, swap = (double)info.totalswap * info.mem_unit;
     bool limited = limit >= 0 && limit < ram;
     if (swap_limit >= 0 && swap_limit < swap) swap = swap_limit;
     snprintf(source, cap, "%s%s", limited ? "its cgroup limit" : "RAM", swap > 0 ? " and swap" : "");

@@ -43,7 +43,9 @@ static int configure(trainer *t, nn_error *err) {
     if (t->cfg.virtual_shards < 0) t->cfg.virtual_shards = nn_vshards_default(t->cfg.batch_size); /* --deterministic */
     if (!o->resume[0]) return nn_run_config_check(&t->cfg, o->given, err); /* the same on every rank */
     char changes[2 * NN_PATH_MAX + 256] = "";
-    int status = nn_checkpoint_load(o->resume, &t->ck, err);
+    int readers;
+    nn_comm_node_layout(t->comm, &readers, NULL); /* collective: every rank configures */
+    int status = nn_checkpoint_load(o->resume, readers, &t->ck, err);
     if (!status) status = nn_run_config_resume(&o->run, o->given, &t->ck.config, o->resume, &t->cfg, changes,
                                                sizeof changes, err);
     if (!status) status = nn_run_config_check(&t->cfg, o->given, err);

@@ -69,8 +69,11 @@ int nn_checkpoint_save(const char *path, const nn_train_state *state, MPI_Comm c
 int nn_checkpoint_check_replaceable(const char *path, nn_error *err);
 
 /* Local (any rank, no MPI). Validates format version, structure and checksums;
- * NN_ERR_INPUT with a message naming the file and the problem otherwise. */
-int nn_checkpoint_load(const char *path, nn_checkpoint *ck, nn_error *err);
+ * NN_ERR_INPUT with a message naming the file and the problem otherwise.
+ * `readers_on_node`: how many ranks of this node load it at once, each into its own
+ * memory; NN_ERR_RUNTIME, before any array is read, when their copies of the
+ * parameters and momentum cannot fit in the node's memory. */
+int nn_checkpoint_load(const char *path, int readers_on_node, nn_checkpoint *ck, nn_error *err);
 void nn_checkpoint_free(nn_checkpoint *ck);
 
 /* CRC-32 of a float buffer, as stored in the file. */

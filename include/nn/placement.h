@@ -21,4 +21,13 @@ void nn_placement_warn(FILE *log, int threads);
  * figure is ("RAM and swap", "its cgroup limit", ...); 0 where unknown. */
 double nn_placement_node_memory(char *source, size_t cap);
 
+/* The lowest memory limit (-1: none) over a cgroup and its ancestors, and the same
+ * for swap: `self` is /proc/self/cgroup's text, `v2_root` and `v1_root` where the
+ * hierarchies are mounted (/sys/fs/cgroup, /sys/fs/cgroup/memory; the tests give a
+ * tree of their own). Slurm puts --mem on the job's and the step's groups, not the
+ * task's; v2 is walked from the group up (a group not visible, as a container's own,
+ * finds no file and the root is read), v1 folds the ancestors into the group's
+ * hierarchical_memory_limit. */
+double nn_placement_cgroup_limit(const char *self, const char *v2_root, const char *v1_root, double *swap_limit);
+
 #endif

@@ -185,7 +185,9 @@ static int prepare(const eval_options *o, MPI_Comm comm, nn_checkpoint *ck, nn_s
                    nn_evaluator *ev, nn_error *err) {
     int rank, status;
     MPI_Comm_rank(comm, &rank);
-    status = nn_checkpoint_load(o->checkpoint, ck, err);
+    int readers;
+    nn_comm_node_layout(comm, &readers, NULL);
+    status = nn_checkpoint_load(o->checkpoint, readers, ck, err);
     const char *data = dataset_of(o, ck);
     if (!status && rank == 0 && o->metrics[0]) status = claim_metrics(o, data, err);
     if ((status = nn_comm_agree(comm, status, err))) return status;

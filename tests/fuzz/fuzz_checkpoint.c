@@ -155,7 +155,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
     nn_checkpoint ck;
     nn_error err = {0};
-    int status = nn_checkpoint_load(path, &ck, &err);
+    int status = nn_checkpoint_load(path, 1, &ck, &err);
     if (status == NN_OK) { /* what was accepted is whole and consistent */
         if (ck.n_params != nn_spec_param_count(&ck.config.spec) || ck.ranks < 1 || ck.config.batch_size < 1 ||
             ck.config.epochs < 1 || ck.progress.step_in_epoch < 0 || nn_checksum(ck.params, ck.n_params) !=
