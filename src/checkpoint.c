@@ -683,13 +683,13 @@ static void get_arrays(reader *r, const record *rec, nn_checkpoint *ck) {
      * widths edited in a file without /integrity are then bad input, not out of memory */
     get_layers(r, "/model", &ck->config.spec, NULL);
     get_layers(r, "/optimizer/velocity", &ck->config.spec, NULL);
-    char source[64];
-    double bytes = 2.0 * sizeof(float) * (double)ck->n_params * r->readers_on_node;
-    double node = nn_placement_node_memory(source, sizeof source);
-    if (!r->failed && node > 0 && bytes > node) /* datasets never written read as zeros: shapes are not enough */
-        reject(r, NN_ERR_RUNTIME, "out of memory: reading its %zu parameters and momentum takes %.1f GiB on each of "
-               "this node's %d rank%s; the node has %.1f GiB (%s)", ck->n_params, bytes / r->readers_on_node / (1 << 30),
-               r->readers_on_node, r->readers_on_node == 1 ? "" : "s", node / (1 << 30), source);
+    if (r->failed) return;
+    char need[96]; /* datasets never written read as zeros: their shapes are not enough */
+    snprintf(need, sizeof need, "reading its %zu parameters and momentum takes", ck->n_params);
+    nn_error memory;
+    if (nn_placement_check_memory(2.0 * sizeof(float) * (double)ck->n_params, r->readers_on_node, need,
+                                  "each rank its own copy", &memory))
+        reject(r, NN_ERR_RUNTIME, "%s", memory.msg);
     if (r->failed) return;
     ck->params = malloc(ck->n_params * sizeof(float));
     ck->velocity = malloc(ck->n_params * sizeof(float));

@@ -67,11 +67,15 @@ static const char *kind_of(mode_t mode) {
     return "not a regular file";
 }
 
+static bool is_link(const char *path) {
+    struct stat st;
+    return lstat(path, &st) == 0 && S_ISLNK(st.st_mode);
+}
+
 void nn_output_follow_link(char *path, size_t cap) {
-    struct stat link, target;
+    struct stat target;
     char resolved[PATH_MAX];
-    if (lstat(path, &link) != 0 || !S_ISLNK(link.st_mode) || stat(path, &target) != 0 || !S_ISREG(target.st_mode))
-        return;
+    if (!is_link(path) || stat(path, &target) != 0 || !S_ISREG(target.st_mode)) return;
     if (realpath(path, resolved) && strlen(resolved) < cap) strcpy(path, resolved);
 }
 
@@ -96,11 +100,6 @@ static int try_create(const nn_file_role *out, const char *name, nn_error *err) 
     close(fd);
     unlink(name);
     return NN_OK;
-}
-
-static bool is_link(const char *path) {
-    struct stat st;
-    return lstat(path, &st) == 0 && S_ISLNK(st.st_mode);
 }
 
 /* A link still there after nn_output_follow_link, which follows every link to a

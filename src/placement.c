@@ -119,3 +119,12 @@ double nn_placement_node_memory(char *source, size_t cap) {
     snprintf(source, cap, "%s%s", limited ? "its cgroup limit" : "RAM", swap > 0 ? " and swap" : "");
     return (limited ? limit : ram) + swap;
 }
+
+int nn_placement_check_memory(double rank_bytes, int ranks, const char *need, const char *what, nn_error *err) {
+    char source[64];
+    double node_bytes = nn_placement_node_memory(source, sizeof source), gib = 1024.0 * 1024.0 * 1024.0;
+    if (node_bytes <= 0 || rank_bytes * ranks <= node_bytes) return NN_OK; /* unknown: let it try */
+    return nn_fail(err, NN_ERR_RUNTIME, "out of memory: %s %.1f GiB a rank (%s), %.1f GiB for this node's %d rank%s; "
+                   "the node has %.1f GiB (%s)", need, rank_bytes / gib, what, rank_bytes * ranks / gib, ranks,
+                   ranks == 1 ? "" : "s", node_bytes / gib, source);
+}

@@ -27,6 +27,7 @@ typedef struct trainer {
     nn_run_config cfg;    /* the run: opt.run, or merged with the checkpoint on resume */
     MPI_Comm comm;
     int rank, nranks, threads; /* threads: in use (the tuning may settle on one) */
+    int ranks_per_node;        /* this rank's node: how many ranks share its memory */
     nn_thread_tuning tuning;
     nn_tuner sum_tuning;  /* the chunked or the factored sum (trainer_tuning.c), once the threads are chosen */
     bool timing_sums;     /* this step is timed for sum_tuning */

@@ -40,12 +40,11 @@ static void say_complete(const trainer *t) {
 static int configure(trainer *t, nn_error *err) {
     const nn_train_options *o = &t->opt;
     t->cfg = o->run;
+    nn_comm_node_layout(t->comm, &t->ranks_per_node, NULL); /* collective: every rank configures */
     if (t->cfg.virtual_shards < 0) t->cfg.virtual_shards = nn_vshards_default(t->cfg.batch_size); /* --deterministic */
     if (!o->resume[0]) return nn_run_config_check(&t->cfg, o->given, err); /* the same on every rank */
     char changes[2 * NN_PATH_MAX + 256] = "";
-    int readers;
-    nn_comm_node_layout(t->comm, &readers, NULL); /* collective: every rank configures */
-    int status = nn_checkpoint_load(o->resume, readers, &t->ck, err);
+    int status = nn_checkpoint_load(o->resume, t->ranks_per_node, &t->ck, err);
     if (!status) status = nn_run_config_resume(&o->run, o->given, &t->ck.config, o->resume, &t->cfg, changes,
                                                sizeof changes, err);
     if (!status) status = nn_run_config_check(&t->cfg, o->given, err);
@@ -133,27 +132,22 @@ static factors_use use_factors(const trainer *t) {
     return !strcmp(choice, "factors") ? FACTORS_ALWAYS : FACTORS_NO;
 }
 
-/* Model, optimizer, evaluator, batch buffers and the metrics file (local parts). */
-/* Collective. Each rank keeps at least three copies of the parameters (weights,
- * gradients, momentum), all written in the first step, and a resumed run holds the
- * checkpoint's weights and momentum besides while it starts: a network that cannot
- * fit them on this node is refused now, with numbers, instead of being ended by the
- * kernel's out-of-memory killer (which may pick another process) mid-run. */
+/* Each rank keeps at least three copies of the parameters (weights, gradients,
+ * momentum), all written in the first step, and a resumed run holds the checkpoint's
+ * weights and momentum besides while it starts: a network that cannot fit them on
+ * this node is refused now, with numbers, instead of being ended by the kernel's
+ * out-of-memory killer (which may pick another process) mid-run. */
 static int check_memory(const trainer *t, nn_error *err) {
-    int local_ranks;
-    nn_comm_node_layout(t->comm, &local_ranks, NULL);
     size_t params = nn_spec_param_count(&t->cfg.spec);
     int copies = t->opt.resume[0] ? 5 : 3;
-    double rank_bytes = copies * sizeof(float) * (double)params, gib = 1024.0 * 1024.0 * 1024.0;
-    char source[64];
-    double node_bytes = nn_placement_node_memory(source, sizeof source);
-    if (node_bytes <= 0 || rank_bytes * local_ranks <= node_bytes) return NN_OK;
-    return nn_fail(err, NN_ERR_RUNTIME, "out of memory: a network of %zu parameters needs at least %.1f GiB a rank "
-                   "(%s), %.1f GiB for this node's %d rank%s; the node has %.1f GiB (%s)", params, rank_bytes / gib,
-                   copies == 3 ? "weights, gradients, momentum" : "weights, gradients, momentum and the checkpoint's two",
-                   rank_bytes * local_ranks / gib, local_ranks, local_ranks == 1 ? "" : "s", node_bytes / gib, source);
+    char need[96];
+    snprintf(need, sizeof need, "a network of %zu parameters needs at least", params);
+    return nn_placement_check_memory(copies * sizeof(float) * (double)params, t->ranks_per_node, need,
+                                     copies == 3 ? "weights, gradients, momentum"
+                                                 : "weights, gradients, momentum and the checkpoint's two", err);
 }
 
+/* Model, optimizer, evaluator, batch buffers and the metrics file (local parts). */
 static int allocate(trainer *t, nn_error *err) {
     const nn_run_config *c = &t->cfg;
     if (check_memory(t, err)) return NN_ERR_RUNTIME;

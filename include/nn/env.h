@@ -4,8 +4,9 @@
  * (NNTRAIN_STOP_AT_STEP). The tools check them all at startup (nn_env_check), so a
  * misspelt value, or a misspelt name (within two typing slips of a knob's, or in
  * another case), stops the run with a one-line error instead of quietly taking the
- * default. OpenMP's OMP_NUM_THREADS is checked too: a count (or list of counts) whose
- * first is 1..1024, as --threads. An empty value counts as unset (job scripts export VAR= for "no choice"). */
+ * default. OpenMP's OMP_NUM_THREADS is checked too: a count, or a list of counts,
+ * each 1..1024 as --threads. An empty value counts as unset (job scripts export VAR=
+ * for "no choice"). */
 #ifndef NN_ENV_H
 #define NN_ENV_H
 

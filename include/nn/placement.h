@@ -6,6 +6,8 @@
 #include <mpi.h>
 #include <stdio.h>
 
+#include "nn/error.h"
+
 /* Collective over comm. Threads per rank: `requested` if > 0, else OMP_NUM_THREADS
  * if set, else this rank's share of the node's cores, never more than the cores it
  * is bound to, so that ranks x threads does not oversubscribe the node. */
@@ -20,6 +22,11 @@ void nn_placement_warn(FILE *log, int threads);
  * An upper bound, so a run that needs more cannot finish here. `source` gets what the
  * figure is ("RAM and swap", "its cgroup limit", ...); 0 where unknown. */
 double nn_placement_node_memory(char *source, size_t cap);
+
+/* Local: NN_OK where `ranks` ranks of `rank_bytes` each fit in the node's memory
+ * (nn_placement_node_memory), else NN_ERR_RUNTIME: "out of memory: NEED 2.0 GiB a
+ * rank (WHAT), 4.0 GiB for this node's 2 ranks; the node has 1.0 GiB (RAM)". */
+int nn_placement_check_memory(double rank_bytes, int ranks, const char *need, const char *what, nn_error *err);
 
 /* The lowest memory limit (-1: none) over a cgroup and its ancestors, and the same
  * for swap: `self` is /proc/self/cgroup's text, `v2_root` and `v1_root` where the
