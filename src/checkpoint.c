@@ -46,6 +46,7 @@
 #include "nn/comm.h"
 #include "nn/conv_spec.h"
 #include "nn/options.h"
+#include "nn/outputs.h"
 #include "nn/placement.h"
 #include "nn/version.h"
 #include "nn/watchdog.h"
@@ -366,17 +367,8 @@ static int save_on_root(const char *path, const nn_train_state *s, int ranks, co
 }
 
 int nn_checkpoint_check_replaceable(const char *path, nn_error *err) {
-    struct stat st;
-    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) return NN_OK; /* nothing of value there */
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    hid_t file = H5Fis_hdf5(path) > 0 ? H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT) : -1;
-    int ours = file >= 0 && H5Aexists_by_name(file, "/", "format_version", H5P_DEFAULT) > 0 &&
-               H5Lexists(file, "/progress", H5P_DEFAULT) > 0;
-    if (file >= 0) H5Fclose(file);
-    if (!ours)
-        return nn_fail(err, NN_ERR_INPUT, "--checkpoint %s: exists and is not an nntrain checkpoint; not replacing it",
-                       path);
-    return NN_OK;
+    static const char *const marks[] = {"format_version", "/progress", NULL};
+    return nn_output_check_ours("--checkpoint", path, "checkpoint", marks, err);
 }
 
 int nn_checkpoint_save(const char *path, const nn_train_state *state, MPI_Comm comm, double *seconds, nn_error *err) {

@@ -171,17 +171,6 @@ int nn_dataset_write(const char *path, const nn_split_data *train, const nn_spli
 }
 
 int nn_dataset_check_replaceable(const char *option, const char *path, nn_error *err) {
-    struct stat st;
-    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) return NN_OK; /* nothing of value there */
-    H5E_auto2_t old_handler;
-    void *old_data;
-    H5Eget_auto2(H5E_DEFAULT, &old_handler, &old_data);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    hid_t file = H5Fis_hdf5(path) > 0 ? H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT) : -1;
-    int ours = file >= 0 && H5Lexists(file, "/train", H5P_DEFAULT) > 0 && H5Lexists(file, "/test", H5P_DEFAULT) > 0 &&
-               H5Aexists_by_name(file, "/", "num_classes", H5P_DEFAULT) > 0;
-    if (file >= 0) H5Fclose(file);
-    H5Eset_auto2(H5E_DEFAULT, old_handler, old_data);
-    return ours ? NN_OK
-                : nn_fail(err, NN_ERR_INPUT, "%s %s: exists and is not an nntrain dataset; not replacing it", option, path);
+    static const char *const marks[] = {"/train", "/test", "num_classes", NULL};
+    return nn_output_check_ours(option, path, "dataset", marks, err);
 }

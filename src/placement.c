@@ -83,6 +83,16 @@ static void cgroup_paths(const char *self, char *v2, char *v1, size_t cap) {
     }
 }
 
+/* A v1 group's limits, lowered into *limit and *swap: v1 folds the ancestors' limits
+ * into the group's memory.stat, and limits memory and swap together ("memsw"; only
+ * where the kernel accounts swap), so the swap it may use is the difference. */
+static void v1_limits(const char *stat_file, double *limit, double *swap) {
+    double memory = cgroup_value(stat_file, "hierarchical_memory_limit");
+    double memsw = cgroup_value(stat_file, "hierarchical_memsw_limit");
+    *limit = lower(memory, *limit);
+    if (memory >= 0 && memsw >= memory) *swap = lower(memsw - memory, *swap);
+}
+
 double nn_placement_cgroup_limit(const char *self, const char *v2_root, const char *v1_root, double *swap_limit) {
     char v2[4096], v1[4096], file[8400];
     cgroup_paths(self, v2, v1, sizeof v2);
@@ -97,11 +107,11 @@ double nn_placement_cgroup_limit(const char *self, const char *v2_root, const ch
         if (!slash) break;
         *slash = '\0';
     }
-    /* v1 folds the ancestors' limits into the group's hierarchical_memory_limit */
     snprintf(file, sizeof file, "%s%s/memory.stat", v1_root, v1);
-    limit = lower(cgroup_value(file, "hierarchical_memory_limit"), limit);
+    v1_limits(file, &limit, swap_limit);
     snprintf(file, sizeof file, "%s/memory.stat", v1_root);
-    return lower(cgroup_value(file, "hierarchical_memory_limit"), limit);
+    v1_limits(file, &limit, swap_limit);
+    return limit;
 }
 
 double nn_placement_node_memory(char *source, size_t cap) {

@@ -12,7 +12,8 @@
 # dropout and max-norm, --threads 2, a convolutional front, and on MNIST with more
 # than 256 rows a rank (where nn_gemm cuts the product into slices, so the factored
 # sum adds each rank's product on its own) and a hidden layer of 300, cut into tiles
-# both ways (8 x 3 at 3 ranks); with 2 threads a rank, whose threads take the factored
+# both ways (8 x 3 at 3 ranks), and at 16 ranks (the 16-core node's count, finer tiles
+# too); with 2 threads a rank, whose threads take the factored
 # sum's items side by side, at 200 rows a rank (where its tiles take nn_gemm_sum, the
 # running total in registers, but for the narrow last columns). The header names the
 # sum in use. And nn_gemm's B
@@ -107,6 +108,15 @@ if [ -f "$mnist" ]; then
         h5diff "$dir/early.h5" "$dir/fine.h5" /model /model >"$dir/diff" 2>&1; then
         passed=$((passed + 1)); echo "ok   finer tiles ($(tiles fine), not $(tiles factors)): the same checkpoint"
     else fail "finer tiles: $(tiles fine) against $(tiles factors) tiles, or a checkpoint unlike the early sum's: $(head -c 300 "$dir/diff")"; fi
+    # the 16-core node's count: 16 ranks of the reference network at batch 100 (6 or 7
+    # rows a rank), and the finer tiles its kit measures there (NN_FACTOR_MIN_TILE=2800)
+    ref16=(--data "$mnist" --train-limit 1600 --batch-size 100 --epochs 2 --lr 0.3 --layers 784,50,100,10)
+    check "16 ranks, the reference network, 6-7 rows a rank" 16 "${ref16[@]}"
+    NN_FACTOR_MIN_TILE=2800 run fine16 16 factors "${ref16[@]}"
+    if [ "$(tiles fine16)" -gt "$(tiles factors)" ] 2>/dev/null &&
+        h5diff "$dir/early.h5" "$dir/fine16.h5" /model /model >"$dir/diff" 2>&1; then
+        passed=$((passed + 1)); echo "ok   16 ranks, finer tiles ($(tiles fine16), not $(tiles factors)): the same checkpoint"
+    else fail "16 ranks, finer tiles: $(tiles fine16) against $(tiles factors) tiles, or a checkpoint unlike the early sum's: $(head -c 300 "$dir/diff")"; fi
 else
     fail "$mnist is missing: run scripts/fetch_mnist.sh first (scripts/test.sh does)"
 fi

@@ -1,6 +1,6 @@
 /* The node's memory limit as cgroups set it, read from a tree of files built here:
  * Slurm's --mem on the job's group (not the task's), a container's own group seen as
- * the root, v1's co-mounted controllers, "max" and v1's "unlimited". */
+ * the root, v1's co-mounted controllers and memory-with-swap limit, "max" and v1's "unlimited". */
 #define _POSIX_C_SOURCE 200809L /* mkdtemp */
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,6 +65,12 @@ static void test_v1_co_mounted(void) {
     double swap;
     const char *self = "11:pids:/slurm/uid_0/job_9\n5:cpuacct,cpu,memory:/slurm/uid_0/job_9\n1:name=systemd:/\n";
     CU_ASSERT_DOUBLE_EQUAL(limit_of("hpc", self, &swap), 3 * GIB, 1);
+    CU_ASSERT_DOUBLE_EQUAL(swap, -1, 0.5); /* swap not accounted: no memsw line */
+    /* with swap accounted: memory and swap together 4 GiB, so 1 GiB of swap */
+    put("v1/swap/slurm/job_7/memory.stat", "hierarchical_memory_limit 3221225472\n"
+                                           "hierarchical_memsw_limit 4294967296\ntotal_rss 5\n");
+    CU_ASSERT_DOUBLE_EQUAL(limit_of("swap", "3:memory:/slurm/job_7\n", &swap), 3 * GIB, 1);
+    CU_ASSERT_DOUBLE_EQUAL(swap, 1 * GIB, 1);
     put("v1/unlimited/memory.stat", "hierarchical_memory_limit 9223372036854771712\n"); /* v1's "none" */
     CU_ASSERT_DOUBLE_EQUAL(limit_of("unlimited", "4:memory:/\n", &swap), -1, 0.5);
 }
@@ -88,7 +94,7 @@ int main(void) {
     CU_TestInfo tests[] = {
         {"v2: the lowest memory.max from the task's group up (Slurm's job)", test_v2_slurm_job_limit},
         {"v2: a container's own group read at the root", test_v2_container_root},
-        {"v1: hierarchical_memory_limit, co-mounted controllers, unlimited", test_v1_co_mounted},
+        {"v1: hierarchical_memory_limit and memsw, co-mounted controllers, unlimited", test_v1_co_mounted},
         {"no limit anywhere", test_no_limit},
         CU_TEST_INFO_NULL};
     int status = nn_run_suite("placement", tests);

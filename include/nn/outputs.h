@@ -60,6 +60,14 @@ void nn_output_follow_link(char *path, size_t cap);
  * file already there is left alone: it may be a live run's). */
 int nn_run_files_check(const nn_run_files *files, nn_error *err);
 
+/* Local: NN_OK where `path` is missing, empty or not a regular file (the rule above
+ * judges those), or an HDF5 file that holds every one of `marks` (NULL-ended: a link
+ * where the mark starts with '/', else an attribute of the root group), as nntrain
+ * writes its `kind` of file; else NN_ERR_INPUT, "<option> <path>: exists and is not
+ * an nntrain <kind>; not replacing it". A user's file is never replaced. */
+int nn_output_check_ours(const char *option, const char *path, const char *kind, const char *const *marks,
+                         nn_error *err);
+
 /* Local, with the output's lock held: removes `leftover` (the temporary file of a
  * write killed part-way) where it is ours, a regular file of one name whose content
  * begins as `signature` does (or is cut within it; an empty file included) or with

@@ -34,7 +34,7 @@ int nn_placement_check_memory(double rank_bytes, int ranks, const char *need, co
  * tree of their own). Slurm puts --mem on the job's and the step's groups, not the
  * task's; v2 is walked from the group up (a group not visible, as a container's own,
  * finds no file and the root is read), v1 folds the ancestors into the group's
- * hierarchical_memory_limit. */
+ * hierarchical_memory_limit (and memory with swap into hierarchical_memsw_limit). */
 double nn_placement_cgroup_limit(const char *self, const char *v2_root, const char *v1_root, double *swap_limit);
 
 #endif
