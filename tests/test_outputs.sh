@@ -143,6 +143,26 @@ echo mine >prep.h5.tmp # a user's file at the temporary name: kept, and nothing 
     [ "$(cat prep.h5.tmp)" = mine ] && [ ! -e prep.h5 ] || fail "nnprep over a user's prep.h5.tmp: exit $rc: $(cat err)"
 head -c 100 good.h5 >prep.h5.tmp # a killed nnprep's leftover: taken
 "$nnprep" --out prep.h5 idx >out 2>err && [ ! -e prep.h5.tmp ] || fail "nnprep after a killed one: $(cat err)"
+# A second nnprep on the same --out is refused while the first holds its lock (without
+# it, the second took the first's temporary file for a leftover, removed it mid-write,
+# and the first renamed the second's half-written file into place). A process of the
+# test's own holds the lock here, as an nnprep would, so no timing decides it.
+python3 - prep.h5.lock <<'PY' &
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o666)
+fcntl.lockf(fd, fcntl.LOCK_EX)
+os.write(fd, b"PID %d on host test\n" % os.getpid())
+open(sys.argv[1] + ".held", "w").close()
+time.sleep(120)
+PY
+locker=$!
+for _ in $(seq 300); do [ -e prep.h5.lock.held ] && break; sleep 0.1; done
+before=$(sha256sum prep.h5)
+"$nnprep" --out prep.h5 idx >out 2>err; rc=$?
+[ "$rc" -eq 2 ] && grep -q "^nnprep: --out prep.h5: in use by another run (PID [0-9]* on host test; " err &&
+    [ "$(sha256sum prep.h5)" = "$before" ] && [ ! -e prep.h5.tmp ] || fail "nnprep on a held --out: exit $rc: $(cat err)"
+kill "$locker"; wait "$locker" 2>/dev/null; rm -f prep.h5.lock prep.h5.lock.held
+"$nnprep" --out prep.h5 idx >out 2>err && [ ! -e prep.h5.lock ] || fail "nnprep once the lock is free: $(cat err)"
 
 # Two live runs, one checkpoint: the second is refused at once, naming the first.
 # The first is held in a long run of steps (many epochs), then stopped by SIGTERM.

@@ -147,6 +147,28 @@ static nn_split_data as_split_data(const split_files *s) {
                            .cols = (int)s->images.dims[2]};
 }
 
+/* The one output rule for --out (not an input, by inode; a regular file; its temporary
+ * creatable), then its lock, held until the file is in place: a second nnprep on the
+ * same file would otherwise take this one's temporary file for a killed run's
+ * leftover, remove it mid-write and rename its own half-written one into place. Then
+ * only a dataset of ours is replaced. */
+static int claim_out(const prep_options *opts, const split_files *train, const split_files *test,
+                     nn_output_lock *lock, nn_error *err) {
+    char tmp[NN_PATH_MAX + 8];
+    snprintf(tmp, sizeof tmp, "%s.tmp", opts->out); /* as nn_dataset_write names it */
+    nn_run_files files = {0};
+    const split_files *splits[2] = {train, test};
+    for (int i = 0; i < 2; i++) {
+        nn_run_files_input(&files, "the input", splits[i]->image_path);
+        nn_run_files_input(&files, "the input", splits[i]->label_path);
+    }
+    nn_run_files_temporary(&files, nn_run_files_output(&files, "--out", opts->out), tmp);
+    int status = nn_run_files_check(&files, err);
+    if (status == NN_OK) status = nn_output_lock_acquire(lock, "--out", opts->out, err);
+    if (status == NN_OK) status = nn_dataset_check_replaceable("--out", opts->out, err);
+    return status;
+}
+
 static int convert(const prep_options *opts, split_files *train, split_files *test,
                    nn_error *err) {
     int status = check_dir(opts->dir, err);
@@ -159,26 +181,19 @@ static int convert(const prep_options *opts, split_files *train, split_files *te
                        test->image_path, test->images.dims[1], test->images.dims[2],
                        train->images.dims[1], train->images.dims[2]);
 
-    /* Record where the data came from: its kind and the directory's absolute path. */
-    char resolved[NN_PATH_MAX]; /* realpath writes at most PATH_MAX (= NN_PATH_MAX) */
-    const char *where = realpath(opts->dir, resolved) ? resolved : opts->dir;
-    char source[NN_PATH_MAX + 32];
-    /* the one output rule: not an input (by inode), a regular file, its temporary creatable */
-    char tmp[NN_PATH_MAX + 8];
-    snprintf(tmp, sizeof tmp, "%s.tmp", opts->out); /* as nn_dataset_write names it */
-    nn_run_files files = {0};
-    const split_files *splits[2] = {train, test};
-    for (int i = 0; i < 2; i++) {
-        nn_run_files_input(&files, "the input", splits[i]->image_path);
-        nn_run_files_input(&files, "the input", splits[i]->label_path);
+    nn_output_lock lock = {.fd = -1};
+    status = claim_out(opts, train, test, &lock, err);
+    if (status == NN_OK) {
+        /* Record where the data came from: its kind and the directory's absolute path. */
+        char resolved[NN_PATH_MAX]; /* realpath writes at most PATH_MAX (= NN_PATH_MAX) */
+        const char *where = realpath(opts->dir, resolved) ? resolved : opts->dir;
+        char source[NN_PATH_MAX + 32];
+        snprintf(source, sizeof source, "%s (%s)", opts->fashion ? "fashion-mnist" : "mnist", where);
+        nn_split_data train_data = as_split_data(train), test_data = as_split_data(test);
+        status = nn_dataset_write(opts->out, &train_data, &test_data, opts->num_classes, source, err);
     }
-    nn_run_files_temporary(&files, nn_run_files_output(&files, "--out", opts->out), tmp);
-    if ((status = nn_run_files_check(&files, err))) return status;
-    if ((status = nn_dataset_check_replaceable("--out", opts->out, err))) return status;
-    snprintf(source, sizeof source, "%s (%s)", opts->fashion ? "fashion-mnist" : "mnist", where);
-
-    nn_split_data train_data = as_split_data(train), test_data = as_split_data(test);
-    return nn_dataset_write(opts->out, &train_data, &test_data, opts->num_classes, source, err);
+    nn_output_lock_release(&lock);
+    return status;
 }
 
 int main(int argc, char **argv) {
