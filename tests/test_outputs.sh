@@ -163,6 +163,13 @@ before=$(sha256sum prep.h5)
     [ "$(sha256sum prep.h5)" = "$before" ] && [ ! -e prep.h5.tmp ] || fail "nnprep on a held --out: exit $rc: $(cat err)"
 kill "$locker"; wait "$locker" 2>/dev/null; rm -f prep.h5.lock prep.h5.lock.held
 "$nnprep" --out prep.h5 idx >out 2>err && [ ! -e prep.h5.lock ] || fail "nnprep once the lock is free: $(cat err)"
+# a user's file, or a link, where nnprep's lock file would go: left as it is, nothing written
+echo "my notes" >notes.h5.lock && ln -s notes.h5.lock linked.h5.lock
+for out in notes.h5 linked.h5; do
+    "$nnprep" --out $out idx >out 2>err; rc=$?
+    [ "$rc" -eq 2 ] && grep -q "^nnprep: --out $out: .*$out.lock .*; not touching it" err && [ ! -e $out ] &&
+        [ "$(cat notes.h5.lock)" = "my notes" ] || fail "nnprep beside a user's $out.lock: exit $rc: $(cat err)"
+done
 
 # Two live runs, one checkpoint: the second is refused at once, naming the first.
 # The first is held in a long run of steps (many epochs), then stopped by SIGTERM.
