@@ -98,16 +98,6 @@ static step_outcome step(trainer *t, long s, nn_epoch_clock *clock) {
     return nn_exchange_control(t->exchange, NN_CONTROL_STOP) > 0.0f ? STEP_STOP : STEP_DONE;
 }
 
-/* Training has diverged: exit 1, the last checkpoint left as it was. */
-static int diverged(const trainer *t, const char *what, long step, nn_error *err) {
-    int layer = nn_model_first_nonfinite(&t->model);
-    char where[64] = "";
-    if (layer) snprintf(where, sizeof where, " (first non-finite values in dense layer %d)", layer);
-    return nn_fail(err, NN_ERR_RUNTIME, "training diverged: %s at epoch %d, step %ld%s; try a lower --lr than %g. %s",
-                   what, t->progress.epochs_completed + 1, step, where, t->cfg.lr,
-                   t->opt.checkpoint[0] ? "The last checkpoint is kept." : "Nothing was saved.");
-}
-
 static int save(trainer *t, nn_train_result *result, double *seconds, nn_error *err) {
     nn_exchange_gather(t->exchange, t->sgd.velocity); /* each rank updated only its share of it */
     nn_train_state state = {&t->cfg, &t->model, &t->sgd, &t->progress, &t->shuffle_rng, t->loss_sum,
@@ -144,7 +134,7 @@ static int train_steps(trainer *t, nn_epoch_clock *clock, step_outcome *outcome,
         }
     }
     clock->steps = MPI_Wtime() - t0 - saving;
-    if (!status && *outcome == STEP_DIVERGED) status = diverged(t, "the loss or a weight is not finite", t->progress.step_in_epoch + 1, err);
+    if (!status && *outcome == STEP_DIVERGED) status = trainer_diverged(t, "the loss or a weight is not finite", t->progress.step_in_epoch + 1, err);
     return status;
 }
 
@@ -169,10 +159,10 @@ static int end_epoch(trainer *t, int epoch, const nn_epoch_clock *clock, nn_trai
     st.lr = learning_rate(t, t->progress.global_step - 1);
     nn_metrics_gather(&st, clock, t->loss_sum, (double)t->steps_per_epoch * step_samples(t), (int)step_samples(t), t->comm);
     /* gathered, so the same on every rank: no NaN reaches a checkpoint or the metrics */
-    if (!isfinite(st.test_loss) || !isfinite(st.train_loss)) return diverged(t, "the epoch's loss is not finite", t->steps_per_epoch, err);
+    if (!isfinite(st.test_loss) || !isfinite(st.train_loss)) return trainer_diverged(t, "the epoch's loss is not finite", t->steps_per_epoch, err);
     char what[160];
     if (nn_loss_diverged(st.train_loss, t->first_loss, t->train.num_classes, what, sizeof what))
-        return diverged(t, what, t->steps_per_epoch, err);
+        return trainer_diverged(t, what, t->steps_per_epoch, err);
     if (t->first_loss == 0) t->first_loss = st.train_loss;
     t->progress.epochs_completed = epoch;
     t->progress.step_in_epoch = 0;

@@ -87,6 +87,9 @@ void trainer_use_sum(trainer *t, bool factored);
 
 /* Rank 0: the run's header line on t->log (trainer_report.c). */
 void trainer_print_header(const trainer *t);
+/* Training has diverged: NN_ERR_RUNTIME, one line naming what, where, and whether a
+ * checkpoint (the last good one) is there (trainer_report.c). Any rank. */
+int trainer_diverged(const trainer *t, const char *what, long step, nn_error *err);
 
 /* A fresh permutation of the local shard for `epoch`, from (seed, epoch, rank). */
 void trainer_shuffle(trainer *t, int epoch);

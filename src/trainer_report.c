@@ -1,6 +1,8 @@
-/* The run's header line (rank 0): what is trained, on what, with which settings and
- * layout -- everything a reader of a log needs to know what the epoch lines mean. */
+/* What a run says of itself: the header line (rank 0), what is trained, on what, with
+ * which settings and layout -- everything a reader of a log needs to know what the
+ * epoch lines mean; and the one line that ends a diverged run. */
 #include <stdio.h>
+#include <unistd.h>
 
 #include "nn/conv_spec.h"
 #include "nn/placement.h"
@@ -37,4 +39,16 @@ void trainer_print_header(const trainer *t) {
     fputc('\n', t->log);
     nn_placement_warn(t->log, t->threads);
     fflush(t->log);
+}
+
+int trainer_diverged(const trainer *t, const char *what, long step, nn_error *err) {
+    int layer = nn_model_first_nonfinite(&t->model);
+    char where[64] = "";
+    if (layer) snprintf(where, sizeof where, " (first non-finite values in dense layer %d)", layer);
+    /* a checkpoint there is the last good one (none with a non-finite value is ever written) */
+    const char *saved = !t->opt.checkpoint[0]                  ? "Nothing was saved."
+                        : access(t->opt.checkpoint, F_OK) == 0 ? "The last checkpoint is kept."
+                                                               : "No checkpoint was written before it.";
+    return nn_fail(err, NN_ERR_RUNTIME, "training diverged: %s at epoch %d, step %ld%s; try a lower --lr than %g. %s",
+                   what, t->progress.epochs_completed + 1, step, where, t->cfg.lr, saved);
 }

@@ -97,20 +97,43 @@ run 2 "${good[@]}" --epochs 2 --metrics /dev/full
 if [ "$rc" -eq 2 ] && [[ "$err" == *"--metrics /dev/full: is a device"* ]]
 then ok "metrics on a device: exit 2 and the reason"; else fail "metrics on a device: expected exit 2"; fi
 
-# Divergence ends a run with exit 1 and says where; no NaN or Inf reaches the last
-# checkpoint or the metrics. Here batch 4 goes NaN in epoch 2 (after one checkpoint)
-# and batch 8 grows over 100 times its first epoch's loss while staying finite; a
+# Divergence ends a run with exit 1 and says where; no NaN or Inf reaches a checkpoint
+# or the metrics, and the line says whether a checkpoint is there. Batch 4 goes NaN in
+# epoch 2 or grows over 100 times its first epoch's loss while staying finite; a
 # machine with other kernels (AVX-512) may round its way to the other reason, so
 # either is accepted (test_textbook checks the non-finite detectors on their own).
-run 2 --data "$dir/good.h5" --layers 16,8,3 --batch-size 4 --lr 100 --weight-decay 1 --epochs 20 \
-    --checkpoint "$dir/diverged.h5" --metrics "$dir/diverged.jsonl"
 # Since the loss of a first epoch is bounded too (100 x ln(classes)), the runaway can end the first epoch.
 diverged_reason='training diverged: (the loss or a weight is not finite|the training loss .* is over 100 (times the first epoch.s \([^)]*\)|x ln\([0-9]+ classes\) = [0-9]+)) at epoch [0-9]+, step [0-9]+'
-if [ "$rc" -eq 1 ] && grep -qE "^nntrain: $diverged_reason" "$dir/err" &&
-   ! h5dump -d /model/dense1/weight "$dir/diverged.h5" 2>/dev/null | grep -qi nan &&
+nonfinite() { h5dump "$1" 2>/dev/null | grep -qiwE 'nan|-?inf'; } # h5dump writes them so
+# the checkpoint CK, if any, is from before the epoch that diverged: it never counts it
+# complete, and (with METRICS) each epoch it counts has its record there, the diverged one none
+before_divergence() {
+    local ck=$1 metrics=${2:-} done_epochs bad_epoch
+    [ ! -e "$ck" ] && return 0
+    done_epochs=$(h5dump -a /progress/epochs_completed "$ck" 2>/dev/null | grep -o '(0): [0-9]*' | grep -o '[0-9]*$')
+    bad_epoch=$(grep -o 'at epoch [0-9]*' "$dir/err" | grep -o '[0-9]*$')
+    [ -n "$done_epochs" ] && [ -n "$bad_epoch" ] && [ "$done_epochs" -lt "$bad_epoch" ] &&
+        { [ -z "$metrics" ] || [ "$(grep -c . "$metrics")" -eq "$done_epochs" ]; }
+}
+rm -f "$dir/diverged.h5" "$dir/diverged.jsonl"
+run 2 --data "$dir/good.h5" --layers 16,8,3 --batch-size 4 --lr 100 --weight-decay 1 --epochs 20 \
+    --checkpoint "$dir/diverged.h5" --metrics "$dir/diverged.jsonl"
+said="No checkpoint was written before it."; [ -e "$dir/diverged.h5" ] && said="The last checkpoint is kept."
+if [ "$rc" -eq 1 ] && grep -qE "^nntrain: $diverged_reason.*\. $said\$" "$dir/err" &&
+   ! nonfinite "$dir/diverged.h5" && before_divergence "$dir/diverged.h5" "$dir/diverged.jsonl" &&
    ! grep -qiE 'nan|inf' "$dir/diverged.jsonl"
-then ok "NaN divergence: exit 1, epoch and step named, checkpoint and metrics clean"
-else fail "NaN divergence: expected exit 1, 'training diverged', a clean checkpoint and metrics"; fi
+then ok "NaN divergence: exit 1, epoch and step named, '$said', no NaN in the checkpoint or metrics"
+else fail "NaN divergence: expected exit 1, 'training diverged', '$said', a clean checkpoint and metrics: $err"; fi
+# the same with a checkpoint every 2 steps: one is there (written in the epoch that
+# diverges, before its end: its weights huge but finite), whole, and the line says it is kept
+rm -f "$dir/diverged.h5"
+run 2 --data "$dir/good.h5" --layers 16,8,3 --batch-size 4 --lr 100 --weight-decay 1 --epochs 20 \
+    --checkpoint "$dir/diverged.h5" --checkpoint-every 2
+if [ "$rc" -eq 1 ] && grep -qE "^nntrain: $diverged_reason.*\. The last checkpoint is kept\.\$" "$dir/err" &&
+   h5dump -H "$dir/diverged.h5" >/dev/null 2>&1 && h5dump -d /model/dense1/weight "$dir/diverged.h5" >/dev/null 2>&1 &&
+   ! nonfinite "$dir/diverged.h5" && before_divergence "$dir/diverged.h5"
+then ok "divergence after checkpoints: the last one kept, no NaN or Inf in any of its arrays"
+else fail "divergence after checkpoints: expected exit 1, 'The last checkpoint is kept.' and a finite checkpoint: $err"; fi
 run 2 --data "$dir/good.h5" --layers 16,8,3 --batch-size 8 --lr 100 --weight-decay 1 --epochs 20
 if [ "$rc" -eq 1 ] && grep -qE "^nntrain: $diverged_reason" "$dir/err"
 then ok "runaway loss: exit 1, 'training diverged'"
