@@ -105,6 +105,13 @@ train 2 --resume "$dir/c.h5" --epochs 4 --lr 0.1 --checkpoint "$dir/c.h5"
 name="resume with more epochs and another lr: runs, reports the change"
 if [ "$rc" -eq 0 ] && grep -q "changed: epochs 3->4 lr 0.5->0.1" "$dir/out" && grep -q "^epoch   4/4" "$dir/out"
 then ok "$name"; else fail "$name"; fi
+# and trains with both: epoch 4's last step (239 of 4 x 60) at the cosine rate of base
+# 0.1 over 240 steps, lr/2 (1 + cos(pi 239/240)) = 4.284e-06 (with the saved 0.5 or 3
+# epochs it would differ: 2.142e-05, or 0 past the end)
+lr4=$(grep -o '^epoch   4/4 .* lr [^ ]*' "$dir/out" | grep -o '[^ ]*$')
+name="resume with another lr and more epochs: epoch 4's lr is the new cosine's ($lr4)"
+if python3 -c 'import math, sys; want = 0.05 * (1 + math.cos(math.pi * 239 / 240)); sys.exit(abs(float(sys.argv[1]) / want - 1) > 1e-3)' "${lr4:-nan}" 2>/dev/null
+then ok "$name"; else fail "$name"; fi
 
 # ---- signals ----
 # start_bg NP ARGS...: nntrain in its own process group; $pid is mpirun's

@@ -250,6 +250,56 @@ static void test_omp_num_threads(void) {
     if (saved) setenv("OMP_NUM_THREADS", kept, 1);
 }
 
+/* A resume takes each setting that may change from the command line where it was
+ * given (naming the change), and from the checkpoint where it was not: a setting
+ * reported as changed but not taken would train on with the old value. */
+static void test_resume_merge(void) {
+    nn_run_config saved, cli, out;
+    nn_run_config_defaults(&saved);
+    snprintf(saved.data, sizeof saved.data, "first.h5");
+    cli = saved;
+    snprintf(cli.data, sizeof cli.data, "second.h5");
+    cli.epochs = saved.epochs + 5;
+    cli.lr = 0.125f, cli.momentum = 0.5f, cli.weight_decay = 0.25f;
+    cli.spec.dropout = 0.375f, cli.spec.input_dropout = 0.0625f, cli.max_norm = 3.0f, cli.shift = 2;
+    cli.warmup_epochs = 1.5f, cli.momentum_end = 0.99f, cli.momentum_ramp_epochs = 2.5f;
+    cli.schedule = NN_SCHEDULE_CONSTANT, cli.compress = NN_COMPRESS_BF16;
+    unsigned changeable = NN_GIVEN_DATA | NN_GIVEN_EPOCHS | NN_GIVEN_LR | NN_GIVEN_MOMENTUM | NN_GIVEN_WEIGHT_DECAY |
+                          NN_GIVEN_DROPOUT | NN_GIVEN_INPUT_DROPOUT | NN_GIVEN_MAX_NORM | NN_GIVEN_SHIFT |
+                          NN_GIVEN_WARMUP | NN_GIVEN_MOMENTUM_END | NN_GIVEN_MOMENTUM_RAMP | NN_GIVEN_SCHEDULE |
+                          NN_GIVEN_COMPRESS;
+    char changes[1024];
+    nn_error err;
+    for (int given = 0; given < 2; given++) { /* none given, then all */
+        const nn_run_config *want = given ? &cli : &saved;
+        CU_ASSERT_EQUAL_FATAL(nn_run_config_resume(&cli, given ? changeable : 0, &saved, "ck.h5", &out, changes,
+                                                   sizeof changes, &err), NN_OK);
+        CU_ASSERT_STRING_EQUAL(out.data, want->data);
+        CU_ASSERT_EQUAL(out.epochs, want->epochs);
+        CU_ASSERT_EQUAL(out.lr, want->lr);
+        CU_ASSERT_EQUAL(out.momentum, want->momentum);
+        CU_ASSERT_EQUAL(out.weight_decay, want->weight_decay);
+        CU_ASSERT_EQUAL(out.spec.dropout, want->spec.dropout);
+        CU_ASSERT_EQUAL(out.spec.input_dropout, want->spec.input_dropout);
+        CU_ASSERT_EQUAL(out.max_norm, want->max_norm);
+        CU_ASSERT_EQUAL(out.shift, want->shift);
+        CU_ASSERT_EQUAL(out.warmup_epochs, want->warmup_epochs);
+        CU_ASSERT_EQUAL(out.momentum_end, want->momentum_end);
+        CU_ASSERT_EQUAL(out.momentum_ramp_epochs, want->momentum_ramp_epochs);
+        CU_ASSERT_EQUAL(out.schedule, want->schedule);
+        CU_ASSERT_EQUAL(out.compress, want->compress);
+        if (!given) CU_ASSERT_STRING_EQUAL(changes, "");
+    }
+    const char *said[] = {"epochs 15->20", "lr 0.5->0.125", "momentum 0.9->0.5", "weight-decay 0.0001->0.25",
+                          "dropout 0->0.375", "input-dropout 0->0.0625", "max-norm 0->3", "shift 0->2",
+                          "warmup-epochs 0->1.5", "momentum-end 0->0.99", "momentum-ramp-epochs 0->2.5",
+                          "lr-schedule cosine->constant", "compress none->bf16", "data first.h5->second.h5"};
+    for (size_t i = 0; i < sizeof said / sizeof said[0]; i++) {
+        if (!strstr(changes, said[i])) printf("\n  resume: '%s' not in '%s'\n", said[i], changes);
+        CU_ASSERT_PTR_NOT_NULL(strstr(changes, said[i]));
+    }
+}
+
 int main(void) {
     CU_TestInfo tests[] = {
         {"defaults match the documented contract", test_defaults},
@@ -260,6 +310,7 @@ int main(void) {
         {"environment knobs: counts, words, empty as unset", test_environment_knobs},
         {"environment knobs: a misspelt name is refused", test_misspelt_knob_names},
         {"environment: OMP_NUM_THREADS a count or list, the first in --threads' range", test_omp_num_threads},
+        {"a resume takes each changeable setting given, the checkpoint's otherwise", test_resume_merge},
         CU_TEST_INFO_NULL};
     return nn_run_suite("options", tests);
 }
