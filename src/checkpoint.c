@@ -45,6 +45,7 @@
 
 #include "nn/comm.h"
 #include "nn/conv_spec.h"
+#include "nn/hdf5_image.h"
 #include "nn/options.h"
 #include "nn/outputs.h"
 #include "nn/placement.h"
@@ -295,39 +296,12 @@ static herr_t put_convs(hid_t file, const nn_model_spec *spec) {
     return rc < 0 ? rc : put_attr(file, "/model", "convs", H5T_NATIVE_INT, 2, dims, rows);
 }
 
-/* The file's bytes, written out by us; -1 with errno set when they cannot be. */
-static int write_bytes(const char *path, const unsigned char *bytes, size_t size) {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-    if (fd < 0) return -1;
-    for (size_t done = 0; done < size;) {
-        size_t piece = size - done < ((size_t)64 << 20) ? size - done : (size_t)64 << 20;
-        ssize_t n = write(fd, bytes + done, piece);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            int saved = n < 0 ? errno : ENOSPC;
-            close(fd);
-            errno = saved;
-            return -1;
-        }
-        done += (size_t)n;
-        nn_watchdog_alive(); /* writing a large checkpoint is progress */
-    }
-    if (fsync(fd) != 0 || close(fd) != 0) return -1; /* close(fd) either way: fsync first */
-    return 0;
-}
-
-/* The checkpoint is built in memory (HDF5's core driver, no file behind it), then its
- * image is written out by write_bytes: HDF5 1.10 cannot close a file whose last flush
- * failed (a full disk, a quota), and then crashes in MPI_Finalize. In memory nothing
- * fails that way, and our own write names the error. The cost: the image, and a copy of
- * it, on rank 0 for the moment of the save (each about twice the parameters' bytes). */
+/* Built in memory and written out whole (nn/hdf5_image.h: a full disk must not leave
+ * HDF5 holding a file it cannot close). */
 static int write_file(const char *tmp, const nn_train_state *s, int ranks, int rows, const uint32_t *rng_states,
                       const double *loss_partials) {
     size_t expected = 2 * s->model->n_params * sizeof(float) + ((size_t)1 << 20); /* one allocation, usually */
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    hid_t file = fapl >= 0 && H5Pset_fapl_core(fapl, expected, 0) >= 0
-                     ? H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl) : -1;
-    if (fapl >= 0) H5Pclose(fapl);
+    hid_t file = nn_hdf5_image_create(tmp, expected);
     if (file < 0) return -1;
     herr_t rc = 0;
     for (size_t i = 0; i < sizeof groups / sizeof groups[0] && rc >= 0; i++) {
@@ -346,15 +320,12 @@ static int write_file(const char *tmp, const nn_train_state *s, int ranks, int r
     if (rc >= 0) rc = put_fields(file, &rec);
     long long attributes_checksum = record_checksum(&rec, &s->model->spec);
     if (rc >= 0) rc = put_attr(file, "/integrity", "attributes_checksum", H5T_NATIVE_LLONG, 0, NULL, &attributes_checksum);
-    if (rc >= 0) rc = H5Fflush(file, H5F_SCOPE_LOCAL); /* the superblock's end of file, in the image */
-    ssize_t size = rc >= 0 ? H5Fget_file_image(file, NULL, 0) : -1;
-    unsigned char *image = size > 0 ? malloc((size_t)size) : NULL;
-    if (image && H5Fget_file_image(file, image, (size_t)size) != size) size = -1;
-    H5Fclose(file); /* in memory: nothing to fail */
-    errno = rc >= 0 && size > 0 && !image ? ENOMEM : 0;
-    int written = image && size > 0 ? write_bytes(tmp, image, (size_t)size) : -1;
-    free(image);
-    return written;
+    if (rc < 0) {
+        H5Fclose(file);
+        errno = 0; /* HDF5's failure, not the system's */
+        return -1;
+    }
+    return nn_hdf5_image_write(file, tmp);
 }
 
 /* Make a new name in the directory durable (write_bytes made the file's bytes so). */

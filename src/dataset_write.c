@@ -1,6 +1,7 @@
 /* Writing the dataset file (layout in nn/dataset.h). Serial, default HDF5 driver.
  *
- * The file is built as "<path>.tmp" and renamed into place only when complete, so a
+ * The file is built in memory, written to "<path>.tmp" and renamed into place only
+ * when complete and synced, so a
  * reader never sees a half-written dataset and a failure leaves `path` as it was. */
 #define _POSIX_C_SOURCE 200809L /* fsync, open */
 
@@ -14,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "nn/hdf5_image.h"
 #include "nn/outputs.h"
 
 /* Images are chunked along N: each chunk holds whole samples, at most this many bytes,
@@ -116,26 +118,26 @@ static int create_tmp(const char *path, const char *tmp, nn_error *err) {
     return NN_OK;
 }
 
-/* Make the data durable before the rename publishes it. */
-static int sync_file(const char *path, nn_error *err) {
-    int fd = open(path, O_RDONLY);
-    int ok = fd >= 0 && fsync(fd) == 0;
-    int saved = errno;
-    if (fd >= 0) close(fd);
-    return ok ? NN_OK : nn_fail(err, NN_ERR_RUNTIME, "%s: cannot sync: %s", path, strerror(saved));
-}
-
+/* Built in memory and written out whole, synced (nn/hdf5_image.h: a full disk must
+ * not leave HDF5 holding a file it cannot close). */
 static int write_tmp_file(const char *tmp, const nn_split_data *train, const nn_split_data *test,
                           int num_classes, const char *source, nn_error *err) {
-    hid_t file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    size_t bytes = (size_t)train->count * (size_t)(train->rows * train->cols + 1) +
+                   (size_t)test->count * (size_t)(test->rows * test->cols + 1);
+    hid_t file = nn_hdf5_image_create(tmp, bytes + ((size_t)1 << 20));
     if (file < 0) return fail_hdf5(tmp, "create the file", err);
     const char *failed = NULL;
     if (write_split(file, "train", train) != 0) failed = "write /train";
     else if (write_split(file, "test", test) != 0) failed = "write /test";
     else if (write_root_attributes(file, num_classes, source) != 0) failed = "write attributes";
-    if (H5Fclose(file) < 0 && !failed) failed = "close the file";
-    if (failed) return fail_hdf5(tmp, failed, err);
-    return sync_file(tmp, err);
+    if (failed) {
+        int status = fail_hdf5(tmp, failed, err);
+        H5Fclose(file);
+        return status;
+    }
+    if (nn_hdf5_image_write(file, tmp) != 0)
+        return nn_fail(err, NN_ERR_RUNTIME, "%s: cannot write: %s", tmp, strerror(errno));
+    return NN_OK;
 }
 
 int nn_dataset_write(const char *path, const nn_split_data *train, const nn_split_data *test,

@@ -307,6 +307,12 @@ static int alloc_shared(nn_reducer *red, nn_error *err) {
     size_t header = header_bytes(red);
     MPI_Aint bytes = 0;
     if (red->local_rank == 0) bytes = (MPI_Aint)window_bytes(red);
+    /* first what may fail on one rank alone, agreed on by the node: a rank that returned
+     * here alone would leave the others waiting in the window's collectives */
+    red->segs = malloc((size_t)red->local_size * sizeof *red->segs);
+    int short_of_memory = !red->segs, any_short;
+    MPI_Allreduce(&short_of_memory, &any_short, 1, MPI_INT, MPI_LOR, red->node);
+    if (any_short) return nn_fail(err, NN_ERR_RUNTIME, "gradient reducer: out of memory");
     void *mine = NULL, *base = NULL;
     int status = mpi_check(MPI_Win_allocate_shared(bytes, 1, MPI_INFO_NULL, red->node, &mine, &red->win), err,
                            "MPI_Win_allocate_shared");
@@ -327,8 +333,6 @@ static int alloc_shared(nn_reducer *red, nn_error *err) {
     red->spins = red->cores > 0 && red->local_size > red->cores ? 0 : SPINS;
     red->shared = (float *)(p + header);
     red->seg0 = red->shared + 2 * red->stride; /* two shared vectors */
-    red->segs = malloc((size_t)red->local_size * sizeof *red->segs);
-    if (!red->segs) return nn_fail(err, NN_ERR_RUNTIME, "gradient reducer: out of memory");
     for (int l = 0; l < red->local_size; l++) red->segs[l] = segment(red, l);
     red->buf = red->segs[red->local_rank];
     atomic_init(&red->flags[red->local_rank].slot[0], 0);

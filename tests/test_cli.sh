@@ -39,13 +39,17 @@ else fail "empty environment knobs: as unset (header '$(head -n 1 <<<"$out")', n
 
 # The three ways of summing gradients give the same training, bit for bit, on 2
 # ranks (a + b == b + a in floating point).
+# Each run must exit 0 and name its own mode in the header (else a mode that was
+# ignored would compare the default with itself).
+modes_ran=0
 for mode in shm mpi overlap; do
     run 2 "${good[@]}" --layers 16,32,32,3 --epochs 3 --allreduce "$mode" --metrics "$dir/sum-$mode.jsonl"
+    [ "$rc" -eq 0 ] && grep -q "; allreduce $mode\b" <<<"$out" && modes_ran=$((modes_ran + 1))
 done
-if cmp -s <(cut -d, -f1-4 "$dir/sum-shm.jsonl") <(cut -d, -f1-4 "$dir/sum-mpi.jsonl") &&
+if [ "$modes_ran" -eq 3 ] && cmp -s <(cut -d, -f1-4 "$dir/sum-shm.jsonl") <(cut -d, -f1-4 "$dir/sum-mpi.jsonl") &&
    cmp -s <(cut -d, -f1-4 "$dir/sum-shm.jsonl") <(cut -d, -f1-4 "$dir/sum-overlap.jsonl") &&
    [ "$(wc -l <"$dir/sum-shm.jsonl")" -eq 3 ]; then ok "--allreduce shm, mpi, overlap: identical losses"
-else fail "--allreduce shm, mpi, overlap: identical losses"; fi
+else fail "--allreduce shm, mpi, overlap: identical losses ($modes_ran of 3 ran, exit 0, their mode in the header)"; fi
 
 # --threads 2: the first steps are timed on both threads and on one (3 warm-up
 # steps, then 2 rounds of a block on each; test_thread_tuning checks the schedule

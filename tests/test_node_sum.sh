@@ -48,6 +48,10 @@ check() {
         fail "$what: the header does not say 'factored sum begun in backward': $(grep -m1 allreduce "$dir/factors.out")"
     grep -q 'chunked sum begun in backward' "$dir/early.out" ||
         fail "$what: the header does not say 'chunked sum begun in backward': $(grep -m1 allreduce "$dir/early.out")"
+    grep -q 'chunked sum)' "$dir/chunked.out" ||
+        fail "$what: the header does not say 'chunked sum)': $(grep -m1 allreduce "$dir/chunked.out")"
+    grep -m1 '; allreduce shm (shared memory, 1 node' "$dir/static.out" | grep -vq ' sum[ ),]' ||
+        fail "$what: the header names a chunked or factored sum for static: $(grep -m1 allreduce "$dir/static.out")"
     for s in static chunked early auto; do
         if ! h5diff "$dir/factors.h5" "$dir/$s.h5" /model /model >"$dir/diff" 2>&1 ||
             ! h5diff "$dir/factors.h5" "$dir/$s.h5" /optimizer /optimizer >>"$dir/diff" 2>&1; then

@@ -217,6 +217,15 @@ assert epochs == sorted(epochs) and epochs[-1] == 40, epochs
 assert len(missing) <= 1, f"missing epochs {missing}"  # the one whose write failed after its checkpoint
 EOF
     grep -q "warning: full.jsonl has no records of epochs" out || fail "the resume did not say which record is missing"
+    # nnprep on a disk too small for its dataset: one line, exit 1, nothing left there
+    # (HDF5 1.10 wrote straight to the file, and looped at exit when its close failed)
+    mkdir -p fullprep
+    unshare -m bash -c "mount -t tmpfs -o size=8k tmpfs fullprep && $nnprep --out fullprep/d.h5 idx >fullprep.out \
+        2>fullprep.err; echo \$? >fullprep.rc; ls -A fullprep >fullprep.left"
+    rc=$(cat fullprep.rc)
+    [ "$rc" -eq 1 ] && [ "$(wc -l <fullprep.err)" -eq 1 ] &&
+        grep -q "^nnprep: .*fullprep/d.h5.tmp: cannot write: No space left on device$" fullprep.err &&
+        [ ! -s fullprep.left ] || fail "nnprep on a full disk: exit $rc: $(head -c 300 fullprep.err); left: $(cat fullprep.left)"
 else
     echo "skip: the full-disk check needs unshare -m (root)"
 fi

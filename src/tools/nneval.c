@@ -242,7 +242,8 @@ static int run(const eval_options *o, MPI_Comm comm, nn_error *err) {
 
 int main(int argc, char **argv) {
     nn_signals_install(); /* a stop signal is a stop request from now on, not a death */
-    MPI_Init(&argc, &argv);
+    int provided; /* OpenMP threads compute, only the main thread calls MPI (the watchdog's thread never does) */
+    MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
     nn_signals_install(); /* again: MPI_Init may install handlers of its own */
     int rank;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);

@@ -31,7 +31,8 @@ int main(int argc, char **argv) {
     nn_train_options defaults;
     nn_options_defaults(&defaults);
     nn_watchdog_begin(bad_options ? defaults.timeout : opt.timeout);
-    MPI_Init(&argc, &argv);
+    int provided; /* OpenMP threads compute, only the main thread calls MPI (the watchdog's thread never does) */
+    MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
     nn_signals_install(); /* again: MPI_Init may install handlers of its own */
     int rank;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
