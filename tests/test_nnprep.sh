@@ -27,7 +27,9 @@ expect() {
 expect 0 "" --out "$dir/ok.h5" "$dir/idx"
 if [ -s "$dir/ok.h5" ] && grep -q "12 training and 5 test images of 3x3" "$dir/out"; then ok "the conversion wrote its file"
 else fail "the conversion wrote its file"; fi
-expect 0 "" --out="$dir/ok2.h5" --classes=10 "$dir/idx"
+expect 0 "" --out="$dir/ok2.h5" --classes=12 "$dir/idx"
+if h5dump -a /num_classes "$dir/ok2.h5" 2>/dev/null | grep -q '(0): 12$'; then ok "--classes=12: the file says 12 classes (not the default 10)"
+else fail "--classes=12: the file says 12 classes"; fi
 
 before=$(sha256sum "$dir/idx/train-images-idx3-ubyte")
 expect 2 "--out $dir/idx/train-images-idx3-ubyte: is the same file as the input $dir/idx/train-images-idx3-ubyte" --out "$dir/idx/train-images-idx3-ubyte" "$dir/idx"
@@ -35,6 +37,8 @@ if [ "$before" = "$(sha256sum "$dir/idx/train-images-idx3-ubyte")" ]; then ok "t
 else fail "the input file is untouched"; fi
 
 expect 0 "" --help
+if grep -q -- "--out FILE" "$dir/out" && grep -qi "usage" "$dir/out"; then ok "--help prints the usage, --out among it"
+else fail "--help prints the usage, --out among it"; fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
