@@ -114,6 +114,32 @@ result=$(sha256sum eval.json)
 timeout 120 "$mpiexec" -n 2 "$nneval" --checkpoint ck.h5 --data text.h5 --metrics eval.json >out 2>err; rc=$?
 [ "$rc" -eq 2 ] && [ "$(sha256sum eval.json)" = "$result" ] || fail "a failed nneval changed its --metrics file (exit $rc)"
 [ "$(ls eval.json.* 2>/dev/null)" = "" ] || fail "nneval left behind: $(ls eval.json.*)"
+# nneval's result too is locked for the run, and a killed one's eval.json.tmp (it begins as
+# every result does) is removed; a user's file there is refused and kept
+evaluate() { timeout 120 "$mpiexec" -n 2 "$nneval" --checkpoint ck.h5 --data good.h5 --metrics eval.json >out 2>err; }
+printf '{"checkpoint": "ck.h5", "da' >eval.json.tmp
+evaluate && [ ! -e eval.json.tmp ] && [ ! -e eval.json.lock ] || fail "nneval after a killed one: $(cat err); $(ls eval.json.*)"
+result=$(sha256sum eval.json)
+echo "my notes" >eval.json.tmp
+evaluate; rc=$?
+[ "$rc" -eq 2 ] && grep -qF "nneval: --metrics eval.json: eval.json.tmp exists and is not a file this tool was writing" err &&
+    [ "$(cat eval.json.tmp)" = "my notes" ] && [ "$(sha256sum eval.json)" = "$result" ] ||
+    fail "nneval over a user's eval.json.tmp: exit $rc: $(cat err)"
+rm -f eval.json.tmp
+python3 - eval.json.lock <<'PY' &
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o666)
+fcntl.lockf(fd, fcntl.LOCK_EX)
+os.write(fd, b"PID %d on host test\n" % os.getpid())
+open(sys.argv[1] + ".held", "w").close()
+time.sleep(120)
+PY
+locker=$!
+for _ in $(seq 300); do [ -e eval.json.lock.held ] && break; sleep 0.1; done
+evaluate; rc=$?
+[ "$rc" -eq 2 ] && grep -q "^nneval: --metrics eval.json: in use by another run (PID [0-9]* on host test; " err &&
+    [ "$(sha256sum eval.json)" = "$result" ] || fail "nneval on a held --metrics: exit $rc: $(cat err)"
+kill "$locker"; wait "$locker" 2>/dev/null; rm -f eval.json.lock eval.json.lock.held
 
 # a stopped evaluation (the test hook stands in for the signal) leaves it as well: exit 75
 NNTRAIN_STOP_AT_STEP=0 timeout 120 "$mpiexec" -n 2 -x NNTRAIN_STOP_AT_STEP "$nneval" --checkpoint ck.h5 --data good.h5 \

@@ -1,13 +1,13 @@
 /* nneval: score a checkpoint on a dataset split, under MPI like nntrain (each rank
  * scores its shard). Prints accuracy, per-class accuracy and the confusion matrix;
  * --metrics FILE writes the same as one JSON object. */
-#define _POSIX_C_SOURCE 200809L /* mkstemp, fsync */
+#define _POSIX_C_SOURCE 200809L /* fsync, fdopen */
 #include <errno.h>
+#include <fcntl.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "nn/checkpoint.h"
@@ -135,18 +135,25 @@ static const char *dataset_of(const eval_options *o, const nn_checkpoint *ck) {
     return o->data[0] ? o->data : ck->config.data;
 }
 
+/* What every nneval result begins with: how its file (or a killed write's
+ * temporary file) is told from a user's. */
+static const char ours[] = "{\"checkpoint\": ";
+
 /* The metrics file, checked by the one output rule (never the checkpoint or the
- * dataset read) before any work, so a bad path fails at once. It is replaced only
- * if it holds an earlier nneval result (or nothing), and only once there is a
- * result (write_metrics): a run that fails or is stopped leaves it as it was. */
-static int claim_metrics(const eval_options *o, const char *data, nn_error *err) {
+ * dataset read) before any work, so a bad path fails at once, and locked for the run
+ * (a second nneval on it is refused; a killed one's "<metrics>.tmp" is removed). It
+ * is replaced only if it holds an earlier nneval result (or nothing), and only once
+ * there is a result (write_metrics): a run that fails or is stopped leaves it as it was. */
+static int claim_metrics(const eval_options *o, const char *data, nn_output_lock *lock, nn_error *err) {
+    char tmp[NN_PATH_MAX + 8];
+    snprintf(tmp, sizeof tmp, "%s.tmp", o->metrics); /* as write_metrics names it */
     nn_run_files files = {0};
     nn_run_files_input(&files, "--checkpoint", o->checkpoint);
     nn_run_files_input(&files, "--data", data);
-    nn_run_files_output(&files, "--metrics", o->metrics);
+    nn_run_files_temporary(&files, nn_run_files_output(&files, "--metrics", o->metrics), tmp);
     int status = nn_run_files_check(&files, err);
+    if (!status) status = nn_output_lock_acquire(lock, "--metrics", o->metrics, err);
     if (status) return status;
-    static const char ours[] = "{\"checkpoint\": ";
     char head[sizeof ours] = "";
     FILE *existing = fopen(o->metrics, "r");
     size_t n = existing ? fread(head, 1, sizeof ours - 1, existing) : 0;
@@ -154,21 +161,18 @@ static int claim_metrics(const eval_options *o, const char *data, nn_error *err)
     if (n > 0 && strncmp(head, ours, n) != 0)
         return nn_fail(err, NN_ERR_INPUT, "--metrics %s: holds something other than nneval's results; not overwriting it",
                        o->metrics);
-    return NN_OK;
+    return nn_output_remove_leftover("--metrics", o->metrics, tmp, ours, err);
 }
 
-/* The result into a new file beside the metrics file (a name of its own, so nothing
- * of the user's is touched), synced, then renamed over it: the file holds the old
- * result or the new one, whole, whenever the run ends. */
+/* The result into "<metrics>.tmp" (the lock held), synced, then renamed over the
+ * metrics file: it holds the old result or the new one, whole, whenever the run ends. */
 static int write_metrics(const eval_options *o, const nn_scores *s, const long *confusion, int classes,
                          const char *data, nn_error *err) {
-    char tmp[NN_PATH_MAX + 16];
-    snprintf(tmp, sizeof tmp, "%s.XXXXXX", o->metrics);
-    int fd = mkstemp(tmp);
+    char tmp[NN_PATH_MAX + 8];
+    snprintf(tmp, sizeof tmp, "%s.tmp", o->metrics);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666); /* the mode fopen would give */
     if (fd < 0) return nn_fail(err, NN_ERR_RUNTIME, "--metrics %s: cannot create %s: %s", o->metrics, tmp, strerror(errno));
-    mode_t mask = umask(0); /* the mode fopen would give, not mkstemp's 0600 */
-    umask(mask);
-    FILE *f = fchmod(fd, 0666 & ~mask) == 0 ? fdopen(fd, "w") : NULL;
+    FILE *f = fdopen(fd, "w");
     int status = f ? write_json(f, o->metrics, s, confusion, classes, o->checkpoint, data, o->split, err)
                    : nn_fail(err, NN_ERR_RUNTIME, "%s: cannot write: %s", tmp, strerror(errno));
     if (!status && fsync(fd) != 0) status = nn_fail(err, NN_ERR_RUNTIME, "%s: cannot sync: %s", tmp, strerror(errno));
@@ -182,14 +186,14 @@ static int write_metrics(const eval_options *o, const nn_scores *s, const long *
 
 /* The checkpoint, the shard and the model, checked against each other. */
 static int prepare(const eval_options *o, MPI_Comm comm, nn_checkpoint *ck, nn_shard *shard, nn_model *model,
-                   nn_evaluator *ev, nn_error *err) {
+                   nn_evaluator *ev, nn_output_lock *lock, nn_error *err) {
     int rank, status;
     MPI_Comm_rank(comm, &rank);
     int readers;
     nn_comm_node_layout(comm, &readers, NULL);
     status = nn_checkpoint_load(o->checkpoint, readers, ck, err);
     const char *data = dataset_of(o, ck);
-    if (!status && rank == 0 && o->metrics[0]) status = claim_metrics(o, data, err);
+    if (!status && rank == 0 && o->metrics[0]) status = claim_metrics(o, data, lock, err);
     if ((status = nn_comm_agree(comm, status, err))) return status;
     if ((status = nn_shard_read(data, o->split, 0, comm, shard, err))) return status;
     char whose[NN_PATH_MAX + 32];
@@ -218,7 +222,8 @@ static int run(const eval_options *o, MPI_Comm comm, nn_error *err) {
     nn_model model = {0};
     nn_evaluator ev = {0};
     nn_scores scores;
-    int status = prepare(o, comm, &ck, &shard, &model, &ev, err);
+    nn_output_lock lock = {.fd = -1};
+    int status = prepare(o, comm, &ck, &shard, &model, &ev, &lock, err);
     if (!status) {
         nn_evaluate(&ev, &model, &shard, comm, &scores);
         status = stop_agreed(comm, err);
@@ -233,6 +238,7 @@ static int run(const eval_options *o, MPI_Comm comm, nn_error *err) {
         }
         status = nn_comm_agree(comm, status, err);
     }
+    nn_output_lock_release(&lock);
     nn_evaluator_free(&ev);
     nn_model_free(&model);
     nn_shard_free(&shard);
