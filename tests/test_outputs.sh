@@ -15,6 +15,22 @@ holder=
 in_session() { [ -n "$holder" ] && ps -e -o pid=,sid= | awk -v s="$holder" '$2 == s {print $1}'; }
 trap 'in_session | xargs -r kill -KILL 2>/dev/null' EXIT
 fail() { echo "FAIL $*"; failures=$((failures + 1)); }
+# hold_lock FILE.lock: a process of the test's own holds the fcntl lock there, as a
+# live run would, naming itself as nntrain does ("PID N on host test"); release_lock
+# stops it by its PID and removes the file.
+hold_lock() {
+    python3 - "$1" <<'PY' &
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o666)
+fcntl.lockf(fd, fcntl.LOCK_EX)
+os.write(fd, b"PID %d on host test\n" % os.getpid())
+open(sys.argv[1] + ".held", "w").close()
+time.sleep(120)
+PY
+    locker=$!
+    for _ in $(seq 300); do [ -e "$1.held" ] && break; sleep 0.1; done
+}
+release_lock() { kill "$locker"; wait "$locker" 2>/dev/null; rm -f "$1" "$1.held"; }
 small=(--layers 16,8,3 --batch-size 8 --train-limit 48)
 run() { timeout 120 "$mpiexec" -n 2 "$nntrain" --data good.h5 "${small[@]}" "$@" >out 2>err; }
 watched=(good.h5 ck.h5 m.jsonl) # the files no refused run may change
@@ -126,20 +142,11 @@ evaluate; rc=$?
     [ "$(cat eval.json.tmp)" = "my notes" ] && [ "$(sha256sum eval.json)" = "$result" ] ||
     fail "nneval over a user's eval.json.tmp: exit $rc: $(cat err)"
 rm -f eval.json.tmp
-python3 - eval.json.lock <<'PY' &
-import fcntl, os, sys, time
-fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o666)
-fcntl.lockf(fd, fcntl.LOCK_EX)
-os.write(fd, b"PID %d on host test\n" % os.getpid())
-open(sys.argv[1] + ".held", "w").close()
-time.sleep(120)
-PY
-locker=$!
-for _ in $(seq 300); do [ -e eval.json.lock.held ] && break; sleep 0.1; done
+hold_lock eval.json.lock
 evaluate; rc=$?
 [ "$rc" -eq 2 ] && grep -q "^nneval: --metrics eval.json: in use by another run (PID [0-9]* on host test; " err &&
     [ "$(sha256sum eval.json)" = "$result" ] || fail "nneval on a held --metrics: exit $rc: $(cat err)"
-kill "$locker"; wait "$locker" 2>/dev/null; rm -f eval.json.lock eval.json.lock.held
+release_lock eval.json.lock
 
 # a stopped evaluation (the test hook stands in for the signal) leaves it as well: exit 75
 NNTRAIN_STOP_AT_STEP=0 timeout 120 "$mpiexec" -n 2 -x NNTRAIN_STOP_AT_STEP "$nneval" --checkpoint ck.h5 --data good.h5 \
@@ -173,21 +180,12 @@ head -c 100 good.h5 >prep.h5.tmp # a killed nnprep's leftover: taken
 # it, the second took the first's temporary file for a leftover, removed it mid-write,
 # and the first renamed the second's half-written file into place). A process of the
 # test's own holds the lock here, as an nnprep would, so no timing decides it.
-python3 - prep.h5.lock <<'PY' &
-import fcntl, os, sys, time
-fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o666)
-fcntl.lockf(fd, fcntl.LOCK_EX)
-os.write(fd, b"PID %d on host test\n" % os.getpid())
-open(sys.argv[1] + ".held", "w").close()
-time.sleep(120)
-PY
-locker=$!
-for _ in $(seq 300); do [ -e prep.h5.lock.held ] && break; sleep 0.1; done
+hold_lock prep.h5.lock
 before=$(sha256sum prep.h5)
 "$nnprep" --out prep.h5 idx >out 2>err; rc=$?
 [ "$rc" -eq 2 ] && grep -q "^nnprep: --out prep.h5: in use by another run (PID [0-9]* on host test; " err &&
     [ "$(sha256sum prep.h5)" = "$before" ] && [ ! -e prep.h5.tmp ] || fail "nnprep on a held --out: exit $rc: $(cat err)"
-kill "$locker"; wait "$locker" 2>/dev/null; rm -f prep.h5.lock prep.h5.lock.held
+release_lock prep.h5.lock
 "$nnprep" --out prep.h5 idx >out 2>err && [ ! -e prep.h5.lock ] || fail "nnprep once the lock is free: $(cat err)"
 # a user's file, or a link, where nnprep's lock file would go: left as it is, nothing written
 echo "my notes" >notes.h5.lock && ln -s notes.h5.lock linked.h5.lock
