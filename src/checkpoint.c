@@ -328,7 +328,7 @@ static int write_file(const char *tmp, const nn_train_state *s, int ranks, int r
     return nn_hdf5_image_write(file, tmp);
 }
 
-/* Make a new name in the directory durable (write_bytes made the file's bytes so). */
+/* Make a new name in the directory durable (nn_hdf5_image_write synced the file's bytes). */
 static void sync_directory(const char *dir) {
     int fd = open(dir, O_RDONLY | O_DIRECTORY);
     if (fd < 0) return;
@@ -364,7 +364,7 @@ static int save_on_root(const char *path, const nn_train_state *s, int ranks, co
         return nn_fail(err, NN_ERR_RUNTIME, "%s: is no longer a regular file; checkpoint not put in place", path);
     }
     nn_watchdog_alive();
-    if (rename(tmp, path) < 0) { /* write_bytes synced the file */
+    if (rename(tmp, path) < 0) { /* nn_hdf5_image_write synced the file */
         int saved = errno;
         remove(tmp);
         return nn_fail(err, NN_ERR_RUNTIME, "%s: cannot put checkpoint in place: %s", path, strerror(saved));

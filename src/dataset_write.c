@@ -3,7 +3,7 @@
  * The file is built in memory, written to "<path>.tmp" and renamed into place only
  * when complete and synced, so a
  * reader never sees a half-written dataset and a failure leaves `path` as it was. */
-#define _POSIX_C_SOURCE 200809L /* fsync, open */
+#define _POSIX_C_SOURCE 200809L /* open */
 
 #include "nn/dataset_write.h"
 
@@ -12,7 +12,6 @@
 #include <hdf5.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "nn/hdf5_image.h"
@@ -105,8 +104,9 @@ static int write_root_attributes(hid_t file, int num_classes, const char *source
     return ok ? 0 : -1;
 }
 
-/* Create the temporary file ourselves first: plain open() gives a clear reason
- * ("No such file or directory") where HDF5's stack is long and noisy. */
+/* Create the temporary file first, before the dataset is built in memory: a path
+ * that cannot be written fails at once, with open()'s reason ("No such file or
+ * directory"). */
 static int create_tmp(const char *path, const char *tmp, nn_error *err) {
     int status = nn_output_remove_leftover("--out", path, tmp, NN_HDF5_SIGNATURE, err);
     if (status) return status;
