@@ -11,6 +11,7 @@
  * SIMD vectors, as nn_gemm's tiles), so no item takes the half-width kernels. */
 #include "nn/factor_sum.h"
 
+#include <limits.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -216,6 +217,10 @@ static unsigned run_item(void *ctx, int i) {
 
 int nn_factor_sum_create(nn_factor_sum **out, MPI_Comm comm, nn_model *model, nn_error *err) {
     *out = NULL;
+    /* the reducer counts floats in MPI's ints: a window beyond them (a batch of tens of
+     * thousands a rank through wide layers) leaves the chunked sum, as too little
+     * /dev/shm does below. The same on every rank: one spec, one batch. */
+    if (HEADER + nn_model_factor_floats(model) > INT_MAX) return NN_OK;
     nn_factor_sum *fs = calloc(1, sizeof *fs);
     int status = nn_comm_agree(comm, fs ? NN_OK : nn_fail(err, NN_ERR_RUNTIME, "factored sum: out of memory"), err);
     if (status) {

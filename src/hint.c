@@ -10,11 +10,18 @@ int nn_layout_hint(FILE *out, const nn_hint_input *in) {
     double share = in->allreduce_seconds / in->train_seconds;
     if (!(share >= NN_HINT_SUM_SHARE)) return 0;
     double waiting = in->allreduce_wait_seconds / in->train_seconds;
-    fprintf(out,
-            "nntrain: hint: the gradient sum took %.0f%% of the training time (%.0f%% waiting for other ranks) "
-            "with %d ranks x %d thread%s a node; fewer ranks a node with more threads each (say %d x %d) "
-            "may train faster\n",
-            100.0 * share, 100.0 * waiting, in->ranks_per_node, in->threads, in->threads == 1 ? "" : "s",
-            (in->ranks_per_node + 1) / 2, 2 * in->threads);
+    fprintf(out, "nntrain: hint: the gradient sum took %.0f%% of the training time (%.0f%% waiting for other ranks) "
+                 "with %d ranks x %d thread%s a node",
+            100.0 * share, 100.0 * waiting, in->ranks_per_node, in->threads, in->threads == 1 ? "" : "s");
+    long cores = in->node_cores;
+    if (cores > 0 && (long)in->ranks_per_node * in->threads > cores) { /* oversubscribed: first fit the cores */
+        int threads = 2L * in->threads < cores ? 2 * in->threads : (int)cores;
+        int ranks = (int)(cores / threads);
+        fprintf(out, " on the %ld core%s the job has there; fewer ranks a node, one thread a core (say %d x %d), "
+                     "may train faster\n", cores, cores == 1 ? "" : "s", ranks, threads);
+    } else {
+        fprintf(out, "; fewer ranks a node with more threads each (say %d x %d) may train faster\n",
+                (in->ranks_per_node + 1) / 2, 2 * in->threads);
+    }
     return 1;
 }

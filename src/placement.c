@@ -13,36 +13,72 @@
 #include "nn/comm.h"
 #include "nn/env.h"
 
-/* Cores this rank may run on; 0 when unknown. With OMP_PROC_BIND the OpenMP runtime
- * has already pinned this, the initial, thread to one place: the cores it may spread
- * the team over are then those of its places (built from the rank's mask). */
-static int bound_cores(void) {
+/* The cores this rank may run on, into *mask; their count, 0 when unknown. With
+ * OMP_PROC_BIND the OpenMP runtime has already pinned this, the initial, thread to
+ * one place: the cores it may spread the team over are then those of its places
+ * (built from the rank's mask). */
+static int rank_cores(cpu_set_t *mask) {
+    CPU_ZERO(mask);
     if (omp_get_proc_bind() != omp_proc_bind_false && omp_get_num_places() > 0) {
-        int cores = 0;
-        for (int p = 0; p < omp_get_num_places(); p++) cores += omp_get_place_num_procs(p);
-        return cores;
+        int ids[CPU_SETSIZE]; /* 4 KiB */
+        for (int p = 0; p < omp_get_num_places(); p++) {
+            int n = omp_get_place_num_procs(p);
+            if (n <= 0 || n > CPU_SETSIZE) continue;
+            omp_get_place_proc_ids(p, ids);
+            for (int i = 0; i < n; i++)
+                if (ids[i] >= 0 && ids[i] < CPU_SETSIZE) CPU_SET(ids[i], mask);
+        }
+        return CPU_COUNT(mask);
     }
-    cpu_set_t mask;
-    return sched_getaffinity(0, sizeof mask, &mask) == 0 ? CPU_COUNT(&mask) : 0;
+    return sched_getaffinity(0, sizeof *mask, mask) == 0 ? CPU_COUNT(mask) : 0;
 }
 
-int nn_placement_threads(int requested, MPI_Comm comm) {
-    int local_ranks;
-    nn_comm_node_layout(comm, &local_ranks, NULL); /* collective: call on every rank */
+static int bound_cores(void) {
+    cpu_set_t mask;
+    return rank_cores(&mask);
+}
+
+long nn_placement_node_cores(MPI_Comm node) {
+    enum { WORDS = sizeof(cpu_set_t) / sizeof(unsigned long) };
+    cpu_set_t mask;
+    unsigned long words[WORDS];
+    int known = rank_cores(&mask) > 0;
+    memcpy(words, &mask, sizeof words);
+    MPI_Allreduce(MPI_IN_PLACE, words, WORDS, MPI_UNSIGNED_LONG, MPI_BOR, node);
+    MPI_Allreduce(MPI_IN_PLACE, &known, 1, MPI_INT, MPI_MIN, node);
+    long cores = 0;
+    for (int w = 0; w < WORDS; w++) cores += __builtin_popcountl(words[w]);
+    return known && cores > 0 ? cores : sysconf(_SC_NPROCESSORS_ONLN);
+}
+
+int nn_placement_threads(int requested, MPI_Comm comm, long *node_cores) {
+    MPI_Comm node;
+    int local_ranks = 1;
+    *node_cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
+        MPI_Comm_size(node, &local_ranks);
+        *node_cores = nn_placement_node_cores(node); /* collective: every rank, whatever it was asked */
+        MPI_Comm_free(&node);
+    }
     if (requested > 0) return requested;
     if (nn_env("OMP_NUM_THREADS")) return omp_get_max_threads(); /* empty counts as unset, as for the knobs */
-    int share = (int)(sysconf(_SC_NPROCESSORS_ONLN) / local_ranks);
+    int share = (int)(*node_cores / local_ranks);
     int cores = bound_cores();
     if (cores > 0 && cores < share) share = cores;
     return share > 0 ? share : 1;
 }
 
-void nn_placement_warn(FILE *log, int threads) {
+void nn_placement_warn(FILE *log, int threads, int ranks_per_node, long node_cores) {
     int cores = bound_cores();
     if (cores > 0 && cores < threads)
         fprintf(log, "nntrain: warning: %d threads per rank but rank 0 is bound to %d core%s: "
                      "run mpirun with --bind-to none or --map-by slot:PE=%d\n",
                 threads, cores, cores == 1 ? "" : "s", threads);
+    if (node_cores > 0 && (long)ranks_per_node * threads > node_cores)
+        fprintf(log, "nntrain: note: %d rank%s x %d thread%s share the %ld core%s this job may use on rank 0's node "
+                     "(oversubscribed): a rank that waits for another yields its core\n",
+                ranks_per_node, ranks_per_node == 1 ? "" : "s", threads, threads == 1 ? "" : "s", node_cores,
+                node_cores == 1 ? "" : "s");
 }
 
 /* A number in a cgroup file, or in its line "key N" when key is given; -1 where the

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "nn/comm.h"
+#include "nn/placement.h"
 
 static int mpi_check(int rc, nn_error *err, const char *what) {
     if (rc == MPI_SUCCESS) return NN_OK;
@@ -328,8 +329,9 @@ static int alloc_shared(nn_reducer *red, nn_error *err) {
     red->flags = (node_flag *)p;
     red->queues = (node_queue *)(p + (size_t)red->local_size * sizeof(node_flag));
     red->ready = (node_ready *)(red->queues + 2 * (red->local_size + 1));
-    /* more ranks than cores: a spinning rank would only delay the one it waits for */
-    red->cores = sysconf(_SC_NPROCESSORS_ONLN);
+    /* more ranks than cores: a spinning rank would only delay the one it waits for.
+     * The job's cores on this node, not the machine's: a batch job may hold a few. */
+    red->cores = nn_placement_node_cores(red->node);
     red->spins = red->cores > 0 && red->local_size > red->cores ? 0 : SPINS;
     red->shared = (float *)(p + header);
     red->seg0 = red->shared + 2 * red->stride; /* two shared vectors */

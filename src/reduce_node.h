@@ -73,7 +73,7 @@ struct nn_reducer {
     nn_reduce_phases phases;
     int mpi_barrier;
     int spins;            /* busy polls per barrier wait: 0 when the node is oversubscribed */
-    long cores;           /* the node's online cores (0 or less: unknown) */
+    long cores;           /* the cores the job may use on this node (nn_placement_node_cores) */
     int locked;           /* inside MPI_Win_lock_all */
     char note[160];       /* why a node's ranks do not sum in shared memory ("": they do, or one rank) */
 };

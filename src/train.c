@@ -216,7 +216,7 @@ int nn_train(const nn_train_options *opt, MPI_Comm comm, FILE *log, nn_train_res
     MPI_Comm_size(comm, &t.nranks);
     t.log = t.rank == 0 ? log : NULL;
     *result = (nn_train_result){.best_accuracy = -1.0, .final_accuracy = -1.0};
-    t.threads = nn_placement_threads(opt->threads, comm);
+    t.threads = nn_placement_threads(opt->threads, comm, &t.node_cores);
     nn_thread_tuning_start(&t.tuning, t.threads, opt->thread_tuning);
 
     char leftover[NN_PATH_MAX + 8]; /* the checkpoint being written, if the watchdog ends the job */
@@ -233,6 +233,7 @@ int nn_train(const nn_train_options *opt, MPI_Comm comm, FILE *log, nn_train_res
     nn_watchdog_stop();
     result->epochs_run = t.progress.epochs_completed;
     result->threads = t.threads;
+    result->node_cores = t.node_cores;
     result->samples_per_second = result->train_seconds > 0 ? t.samples_trained / result->train_seconds : 0.0;
     trainer_free(&t);
     return status;

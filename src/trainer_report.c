@@ -37,7 +37,7 @@ void trainer_print_header(const trainer *t) {
                 t->exact.node ? " in shared memory (1 node)" : t->nranks > 1 ? " over MPI" : "");
     else fprintf(t->log, "; allreduce %s", exchange);
     fputc('\n', t->log);
-    nn_placement_warn(t->log, t->threads);
+    nn_placement_warn(t->log, t->threads, t->ranks_per_node, t->node_cores);
     fflush(t->log);
 }
 

@@ -20,7 +20,7 @@ static char *hint_text(const nn_hint_input *in, int *spoke) {
 
 static void test_most_of_the_time_in_the_sum(void) {
     nn_hint_input in = {.train_seconds = 4.0, .allreduce_seconds = 3.0, .allreduce_wait_seconds = 1.0,
-                        .ranks_per_node = 16, .threads = 1};
+                        .ranks_per_node = 16, .threads = 1, .node_cores = 16};
     int spoke;
     char *text = hint_text(&in, &spoke);
     CU_ASSERT_EQUAL(spoke, 1);
@@ -29,6 +29,30 @@ static void test_most_of_the_time_in_the_sum(void) {
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "say 8 x 2"));
     CU_ASSERT_EQUAL(strchr(text, '\n'), text + strlen(text) - 1); /* one line */
     free(text);
+}
+
+/* More ranks x threads than the job's cores on the node: the suggestion fits them. */
+static void test_oversubscribed(void) {
+    const struct {
+        int ranks, threads;
+        long cores;
+        const char *says;
+    } cases[] = {
+        {2, 1, 1, "2 ranks x 1 thread a node on the 1 core the job has there; fewer ranks a node, one thread a core (say 1 x 1)"},
+        {8, 1, 2, "8 ranks x 1 thread a node on the 2 cores the job has there; fewer ranks a node, one thread a core (say 1 x 2)"},
+        {8, 2, 8, "8 ranks x 2 threads a node on the 8 cores the job has there; fewer ranks a node, one thread a core (say 2 x 4)"},
+        {4, 1, 0, "4 ranks x 1 thread a node; fewer ranks a node with more threads each (say 2 x 2)"}, /* cores unknown */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        nn_hint_input in = {.train_seconds = 2.0, .allreduce_seconds = 1.5, .ranks_per_node = cases[i].ranks,
+                            .threads = cases[i].threads, .node_cores = cases[i].cores};
+        int spoke;
+        char *text = hint_text(&in, &spoke);
+        CU_ASSERT_EQUAL(spoke, 1);
+        CU_ASSERT_PTR_NOT_NULL(strstr(text, cases[i].says));
+        if (!strstr(text, cases[i].says)) fprintf(stderr, "hint: %s", text);
+        free(text);
+    }
 }
 
 static void test_silent_otherwise(void) {
@@ -49,6 +73,7 @@ static void test_silent_otherwise(void) {
 int main(void) {
     CU_TestInfo tests[] = {
         {"the sum took most of the time: one line with the measured shares", test_most_of_the_time_in_the_sum},
+        {"oversubscribed: a layout that fits the job's cores", test_oversubscribed},
         {"silent below half, with one rank a node, or with nothing measured", test_silent_otherwise},
         CU_TEST_INFO_NULL,
     };

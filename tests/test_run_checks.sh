@@ -6,7 +6,8 @@
 #  - an absurd training loss ends the run in its first epoch (exit 1, a lower --lr
 #    suggested), also for 784-800-800-10 relu at the default lr on 2 ranks;
 #  - a /dev/shm too small for the shared-memory sum: MPI_Allreduce instead, said in the
-#    header (a small tmpfs over /dev/shm in a private mount namespace, where allowed).
+#    header (a small tmpfs over /dev/shm in a private mount namespace, where allowed);
+#  - ranks confined to fewer cores than they need: a note in the header.
 # Usage: test_run_checks.sh NNTRAIN MAKE_TEST_DATA MPIEXEC MNIST WORKDIR
 set -u
 nntrain=$1 make_data=$2 mpiexec=$3 mnist=$4 dir=$5/run_checks
@@ -84,6 +85,19 @@ run 4 "${small[@]}" --epochs 3 --threads 1
 check "-np 4: the allreduce and data shares of each epoch add up to at most 100%" \
     awk '/^epoch/ { for (i = 1; i < NF; i++) { if ($i == "allreduce") a = $(i + 1); if ($i == "data") d = $(i + 1) }
                     n++; if (a + d > 100.05) bad++ } END { exit !(n == 3 && !bad) }' "$dir/out"
+# the job's cores on the node are those its ranks may run on together (a batch job's
+# cpuset, taskset), not the machine's: 2 ranks confined to one core are told so
+timeout 300 taskset -c 0 "$mpiexec" -n 2 --bind-to none "$nntrain" "${small[@]}" --epochs 1 >"$dir/out" 2>"$dir/err"
+rc=$?
+name="2 ranks confined to 1 core (taskset): noted as oversubscribed"
+if [ "$rc" -eq 0 ] && grep -q "^nntrain: note: 2 ranks x 1 thread share the 1 core this job may use on rank 0's node" "$dir/out"
+then ok "$name"; else fail "$name (exit $rc)"; fi
+cores=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc) # (nproc obeys OMP_NUM_THREADS)
+if [ "$cores" -ge 2 ]; then
+    run 2 "${small[@]}" --epochs 1
+    name="2 ranks x 1 thread on a node of $cores cores: no such note"
+    if [ "$rc" -eq 0 ] && ! grep -q "oversubscribed" "$dir/out"; then ok "$name"; else fail "$name (exit $rc)"; fi
+fi
 if unshare -m true 2>/dev/null; then # a checkpoint that cannot be written: a 16 KiB tmpfs
     mkdir -p "$dir/full"
     timeout 300 unshare -m sh -c 'mount -t tmpfs -o size=16k tmpfs "$0" && exec "$@"' "$dir/full" \

@@ -12,6 +12,7 @@ typedef struct nn_hint_input {
     double allreduce_seconds;      /* inside the gradient sum */
     double allreduce_wait_seconds; /* of which waiting in the node's barriers */
     int ranks_per_node, threads;
+    long node_cores; /* the cores the job may use on the node (0: unknown) */
 } nn_hint_input;
 
 /* The sum's share of the training time from which the hint speaks: most of it. */

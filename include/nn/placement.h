@@ -9,13 +9,21 @@
 #include "nn/error.h"
 
 /* Collective over comm. Threads per rank: `requested` if > 0, else OMP_NUM_THREADS
- * if set, else this rank's share of the node's cores, never more than the cores it
- * is bound to, so that ranks x threads does not oversubscribe the node. */
-int nn_placement_threads(int requested, MPI_Comm comm);
+ * if set, else this rank's share of the cores the job may use on its node, never
+ * more than the cores it is bound to, so that ranks x threads does not oversubscribe
+ * the node. *node_cores gets those cores (nn_placement_node_cores). */
+int nn_placement_threads(int requested, MPI_Comm comm, long *node_cores);
+
+/* Collective over `node`, a node's ranks: the cores they may run on together (the
+ * union of their masks: mpirun's bindings, a Slurm job's cpuset, taskset), or the
+ * node's online cores where a mask is unknown. Fewer than the machine's cores in a
+ * batch job that holds part of a node. */
+long nn_placement_node_cores(MPI_Comm node);
 
 /* Warns on `log` when `threads` exceed the cores this rank is bound to (mpirun
- * binds each rank to one core by default), with the mpirun option that fixes it. */
-void nn_placement_warn(FILE *log, int threads);
+ * binds each rank to one core by default), with the mpirun option that fixes it;
+ * and notes when the node's ranks x threads exceed its `node_cores`. */
+void nn_placement_warn(FILE *log, int threads, int ranks_per_node, long node_cores);
 
 /* Local. The most memory this node can give its ranks, in bytes: its RAM, or less
  * where a cgroup limits it (Slurm's --mem, a container), plus the swap it may use.

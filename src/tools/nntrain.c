@@ -70,7 +70,7 @@ int main(int argc, char **argv) {
                result.epochs_run, result.epochs_run == 1 ? "" : "s", 100.0 * result.final_accuracy, 100.0 * result.best_accuracy,
                result.best_epoch, result.train_seconds, result.samples_per_second);
         nn_hint_input hint = {result.train_seconds, result.allreduce_seconds, result.allreduce_wait_seconds,
-                              ranks_per_node, result.threads};
+                              ranks_per_node, result.threads, result.node_cores};
         nn_layout_hint(stdout, &hint);
     }
     return finish(NN_OK);
