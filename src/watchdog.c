@@ -224,6 +224,7 @@ int nn_watchdog_start(MPI_Comm comm, double timeout_s, nn_error *err) {
     post *board = (post *)(((uintptr_t)base + alignof(post) - 1) / alignof(post) * alignof(post));
     post *entry = &board[dog.local_rank];
     entry->rank = rank;
+    atomic_init(&entry->ending, 0); /* the window's memory is not promised zeroed (a singleton's was not) */
     dog.local.rank = rank;
     if (!dog.me) { /* not begun: this run's watching starts now */
         dog.me = &dog.local;

@@ -9,7 +9,7 @@
 #    session directory and no shared-memory segment of the job is left;
 #  - rank 0 stopped while it writes a checkpoint: no .tmp left;
 #  - a FIFO as --data or --resume (a read that never returns, during start-up): exit 1
-#    with a line saying the ranks were starting;
+#    with a line saying the ranks were starting; also without mpirun;
 #  - an epoch's evaluation and checkpoint longer than --timeout are progress: the run
 #    completes (real MNIST, 10,000 test and 10,000 validation samples on 784-4000-4000-10).
 # Nothing here depends on how fast a step is: the hang guards (120 s) are far beyond
@@ -123,6 +123,15 @@ for what in --data --resume; do
         grep -qE '^nntrain: rank [01]: no progress for [0-9]+ s \(--timeout\) at step 0, starting' "$dir/err"
     check "$what FIFO: nothing left" nothing_left
 done
+# the same without mpirun (a singleton), 4 times: its board's memory came unzeroed,
+# and about half such runs hung for good (the board said the job was being ended)
+singleton_ends=0
+for _ in 1 2 3 4; do
+    timeout -s KILL 60 "$nntrain" "${job[@]}" --resume "$dir/fifo" --timeout 5 >"$dir/out" 2>"$dir/err"
+    [ $? -eq 1 ] && grep -q '^nntrain: rank 0: no progress for [0-9]* s (--timeout) at step 0, starting' "$dir/err" &&
+        singleton_ends=$((singleton_ends + 1))
+done
+check "--resume FIFO without mpirun: exit 1 and the line, 4 of 4 times (got $singleton_ends)" [ "$singleton_ends" -eq 4 ]
 
 # An epoch end longer than --timeout: 2 x 10,000 samples scored on a wide network, and
 # a 154 MB checkpoint. (On a machine fast enough to do it in under 5 s the case checks
