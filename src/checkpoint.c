@@ -298,8 +298,8 @@ static herr_t put_convs(hid_t file, const nn_model_spec *spec) {
 
 /* Built in memory and written out whole (nn/hdf5_image.h: a full disk must not leave
  * HDF5 holding a file it cannot close). */
-static int write_file(const char *tmp, const nn_train_state *s, int ranks, int rows, const uint32_t *rng_states,
-                      const double *loss_partials) {
+static int write_file(const char *tmp, const char *path, const nn_train_state *s, int ranks, int rows,
+                      const uint32_t *rng_states, const double *loss_partials) {
     size_t expected = 2 * s->model->n_params * sizeof(float) + ((size_t)1 << 20); /* one allocation, usually */
     hid_t file = nn_hdf5_image_create(tmp, expected);
     if (file < 0) return -1;
@@ -325,7 +325,7 @@ static int write_file(const char *tmp, const nn_train_state *s, int ranks, int r
         errno = 0; /* HDF5's failure, not the system's */
         return -1;
     }
-    return nn_hdf5_image_write(file, tmp);
+    return nn_hdf5_image_write(file, tmp, path);
 }
 
 /* Make a new name in the directory durable (nn_hdf5_image_write synced the file's bytes). */
@@ -352,16 +352,19 @@ static int save_on_root(const char *path, const nn_train_state *s, int ranks, co
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     snprintf(dir, sizeof dir, "%s", path);
     int rows = progress_rows(s, ranks, loss_partials);
-    if (write_file(tmp, s, ranks, rows, rng_states, loss_partials) < 0) {
+    if (write_file(tmp, path, s, ranks, rows, rng_states, loss_partials) < 0) {
         int saved = errno;
         remove(tmp);
         return nn_fail(err, NN_ERR_RUNTIME, "%s: cannot write checkpoint (%s)", tmp,
                        saved ? strerror(saved) : "HDF5 error");
     }
-    struct stat st; /* checked at start (nn/outputs.h), and again: the path may have changed since */
-    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+    /* checked at start (nn/outputs.h), and again: another file may have been put there since */
+    struct stat st;
+    nn_error changed;
+    if (stat(path, &st) == 0 && (!S_ISREG(st.st_mode) || nn_checkpoint_check_replaceable(path, &changed))) {
         remove(tmp);
-        return nn_fail(err, NN_ERR_RUNTIME, "%s: is no longer a regular file; checkpoint not put in place", path);
+        return nn_fail(err, NN_ERR_RUNTIME, "%s: is no longer an nntrain checkpoint (replaced during the run); "
+                       "not replacing it, and this checkpoint is not saved", path);
     }
     nn_watchdog_alive();
     if (rename(tmp, path) < 0) { /* nn_hdf5_image_write synced the file */

@@ -120,7 +120,7 @@ static int create_tmp(const char *path, const char *tmp, nn_error *err) {
 
 /* Built in memory and written out whole, synced (nn/hdf5_image.h: a full disk must
  * not leave HDF5 holding a file it cannot close). */
-static int write_tmp_file(const char *tmp, const nn_split_data *train, const nn_split_data *test,
+static int write_tmp_file(const char *tmp, const char *path, const nn_split_data *train, const nn_split_data *test,
                           int num_classes, const char *source, nn_error *err) {
     size_t bytes = (size_t)train->count * (size_t)(train->rows * train->cols + 1) +
                    (size_t)test->count * (size_t)(test->rows * test->cols + 1);
@@ -135,7 +135,7 @@ static int write_tmp_file(const char *tmp, const nn_split_data *train, const nn_
         H5Fclose(file);
         return status;
     }
-    if (nn_hdf5_image_write(file, tmp) != 0)
+    if (nn_hdf5_image_write(file, tmp, path) != 0)
         return nn_fail(err, NN_ERR_RUNTIME, "%s: cannot write: %s", tmp, strerror(errno));
     return NN_OK;
 }
@@ -161,7 +161,7 @@ int nn_dataset_write(const char *path, const nn_split_data *train, const nn_spli
 
     status = create_tmp(path, tmp, err);
     if (status == NN_OK) {
-        status = write_tmp_file(tmp, train, test, num_classes, source, err);
+        status = write_tmp_file(tmp, path, train, test, num_classes, source, err);
         if (status == NN_OK && rename(tmp, path) != 0)
             status = nn_fail(err, NN_ERR_RUNTIME, "%s: cannot rename %s into place: %s", path,
                              tmp, strerror(errno));

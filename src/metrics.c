@@ -75,6 +75,20 @@ int nn_metrics_format_json(char *out, size_t cap, const nn_epoch_stats *s) {
 /* How every record of ours begins. */
 static const char record_start[] = "{\"epoch\": ";
 
+/* Whether a line is a record of ours: a whole one begins with the epoch, then the
+ * training loss, has the ranks and threads (every record has, since the first
+ * version) and ends its object; one cut short by a failed write (the last, without
+ * its newline) begins as ours do, as far as it goes. Another tool's log of
+ * `{"epoch": 1, "loss": ...}` lines is not ours. */
+static int is_record(const char *line, size_t n, int whole) {
+    size_t prefix = sizeof record_start - 1;
+    if (!whole) return strncmp(line, record_start, n < prefix ? n : prefix) == 0;
+    if (strncmp(line, record_start, prefix) != 0) return 0;
+    size_t digits = strspn(line + prefix, "0123456789");
+    return digits > 0 && strncmp(line + prefix + digits, ", \"train_loss\": ", 16) == 0 &&
+           strstr(line, ", \"ranks\": ") && strstr(line, ", \"threads\": ") && n >= 2 && line[n - 2] == '}';
+}
+
 /* Where the kept part of an existing metrics file ends: after the last whole
  * record of an epoch <= keep_epochs (0 for keep_epochs < 0). A line that is not a
  * record of ours makes the file someone else's: -1. */
@@ -87,8 +101,7 @@ static long kept_length(FILE *in, int keep_epochs, int *last_kept) {
     while ((n = getline(&line, &cap, in)) > 0) {
         size_t prefix = sizeof record_start - 1;
         int whole = line[n - 1] == '\n';
-        int ours = strncmp(line, record_start, whole || (size_t)n >= prefix ? prefix : (size_t)n) == 0;
-        if (!ours) { keep = -1; break; }
+        if (!is_record(line, (size_t)n, whole)) { keep = -1; break; }
         offset += n;
         if (!whole || cut) continue; /* a record cut short by a failed write, or beyond the cut */
         long epoch = strtol(line + prefix, NULL, 10);
@@ -104,6 +117,12 @@ int nn_metrics_open(nn_metrics_file *f, const char *path, int keep_epochs, nn_er
     f->path = path;
     f->fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
     if (f->fd < 0) return nn_fail(err, NN_ERR_INPUT, "--metrics %s: cannot write: %s", path, strerror(errno));
+    struct stat st; /* written in place: another name of the file (a backup's hard link) would change too */
+    if (fstat(f->fd, &st) == 0 && st.st_nlink > 1) {
+        nn_metrics_close(f);
+        return nn_fail(err, NN_ERR_INPUT, "--metrics %s: has %lu hard links, and a metrics file is written in place: "
+                       "every name would change; not writing it (a copy has one name)", path, (unsigned long)st.st_nlink);
+    }
     FILE *in = fopen(path, "r");
     f->last_epoch = 0;
     long keep = in ? kept_length(in, keep_epochs, &f->last_epoch) : 0;

@@ -116,6 +116,45 @@ static int refuse_link(const nn_file_role *out, nn_error *err) {
                    out->path, target, why);
 }
 
+/* The files written for output i: the file itself, its temporary file ("" if none)
+ * and its lock file (nn_output_lock_acquire's name). */
+enum { ITSELF, TEMPORARY, LOCK, N_ROLES };
+typedef char output_names[N_ROLES][NN_PATH_MAX + 8];
+
+static void names_of(const nn_run_files *files, int i, output_names names) {
+    snprintf(names[ITSELF], sizeof names[ITSELF], "%s", files->outputs[i].path);
+    snprintf(names[TEMPORARY], sizeof names[TEMPORARY], "%s", files->temporary[i] ? files->temporary[i] : "");
+    snprintf(names[LOCK], sizeof names[LOCK], "%s.lock", files->outputs[i].path);
+}
+
+/* Outputs i and k share no file: a checkpoint at the metrics' lock file would be
+ * overwritten by the lock and removed with it at the end. */
+static int check_apart(const nn_run_files *files, int i, int k, nn_error *err) {
+    static const char *const role[N_ROLES] = {"", "the temporary file", "the lock file"};
+    output_names mine, theirs;
+    names_of(files, i, mine);
+    names_of(files, k, theirs);
+    const nn_file_role *out = &files->outputs[i], *other = &files->outputs[k];
+    for (int a = 0; a < N_ROLES; a++)
+        for (int b = 0; b < N_ROLES; b++) {
+            identity x, y;
+            if (!mine[a][0] || !theirs[b][0]) continue;
+            identify(mine[a], &x);
+            identify(theirs[b], &y);
+            if (!same_file(&x, &y)) continue;
+            if (a == ITSELF && b == ITSELF)
+                return nn_fail(err, NN_ERR_INPUT, "%s %s: is the same file as %s %s; give each output its own file",
+                               out->option, out->path, other->option, other->path);
+            if (a == ITSELF)
+                return nn_fail(err, NN_ERR_INPUT, "%s %s: is %s of %s %s; give each output its own file", out->option,
+                               out->path, role[b], other->option, other->path);
+            return nn_fail(err, NN_ERR_INPUT, "%s %s: its %s %s is %s%s%s %s; give each output its own file", out->option,
+                           out->path, role[a] + strlen("the "), mine[a], role[b], b == ITSELF ? "" : " of ",
+                           other->option, other->path);
+        }
+    return NN_OK;
+}
+
 static int check_output(const nn_run_files *files, int i, nn_error *err) {
     const nn_file_role *out = &files->outputs[i];
     size_t len = strlen(out->path);
@@ -139,19 +178,8 @@ static int check_output(const nn_run_files *files, int i, nn_error *err) {
         return nn_fail(err, NN_ERR_INPUT, "%s %s: is the same file as %s %s, which this run reads; not overwriting it",
                        out->option, out->path, in->option, in->path);
     }
-    for (int k = 0; k < i; k++) {
-        identity other;
-        identify(files->outputs[k].path, &other);
-        if (same_file(&id, &other))
-            return nn_fail(err, NN_ERR_INPUT, "%s %s: is the same file as %s %s; give each output its own file",
-                           out->option, out->path, files->outputs[k].option, files->outputs[k].path);
-        if (files->temporary[k]) {
-            identify(files->temporary[k], &other);
-            if (same_file(&id, &other))
-                return nn_fail(err, NN_ERR_INPUT, "%s %s: is the temporary file of %s %s; give each output its own file",
-                               out->option, out->path, files->outputs[k].option, files->outputs[k].path);
-        }
-    }
+    for (int k = 0; k < i; k++)
+        if (check_apart(files, i, k, err)) return err->status;
     if (files->temporary[i]) {
         identity tmp;
         identify(files->temporary[i], &tmp);
@@ -163,6 +191,9 @@ static int check_output(const nn_run_files *files, int i, nn_error *err) {
                                out->option, out->path, files->temporary[i], files->inputs[k].option,
                                files->inputs[k].path);
         }
+        if (id.exists && access(out->path, W_OK) != 0) /* read-only: the user's wish, not the directory's */
+            return nn_fail(err, NN_ERR_INPUT, "%s %s: cannot write: %s; not replacing it", out->option, out->path,
+                           strerror(errno));
         return try_create(out, files->temporary[i], err);
     }
     if (id.exists) { /* written in place: it must be writable as it is */
@@ -201,6 +232,15 @@ int nn_output_remove_leftover(const char *option, const char *path, const char *
                        option, path, leftover);
     unlink(leftover);
     return NN_OK;
+}
+
+void nn_output_keep_mode(int fd, const char *path) {
+    struct stat old, now;
+    if (!path || stat(path, &old) != 0 || !S_ISREG(old.st_mode) || fstat(fd, &now) != 0) return;
+    if ((now.st_uid != old.st_uid || now.st_gid != old.st_gid) && fchown(fd, old.st_uid, old.st_gid) != 0) {
+        /* not ours to give away (a user who is not root): the mode still holds */
+    }
+    if (fchmod(fd, old.st_mode & 0777) != 0) { /* best effort: the file is whole either way */ }
 }
 
 /* ---- the lock ---- */
@@ -279,7 +319,10 @@ int nn_output_lock_acquire(nn_output_lock *lock, const char *option, const char 
 
 void nn_output_lock_release(nn_output_lock *lock) {
     if (lock->fd < 0) return;
-    unlink(lock->path); /* while still locked: a waiting run then retries on a fresh file */
+    struct stat held, named; /* the file this run locked, not one put at its name since */
+    if (fstat(lock->fd, &held) == 0 && lstat(lock->path, &named) == 0 && held.st_dev == named.st_dev &&
+        held.st_ino == named.st_ino)
+        unlink(lock->path); /* while still locked: a waiting run then retries on a fresh file */
     close(lock->fd);
     lock->fd = -1;
 }

@@ -180,8 +180,9 @@ static int end_epoch(trainer *t, int epoch, const nn_epoch_clock *clock, nn_trai
         result->best_accuracy = st.test_accuracy;
         result->best_epoch = epoch;
     }
-    if (t->log) nn_metrics_print_line(t->log, &st);
+    /* the record first: the line goes to a pipe that may be gone (SIGPIPE, signals.c) */
     if (!status && t->metrics.fd >= 0) status = nn_metrics_append(&t->metrics, &st, err);
+    if (t->log) nn_metrics_print_line(t->log, &st);
     return nn_comm_agree(t->comm, status, err); /* only rank 0 writes the metrics */
 }
 
@@ -219,9 +220,7 @@ int nn_train(const nn_train_options *opt, MPI_Comm comm, FILE *log, nn_train_res
     t.threads = nn_placement_threads(opt->threads, comm, &t.node_cores);
     nn_thread_tuning_start(&t.tuning, t.threads, opt->thread_tuning);
 
-    char leftover[NN_PATH_MAX + 8]; /* the checkpoint being written, if the watchdog ends the job */
-    trainer_follow_output_links(&t, leftover, sizeof leftover);
-    nn_watchdog_remove_on_timeout(leftover);
+    trainer_follow_output_links(&t);
     int status = nn_watchdog_start(comm, opt->timeout, err); /* so the node's ranks watch start-up together */
     if (!status) status = trainer_setup(&t, err);
     result->complete = t.complete;

@@ -63,8 +63,8 @@ typedef struct trainer {
 
 /* Before the setup: an output given as a symbolic link to a file becomes
  * that file's path (nn_output_follow_link), so the run writes through the link and
- * keeps it; `leftover` gets the checkpoint's temporary name (for the watchdog). */
-void trainer_follow_output_links(trainer *t, char *leftover, size_t cap);
+ * keeps it. */
+void trainer_follow_output_links(trainer *t);
 
 /* Collective. Merges a resume, reads the shards, builds model, optimizer, exchange
  * and buffers, and restores the checkpoint's state; the status is agreed. On

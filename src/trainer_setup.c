@@ -201,11 +201,18 @@ static int claim_outputs(trainer *t, nn_error *err) {
     return status;
 }
 
-void trainer_follow_output_links(trainer *t, char *leftover, size_t cap) {
+void trainer_follow_output_links(trainer *t) {
     nn_output_follow_link(t->opt.checkpoint, sizeof t->opt.checkpoint); /* rank 0 writes; every rank's */
     nn_output_follow_link(t->opt.metrics, sizeof t->opt.metrics);      /* watchdog may clean up */
-    leftover[0] = '\0';
-    if (t->opt.checkpoint[0]) snprintf(leftover, cap, "%s.tmp", t->opt.checkpoint); /* as nn_checkpoint_save names it */
+}
+
+/* Once rank 0 holds the checkpoint's lock, the checkpoint being written is this run's
+ * own: every rank's watchdog may remove it if it ends the job. Not before: a run
+ * refused (or hung) before the lock would remove another run's file mid-write. */
+static void watch_leftover(const trainer *t) {
+    char leftover[NN_PATH_MAX + 8] = "";
+    if (t->opt.checkpoint[0]) snprintf(leftover, sizeof leftover, "%s.tmp", t->opt.checkpoint); /* as nn_checkpoint_save names it */
+    nn_watchdog_remove_on_timeout(leftover);
 }
 
 int trainer_setup(trainer *t, nn_error *err) {
@@ -213,6 +220,7 @@ int trainer_setup(trainer *t, nn_error *err) {
     if ((status = configure(t, err)) || t->complete) return status;
     status = t->rank == 0 ? claim_outputs(t, err) : NN_OK;
     if ((status = nn_comm_agree(t->comm, status, err))) return status; /* before any work */
+    watch_leftover(t);
     nn_watchdog_alive(); /* each stage of a large run's start-up is progress */
     if ((status = load_data(t, err))) return status;
     nn_watchdog_alive();
@@ -251,6 +259,7 @@ int trainer_setup(trainer *t, nn_error *err) {
 }
 
 void trainer_free(trainer *t) {
+    nn_watchdog_remove_on_timeout(NULL); /* the locks go: the file is no longer this run's */
     nn_metrics_close(&t->metrics);
     nn_output_lock_release(&t->metrics_lock);
     nn_output_lock_release(&t->checkpoint_lock);

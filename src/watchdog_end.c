@@ -14,6 +14,8 @@
 
 #include <dirent.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,8 +28,13 @@
 enum launcher { NOT_MPI, HEAD, DAEMON };
 
 static char leftover[NN_PATH_MAX + 16];
+static atomic_bool have_leftover; /* set by the main thread, read by the watchdog's */
 
-void nn_watchdog_end_set_leftover(const char *path) { snprintf(leftover, sizeof leftover, "%s", path ? path : ""); }
+void nn_watchdog_end_set_leftover(const char *path) {
+    atomic_store(&have_leftover, false); /* not while the name changes */
+    snprintf(leftover, sizeof leftover, "%s", path ? path : "");
+    atomic_store(&have_leftover, leftover[0] != '\0');
+}
 
 static enum launcher launcher_of(pid_t parent) {
     static const char *const heads[] = {"mpirun", "mpiexec", "orterun", "prterun"};
@@ -106,7 +113,7 @@ static void spawn_reaper(long grace_ms) {
 
 void nn_watchdog_end_job(nn_end_cause cause) {
     nn_error ignored;
-    if (leftover[0]) /* the checkpoint being written; a user's file there is left alone */
+    if (atomic_load(&have_leftover)) /* the checkpoint being written; a user's file there is left alone */
         nn_output_remove_leftover("--checkpoint", "", leftover, NN_HDF5_SIGNATURE, &ignored);
     pid_t parent = getppid();
     if (cause == NN_END_ALONE && launcher_of(parent) == HEAD) {

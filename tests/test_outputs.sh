@@ -115,6 +115,62 @@ timeout 120 "$mpiexec" -n 2 "$nntrain" --resume mid.h5 --data fewer.h5 --metrics
 # The usual preemptible job writes over the checkpoint it resumed from: allowed.
 run --resume ck.h5 --checkpoint ck.h5 --metrics m.jsonl --epochs 3 || fail "resume over the same checkpoint: $(cat err)"
 
+# Round three (session 31): what a review found still reachable.
+watched=(good.h5 ck.h5 m.jsonl notes.txt)
+before=$(digest)
+# An output at another output's lock file: the lock overwrote it and removed it at the
+# end (a checkpoint named m2.jsonl.lock was gone after an exit 0).
+expect 2 "--metrics m2.jsonl: its lock file m2.jsonl.lock is --checkpoint m2.jsonl.lock" \
+    --checkpoint m2.jsonl.lock --metrics m2.jsonl --epochs 1
+[ ! -e m2.jsonl.lock ] && [ ! -e m2.jsonl ] || fail "a refused run left m2.jsonl or its lock"
+# another tool's JSON Lines log that also begins '{"epoch": ' is not nntrain's metrics
+python3 -c 'import json; [print(json.dumps({"epoch": e, "loss": 1 / e, "notes": "baseline"})) for e in (1, 2, 3)]' >torch.jsonl
+# a metrics file is written in place: one with a second name (a backup's hard link) is refused
+cp m.jsonl m3.jsonl && ln m3.jsonl m3_backup.jsonl
+watched+=(torch.jsonl m3.jsonl)
+before=$(digest)
+expect 2 "--metrics torch.jsonl: holds something other than nntrain's metrics" --metrics torch.jsonl --epochs 1
+expect 2 "--metrics m3.jsonl: has 2 hard links" --metrics m3.jsonl --epochs 1
+# a run that never held the checkpoint's lock (stuck reading a FIFO, ended by its
+# watchdog) leaves the checkpoint the lock's holder is writing alone
+hold_lock busy.h5.lock
+head -c 3000 ck.h5 >busy.h5.tmp
+timeout 120 "$mpiexec" -n 2 "$nntrain" --data good.h5 "${small[@]}" --resume fifo --checkpoint busy.h5 --timeout 5 \
+    >out 2>err; rc=$?
+[ "$rc" -eq 1 ] && [ "$(head -c 3000 ck.h5 | sha256sum)" = "$(sha256sum <busy.h5.tmp)" ] ||
+    fail "a run stuck before the lock: exit $rc, busy.h5.tmp $(ls busy.h5.tmp 2>&1): $(cat err)"
+release_lock busy.h5.lock
+rm -f busy.h5.tmp
+# a replaced checkpoint keeps its permissions (the new file was 644 under umask 022)
+run --epochs 1 --checkpoint private.h5 && chmod 600 private.h5 &&
+    run --resume private.h5 --checkpoint private.h5 --epochs 2 && [ "$(stat -c %a private.h5)" = 600 ] ||
+    fail "a private checkpoint replaced: mode $(stat -c %a private.h5), $(cat err)"
+# a file its owner made read-only is not replaced (root may write anything: checked as nobody)
+ro=$(mktemp -d) && chmod 777 "$ro" && cp good.h5 "$ro/" && chmod 644 "$ro/good.h5"
+if [ "$(id -u)" -eq 0 ] && runuser -u nobody -- test -x "$nntrain" 2>/dev/null; then
+    as_nobody() { (cd "$ro" && runuser -u nobody -- env HOME="$ro" "$nntrain" --data good.h5 "${small[@]}" "$@" >"$dir/out" 2>"$dir/err"); }
+    as_nobody --epochs 1 --checkpoint ro.h5 && chmod 444 "$ro/ro.h5" && kept=$(sha256sum <"$ro/ro.h5")
+    as_nobody --epochs 1 --checkpoint ro.h5; rc=$?
+    [ "$rc" -eq 2 ] && grep -qF "nntrain: --checkpoint ro.h5: cannot write: Permission denied; not replacing it" err &&
+        [ "$(sha256sum <"$ro/ro.h5")" = "$kept" ] || fail "a read-only checkpoint: exit $rc: $(cat err)"
+else
+    echo "skip: the read-only check needs root and a build nobody can run"
+fi
+rm -rf "$ro"
+# a closed pipe on the output (nntrain | head) stops the run as a signal does: exit 75
+# with a checkpoint, and a metrics record for every epoch it counts (it died with
+# SIGPIPE between the two, and the resume then warned of a missing record)
+set -o pipefail
+timeout 120 "$nntrain" --data good.h5 "${small[@]}" --epochs 100000 --checkpoint piped.h5 --metrics piped.jsonl 2>err |
+    head -2 >/dev/null; rc=$?
+set +o pipefail
+records=$(wc -l <piped.jsonl)
+grep -q "^nntrain: stopped by a signal" err && stopped=yes || stopped=no
+run --resume piped.h5 --checkpoint piped.h5 --metrics piped.jsonl --epochs $((records + 2))
+[ "$rc" -eq 75 ] && [ "$stopped" = yes ] && ! grep -q "warning" out &&
+    python3 -c "import json, sys; e = [json.loads(l)['epoch'] for l in open(sys.argv[1])]; assert e == list(range(1, $records + 3)), e" \
+        piped.jsonl || fail "nntrain | head: exit $rc, $records records, then $(grep -h warning out err)"
+
 # nneval reads its checkpoint and dataset before it writes, and never writes over them.
 for target in ck.h5 good.h5 link.h5 fifo notes.txt; do
     before=$(digest)
@@ -147,6 +203,15 @@ evaluate; rc=$?
 [ "$rc" -eq 2 ] && grep -q "^nneval: --metrics eval.json: in use by another run (PID [0-9]* on host test; " err &&
     [ "$(sha256sum eval.json)" = "$result" ] || fail "nneval on a held --metrics: exit $rc: $(cat err)"
 release_lock eval.json.lock
+
+# a replaced result keeps its permissions
+chmod 640 eval.json && evaluate && [ "$(stat -c %a eval.json)" = 640 ] || fail "nneval's result: mode $(stat -c %a eval.json)"
+result=$(sha256sum eval.json)
+# several results gathered in one file are the user's, not one result to replace
+cat eval.json eval.json >gathered.json && kept=$(sha256sum gathered.json)
+timeout 120 "$mpiexec" -n 2 "$nneval" --checkpoint ck.h5 --data good.h5 --metrics gathered.json >out 2>err; rc=$?
+[ "$rc" -eq 2 ] && grep -qF "nneval: --metrics gathered.json: holds something other than one nneval result" err &&
+    [ "$(sha256sum gathered.json)" = "$kept" ] || fail "nneval over gathered results: exit $rc: $(cat err)"
 
 # a stopped evaluation (the test hook stands in for the signal) leaves it as well: exit 75
 NNTRAIN_STOP_AT_STEP=0 timeout 120 "$mpiexec" -n 2 -x NNTRAIN_STOP_AT_STEP "$nneval" --checkpoint ck.h5 --data good.h5 \
@@ -187,6 +252,8 @@ before=$(sha256sum prep.h5)
     [ "$(sha256sum prep.h5)" = "$before" ] && [ ! -e prep.h5.tmp ] || fail "nnprep on a held --out: exit $rc: $(cat err)"
 release_lock prep.h5.lock
 "$nnprep" --out prep.h5 idx >out 2>err && [ ! -e prep.h5.lock ] || fail "nnprep once the lock is free: $(cat err)"
+chmod 600 prep.h5 && "$nnprep" --out prep.h5 idx >out 2>err && [ "$(stat -c %a prep.h5)" = 600 ] ||
+    fail "nnprep over a private dataset: mode $(stat -c %a prep.h5): $(cat err)"
 # a user's file, or a link, where nnprep's lock file would go: left as it is, nothing written
 echo "my notes" >notes.h5.lock && ln -s notes.h5.lock linked.h5.lock
 for out in notes.h5 linked.h5; do
@@ -216,6 +283,19 @@ for _ in $(seq 300); do [ -z "$(in_session)" ] && break; sleep 0.1; done
 # a killed holder's lock dies with it: the next run takes the file
 run --epochs 1 --checkpoint held.h5 --metrics held.jsonl || fail "after the holder was killed: $(cat err)"
 [ ! -e held.h5.lock ] || fail "the lock file outlived its run"
+
+# A file put at the checkpoint's name during the run (a user's, moved there) is not
+# replaced by the next save: exit 1, the file kept (until 2026-12-07 only a directory
+# or device there was noticed).
+setsid timeout 120 "$mpiexec" -n 2 "$nntrain" --data good.h5 "${small[@]}" --epochs 100000 --checkpoint swapped.h5 \
+    >swapped.out 2>&1 &
+holder=$!
+for _ in $(seq 600); do [ -s swapped.h5 ] && break; sleep 0.1; done
+cp notes.txt swapped.new && mv swapped.new swapped.h5
+wait "$holder"; rc=$?
+[ "$rc" -eq 1 ] && grep -q "^nntrain: swapped.h5: is no longer an nntrain checkpoint" swapped.out &&
+    cmp -s notes.txt swapped.h5 && [ ! -e swapped.h5.tmp ] || fail "a file moved over the checkpoint mid-run: exit $rc: $(tail -2 swapped.out)"
+for _ in $(seq 300); do [ -z "$(in_session)" ] && break; sleep 0.1; done
 
 # Metrics through a full disk: a tmpfs of two pages (one for the lock file) in a private mount namespace
 # holds about ten records; the write that does not fit is undone whole, the run

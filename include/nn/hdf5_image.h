@@ -17,8 +17,9 @@
 hid_t nn_hdf5_image_create(const char *name, size_t expected_bytes);
 
 /* Closes `file` in every case; before that, writes its image to `path` (created, or
- * truncated) and fsyncs it. 0, or -1 with errno set (ENOMEM for the image's copy,
- * EIO where HDF5 could not make the image). */
-int nn_hdf5_image_write(hid_t file, const char *path);
+ * truncated; never through a symbolic link) and fsyncs it, with the permissions of
+ * `replaces`, the file it is to be renamed over (NULL: none). 0, or -1 with errno set
+ * (ENOMEM for the image's copy, EIO where HDF5 could not make the image). */
+int nn_hdf5_image_write(hid_t file, const char *path, const char *replaces);
 
 #endif

@@ -7,12 +7,17 @@
  *   - it is not the same file as any input of the run (device and inode, so
  *     symlinks, hard links and `../` all count), except the one input it is meant
  *     to take the place of (a checkpoint written over the one resumed from);
- *   - it is not the same file as another output of the run;
+ *   - it is not the same file as another output of the run, nor as another output's
+ *     temporary or lock file;
  *   - if it exists, it is a regular file (never a directory, device, FIFO or socket);
  *   - it is not a symbolic link (nn_output_follow_link has followed those it can);
+ *   - if it exists, we may write it (a file the user made read-only is not replaced,
+ *     even where the directory would allow the rename);
  *   - its directory exists and lets us create the file (tried with the real name
  *     of the temporary file, so a name too long or a missing directory fails now,
- *     not after the first epoch). */
+ *     not after the first epoch).
+ * A file replaced keeps its permissions (and, where allowed, its owner and group):
+ * nn_output_keep_mode. */
 #ifndef NN_OUTPUTS_H
 #define NN_OUTPUTS_H
 
@@ -76,6 +81,11 @@ int nn_output_check_ours(const char *option, const char *path, const char *kind,
  * else there, a symbolic link included, is a user's file: NN_ERR_INPUT, untouched. */
 int nn_output_remove_leftover(const char *option, const char *path, const char *leftover, const char *signature,
                               nn_error *err);
+
+/* Local: gives `fd`, the new file about to be renamed over `path`, path's permission
+ * bits and, where the process may, its owner and group: a private checkpoint stays
+ * private. Nothing where `path` is not a regular file. */
+void nn_output_keep_mode(int fd, const char *path);
 
 /* The lock on an output, held for the life of the run: an advisory (fcntl) lock on
  * "<path>.lock", which names its holder (PID and host). The kernel drops it when

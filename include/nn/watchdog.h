@@ -42,7 +42,8 @@ void nn_watchdog_beat(long step, nn_phase phase);
 void nn_watchdog_alive(void);
 
 /* A file the job leaves half-written if the watchdog ends it (a checkpoint's .tmp):
- * removed before the end. "" for none. */
+ * removed before the end. "" or NULL for none. Name it only while this run holds the
+ * output's lock: another run's file of that name is not this run's to remove. */
 void nn_watchdog_remove_on_timeout(const char *path);
 
 /* Collective: frees the board; the thread goes on watching this process alone (phase

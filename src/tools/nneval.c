@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <mpi.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,6 +140,28 @@ static const char *dataset_of(const eval_options *o, const nn_checkpoint *ck) {
  * temporary file) is told from a user's. */
 static const char ours[] = "{\"checkpoint\": ";
 
+/* Whether the file at `path` may be replaced: absent, empty, or exactly one result
+ * as write_json writes it (one line, beginning and ending as it does, with its
+ * confusion matrix). The file is only ever renamed into place whole, so anything
+ * else there -- several results gathered by the user, another tool's JSON -- is the
+ * user's. */
+static bool replaceable(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) return true;
+    enum { MOST = 16 << 20 }; /* far beyond a result of 256 classes */
+    char *text = malloc(MOST + 1);
+    size_t n = text ? fread(text, 1, MOST + 1, f) : 0;
+    fclose(f);
+    bool ok = text && (n == 0 || (n <= MOST && !memchr(text, '\0', n)));
+    if (ok && n > 0) {
+        text[n] = '\0';
+        ok = strncmp(text, ours, sizeof ours - 1) == 0 && strchr(text, '\n') == text + n - 1 && n >= 3 &&
+             !strcmp(text + n - 3, "]}\n") && strstr(text, ", \"confusion\": [");
+    }
+    free(text);
+    return ok;
+}
+
 /* The metrics file, checked by the one output rule (never the checkpoint or the
  * dataset read) before any work, so a bad path fails at once, and locked for the run
  * (a second nneval on it is refused; a killed one's "<metrics>.tmp" is removed). It
@@ -154,12 +177,8 @@ static int claim_metrics(const eval_options *o, const char *data, nn_output_lock
     int status = nn_run_files_check(&files, err);
     if (!status) status = nn_output_lock_acquire(lock, "--metrics", o->metrics, err);
     if (status) return status;
-    char head[sizeof ours] = "";
-    FILE *existing = fopen(o->metrics, "r");
-    size_t n = existing ? fread(head, 1, sizeof ours - 1, existing) : 0;
-    if (existing) fclose(existing);
-    if (n > 0 && strncmp(head, ours, n) != 0)
-        return nn_fail(err, NN_ERR_INPUT, "--metrics %s: holds something other than nneval's results; not overwriting it",
+    if (!replaceable(o->metrics))
+        return nn_fail(err, NN_ERR_INPUT, "--metrics %s: holds something other than one nneval result; not overwriting it",
                        o->metrics);
     return nn_output_remove_leftover("--metrics", o->metrics, tmp, ours, err);
 }
@@ -170,8 +189,9 @@ static int write_metrics(const eval_options *o, const nn_scores *s, const long *
                          const char *data, nn_error *err) {
     char tmp[NN_PATH_MAX + 8];
     snprintf(tmp, sizeof tmp, "%s.tmp", o->metrics);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666); /* the mode fopen would give */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0666); /* the mode fopen would give */
     if (fd < 0) return nn_fail(err, NN_ERR_RUNTIME, "--metrics %s: cannot create %s: %s", o->metrics, tmp, strerror(errno));
+    nn_output_keep_mode(fd, o->metrics); /* or the old file's */
     FILE *f = fdopen(fd, "w");
     int status = f ? write_json(f, o->metrics, s, confusion, classes, o->checkpoint, data, o->split, err)
                    : nn_fail(err, NN_ERR_RUNTIME, "%s: cannot write: %s", tmp, strerror(errno));
