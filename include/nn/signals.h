@@ -1,6 +1,7 @@
 /* Preemption: SIGTERM, SIGUSR1 (what SLURM sends before a kill), SIGINT or SIGHUP
  * asks training to stop after the current step, with a checkpoint (exit 75). A
- * second signal exits at once. */
+ * second signal exits at once. SIGPIPE (the output's reader is gone) asks the same,
+ * and is never a second signal. */
 #ifndef NN_SIGNALS_H
 #define NN_SIGNALS_H
 
