@@ -376,9 +376,15 @@ static int save_on_root(const char *path, const nn_train_state *s, int ranks, co
     return NN_OK;
 }
 
+/* What every checkpoint, of any format version, carries. */
+static const char *const checkpoint_marks[] = {"format_version", "/progress", NULL};
+
 int nn_checkpoint_check_replaceable(const char *path, nn_error *err) {
-    static const char *const marks[] = {"format_version", "/progress", NULL};
-    return nn_output_check_ours("--checkpoint", path, "checkpoint", marks, err);
+    return nn_output_check_ours("--checkpoint", path, "checkpoint", checkpoint_marks, err);
+}
+
+int nn_checkpoint_remove_leftover(const char *path, const char *tmp, nn_error *err) {
+    return nn_output_remove_hdf5_leftover("--checkpoint", path, tmp, checkpoint_marks, err);
 }
 
 int nn_checkpoint_save(const char *path, const nn_train_state *state, MPI_Comm comm, double *seconds, nn_error *err) {

@@ -104,11 +104,14 @@ static int write_root_attributes(hid_t file, int num_classes, const char *source
     return ok ? 0 : -1;
 }
 
+/* What every dataset in this layout carries. */
+static const char *const dataset_marks[] = {"/train", "/test", "num_classes", NULL};
+
 /* Create the temporary file first, before the dataset is built in memory: a path
  * that cannot be written fails at once, with open()'s reason ("No such file or
  * directory"). */
 static int create_tmp(const char *path, const char *tmp, nn_error *err) {
-    int status = nn_output_remove_leftover("--out", path, tmp, NN_HDF5_SIGNATURE, err);
+    int status = nn_output_remove_hdf5_leftover("--out", path, tmp, dataset_marks, err);
     if (status) return status;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0666); /* a file made since is another writer's */
     if (fd < 0)
@@ -173,6 +176,5 @@ int nn_dataset_write(const char *path, const nn_split_data *train, const nn_spli
 }
 
 int nn_dataset_check_replaceable(const char *option, const char *path, nn_error *err) {
-    static const char *const marks[] = {"/train", "/test", "num_classes", NULL};
-    return nn_output_check_ours(option, path, "dataset", marks, err);
+    return nn_output_check_ours(option, path, "dataset", dataset_marks, err);
 }

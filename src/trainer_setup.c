@@ -196,7 +196,7 @@ static int claim_outputs(trainer *t, nn_error *err) {
     if (!status && o->checkpoint[0]) status = nn_output_lock_acquire(&t->checkpoint_lock, "--checkpoint", o->checkpoint, err);
     if (!status && o->checkpoint[0]) status = nn_checkpoint_check_replaceable(o->checkpoint, err);
     if (!status && o->checkpoint[0]) /* a killed write's leftover, now we hold the lock: removed if ours */
-        status = nn_output_remove_leftover("--checkpoint", o->checkpoint, checkpoint_tmp, NN_HDF5_SIGNATURE, err);
+        status = nn_checkpoint_remove_leftover(o->checkpoint, checkpoint_tmp, err);
     if (!status && o->metrics[0]) status = nn_output_lock_acquire(&t->metrics_lock, "--metrics", o->metrics, err);
     return status;
 }

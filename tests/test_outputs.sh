@@ -127,8 +127,14 @@ expect 2 "--metrics m2.jsonl: its lock file m2.jsonl.lock is --checkpoint m2.jso
 python3 -c 'import json; [print(json.dumps({"epoch": e, "loss": 1 / e, "notes": "baseline"})) for e in (1, 2, 3)]' >torch.jsonl
 # a metrics file is written in place: one with a second name (a backup's hard link) is refused
 cp m.jsonl m3.jsonl && ln m3.jsonl m3_backup.jsonl
-watched+=(torch.jsonl m3.jsonl)
+# a whole HDF5 file of another kind at a temporary name was put there, not left by a
+# write cut short: the user's (a whole checkpoint there is a write killed between its
+# sync and its rename: taken)
+cp good.h5 g.h5.tmp && cp ck.h5 w.h5.tmp
+watched+=(torch.jsonl m3.jsonl g.h5.tmp)
 before=$(digest)
+expect 2 "--checkpoint g.h5: g.h5.tmp exists and is not a file this tool was writing" --checkpoint g.h5 --epochs 1
+run --epochs 1 --checkpoint w.h5 && [ ! -e w.h5.tmp ] || fail "a whole checkpoint left at w.h5.tmp: $(cat err)"
 expect 2 "--metrics torch.jsonl: holds something other than nntrain's metrics" --metrics torch.jsonl --epochs 1
 expect 2 "--metrics m3.jsonl: has 2 hard links" --metrics m3.jsonl --epochs 1
 # a run that never held the checkpoint's lock (stuck reading a FIFO, ended by its
@@ -252,6 +258,10 @@ before=$(sha256sum prep.h5)
     [ "$(sha256sum prep.h5)" = "$before" ] && [ ! -e prep.h5.tmp ] || fail "nnprep on a held --out: exit $rc: $(cat err)"
 release_lock prep.h5.lock
 "$nnprep" --out prep.h5 idx >out 2>err && [ ! -e prep.h5.lock ] || fail "nnprep once the lock is free: $(cat err)"
+cp ck.h5 p2.h5.tmp # a checkpoint is no dataset's killed write
+"$nnprep" --out p2.h5 idx >out 2>err; rc=$?
+[ "$rc" -eq 2 ] && grep -qF "nnprep: --out p2.h5: p2.h5.tmp exists and is not a file this tool was writing" err &&
+    cmp -s ck.h5 p2.h5.tmp && [ ! -e p2.h5 ] || fail "nnprep over a checkpoint at p2.h5.tmp: exit $rc: $(cat err)"
 chmod 600 prep.h5 && "$nnprep" --out prep.h5 idx >out 2>err && [ "$(stat -c %a prep.h5)" = 600 ] ||
     fail "nnprep over a private dataset: mode $(stat -c %a prep.h5): $(cat err)"
 # a user's file, or a link, where nnprep's lock file would go: left as it is, nothing written

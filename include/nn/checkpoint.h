@@ -68,6 +68,10 @@ int nn_checkpoint_save(const char *path, const nn_train_state *state, MPI_Comm c
  * nn/outputs.h's. */
 int nn_checkpoint_check_replaceable(const char *path, nn_error *err);
 
+/* Local, with the checkpoint's lock held: removes `tmp`, a killed write's temporary
+ * file of checkpoint `path`, where it is one (nn_output_remove_hdf5_leftover). */
+int nn_checkpoint_remove_leftover(const char *path, const char *tmp, nn_error *err);
+
 /* Local (any rank, no MPI). Validates format version, structure and checksums;
  * NN_ERR_INPUT with a message naming the file and the problem otherwise.
  * `readers_on_node`: how many ranks of this node load it at once, each into its own

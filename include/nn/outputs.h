@@ -87,6 +87,13 @@ int nn_output_remove_leftover(const char *option, const char *path, const char *
  * private. Nothing where `path` is not a regular file. */
 void nn_output_keep_mode(int fd, const char *path);
 
+/* Local, with the lock held: nn_output_remove_leftover for an HDF5 output, and
+ * besides, a whole HDF5 file at `leftover` without every one of `marks` (the kind's,
+ * as for nn_output_check_ours) is a user's: a dataset copied to "ck.h5.tmp" is not a
+ * checkpoint's killed write. */
+int nn_output_remove_hdf5_leftover(const char *option, const char *path, const char *leftover,
+                                   const char *const *marks, nn_error *err);
+
 /* The lock on an output, held for the life of the run: an advisory (fcntl) lock on
  * "<path>.lock", which names its holder (PID and host). The kernel drops it when
  * the holder dies, however it dies, so a killed run never blocks the next one. */
