@@ -35,6 +35,7 @@
 #include <libgen.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -346,6 +347,28 @@ static int progress_rows(const nn_train_state *s, int ranks, double *loss_partia
     return 1;
 }
 
+/* The file at the checkpoint's path that this process may replace: the one checked at
+ * start (nn_checkpoint_check_replaceable) or last written. A file of another identity
+ * there was put by someone else, and is checked again before it is replaced; the one
+ * we trust is not reopened (HDF5 cannot open a file another program holds open for
+ * writing, which would read as "not a checkpoint"). */
+static struct {
+    bool known;
+    dev_t dev;
+    ino_t ino;
+} trusted;
+
+static void trust(const char *path) {
+    struct stat st;
+    trusted.known = stat(path, &st) == 0;
+    trusted.dev = st.st_dev;
+    trusted.ino = st.st_ino;
+}
+
+static bool is_trusted(const struct stat *st) {
+    return trusted.known && st->st_dev == trusted.dev && st->st_ino == trusted.ino;
+}
+
 static int save_on_root(const char *path, const nn_train_state *s, int ranks, const uint32_t *rng_states,
                         double *loss_partials, nn_error *err) {
     char tmp[NN_PATH_MAX + 8], dir[NN_PATH_MAX];
@@ -361,7 +384,8 @@ static int save_on_root(const char *path, const nn_train_state *s, int ranks, co
     /* checked at start (nn/outputs.h), and again: another file may have been put there since */
     struct stat st;
     nn_error changed;
-    if (stat(path, &st) == 0 && (!S_ISREG(st.st_mode) || nn_checkpoint_check_replaceable(path, &changed))) {
+    if (stat(path, &st) == 0 && !is_trusted(&st) &&
+        (!S_ISREG(st.st_mode) || nn_checkpoint_check_replaceable(path, &changed))) {
         remove(tmp);
         return nn_fail(err, NN_ERR_RUNTIME, "%s: is no longer an nntrain checkpoint (replaced during the run); "
                        "not replacing it, and this checkpoint is not saved", path);
@@ -372,6 +396,7 @@ static int save_on_root(const char *path, const nn_train_state *s, int ranks, co
         remove(tmp);
         return nn_fail(err, NN_ERR_RUNTIME, "%s: cannot put checkpoint in place: %s", path, strerror(saved));
     }
+    trust(path);
     sync_directory(dirname(dir));
     return NN_OK;
 }
@@ -380,7 +405,9 @@ static int save_on_root(const char *path, const nn_train_state *s, int ranks, co
 static const char *const checkpoint_marks[] = {"format_version", "/progress", NULL};
 
 int nn_checkpoint_check_replaceable(const char *path, nn_error *err) {
-    return nn_output_check_ours("--checkpoint", path, "checkpoint", checkpoint_marks, err);
+    int status = nn_output_check_ours("--checkpoint", path, "checkpoint", checkpoint_marks, err);
+    if (!status) trust(path);
+    return status;
 }
 
 int nn_checkpoint_remove_leftover(const char *path, const char *tmp, nn_error *err) {

@@ -15,6 +15,7 @@
 #include "reduce_node.h"
 
 #include <limits.h>
+#include <omp.h>
 #include <stdalign.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -329,10 +330,11 @@ static int alloc_shared(nn_reducer *red, nn_error *err) {
     red->flags = (node_flag *)p;
     red->queues = (node_queue *)(p + (size_t)red->local_size * sizeof(node_flag));
     red->ready = (node_ready *)(red->queues + 2 * (red->local_size + 1));
-    /* more ranks than cores: a spinning rank would only delay the one it waits for.
-     * The job's cores on this node, not the machine's: a batch job may hold a few. */
+    /* more threads on the node than cores: a spinning rank would only delay the one it
+     * waits for. The job's cores on this node, not the machine's: a batch job may hold
+     * a few. (The thread tuning may settle on fewer threads later: then it still yields.) */
     red->cores = nn_placement_node_cores(red->node);
-    red->spins = red->cores > 0 && red->local_size > red->cores ? 0 : SPINS;
+    red->spins = red->cores > 0 && (long)red->local_size * omp_get_max_threads() > red->cores ? 0 : SPINS;
     red->shared = (float *)(p + header);
     red->seg0 = red->shared + 2 * red->stride; /* two shared vectors */
     for (int l = 0; l < red->local_size; l++) red->segs[l] = segment(red, l);

@@ -10,7 +10,7 @@ static volatile sig_atomic_t stop_signal;
 static long stop_at_step = -1;
 
 static void on_signal(int sig) {
-    if (stop_signal) _exit(128 + sig); /* second signal: the user means it */
+    if (stop_signal && stop_signal != SIGPIPE) _exit(128 + sig); /* second signal: the user means it */
     stop_signal = sig;
 }
 

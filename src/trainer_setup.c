@@ -1,4 +1,5 @@
 /* Building a training run from its options, and tearing it down (see trainer.h). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -254,6 +255,9 @@ int trainer_setup(trainer *t, nn_error *err) {
     if (exact && !t->cfg.spec.n_convs && (status = trainer_global_setup(t, err))) return status;
     factors_use factors = velocity ? use_factors(t) : FACTORS_NO;
     if (factors && (status = nn_factor_sum_create(&t->factors, t->comm, &t->model, err))) return status;
+    if (factors == FACTORS_ALWAYS && !t->factors && t->log) /* asked for by name: say why the header names another */
+        fprintf(t->log, "nntrain: note: NN_NODE_SUM=factors: the factored sum's window does not fit (/dev/shm, or "
+                        "MPI's int counts); the chunked sum runs instead\n");
     trainer_sum_tuning_start(t, factors == FACTORS_ALWAYS, factors == FACTORS_TIMED);
     return NN_OK;
 }

@@ -31,9 +31,10 @@ static char leftover[NN_PATH_MAX + 16];
 static atomic_bool have_leftover; /* set by the main thread, read by the watchdog's */
 
 void nn_watchdog_end_set_leftover(const char *path) {
-    atomic_store(&have_leftover, false); /* not while the name changes */
-    snprintf(leftover, sizeof leftover, "%s", path ? path : "");
-    atomic_store(&have_leftover, leftover[0] != '\0');
+    atomic_store(&have_leftover, false); /* then the watchdog's thread does not read the name */
+    if (!path || !path[0]) return;     /* (and, cleared, it is not rewritten under a reader) */
+    snprintf(leftover, sizeof leftover, "%s", path);
+    atomic_store(&have_leftover, true);
 }
 
 static enum launcher launcher_of(pid_t parent) {

@@ -301,11 +301,46 @@ setsid timeout 120 "$mpiexec" -n 2 "$nntrain" --data good.h5 "${small[@]}" --epo
     >swapped.out 2>&1 &
 holder=$!
 for _ in $(seq 600); do [ -s swapped.h5 ] && break; sleep 0.1; done
+# rank 0, which saves, is stopped where no save is under way (a save checks the path
+# and renames within the life of its .tmp), the file is moved in, and it goes on
+rank0=
+for p in $(in_session); do
+    tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=0 && rank0=$p
+done
+[ -n "$rank0" ] || fail "the swapped run's rank 0 not found among $(in_session | tr '\n' ' ')"
+for _ in $(seq 100); do
+    kill -STOP "$rank0" && [ ! -e swapped.h5.tmp ] && break
+    kill -CONT "$rank0"; sleep 0.01
+done
 cp notes.txt swapped.new && mv swapped.new swapped.h5
+kill -CONT "$rank0"
 wait "$holder"; rc=$?
 [ "$rc" -eq 1 ] && grep -q "^nntrain: swapped.h5: is no longer an nntrain checkpoint" swapped.out &&
     cmp -s notes.txt swapped.h5 && [ ! -e swapped.h5.tmp ] || fail "a file moved over the checkpoint mid-run: exit $rc: $(tail -2 swapped.out)"
 for _ in $(seq 300); do [ -z "$(in_session)" ] && break; sleep 0.1; done
+
+# Another program holding the checkpoint open for writing (HDFView, h5py's "r+"): the
+# saves go on (HDF5 cannot open such a file, so a save must not reopen the file it wrote)
+if /usr/bin/python3 -c "import h5py" 2>/dev/null; then
+    setsid timeout 120 "$mpiexec" -n 2 "$nntrain" --data good.h5 "${small[@]}" --epochs 1500 --checkpoint open.h5 \
+        >open.out 2>&1 &
+    holder=$!
+    for _ in $(seq 600); do [ -s open.h5 ] && break; sleep 0.1; done
+    /usr/bin/python3 - open.h5 <<'PY' &
+import sys, time, h5py
+f = h5py.File(sys.argv[1], "r+")
+open(sys.argv[1] + ".opened", "w").close()
+time.sleep(3)
+PY
+    opener=$!
+    wait "$holder"; rc=$?
+    wait "$opener"; opened=$?
+    [ "$rc" -eq 0 ] && [ "$opened" -eq 0 ] && [ -e open.h5.opened ] ||
+        fail "a checkpoint held open for writing by h5py: exit $rc (h5py $opened): $(tail -2 open.out)"
+    for _ in $(seq 300); do [ -z "$(in_session)" ] && break; sleep 0.1; done
+else
+    echo "skip: the held-open check needs /usr/bin/python3 with h5py"
+fi
 
 # Metrics through a full disk: a tmpfs of two pages (one for the lock file) in a private mount namespace
 # holds about ten records; the write that does not fit is undone whole, the run

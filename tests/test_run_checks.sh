@@ -7,7 +7,8 @@
 #    suggested), also for 784-800-800-10 relu at the default lr on 2 ranks;
 #  - a /dev/shm too small for the shared-memory sum: MPI_Allreduce instead, said in the
 #    header (a small tmpfs over /dev/shm in a private mount namespace, where allowed);
-#  - ranks confined to fewer cores than they need: a note in the header.
+#  - ranks confined to fewer cores than they need: a note in the header; so is a
+#    factored sum asked for by name that has no room for its window.
 # Usage: test_run_checks.sh NNTRAIN MAKE_TEST_DATA MPIEXEC MNIST WORKDIR
 set -u
 nntrain=$1 make_data=$2 mpiexec=$3 mnist=$4 dir=$5/run_checks
@@ -87,7 +88,8 @@ check "-np 4: the allreduce and data shares of each epoch add up to at most 100%
                     n++; if (a + d > 100.05) bad++ } END { exit !(n == 3 && !bad) }' "$dir/out"
 # the job's cores on the node are those its ranks may run on together (a batch job's
 # cpuset, taskset), not the machine's: 2 ranks confined to one core are told so
-timeout 300 taskset -c 0 "$mpiexec" -n 2 --bind-to none "$nntrain" "${small[@]}" --epochs 1 >"$dir/out" 2>"$dir/err"
+first_cpu=$(sed -n 's/^Cpus_allowed_list:[[:space:]]*\([0-9]*\).*/\1/p' /proc/self/status) # CPU 0 may not be ours
+timeout 300 taskset -c "$first_cpu" "$mpiexec" -n 2 --bind-to none "$nntrain" "${small[@]}" --epochs 1 >"$dir/out" 2>"$dir/err"
 rc=$?
 name="2 ranks confined to 1 core (taskset): noted as oversubscribed"
 if [ "$rc" -eq 0 ] && grep -q "^nntrain: note: 2 ranks x 1 thread share the 1 core this job may use on rank 0's node" "$dir/out"
@@ -121,6 +123,16 @@ if unshare -m true 2>/dev/null; then
     name="a 24 MiB /dev/shm: MPI_Allreduce instead, said in the header, exit 0"
     if [ "$rc" -eq 0 ] && grep -q "allreduce shm (MPI_Allreduce, as /dev/shm has [0-9]* MiB free and a shared-memory sum needs [0-9]* MiB; 1 node)" "$dir/out"
     then ok "$name"; else fail "$name (exit $rc)"; head -2 "$dir/out"; fi
+    # 16-4000-3 at 4 ranks: the chunked sum's window (2 MiB) fits, the factored sum's
+    # (a factor of 256 rows a layer: 48 MiB) does not; asked for by name, it says so
+    timeout 300 unshare -m sh -c 'mount -t tmpfs -o size=24m tmpfs /dev/shm && exec "$@"' sh \
+        "$mpiexec" -n 4 -x NN_NODE_SUM=factors "$nntrain" --data "$dir/good.h5" --layers 16,4000,3 --batch-size 8 \
+        --epochs 1 --lr 0.05 >"$dir/out" 2>"$dir/err"
+    rc=$?
+    name="NN_NODE_SUM=factors without room for its window: the chunked sum, a note says why, exit 0"
+    if [ "$rc" -eq 0 ] && grep -q "^nntrain: note: NN_NODE_SUM=factors: the factored sum's window does not fit" "$dir/out" &&
+       grep -q "allreduce shm (shared memory, 1 node, one copy of the weights, chunked sum begun in backward)" "$dir/out"
+    then ok "$name"; else fail "$name (exit $rc)"; head -3 "$dir/out"; fi
 else
     echo "skip the /dev/shm check: unshare -m is not allowed here"
 fi
