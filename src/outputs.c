@@ -155,6 +155,14 @@ static int check_apart(const nn_run_files *files, int i, int k, nn_error *err) {
     return NN_OK;
 }
 
+/* Whether `path` is the root of a mount: a file bind-mounted there (as containers do)
+ * cannot be replaced by a rename (EBUSY), only written in place. Unknown: no. */
+static bool is_mount_root(const char *path) {
+    struct statx stx;
+    return statx(AT_FDCWD, path, 0, STATX_BASIC_STATS, &stx) == 0 && (stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) &&
+           (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT);
+}
+
 static int check_output(const nn_run_files *files, int i, nn_error *err) {
     const nn_file_role *out = &files->outputs[i];
     size_t len = strlen(out->path);
@@ -194,6 +202,9 @@ static int check_output(const nn_run_files *files, int i, nn_error *err) {
         if (id.exists && access(out->path, W_OK) != 0) /* read-only: the user's wish, not the directory's */
             return nn_fail(err, NN_ERR_INPUT, "%s %s: cannot write: %s; not replacing it", out->option, out->path,
                            strerror(errno));
+        if (id.exists && is_mount_root(out->path)) /* else every save fails, after the epoch's work */
+            return nn_fail(err, NN_ERR_INPUT, "%s %s: is a mount point (a file mounted there) and cannot be replaced; "
+                           "give a path in a directory", out->option, out->path);
         return try_create(out, files->temporary[i], err);
     }
     if (id.exists) { /* written in place: it must be writable as it is */

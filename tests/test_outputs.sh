@@ -319,6 +319,23 @@ wait "$holder"; rc=$?
     cmp -s notes.txt swapped.h5 && [ ! -e swapped.h5.tmp ] || fail "a file moved over the checkpoint mid-run: exit $rc: $(tail -2 swapped.out)"
 for _ in $(seq 300); do [ -z "$(in_session)" ] && break; sleep 0.1; done
 
+# A file mounted over an output (a container's single-file bind mount) cannot be
+# replaced by a rename: refused at start, not after the first epoch's work (EBUSY)
+if unshare -m true 2>/dev/null; then
+    : >mounted.h5
+    kept=$(sha256sum <ck_copy.h5)
+    unshare -m sh -c 'mount --bind "$0" mounted.h5 && exec "$@"' ck_copy.h5 \
+        "$mpiexec" -n 2 "$nntrain" --data good.h5 "${small[@]}" --epochs 1 --checkpoint mounted.h5 >out 2>err; rc=$?
+    [ "$rc" -eq 2 ] && grep -qF "nntrain: --checkpoint mounted.h5: is a mount point (a file mounted there)" err &&
+        [ "$(sha256sum <ck_copy.h5)" = "$kept" ] || fail "a checkpoint mounted over: exit $rc: $(grep nntrain err)"
+    unshare -m sh -c 'mount --bind "$0" mounted.h5 && exec "$@"' good.h5 "$nnprep" --out mounted.h5 idx >out 2>err; rc=$?
+    [ "$rc" -eq 2 ] && grep -qF "nnprep: --out mounted.h5: is a mount point" err ||
+        fail "a dataset mounted over: exit $rc: $(cat err)"
+    rm -f mounted.h5
+else
+    echo "skip: the mount-point check needs unshare -m (root)"
+fi
+
 # Another program holding the checkpoint open for writing (HDFView, h5py's "r+"): the
 # saves go on (HDF5 cannot open such a file, so a save must not reopen the file it wrote)
 if /usr/bin/python3 -c "import h5py" 2>/dev/null; then

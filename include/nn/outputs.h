@@ -9,7 +9,8 @@
  *     to take the place of (a checkpoint written over the one resumed from);
  *   - it is not the same file as another output of the run, nor as another output's
  *     temporary or lock file;
- *   - if it exists, it is a regular file (never a directory, device, FIFO or socket);
+ *   - if it exists, it is a regular file (never a directory, device, FIFO or socket),
+ *     and, where it is renamed into place, not a mount point (a bind-mounted file);
  *   - it is not a symbolic link (nn_output_follow_link has followed those it can);
  *   - if it exists, we may write it (a file the user made read-only is not replaced,
  *     even where the directory would allow the rename);
