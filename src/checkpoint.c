@@ -361,8 +361,7 @@ static struct {
 static void trust(const char *path) {
     struct stat st;
     trusted.known = stat(path, &st) == 0;
-    trusted.dev = st.st_dev;
-    trusted.ino = st.st_ino;
+    if (trusted.known) trusted.dev = st.st_dev, trusted.ino = st.st_ino;
 }
 
 static bool is_trusted(const struct stat *st) {

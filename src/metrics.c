@@ -72,8 +72,8 @@ int nn_metrics_format_json(char *out, size_t cap, const nn_epoch_stats *s) {
     return n;
 }
 
-/* How every record of ours begins. */
-static const char record_start[] = "{\"epoch\": ";
+/* How every record of ours begins: the epoch, then the training loss. */
+static const char record_start[] = "{\"epoch\": ", record_second[] = ", \"train_loss\": ";
 
 /* Whether a line is a record of ours: a whole one begins with the epoch, then the
  * training loss, has the ranks and threads (every record has, since the first
@@ -85,7 +85,7 @@ static int is_record(const char *line, size_t n, int whole) {
     if (!whole) return strncmp(line, record_start, n < prefix ? n : prefix) == 0;
     if (strncmp(line, record_start, prefix) != 0) return 0;
     size_t digits = strspn(line + prefix, "0123456789");
-    return digits > 0 && strncmp(line + prefix + digits, ", \"train_loss\": ", 16) == 0 &&
+    return digits > 0 && strncmp(line + prefix + digits, record_second, sizeof record_second - 1) == 0 &&
            strstr(line, ", \"ranks\": ") && strstr(line, ", \"threads\": ") && n >= 2 && line[n - 2] == '}';
 }
 

@@ -135,11 +135,13 @@ static int check_apart(const nn_run_files *files, int i, int k, nn_error *err) {
     names_of(files, i, mine);
     names_of(files, k, theirs);
     const nn_file_role *out = &files->outputs[i], *other = &files->outputs[k];
-    for (int a = 0; a < N_ROLES; a++)
+    for (int a = 0; a < N_ROLES; a++) {
+        identity x;
+        if (!mine[a][0]) continue;
+        identify(mine[a], &x);
         for (int b = 0; b < N_ROLES; b++) {
-            identity x, y;
-            if (!mine[a][0] || !theirs[b][0]) continue;
-            identify(mine[a], &x);
+            identity y;
+            if (!theirs[b][0]) continue;
             identify(theirs[b], &y);
             if (!same_file(&x, &y)) continue;
             if (a == ITSELF && b == ITSELF)
@@ -152,6 +154,7 @@ static int check_apart(const nn_run_files *files, int i, int k, nn_error *err) {
                            out->path, role[a] + strlen("the "), mine[a], role[b], b == ITSELF ? "" : " of ",
                            other->option, other->path);
         }
+    }
     return NN_OK;
 }
 

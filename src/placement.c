@@ -10,7 +10,6 @@
 #include <sys/sysinfo.h>
 #include <unistd.h>
 
-#include "nn/comm.h"
 #include "nn/env.h"
 
 /* The cores this rank may run on, into *mask; their count, 0 when unknown. With

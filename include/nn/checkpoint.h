@@ -65,10 +65,9 @@ int nn_checkpoint_save(const char *path, const nn_train_state *state, MPI_Comm c
  * empty file) is there or it is an nntrain checkpoint (of any format); any other
  * file is NN_ERR_INPUT, so --checkpoint never destroys a file of another kind. The
  * path rule itself (not an input, a regular file, a writable directory) is
- * nn/outputs.h's. */
+ * nn/outputs.h's. A file found replaceable is trusted by this process's saves:
+ * nn_checkpoint_save checks again only a file of another identity put there since. */
 int nn_checkpoint_check_replaceable(const char *path, nn_error *err);
-/* (A file found replaceable is trusted by this process's saves: nn_checkpoint_save
- * checks again only a file of another identity put at the path since.) */
 
 /* Local, with the checkpoint's lock held: removes `tmp`, a killed write's temporary
  * file of checkpoint `path`, where it is one (nn_output_remove_hdf5_leftover). */
