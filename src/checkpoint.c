@@ -358,10 +358,10 @@ static struct {
     ino_t ino;
 } trusted;
 
-static void trust(const char *path) {
-    struct stat st;
-    trusted.known = stat(path, &st) == 0;
-    if (trusted.known) trusted.dev = st.st_dev, trusted.ino = st.st_ino;
+/* Trusts the file `st` describes (NULL: none). */
+static void trust(const struct stat *st) {
+    trusted.known = st != NULL;
+    if (st) trusted.dev = st->st_dev, trusted.ino = st->st_ino;
 }
 
 static bool is_trusted(const struct stat *st) {
@@ -389,13 +389,17 @@ static int save_on_root(const char *path, const nn_train_state *s, int ranks, co
         return nn_fail(err, NN_ERR_RUNTIME, "%s: is no longer an nntrain checkpoint (replaced during the run); "
                        "not replacing it, and this checkpoint is not saved", path);
     }
+    /* the file written is trusted, not whatever the path names after the rename: a
+     * file moved there in between is someone else's */
+    struct stat written;
+    bool known = stat(tmp, &written) == 0;
     nn_watchdog_alive();
     if (rename(tmp, path) < 0) { /* nn_hdf5_image_write synced the file */
         int saved = errno;
         remove(tmp);
         return nn_fail(err, NN_ERR_RUNTIME, "%s: cannot put checkpoint in place: %s", path, strerror(saved));
     }
-    trust(path);
+    trust(known ? &written : NULL);
     sync_directory(dirname(dir));
     return NN_OK;
 }
@@ -405,7 +409,8 @@ static const char *const checkpoint_marks[] = {"format_version", "/progress", NU
 
 int nn_checkpoint_check_replaceable(const char *path, nn_error *err) {
     int status = nn_output_check_ours("--checkpoint", path, "checkpoint", checkpoint_marks, err);
-    if (!status) trust(path);
+    struct stat st;
+    if (!status) trust(stat(path, &st) == 0 ? &st : NULL); /* the file checked, if any */
     return status;
 }
 
