@@ -54,8 +54,9 @@ static int flag_barrier(nn_reducer *red, int flag) {
     atomic_store_explicit(&red->flags[red->local_rank].slot[parity], target << 1 | (flag != 0), memory_order_release);
     unsigned any = flag != 0;
     long polls = 0;
+    int spins = node_spins(red, omp_get_max_threads());
     for (int l = 0; l < red->local_size; l++)
-        if (l != red->local_rank) any |= wait_slot(&red->flags[l].slot[parity], target, &polls, red->spins);
+        if (l != red->local_rank) any |= wait_slot(&red->flags[l].slot[parity], target, &polls, spins);
     return (int)any;
 }
 
@@ -171,6 +172,7 @@ float *nn_reducer_buffer(nn_reducer *red) { return red->buf; }
 nn_reduce_mode nn_reducer_mode(const nn_reducer *red) { return red->mode; }
 const char *nn_reducer_note(const nn_reducer *red) { return red->note; }
 int nn_reducer_nodes(const nn_reducer *red) { return red->nodes; }
+int nn_reducer_spins(const nn_reducer *red) { return node_spins(red, omp_get_max_threads()); }
 
 void nn_reducer_sum(nn_reducer *red) {
     if (red->mode == NN_REDUCE_SERIAL || red->n == 0) return;
@@ -330,11 +332,9 @@ static int alloc_shared(nn_reducer *red, nn_error *err) {
     red->flags = (node_flag *)p;
     red->queues = (node_queue *)(p + (size_t)red->local_size * sizeof(node_flag));
     red->ready = (node_ready *)(red->queues + 2 * (red->local_size + 1));
-    /* more threads on the node than cores: a spinning rank would only delay the one it
-     * waits for. The job's cores on this node, not the machine's: a batch job may hold
-     * a few. (The thread tuning may settle on fewer threads later: then it still yields.) */
+    /* for node_spins: the job's cores on this node, not the machine's (a batch job may
+     * hold a few) */
     red->cores = nn_placement_node_cores(red->node);
-    red->spins = red->cores > 0 && (long)red->local_size * omp_get_max_threads() > red->cores ? 0 : SPINS;
     red->shared = (float *)(p + header);
     red->seg0 = red->shared + 2 * red->stride; /* two shared vectors */
     for (int l = 0; l < red->local_size; l++) red->segs[l] = segment(red, l);

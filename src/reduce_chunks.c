@@ -256,9 +256,7 @@ unsigned nn_reducer_sum_chunks_with(nn_reducer *red, size_t n_chunked, const nn_
 #ifdef _OPENMP
     threads = omp_get_max_threads();
 #endif
-    /* more threads on the node than cores: a spinning thread would only delay one that
-     * is still in backward (the node's ranks all run as many threads as this one) */
-    int spins = red->cores > 0 && (long)red->local_size * threads > red->cores ? 0 : red->spins;
+    int spins = node_spins(red, threads); /* none where a thread would delay one still in backward */
     /* the rank's wait: its threads' mean, as the items' products count theirs
      * (factor_sum.c), so that the wait and the products stay within the sum's time */
     int team = 1;

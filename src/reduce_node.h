@@ -72,7 +72,6 @@ struct nn_reducer {
     uint64_t barriers;    /* barriers this rank has passed */
     nn_reduce_phases phases;
     int mpi_barrier;
-    int spins;            /* busy polls per barrier wait: 0 when the node is oversubscribed */
     long cores;           /* the cores the job may use on this node (nn_placement_node_cores) */
     int locked;           /* inside MPI_Win_lock_all */
     char note[160];       /* why a node's ranks do not sum in shared memory ("": they do, or one rank) */
@@ -90,6 +89,14 @@ static inline void cpu_relax(void) {
  * as the rank waited for may need this core; and a rank that late may be stopped or
  * hung: then sleeps between looks rather than burn a core until the watchdog ends
  * the job. */
+/* Busy polls a wait may spend before it yields: none when the node's ranks, `threads`
+ * each (they all run as many as this one), outnumber the job's cores there, as a
+ * spinning rank would only delay the one it waits for. Asked at each wait, so that a
+ * run whose thread tuning settles on fewer threads spins again. */
+static inline int node_spins(const struct nn_reducer *red, int threads) {
+    return red->cores > 0 && (long)red->local_size * threads > red->cores ? 0 : SPINS;
+}
+
 static inline void pause_poll(long *polls, int max_spins) {
     const struct timespec nap = {0, 100000}; /* 0.1 ms */
     if (*polls < max_spins) cpu_relax();

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "cunit_mpi.h"
+#include "nn/placement.h"
 #include "nn/reduce.h"
 
 static int rank, nranks;
@@ -232,6 +233,23 @@ static void test_waiting_rank_sleeps(void) {
     nn_reducer_free(red);
 }
 
+/* A wait spins only while the node's ranks x threads fit its cores, asked at each wait:
+ * a run whose thread tuning settles on fewer threads spins again. */
+static void test_spins_follow_threads(void) {
+    nn_reducer *red = make(100, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(red);
+    if (nn_reducer_mode(red) == NN_REDUCE_SHARED) {
+        long cores = nn_placement_node_cores(MPI_COMM_WORLD); /* one node (test_mode) */
+        int saved = omp_get_max_threads();
+        omp_set_num_threads((int)cores + 1);
+        CU_ASSERT_EQUAL(nn_reducer_spins(red), 0);
+        omp_set_num_threads(1);
+        CU_ASSERT_EQUAL(nn_reducer_spins(red) == 0, nranks > cores);
+        omp_set_num_threads(saved);
+    }
+    nn_reducer_free(red);
+}
+
 /* Two reducers on one communicator, used in turns: independent and the same bits. */
 static void test_two_reducers_agree(void) {
     size_t n = 45361;
@@ -422,6 +440,7 @@ int main(int argc, char **argv) {
         {"100 rounds with changing inputs and late ranks: no race", test_repeated_no_race},
         {"a rank waiting 1 s for a late one sleeps rather than spins", test_waiting_rank_sleeps},
         {"two reducers on one communicator agree bit for bit", test_two_reducers_agree},
+        {"a wait spins only while ranks x threads fit the node's cores", test_spins_follow_threads},
         {"early chunked sum: the top half summed while a late rank sleeps, every chunk once", test_early_chunked_sum},
         {"early sum with work items: each once, none before every rank posted its input", test_early_items},
         {"the same with 3 threads a rank taking items side by side", test_early_items_threads},

@@ -154,6 +154,9 @@ nn_reduce_mode nn_reducer_mode(const nn_reducer *red);
  * free, ..."); "" when they do not need to say. */
 const char *nn_reducer_note(const nn_reducer *red);
 int nn_reducer_nodes(const nn_reducer *red); /* number of nodes seen (1 in FLAT mode) */
+/* Busy polls a wait in the node's sum spends now, before it yields its core: 0 while
+ * the node's ranks at the current OpenMP thread count outnumber the job's cores there. */
+int nn_reducer_spins(const nn_reducer *red);
 
 /* Options for tests and benchmarks; nn_reducer_create uses the defaults (all 0). */
 typedef struct nn_reducer_opts {
