@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Training curves from nntrain --metrics files (JSON Lines, one object per epoch):
 
   scripts/plot_metrics.py [--out curves.png] [--title TEXT] RUN.jsonl [RUN2.jsonl ...]

@@ -3,6 +3,11 @@
 # a file that exists (and, for FILE#anchor, a heading of that file), and every ```sh
 # block of README.md runs and exits 0.
 #
+# Two more checks keep the front door true: the example run (the ```text block whose
+# first line is "$ mpirun ...") prints the header shown and, within the rounding of a
+# machine with other vector units, the losses and accuracies shown; and
+# docs/options.md's table names exactly the options `nntrain --help` lists.
+#
 # Convention: a ```sh block is run unless the line just before its fence (blank lines
 # aside) is
 #     <!-- test_readme: skip (why) -->
@@ -106,6 +111,57 @@ for block in "$dir"/blocks/*.sh; do
     fi
     ran=$((ran + 1))
 done
+# The example run, and the options table against --help.
+python3 - "$repo" "$bindir" "$dir" <<'PY' || failures=$((failures + 1))
+import os, re, subprocess, sys
+repo, bindir, work = sys.argv[1:4]
+lines = open(os.path.join(repo, "README.md"), encoding="utf-8").read().split("\n")
+starts = [i for i, l in enumerate(lines) if l.strip() == "```text" and lines[i + 1].startswith("$ mpirun")]
+if len(starts) != 1:
+    sys.exit("test_readme: README.md has no example run (a ```text block beginning '$ mpirun')")
+i = starts[0] + 1
+shown = []
+while not lines[i + 1].startswith("```"):
+    i += 1
+    shown.append(lines[i])
+command = lines[starts[0] + 1][2:]
+run = subprocess.run(["bash", "-c", command], cwd=os.path.join(work, "run"), capture_output=True, text=True, timeout=300)
+printed = run.stdout.split("\n")
+bad = 0 if run.returncode == 0 else print(f"test_readme: the example run `{command}` exited {run.returncode}") or 1
+def fields(line):
+    return {k: float(v.rstrip("%")) for k, v in re.findall(r"(train_loss|test_loss|test_acc|final test accuracy) +([0-9.]+%?)", line)}
+for want in shown:
+    if want == "...":
+        continue
+    key = re.match(r"epoch +\d+/\d+ ", want).group(0) if want.startswith("epoch") else want.split(",")[0]
+    got = next((l for l in printed if l.startswith(key)), None)
+    if got is None:
+        print(f"test_readme: the example run printed no line like: {want}")
+        bad += 1
+    elif want.startswith("nntrain:") and got != want:
+        print(f"test_readme: the example run's header is now:\n    {got}\n  the README shows:\n    {want}")
+        bad += 1
+    else:  # losses within 0.002, accuracies within 0.15 points: other vector units round otherwise
+        w, g = fields(want), fields(got)
+        off = [k for k in w if k not in g or abs(w[k] - g[k]) > (0.15 if "acc" in k else 0.002)]
+        if off:
+            print(f"test_readme: the example run printed\n    {got}\n  the README shows\n    {want}")
+            bad += 1
+print(f"test_readme: example run compared, {len(shown) - 1} lines shown, {bad} differ")
+
+help_text = subprocess.run([os.path.join(bindir, "nntrain"), "--help"], capture_output=True, text=True).stdout
+in_help = set(re.findall(r"^  (--[a-z-]+)", help_text, re.M))
+in_doc = set()
+for line in open(os.path.join(repo, "docs", "options.md"), encoding="utf-8"):
+    if line.startswith("| `--"):
+        in_doc |= set(re.findall(r"`(--[a-z-]+)", line.split(" | ")[0]))
+for name in sorted(in_help - in_doc):
+    print(f"test_readme: docs/options.md lacks {name}, which nntrain --help lists")
+for name in sorted(in_doc - in_help):
+    print(f"test_readme: docs/options.md lists {name}, which nntrain --help does not")
+print(f"test_readme: {len(in_help)} options in --help, {len(in_doc)} in docs/options.md")
+sys.exit(1 if bad or in_help != in_doc else 0)
+PY
 skipped=$(ls "$dir"/blocks/*.skip 2>/dev/null | wc -l)
 echo "test_readme: $ran sh blocks run, $skipped marked skip"
 [ "$ran" -gt 0 ] || { echo "test_readme: no runnable sh block found"; failures=$((failures + 1)); }
