@@ -3,7 +3,8 @@
 # a file that exists (and, for FILE#anchor, a heading of that file), and every ```sh
 # block of README.md runs and exits 0.
 #
-# Two more checks keep the front door true: the example run (the ```text block whose
+# Three more checks keep the front door true: every repository path the README names
+# (scripts/x.sh, src/tools/, ...) exists; the example run (the ```text block whose
 # first line is "$ mpirun ...") prints the header shown and, within the rounding of a
 # machine with other vector units, the losses and accuracies shown; and
 # docs/options.md's table names exactly the options `nntrain --help` lists.
@@ -69,6 +70,15 @@ for name in files:
                 print(f"test_readme: {name}:{number}: link to {target}: no such heading")
                 bad += 1
 print(f"test_readme: {checked} relative links checked in {len(files)} files, {bad} broken")
+
+# Every path the README names in the repository (scripts/x.sh, src/tools/, jobs/...) is there.
+text = open(os.path.join(repo, "README.md"), encoding="utf-8").read()
+named = set(re.findall(r"(?<![\w/.-])((?:scripts|jobs|bench|tests|src|include|docs)/[\w./-]*[\w/])", text))
+missing = sorted(p for p in named if not os.path.exists(os.path.join(repo, p)))
+for p in missing:
+    print(f"test_readme: README.md names {p}, which does not exist")
+bad += len(missing)
+print(f"test_readme: {len(named)} repository paths named in README.md, {len(missing)} missing")
 
 lines = open(os.path.join(repo, "README.md"), encoding="utf-8").read().split("\n")
 i = count = 0
