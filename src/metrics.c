@@ -1,3 +1,6 @@
+/* Each epoch's figures: gathered over the ranks, printed as a line, and appended to the
+ * metrics file (JSON Lines), whose records are kept whole and whose foreign content is
+ * never overwritten. */
 #define _POSIX_C_SOURCE 200809L /* getline, ftruncate */
 #include "nn/metrics.h"
 
@@ -115,18 +118,33 @@ static long kept_length(FILE *in, int keep_epochs, int *last_kept) {
 
 int nn_metrics_open(nn_metrics_file *f, const char *path, int keep_epochs, nn_error *err) {
     f->path = path;
-    f->fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
-    if (f->fd < 0) return nn_fail(err, NN_ERR_INPUT, "--metrics %s: cannot write: %s", path, strerror(errno));
+    /* read and write through one descriptor: the file checked is the file written, and
+     * one we may write but not read (its content unknown, so maybe a user's) is refused */
+    f->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (f->fd < 0)
+        return nn_fail(err, NN_ERR_INPUT, "--metrics %s: cannot open it to read and write: %s", path, strerror(errno));
     struct stat st; /* written in place: another name of the file (a backup's hard link) would change too */
     if (fstat(f->fd, &st) == 0 && st.st_nlink > 1) {
         nn_metrics_close(f);
         return nn_fail(err, NN_ERR_INPUT, "--metrics %s: has %lu hard links, and a metrics file is written in place: "
                        "every name would change; not writing it (a copy has one name)", path, (unsigned long)st.st_nlink);
     }
-    FILE *in = fopen(path, "r");
+    int copy = dup(f->fd); /* fclose closes the copy; the offset they share is set by nn_metrics_cut */
+    FILE *in = copy >= 0 ? fdopen(copy, "r") : NULL;
+    if (!in) {
+        int saved = errno;
+        if (copy >= 0) close(copy);
+        nn_metrics_close(f);
+        return nn_fail(err, NN_ERR_RUNTIME, "--metrics %s: cannot read: %s", path, strerror(saved));
+    }
     f->last_epoch = 0;
-    long keep = in ? kept_length(in, keep_epochs, &f->last_epoch) : 0;
-    if (in) fclose(in);
+    long keep = kept_length(in, keep_epochs, &f->last_epoch);
+    int unread = ferror(in);
+    fclose(in);
+    if (unread) {
+        nn_metrics_close(f);
+        return nn_fail(err, NN_ERR_RUNTIME, "--metrics %s: cannot read it", path);
+    }
     if (keep < 0) {
         nn_metrics_close(f);
         return nn_fail(err, NN_ERR_INPUT, "--metrics %s: holds something other than nntrain's metrics; not overwriting it",

@@ -159,6 +159,17 @@ if [ "$(id -u)" -eq 0 ] && runuser -u nobody -- test -x "$nntrain" 2>/dev/null; 
     as_nobody --epochs 1 --checkpoint ro.h5; rc=$?
     [ "$rc" -eq 2 ] && grep -qF "nntrain: --checkpoint ro.h5: cannot write: Permission denied; not replacing it" err &&
         [ "$(sha256sum <"$ro/ro.h5")" = "$kept" ] || fail "a read-only checkpoint: exit $rc: $(cat err)"
+    # a file we may write but not read holds we know not what: it is the user's (it was
+    # emptied as metrics, and replaced by nneval's result)
+    echo "notes of the user" >"$ro/wo.txt" && chown nobody "$ro/wo.txt" && chmod 200 "$ro/wo.txt"
+    as_nobody --epochs 1 --metrics wo.txt; rc=$?
+    [ "$rc" -eq 2 ] && grep -qF "nntrain: --metrics wo.txt: cannot open it to read and write: Permission denied" err &&
+        [ "$(cat "$ro/wo.txt")" = "notes of the user" ] || fail "a write-only metrics file: exit $rc: $(cat err)"
+    cp ck.h5 "$ro/ck.h5" && chmod 644 "$ro/ck.h5"
+    (cd "$ro" && runuser -u nobody -- "$nneval" --checkpoint ck.h5 --data good.h5 --metrics wo.txt >"$dir/out" 2>"$dir/err")
+    rc=$?
+    [ "$rc" -eq 2 ] && grep -qF "nneval: --metrics wo.txt: cannot read it to tell whether it holds an nneval result" err &&
+        [ "$(cat "$ro/wo.txt")" = "notes of the user" ] || fail "nneval on a write-only result file: exit $rc: $(cat err)"
 else
     echo "skip: the read-only check needs root and a build nobody can run"
 fi

@@ -143,11 +143,13 @@ static const char ours[] = "{\"checkpoint\": ";
 /* Whether the file at `path` may be replaced: absent, empty, or exactly one result
  * as write_json writes it (one line, beginning and ending as it does, with its
  * confusion matrix). The file is only ever renamed into place whole, so anything
- * else there -- several results gathered by the user, another tool's JSON -- is the
- * user's. */
-static bool replaceable(const char *path) {
+ * else there -- several results gathered by the user, another tool's JSON, a file
+ * we may write but not read (its content unknown) -- is the user's; `*unread` gets
+ * the errno of a file that could not be read, else 0. */
+static bool replaceable(const char *path, int *unread) {
     FILE *f = fopen(path, "r");
-    if (!f) return true;
+    *unread = !f && errno != ENOENT ? errno : 0;
+    if (!f) return errno == ENOENT;
     enum { MOST = 16 << 20 }; /* far beyond a result of 256 classes */
     char *text = malloc(MOST + 1);
     size_t n = text ? fread(text, 1, MOST + 1, f) : 0;
@@ -177,9 +179,12 @@ static int claim_metrics(const eval_options *o, const char *data, nn_output_lock
     int status = nn_run_files_check(&files, err);
     if (!status) status = nn_output_lock_acquire(lock, "--metrics", o->metrics, err);
     if (status) return status;
-    if (!replaceable(o->metrics))
-        return nn_fail(err, NN_ERR_INPUT, "--metrics %s: holds something other than one nneval result; not overwriting it",
-                       o->metrics);
+    int unread;
+    if (!replaceable(o->metrics, &unread))
+        return unread ? nn_fail(err, NN_ERR_INPUT, "--metrics %s: cannot read it to tell whether it holds an nneval "
+                                "result (%s); not overwriting it", o->metrics, strerror(unread))
+                      : nn_fail(err, NN_ERR_INPUT, "--metrics %s: holds something other than one nneval result; "
+                                "not overwriting it", o->metrics);
     return nn_output_remove_leftover("--metrics", o->metrics, tmp, ours, err);
 }
 
