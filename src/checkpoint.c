@@ -326,7 +326,9 @@ static int write_file(const char *tmp, const char *path, const nn_train_state *s
         errno = 0; /* HDF5's failure, not the system's */
         return -1;
     }
-    return nn_hdf5_image_write(file, tmp, path);
+    /* exclusive: each save renames or removes its temporary file, and the one a killed
+     * run left was removed at start, so a file there now is someone else's */
+    return nn_hdf5_image_write(file, tmp, path, true);
 }
 
 /* Make a new name in the directory durable (nn_hdf5_image_write synced the file's bytes). */
@@ -376,6 +378,9 @@ static int save_on_root(const char *path, const nn_train_state *s, int ranks, co
     int rows = progress_rows(s, ranks, loss_partials);
     if (write_file(tmp, path, s, ranks, rows, rng_states, loss_partials) < 0) {
         int saved = errno;
+        if (saved == EEXIST)
+            return nn_fail(err, NN_ERR_RUNTIME, "%s: a file was put there during the run: not writing over it, and "
+                           "this checkpoint is not saved", tmp);
         remove(tmp);
         return nn_fail(err, NN_ERR_RUNTIME, "%s: cannot write checkpoint (%s)", tmp,
                        saved ? strerror(saved) : "HDF5 error");
@@ -431,13 +436,12 @@ int nn_checkpoint_save(const char *path, const nn_train_state *state, MPI_Comm c
         loss_partials = malloc((size_t)ranks * sizeof *loss_partials);
         if (!rng_states || !loss_partials) status = nn_fail(err, NN_ERR_RUNTIME, "out of memory writing %s", path);
     }
-    /* Gathering is collective: every rank joins, even when rank 0 could not allocate. */
-    uint32_t dummy_states[4];
-    double dummy_loss;
-    MPI_Gather(state->shuffle_rng->s, 4, MPI_UINT32_T, rng_states ? rng_states : dummy_states, 4, MPI_UINT32_T, 0,
-               comm);
-    MPI_Gather(&state->loss_partial, 1, MPI_DOUBLE, loss_partials ? loss_partials : &dummy_loss, 1, MPI_DOUBLE, 0,
-               comm);
+    /* every rank learns whether rank 0 has room to gather into, before the gathers */
+    status = nn_comm_agree(comm, status, err);
+    if (status == NN_OK) {
+        MPI_Gather(state->shuffle_rng->s, 4, MPI_UINT32_T, rng_states, 4, MPI_UINT32_T, 0, comm);
+        MPI_Gather(&state->loss_partial, 1, MPI_DOUBLE, loss_partials, 1, MPI_DOUBLE, 0, comm);
+    }
     if (rank == 0 && status == NN_OK) {
         H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
         errno = 0;

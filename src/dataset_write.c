@@ -138,7 +138,7 @@ static int write_tmp_file(const char *tmp, const char *path, const nn_split_data
         H5Fclose(file);
         return status;
     }
-    if (nn_hdf5_image_write(file, tmp, path) != 0)
+    if (nn_hdf5_image_write(file, tmp, path, false) != 0) /* the temporary file create_tmp made */
         return nn_fail(err, NN_ERR_RUNTIME, "%s: cannot write: %s", tmp, strerror(errno));
     return NN_OK;
 }

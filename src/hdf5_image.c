@@ -20,8 +20,9 @@ hid_t nn_hdf5_image_create(const char *name, size_t expected_bytes) {
 }
 
 /* `size` bytes to `path`, synced; -1 with errno set where they cannot be. */
-static int write_bytes(const char *path, const unsigned char *bytes, size_t size, const char *replaces) {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0666);
+static int write_bytes(const char *path, const unsigned char *bytes, size_t size, const char *replaces,
+                       bool exclusive) {
+    int fd = open(path, O_WRONLY | O_CREAT | (exclusive ? O_EXCL : O_TRUNC) | O_CLOEXEC | O_NOFOLLOW, 0666);
     if (fd < 0) return -1;
     nn_output_keep_mode(fd, replaces);
     const size_t most = (size_t)64 << 20; /* a piece at a time: the watchdog hears progress */
@@ -43,13 +44,13 @@ static int write_bytes(const char *path, const unsigned char *bytes, size_t size
     return synced == 0 ? 0 : -1;
 }
 
-int nn_hdf5_image_write(hid_t file, const char *path, const char *replaces) {
+int nn_hdf5_image_write(hid_t file, const char *path, const char *replaces, bool exclusive) {
     /* the flush puts the superblock's end-of-file address into the image */
     ssize_t size = H5Fflush(file, H5F_SCOPE_LOCAL) >= 0 ? H5Fget_file_image(file, NULL, 0) : -1;
     unsigned char *image = size > 0 ? malloc((size_t)size) : NULL;
     int made = image && H5Fget_file_image(file, image, (size_t)size) == size;
     H5Fclose(file); /* in memory: nothing to fail */
-    int rc = made ? write_bytes(path, image, (size_t)size, replaces) : -1;
+    int rc = made ? write_bytes(path, image, (size_t)size, replaces, exclusive) : -1;
     if (!made) errno = size > 0 && !image ? ENOMEM : EIO;
     free(image);
     return rc;

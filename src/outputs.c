@@ -50,7 +50,8 @@ static void identify(const char *path, identity *id) {
     char dir_copy[NN_PATH_MAX], base_copy[NN_PATH_MAX], resolved[PATH_MAX];
     snprintf(dir_copy, sizeof dir_copy, "%s", path);
     snprintf(base_copy, sizeof base_copy, "%s", path);
-    const char *dir = realpath(dirname(dir_copy), resolved) ? resolved : dirname(dir_copy);
+    const char *parent = dirname(dir_copy); /* once: dirname may cut its argument in place */
+    const char *dir = realpath(parent, resolved) ? resolved : parent;
     snprintf(id->name, sizeof id->name, "%s/%s", dir, basename(base_copy));
 }
 

@@ -61,6 +61,9 @@ expect 2 "--metrics ck.h5: is the same file as --resume ck.h5" --resume ck.h5 --
 expect 2 "--metrics m.jsonl: is the same file as --checkpoint m.jsonl" --checkpoint m.jsonl --metrics m.jsonl --epochs 1
 expect 2 "--metrics ck.h5.tmp: is the temporary file of --checkpoint ck.h5" --checkpoint ck.h5 --metrics ck.h5.tmp --epochs 1
 expect 2 "--checkpoint fifo: is a FIFO" --checkpoint fifo --epochs 1
+# two missing files of one name in two missing directories are not the same file
+expect 2 "--checkpoint other/x.h5: cannot create other/x.h5.tmp: No such file or directory" \
+    --data nodir/x.h5 --checkpoint other/x.h5 --epochs 1
 expect 2 "--metrics fifo: is a FIFO" --metrics fifo --epochs 1
 expect 2 "--checkpoint /dev/null: is a device" --checkpoint /dev/null --epochs 1
 expect 2 "--metrics /dev/null: is a device" --metrics /dev/null --epochs 1
@@ -328,6 +331,22 @@ kill -CONT "$rank0"
 wait "$holder"; rc=$?
 [ "$rc" -eq 1 ] && grep -q "^nntrain: swapped.h5: is no longer an nntrain checkpoint" swapped.out &&
     cmp -s notes.txt swapped.h5 && [ ! -e swapped.h5.tmp ] || fail "a file moved over the checkpoint mid-run: exit $rc: $(tail -2 swapped.out)"
+for _ in $(seq 300); do [ -z "$(in_session)" ] && break; sleep 0.1; done
+
+# A file put at the checkpoint's temporary name during the run is someone else's: the
+# next save does not write over it (it truncated it, and renamed it over the checkpoint).
+# `ln` makes the name only where it is free, so never over a save's own.
+setsid timeout 120 "$mpiexec" -n 2 "$nntrain" --data good.h5 "${small[@]}" --epochs 100000 --checkpoint taken.h5 \
+    >taken.out 2>&1 &
+holder=$!
+for _ in $(seq 600); do [ -s taken.h5 ] && break; sleep 0.1; done
+cp notes.txt user.txt
+for _ in $(seq 1000); do ln user.txt taken.h5.tmp 2>/dev/null && break; done
+wait "$holder"; rc=$?
+[ "$rc" -eq 1 ] && grep -q "^nntrain: taken.h5.tmp: a file was put there during the run: not writing over it" taken.out &&
+    cmp -s notes.txt taken.h5.tmp && "$nneval" --checkpoint taken.h5 --data good.h5 >/dev/null 2>&1 ||
+    fail "a file put at the checkpoint's .tmp mid-run: exit $rc: $(tail -2 taken.out)"
+rm -f taken.h5.tmp user.txt
 for _ in $(seq 300); do [ -z "$(in_session)" ] && break; sleep 0.1; done
 
 # A file mounted over an output (a container's single-file bind mount) cannot be

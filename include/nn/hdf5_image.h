@@ -10,6 +10,7 @@
 #define NN_HDF5_IMAGE_H
 
 #include <hdf5.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 /* A new HDF5 file in memory (`name` identifies it to HDF5 only; nothing is created on
@@ -18,8 +19,10 @@ hid_t nn_hdf5_image_create(const char *name, size_t expected_bytes);
 
 /* Closes `file` in every case; before that, writes its image to `path` (created, or
  * truncated; never through a symbolic link) and fsyncs it, with the permissions of
- * `replaces`, the file it is to be renamed over (NULL: none). 0, or -1 with errno set
- * (ENOMEM for the image's copy, EIO where HDF5 could not make the image). */
-int nn_hdf5_image_write(hid_t file, const char *path, const char *replaces);
+ * `replaces`, the file it is to be renamed over (NULL: none). `exclusive`: `path`
+ * must not exist (a file there is not the caller's: EEXIST, and it is left alone).
+ * 0, or -1 with errno set (ENOMEM for the image's copy, EIO where HDF5 could not
+ * make the image). */
+int nn_hdf5_image_write(hid_t file, const char *path, const char *replaces, bool exclusive);
 
 #endif

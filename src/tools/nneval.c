@@ -194,7 +194,8 @@ static int write_metrics(const eval_options *o, const nn_scores *s, const long *
                          const char *data, nn_error *err) {
     char tmp[NN_PATH_MAX + 8];
     snprintf(tmp, sizeof tmp, "%s.tmp", o->metrics);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0666); /* the mode fopen would give */
+    /* exclusive: a killed run's was removed under the lock, so a file there now is someone else's */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0666); /* the mode fopen would give */
     if (fd < 0) return nn_fail(err, NN_ERR_RUNTIME, "--metrics %s: cannot create %s: %s", o->metrics, tmp, strerror(errno));
     nn_output_keep_mode(fd, o->metrics); /* or the old file's */
     FILE *f = fdopen(fd, "w");
