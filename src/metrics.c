@@ -78,18 +78,36 @@ int nn_metrics_format_json(char *out, size_t cap, const nn_epoch_stats *s) {
 /* How every record of ours begins: the epoch, then the training loss. */
 static const char record_start[] = "{\"epoch\": ", record_second[] = ", \"train_loss\": ";
 
+/* Whether the line's first n bytes follow how every record begins -- the epoch's key,
+ * its digits, the training loss's key -- as far as they go; `through` gets whether
+ * they go past the training loss's key. */
+static int begins_as_record(const char *line, size_t n, int *through) {
+    size_t prefix = sizeof record_start - 1, second = sizeof record_second - 1;
+    *through = 0;
+    if (strncmp(line, record_start, n < prefix ? n : prefix) != 0) return 0;
+    if (n <= prefix) return 1;
+    size_t digits = 0;
+    while (prefix + digits < n && line[prefix + digits] >= '0' && line[prefix + digits] <= '9') digits++;
+    size_t at = prefix + digits, left = n - at;
+    if (left == 0) return 1;
+    if (digits == 0 || strncmp(line + at, record_second, left < second ? left : second) != 0) return 0;
+    *through = left >= second;
+    return 1;
+}
+
 /* Whether a line is a record of ours: a whole one begins with the epoch, then the
  * training loss, has the ranks and threads (every record has, since the first
- * version) and ends its object; one cut short by a failed write (the last, without
- * its newline) begins as ours do, as far as it goes. Another tool's log of
- * `{"epoch": 1, "loss": ...}` lines is not ours. */
-static int is_record(const char *line, size_t n, int whole) {
-    size_t prefix = sizeof record_start - 1;
-    if (!whole) return strncmp(line, record_start, n < prefix ? n : prefix) == 0;
-    if (strncmp(line, record_start, prefix) != 0) return 0;
-    size_t digits = strspn(line + prefix, "0123456789");
-    return digits > 0 && strncmp(line + prefix + digits, record_second, sizeof record_second - 1) == 0 &&
-           strstr(line, ", \"ranks\": ") && strstr(line, ", \"threads\": ") && n >= 2 && line[n - 2] == '}';
+ * version) and ends its object. One cut short by a failed write (the last, without
+ * its newline) begins as ours do, as far as it goes; and unless a whole record of
+ * ours comes before it, it must reach past the training loss's key, so that a
+ * user's `{"epoch": 1}` or `{` with no newline is not taken for one. Another tool's
+ * log of `{"epoch": 1, "loss": ...}` lines is not ours. */
+static int is_record(const char *line, size_t n, int whole, int after_record) {
+    int through;
+    if (!begins_as_record(line, n, &through)) return 0;
+    if (!whole) return through || after_record;
+    return through && strstr(line, ", \"ranks\": ") && strstr(line, ", \"threads\": ") && n >= 2 &&
+           line[n - 2] == '}';
 }
 
 /* Where the kept part of an existing metrics file ends: after the last whole
@@ -104,7 +122,7 @@ static long kept_length(FILE *in, int keep_epochs, int *last_kept) {
     while ((n = getline(&line, &cap, in)) > 0) {
         size_t prefix = sizeof record_start - 1;
         int whole = line[n - 1] == '\n';
-        if (!is_record(line, (size_t)n, whole)) { keep = -1; break; }
+        if (!is_record(line, (size_t)n, whole, offset > 0)) { keep = -1; break; }
         offset += n;
         if (!whole || cut) continue; /* a record cut short by a failed write, or beyond the cut */
         long epoch = strtol(line + prefix, NULL, 10);

@@ -128,17 +128,27 @@ expect 2 "--metrics m2.jsonl: its lock file m2.jsonl.lock is --checkpoint m2.jso
 [ ! -e m2.jsonl.lock ] && [ ! -e m2.jsonl ] || fail "a refused run left m2.jsonl or its lock"
 # another tool's JSON Lines log that also begins '{"epoch": ' is not nntrain's metrics
 python3 -c 'import json; [print(json.dumps({"epoch": e, "loss": 1 / e, "notes": "baseline"})) for e in (1, 2, 3)]' >torch.jsonl
+# nor is one such line without its newline (json.dump), nor a lone '{': only a line
+# that reaches past the training loss's key, or follows a record of ours, is a record
+# of ours cut short (it was taken for one, and the file emptied)
+printf '{"epoch": 3, "loss": 0.25, "notes": "my results"}' >results.json
+printf '{' >brace.jsonl
+printf '{"epoch": 1, "train_loss": 0.41' >cut.jsonl
 # a metrics file is written in place: one with a second name (a backup's hard link) is refused
 cp m.jsonl m3.jsonl && ln m3.jsonl m3_backup.jsonl
 # a whole HDF5 file of another kind at a temporary name was put there, not left by a
 # write cut short: the user's (a whole checkpoint there is a write killed between its
 # sync and its rename: taken)
 cp good.h5 g.h5.tmp && cp ck.h5 w.h5.tmp
-watched+=(torch.jsonl m3.jsonl g.h5.tmp)
+watched+=(torch.jsonl m3.jsonl g.h5.tmp results.json brace.jsonl)
 before=$(digest)
 expect 2 "--checkpoint g.h5: g.h5.tmp exists and is not a file this tool was writing" --checkpoint g.h5 --epochs 1
 run --epochs 1 --checkpoint w.h5 && [ ! -e w.h5.tmp ] || fail "a whole checkpoint left at w.h5.tmp: $(cat err)"
 expect 2 "--metrics torch.jsonl: holds something other than nntrain's metrics" --metrics torch.jsonl --epochs 1
+expect 2 "--metrics results.json: holds something other than nntrain's metrics" --metrics results.json --epochs 1
+expect 2 "--metrics brace.jsonl: holds something other than nntrain's metrics" --metrics brace.jsonl --epochs 1
+run --epochs 1 --metrics cut.jsonl && [ "$(wc -l <cut.jsonl)" -eq 1 ] && grep -q '^{"epoch": 1, ' cut.jsonl ||
+    fail "a metrics file holding one record cut short: $(cat err)"
 expect 2 "--metrics m3.jsonl: has 2 hard links" --metrics m3.jsonl --epochs 1
 # a run that never held the checkpoint's lock (stuck reading a FIFO, ended by its
 # watchdog) leaves the checkpoint the lock's holder is writing alone
