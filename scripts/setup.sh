@@ -5,13 +5,14 @@
 #   scripts/setup.sh --test   also what scripts/test.sh's later stages need (valgrind: memcheck;
 #                             clang with its libFuzzer runtime and OpenMP: the fuzzing harnesses;
 #                             slurm-wlm and munge: test_slurm's throwaway Slurm; Debian's
-#                             python3 numpy, h5py and onnx: test_export, scripts/export_model.py)
+#                             python3 numpy, h5py and onnx: test_export, scripts/export_model.py;
+#                             acl: test_outputs' setfacl)
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev
           hdf5-tools libcunit1-dev zlib1g-dev procps)
 [ "${1:-}" = --test ] && packages+=(valgrind clang libclang-rt-14-dev libomp-dev slurm-wlm slurmctld slurmd slurm-client munge
-                                   python3-numpy python3-h5py python3-onnx)
+                                   python3-numpy python3-h5py python3-onnx acl)
 
 missing=()
 for pkg in "${packages[@]}"; do

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 void nn_run_files_input(nn_run_files *files, const char *option, const char *path) {
@@ -256,6 +257,18 @@ void nn_output_keep_mode(int fd, const char *path) {
         /* not ours to give away (a user who is not root): the mode still holds */
     }
     if (fchmod(fd, old.st_mode & 0777) != 0) { /* best effort: the file is whole either way */ }
+    /* A POSIX ACL (Linux keeps it in this attribute): with one, the mode's group bits
+     * are the ACL's mask, not the owning group's, so the mode alone would open the
+     * file to its group. Copied whole; the new file's own (inherited from a default
+     * ACL of the directory) dropped where the old had none. Where it cannot be copied
+     * the new file is its owner's alone: never more open than the old one. */
+    static const char acl[] = "system.posix_acl_access";
+    char entries[4096];
+    ssize_t n = getxattr(path, acl, entries, sizeof entries);
+    bool too_long = n < 0 && errno == ERANGE;
+    if ((n > 0 && fsetxattr(fd, acl, entries, (size_t)n, 0) != 0) || too_long) {
+        if (fchmod(fd, old.st_mode & 0700) != 0) { /* as above */ }
+    } else if (n < 0 && fremovexattr(fd, acl) != 0) { /* none there, or no ACLs on this filesystem */ }
 }
 
 /* ---- the lock ---- */

@@ -164,6 +164,16 @@ rm -f busy.h5.tmp
 run --epochs 1 --checkpoint private.h5 && chmod 600 private.h5 &&
     run --resume private.h5 --checkpoint private.h5 --epochs 2 && [ "$(stat -c %a private.h5)" = 600 ] ||
     fail "a private checkpoint replaced: mode $(stat -c %a private.h5), $(cat err)"
+# ... and its POSIX ACL: with one, the mode's group bits are the ACL's mask, and the
+# mode alone opened the file to its group
+if command -v setfacl >/dev/null && cp ck.h5 acl.h5 && setfacl -m u:nobody:rw,g::-,o::- acl.h5 2>/dev/null; then
+    acl_before=$(getfacl -c acl.h5) inode=$(stat -c %i acl.h5)
+    run --resume acl.h5 --checkpoint acl.h5 --epochs 6 && [ "$(stat -c %i acl.h5)" != "$inode" ] &&
+        [ "$(getfacl -c acl.h5)" = "$acl_before" ] ||
+        fail "a checkpoint's ACL: $(getfacl -c acl.h5 | tr '\n' ' ') after, $(echo "$acl_before" | tr '\n' ' ') before: $(cat err)"
+else
+    echo "skip: the ACL check needs setfacl (package acl) and a filesystem with ACLs"
+fi
 # a file its owner made read-only is not replaced (root may write anything: checked as nobody)
 ro=$(mktemp -d) && chmod 777 "$ro" && cp good.h5 "$ro/" && chmod 644 "$ro/good.h5"
 if [ "$(id -u)" -eq 0 ] && runuser -u nobody -- test -x "$nntrain" 2>/dev/null; then

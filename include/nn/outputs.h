@@ -84,8 +84,9 @@ int nn_output_remove_leftover(const char *option, const char *path, const char *
                               nn_error *err);
 
 /* Local: gives `fd`, the new file about to be renamed over `path`, path's permission
- * bits and, where the process may, its owner and group: a private checkpoint stays
- * private. Nothing where `path` is not a regular file. */
+ * bits, its POSIX ACL and, where the process may, its owner and group: a private
+ * checkpoint stays private (where the ACL cannot be copied, the new file is its
+ * owner's alone). Nothing where `path` is not a regular file. */
 void nn_output_keep_mode(int fd, const char *path);
 
 /* Local, with the lock held: nn_output_remove_leftover for an HDF5 output, and
