@@ -349,25 +349,48 @@ static int progress_rows(const nn_train_state *s, int ranks, double *loss_partia
     return 1;
 }
 
-/* The file at the checkpoint's path that this process may replace: the one checked at
- * start (nn_checkpoint_check_replaceable) or last written. A file of another identity
- * there was put by someone else, and is checked again before it is replaced; the one
- * we trust is not reopened (HDF5 cannot open a file another program holds open for
- * writing, which would read as "not a checkpoint"). */
-static struct {
+/* What a save may replace: the file at the checkpoint's path that was checked at
+ * start (nn_checkpoint_check_replaceable) or that the last save wrote, unchanged
+ * since (the same inode, size and modification time), or nothing; and only in the
+ * directory checked at start. Anything else there was put or changed by someone
+ * else during the run: a file moved there, a file written into in place (`cp`, an
+ * editor, h5py's "w"), or the directory itself moved away and a new one made at its
+ * name (where another run may now be writing). The trusted file is not reopened:
+ * HDF5 cannot open a file another program holds open for writing. */
+typedef struct file_identity {
     bool known;
     dev_t dev;
     ino_t ino;
+    off_t size;
+    struct timespec mtime;
+} file_identity;
+
+static struct {
+    file_identity file, dir;
 } trusted;
 
-/* Trusts the file `st` describes (NULL: none). */
-static void trust(const struct stat *st) {
-    trusted.known = st != NULL;
-    if (st) trusted.dev = st->st_dev, trusted.ino = st->st_ino;
+static file_identity identity_of(const struct stat *st) {
+    return (file_identity){true, st->st_dev, st->st_ino, st->st_size, st->st_mtim};
 }
 
-static bool is_trusted(const struct stat *st) {
-    return trusted.known && st->st_dev == trusted.dev && st->st_ino == trusted.ino;
+static bool same_identity(const file_identity *a, const struct stat *st) {
+    return a->known && st->st_dev == a->dev && st->st_ino == a->ino && st->st_size == a->size &&
+           st->st_mtim.tv_sec == a->mtime.tv_sec && st->st_mtim.tv_nsec == a->mtime.tv_nsec;
+}
+
+/* NN_OK where a save may put its file at `path` now (see above). */
+static int check_still_ours(const char *path, nn_error *err) {
+    char dir_copy[NN_PATH_MAX];
+    snprintf(dir_copy, sizeof dir_copy, "%s", path);
+    struct stat st;
+    if (trusted.dir.known && (stat(dirname(dir_copy), &st) != 0 || st.st_dev != trusted.dir.dev ||
+                              st.st_ino != trusted.dir.ino))
+        return nn_fail(err, NN_ERR_RUNTIME, "%s: its directory is not the one this run started in (moved or "
+                       "replaced during the run); this checkpoint is not saved", path);
+    if (stat(path, &st) == 0 && !same_identity(&trusted.file, &st))
+        return nn_fail(err, NN_ERR_RUNTIME, "%s: is not the checkpoint this run checked or wrote (replaced or "
+                       "changed during the run); not replacing it, and this checkpoint is not saved", path);
+    return NN_OK;
 }
 
 static int save_on_root(const char *path, const nn_train_state *s, int ranks, const uint32_t *rng_states,
@@ -376,6 +399,8 @@ static int save_on_root(const char *path, const nn_train_state *s, int ranks, co
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     snprintf(dir, sizeof dir, "%s", path);
     int rows = progress_rows(s, ranks, loss_partials);
+    int status = check_still_ours(path, err); /* before a file is made in a directory not ours */
+    if (status) return status;
     if (write_file(tmp, path, s, ranks, rows, rng_states, loss_partials) < 0) {
         int saved = errno;
         if (saved == EEXIST)
@@ -385,26 +410,19 @@ static int save_on_root(const char *path, const nn_train_state *s, int ranks, co
         return nn_fail(err, NN_ERR_RUNTIME, "%s: cannot write checkpoint (%s)", tmp,
                        saved ? strerror(saved) : "HDF5 error");
     }
-    /* checked at start (nn/outputs.h), and again: another file may have been put there since */
-    struct stat st;
-    nn_error changed;
-    if (stat(path, &st) == 0 && !is_trusted(&st) &&
-        (!S_ISREG(st.st_mode) || nn_checkpoint_check_replaceable(path, &changed))) {
+    /* and again just before the rename, which replaces whatever is there */
+    struct stat written; /* the file written is trusted next, not whatever the path names after the rename */
+    if ((status = check_still_ours(path, err)) || stat(tmp, &written) != 0) {
         remove(tmp);
-        return nn_fail(err, NN_ERR_RUNTIME, "%s: is no longer an nntrain checkpoint (replaced during the run); "
-                       "not replacing it, and this checkpoint is not saved", path);
+        return status ? status : nn_fail(err, NN_ERR_RUNTIME, "%s: vanished before it was put in place", tmp);
     }
-    /* the file written is trusted, not whatever the path names after the rename: a
-     * file moved there in between is someone else's */
-    struct stat written;
-    bool known = stat(tmp, &written) == 0;
     nn_watchdog_alive();
     if (rename(tmp, path) < 0) { /* nn_hdf5_image_write synced the file */
         int saved = errno;
         remove(tmp);
         return nn_fail(err, NN_ERR_RUNTIME, "%s: cannot put checkpoint in place: %s", path, strerror(saved));
     }
-    trust(known ? &written : NULL);
+    trusted.file = identity_of(&written);
     sync_directory(dirname(dir));
     return NN_OK;
 }
@@ -414,9 +432,13 @@ static const char *const checkpoint_marks[] = {"format_version", "/progress", NU
 
 int nn_checkpoint_check_replaceable(const char *path, nn_error *err) {
     int status = nn_output_check_ours("--checkpoint", path, "checkpoint", checkpoint_marks, err);
-    struct stat st;
-    if (!status) trust(stat(path, &st) == 0 ? &st : NULL); /* the file checked, if any */
-    return status;
+    if (status) return status;
+    struct stat st; /* the file checked (if any) and its directory are what the saves may write */
+    trusted.file = stat(path, &st) == 0 ? identity_of(&st) : (file_identity){0};
+    char dir_copy[NN_PATH_MAX];
+    snprintf(dir_copy, sizeof dir_copy, "%s", path);
+    trusted.dir = stat(dirname(dir_copy), &st) == 0 ? identity_of(&st) : (file_identity){0};
+    return NN_OK;
 }
 
 int nn_checkpoint_remove_leftover(const char *path, const char *tmp, nn_error *err) {

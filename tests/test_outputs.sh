@@ -328,30 +328,50 @@ for _ in $(seq 300); do [ -z "$(in_session)" ] && break; sleep 0.1; done
 run --epochs 1 --checkpoint held.h5 --metrics held.jsonl || fail "after the holder was killed: $(cat err)"
 [ ! -e held.h5.lock ] || fail "the lock file outlived its run"
 
-# A file put at the checkpoint's name during the run (a user's, moved there) is not
-# replaced by the next save: exit 1, the file kept (until 2026-12-07 only a directory
-# or device there was noticed).
-setsid timeout 120 "$mpiexec" -n 2 "$nntrain" --data good.h5 "${small[@]}" --epochs 100000 --checkpoint swapped.h5 \
-    >swapped.out 2>&1 &
-holder=$!
-for _ in $(seq 600); do [ -s swapped.h5 ] && break; sleep 0.1; done
-# rank 0, which saves, is stopped where no save is under way (a save checks the path
-# and renames within the life of its .tmp), the file is moved in, and it goes on
-rank0=
-for p in $(in_session); do
-    tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=0 && rank0=$p
-done
-[ -n "$rank0" ] || fail "the swapped run's rank 0 not found among $(in_session | tr '\n' ' ')"
-for _ in $(seq 100); do
-    kill -STOP "$rank0" && [ ! -e swapped.h5.tmp ] && break
-    kill -CONT "$rank0"; sleep 0.01
-done
-cp notes.txt swapped.new && mv swapped.new swapped.h5
-kill -CONT "$rank0"
-wait "$holder"; rc=$?
-[ "$rc" -eq 1 ] && grep -q "^nntrain: swapped.h5: is no longer an nntrain checkpoint" swapped.out &&
-    cmp -s notes.txt swapped.h5 && [ ! -e swapped.h5.tmp ] || fail "a file moved over the checkpoint mid-run: exit $rc: $(tail -2 swapped.out)"
-for _ in $(seq 300); do [ -z "$(in_session)" ] && break; sleep 0.1; done
+# What the saves may replace is the checkpoint checked at start or written last,
+# unchanged, in the directory of the start; anything else put there during the run is
+# someone else's: exit 1 at the next save, the file kept. Until 2026-12-07 a file moved
+# there was replaced if it was a checkpoint, a file written into in place was
+# replaced whatever it was, and a directory moved away and made anew at its name (where
+# a second run then took the lock) had the first run's saves replace the second's.
+# under_paused_saver DIR COMMAND...: a run checkpointing to DIR/ck.h5; once it has
+# saved, its rank 0 (which saves) is stopped where no save is under way (a save checks
+# the path and renames within the life of its .tmp), COMMAND changes things, and the
+# run goes on to its next save; $rc its exit
+under_paused_saver() {
+    local where=$1; shift
+    mkdir -p "$where"
+    setsid timeout 120 "$mpiexec" -n 2 "$nntrain" --data "$PWD/good.h5" "${small[@]}" --epochs 100000 \
+        --checkpoint "$where/ck.h5" >"$where.out" 2>&1 &
+    holder=$!
+    for _ in $(seq 600); do [ -s "$where/ck.h5" ] && break; sleep 0.1; done
+    local rank0= p
+    for p in $(in_session); do
+        tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=0 && rank0=$p
+    done
+    [ -n "$rank0" ] || fail "$where: rank 0 not found among $(in_session | tr '\n' ' ')"
+    for _ in $(seq 100); do
+        kill -STOP "$rank0" && [ ! -e "$where/ck.h5.tmp" ] && break
+        kill -CONT "$rank0"; sleep 0.01
+    done
+    "$@"
+    kill -CONT "$rank0"
+    wait "$holder"; rc=$?
+    for _ in $(seq 300); do [ -z "$(in_session)" ] && break; sleep 0.1; done
+}
+under_paused_saver swapped sh -c 'cp notes.txt swapped/new && mv swapped/new swapped/ck.h5'
+[ "$rc" -eq 1 ] && grep -q "^nntrain: swapped/ck.h5: is not the checkpoint this run checked or wrote" swapped.out &&
+    cmp -s notes.txt swapped/ck.h5 && [ ! -e swapped/ck.h5.tmp ] || fail "a file moved over the checkpoint mid-run: exit $rc: $(tail -2 swapped.out)"
+under_paused_saver moved_ck sh -c 'cp ck.h5 moved_ck/new && mv moved_ck/new moved_ck/ck.h5'
+[ "$rc" -eq 1 ] && cmp -s ck.h5 moved_ck/ck.h5 || fail "a checkpoint moved over the checkpoint mid-run: exit $rc: $(tail -2 moved_ck.out)"
+under_paused_saver inplace cp notes.txt inplace/ck.h5 # the same inode, written into
+[ "$rc" -eq 1 ] && grep -q "^nntrain: inplace/ck.h5: is not the checkpoint this run checked or wrote" inplace.out &&
+    cmp -s notes.txt inplace/ck.h5 || fail "a file written into the checkpoint mid-run: exit $rc: $(tail -2 inplace.out)"
+under_paused_saver renamed sh -c 'mv renamed renamed.old && mkdir renamed && cp notes.txt renamed/ck.h5'
+[ "$rc" -eq 1 ] && grep -q "^nntrain: renamed/ck.h5: its directory is not the one this run started in" renamed.out &&
+    cmp -s notes.txt renamed/ck.h5 && [ ! -e renamed/ck.h5.tmp ] ||
+    fail "the checkpoint's directory moved mid-run: exit $rc: $(tail -2 renamed.out)"
+rm -rf swapped moved_ck inplace renamed renamed.old
 
 # A file put at the checkpoint's temporary name during the run is someone else's: the
 # next save does not write over it (it truncated it, and renamed it over the checkpoint).

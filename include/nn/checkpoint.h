@@ -65,8 +65,10 @@ int nn_checkpoint_save(const char *path, const nn_train_state *state, MPI_Comm c
  * empty file) is there or it is an nntrain checkpoint (of any format); any other
  * file is NN_ERR_INPUT, so --checkpoint never destroys a file of another kind. The
  * path rule itself (not an input, a regular file, a writable directory) is
- * nn/outputs.h's. A file found replaceable is trusted by this process's saves:
- * nn_checkpoint_save checks again only a file of another identity put there since. */
+ * nn/outputs.h's. The file found replaceable and its directory are what this
+ * process's saves may write: nn_checkpoint_save replaces only that file (or the one
+ * it wrote last), unchanged, in that directory, and fails (NN_ERR_RUNTIME, the file
+ * kept) where another was put there, it was written into, or the directory moved. */
 int nn_checkpoint_check_replaceable(const char *path, nn_error *err);
 
 /* Local, with the checkpoint's lock held: removes `tmp`, a killed write's temporary
