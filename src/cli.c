@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "nn/conv_spec.h"
+#include "nn/watchdog.h"
 
 const char *nn_cli_name(const struct option *options, int val) {
     for (const struct option *o = options; o->name; o++)
@@ -83,6 +84,16 @@ int nn_cli_float(const char *name, const char *text, double min, double max, int
                        max_inclusive ? ']' : ')');
     *out = stored;
     return NN_OK;
+}
+
+int nn_cli_timeout(const char *name, const char *text, double *out, nn_error *err) {
+    float seconds = 0.0f;
+    int status = nn_cli_float(name, text, 0.0, 86400.0, 1, &seconds, err);
+    if (!status && seconds > 0 && seconds < NN_WATCHDOG_MIN_TIMEOUT) /* it would end a healthy start-up */
+        status = nn_fail(err, NN_ERR_INPUT, "%s %s: must be 0 (no watchdog) or at least %g s", name, text,
+                         NN_WATCHDOG_MIN_TIMEOUT);
+    *out = seconds;
+    return status;
 }
 
 int nn_cli_path(const char *name, const char *text, char *dst, nn_error *err) {

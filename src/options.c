@@ -228,15 +228,8 @@ static int apply_option(void *ctx, int code, const char *v, nn_error *err) {
         opt->thread_tuning = i;
         return NN_OK;
     }
-    case OPT_TIMEOUT: {
-        float seconds = 0.0f;
-        int status = nn_cli_float(name, v, 0.0, 86400.0, 1, &seconds, err);
-        if (!status && seconds > 0 && seconds < NN_WATCHDOG_MIN_TIMEOUT) /* it would end a healthy start-up */
-            status = nn_fail(err, NN_ERR_INPUT, "%s %s: must be 0 (no watchdog) or at least %g s", name, v,
-                             NN_WATCHDOG_MIN_TIMEOUT);
-        opt->timeout = seconds;
-        return status;
-    }
+    case OPT_TIMEOUT:
+        return nn_cli_timeout(name, v, &opt->timeout, err);
     case OPT_ALLREDUCE:
         return nn_exchange_mode_parse(v, &opt->exchange) ? bad_choice(name, v, "shm, mpi or overlap", err) : NN_OK;
     }

@@ -32,6 +32,7 @@ typedef struct post {
 #define FROZEN_NS 2000000000LL         /* a thread that looks 4 times a second missed 8 looks */
 
 static struct {
+    const char *program;               /* names the tool in the line that ends the job */
     double timeout_s;
     pthread_mutex_t lock;              /* a look by the thread against switching posts */
     post local;                        /* before and after the board */
@@ -43,7 +44,7 @@ static struct {
     pthread_t thread;
     int running, begun;                /* the thread was started; by nn_watchdog_begin */
     atomic_int quit;
-} dog = {.lock = PTHREAD_MUTEX_INITIALIZER, .node = MPI_COMM_NULL, .win = MPI_WIN_NULL};
+} dog = {.program = "nntrain", .lock = PTHREAD_MUTEX_INITIALIZER, .node = MPI_COMM_NULL, .win = MPI_WIN_NULL};
 
 static long long now_ns(void) {
     struct timespec ts;
@@ -95,7 +96,7 @@ static nn_end_cause report(long long now, long long since) {
     double waited = (now - since) / 1e9;
     char line[1024], who[32] = "";
     if (me->rank >= 0) snprintf(who, sizeof who, " rank %d:", me->rank);
-    int n = snprintf(line, sizeof line, "nntrain:%s no progress for %.0f s (--timeout) at step %ld, %s", who, waited,
+    int n = snprintf(line, sizeof line, "%s:%s no progress for %.0f s (--timeout) at step %ld, %s", dog.program, who, waited,
                      step, phase_name(phase));
     int behind = 0;
     for (int l = 0; dog.board && l < dog.local_size && n < (int)sizeof line; l++) {
@@ -182,8 +183,9 @@ static int rank_from_environment(void) {
     return -1;
 }
 
-void nn_watchdog_begin(double timeout_s) {
+void nn_watchdog_begin(const char *program, double timeout_s) {
     if (timeout_s <= 0 || dog.running) return;
+    dog.program = program;
     dog.local.rank = rank_from_environment();
     const char *local = getenv("OMPI_COMM_WORLD_LOCAL_RANK");
     dog.local_rank = local ? atoi(local) : 0;

@@ -9,7 +9,7 @@
 #    session directory and no shared-memory segment of the job is left;
 #  - rank 0 stopped while it writes a checkpoint: no .tmp left;
 #  - a FIFO as --data or --resume (a read that never returns, during start-up): exit 1
-#    with a line saying the ranks were starting; also without mpirun;
+#    with a line saying the ranks were starting; also without mpirun; nneval too;
 #  - an epoch's evaluation and checkpoint longer than --timeout are progress: the run
 #    completes (real MNIST, 10,000 test and 10,000 validation samples on 784-4000-4000-10).
 # Nothing here depends on how fast a step is: the hang guards (120 s) are far beyond
@@ -132,6 +132,15 @@ for _ in 1 2 3 4; do
         singleton_ends=$((singleton_ends + 1))
 done
 check "--resume FIFO without mpirun: exit 1 and the line, 4 of 4 times (got $singleton_ends)" [ "$singleton_ends" -eq 4 ]
+# nneval has the same watchdog (it had none: a FIFO or a stopped rank held it for good,
+# and one SIGTERM only asked it to stop), with and without mpirun
+timeout -s KILL 60 "$mpiexec" -n 2 "$nneval" --checkpoint "$dir/fifo" --timeout 5 >"$dir/out" 2>"$dir/err"; rc=$?
+check "nneval --checkpoint FIFO: exit 1 (got $rc) and a line saying the ranks were starting" \
+    sh -c "[ $rc -eq 1 ] && grep -qE '^nneval: rank [01]: no progress for [0-9]+ s \(--timeout\) at step 0, starting' '$dir/err'"
+timeout -s KILL 60 "$nntrain" --data "$dir/good.h5" --layers 16,8,3 --batch-size 8 --epochs 1 --checkpoint "$dir/eval.h5" >"$dir/out" 2>&1
+timeout -s KILL 60 "$nneval" --checkpoint "$dir/eval.h5" --data "$dir/fifo" --timeout 5 >"$dir/out" 2>"$dir/err"; rc=$?
+check "nneval --data FIFO without mpirun: exit 1 (got $rc) and the line" \
+    sh -c "[ $rc -eq 1 ] && grep -q '^nneval: rank 0: no progress for [0-9]* s (--timeout)' '$dir/err'"
 
 # An epoch end longer than --timeout: 2 x 10,000 samples scored on a wide network, and
 # a 154 MB checkpoint. (On a machine fast enough to do it in under 5 s the case checks

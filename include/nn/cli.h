@@ -32,6 +32,8 @@ int nn_cli_int(const char *name, const char *text, int min, int max, int *out, n
  * rather than silently rounded to 1. */
 int nn_cli_float(const char *name, const char *text, double min, double max, int max_inclusive, float *out,
                  nn_error *err);
+/* --timeout's seconds: 0 (no watchdog) or from NN_WATCHDOG_MIN_TIMEOUT to a day. */
+int nn_cli_timeout(const char *name, const char *text, double *out, nn_error *err);
 /* A non-empty path that fits NN_PATH_MAX. */
 int nn_cli_path(const char *name, const char *text, char *dst, nn_error *err);
 

@@ -26,9 +26,9 @@ typedef enum nn_phase {
     NN_PHASE_FINISH  /* tearing down, MPI_Finalize */
 } nn_phase;
 
-/* Process-local, before MPI_Init: starts the thread, in phase START. timeout_s 0:
- * no watchdog. */
-void nn_watchdog_begin(double timeout_s);
+/* Process-local, before MPI_Init: starts the thread, in phase START; `program`
+ * ("nntrain") begins the line that ends the job. timeout_s 0: no watchdog. */
+void nn_watchdog_begin(const char *program, double timeout_s);
 
 /* Collective over comm: the node's shared board (and the thread, if not begun).
  * timeout_s 0: no watchdog (the other calls do nothing). */

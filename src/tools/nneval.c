@@ -22,12 +22,14 @@
 #include "nn/outputs.h"
 #include "nn/signals.h"
 #include "nn/version.h"
+#include "nn/watchdog.h"
 
 typedef struct eval_options {
     char data[NN_PATH_MAX];       /* empty: the dataset the checkpoint was trained on */
     char checkpoint[NN_PATH_MAX];
     char metrics[NN_PATH_MAX];    /* empty: none */
     const char *split;
+    double timeout;               /* the watchdog's seconds without progress; 0: none */
     int show;                     /* 1: --help, 2: --version */
 } eval_options;
 
@@ -40,18 +42,21 @@ static void usage(FILE *out) {
         "  --data FILE         HDF5 dataset            [the one the checkpoint was trained on]\n"
         "  --split NAME        test|train                                  [test]\n"
         "  --metrics FILE      also write the results as one JSON object   [none]\n"
+        "  --timeout SECONDS   end the job (exit 1) when a rank makes no progress for\n"
+        "                      this long (a stopped rank, a FIFO given as a file);\n"
+        "                      0: never, else at least 5                   [300]\n"
         "  --help, --version\n"
         "\n"
         "Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad input, 75 stopped\n"
         "by a signal (SIGUSR1, SIGTERM, SIGINT, SIGHUP) before writing anything.\n");
 }
 
-enum { OPT_HELP = 'h', OPT_VERSION = 256, OPT_CHECKPOINT, OPT_DATA, OPT_SPLIT, OPT_METRICS };
+enum { OPT_HELP = 'h', OPT_VERSION = 256, OPT_CHECKPOINT, OPT_DATA, OPT_SPLIT, OPT_METRICS, OPT_TIMEOUT };
 static const struct option options[] = {
     {"help", no_argument, NULL, OPT_HELP},           {"version", no_argument, NULL, OPT_VERSION},
     {"checkpoint", required_argument, NULL, OPT_CHECKPOINT}, {"data", required_argument, NULL, OPT_DATA},
     {"split", required_argument, NULL, OPT_SPLIT},   {"metrics", required_argument, NULL, OPT_METRICS},
-    {NULL, 0, NULL, 0}};
+    {"timeout", required_argument, NULL, OPT_TIMEOUT}, {NULL, 0, NULL, 0}};
 
 static int apply_option(void *ctx, int code, const char *value, nn_error *err) {
     eval_options *o = ctx;
@@ -61,6 +66,7 @@ static int apply_option(void *ctx, int code, const char *value, nn_error *err) {
     case OPT_CHECKPOINT: return nn_cli_path("--checkpoint", value, o->checkpoint, err);
     case OPT_DATA: return nn_cli_path("--data", value, o->data, err);
     case OPT_METRICS: return nn_cli_path("--metrics", value, o->metrics, err);
+    case OPT_TIMEOUT: return nn_cli_timeout("--timeout", value, &o->timeout, err);
     case OPT_SPLIT:
         if (strcmp(value, "test") && strcmp(value, "train"))
             return nn_fail(err, NN_ERR_INPUT, "--split '%s': expected test or train", value);
@@ -70,9 +76,12 @@ static int apply_option(void *ctx, int code, const char *value, nn_error *err) {
     return nn_fail(err, NN_ERR_RUNTIME, "option %d: not handled", code);
 }
 
+enum { DEFAULT_TIMEOUT = 300 }; /* as nntrain's */
+
 static int parse(int argc, char **argv, eval_options *o, nn_error *err) {
     memset(o, 0, sizeof *o);
     o->split = "test";
+    o->timeout = DEFAULT_TIMEOUT;
     int status = nn_cli_parse(argc, argv, options, apply_option, NULL, o, err);
     if (!status && !o->show && !o->checkpoint[0])
         status = nn_fail(err, NN_ERR_INPUT, "--checkpoint FILE is required (see --help)");
@@ -251,6 +260,7 @@ static int run(const eval_options *o, MPI_Comm comm, nn_error *err) {
     nn_output_lock lock = {.fd = -1};
     int status = prepare(o, comm, &ck, &shard, &model, &ev, &lock, err);
     if (!status) {
+        nn_watchdog_beat(0, NN_PHASE_EPOCH);
         nn_evaluate(&ev, &model, &shard, comm, &scores);
         status = stop_agreed(comm, err);
     }
@@ -273,23 +283,32 @@ static int run(const eval_options *o, MPI_Comm comm, nn_error *err) {
 }
 
 int main(int argc, char **argv) {
-    nn_signals_install(); /* a stop signal is a stop request from now on, not a death */
+    /* Before MPI_Init, which can wait forever for a lost node: a stop signal is a stop
+     * request from now on, not a death, and the watchdog watches this process alone
+     * until the node's board exists (with the default timeout if the options are bad) */
+    nn_signals_install();
+    eval_options o;
+    nn_error err = {0};
+    int status = parse(argc, argv, &o, &err); /* needs no MPI */
+    nn_watchdog_begin("nneval", status ? DEFAULT_TIMEOUT : o.timeout);
     int provided; /* OpenMP threads compute, only the main thread calls MPI (the watchdog's thread never does) */
     MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
     nn_signals_install(); /* again: MPI_Init may install handlers of its own */
     int rank;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    eval_options o;
-    nn_error err = {0};
-    int status = parse(argc, argv, &o, &err);
     if (!status && rank == 0) nn_output_follow_link(o.metrics, sizeof o.metrics); /* rank 0 writes it */
     if (!status && o.show) {
         if (rank == 0) o.show == 1 ? usage(stdout) : (void)printf("nneval %s\n", NN_VERSION);
     } else if (!status) { /* every rank checks its own environment: NN_GEMM_PACK, here */
         status = nn_comm_agree(MPI_COMM_WORLD, nn_env_check(&err), &err);
+        if (!status) status = nn_watchdog_start(MPI_COMM_WORLD, o.timeout, &err); /* the node's ranks together */
         if (!status) status = run(&o, MPI_COMM_WORLD, &err);
+        nn_watchdog_stop();
     }
     if (status && rank == 0) fprintf(stderr, "nneval: %s\n", err.msg);
+    fflush(stdout); /* before a wait that the watchdog may end with _exit */
+    nn_watchdog_beat(-1, NN_PHASE_FINISH); /* a lost node can hold MPI_Finalize too */
     MPI_Finalize();
+    nn_watchdog_end();
     return status;
 }

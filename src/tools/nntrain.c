@@ -30,7 +30,7 @@ int main(int argc, char **argv) {
     int bad_options = nn_options_parse(argc, argv, &opt, &err); /* needs no MPI */
     nn_train_options defaults;
     nn_options_defaults(&defaults);
-    nn_watchdog_begin(bad_options ? defaults.timeout : opt.timeout);
+    nn_watchdog_begin("nntrain", bad_options ? defaults.timeout : opt.timeout);
     int provided; /* OpenMP threads compute, only the main thread calls MPI (the watchdog's thread never does) */
     MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
     nn_signals_install(); /* again: MPI_Init may install handlers of its own */
