@@ -817,3 +817,14 @@ int nn_checkpoint_load(const char *path, int readers_on_node, nn_checkpoint *ck,
     nn_checkpoint_free(ck);
     return err->status;
 }
+
+int nn_checkpoint_agree(const char *path, const nn_checkpoint *ck, MPI_Comm comm, nn_error *err) {
+    uint64_t h = nn_comm_hash(NN_COMM_HASH_START, &ck->progress, sizeof ck->progress);
+    h = nn_comm_hash(h, &ck->n_params, sizeof ck->n_params);
+    h = nn_comm_hash(h, ck->rng_states, (size_t)ck->rows * 4 * sizeof *ck->rng_states);
+    h = nn_comm_hash(h, ck->loss_partials, (size_t)ck->rows * sizeof *ck->loss_partials);
+    h = nn_comm_hash(h, ck->params, ck->n_params * sizeof *ck->params);
+    h = nn_comm_hash(h, ck->velocity, ck->n_params * sizeof *ck->velocity);
+    return nn_comm_agree_same(comm, &h, sizeof h, path, "every rank must read the same checkpoint (a node-local "
+                              "copy that differs? a relative path from another directory?)", err);
+}

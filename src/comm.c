@@ -1,6 +1,10 @@
+#define _POSIX_C_SOURCE 200809L /* stpcpy */
+/* MPI helpers (see nn/comm.h). */
 #include "nn/comm.h"
 
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/statvfs.h>
 
 int nn_comm_agree(MPI_Comm comm, int status, nn_error *err) {
@@ -15,6 +19,36 @@ int nn_comm_agree(MPI_Comm comm, int status, nn_error *err) {
     err->msg[sizeof err->msg - 1] = '\0';
     err->status = worst;
     return worst;
+}
+
+uint64_t nn_comm_hash(uint64_t h, const void *bytes, size_t n) {
+    const unsigned char *b = bytes;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ULL;
+    return h;
+}
+
+int nn_comm_agree_same(MPI_Comm comm, const void *bytes, size_t n, const char *what, const char *hint, nn_error *err) {
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    uint64_t mine = nn_comm_hash(NN_COMM_HASH_START, bytes, n) ^ n, root = mine;
+    MPI_Bcast(&root, 1, MPI_UINT64_T, 0, comm);
+    int status = mine == root ? NN_OK
+                              : nn_fail(err, NN_ERR_INPUT, "%s differs between ranks: rank %d's is not rank 0's%s%s",
+                                        what, rank, hint && *hint ? "; " : "", hint ? hint : "");
+    return nn_comm_agree(comm, status, err);
+}
+
+int nn_comm_agree_argv(MPI_Comm comm, int argc, char **argv, nn_error *err) {
+    size_t n = 0;
+    for (int i = 1; i < argc; i++) n += strlen(argv[i]) + 1;
+    char *joined = malloc(n + 1), *at = joined;
+    int status = joined ? NN_OK : nn_fail(err, NN_ERR_RUNTIME, "out of memory reading the command line");
+    for (int i = 1; joined && i < argc; i++) at = stpcpy(at, argv[i]) + 1; /* each ends in its '\0' */
+    if ((status = nn_comm_agree(comm, status, err)) == NN_OK)
+        status = nn_comm_agree_same(comm, joined, n, "the command line", "every rank must be given the same options",
+                                    err);
+    free(joined);
+    return status;
 }
 
 void nn_comm_node_layout(MPI_Comm comm, int *local_ranks, int *nodes) {

@@ -265,6 +265,18 @@ static void rank_rows(long total, int parts, int rank, int nranks, long *offset,
     *count = (long)((long long)end * total / parts) - *offset;
 }
 
+/* Collective: every rank read the same shape. Each opens `path` itself, so a
+ * node-local copy that differs, or a relative path from another directory, would
+ * have ranks split other totals (a hang at the epoch's end) or score other sets. */
+static int same_shape_everywhere(const char *path, const nn_shard *out, const hsize_t idims[], int irank,
+                                 const hsize_t ldims[], MPI_Comm comm, nn_error *err) {
+    long shape[5 + H5S_MAX_RANK] = {out->num_classes, out->total, out->offset, irank, (long)ldims[0]};
+    for (int d = 0; d < irank && d < H5S_MAX_RANK; d++) shape[5 + d] = (long)idims[d];
+    return nn_comm_agree_same(comm, shape, sizeof shape, path,
+                              "every rank must read the same file (a node-local copy that differs? a relative "
+                              "path from another directory?)", err);
+}
+
 int nn_shard_read_parts(const char *path, const char *split, long limit, long first, long end, int parts,
                         MPI_Comm comm, nn_shard *out, nn_error *err) {
     const long range[3] = {limit, first, end};
@@ -278,6 +290,7 @@ int nn_shard_read_parts(const char *path, const char *split, long limit, long fi
     hsize_t idims[H5S_MAX_RANK], ldims[H5S_MAX_RANK];
     int irank = 0, *wide_labels = NULL;
     int status = nn_comm_agree(comm, read_shape(&r, path, split, range, nranks, out, idims, &irank, ldims, err), err);
+    if (!status) status = same_shape_everywhere(path, out, idims, irank, ldims, comm, err);
     if (!status) {
         long start = out->offset, mine;
         rank_rows(out->total, parts, rank, nranks, &mine, &out->count);

@@ -9,20 +9,26 @@
 #include <string.h>
 
 #include "nn/cli.h"
+#include "nn/comm.h"
 
-/* The words a choice takes, and the range a count takes. */
+/* The words a choice takes, and the range a count takes; `alike`: a knob every rank
+ * must be given the same (it picks a collective path: ranks that differ would wait
+ * in different collectives for good). NN_GEMM_PACK gives the same bits either way,
+ * NN_TUNE_BLOCK is agreed by MPI_MAX, the NN_FACTOR_ knobs are rank 0's, and a stop
+ * at a step on one rank is a signal to that rank. */
 static const struct {
     const char *name, *words; /* words: space-separated; NULL for a count */
     long least, most;
+    bool alike;
 } knobs[] = {
-    {"NN_NODE_SUM", "static chunked early factors auto", 0, 0},
-    {"NN_NODE_PARAMS", "shared private", 0, 0},
-    {"NN_EXACT_SUM", "mpi", 0, 0},
-    {"NN_GEMM_PACK", "always in-place", 0, 0},
-    {"NN_TUNE_BLOCK", NULL, 1, 1000000},
-    {"NN_FACTOR_ITEMS", NULL, 1, 1000000},
-    {"NN_FACTOR_MIN_TILE", NULL, 1, 1000000000},
-    {"NNTRAIN_STOP_AT_STEP", NULL, 0, 1000000000000000L},
+    {"NN_NODE_SUM", "static chunked early factors auto", 0, 0, true},
+    {"NN_NODE_PARAMS", "shared private", 0, 0, true},
+    {"NN_EXACT_SUM", "mpi", 0, 0, true},
+    {"NN_GEMM_PACK", "always in-place", 0, 0, false},
+    {"NN_TUNE_BLOCK", NULL, 1, 1000000, false},
+    {"NN_FACTOR_ITEMS", NULL, 1, 1000000, false},
+    {"NN_FACTOR_MIN_TILE", NULL, 1, 1000000000, false},
+    {"NNTRAIN_STOP_AT_STEP", NULL, 0, 1000000000000000L, false},
 };
 enum { N_KNOBS = sizeof knobs / sizeof knobs[0] };
 
@@ -158,4 +164,16 @@ int nn_env_check(nn_error *err) {
                            value, knobs[k].least, knobs[k].most);
     }
     return check_omp_num_threads(err);
+}
+
+int nn_env_agree(MPI_Comm comm, nn_error *err) {
+    int status = NN_OK;
+    for (int k = 0; k < N_KNOBS && !status; k++) {
+        if (!knobs[k].alike) continue;
+        const char *value = nn_env(knobs[k].name);
+        char hint[96];
+        snprintf(hint, sizeof hint, "give every rank the same (mpirun -x %s)", knobs[k].name);
+        status = nn_comm_agree_same(comm, value ? value : "", value ? strlen(value) + 1 : 0, knobs[k].name, hint, err);
+    }
+    return status;
 }

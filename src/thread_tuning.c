@@ -3,6 +3,12 @@
 
 #include <omp.h>
 
+bool nn_thread_tuning_alike(int threads, MPI_Comm comm) {
+    int range[2] = {threads, -threads}; /* the fewest, and the most negated */
+    MPI_Allreduce(MPI_IN_PLACE, range, 2, MPI_INT, MPI_MIN, comm);
+    return range[0] == -range[1];
+}
+
 void nn_thread_tuning_start(nn_thread_tuning *tt, int threads, bool measure) {
     *tt = (nn_thread_tuning){.threads = threads};
     for (int c = threads; c >= 1 && tt->n_counts < NN_TUNER_MAX; c /= 2) tt->counts[tt->n_counts++] = c;

@@ -218,7 +218,8 @@ int nn_train(const nn_train_options *opt, MPI_Comm comm, FILE *log, nn_train_res
     t.log = t.rank == 0 ? log : NULL;
     *result = (nn_train_result){.best_accuracy = -1.0, .final_accuracy = -1.0};
     t.threads = nn_placement_threads(opt->threads, comm, &t.node_cores);
-    nn_thread_tuning_start(&t.tuning, t.threads, opt->thread_tuning);
+    /* the tuning's timing is collective: only ranks that try the same counts may tune */
+    nn_thread_tuning_start(&t.tuning, t.threads, opt->thread_tuning && nn_thread_tuning_alike(t.threads, comm));
 
     trainer_follow_output_links(&t);
     int status = nn_watchdog_start(comm, opt->timeout, err); /* so the node's ranks watch start-up together */

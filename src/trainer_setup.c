@@ -51,6 +51,7 @@ static int configure(trainer *t, nn_error *err) {
     if (!status) status = nn_run_config_check(&t->cfg, o->given, err);
     if (!status) status = check_epochs(t, err);
     if ((status = nn_comm_agree(t->comm, status, err))) return status;
+    if ((status = nn_checkpoint_agree(o->resume, &t->ck, t->comm, err))) return status;
     if (t->complete) {
         say_complete(t);
         return NN_OK;

@@ -71,6 +71,12 @@ int nn_checkpoint_save(const char *path, const nn_train_state *state, MPI_Comm c
  * kept) where another was put there, it was written into, or the directory moved. */
 int nn_checkpoint_check_replaceable(const char *path, nn_error *err);
 
+/* Collective, after every rank loaded `path` into `ck`: NN_OK where they all read the
+ * same checkpoint (its progress, generators, loss sums and arrays), else NN_ERR_INPUT
+ * on every rank. Each rank opens the file itself: a node-local copy that differs, or a
+ * relative path from another directory, would start ranks at other steps. */
+int nn_checkpoint_agree(const char *path, const nn_checkpoint *ck, MPI_Comm comm, nn_error *err);
+
 /* Local, with the checkpoint's lock held: removes `tmp`, a killed write's temporary
  * file of checkpoint `path`, where it is one (nn_output_remove_hdf5_leftover). */
 int nn_checkpoint_remove_leftover(const char *path, const char *tmp, nn_error *err);

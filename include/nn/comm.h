@@ -3,6 +3,8 @@
 #define NN_COMM_H
 
 #include <mpi.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "nn/error.h"
 
@@ -11,6 +13,23 @@
  * every rank's err holds the message of the lowest-numbered failing rank, so rank 0
  * can print it. */
 int nn_comm_agree(MPI_Comm comm, int status, nn_error *err);
+
+/* FNV-1a over `n` bytes, 64 bits, carried on from `h` (NN_COMM_HASH_START to begin):
+ * to tell copies apart, not to resist forgery. Local. */
+#define NN_COMM_HASH_START 14695981039346656037ULL
+uint64_t nn_comm_hash(uint64_t h, const void *bytes, size_t n);
+
+/* Collective: NN_OK where the `n` bytes are the same on every rank (a hash of them,
+ * compared with rank 0's), else NN_ERR_INPUT on every rank: "WHAT differs between
+ * ranks: rank R's is not rank 0's" (R the lowest such rank), followed by `hint`.
+ * Every rank must be given the same options, data and checkpoint: one that reads
+ * another file (a node-local copy, a relative path in another directory) would
+ * train another model or wait forever in a collective the others never reach. */
+int nn_comm_agree_same(MPI_Comm comm, const void *bytes, size_t n, const char *what, const char *hint, nn_error *err);
+
+/* Collective: nn_comm_agree_same on argv[1..argc-1] (an MPMD launch may give ranks
+ * different options, and every rank parses its own). */
+int nn_comm_agree_argv(MPI_Comm comm, int argc, char **argv, nn_error *err);
 
 /* Collective: how many ranks share this node (for a default thread count) and how
  * many nodes (shared-memory domains) the ranks of comm span; either may be NULL. */

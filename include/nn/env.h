@@ -10,6 +10,8 @@
 #ifndef NN_ENV_H
 #define NN_ENV_H
 
+#include <mpi.h>
+
 #include "nn/error.h"
 
 /* The variable's value; NULL where it is unset or empty. */
@@ -24,5 +26,10 @@ long nn_env_count(const char *name, long unset);
  * first name that misspells a knob, or "environment: NAME=VALUE: ..." for the first
  * knob whose value is not one it takes; NN_OK when all are fine. */
 int nn_env_check(nn_error *err);
+
+/* Collective: NN_OK where every rank has the same value (or none) of each knob that
+ * picks a collective path (NN_NODE_SUM, NN_NODE_PARAMS, NN_EXACT_SUM); else
+ * NN_ERR_INPUT on every rank, naming the knob. */
+int nn_env_agree(MPI_Comm comm, nn_error *err);
 
 #endif

@@ -36,6 +36,12 @@ typedef struct nn_thread_tuning {
     nn_tuner tuner; /* which of them */
 } nn_thread_tuning;
 
+/* Collective: whether every rank of comm runs `threads` threads (OMP_NUM_THREADS,
+ * or nodes of different sizes, may differ between ranks): the tuning's blocks are
+ * agreed over the ranks, so ranks that try different counts would wait for each
+ * other for good. */
+bool nn_thread_tuning_alike(int threads, MPI_Comm comm);
+
 /* Start measuring for `threads` threads (measure false, or one thread: nothing to
  * choose). Sets the OpenMP thread count to `threads`. */
 void nn_thread_tuning_start(nn_thread_tuning *tt, int threads, bool measure);

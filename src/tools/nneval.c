@@ -230,6 +230,7 @@ static int prepare(const eval_options *o, MPI_Comm comm, nn_checkpoint *ck, nn_s
     const char *data = dataset_of(o, ck);
     if (!status && rank == 0 && o->metrics[0]) status = claim_metrics(o, data, lock, err);
     if ((status = nn_comm_agree(comm, status, err))) return status;
+    if ((status = nn_checkpoint_agree(o->checkpoint, ck, comm, err))) return status;
     if ((status = nn_shard_read(data, o->split, 0, comm, shard, err))) return status;
     char whose[NN_PATH_MAX + 32];
     snprintf(whose, sizeof whose, "the network of %s", o->checkpoint);
@@ -296,11 +297,15 @@ int main(int argc, char **argv) {
     nn_signals_install(); /* again: MPI_Init may install handlers of its own */
     int rank;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    /* every rank parsed its own argv: they agree only if they were given the same */
+    int same = nn_comm_agree_argv(MPI_COMM_WORLD, argc, argv, &err);
+    if (same) status = same;
     if (!status && rank == 0) nn_output_follow_link(o.metrics, sizeof o.metrics); /* rank 0 writes it */
     if (!status && o.show) {
         if (rank == 0) o.show == 1 ? usage(stdout) : (void)printf("nneval %s\n", NN_VERSION);
     } else if (!status) { /* every rank checks its own environment: NN_GEMM_PACK, here */
         status = nn_comm_agree(MPI_COMM_WORLD, nn_env_check(&err), &err);
+        if (!status) status = nn_env_agree(MPI_COMM_WORLD, &err);
         if (!status) status = nn_watchdog_start(MPI_COMM_WORLD, o.timeout, &err); /* the node's ranks together */
         if (!status) status = run(&o, MPI_COMM_WORLD, &err);
         nn_watchdog_stop();

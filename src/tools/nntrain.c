@@ -1,5 +1,6 @@
 /* nntrain: parse the command line, run the training loop, map errors to exit codes.
- * Every rank parses the same argv and so reaches the same verdict; only rank 0 prints. */
+ * Every rank parses its argv; they agree that it is the same, and so reach the same
+ * verdict; only rank 0 prints. */
 #include <mpi.h>
 #include <stdio.h>
 
@@ -37,7 +38,9 @@ int main(int argc, char **argv) {
     int rank;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
 
-    if (bad_options) {
+    /* every rank parsed its own argv: they agree only if they were given the same */
+    int status = nn_comm_agree_argv(MPI_COMM_WORLD, argc, argv, &err);
+    if (status || bad_options) {
         if (rank == 0) fprintf(stderr, "nntrain: %s\n", err.msg);
         return finish(NN_ERR_INPUT);
     }
@@ -48,7 +51,8 @@ int main(int argc, char **argv) {
     }
 
     /* every rank checks its own environment (mpirun -x may give some ranks other values) */
-    int status = nn_comm_agree(MPI_COMM_WORLD, nn_env_check(&err), &err);
+    status = nn_comm_agree(MPI_COMM_WORLD, nn_env_check(&err), &err);
+    if (!status) status = nn_env_agree(MPI_COMM_WORLD, &err);
     if (status) {
         if (rank == 0) fprintf(stderr, "nntrain: %s\n", err.msg);
         return finish(status);
