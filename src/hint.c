@@ -19,9 +19,10 @@ int nn_layout_hint(FILE *out, const nn_hint_input *in) {
         int ranks = (int)(cores / threads);
         fprintf(out, " on the %ld core%s the job has there; fewer ranks a node, one thread a core (say %d x %d), "
                      "may train faster\n", cores, cores == 1 ? "" : "s", ranks, threads);
-    } else {
-        fprintf(out, "; fewer ranks a node with more threads each (say %d x %d) may train faster\n",
-                (in->ranks_per_node + 1) / 2, 2 * in->threads);
+    } else { /* half the ranks, each with the cores they leave (an odd count rounds down, never over) */
+        int ranks = in->ranks_per_node / 2;
+        int threads = cores > 0 ? (int)(cores / ranks) : 2 * in->threads;
+        fprintf(out, "; fewer ranks a node with more threads each (say %d x %d) may train faster\n", ranks, threads);
     }
     return 1;
 }

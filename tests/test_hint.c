@@ -42,6 +42,9 @@ static void test_oversubscribed(void) {
         {8, 1, 2, "8 ranks x 1 thread a node on the 2 cores the job has there; fewer ranks a node, one thread a core (say 1 x 2)"},
         {8, 2, 8, "8 ranks x 2 threads a node on the 8 cores the job has there; fewer ranks a node, one thread a core (say 2 x 4)"},
         {4, 1, 0, "4 ranks x 1 thread a node; fewer ranks a node with more threads each (say 2 x 2)"}, /* cores unknown */
+        /* an odd count: half the ranks, rounded down, share the cores (was 2 x 4 on 6 cores) */
+        {3, 2, 6, "3 ranks x 2 threads a node; fewer ranks a node with more threads each (say 1 x 6)"},
+        {5, 1, 5, "5 ranks x 1 thread a node; fewer ranks a node with more threads each (say 2 x 2)"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         nn_hint_input in = {.train_seconds = 2.0, .allreduce_seconds = 1.5, .ranks_per_node = cases[i].ranks,
