@@ -26,7 +26,7 @@
  *   /integrity                attr attributes_checksum: CRC-32 of every attribute above
  *                             (optional: older files have none, and load unchecked)
  * Integers are stored as int64, reals as float64, text as fixed-length strings. */
-#define _POSIX_C_SOURCE 200809L /* fsync */
+#define _XOPEN_SOURCE 700 /* fsync, realpath */
 #include "nn/checkpoint.h"
 
 #include <errno.h>
@@ -207,7 +207,10 @@ static void fill_record(record *rec, const nn_train_state *s, int ranks) {
     snprintf(rec->activation, sizeof rec->activation, "%s", nn_activation_name(m->spec.activation));
     snprintf(rec->loss, sizeof rec->loss, "%s", nn_loss_name(m->spec.loss));
     snprintf(rec->lr_schedule, sizeof rec->lr_schedule, "%s", nn_schedule_name(c->schedule));
-    snprintf(rec->data, sizeof rec->data, "%s", c->data);
+    /* absolute: a resume from another working directory (a job script's cd) reads the
+     * same file, not whatever that directory's data/mnist.h5 is */
+    char resolved[PATH_MAX];
+    snprintf(rec->data, sizeof rec->data, "%s", realpath(c->data, resolved) ? resolved : c->data);
     if (c->compress != NN_COMPRESS_NONE) snprintf(rec->compress, sizeof rec->compress, "%s", nn_compress_name(c->compress));
 }
 
@@ -351,7 +354,8 @@ static int progress_rows(const nn_train_state *s, int ranks, double *loss_partia
 
 /* What a save may replace: the file at the checkpoint's path that was checked at
  * start (nn_checkpoint_check_replaceable) or that the last save wrote, unchanged
- * since (the same inode, size and modification time), or nothing; and only in the
+ * since (the same inode and size: not the modification time, which HDF5 moves when a
+ * viewer merely opens the file for writing and closes it), or nothing; and only in the
  * directory checked at start. Anything else there was put or changed by someone
  * else during the run: a file moved there, a file written into in place (`cp`, an
  * editor, h5py's "w"), or the directory itself moved away and a new one made at its
@@ -362,7 +366,6 @@ typedef struct file_identity {
     dev_t dev;
     ino_t ino;
     off_t size;
-    struct timespec mtime;
 } file_identity;
 
 static struct {
@@ -370,12 +373,11 @@ static struct {
 } trusted;
 
 static file_identity identity_of(const struct stat *st) {
-    return (file_identity){true, st->st_dev, st->st_ino, st->st_size, st->st_mtim};
+    return (file_identity){true, st->st_dev, st->st_ino, st->st_size};
 }
 
 static bool same_identity(const file_identity *a, const struct stat *st) {
-    return a->known && st->st_dev == a->dev && st->st_ino == a->ino && st->st_size == a->size &&
-           st->st_mtim.tv_sec == a->mtime.tv_sec && st->st_mtim.tv_nsec == a->mtime.tv_nsec;
+    return a->known && st->st_dev == a->dev && st->st_ino == a->ino && st->st_size == a->size;
 }
 
 /* NN_OK where a save may put its file at `path` now (see above). */
@@ -396,7 +398,7 @@ static int check_still_ours(const char *path, nn_error *err) {
 static int save_on_root(const char *path, const nn_train_state *s, int ranks, const uint32_t *rng_states,
                         double *loss_partials, nn_error *err) {
     char tmp[NN_PATH_MAX + 8], dir[NN_PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    nn_output_temporary_name(tmp, sizeof tmp, path);
     snprintf(dir, sizeof dir, "%s", path);
     int rows = progress_rows(s, ranks, loss_partials);
     int status = check_still_ours(path, err); /* before a file is made in a directory not ours */

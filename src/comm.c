@@ -51,6 +51,17 @@ int nn_comm_agree_argv(MPI_Comm comm, int argc, char **argv, nn_error *err) {
     return status;
 }
 
+int nn_comm_on_root_node(MPI_Comm comm) {
+    int rank, root_here;
+    MPI_Comm_rank(comm, &rank);
+    root_here = rank == 0;
+    MPI_Comm node;
+    if (MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) != MPI_SUCCESS) return root_here;
+    MPI_Allreduce(MPI_IN_PLACE, &root_here, 1, MPI_INT, MPI_MAX, node);
+    MPI_Comm_free(&node);
+    return root_here;
+}
+
 void nn_comm_node_layout(MPI_Comm comm, int *local_ranks, int *nodes) {
     MPI_Comm node;
     int local_rank = 0, local_size = 1;

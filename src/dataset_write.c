@@ -1,4 +1,5 @@
-/* Writing the dataset file (layout in nn/dataset.h). Serial, default HDF5 driver.
+/* Writing the dataset file (layout in nn/dataset.h). Serial: built with HDF5's
+ * in-memory (core) driver, nn/hdf5_image.h.
  *
  * The file is built in memory, written to "<path>.tmp" and renamed into place only
  * when complete and synced, so a
@@ -153,8 +154,8 @@ int nn_dataset_write(const char *path, const nn_split_data *train, const nn_spli
     if (!source) source = "";
 
     char tmp[NN_PATH_MAX + 8];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
-        return nn_fail(err, NN_ERR_INPUT, "%s: path too long", path);
+    if (strlen(path) >= NN_PATH_MAX) return nn_fail(err, NN_ERR_INPUT, "%s: path too long", path);
+    nn_output_temporary_name(tmp, sizeof tmp, path);
 
     /* Our messages replace HDF5's automatic stack dump; restore the caller's handler after. */
     H5E_auto2_t old_handler;

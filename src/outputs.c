@@ -36,6 +36,8 @@ void nn_run_files_replaces(nn_run_files *files, int output, const char *input_pa
     if (output >= 0) files->replaces[output] = input_path;
 }
 
+void nn_output_temporary_name(char *out, size_t cap, const char *path) { snprintf(out, cap, "%s.tmp", path); }
+
 /* ---- what a path names ---- */
 
 /* A file as the kernel knows it (it exists), else its would-be name with the
@@ -137,15 +139,15 @@ static int check_apart(const nn_run_files *files, int i, int k, nn_error *err) {
     names_of(files, i, mine);
     names_of(files, k, theirs);
     const nn_file_role *out = &files->outputs[i], *other = &files->outputs[k];
+    identity x[N_ROLES], y[N_ROLES]; /* each name identified once */
+    for (int r = 0; r < N_ROLES; r++) {
+        if (mine[r][0]) identify(mine[r], &x[r]);
+        if (theirs[r][0]) identify(theirs[r], &y[r]);
+    }
     for (int a = 0; a < N_ROLES; a++) {
-        identity x;
         if (!mine[a][0]) continue;
-        identify(mine[a], &x);
         for (int b = 0; b < N_ROLES; b++) {
-            identity y;
-            if (!theirs[b][0]) continue;
-            identify(theirs[b], &y);
-            if (!same_file(&x, &y)) continue;
+            if (!theirs[b][0] || !same_file(&x[a], &y[b])) continue;
             if (a == ITSELF && b == ITSELF)
                 return nn_fail(err, NN_ERR_INPUT, "%s %s: is the same file as %s %s; give each output its own file",
                                out->option, out->path, other->option, other->path);
@@ -168,6 +170,38 @@ static bool is_mount_root(const char *path) {
            (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT);
 }
 
+/* The first input of the run that is the file `id` names; -1: none. */
+static int input_matching(const nn_run_files *files, const identity *id) {
+    for (int k = 0; k < files->n_inputs; k++) {
+        identity other;
+        identify(files->inputs[k].path, &other);
+        if (same_file(id, &other)) return k;
+    }
+    return -1;
+}
+
+/* An existing output that a file renamed over it is to replace: writable (a file made
+ * read-only is the user's wish, not the directory's), not a mount point, and not
+ * another user's in a sticky directory; else every save would fail after the
+ * epoch's work. */
+static int check_renamable(const nn_file_role *out, const struct stat *st, nn_error *err) {
+    if (access(out->path, W_OK) != 0)
+        return nn_fail(err, NN_ERR_INPUT, "%s %s: cannot write: %s; not replacing it", out->option, out->path,
+                       strerror(errno));
+    if (is_mount_root(out->path))
+        return nn_fail(err, NN_ERR_INPUT, "%s %s: is a mount point (a file mounted there) and cannot be replaced; "
+                       "give a path in a directory", out->option, out->path);
+    char dir_copy[NN_PATH_MAX];
+    snprintf(dir_copy, sizeof dir_copy, "%s", out->path);
+    struct stat dir;
+    uid_t me = geteuid();
+    if (me != 0 && st->st_uid != me && stat(dirname(dir_copy), &dir) == 0 && (dir.st_mode & S_ISVTX) &&
+        dir.st_uid != me) /* the kernel lets only the file's or the directory's owner rename over it */
+        return nn_fail(err, NN_ERR_INPUT, "%s %s: belongs to another user, in a directory with the sticky bit (as "
+                       "/tmp) where only its owner may replace it; not replacing it", out->option, out->path);
+    return NN_OK;
+}
+
 static int check_output(const nn_run_files *files, int i, nn_error *err) {
     const nn_file_role *out = &files->outputs[i];
     size_t len = strlen(out->path);
@@ -178,38 +212,22 @@ static int check_output(const nn_run_files *files, int i, nn_error *err) {
         return nn_fail(err, NN_ERR_INPUT, "%s %s: is %s; an output must be a regular file", out->option, out->path,
                        kind_of(id.st.st_mode));
     if (is_link(out->path)) return refuse_link(out, err);
-    for (int k = 0; k < files->n_inputs; k++) {
-        const nn_file_role *in = &files->inputs[k];
-        identity other;
-        identify(in->path, &other);
-        if (!same_file(&id, &other)) continue;
-        if (files->replaces[i]) {
-            identity allowed;
-            identify(files->replaces[i], &allowed);
-            if (same_file(&id, &allowed)) continue;
-        }
+    identity allowed; /* the input it is meant to take the place of, if any */
+    if (files->replaces[i]) identify(files->replaces[i], &allowed);
+    int k = input_matching(files, &id);
+    if (k >= 0 && !(files->replaces[i] && same_file(&id, &allowed)))
         return nn_fail(err, NN_ERR_INPUT, "%s %s: is the same file as %s %s, which this run reads; not overwriting it",
-                       out->option, out->path, in->option, in->path);
-    }
-    for (int k = 0; k < i; k++)
+                       out->option, out->path, files->inputs[k].option, files->inputs[k].path);
+    for (k = 0; k < i; k++)
         if (check_apart(files, i, k, err)) return err->status;
     if (files->temporary[i]) {
         identity tmp;
         identify(files->temporary[i], &tmp);
-        for (int k = 0; k < files->n_inputs; k++) {
-            identity other;
-            identify(files->inputs[k].path, &other);
-            if (same_file(&tmp, &other))
-                return nn_fail(err, NN_ERR_INPUT, "%s %s: its temporary file %s is %s %s, which this run reads",
-                               out->option, out->path, files->temporary[i], files->inputs[k].option,
-                               files->inputs[k].path);
-        }
-        if (id.exists && access(out->path, W_OK) != 0) /* read-only: the user's wish, not the directory's */
-            return nn_fail(err, NN_ERR_INPUT, "%s %s: cannot write: %s; not replacing it", out->option, out->path,
-                           strerror(errno));
-        if (id.exists && is_mount_root(out->path)) /* else every save fails, after the epoch's work */
-            return nn_fail(err, NN_ERR_INPUT, "%s %s: is a mount point (a file mounted there) and cannot be replaced; "
-                           "give a path in a directory", out->option, out->path);
+        if ((k = input_matching(files, &tmp)) >= 0)
+            return nn_fail(err, NN_ERR_INPUT, "%s %s: its temporary file %s is %s %s, which this run reads",
+                           out->option, out->path, files->temporary[i], files->inputs[k].option,
+                           files->inputs[k].path);
+        if (id.exists && check_renamable(out, &id.st, err)) return err->status;
         return try_create(out, files->temporary[i], err);
     }
     if (id.exists) { /* written in place: it must be writable as it is */

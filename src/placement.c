@@ -1,3 +1,4 @@
+/* Threads per rank, the job's cores on a node and the node's memory (see placement.h). */
 #define _GNU_SOURCE /* sched_getaffinity */
 #include "nn/placement.h"
 

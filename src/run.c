@@ -1,5 +1,8 @@
 #include "nn/run.h"
 
+#include <stdbool.h>
+#include <sys/stat.h>
+
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -71,6 +74,13 @@ static void note_number(char *changes, size_t cap, const char *name, double befo
     note_change(changes, cap, name, a, b);
 }
 
+/* The same file (by device and inode), or, where either is missing, the same name. */
+static bool same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    if (stat(a, &sa) == 0 && stat(b, &sb) == 0) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    return strcmp(a, b) == 0;
+}
+
 int nn_run_config_resume(const nn_run_config *cli, unsigned given, const nn_run_config *saved, const char *path,
                          nn_run_config *out, char *changes, size_t cap, nn_error *err) {
     int status = check_fixed(cli, given, saved, path, err);
@@ -103,8 +113,8 @@ int nn_run_config_resume(const nn_run_config *cli, unsigned given, const nn_run_
         note_change(changes, cap, "compress", nn_compress_name(saved->compress), nn_compress_name(cli->compress));
         out->compress = cli->compress;
     }
-    if ((given & NN_GIVEN_DATA) && strcmp(cli->data, saved->data)) {
-        note_change(changes, cap, "data", saved->data, cli->data);
+    if (given & NN_GIVEN_DATA) { /* the checkpoint's path is absolute: the same file named otherwise is no change */
+        if (!same_file(cli->data, saved->data)) note_change(changes, cap, "data", saved->data, cli->data);
         memcpy(out->data, cli->data, sizeof out->data);
     }
     return NN_OK;

@@ -186,7 +186,7 @@ static int allocate(trainer *t, nn_error *err) {
 static int claim_outputs(trainer *t, nn_error *err) {
     const nn_train_options *o = &t->opt;
     char checkpoint_tmp[NN_PATH_MAX + 8];
-    snprintf(checkpoint_tmp, sizeof checkpoint_tmp, "%s.tmp", o->checkpoint); /* as nn_checkpoint_save names it */
+    nn_output_temporary_name(checkpoint_tmp, sizeof checkpoint_tmp, o->checkpoint);
     nn_run_files files = {0};
     nn_run_files_input(&files, "--data", t->cfg.data);
     nn_run_files_input(&files, "--resume", o->resume);
@@ -195,10 +195,12 @@ static int claim_outputs(trainer *t, nn_error *err) {
     nn_run_files_replaces(&files, ck, o->resume); /* the usual preemptible job: --resume F --checkpoint F */
     nn_run_files_output(&files, "--metrics", o->metrics);
     int status = nn_run_files_check(&files, err);
-    if (!status && o->checkpoint[0]) status = nn_output_lock_acquire(&t->checkpoint_lock, "--checkpoint", o->checkpoint, err);
-    if (!status && o->checkpoint[0]) status = nn_checkpoint_check_replaceable(o->checkpoint, err);
-    if (!status && o->checkpoint[0]) /* a killed write's leftover, now we hold the lock: removed if ours */
-        status = nn_checkpoint_remove_leftover(o->checkpoint, checkpoint_tmp, err);
+    if (!status && o->checkpoint[0]) {
+        status = nn_output_lock_acquire(&t->checkpoint_lock, "--checkpoint", o->checkpoint, err);
+        if (!status) status = nn_checkpoint_check_replaceable(o->checkpoint, err);
+        /* a killed write's leftover, now we hold the lock: removed if ours */
+        if (!status) status = nn_checkpoint_remove_leftover(o->checkpoint, checkpoint_tmp, err);
+    }
     if (!status && o->metrics[0]) status = nn_output_lock_acquire(&t->metrics_lock, "--metrics", o->metrics, err);
     return status;
 }
@@ -209,11 +211,14 @@ void trainer_follow_output_links(trainer *t) {
 }
 
 /* Once rank 0 holds the checkpoint's lock, the checkpoint being written is this run's
- * own: every rank's watchdog may remove it if it ends the job. Not before: a run
- * refused (or hung) before the lock would remove another run's file mid-write. */
+ * own: the watchdog of every rank on rank 0's node may remove it if it ends the job.
+ * Not before: a run refused (or hung) before the lock would remove another run's file
+ * mid-write; and not on another node, where a node-local path (/tmp/ck.h5) names
+ * another job's file. Collective. */
 static void watch_leftover(const trainer *t) {
     char leftover[NN_PATH_MAX + 8] = "";
-    if (t->opt.checkpoint[0]) snprintf(leftover, sizeof leftover, "%s.tmp", t->opt.checkpoint); /* as nn_checkpoint_save names it */
+    if (t->opt.checkpoint[0] && nn_comm_on_root_node(t->comm))
+        nn_output_temporary_name(leftover, sizeof leftover, t->opt.checkpoint);
     nn_watchdog_remove_on_timeout(leftover);
 }
 

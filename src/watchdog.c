@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdalign.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,16 +75,19 @@ static int frozen(const post *p, long long now) { return now - atomic_load(&p->a
 
 /* The newest progress of the node: a rank waiting while a neighbour works (rank 0
  * writing the checkpoint) is not stuck. Sets *first to the lowest rank that is not
- * frozen: the one to speak for the node. */
+ * frozen: the one to speak for the node; -1 where a rank of the node is already
+ * ending the job (it has spoken). */
 static long long newest_beat(long long now, int *first) {
     long long newest = atomic_load_explicit(&dog.me->beat_ns, memory_order_acquire);
+    bool ending = false;
     *first = dog.local_rank;
     for (int l = dog.board ? dog.local_size - 1 : -1; l >= 0; l--) {
         long long b = atomic_load_explicit(&dog.board[l].beat_ns, memory_order_acquire);
         if (b > newest) newest = b;
         if (!frozen(&dog.board[l], now)) *first = l;
-        if (atomic_load(&dog.board[l].ending)) *first = -1; /* already said and being done */
+        ending |= atomic_load(&dog.board[l].ending) != 0;
     }
+    if (ending) *first = -1;
     return newest;
 }
 
@@ -111,15 +115,15 @@ static nn_end_cause report(long long now, long long since) {
             n += snprintf(line + n, sizeof line - n, ", its process frozen for %.0f s (stopped?)",
                           (now - atomic_load(&p->alive_ns)) / 1e9);
     }
-    if (!dog.board || behind || n >= (int)sizeof line)
-        ;
-    else if (dog.local_size == dog.world_size)
-        snprintf(line + n, sizeof line - n, "; every rank waits likewise");
-    else if (phase == NN_PHASE_SUM)
-        snprintf(line + n, sizeof line - n, "; every rank of this node waits likewise: the sum between nodes has "
-                 "not completed in %.0f s", waited);
-    else
-        snprintf(line + n, sizeof line - n, "; every rank of this node waits likewise, for another node");
+    if (dog.board && !behind && n < (int)sizeof line) { /* nobody here is behind: say what all wait for */
+        if (dog.local_size == dog.world_size)
+            snprintf(line + n, sizeof line - n, "; every rank waits likewise");
+        else if (phase == NN_PHASE_SUM)
+            snprintf(line + n, sizeof line - n, "; every rank of this node waits likewise: the sum between nodes has "
+                     "not completed in %.0f s", waited);
+        else
+            snprintf(line + n, sizeof line - n, "; every rank of this node waits likewise, for another node");
+    }
     fprintf(stderr, "%s; ending the job\n", line);
     fflush(stderr);
     if (dog.board && dog.local_size == dog.world_size) return NN_END_ALONE;

@@ -31,8 +31,11 @@ static char leftover[NN_PATH_MAX + 16];
 static atomic_bool have_leftover; /* set by the main thread, read by the watchdog's */
 
 void nn_watchdog_end_set_leftover(const char *path) {
-    atomic_store(&have_leftover, false); /* then the watchdog's thread does not read the name */
-    if (!path || !path[0]) return;     /* (and, cleared, it is not rewritten under a reader) */
+    /* cleared first, so the watchdog's thread stops reading the name; a reader that
+     * loaded `true` just before may still be reading it: harmless, as the name is set
+     * once a process (trainer_setup) and only cleared after */
+    atomic_store(&have_leftover, false);
+    if (!path || !path[0]) return;
     snprintf(leftover, sizeof leftover, "%s", path);
     atomic_store(&have_leftover, true);
 }
@@ -114,7 +117,10 @@ static void spawn_reaper(long grace_ms) {
 
 void nn_watchdog_end_job(nn_end_cause cause) {
     nn_error ignored;
-    if (atomic_load(&have_leftover)) /* the checkpoint being written; a user's file there is left alone */
+    /* the checkpoint being written; a file that does not begin as HDF5 does is left alone
+     * (the whole-file test for an HDF5 file of another kind needs HDF5, which is not
+     * safe from this thread while the main one may be inside it) */
+    if (atomic_load(&have_leftover))
         nn_output_remove_leftover("--checkpoint", "", leftover, NN_HDF5_SIGNATURE, &ignored);
     pid_t parent = getppid();
     if (cause == NN_END_ALONE && launcher_of(parent) == HEAD) {

@@ -113,6 +113,24 @@ name="resume with another lr and more epochs: epoch 4's lr is the new cosine's (
 if python3 -c 'import math, sys; want = 0.05 * (1 + math.cos(math.pi * 239 / 240)); sys.exit(abs(float(sys.argv[1]) / want - 1) > 1e-3)' "${lr4:-nan}" 2>/dev/null
 then ok "$name"; else fail "$name"; fi
 
+# ---- the dataset is named by its absolute path ----
+# A run given the default relative data/mnist.h5, resumed from another working
+# directory (a job script's cd), reads the file it trained on: it read that
+# directory's data/mnist.h5, whatever it was, with exit 0. The same file named
+# otherwise on resume is no change.
+mkdir -p "$dir/wd1/data" "$dir/wd2/data" && cp "$dir/good.h5" "$dir/wd1/data/mnist.h5" &&
+    cp "$dir/good.h5" "$dir/wd2/data/mnist.h5"
+small=(--layers 16,8,3 --batch-size 8)
+(cd "$dir/wd1" && timeout 300 "$mpiexec" -n 2 "$nntrain" "${small[@]}" --epochs 1 --checkpoint ck.h5 >"$dir/out" 2>"$dir/err")
+(cd "$dir/wd2" && timeout 300 "$mpiexec" -n 2 "$nntrain" --resume ../wd1/ck.h5 --epochs 2 >"$dir/out" 2>"$dir/err")
+rc=$?
+check "a resume from another directory reads the dataset trained on (exit $rc)" \
+    grep -q "^nntrain: $(realpath "$dir/wd1/data/mnist.h5"), " "$dir/out"
+(cd "$dir/wd1" && timeout 300 "$mpiexec" -n 2 "$nntrain" --resume ck.h5 --data data/mnist.h5 --epochs 2 >"$dir/out" 2>"$dir/err")
+rc=$?
+name="the same dataset named relatively on resume: no change reported (exit $rc)"
+if [ "$rc" -eq 0 ] && grep -q "^nntrain: resuming from ck.h5 .*changed: epochs 1->2$" "$dir/out"; then ok "$name"; else fail "$name"; fi
+
 # ---- signals ----
 # start_bg NP ARGS...: nntrain in its own process group; $pid is mpirun's
 start_bg() {

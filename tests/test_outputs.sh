@@ -188,6 +188,15 @@ if [ "$(id -u)" -eq 0 ] && runuser -u nobody -- test -x "$nntrain" 2>/dev/null; 
     as_nobody --epochs 1 --metrics wo.txt; rc=$?
     [ "$rc" -eq 2 ] && grep -qF "nntrain: --metrics wo.txt: cannot open it to read and write: Permission denied" err &&
         [ "$(cat "$ro/wo.txt")" = "notes of the user" ] || fail "a write-only metrics file: exit $rc: $(cat err)"
+    # another user's checkpoint in a sticky directory (as /tmp): only its owner may
+    # rename over it, so it is refused at start (it failed at the first save, exit 1)
+    sticky=$(mktemp -d) && chmod 1777 "$sticky" && cp ck.h5 "$sticky/theirs.h5" && chmod 666 "$sticky/theirs.h5" &&
+        cp good.h5 "$sticky/" && chmod 644 "$sticky/good.h5"
+    (cd "$sticky" && runuser -u nobody -- "$nntrain" --data good.h5 "${small[@]}" --resume theirs.h5 \
+        --checkpoint theirs.h5 --epochs 4 >"$dir/out" 2>"$dir/err"); rc=$?
+    [ "$rc" -eq 2 ] && grep -qF "nntrain: --checkpoint theirs.h5: belongs to another user, in a directory with the sticky bit" err &&
+        cmp -s ck.h5 "$sticky/theirs.h5" || fail "another user's checkpoint in a sticky directory: exit $rc: $(cat err)"
+    rm -rf "$sticky"
     cp ck.h5 "$ro/ck.h5" && chmod 644 "$ro/ck.h5"
     (cd "$ro" && runuser -u nobody -- "$nneval" --checkpoint ck.h5 --data good.h5 --metrics wo.txt >"$dir/out" 2>"$dir/err")
     rc=$?

@@ -60,8 +60,9 @@ typedef struct nn_metrics_file {
     long keep;      /* after opening: the bytes nn_metrics_cut keeps */
 } nn_metrics_file;
 
-/* Opens `path` for a run (created if missing) and reads what it holds, changing
- * nothing: a file holding anything else than nntrain's records is refused
+/* Opens `path` for a run (created if missing; read and written through one
+ * descriptor, so a file this process may not read is refused) and reads what it
+ * holds, changing nothing else: a file holding anything else than nntrain's records is refused
  * (NN_ERR_INPUT). nn_metrics_cut, once the run has passed every check, then makes
  * it the run's: keep_epochs < 0 (a fresh run), emptied; keep_epochs >= 0 (a resumed
  * run), records of later epochs and a cut-off last line removed, the rest kept. So

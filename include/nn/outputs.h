@@ -54,6 +54,10 @@ int nn_run_files_output(nn_run_files *files, const char *option, const char *pat
 void nn_run_files_temporary(nn_run_files *files, int output, const char *temporary_path);
 void nn_run_files_replaces(nn_run_files *files, int output, const char *input_path);
 
+/* Every output renamed into place is built first as "<path>.tmp", beside it (the same
+ * file system, so the rename is atomic). `cap` at least NN_PATH_MAX + 8. */
+void nn_output_temporary_name(char *out, size_t cap, const char *path);
+
 /* Local: where a write to `path` lands. A symbolic link (or a chain of them) to a
  * regular file is followed: `path` becomes that file's real path, so a file renamed
  * into place replaces the link's target and the link stays, as a write through it
@@ -62,8 +66,10 @@ void nn_run_files_replaces(nn_run_files *files, int output, const char *input_pa
 void nn_output_follow_link(char *path, size_t cap);
 
 /* Local: applies the rule to every output. NN_ERR_INPUT with one line naming the
- * option, the path and the problem; nothing is created or changed (a temporary
- * file already there is left alone: it may be a live run's). */
+ * option, the path and the problem. Nothing is left changed: the file tried in the
+ * directory (the temporary's name, or the output's when written in place and
+ * missing) is created and at once removed, and a temporary file already there is
+ * left alone (it may be a live run's). */
 int nn_run_files_check(const nn_run_files *files, nn_error *err);
 
 /* Local: NN_OK where `path` is missing, empty or not a regular file (the rule above

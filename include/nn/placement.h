@@ -1,5 +1,6 @@
 /* Where a rank runs: how many OpenMP threads it uses, given the cores of its node
- * and the cores mpirun bound it to. */
+ * and the cores mpirun bound it to; the cores the job has on a node; and the memory
+ * a node can give its ranks (RAM, a cgroup's limit, swap), checked before a run. */
 #ifndef NN_PLACEMENT_H
 #define NN_PLACEMENT_H
 

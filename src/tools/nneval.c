@@ -180,7 +180,7 @@ static bool replaceable(const char *path, int *unread) {
  * there is a result (write_metrics): a run that fails or is stopped leaves it as it was. */
 static int claim_metrics(const eval_options *o, const char *data, nn_output_lock *lock, nn_error *err) {
     char tmp[NN_PATH_MAX + 8];
-    snprintf(tmp, sizeof tmp, "%s.tmp", o->metrics); /* as write_metrics names it */
+    nn_output_temporary_name(tmp, sizeof tmp, o->metrics);
     nn_run_files files = {0};
     nn_run_files_input(&files, "--checkpoint", o->checkpoint);
     nn_run_files_input(&files, "--data", data);
@@ -202,7 +202,7 @@ static int claim_metrics(const eval_options *o, const char *data, nn_output_lock
 static int write_metrics(const eval_options *o, const nn_scores *s, const long *confusion, int classes,
                          const char *data, nn_error *err) {
     char tmp[NN_PATH_MAX + 8];
-    snprintf(tmp, sizeof tmp, "%s.tmp", o->metrics);
+    nn_output_temporary_name(tmp, sizeof tmp, o->metrics);
     /* exclusive: a killed run's was removed under the lock, so a file there now is someone else's */
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0666); /* the mode fopen would give */
     if (fd < 0) return nn_fail(err, NN_ERR_RUNTIME, "--metrics %s: cannot create %s: %s", o->metrics, tmp, strerror(errno));

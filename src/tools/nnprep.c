@@ -1,5 +1,6 @@
 /* nnprep: convert the four MNIST-style IDX files in a directory into the HDF5 dataset
- * file that nntrain reads. Serial: HDF5's default driver needs no MPI_Init. */
+ * file that nntrain reads. Serial: the file is built in memory (nn/hdf5_image.h) and
+ * needs no MPI_Init. */
 #define _XOPEN_SOURCE 700 /* stat, realpath */
 
 #include <errno.h>
@@ -155,7 +156,7 @@ static nn_split_data as_split_data(const split_files *s) {
 static int claim_out(const prep_options *opts, const split_files *train, const split_files *test,
                      nn_output_lock *lock, nn_error *err) {
     char tmp[NN_PATH_MAX + 8];
-    snprintf(tmp, sizeof tmp, "%s.tmp", opts->out); /* as nn_dataset_write names it */
+    nn_output_temporary_name(tmp, sizeof tmp, opts->out);
     nn_run_files files = {0};
     const split_files *splits[2] = {train, test};
     for (int i = 0; i < 2; i++) {
