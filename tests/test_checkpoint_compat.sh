@@ -33,9 +33,18 @@ NNTRAIN_STOP_AT_STEP=30 timeout 300 "$mpiexec" -n 2 "$nntrain" --train-limit 300
     --checkpoint "$dir/new.h5" >"$dir/out" 2>"$dir/err"
 rc=$?
 check "the same run stops after epoch 1 (exit $rc, expected 75)" [ "$rc" -eq 75 ]
-# format 1 has since gained two optional groups: the last test accuracy and the attribute checksum
-check "its checkpoint has the fixture's content (h5diff, apart from /results and /integrity)" \
-    h5diff --exclude-path /results --exclude-path /integrity "$fixture" "$dir/new.h5"
+# format 1 has since gained two optional groups: the last test accuracy and the attribute
+# checksum; and since 2026-12-07 /options' data names the dataset by its absolute path
+check "its checkpoint has the fixture's content (h5diff, apart from /results, /integrity and /options)" \
+    h5diff --exclude-path /results --exclude-path /integrity --exclude-path /options "$fixture" "$dir/new.h5"
+check "its /options are the fixture's, but data: the absolute path of the fixture's data/mnist.h5" \
+    /usr/bin/python3 - "$fixture" "$dir/new.h5" "$(realpath data/mnist.h5)" <<'PY'
+import sys, h5py
+old, new = (h5py.File(path, "r")["/options"].attrs for path in sys.argv[1:3])
+text = lambda v: v.decode() if isinstance(v, bytes) else v
+same = set(old) == set(new) and all(text(old[k]) == text(new[k]) for k in old if k != "data")
+sys.exit(0 if same and text(old["data"]) == "data/mnist.h5" and text(new["data"]) == sys.argv[3] else 1)
+PY
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

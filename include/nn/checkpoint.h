@@ -1,5 +1,5 @@
 /* Checkpoints: everything needed to continue training exactly, in one HDF5 file
- * (layout in docs/formats.md and checkpoint.c's table, readable with h5dump). Written to a
+ * (layout in docs/formats.md and src/checkpoint_format.h's table, readable with h5dump). Written to a
  * temporary file beside the target, flushed to disk, then renamed into place: a
  * crash at any moment leaves either the old checkpoint or the new one, never a
  * broken file. This module knows the file format only; when to save is the
