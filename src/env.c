@@ -171,6 +171,7 @@ int nn_env_agree(MPI_Comm comm, nn_error *err) {
     for (int k = 0; k < N_KNOBS && !status; k++) {
         if (!knobs[k].alike) continue;
         const char *value = nn_env(knobs[k].name);
+        if (value && !strcmp(value, "auto")) value = NULL; /* NN_NODE_SUM's default, said or not */
         char hint[96];
         snprintf(hint, sizeof hint, "give every rank the same (mpirun -x %s)", knobs[k].name);
         status = nn_comm_agree_same(comm, value ? value : "", value ? strlen(value) + 1 : 0, knobs[k].name, hint, err);

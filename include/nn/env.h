@@ -27,8 +27,8 @@ long nn_env_count(const char *name, long unset);
  * knob whose value is not one it takes; NN_OK when all are fine. */
 int nn_env_check(nn_error *err);
 
-/* Collective: NN_OK where every rank has the same value (or none) of each knob that
- * picks a collective path (NN_NODE_SUM, NN_NODE_PARAMS, NN_EXACT_SUM); else
+/* Collective: NN_OK where every rank has the same value (or none; "auto" is none) of
+ * each knob that picks a collective path (NN_NODE_SUM, NN_NODE_PARAMS, NN_EXACT_SUM); else
  * NN_ERR_INPUT on every rank, naming the knob. */
 int nn_env_agree(MPI_Comm comm, nn_error *err);
 

@@ -303,9 +303,9 @@ int main(int argc, char **argv) {
     if (!status && rank == 0) nn_output_follow_link(o.metrics, sizeof o.metrics); /* rank 0 writes it */
     if (!status && o.show) {
         if (rank == 0) o.show == 1 ? usage(stdout) : (void)printf("nneval %s\n", NN_VERSION);
-    } else if (!status) { /* every rank checks its own environment: NN_GEMM_PACK, here */
+    } else if (!status) { /* every rank checks its own environment: NN_GEMM_PACK, here (the knobs
+                           * that pick nntrain's collective paths are not nneval's) */
         status = nn_comm_agree(MPI_COMM_WORLD, nn_env_check(&err), &err);
-        if (!status) status = nn_env_agree(MPI_COMM_WORLD, &err);
         if (!status) status = nn_watchdog_start(MPI_COMM_WORLD, o.timeout, &err); /* the node's ranks together */
         if (!status) status = run(&o, MPI_COMM_WORLD, &err);
         nn_watchdog_stop();
