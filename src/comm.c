@@ -1,10 +1,11 @@
-#define _POSIX_C_SOURCE 200809L /* stpcpy */
+#define _DEFAULT_SOURCE /* stpcpy; MAP_ANONYMOUS and MAP_NORESERVE */
 /* MPI helpers (see nn/comm.h). */
 #include "nn/comm.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/statvfs.h>
 
 int nn_comm_agree(MPI_Comm comm, int status, nn_error *err) {
@@ -76,15 +77,30 @@ void nn_comm_node_layout(MPI_Comm comm, int *local_ranks, int *nodes) {
     if (nodes) *nodes = leaders;
 }
 
+/* Whether this process may map `bytes` more of address space now: reserved, never
+ * touched, and given back (RLIMIT_AS counts the reservation; RAM does not). */
+static int can_map(double bytes) {
+    if (bytes <= 0 || bytes > (double)SIZE_MAX) return bytes <= 0;
+    void *p = mmap(NULL, (size_t)bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) return 0;
+    munmap(p, (size_t)bytes);
+    return 1;
+}
+
 nn_shm_room nn_comm_shm_room(MPI_Comm comm, MPI_Comm node, double bytes) {
     nn_shm_room room = {.dir = getenv("OMPI_MCA_osc_sm_backing_directory"), .need = bytes + (1 << 20), .free = -1.0};
     if (!room.dir || !*room.dir) room.dir = "/dev/shm";
-    int local;
+    int local, rank, ranks;
     MPI_Comm_rank(node, &local);
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &ranks);
     struct statvfs st;
     if (local == 0 && statvfs(room.dir, &st) == 0) room.free = (double)st.f_bavail * (double)st.f_frsize;
     MPI_Bcast(&room.free, 1, MPI_DOUBLE, 0, node);
-    room.here = bytes <= 0 || room.free < 0 || room.free >= room.need;
+    room.unmappable = bytes <= 0 || can_map(room.need) ? ranks : rank;
+    MPI_Allreduce(MPI_IN_PLACE, &room.unmappable, 1, MPI_INT, MPI_MIN, node);
+    if (room.unmappable == ranks) room.unmappable = -1;
+    room.here = bytes <= 0 || (room.unmappable < 0 && (room.free < 0 || room.free >= room.need));
     room.everywhere = room.here;
     MPI_Allreduce(MPI_IN_PLACE, &room.everywhere, 1, MPI_INT, MPI_MIN, comm);
     return room;

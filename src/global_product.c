@@ -299,7 +299,10 @@ int nn_global_product_create(nn_global_product **out, MPI_Comm comm, nn_model *m
     if (!status) status = allocate(gp);
     if (!status) status = plan_tiles(gp);
     if (!status && gp->nodes > 1) status = node_types(gp, comm, shape->rows, shape->first_row);
-    if (crowded)
+    if (crowded && room.unmappable >= 0)
+        snprintf(gp->where, sizeof gp->where, "each rank on its own: rank %d's address space (ulimit -v) has no "
+                 "room for a node's %.1f MiB", room.unmappable, node_mib);
+    else if (crowded)
         snprintf(gp->where, sizeof gp->where, "each rank on its own: %s has no room for a node's %.1f MiB",
                  room.here ? "another node's shared memory" : room.dir, node_mib);
     else

@@ -297,7 +297,10 @@ static size_t window_bytes(const nn_reducer *red) {
  * goes through MPI instead, and red->note says why. Local rank 0 of a node looks. */
 static int shm_fits(nn_reducer *red, MPI_Comm comm) {
     nn_shm_room room = nn_comm_shm_room(comm, red->node, (double)window_bytes(red));
-    if (!room.here)
+    if (room.unmappable >= 0)
+        snprintf(red->note, sizeof red->note, "as rank %d's address-space limit (ulimit -v) leaves no room to map "
+                 "the shared-memory sum's %.0f MiB", room.unmappable, room.need / 1048576.0);
+    else if (!room.here)
         snprintf(red->note, sizeof red->note, "as %s has %.0f MiB free and a shared-memory sum needs %.0f MiB",
                  room.dir, room.free / 1048576.0, room.need / 1048576.0);
     else if (!room.everywhere)

@@ -41,10 +41,14 @@ void nn_comm_node_layout(MPI_Comm comm, int *local_ranks, int *nodes);
 /* Whether a node's shared window of `bytes` fits where OpenMPI backs it
  * (OMPI_MCA_osc_sm_backing_directory, else /dev/shm; Docker's default is 64 MiB):
  * there, `free` bytes (-1 when unknown: then it is tried), with 1 MiB left for
- * OpenMPI's own; `everywhere`: on every node of comm. */
+ * OpenMPI's own; and in the address space of each of the node's ranks, every one
+ * of which maps the whole window (`unmappable`: the first world rank whose limit,
+ * `ulimit -v`, leaves too little, else -1: OpenMPI crashes in the window's set-up
+ * where one rank's mmap fails). `everywhere`: on every node of comm. */
 typedef struct nn_shm_room {
     const char *dir;
     double need, free;
+    int unmappable;
     int here, everywhere;
 } nn_shm_room;
 
