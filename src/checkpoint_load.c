@@ -281,6 +281,16 @@ static int saved_rows(reader *r, const nn_checkpoint *ck) {
     return rows == 1 ? 1 : ck->ranks; /* any other shape is refused by get_dataset */
 }
 
+/* A checksum only says the numbers are the ones written: a NaN or infinity among them
+ * (a file edited and re-signed, or written by a run gone astray) would train or score
+ * as garbage, and a resumed run would blame --lr for the file's fault. */
+static void check_finite(reader *r, const float *values, size_t n, const char *what) {
+    for (size_t i = 0; i < n && !r->failed; i++)
+        if (!isfinite(values[i]))
+            reject(r, NN_ERR_INPUT, "not a valid checkpoint: %s %zu of %zu is %g; a model that is not finite cannot "
+                   "be resumed or evaluated", what, i, n, (double)values[i]);
+}
+
 /* Parameters, momentum and the per-rank state, with the checksums checked. */
 static void get_arrays(reader *r, const record *rec, nn_checkpoint *ck) {
     /* the file holds the arrays its widths promise before their memory is asked for:
@@ -318,6 +328,8 @@ static void get_arrays(reader *r, const record *rec, nn_checkpoint *ck) {
                (uint32_t)rec->checksum, computed);
     if ((uint32_t)rec->velocity_checksum != nn_checksum(ck->velocity, ck->n_params))
         reject(r, NN_ERR_INPUT, "momentum checksum mismatch: the file is corrupted");
+    check_finite(r, ck->params, ck->n_params, "parameter");
+    check_finite(r, ck->velocity, ck->n_params, "momentum value");
 }
 
 void nn_checkpoint_free(nn_checkpoint *ck) {

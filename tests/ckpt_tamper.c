@@ -1,5 +1,6 @@
 /* Damages a checkpoint in place, the way the bad-checkpoint tests need:
  *   ckpt_tamper FILE weight      change one weight (the checksum no longer matches)
+ *   ckpt_tamper FILE nan-weight  make one weight a NaN (likewise)
  *   ckpt_tamper FILE version N   set format_version to N
  *   ckpt_tamper FILE real-version  store format_version as the real 1.5
  *   ckpt_tamper FILE set GROUP NAME VALUE  set (or add) an attribute: an integer when
@@ -11,6 +12,7 @@
  *   ckpt_tamper FILE sparse W0,W1,...  the same, and layer datasets of those shapes that
  *                                      were never written (chunked: they take no room) */
 #include <hdf5.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,14 +81,14 @@ static int sparse_layers(hid_t file, const char *list) {
 
 int main(int argc, char **argv) {
     if (argc < 3) {
-        fprintf(stderr, "usage: ckpt_tamper FILE weight|version N|real-version|set GROUP NAME VALUE|unsigned|loss VALUE|"
+        fprintf(stderr, "usage: ckpt_tamper FILE weight|nan-weight|version N|real-version|set GROUP NAME VALUE|unsigned|loss VALUE|"
                         "widths|sparse W0,W1,...\n");
         return 2;
     }
     hid_t file = H5Fopen(argv[1], H5F_ACC_RDWR, H5P_DEFAULT);
     if (file < 0) return 1;
     int rc = 1;
-    if (!strcmp(argv[2], "weight")) {
+    if (!strcmp(argv[2], "weight") || !strcmp(argv[2], "nan-weight")) {
         hid_t dset = H5Dopen2(file, "/model/dense1/weight", H5P_DEFAULT);
         hid_t space = H5Dget_space(dset);
         hsize_t start[2] = {0, 0}, count[2] = {1, 1};
@@ -94,7 +96,7 @@ int main(int argc, char **argv) {
         hid_t mem = H5Screate_simple(2, count, NULL);
         float w;
         if (H5Dread(dset, H5T_NATIVE_FLOAT, mem, space, H5P_DEFAULT, &w) >= 0) {
-            w += 1.0f;
+            w = strcmp(argv[2], "weight") ? NAN : w + 1.0f;
             rc = H5Dwrite(dset, H5T_NATIVE_FLOAT, mem, space, H5P_DEFAULT, &w) < 0;
         }
         H5Sclose(mem);

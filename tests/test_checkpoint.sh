@@ -245,6 +245,11 @@ head -c $(($(stat -c %s "$good") / 2)) "$good" >"$dir/truncated.h5"
 cp "$good" "$dir/corrupt.h5" && "$tamper" "$dir/corrupt.h5" weight
 cp "$good" "$dir/version.h5" && "$tamper" "$dir/version.h5" version 99
 echo "not a checkpoint" >"$dir/text.h5"
+# a NaN weight in a file re-signed (its attribute checksum dropped, as older files have
+# none; the parameter checksum set to what the loader computes): finite is checked too
+cp "$good" "$dir/nan.h5" && "$tamper" "$dir/nan.h5" nan-weight && "$tamper" "$dir/nan.h5" unsigned
+crc=$("$nneval" --checkpoint "$dir/nan.h5" 2>&1 | sed -n 's/.*parameter checksum mismatch (stored [0-9a-f]*, computed \([0-9a-f]*\)).*/\1/p')
+[ -n "$crc" ] && "$tamper" "$dir/nan.h5" set /model checksum $((16#$crc))
 # bad FILE MESSAGE [ARGS...]: resume FILE writing to FILE; expect exit 2 and FILE unchanged
 bad() {
     local file=$1 msg=$2; shift 2
@@ -259,6 +264,7 @@ bad() {
 bad "$dir/truncated.h5" "$dir/truncated.h5: not a valid checkpoint: truncated or not an HDF5 file"
 bad "$dir/text.h5" "$dir/text.h5: not a valid checkpoint: truncated or not an HDF5 file"
 bad "$dir/corrupt.h5" "$dir/corrupt.h5: parameter checksum mismatch"
+bad "$dir/nan.h5" "$dir/nan.h5: not a valid checkpoint: parameter 0 of 45360 is nan; a model that is not finite cannot be resumed or evaluated"
 bad "$dir/version.h5" "$dir/version.h5: checkpoint format version 99, this nntrain reads versions 1 and 2"
 bad "$dir/other.h5" "--layers conflicts with checkpoint $dir/other.h5" --layers 784,50,100,10
 bad "$good" "--batch-size 50 conflicts with checkpoint $good (100)" --batch-size 50
@@ -272,6 +278,11 @@ if [ "$rc" -eq 2 ] && grep -qF "$dir/missing.h5: cannot read checkpoint" "$dir/e
 rc=$?
 name="nneval on a corrupted checkpoint: exit 2"
 if [ "$rc" -eq 2 ] && grep -q "checksum mismatch" "$dir/err"; then ok "$name"; else fail "$name"; fi
+"$mpiexec" -n 2 "$nneval" --checkpoint "$dir/nan.h5" --metrics "$dir/nan.json" >/dev/null 2>"$dir/err"
+rc=$?
+name="nneval on a checkpoint with a NaN weight: exit 2, no result written"
+if [ "$rc" -eq 2 ] && grep -q "parameter 0 of 45360 is nan" "$dir/err" && [ ! -e "$dir/nan.json" ]; then ok "$name"
+else fail "$name"; fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
