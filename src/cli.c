@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "nn/conv_spec.h"
+#include "nn/signals.h"
 #include "nn/watchdog.h"
 
 const char *nn_cli_name(const struct option *options, int val) {
@@ -125,4 +126,13 @@ int nn_cli_widths(const char *name, const char *text, nn_model_spec *spec, nn_er
     spec->n_widths = n;
     spec->n_convs = 0;
     return NN_OK;
+}
+
+int nn_cli_stdout_status(const char *program, int status) {
+    errno = 0;
+    int failed = fflush(stdout) != 0 || ferror(stdout);
+    if (!failed || status != NN_OK || nn_reader_gone() || errno == EPIPE) return status;
+    fprintf(stderr, "%s: standard output: write failed%s%s; the lines printed there are lost\n", program,
+            errno ? ": " : "", errno ? strerror(errno) : "");
+    return NN_ERR_RUNTIME;
 }

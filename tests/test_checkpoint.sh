@@ -74,6 +74,34 @@ rc=$?
 name="nneval: exit 0, accuracy and confusion matrix match the run's final test accuracy"
 if [ "$rc" -eq 0 ] && grep -q 'confusion matrix' "$dir/out" && check_metrics nneval "$dir/eval.json" "$dir/a2.jsonl"
 then ok "$name"; else fail "$name"; fi
+# a path is bytes, JSON is UTF-8: a byte of no UTF-8 comes back through Python's
+# surrogateescape, a well-formed "é" as itself
+odd=$'\xff\xc3\xa9.h5'
+cp "$dir/a2.h5" "$dir/$odd"
+(cd "$dir" && "$nneval" --checkpoint "$odd" --metrics odd.json >/dev/null 2>"$dir/err")
+rc=$?
+name="nneval: a checkpoint named with a byte that is not UTF-8 makes valid JSON that names it exactly"
+if [ "$rc" -eq 0 ] && python3 -c 'import json, os, sys
+r = json.load(open(sys.argv[1], encoding="utf-8"))
+assert os.fsencode(r["checkpoint"]) == b"\xff\xc3\xa9.h5", r["checkpoint"]' "$dir/odd.json"
+then ok "$name"; else fail "$name"; fi
+rm -f "$dir/$odd"
+# a singleton's standard output is the run's only report: one that cannot be written
+# (a full disk) is exit 1 with a line, not 0; a reader that left (| head) is not
+"$nneval" --checkpoint "$dir/a2.h5" >/dev/full 2>"$dir/err"
+rc=$?
+name="nneval >/dev/full: exit 1, 'standard output: write failed'"
+if [ "$rc" -eq 1 ] && grep -q "^nneval: standard output: write failed: No space left on device" "$dir/err"
+then ok "$name"; else fail "$name"; fi
+"$nneval" --checkpoint "$dir/a2.h5" 2>"$dir/err" | head -c 1 >/dev/null
+rc=${PIPESTATUS[0]}
+check "nneval | head -c 1: exit 0 (exit $rc)" [ "$rc" -eq 0 ]
+"$nntrain" --data "$dir/good.h5" --layers 16,8,3 --batch-size 8 --epochs 1 --checkpoint "$dir/full.h5" \
+    >/dev/full 2>"$dir/err"
+rc=$?
+name="nntrain >/dev/full: exit 1, 'standard output: write failed', the checkpoint written"
+if [ "$rc" -eq 1 ] && grep -q "^nntrain: standard output: write failed" "$dir/err" && [ -s "$dir/full.h5" ]
+then ok "$name"; else fail "$name"; fi
 
 # ---- a convolutional network: format 2, exact resume, nneval ----
 conv=(--layers conv5x5x4p2,pool2,conv3x3x6,pool2,32,10 --activation relu --lr 0.05 --batch-size 120 --dropout 0.2

@@ -5,6 +5,7 @@
 #    resumes to the end (exit 0);
 #  - SIGTERM, SIGINT or SIGHUP to the ranks mid-epoch (what srun and Slurm's time
 #    limit deliver): exit 75 with a checkpoint that resumes;
+#  - a singleton started with SIGHUP ignored (nohup) keeps it ignored;
 #  - SIGTERM to mpirun itself: mpirun's own exit code is 1 whatever the ranks do
 #    (OpenMPI's rule, see README), but with odls_base_sigkill_timeout raised the ranks
 #    still write their checkpoint, which resumes.
@@ -81,6 +82,22 @@ for sig in TERM INT HUP; do
     check "SIG$sig to the ranks mid-run: exit 75 (got $rc)" [ "$rc" -eq 75 ]
     check "SIG$sig to the ranks mid-run: the checkpoint resumes" resumes
 done
+
+# nohup's promise: a stop signal ignored when nntrain started stays ignored (SIGHUP
+# under nohup); the run goes on to its end, and SIGUSR1 still stops it
+rm -f "$dir/ck.h5"
+env --ignore-signal=HUP "$nntrain" "${job[@]}" >"$dir/out" 2>"$dir/err" &
+pid=$!
+for _ in $(seq 600); do [ -e "$dir/ck.h5" ] && break; sleep 0.1; done
+ignored=$(sed -n 's/^SigIgn:\s*//p' "/proc/$pid/status" 2>/dev/null)
+kill -HUP "$pid"
+sleep 1
+alive=no; kill -0 "$pid" 2>/dev/null && alive=yes
+kill -USR1 "$pid" 2>/dev/null
+wait "$pid"
+rc=$?
+name="a singleton started with SIGHUP ignored (nohup): it stays ignored (SigIgn $ignored), SIGHUP leaves it running ($alive), SIGUSR1 stops it: exit 75 (got $rc)"
+if [ -n "$ignored" ] && (( 0x$ignored & 1 )) && [ "$alive" = yes ] && [ "$rc" -eq 75 ]; then ok "$name"; else fail "$name"; fi
 
 export OMPI_MCA_odls_base_sigkill_timeout=10 # mpirun kills the ranks this long after its SIGTERM
 launch "${job[@]}"

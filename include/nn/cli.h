@@ -37,6 +37,12 @@ int nn_cli_timeout(const char *name, const char *text, double *out, nn_error *er
 /* A non-empty path that fits NN_PATH_MAX. */
 int nn_cli_path(const char *name, const char *text, char *dst, nn_error *err);
 
+/* At a tool's end: `status`, or NN_ERR_RUNTIME with one line on stderr where it was
+ * NN_OK but standard output could not be written (a full disk, /dev/full: what was
+ * printed is lost, and an exit 0 would say all is well). A reader that left (a pipe
+ * closed, `| head`) is not a failure: it chose to read no more. */
+int nn_cli_stdout_status(const char *program, int status);
+
 /* "784,50,100,10" into spec->widths (input first, classes last), or a network with
  * convolutions, "conv5x5x32p2,pool2,1024,10" (conv_spec.h). */
 int nn_cli_widths(const char *name, const char *text, nn_model_spec *spec, nn_error *err);

@@ -4,6 +4,7 @@
 #define _POSIX_C_SOURCE 200809L /* fsync, fdopen */
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <mpi.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -106,15 +107,39 @@ static void report(FILE *out, const nn_scores *s, const long *confusion, int cla
     }
 }
 
-/* A JSON string: quotes, backslashes and control characters escaped. */
+/* How many bytes of well-formed UTF-8 begin at `c` (1 to 4), or 0 where they are not
+ * (a stray continuation byte, a sequence cut short, overlong, a surrogate, > U+10FFFF). */
+static int utf8_length(const unsigned char *c) {
+    int n = *c < 0x80 ? 1 : *c >= 0xc2 && *c <= 0xdf ? 2 : *c >= 0xe0 && *c <= 0xef ? 3
+          : *c >= 0xf0 && *c <= 0xf4 ? 4 : 0;
+    for (int i = 1; i < n; i++)
+        if ((c[i] & 0xc0) != 0x80) return 0;
+    if (n == 3 && ((*c == 0xe0 && c[1] < 0xa0) || (*c == 0xed && c[1] >= 0xa0))) return 0;
+    if (n == 4 && ((*c == 0xf0 && c[1] < 0x90) || (*c == 0xf4 && c[1] >= 0x90))) return 0;
+    return n;
+}
+
+/* A JSON string: quotes, backslashes and control characters escaped. A path is bytes,
+ * JSON is UTF-8: a byte that is not part of UTF-8 is written as Python's
+ * surrogateescape writes it (\udc80 to \udcff), so json.load reads the file and
+ * os.fsencode gives the path back exactly. */
 static void put_json_string(FILE *f, const char *text) {
     fputc('"', f);
-    for (const unsigned char *c = (const unsigned char *)text; *c; c++) {
-        if (*c == '"' || *c == '\\') fprintf(f, "\\%c", *c);
+    for (const unsigned char *c = (const unsigned char *)text; *c;) {
+        int n = utf8_length(c);
+        if (n == 0) fprintf(f, "\\u%04x", 0xdc00 + *c);
+        else if (*c == '"' || *c == '\\') fprintf(f, "\\%c", *c);
         else if (*c < 0x20) fprintf(f, "\\u%04x", *c);
-        else fputc(*c, f);
+        else fwrite(c, 1, (size_t)n, f);
+        c += n ? n : 1;
     }
     fputc('"', f);
+}
+
+/* JSON has no NaN or infinity: such a number is written as null. */
+static void put_json_number(FILE *f, double x) {
+    if (isfinite(x)) fprintf(f, "%.17g", x);
+    else fputs("null", f);
 }
 
 static int write_json(FILE *f, const char *path, const nn_scores *s, const long *confusion, int classes,
@@ -123,8 +148,9 @@ static int write_json(FILE *f, const char *path, const nn_scores *s, const long 
     put_json_string(f, ckpt);
     fprintf(f, ", \"data\": ");
     put_json_string(f, data);
-    fprintf(f, ", \"split\": \"%s\", \"samples\": %ld, \"loss\": %.17g, \"accuracy\": %.17g, \"per_class_accuracy\": [",
-            split, s->total, s->loss, s->accuracy);
+    fprintf(f, ", \"split\": \"%s\", \"samples\": %ld, \"loss\": ", split, s->total);
+    put_json_number(f, s->loss);
+    fprintf(f, ", \"accuracy\": %.17g, \"per_class_accuracy\": [", s->accuracy);
     for (int c = 0; c < classes; c++) {
         long row = 0;
         for (int p = 0; p < classes; p++) row += confusion[c * classes + p];
@@ -311,7 +337,7 @@ int main(int argc, char **argv) {
         nn_watchdog_stop();
     }
     if (status && rank == 0) fprintf(stderr, "nneval: %s\n", err.msg);
-    fflush(stdout); /* before a wait that the watchdog may end with _exit */
+    status = nn_cli_stdout_status("nneval", status); /* before a wait that the watchdog may end with _exit */
     nn_watchdog_beat(-1, NN_PHASE_FINISH); /* a lost node can hold MPI_Finalize too */
     MPI_Finalize();
     nn_watchdog_end();

@@ -4,6 +4,7 @@
 #include <mpi.h>
 #include <stdio.h>
 
+#include "nn/cli.h"
 #include "nn/comm.h"
 #include "nn/env.h"
 #include "nn/hint.h"
@@ -14,7 +15,7 @@
 #include "nn/watchdog.h"
 
 static int finish(int status) {
-    fflush(stdout); /* before a wait that the watchdog may end with _exit */
+    status = nn_cli_stdout_status("nntrain", status); /* before a wait that the watchdog may end with _exit */
     nn_watchdog_beat(-1, NN_PHASE_FINISH); /* a lost node can hold MPI_Finalize too */
     MPI_Finalize();
     nn_watchdog_end();
