@@ -165,7 +165,9 @@ int nn_dataset_write(const char *path, const nn_split_data *train, const nn_spli
 
     status = create_tmp(path, tmp, err);
     if (status == NN_OK) {
+        nn_output_writing(tmp); /* ours now: a stop signal removes it */
         status = write_tmp_file(tmp, path, train, test, num_classes, source, err);
+        nn_output_writing(NULL); /* a signal from here on leaves the name alone, never removes what took it */
         if (status == NN_OK && rename(tmp, path) != 0)
             status = nn_fail(err, NN_ERR_RUNTIME, "%s: cannot rename %s into place: %s", path,
                              tmp, strerror(errno));

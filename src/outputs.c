@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +38,24 @@ void nn_run_files_replaces(nn_run_files *files, int output, const char *input_pa
 }
 
 void nn_output_temporary_name(char *out, size_t cap, const char *path) { snprintf(out, cap, "%s.tmp", path); }
+
+/* The temporary file being written, for a signal handler: the name is copied before
+ * the flag is raised, so a handler never reads it half-written. */
+static char writing_name[NN_PATH_MAX + 8];
+static volatile sig_atomic_t writing;
+
+void nn_output_writing(const char *temporary_path) {
+    writing = 0;
+    if (temporary_path && strlen(temporary_path) < sizeof writing_name) {
+        memcpy(writing_name, temporary_path, strlen(temporary_path) + 1);
+        writing = 1;
+    }
+}
+
+void nn_output_abandon(void) {
+    if (writing) unlink(writing_name);
+    writing = 0;
+}
 
 /* ---- what a path names ---- */
 

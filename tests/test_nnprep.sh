@@ -40,5 +40,36 @@ expect 0 "" --help
 if grep -q -- "--out FILE" "$dir/out" && grep -qi "usage" "$dir/out"; then ok "--help prints the usage, --out among it"
 else fail "--help prints the usage, --out among it"; fi
 
+# A stop signal mid-write (caught with the temporary file there, the process frozen
+# by SIGSTOP so the signal lands mid-write on any machine): the process ends as the
+# signal says, and leaves neither the half-written temporary file nor its lock; an
+# earlier dataset at --out is kept as it was. Tries again where the write was over
+# before it could be caught.
+mkdir -p "$dir/big" && python3 "$here/make_idx.py" "$dir/big" 100000 || fail "cannot make the large IDX files"
+for sig in INT TERM HUP; do
+    out="$dir/stopped_$sig.h5"
+    [ "$sig" = TERM ] && cp "$dir/ok.h5" "$out" && before=$(sha256sum <"$out")
+    caught=0
+    for attempt in 1 2 3 4 5 6 7 8; do
+        rm -f "$out.tmp" "$out.lock"
+        env --default-signal="$sig" "$nnprep" --out "$out" "$dir/big" >/dev/null 2>"$dir/err" & # (a background job ignores SIGINT)
+        pid=$!
+        while [ ! -e "$out.tmp" ] && kill -0 "$pid" 2>/dev/null; do sleep 0.005; done
+        kill -STOP "$pid" 2>/dev/null
+        if [ -e "$out.tmp" ]; then caught=1; kill -"$sig" "$pid"; fi
+        kill -CONT "$pid" 2>/dev/null
+        wait "$pid"
+        rc=$?
+        [ "$caught" -eq 1 ] && break
+    done
+    expected=$(( 128 + $(kill -l "$sig") ))
+    kept=yes
+    if [ "$sig" = TERM ]; then [ "$(sha256sum <"$out")" = "$before" ] || kept=no
+    else [ ! -e "$out" ] || kept=no; fi
+    name="SIG$sig mid-write: exit $expected (got $rc), no $out.tmp, no lock, --out as before ($kept)"
+    if [ "$caught" -eq 1 ] && [ "$rc" -eq "$expected" ] && [ ! -e "$out.tmp" ] && [ ! -e "$out.lock" ] && [ "$kept" = yes ]
+    then ok "$name"; else fail "$name (caught mid-write: $caught)"; fi
+done
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

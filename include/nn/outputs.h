@@ -58,6 +58,13 @@ void nn_run_files_replaces(nn_run_files *files, int output, const char *input_pa
  * file system, so the rename is atomic). `cap` at least NN_PATH_MAX + 8. */
 void nn_output_temporary_name(char *out, size_t cap, const char *path);
 
+/* Local: `temporary_path` is a file this process created (O_EXCL) and is writing now;
+ * NULL once it is renamed into place or removed. nn_output_abandon, which a stop
+ * signal's handler may call (it is async-signal-safe), removes it: a tool killed
+ * part-way leaves no half-written file behind, under whatever name. */
+void nn_output_writing(const char *temporary_path);
+void nn_output_abandon(void);
+
 /* Local: where a write to `path` lands. A symbolic link (or a chain of them) to a
  * regular file is followed: `path` becomes that file's real path, so a file renamed
  * into place replaces the link's target and the link stays, as a write through it

@@ -1,10 +1,11 @@
 /* nnprep: convert the four MNIST-style IDX files in a directory into the HDF5 dataset
  * file that nntrain reads. Serial: the file is built in memory (nn/hdf5_image.h) and
  * needs no MPI_Init. */
-#define _XOPEN_SOURCE 700 /* stat, realpath */
+#define _XOPEN_SOURCE 700 /* stat, realpath, sigaction */
 
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "nn/error.h"
 #include "nn/idx.h"
 #include "nn/outputs.h"
+#include "nn/signals.h"
 #include "nn/version.h"
 
 #define DEFAULT_CLASSES 10
@@ -170,6 +172,17 @@ static int claim_out(const prep_options *opts, const split_files *train, const s
     return status;
 }
 
+/* The lock on --out while it is held: a stop signal (Ctrl-C, a job's end) removes it
+ * and the half-written temporary file, then ends the process as the signal would. */
+static nn_output_lock *held_lock;
+
+static void on_stop(int sig) {
+    nn_output_abandon();
+    if (held_lock) nn_output_lock_release(held_lock); /* fstat, lstat, unlink, close: async-signal-safe */
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
 static int convert(const prep_options *opts, split_files *train, split_files *test,
                    nn_error *err) {
     int status = check_dir(opts->dir, err);
@@ -182,9 +195,10 @@ static int convert(const prep_options *opts, split_files *train, split_files *te
                        test->image_path, test->images.dims[1], test->images.dims[2],
                        train->images.dims[1], train->images.dims[2]);
 
-    nn_output_lock lock = {.fd = -1};
+    static nn_output_lock lock = {.fd = -1}; /* static: the signal handler releases it */
     status = claim_out(opts, train, test, &lock, err);
     if (status == NN_OK) {
+        held_lock = &lock; /* held: before, a lock file there may be another run's */
         /* Record where the data came from: its kind and the directory's absolute path. */
         char resolved[NN_PATH_MAX]; /* realpath writes at most PATH_MAX (= NN_PATH_MAX) */
         const char *where = realpath(opts->dir, resolved) ? resolved : opts->dir;
@@ -193,6 +207,7 @@ static int convert(const prep_options *opts, split_files *train, split_files *te
         nn_split_data train_data = as_split_data(train), test_data = as_split_data(test);
         status = nn_dataset_write(opts->out, &train_data, &test_data, opts->num_classes, source, err);
     }
+    held_lock = NULL;
     nn_output_lock_release(&lock);
     return status;
 }
@@ -208,6 +223,7 @@ int main(int argc, char **argv) {
         return status;
     }
     split_files train = {0}, test = {0};
+    nn_signals_catch_stops(on_stop);
     status = convert(&opts, &train, &test, &err);
     if (status == NN_OK)
         printf("nnprep: wrote %s: %ld training and %ld test images of %ux%u, %d classes\n", opts.out,
