@@ -2,21 +2,148 @@
 # Strong scaling: the same training job (global batch fixed) at several rank counts,
 # one thread per rank; prints and writes a table of steady-state samples/s, speedup,
 # parallel efficiency and the shares of the gradient sum and batch assembly.
-#   scripts/scaling.sh [--np "1 2 4 8 16"] [--out bench/scaling.md] [nntrain options]
+#   scripts/scaling.sh [--np "1 2 4 8 16"] [--out bench/scaling.md] [--epochs 4] [nntrain options]
 # e.g. scripts/scaling.sh --np "1 2 4 8 16" --layers 784,800,800,10 --activation relu --lr 0.05 --batch-size 128
-# Needs build/nntrain and data/mnist.h5 (scripts/build.sh, scripts/fetch_mnist.sh).
+# Epoch 1 is warm-up, left out of the table: --epochs must be at least 2.
+# --out is relative to where you run the script (the default, to the repository). It
+# replaces only an earlier table of this script (its first line is the marker below) or
+# an empty file, keeping that file's mode; a symbolic link is written through. The table
+# goes to OUT.tmp first and is renamed into place. Anything else at OUT is left alone.
+# Exit status: 0 ok, 1 a run failed or nntrain is missing, 2 bad usage (one line).
+# Needs build/nntrain (or NNTRAIN_BIN) and data/mnist.h5 (scripts/build.sh, scripts/fetch_mnist.sh).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-nps="1 2 4 8 16" out=bench/scaling.md
+die() { echo "scaling.sh: $2" >&2; exit "$1"; }
+absolute() { case $1 in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
+nps="1 2 4 8 16" out="" epochs=4
 args=()
 while [ $# -gt 0 ]; do
     case $1 in
-        --np) nps=$2; shift 2 ;;
-        --out) out=$2; shift 2 ;;
+        --np) [ $# -ge 2 ] || die 2 "--np needs rank counts"; nps=$2; shift 2 ;;
+        # the user's --out names a file where they ran us, not in the repository we cd to
+        --out) [ $# -ge 2 ] || die 2 "--out needs a file"; out=$(absolute "$2"); shift 2 ;;
+        # --epochs in any form nntrain takes (--epochs N, --epochs=N, a prefix such as --ep):
+        # the table needs to know it, and it must leave epochs after the warm-up one
+        --e=*|--ep=*|--epo=*|--epoc=*|--epoch=*|--epochs=*) epochs=${1#*=}; shift ;;
+        --e|--ep|--epo|--epoc|--epoch|--epochs) [ $# -ge 2 ] || die 2 "$1 needs a number"; epochs=$2; shift 2 ;;
         *) args+=("$1"); shift ;;
     esac
 done
-[ -x build/nntrain ] || { echo "scaling.sh: build/nntrain missing: run scripts/build.sh" >&2; exit 1; }
+[[ $epochs =~ ^[0-9]+$ ]] || die 2 "--epochs '$epochs': not a whole number"
+[ "$((10#$epochs))" -ge 2 ] ||
+    die 2 "--epochs $epochs: needs at least 2 (the first epoch is warm-up, left out of the table)"
+epochs=$((10#$epochs))
+[ -n "${nps// /}" ] || die 2 "--np: no rank counts"
+for np in $nps; do [[ $np =~ ^[1-9][0-9]*$ ]] || die 2 "--np '$nps': '$np' is not a rank count"; done
+cd "$(dirname "$0")/.."
+out=${out:-$PWD/bench/scaling.md}
+
+# The output side, in Python: "check" refuses a bad --out before the runs (exit 2, one
+# line), "write" checks again and writes the table (argv: the runs' directory, ...).
+read -r -d '' table_py <<'PY' || true
+import datetime, json, os, stat, subprocess, sys
+
+MARKER = "<!-- written by scripts/scaling.sh: a later run with --out naming this file replaces it -->"
+
+
+def refuse(message):
+    print(f"scaling.sh: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def ours(path):
+    """Whether PATH is empty or a table this script wrote (the marker first; tables written
+    before the marker existed: the title, then the line naming scripts/scaling.sh)."""
+    with open(path, "rb") as f:
+        head = f.read(4096).decode("utf-8", "replace").split("\n")
+    if head == [""] or head[0] == MARKER:
+        return True
+    return (len(head) > 2 and head[0] == "# Strong scaling" and " UTC, commit `" in head[2]
+            and "command: `scripts/scaling.sh " in head[2])
+
+
+def target(out):
+    """The file to write and its temporary name beside it; refuses what must not be written.
+    A symbolic link is followed: the table replaces its target, and the link stays."""
+    real = os.path.realpath(out)
+    if os.path.islink(out) and not os.path.exists(out):
+        refuse(f"--out {out}: a symbolic link to a missing file; give the file's own path")
+    if os.path.exists(real):
+        if not os.path.isfile(real):
+            refuse(f"--out {out}: not a regular file; not writing to it")
+        if not ours(real):
+            refuse(f"--out {out}: exists and is not a table written by scaling.sh; not replacing it")
+        if not os.access(real, os.W_OK):
+            refuse(f"--out {out}: cannot write: permission denied; not replacing it")
+    elif not os.path.isdir(os.path.dirname(real)):
+        refuse(f"--out {out}: no such directory {os.path.dirname(real)}")
+    tmp = real + ".tmp"
+    # a killed run's OUT.tmp is ours to replace; anything else there is the user's
+    if os.path.lexists(tmp) and (os.path.islink(tmp) or not os.path.isfile(tmp) or not ours(tmp)):
+        refuse(f"--out {out}: {tmp} exists and is not a table scaling.sh was writing; not touching it")
+    return real, tmp
+
+
+def table(runs, cores, nps, epochs, args):
+    rows, base = [], None
+    for np in nps:
+        recs = [json.loads(l) for l in open(f"{runs}/np{np}.jsonl")][1:]  # steady state: skip epoch 1
+        secs = sum(r["epoch_seconds"] for r in recs)
+        sps = sum(r["samples_per_second"] * r["epoch_seconds"] for r in recs) / secs
+        ar = sum(r["allreduce_seconds"] for r in recs) / secs
+        da = sum(r["data_seconds"] for r in recs) / secs
+        base = base or sps  # the first rank count is the reference
+        n = int(np)
+        rows.append(f"| {n} | {sps:,.0f} | {sps / base:.2f} | {sps / base / n * int(nps[0]):.0%} | {ar:.1%} | {da:.1%} | {recs[-1]['test_accuracy']:.2%} |")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    return "\n".join([
+        MARKER, "# Strong scaling", "",
+        f"{datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC, commit `{commit}`, {cores} cores, one thread per rank; "
+        f"command: `scripts/scaling.sh --np \"{' '.join(nps)}\" --epochs {epochs} {args}` (epochs 2-{epochs} averaged).", "",
+        "| ranks | samples/s | speedup | efficiency | gradient sum | data | test accuracy |",
+        "|---:|---:|---:|---:|---:|---:|---:|", *rows, ""])
+
+
+def write(out, real, tmp, text):
+    """TEXT to TMP, then renamed onto REAL: a failure leaves the old table whole. A replaced
+    file keeps its mode (a chmod 600 table stays private); a new one gets 0666 & ~umask."""
+    if os.path.exists(real):
+        mode = stat.S_IMODE(os.stat(real).st_mode)
+    else:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    if os.path.lexists(tmp):
+        os.unlink(tmp)  # a killed run's leftover (target() checked it is ours)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, text.encode())
+            os.fsync(fd)
+            os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
+        os.replace(tmp, real)
+    except BaseException as e:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        if isinstance(e, OSError):
+            print(f"scaling.sh: --out {out}: cannot write: {e.strerror or e}", file=sys.stderr)
+            sys.exit(1)
+        raise
+
+
+mode, out = sys.argv[1], sys.argv[2]
+real, tmp = target(out)
+if mode == "write":
+    runs, cores, nps, epochs, args = sys.argv[3], sys.argv[4], sys.argv[5].split(), sys.argv[6], sys.argv[7]
+    text = table(runs, cores, nps, epochs, args)
+    write(out, real, tmp, text)
+    print(text)
+PY
+python3 -c "$table_py" check "$out"
+
+nntrain=${NNTRAIN_BIN:-build/nntrain}
+[ -x "$nntrain" ] || die 1 "$nntrain missing: run scripts/build.sh"
 . scripts/mpi_env.sh
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -25,30 +152,8 @@ for np in $nps; do
     echo "scaling.sh: -np $np" >&2
     bind=core
     [ "$np" -le "$cores" ] || bind=none # oversubscribed: cores cannot be given out one per rank
-    OMP_NUM_THREADS=1 mpirun -np "$np" --bind-to "$bind" build/nntrain --epochs 4 --threads 1 \
+    OMP_NUM_THREADS=1 mpirun -np "$np" --bind-to "$bind" "$nntrain" --epochs "$epochs" --threads 1 \
         --metrics "$tmp/np$np.jsonl" "${args[@]}" >"$tmp/np$np.log" 2>&1 ||
         { echo "scaling.sh: -np $np failed:" >&2; tail -5 "$tmp/np$np.log" >&2; exit 1; }
 done
-python3 - "$tmp" "$out" "$cores" "$nps" "${args[*]}" <<'PY'
-import json, sys, datetime, subprocess
-tmp, out, cores, nps, args = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4].split(), sys.argv[5]
-rows, base = [], None
-for np in nps:
-    recs = [json.loads(l) for l in open(f"{tmp}/np{np}.jsonl")][1:]  # steady state: skip epoch 1
-    secs = sum(r["epoch_seconds"] for r in recs)
-    sps = sum(r["samples_per_second"] * r["epoch_seconds"] for r in recs) / secs
-    ar = sum(r["allreduce_seconds"] for r in recs) / secs
-    da = sum(r["data_seconds"] for r in recs) / secs
-    base = base or sps  # the first rank count is the reference
-    n = int(np)
-    rows.append(f"| {n} | {sps:,.0f} | {sps / base:.2f} | {sps / base / n * int(nps[0]):.0%} | {ar:.1%} | {da:.1%} | {recs[-1]['test_accuracy']:.2%} |")
-commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-text = "\n".join([
-    "# Strong scaling", "",
-    f"{datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC, commit `{commit}`, {cores} cores, one thread per rank; "
-    f"command: `scripts/scaling.sh --np \"{' '.join(nps)}\" {args}` (epochs 2-4 averaged).", "",
-    "| ranks | samples/s | speedup | efficiency | gradient sum | data | test accuracy |",
-    "|---:|---:|---:|---:|---:|---:|---:|", *rows, ""])
-open(out, "w").write(text)
-print(text)
-PY
+python3 -c "$table_py" write "$out" "$tmp" "$cores" "$nps" "$epochs" "${args[*]}"

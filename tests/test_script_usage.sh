@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The scripts' usage errors: one line naming the problem, exit 2, nothing run or
-# written: scripts/scaling_study.py's bad arguments, and the Slurm job scripts run
-# outside Slurm.
+# written: scripts/scaling_study.py's bad arguments, scripts/scaling.sh's (and an --out
+# it must not replace), and the Slurm job scripts run outside Slurm.
 # Usage: test_script_usage.sh REPO WORKDIR
 set -u
 repo=$1 dir=$2/script_usage
@@ -23,12 +23,39 @@ expect_usage "^scaling_study: argument --train-limit: 0: must be at least 1" "${
 expect_usage "^scaling_study: unrecognized arguments: --bogus" "${study[@]}" --bogus
 expect_usage "^scaling_study: argument --networks: unknown network(s) lenet: expected some of reference,784-800-800-10,deep-mnist" "${study[@]}" --networks reference,lenet
 
+# scripts/scaling.sh: refused before any run, in a directory of its own; no file changes
+# and no OUT.tmp is left. Until 2026-12-07 --epochs 1 ended in a ZeroDivisionError
+# traceback after the runs, and any --out (a user's notes, README.md) was overwritten.
+mkdir scaling && cd scaling || exit 1
+printf '# My notes\n\nnot a scaling table\n' >notes.md && cp notes.md notes.orig && ln -s missing.md dangling.md
+marker='<!-- written by scripts/scaling.sh: a later run with --out naming this file replaces it -->'
+echo "$marker" >ours.md && cp notes.md ours.md.tmp # a table of ours, but a user's file at its .tmp
+expect_scaling() { # PATTERN ARGS...
+    local pattern=$1 rc lines before; shift
+    before=$(ls -l --time-style=+%s.%N; cat ./* 2>/dev/null)
+    timeout 120 "$repo/scripts/scaling.sh" --np 1 --train-limit 1000 --layers 784,8,10 "$@" >../out 2>../err; rc=$?
+    lines=$(wc -l <../err)
+    if [ "$rc" -eq 2 ] && [ "$lines" -eq 1 ] && grep -q -- "$pattern" ../err && [ "$before" = "$(ls -l --time-style=+%s.%N; cat ./* 2>/dev/null)" ]
+    then echo "ok   scaling.sh $*: $(cat ../err)"
+    else echo "FAIL scaling.sh $*: exit $rc, $lines line(s): $(head -2 ../err); files: $(ls)"; failures=$((failures + 1)); fi
+}
+expect_scaling "^scaling.sh: --epochs 1: needs at least 2 (the first epoch is warm-up" --epochs 1 --out table.md
+expect_scaling "^scaling.sh: --epochs 1: needs at least 2" --epochs=1 --out table.md
+expect_scaling "^scaling.sh: --epochs 'two': not a whole number" --ep two --out table.md
+expect_scaling "^scaling.sh: --np '1 x': 'x' is not a rank count" --np "1 x" --out table.md
+expect_scaling "^scaling.sh: --out $dir/scaling/notes.md: exists and is not a table written by scaling.sh; not replacing it" --out notes.md
+expect_scaling "^scaling.sh: --out $dir/scaling/dangling.md: a symbolic link to a missing file" --out dangling.md
+expect_scaling "^scaling.sh: --out /dev/null: not a regular file" --out /dev/null
+expect_scaling "^scaling.sh: --out $dir/scaling/nodir/t.md: no such directory" --out nodir/t.md
+expect_scaling "^scaling.sh: --out $dir/scaling/ours.md: $dir/scaling/ours.md.tmp exists and is not a table scaling.sh was writing" --out ours.md
+cd .. || exit 1
+
 # The Slurm job scripts run outside Slurm: one line, exit 2, nothing started or written.
 for job in nntrain nntrain_multinode nntrain_preemptible nntrain_scaling; do
     env -u SLURM_JOB_ID -u SLURM_SUBMIT_DIR -u SLURM_ARRAY_JOB_ID NNTRAIN_HOME="$repo" \
         bash "$repo/jobs/$job.sbatch" --epochs 1 >out 2>err; rc=$?
     if [ "$rc" -eq 2 ] && [ "$(wc -l <err)" -eq 1 ] && grep -q "^nntrain job: $job.sbatch is a Slurm batch script: submit it with sbatch" err &&
-       [ -z "$(ls -A | grep -v '^out$\|^err$')" ]; then echo "ok   bash jobs/$job.sbatch outside Slurm"
+       [ -z "$(ls -A | grep -v '^out$\|^err$\|^scaling$')" ]; then echo "ok   bash jobs/$job.sbatch outside Slurm"
     else echo "FAIL bash jobs/$job.sbatch outside Slurm: exit $rc: $(head -2 err); files: $(ls)"; failures=$((failures + 1)); fi
 done
 [ "$failures" -eq 0 ]

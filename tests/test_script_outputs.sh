@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# What the helper scripts write, and what they leave alone (the outputs rule of
+# docs/reliability.md, which the C tools follow):
+# - scripts/scaling.sh --out: a relative path is the caller's, not the repository's; an
+#   earlier table is replaced keeping its mode, through a symbolic link (the link stays);
+# - scripts/fetch_mnist.sh --out: a damaged, foreign or small dataset there is never
+#   "up to date": rebuilt from the cache (an nntrain dataset) or refused (exit 2);
+# - scripts/plot_metrics.py: a metrics path containing '=' is that path, not LABEL=PATH.
+# Needs data/mnist.h5 (skips, 77, without it); the fetch_mnist.sh part needs the IDX cache
+# data/mnist/ (skipped without it: the script would go to the network).
+# Usage: test_script_outputs.sh NNTRAIN NNPREP REPO WORKDIR
+set -u
+nntrain=$1 nnprep=$2 repo=$3 dir=$4/script_outputs
+rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" || exit 1
+[ -f "$repo/data/mnist.h5" ] || { echo "SKIP: $repo/data/mnist.h5 missing (scripts/fetch_mnist.sh)"; exit 77; }
+fails=0
+ok() { echo "ok   $*"; }
+fail() { echo "FAIL $*"; fails=$((fails + 1)); }
+
+# ---- scripts/scaling.sh --out ----
+scaling() { # ARGS...: a small run at one rank, in the current directory
+    NNTRAIN_BIN=$nntrain timeout 300 "$repo/scripts/scaling.sh" --np 1 --train-limit 2000 --layers 784,8,10 "$@" \
+        >scaling.out 2>&1
+}
+name=scaling-test-$$.md # a name no one has in the repository
+mkdir caller && cd caller || exit 1
+if scaling --epochs 2 --out "$name" && [ -f "$name" ] && [ ! -e "$repo/$name" ] && grep -q '^| 1 |' "$name"
+then ok "scaling.sh --out $name (relative) writes the caller's $name"
+else fail "scaling.sh --out $name: exit $?; caller's: $(ls); repository's: $(ls "$repo/$name" 2>&1)"; fi
+rm -f "$repo/$name"
+# an earlier table is replaced, its mode kept (a chmod 600 table stays private)
+chmod 600 "$name"
+if scaling --epochs 3 --out "$name" && grep -q -- '--epochs 3 ' "$name" && [ "$(stat -c %a "$name")" = 600 ] &&
+   [ ! -e "$name.tmp" ]
+then ok "scaling.sh replaces its earlier table, mode 600 kept"
+else fail "scaling.sh over its earlier 600 table: exit $?, mode $(stat -c %a "$name"): $(sed -n 4p "$name")"; fi
+# through a symbolic link: the target replaced, the link kept
+mkdir tables && mv "$name" tables/real.md && ln -s tables/real.md link.md
+if scaling --epochs 2 --out link.md && [ -L link.md ] && grep -q -- '--epochs 2 ' tables/real.md &&
+   [ "$(stat -c %a tables/real.md)" = 600 ] && [ ! -e link.md.tmp ] && [ ! -e tables/real.md.tmp ]
+then ok "scaling.sh --out link.md writes through the link to tables/real.md"
+else fail "scaling.sh --out link.md: exit $?: $(ls -l link.md tables)"; fi
+cd "$dir" || exit 1
+
+[ $fails -eq 0 ] && echo "test_script_outputs: all passed" || echo "test_script_outputs: $fails failed"
+[ $fails -eq 0 ]
