@@ -42,5 +42,31 @@ then ok "scaling.sh --out link.md writes through the link to tables/real.md"
 else fail "scaling.sh --out link.md: exit $?: $(ls -l link.md tables)"; fi
 cd "$dir" || exit 1
 
+# ---- scripts/fetch_mnist.sh --out ----
+# Until 2026-12-07 any file at --out newer than the IDX cache was "up to date" (exit 0)
+# and kept: a text file, a truncated dataset, a small one. Each is made newer here.
+if [ -f "$repo/data/mnist/train-images-idx3-ubyte" ] && [ -f "$repo/data/mnist/t10k-labels-idx1-ubyte" ]; then
+    fetch() { NNPREP=$nnprep timeout 120 "$repo/scripts/fetch_mnist.sh" --out "$@" >fetch.out 2>fetch.err; }
+    # refused: not an nntrain dataset (nnprep's one line), the file unchanged
+    printf 'my notes\n' >foreign.h5
+    head -c 3000000 "$repo/data/mnist.h5" >truncated.h5
+    for f in foreign.h5 truncated.h5; do
+        touch -d '+1 day' "$f" && sum=$(sha256sum <"$f")
+        fetch "$f"; rc=$?
+        if [ "$rc" -eq 2 ] && [ "$(wc -l <fetch.err)" -eq 1 ] && grep -q "not an nntrain dataset; not replacing it" fetch.err &&
+           [ "$sum" = "$(sha256sum <"$f")" ]
+        then ok "fetch_mnist.sh --out $f (newer than the cache): exit 2, $(cat fetch.err)"
+        else fail "fetch_mnist.sh --out $f (newer than the cache): exit $rc: $(cat fetch.out fetch.err)"; fi
+    done
+    # a small nntrain dataset (12 samples) is rebuilt from the cache: 60,000 and 10,000
+    mkdir idx && python3 "$repo/tests/make_idx.py" idx && "$nnprep" --out small.h5 idx >/dev/null && touch -d '+1 day' small.h5
+    if fetch small.h5 && grep -q "wrote $dir/small.h5: 60000 training and 10000 test images of 28x28" fetch.out fetch.err &&
+       [ "$(stat -c %s small.h5)" -gt 50000000 ]
+    then ok "fetch_mnist.sh --out small.h5 (12 samples, newer than the cache): rebuilt with 60000 and 10000"
+    else fail "fetch_mnist.sh --out small.h5: exit $?: $(cat fetch.out fetch.err)"; fi
+else
+    echo "skip fetch_mnist.sh: no IDX cache in $repo/data/mnist (the script would download it)"
+fi
+
 [ $fails -eq 0 ] && echo "test_script_outputs: all passed" || echo "test_script_outputs: $fails failed"
 [ $fails -eq 0 ]
