@@ -4,7 +4,8 @@
   scripts/plot_metrics.py [--out curves.png] [--title TEXT] RUN.jsonl [RUN2.jsonl ...]
 
 One PNG with four panels -- training and test loss, test accuracy, learning rate,
-samples/s -- per epoch, every run overlaid and named by its file (or LABEL=FILE).
+samples/s -- per epoch, every run overlaid and named by its file (or LABEL=FILE; an
+argument that names an existing file is that file, '=' and all: runs/lr=0.1.jsonl).
 A resumed run's file holds every epoch once, so it plots as one curve. Needs
 matplotlib (Debian: python3-matplotlib; run with /usr/bin/python3 if another python
 comes first on PATH)."""
@@ -13,22 +14,25 @@ import json
 import os
 import sys
 
-try:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-except ImportError:
-    sys.exit("plot_metrics: matplotlib is missing: apt-get install python3-matplotlib (and run /usr/bin/python3)")
+
+def split_spec(spec):
+    """(label, path) of one argument, FILE or LABEL=FILE. An argument that names an existing
+    file is that file, '=' and all (runs/lr=0.1.jsonl: once misread as the label runs/lr and
+    the file 0.1.jsonl, which plotted another run without a word); otherwise the label ends
+    at the FIRST '=', so a path given after a label may hold '=' too."""
+    label, sep, path = spec.partition("=")
+    if os.path.exists(spec) or not sep:
+        label, path = "", spec
+    return label or os.path.splitext(os.path.basename(path))[0], path
 
 
 def load(spec):
-    label, _, path = spec.rpartition("=")
-    label = label or os.path.splitext(os.path.basename(path))[0]
+    label, path = split_spec(spec)
     try:
         with open(path) as f:
             rows = [json.loads(line) for line in f if line.strip()]
     except (OSError, json.JSONDecodeError) as e:
-        sys.exit(f"plot_metrics: {path}: {e}")
+        sys.exit(f"plot_metrics: {path}: {e}" + (f" (from {spec}, read as LABEL=FILE)" if path != spec else ""))
     if not rows:
         sys.exit(f"plot_metrics: {path}: no epochs")
     return label, rows
@@ -41,6 +45,12 @@ def main():
     ap.add_argument("--title", default="")
     a = ap.parse_args()
     runs = [load(spec) for spec in a.runs]
+    try:  # here, not at the top: split_spec and load can be used (and tested) without it
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        sys.exit("plot_metrics: matplotlib is missing: apt-get install python3-matplotlib (and run /usr/bin/python3)")
     fig, ax = plt.subplots(2, 2, figsize=(11, 7.5))
     for label, rows in runs:
         ep = [r["epoch"] for r in rows]

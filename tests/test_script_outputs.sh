@@ -68,5 +68,31 @@ else
     echo "skip fetch_mnist.sh: no IDX cache in $repo/data/mnist (the script would download it)"
 fi
 
+# ---- scripts/plot_metrics.py: FILE or LABEL=FILE ----
+# Until 2026-12-07 runs/lr=0.1.jsonl was split at its last '=' into the label runs/lr and
+# the file 0.1.jsonl, and plotted that other run without a word. Checked on the parsing
+# itself (load), which needs no matplotlib.
+mkdir runs && echo '{"epoch": 1, "train_loss": 0.5}' >runs/lr=0.1.jsonl && echo '{"epoch": 1, "train_loss": 9}' >0.1.jsonl
+if python3 - "$repo/scripts/plot_metrics.py" >plot.out 2>&1 <<'PY'
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("plot_metrics", sys.argv[1])
+plot = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(plot)
+right = [{"epoch": 1, "train_loss": 0.5}]
+for arg, want in (("runs/lr=0.1.jsonl", ("lr=0.1", right)), ("fast=runs/lr=0.1.jsonl", ("fast", right)),
+                  ("0.1.jsonl", ("0.1", [{"epoch": 1, "train_loss": 9}]))):
+    got = plot.load(arg)
+    print(f"{arg} -> label {got[0]!r}, train_loss {got[1][0]['train_loss']}")
+    assert got == want, f"{arg}: expected {want}"
+try:  # a LABEL=FILE whose FILE is missing: an error naming it, not another file
+    plot.load("runs/lr=0.2.jsonl")
+    sys.exit("runs/lr=0.2.jsonl loaded something")
+except SystemExit as e:
+    assert "0.2.jsonl" in str(e.code) and "No such file" in str(e.code), e.code
+    print(f"runs/lr=0.2.jsonl -> {e.code}")
+PY
+then ok "plot_metrics.py: $(paste -sd';' plot.out)"
+else fail "plot_metrics.py LABEL=FILE: $(cat plot.out)"; fi
+
 [ $fails -eq 0 ] && echo "test_script_outputs: all passed" || echo "test_script_outputs: $fails failed"
 [ $fails -eq 0 ]
