@@ -16,17 +16,20 @@ The checkpoint (format 1, or 2 with convolutions) is checked first (format versi
 convolutions and shapes, activation, loss, the CRC-32 of the parameters). An output is never
 the checkpoint itself (compared by device and inode: a symlink or hard link counts), never the
 other output, never a non-regular file, and replaces only an earlier export of the same kind
-(or an empty file); it is written to a temporary file in the same directory and renamed into
-place, so a failure leaves the old file as it was.
+(or an empty file), keeping its mode (a new file: 0666 less the umask); a symbolic link is
+written through (its target replaced, the link kept). Each output is written to FILE.tmp
+beside the file and renamed into place, so a failure or a signal leaves the old file as it
+was; a killed export's FILE.tmp is replaced, anything else there is refused.
 Exit status: 0 success, 1 runtime failure (a write failed, a Python package is missing),
-2 bad usage or bad input (one line on stderr each).
+2 bad usage or bad input (one line on stderr each), 128 + the signal when stopped by
+SIGINT, SIGTERM or SIGHUP (one line; no temporary file left).
 Needs python3-numpy and python3-h5py (Debian), and python3-onnx for --onnx.
 """
 import argparse
 import os
+import signal
 import stat
 import sys
-import tempfile
 import zipfile
 import zlib
 
@@ -41,6 +44,22 @@ OPSET = 13
 
 class Refusal(Exception):
     """Bad usage or input: exit 2, one line."""
+
+
+class Interrupted(BaseException):
+    """SIGINT, SIGTERM or SIGHUP, raised where the program is (a BaseException, so that no
+    `except Exception` swallows it): main removes its temporary files and exits 128 + signal."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def on_signal(signum, frame):
+    raise Interrupted(signum)
 
 
 def fail(message, code):
@@ -260,16 +279,44 @@ def check_outputs(checkpoint, outputs):
         if not is_earlier_export(path, kind):
             raise Refusal(f"--{option} {path}: holds something other than an earlier {kind} export; "
                           "not overwriting it")
+        if not os.access(path, os.W_OK):  # its owner made it read-only: as the C tools, keep it
+            raise Refusal(f"--{option} {path}: cannot write: permission denied; not replacing it")
 
 
-def open_temporary(option, path):
-    """A temporary file beside PATH (created now, so a directory we cannot write fails first)."""
-    parent, base = os.path.split(path)
+def is_partial_export(path):
+    """Whether regular file PATH begins as this exporter's outputs do, so that it is a killed
+    export's FILE.tmp: empty, or an .npz whose first member is format.npy (np.savez writes the
+    arrays in order, "format" first), or an ONNX model with ir_version 7 then our producer."""
+    with open(path, "rb") as f:
+        head = f.read(64)
+    onnx_head = b"\x08\x07\x12" + bytes([len(PRODUCER)]) + PRODUCER.encode()
+    return (head == b"" or (head[:4] == b"PK\x03\x04" and head[30:40] == b"format.npy")
+            or onnx_head.startswith(head[:len(onnx_head)]))
+
+
+def open_temporary(option, path, temporaries):
+    """PATH's temporary file, created now (so a directory we cannot write fails first) and added
+    to TEMPORARIES at once, for the clean-up: REAL.tmp, beside the file the output names (a
+    symbolic link's target: the rename replaces the target and the link stays, as the C tools
+    do). A fixed name, so a killed export leaves one file, which the next run replaces; a file
+    there that is not one of ours is the user's: refused. A file replaced keeps its mode."""
+    real = os.path.realpath(path)
+    tmp = real + ".tmp"
+    if os.path.lexists(tmp):
+        if os.path.islink(tmp) or not os.path.isfile(tmp) or not is_partial_export(tmp):
+            raise Refusal(f"--{option} {path}: {tmp} exists and is not a file this exporter was writing; "
+                          "not touching it")
+        os.unlink(tmp)
+    if os.path.exists(real):
+        mode = stat.S_IMODE(os.stat(real).st_mode)  # a chmod 600 export stays private
+    else:
+        mode = 0o666 & ~current_umask()
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp", dir=parent or ".")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError as e:
-        raise Refusal(f"--{option} {path}: cannot write in {parent or '.'}: {e.strerror}")
-    return os.fdopen(fd, "wb"), tmp
+        raise Refusal(f"--{option} {path}: cannot write in {os.path.dirname(real)}: {e.strerror}")
+    temporaries.append({"file": os.fdopen(fd, "wb"), "tmp": tmp, "path": path, "real": real, "mode": mode})
+    return temporaries[-1]
 
 
 def npz_arrays(net, np):
@@ -381,7 +428,32 @@ def onnx_model(net, checkpoint):
 
 
 def main(argv):
-    a = parse(argv)
+    # first thing: a signal from here on removes what we created and exits 128 + signal
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, on_signal)
+    temporaries, written = [], []
+    try:
+        return export(parse(argv), temporaries, written)
+    except Interrupted as e:
+        for sig in STOP_SIGNALS:  # a second signal must not cut the clean-up short
+            signal.signal(sig, signal.SIG_IGN)
+        remove_temporaries(temporaries)
+        done = f"wrote {', '.join(written)}, the other output left as it was" if written else "no output changed"
+        fail(f"stopped by {signal.Signals(e.signum).name}; {done}", 128 + e.signum)
+    finally:
+        remove_temporaries(temporaries)
+
+
+def remove_temporaries(temporaries):
+    """Close and remove the temporary files not yet renamed into place."""
+    while temporaries:
+        t = temporaries.pop()
+        t["file"].close()
+        if os.path.lexists(t["tmp"]):
+            os.unlink(t["tmp"])
+
+
+def export(a, temporaries, written):
     try:
         import numpy as np
         import h5py
@@ -391,40 +463,40 @@ def main(argv):
         fail(f"needs Python package {e.name} (Debian: apt-get install python3-numpy python3-h5py"
              f"{' python3-onnx' if a.onnx else ''}); run with /usr/bin/python3", 1)
     outputs = [(kind, getattr(a, kind), kind) for kind in ("onnx", "npz") if getattr(a, kind)]
-    temporaries = []
     try:
         net = read_checkpoint(a.checkpoint, np, h5py)
         check_outputs(a.checkpoint, outputs)
         for option, path, kind in outputs:
-            temporaries.append(open_temporary(option, path) + (path, kind))
+            open_temporary(option, path, temporaries)["kind"] = kind
     except Refusal as e:
-        for fh, tmp, _, _ in temporaries:
-            fh.close()
-            os.unlink(tmp)
+        remove_temporaries(temporaries)
         fail(str(e), 2)
     path = None
     try:
-        for fh, tmp, path, kind in temporaries:
-            with fh:
-                if kind == "npz":
+        for t in temporaries:
+            path = t["path"]
+            with t["file"] as fh:
+                if t["kind"] == "npz":
                     np.savez(fh, **npz_arrays(net, np))  # a file object: no ".npz" appended to the name
                 else:
                     fh.write(onnx_model(net, a.checkpoint))
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.chmod(tmp, 0o644 & ~current_umask())
-        for fh, tmp, path, kind in temporaries:
-            os.replace(tmp, path)
+                os.fchmod(fh.fileno(), t["mode"])
+        for t in list(temporaries):
+            path = t["path"]
+            os.replace(t["tmp"], t["real"])
+            temporaries.remove(t)  # renamed: no longer ours to remove
+            written.append(t["path"])
     except OSError as e:
-        for fh, tmp, _, _ in temporaries:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        remove_temporaries(temporaries)
         fail(f"{path}: write failed: {e.strerror or e}", 1)
     desc = network_text(net) + f" {net['activation']}, {net['output']} output"
-    for _, _, path, kind in temporaries:
+    for (_, path, kind) in outputs:
         # the npz's forward takes flat rows; the ONNX graph of a convolutional network, [N, C, H, W]
         shape = input_shape(net) if kind == "onnx" else [int(np.prod(input_shape(net)))]
-        print(f"{PROG}: wrote {path} (network {desc}; input float32 [N, {', '.join(map(str, shape))}] = "
+        through = f" (through the symbolic link, to {os.path.realpath(path)})" if os.path.islink(path) else ""
+        print(f"{PROG}: wrote {path}{through} (network {desc}; input float32 [N, {', '.join(map(str, shape))}] = "
               "uint8 pixels * float32(1/255), row-major)")
     return 0
 

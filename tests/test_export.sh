@@ -141,5 +141,60 @@ if [ -f "$dir/plain" ] && [ ! -e "$dir/plain.npz" ] &&
 then ok "re-export over an earlier export; --npz plain writes plain"
 else fail "re-export over an earlier export; --npz plain writes plain"; fi
 
+# ---- what a (re-)export does to the files it writes ----
+# A replaced export keeps its mode (until 2026-12-07 it became 0644 & ~umask: a chmod 600
+# model was widened); a new one gets 0666 & ~umask.
+chmod 600 "$dir/mnist.npz" && chmod 640 "$dir/mnist.onnx" && rm -f "$dir/new.npz"
+if (umask 027 && "$py" "$export" "$ck" --npz "$dir/mnist.npz" --onnx "$dir/mnist.onnx" >"$dir/log" 2>&1 &&
+    "$py" "$export" "$ck" --npz "$dir/new.npz" >>"$dir/log" 2>&1) &&
+   [ "$(stat -c %a "$dir/mnist.npz") $(stat -c %a "$dir/mnist.onnx") $(stat -c %a "$dir/new.npz")" = "600 640 640" ]
+then ok "re-export keeps modes 600 and 640; a new file under umask 027 is 640"
+else fail "modes after re-export: $(stat -c '%n %a' "$dir/mnist.npz" "$dir/mnist.onnx" "$dir/new.npz" | tr '\n' ' ')"; fi
+# A symbolic link is written through: the target replaced, the link kept (until 2026-12-07 the
+# link was replaced by a regular file and its target left stale).
+mkdir -p "$dir/models" && cp "$dir/tiny-tanh-softmax.npz" "$dir/models/target.npz" &&
+    ln -sfn models/target.npz "$dir/via-link.npz" && old_sum=$(sha256sum <"$dir/models/target.npz")
+if "$py" "$export" "$ck" --npz "$dir/via-link.npz" >"$dir/log" 2>&1 && [ -L "$dir/via-link.npz" ] &&
+   [ "$old_sum" != "$(sha256sum <"$dir/models/target.npz")" ] &&
+   "$py" "$check" compare "$ck" "$dir/mnist.onnx" "$dir/models/target.npz" "$data" >>"$dir/log" 2>&1 &&
+   [ -z "$(find "$dir" -name '*.tmp')" ]
+then ok "--npz via-link.npz (a symbolic link) writes its target models/target.npz; the link stays"
+else fail "--npz through a symbolic link: $(ls -l "$dir/via-link.npz" "$dir/models")"; fi
+# Its temporary file is FILE.tmp beside the file: a killed export's (it begins as an export
+# does) is replaced; anything else there is the user's: exit 2, kept.
+head -c 100 "$dir/mnist.npz" >"$dir/mnist.npz.tmp"
+if "$py" "$export" "$ck" --npz "$dir/mnist.npz" >"$dir/log" 2>&1 && [ ! -e "$dir/mnist.npz.tmp" ]
+then ok "a killed export's mnist.npz.tmp is replaced"
+else fail "a killed export's mnist.npz.tmp: exit $?, $(ls "$dir"/*.tmp 2>&1)"; fi
+cp "$dir/keep.txt" "$dir/mnist.onnx.tmp"
+expect 2 "mnist.onnx.tmp exists and is not a file this exporter was writing; not touching it" \
+    "$ck" --onnx "$dir/mnist.onnx"
+cmp -s "$dir/keep.txt" "$dir/mnist.onnx.tmp" && ok "the user's mnist.onnx.tmp kept" || fail "the user's mnist.onnx.tmp changed"
+rm -f "$dir/mnist.onnx.tmp"
+# SIGINT and SIGTERM in the middle of writing (sent by the exporter to itself once the first
+# output is written and synced, the second's temporary file open): exit 130 / 143 and one
+# line, no temporary file left, both outputs as they were. Until 2026-12-07 each left a
+# hidden .NAME.XXXXXXXX.tmp for good, and SIGINT printed a KeyboardInterrupt traceback.
+for sig in INT TERM; do
+    sums_before=$(sha256sum "$dir/mnist.npz" "$dir/mnist.onnx")
+    "$py" - "$export" "$sig" "$ck" --onnx "$dir/mnist.onnx" --npz "$dir/mnist.npz" >"$dir/out" 2>"$dir/log" <<'PY'
+import importlib.util, os, signal, sys
+spec = importlib.util.spec_from_file_location("export_model", sys.argv[1])
+export_model = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(export_model)
+real_fsync, sig = os.fsync, getattr(signal, "SIG" + sys.argv[2])
+def fsync_then_signal(fd):  # the first output synced: the signal arrives mid-export
+    real_fsync(fd)
+    os.kill(os.getpid(), sig)
+os.fsync = fsync_then_signal
+sys.exit(export_model.main(sys.argv[3:]))
+PY
+    rc=$? want=$((128 + $(kill -l "$sig")))
+    if [ "$rc" -eq "$want" ] && [ "$(wc -l <"$dir/log")" -eq 1 ] && grep -q "^export_model.py: stopped by SIG$sig; no output changed" "$dir/log" &&
+       [ -z "$(find "$dir" -name '*.tmp')" ] && [ "$sums_before" = "$(sha256sum "$dir/mnist.npz" "$dir/mnist.onnx")" ]
+    then ok "SIG$sig mid-export: exit $rc, $(cat "$dir/log"); no .tmp left, the outputs as they were"
+    else fail "SIG$sig mid-export: exit $rc (expected $want), $(wc -l <"$dir/log") lines, left: $(find "$dir" -name '*.tmp' | tr '\n' ' ')"; fi
+done
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
