@@ -429,8 +429,10 @@ def onnx_model(net, checkpoint):
 
 def main(argv):
     # first thing: a signal from here on removes what we created and exits 128 + signal
+    # (one ignored at start stays ignored, as nohup and a shell's background jobs mean)
     for sig in STOP_SIGNALS:
-        signal.signal(sig, on_signal)
+        if signal.getsignal(sig) != signal.SIG_IGN:
+            signal.signal(sig, on_signal)
     temporaries, written = [], []
     try:
         return export(parse(argv), temporaries, written)
