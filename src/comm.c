@@ -3,10 +3,29 @@
 #include "nn/comm.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
+
+/* "rank N on HOST: " before a message that does not name its rank already. */
+static void say_where(nn_error *err) {
+    int world_rank;
+    MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
+    char mark[32], host[64] = "";
+    snprintf(mark, sizeof mark, "rank %d", world_rank);
+    if (strstr(err->msg, mark)) return;
+    gethostname(host, sizeof host - 1);
+    char where[128];
+    size_t n = (size_t)snprintf(where, sizeof where, "%s%s%s: ", mark, host[0] ? " on " : "", host);
+    size_t cap = sizeof err->msg;
+    if (n >= cap / 2) return;
+    memmove(err->msg + n, err->msg, cap - n - 1); /* the message's end may be cut, not its start */
+    memcpy(err->msg, where, n);
+    err->msg[cap - 1] = '\0';
+}
 
 int nn_comm_agree(MPI_Comm comm, int status, nn_error *err) {
     int rank, size;
@@ -16,6 +35,7 @@ int nn_comm_agree(MPI_Comm comm, int status, nn_error *err) {
     MPI_Allreduce(MPI_IN_PLACE, &worst, 1, MPI_INT, MPI_MAX, comm);
     if (worst == NN_OK) return NN_OK;
     MPI_Allreduce(MPI_IN_PLACE, &first_failing, 1, MPI_INT, MPI_MIN, comm);
+    if (rank == first_failing && first_failing != 0) say_where(err);
     MPI_Bcast(err->msg, (int)sizeof err->msg, MPI_CHAR, first_failing, comm);
     err->msg[sizeof err->msg - 1] = '\0';
     err->status = worst;

@@ -6,6 +6,7 @@
 # default) with a line that blamed the gradient sum, crash, or exit 0 with another
 # model's accuracy. Ranks that run different thread counts train (the thread tuning,
 # whose timing is collective, is left out): they used to wait for each other for good.
+# An error that rank 0 does not share names the rank and host that met it.
 # Rank 1 is given its difference by a wrapper that reads OMPI_COMM_WORLD_RANK.
 # Usage: test_ranks_agree.sh NNTRAIN NNEVAL MAKE_TEST_DATA MPIEXEC WORKDIR
 set -u
@@ -48,6 +49,10 @@ done
 expect "a relative --data naming another file on rank 1: exit 2" 2 \
     "nntrain: good.h5 differs between ranks: rank 1's is not rank 0's; every rank must read the same file" \
     "$mpiexec" -n 2 "$dir/on_rank1" "cd=$dir/b" "$nntrain" "${small[@]}"
+mkdir -p "$dir/empty"
+expect "a relative --data missing on rank 1 only: exit 2, the rank and host named" 2 \
+    "nntrain: rank 1 on $(hostname): good.h5: cannot read: No such file or directory" \
+    "$mpiexec" -n 2 "$dir/on_rank1" "cd=$dir/empty" "$nntrain" "${small[@]}"
 (cd "$dir/a" && "$nntrain" "${small[@]}" --checkpoint ck.h5 >/dev/null) &&
     (cd "$dir/b" && "$nntrain" --data "$dir/a/good.h5" --layers 16,8,3 --batch-size 8 --epochs 2 --checkpoint ck.h5 >/dev/null) ||
     fail "the two checkpoints could not be made"

@@ -11,7 +11,9 @@
 /* Collective. Every rank passes its own status (and err holding its message when
  * status != NN_OK). Returns the worst status of all ranks; when it is not NN_OK,
  * every rank's err holds the message of the lowest-numbered failing rank, so rank 0
- * can print it. */
+ * can print it. Where rank 0 itself did not fail, the message begins with the rank
+ * and host that did ("rank 5 on node12: ..."): a file missing on another node's disk
+ * is named by a path that rank 0's user sees. */
 int nn_comm_agree(MPI_Comm comm, int status, nn_error *err);
 
 /* FNV-1a over `n` bytes, 64 bits, carried on from `h` (NN_COMM_HASH_START to begin):
