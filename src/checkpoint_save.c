@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <hdf5.h>
-#include <libgen.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -183,7 +182,7 @@ typedef struct file_identity {
     bool known;
     dev_t dev;
     ino_t ino;
-    off_t size;
+    off_t size; /* a file's; a directory's is not compared (it changes as files come and go) */
 } file_identity;
 
 static struct {
@@ -194,20 +193,23 @@ static file_identity identity_of(const struct stat *st) {
     return (file_identity){true, st->st_dev, st->st_ino, st->st_size};
 }
 
-static bool same_identity(const file_identity *a, const struct stat *st) {
-    return a->known && st->st_dev == a->dev && st->st_ino == a->ino && st->st_size == a->size;
+static bool same_inode(const file_identity *a, const struct stat *st) {
+    return a->known && st->st_dev == a->dev && st->st_ino == a->ino;
+}
+
+static bool same_file(const file_identity *a, const struct stat *st) {
+    return same_inode(a, st) && st->st_size == a->size;
 }
 
 /* NN_OK where a save may put its file at `path` now (see above). */
 static int check_still_ours(const char *path, nn_error *err) {
-    char dir_copy[NN_PATH_MAX];
-    snprintf(dir_copy, sizeof dir_copy, "%s", path);
+    char dir[NN_PATH_MAX];
     struct stat st;
-    if (trusted.dir.known && (stat(dirname(dir_copy), &st) != 0 || st.st_dev != trusted.dir.dev ||
-                              st.st_ino != trusted.dir.ino))
+    if (trusted.dir.known && (stat(nn_output_directory_of(path, dir, sizeof dir), &st) != 0 ||
+                              !same_inode(&trusted.dir, &st)))
         return nn_fail(err, NN_ERR_RUNTIME, "%s: its directory is not the one this run started in (moved or "
                        "replaced during the run); this checkpoint is not saved", path);
-    if (stat(path, &st) == 0 && !same_identity(&trusted.file, &st))
+    if (stat(path, &st) == 0 && !same_file(&trusted.file, &st))
         return nn_fail(err, NN_ERR_RUNTIME, "%s: is not the checkpoint this run checked or wrote (replaced or "
                        "changed during the run); not replacing it, and this checkpoint is not saved", path);
     return NN_OK;
@@ -217,7 +219,6 @@ static int save_on_root(const char *path, const nn_train_state *s, int ranks, co
                         double *loss_partials, nn_error *err) {
     char tmp[NN_PATH_MAX + 8], dir[NN_PATH_MAX];
     nn_output_temporary_name(tmp, sizeof tmp, path);
-    snprintf(dir, sizeof dir, "%s", path);
     int rows = progress_rows(s, ranks, loss_partials);
     int status = check_still_ours(path, err); /* before a file is made in a directory not ours */
     if (status) return status;
@@ -243,7 +244,7 @@ static int save_on_root(const char *path, const nn_train_state *s, int ranks, co
         return nn_fail(err, NN_ERR_RUNTIME, "%s: cannot put checkpoint in place: %s", path, strerror(saved));
     }
     trusted.file = identity_of(&written);
-    sync_directory(dirname(dir));
+    sync_directory(nn_output_directory_of(path, dir, sizeof dir));
     return NN_OK;
 }
 
@@ -253,9 +254,8 @@ int nn_checkpoint_check_replaceable(const char *path, nn_error *err) {
     if (status) return status;
     struct stat st; /* the file checked (if any) and its directory are what the saves may write */
     trusted.file = stat(path, &st) == 0 ? identity_of(&st) : (file_identity){0};
-    char dir_copy[NN_PATH_MAX];
-    snprintf(dir_copy, sizeof dir_copy, "%s", path);
-    trusted.dir = stat(dirname(dir_copy), &st) == 0 ? identity_of(&st) : (file_identity){0};
+    char dir[NN_PATH_MAX];
+    trusted.dir = stat(nn_output_directory_of(path, dir, sizeof dir), &st) == 0 ? identity_of(&st) : (file_identity){0};
     return NN_OK;
 }
 

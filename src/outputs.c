@@ -39,6 +39,13 @@ void nn_run_files_replaces(nn_run_files *files, int output, const char *input_pa
 
 void nn_output_temporary_name(char *out, size_t cap, const char *path) { snprintf(out, cap, "%s.tmp", path); }
 
+const char *nn_output_directory_of(const char *path, char *out, size_t cap) {
+    char copy[NN_PATH_MAX];
+    snprintf(copy, sizeof copy, "%s", path);
+    snprintf(out, cap, "%s", dirname(copy));
+    return out;
+}
+
 /* The temporary file being written, for a signal handler: the name is copied before
  * the flag is raised, so a handler never reads it half-written. */
 static char writing_name[NN_PATH_MAX + 8];
@@ -69,10 +76,9 @@ typedef struct identity {
 
 static void identify(const char *path, identity *id) {
     id->exists = stat(path, &id->st) == 0;
-    char dir_copy[NN_PATH_MAX], base_copy[NN_PATH_MAX], resolved[PATH_MAX];
-    snprintf(dir_copy, sizeof dir_copy, "%s", path);
+    char parent[NN_PATH_MAX], base_copy[NN_PATH_MAX], resolved[PATH_MAX];
+    nn_output_directory_of(path, parent, sizeof parent);
     snprintf(base_copy, sizeof base_copy, "%s", path);
-    const char *parent = dirname(dir_copy); /* once: dirname may cut its argument in place */
     const char *dir = realpath(parent, resolved) ? resolved : parent;
     snprintf(id->name, sizeof id->name, "%s/%s", dir, basename(base_copy));
 }
@@ -210,11 +216,11 @@ static int check_renamable(const nn_file_role *out, const struct stat *st, nn_er
     if (is_mount_root(out->path))
         return nn_fail(err, NN_ERR_INPUT, "%s %s: is a mount point (a file mounted there) and cannot be replaced; "
                        "give a path in a directory", out->option, out->path);
-    char dir_copy[NN_PATH_MAX];
-    snprintf(dir_copy, sizeof dir_copy, "%s", out->path);
+    char parent[NN_PATH_MAX];
     struct stat dir;
     uid_t me = geteuid();
-    if (me != 0 && st->st_uid != me && stat(dirname(dir_copy), &dir) == 0 && (dir.st_mode & S_ISVTX) &&
+    if (me != 0 && st->st_uid != me && stat(nn_output_directory_of(out->path, parent, sizeof parent), &dir) == 0 &&
+        (dir.st_mode & S_ISVTX) &&
         dir.st_uid != me) /* the kernel lets only the file's or the directory's owner rename over it */
         return nn_fail(err, NN_ERR_INPUT, "%s %s: belongs to another user, in a directory with the sticky bit (as "
                        "/tmp) where only its owner may replace it; not replacing it", out->option, out->path);

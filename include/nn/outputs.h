@@ -58,6 +58,10 @@ void nn_run_files_replaces(nn_run_files *files, int output, const char *input_pa
  * file system, so the rename is atomic). `cap` at least NN_PATH_MAX + 8. */
 void nn_output_temporary_name(char *out, size_t cap, const char *path);
 
+/* The directory of `path` ("." for a bare name), into `out` (cap NN_PATH_MAX):
+ * dirname(3) on a copy, once, as it may cut its argument in place. */
+const char *nn_output_directory_of(const char *path, char *out, size_t cap);
+
 /* Local: `temporary_path` is a file this process created (O_EXCL) and is writing now;
  * NULL once it is renamed into place or removed. nn_output_abandon, which a stop
  * signal's handler may call (it is async-signal-safe), removes it: a tool killed
