@@ -1,4 +1,4 @@
-#define _DEFAULT_SOURCE /* stpcpy; MAP_ANONYMOUS and MAP_NORESERVE */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS and MAP_NORESERVE; gethostname */
 /* MPI helpers (see nn/comm.h). */
 #include "nn/comm.h"
 
@@ -48,10 +48,11 @@ uint64_t nn_comm_hash(uint64_t h, const void *bytes, size_t n) {
     return h;
 }
 
-int nn_comm_agree_same(MPI_Comm comm, const void *bytes, size_t n, const char *what, const char *hint, nn_error *err) {
+/* Every rank's `mine` against rank 0's. */
+static int agree_on_hash(MPI_Comm comm, uint64_t mine, const char *what, const char *hint, nn_error *err) {
     int rank;
     MPI_Comm_rank(comm, &rank);
-    uint64_t mine = nn_comm_hash(NN_COMM_HASH_START, bytes, n) ^ n, root = mine;
+    uint64_t root = mine;
     MPI_Bcast(&root, 1, MPI_UINT64_T, 0, comm);
     int status = mine == root ? NN_OK
                               : nn_fail(err, NN_ERR_INPUT, "%s differs between ranks: rank %d's is not rank 0's%s%s",
@@ -59,42 +60,37 @@ int nn_comm_agree_same(MPI_Comm comm, const void *bytes, size_t n, const char *w
     return nn_comm_agree(comm, status, err);
 }
 
+int nn_comm_agree_same(MPI_Comm comm, const void *bytes, size_t n, const char *what, const char *hint, nn_error *err) {
+    return agree_on_hash(comm, nn_comm_hash(NN_COMM_HASH_START, bytes, n) ^ n, what, hint, err);
+}
+
 int nn_comm_agree_argv(MPI_Comm comm, int argc, char **argv, nn_error *err) {
+    uint64_t h = NN_COMM_HASH_START; /* each argument with its '\0': "a b" is not "ab" */
     size_t n = 0;
-    for (int i = 1; i < argc; i++) n += strlen(argv[i]) + 1;
-    char *joined = malloc(n + 1), *at = joined;
-    int status = joined ? NN_OK : nn_fail(err, NN_ERR_RUNTIME, "out of memory reading the command line");
-    for (int i = 1; joined && i < argc; i++) at = stpcpy(at, argv[i]) + 1; /* each ends in its '\0' */
-    if ((status = nn_comm_agree(comm, status, err)) == NN_OK)
-        status = nn_comm_agree_same(comm, joined, n, "the command line", "every rank must be given the same options",
-                                    err);
-    free(joined);
-    return status;
+    for (int i = 1; i < argc; i++) {
+        size_t len = strlen(argv[i]) + 1;
+        h = nn_comm_hash(h, argv[i], len);
+        n += len;
+    }
+    return agree_on_hash(comm, h ^ n, "the command line", "every rank must be given the same options", err);
 }
 
-int nn_comm_on_root_node(MPI_Comm comm) {
-    int rank, root_here;
+void nn_comm_node_layout(MPI_Comm comm, int *local_ranks, int *nodes, int *on_root_node) {
+    MPI_Comm node;
+    int rank, local_rank = 0, local_size = 1;
     MPI_Comm_rank(comm, &rank);
-    root_here = rank == 0;
-    MPI_Comm node;
-    if (MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) != MPI_SUCCESS) return root_here;
-    MPI_Allreduce(MPI_IN_PLACE, &root_here, 1, MPI_INT, MPI_MAX, node);
-    MPI_Comm_free(&node);
-    return root_here;
-}
-
-void nn_comm_node_layout(MPI_Comm comm, int *local_ranks, int *nodes) {
-    MPI_Comm node;
-    int local_rank = 0, local_size = 1;
+    int root_here = rank == 0;
     if (MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
         MPI_Comm_rank(node, &local_rank);
         MPI_Comm_size(node, &local_size);
+        MPI_Allreduce(MPI_IN_PLACE, &root_here, 1, MPI_INT, MPI_MAX, node);
         MPI_Comm_free(&node);
     }
     int leaders = local_rank == 0; /* one per node */
     MPI_Allreduce(MPI_IN_PLACE, &leaders, 1, MPI_INT, MPI_SUM, comm);
     if (local_ranks) *local_ranks = local_size;
     if (nodes) *nodes = leaders;
+    if (on_root_node) *on_root_node = root_here;
 }
 
 /* Whether this process may map `bytes` more of address space now: reserved, never

@@ -73,7 +73,7 @@ int nn_exchange_create(nn_exchange **out, MPI_Comm comm, nn_exchange_mode mode, 
     ex->mode = mode;
     ex->comm = comm;
     if (ex->reducer) ex->nodes = nn_reducer_nodes(ex->reducer);
-    else nn_comm_node_layout(comm, NULL, &ex->nodes);
+    else nn_comm_node_layout(comm, NULL, &ex->nodes, NULL);
     ex->n = n_grads;
     ex->buf = ex->reducer ? nn_reducer_buffer(ex->reducer) : ex->own_buf;
     *out = ex;

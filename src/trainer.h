@@ -28,6 +28,7 @@ typedef struct trainer {
     MPI_Comm comm;
     int rank, nranks, threads; /* threads: in use (the tuning may settle on one) */
     int ranks_per_node;        /* this rank's node: how many ranks share its memory */
+    int on_root_node;          /* and whether rank 0 is one of them */
     long node_cores;           /* the cores the job may use on this rank's node */
     nn_thread_tuning tuning;
     nn_tuner sum_tuning;  /* the chunked or the factored sum (trainer_tuning.c), once the threads are chosen */

@@ -41,7 +41,7 @@ static void say_complete(const trainer *t) {
 static int configure(trainer *t, nn_error *err) {
     const nn_train_options *o = &t->opt;
     t->cfg = o->run;
-    nn_comm_node_layout(t->comm, &t->ranks_per_node, NULL); /* collective: every rank configures */
+    nn_comm_node_layout(t->comm, &t->ranks_per_node, NULL, &t->on_root_node); /* collective: every rank configures */
     if (t->cfg.virtual_shards < 0) t->cfg.virtual_shards = nn_vshards_default(t->cfg.batch_size); /* --deterministic */
     if (!o->resume[0]) return nn_run_config_check(&t->cfg, o->given, err); /* the same on every rank */
     char changes[2 * NN_PATH_MAX + 256] = "";
@@ -214,10 +214,10 @@ void trainer_follow_output_links(trainer *t) {
  * own: the watchdog of every rank on rank 0's node may remove it if it ends the job.
  * Not before: a run refused (or hung) before the lock would remove another run's file
  * mid-write; and not on another node, where a node-local path (/tmp/ck.h5) names
- * another job's file. Collective. */
+ * another job's file. */
 static void watch_leftover(const trainer *t) {
     char leftover[NN_PATH_MAX + 8] = "";
-    if (t->opt.checkpoint[0] && nn_comm_on_root_node(t->comm))
+    if (t->opt.checkpoint[0] && t->on_root_node)
         nn_output_temporary_name(leftover, sizeof leftover, t->opt.checkpoint);
     nn_watchdog_remove_on_timeout(leftover);
 }

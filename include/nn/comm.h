@@ -33,12 +33,10 @@ int nn_comm_agree_same(MPI_Comm comm, const void *bytes, size_t n, const char *w
  * different options, and every rank parses its own). */
 int nn_comm_agree_argv(MPI_Comm comm, int argc, char **argv, nn_error *err);
 
-/* Collective: whether this rank shares a node (a shared-memory domain) with rank 0. */
-int nn_comm_on_root_node(MPI_Comm comm);
-
-/* Collective: how many ranks share this node (for a default thread count) and how
- * many nodes (shared-memory domains) the ranks of comm span; either may be NULL. */
-void nn_comm_node_layout(MPI_Comm comm, int *local_ranks, int *nodes);
+/* Collective: how many ranks share this node (for a default thread count), how many
+ * nodes (shared-memory domains) the ranks of comm span, and whether this rank shares
+ * a node with rank 0; any may be NULL. One split of comm answers all three. */
+void nn_comm_node_layout(MPI_Comm comm, int *local_ranks, int *nodes, int *on_root_node);
 
 /* Whether a node's shared window of `bytes` fits where OpenMPI backs it
  * (OMPI_MCA_osc_sm_backing_directory, else /dev/shm; Docker's default is 64 MiB):

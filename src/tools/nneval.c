@@ -251,7 +251,7 @@ static int prepare(const eval_options *o, MPI_Comm comm, nn_checkpoint *ck, nn_s
     int rank, status;
     MPI_Comm_rank(comm, &rank);
     int readers;
-    nn_comm_node_layout(comm, &readers, NULL);
+    nn_comm_node_layout(comm, &readers, NULL, NULL);
     status = nn_checkpoint_load(o->checkpoint, readers, ck, err);
     const char *data = dataset_of(o, ck);
     if (!status && rank == 0 && o->metrics[0]) status = claim_metrics(o, data, lock, err);

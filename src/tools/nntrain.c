@@ -68,7 +68,7 @@ int main(int argc, char **argv) {
         return finish(status);
     }
     int ranks_per_node;
-    nn_comm_node_layout(MPI_COMM_WORLD, &ranks_per_node, NULL); /* collective */
+    nn_comm_node_layout(MPI_COMM_WORLD, &ranks_per_node, NULL, NULL); /* collective */
     if (rank == 0 && !result.complete) { /* else it said "nothing to do" */
         printf("done: %d epoch%s, final test accuracy %.2f%%, best %.2f%% (epoch %d), "
                "%.2fs training, %.0f samples/s\n",
