@@ -343,9 +343,11 @@ void nn_checkpoint_free(nn_checkpoint *ck) {
 int nn_checkpoint_load(const char *path, int readers_on_node, nn_checkpoint *ck, nn_error *err) {
     memset(ck, 0, sizeof *ck);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    if (access(path, R_OK) != 0) return nn_fail(err, NN_ERR_INPUT, "%s: cannot read checkpoint: %s", path, strerror(errno));
+    if (access(path, R_OK) != 0)
+        return nn_fail_local(err, NN_ERR_INPUT, "%s: cannot read checkpoint: %s", path, strerror(errno));
     hid_t file = H5Fis_hdf5(path) > 0 ? H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT) : -1;
-    if (file < 0) return nn_fail(err, NN_ERR_INPUT, "%s: not a valid checkpoint: truncated or not an HDF5 file", path);
+    if (file < 0)
+        return nn_fail_local(err, NN_ERR_INPUT, "%s: not a valid checkpoint: truncated or not an HDF5 file", path);
     reader r = {file, path, err, 0, readers_on_node > 1 ? readers_on_node : 1};
     record *rec = calloc(1, sizeof *rec);
     if (!rec) reject(&r, NN_ERR_RUNTIME, "out of memory reading checkpoint");

@@ -10,16 +10,14 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-/* "rank N on HOST: " before a message that does not name its rank already. */
+/* "rank N on HOST: " before the message of a local failure (nn_fail_local). */
 static void say_where(nn_error *err) {
     int world_rank;
     MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
-    char mark[32], host[64] = "";
-    snprintf(mark, sizeof mark, "rank %d", world_rank);
-    if (strstr(err->msg, mark)) return;
+    char host[64] = "";
     gethostname(host, sizeof host - 1);
     char where[128];
-    size_t n = (size_t)snprintf(where, sizeof where, "%s%s%s: ", mark, host[0] ? " on " : "", host);
+    size_t n = (size_t)snprintf(where, sizeof where, "rank %d%s%s: ", world_rank, host[0] ? " on " : "", host);
     size_t cap = sizeof err->msg;
     if (n >= cap / 2) return;
     memmove(err->msg + n, err->msg, cap - n - 1); /* the message's end may be cut, not its start */
@@ -35,7 +33,7 @@ int nn_comm_agree(MPI_Comm comm, int status, nn_error *err) {
     MPI_Allreduce(MPI_IN_PLACE, &worst, 1, MPI_INT, MPI_MAX, comm);
     if (worst == NN_OK) return NN_OK;
     MPI_Allreduce(MPI_IN_PLACE, &first_failing, 1, MPI_INT, MPI_MIN, comm);
-    if (rank == first_failing && first_failing != 0) say_where(err);
+    if (rank == first_failing && first_failing != 0 && err->local) say_where(err);
     MPI_Bcast(err->msg, (int)sizeof err->msg, MPI_CHAR, first_failing, comm);
     err->msg[sizeof err->msg - 1] = '\0';
     err->status = worst;
@@ -113,11 +111,12 @@ nn_shm_room nn_comm_shm_room(MPI_Comm comm, MPI_Comm node, double bytes) {
     struct statvfs st;
     if (local == 0 && statvfs(room.dir, &st) == 0) room.free = (double)st.f_bavail * (double)st.f_frsize;
     MPI_Bcast(&room.free, 1, MPI_DOUBLE, 0, node);
-    room.unmappable = bytes <= 0 || can_map(room.need) ? ranks : rank;
-    MPI_Allreduce(MPI_IN_PLACE, &room.unmappable, 1, MPI_INT, MPI_MIN, node);
-    if (room.unmappable == ranks) room.unmappable = -1;
-    room.here = bytes <= 0 || (room.unmappable < 0 && (room.free < 0 || room.free >= room.need));
+    int unmappable = bytes <= 0 || can_map(room.need) ? ranks : rank, on_node;
+    MPI_Allreduce(&unmappable, &on_node, 1, MPI_INT, MPI_MIN, node);
+    room.here = bytes <= 0 || (on_node == ranks && (room.free < 0 || room.free >= room.need));
     room.everywhere = room.here;
     MPI_Allreduce(MPI_IN_PLACE, &room.everywhere, 1, MPI_INT, MPI_MIN, comm);
+    MPI_Allreduce(&unmappable, &room.unmappable, 1, MPI_INT, MPI_MIN, comm); /* any node's, for the note */
+    if (room.unmappable == ranks) room.unmappable = -1;
     return room;
 }

@@ -150,15 +150,15 @@ static int read_rows(hid_t dset, int ndims, const hsize_t dims[], long offset, l
 static int open_file(const char *path, MPI_Comm comm, reader *r, nn_error *err) {
     int status = NN_OK;
     if (access(path, R_OK) != 0)
-        status = nn_fail(err, NN_ERR_INPUT, "%s: cannot read: %s", path, strerror(errno));
+        status = nn_fail_local(err, NN_ERR_INPUT, "%s: cannot read: %s", path, strerror(errno));
     else if (H5Fis_hdf5(path) <= 0)
-        status = nn_fail(err, NN_ERR_INPUT, "%s: not an HDF5 file", path);
+        status = nn_fail_local(err, NN_ERR_INPUT, "%s: not an HDF5 file", path);
     if (nn_comm_agree(comm, status, err)) return err->status;
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL);
     r->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
     H5Pclose(fapl);
-    if (r->file < 0) status = nn_fail(err, NN_ERR_INPUT, "%s: cannot open as HDF5", path);
+    if (r->file < 0) status = nn_fail_local(err, NN_ERR_INPUT, "%s: cannot open as HDF5", path);
     return nn_comm_agree(comm, status, err);
 }
 
@@ -277,6 +277,40 @@ static int same_shape_everywhere(const char *path, const nn_shard *out, const hs
                               "path from another directory?)", err);
 }
 
+/* Collective: every rank's file holds the same first and last samples of the split.
+ * The shape alone lets through a node-local copy of another dataset of the same
+ * shape (Fashion-MNIST staged where MNIST was meant): each rank would train on its
+ * own. A few rows at each end catch it for the price of four small reads; a copy
+ * that differs only in between is not caught (hashing every row would read the whole
+ * file on every rank). */
+enum { SAMPLE_ROWS = 8 };
+
+static int same_samples_everywhere(reader *r, const char *path, const char *split, const nn_shard *out,
+                                   const hsize_t idims[], int irank, const hsize_t ldims[], MPI_Comm comm,
+                                   nn_error *err) {
+    long n = out->total < SAMPLE_ROWS ? out->total : SAMPLE_ROWS;
+    const long at[2] = {out->offset, out->offset + out->total - n};
+    uint8_t *pixels = malloc((size_t)n * out->dim);
+    int labels[SAMPLE_ROWS], status = pixels ? NN_OK : nn_fail(err, NN_ERR_RUNTIME, "%s: out of memory", path);
+    if ((status = nn_comm_agree(comm, status, err))) return status;
+    uint64_t h = NN_COMM_HASH_START;
+    hdf5_reason why = {{0}, 0};
+    int failed = 0;
+    for (int end = 0; end < 2; end++) { /* every read made on every rank: they are collective */
+        failed |= read_rows(r->images, irank, idims, at[end], n, H5T_NATIVE_UINT8, pixels, &why) != NN_OK;
+        failed |= read_rows(r->labels, 1, ldims, at[end], n, H5T_NATIVE_INT, labels, &why) != NN_OK;
+        h = nn_comm_hash(nn_comm_hash(h, pixels, (size_t)n * out->dim), labels, (size_t)n * sizeof *labels);
+    }
+    free(pixels);
+    status = failed ? nn_fail(err, why.damaged ? NN_ERR_INPUT : NN_ERR_RUNTIME, "%s: reading /%s failed: %s", path,
+                              split, why.text)
+                    : NN_OK;
+    if ((status = nn_comm_agree(comm, status, err))) return status;
+    return nn_comm_agree_same(comm, &h, sizeof h, path,
+                              "every rank must read the same file: its first or last samples differ (a node-local "
+                              "copy of another dataset of the same shape?)", err);
+}
+
 int nn_shard_read_parts(const char *path, const char *split, long limit, long first, long end, int parts,
                         MPI_Comm comm, nn_shard *out, nn_error *err) {
     const long range[3] = {limit, first, end};
@@ -291,6 +325,7 @@ int nn_shard_read_parts(const char *path, const char *split, long limit, long fi
     int irank = 0, *wide_labels = NULL;
     int status = nn_comm_agree(comm, read_shape(&r, path, split, range, nranks, out, idims, &irank, ldims, err), err);
     if (!status) status = same_shape_everywhere(path, out, idims, irank, ldims, comm, err);
+    if (!status) status = same_samples_everywhere(&r, path, split, out, idims, irank, ldims, comm, err);
     if (!status) {
         long start = out->offset, mine;
         rank_rows(out->total, parts, rank, nranks, &mine, &out->count);

@@ -19,15 +19,29 @@ static void escape_controls(const char *text, char *out, size_t cap) {
     out[n] = '\0';
 }
 
-int nn_fail(nn_error *err, int status, const char *fmt, ...) {
+static int record(nn_error *err, int status, int local, const char *fmt, va_list ap) {
     if (err) {
         char text[sizeof err->msg];
-        va_list ap;
-        va_start(ap, fmt);
         vsnprintf(text, sizeof text, fmt, ap);
-        va_end(ap);
         escape_controls(text, err->msg, sizeof err->msg);
         err->status = status;
+        err->local = local;
     }
+    return status;
+}
+
+int nn_fail(nn_error *err, int status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    record(err, status, 0, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+int nn_fail_local(nn_error *err, int status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    record(err, status, 1, fmt, ap);
+    va_end(ap);
     return status;
 }

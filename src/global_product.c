@@ -287,7 +287,7 @@ int nn_global_product_create(nn_global_product **out, MPI_Comm comm, nn_model *m
     if (!(status = split(gp, comm, alone))) lay_out(gp);
     /* room for the node's window on every node? (MPI_Win_allocate_shared fails with an
      * internal error where there is not, see reduce.c); every rank asks, a lone one too */
-    nn_shm_room room = {.here = 1, .everywhere = 1};
+    nn_shm_room room = {.unmappable = -1, .here = 1, .everywhere = 1};
     if (!status && !alone) room = nn_comm_shm_room(comm, gp->node, gp->locals > 1 ? (double)gp->bytes : 0.0);
     int crowded = !room.everywhere;
     double node_mib = (double)gp->bytes / 1048576.0;

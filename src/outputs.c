@@ -8,6 +8,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +56,7 @@ void nn_output_writing(const char *temporary_path) {
     writing = 0;
     if (temporary_path && strlen(temporary_path) < sizeof writing_name) {
         memcpy(writing_name, temporary_path, strlen(temporary_path) + 1);
+        atomic_signal_fence(memory_order_seq_cst); /* the name whole before the flag, for the handler */
         writing = 1;
     }
 }

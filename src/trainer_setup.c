@@ -236,6 +236,13 @@ int trainer_setup(trainer *t, nn_error *err) {
     /* deterministic mode sums exactly itself (exact_step.c): the exchange only carries the result */
     int exact = t->cfg.virtual_shards > 0;
     t->eval.exact = exact;
+    /* the OpenMP threads started before the shared window is sized against this rank's
+     * address space (ulimit -v): their stacks take some, and a thread that cannot be
+     * made later ends the run inside libgomp, not with a line of ours */
+    int team = 0; /* a region with an effect: GCC drops an empty one */
+#pragma omp parallel reduction(+ : team)
+    team += 1;
+    (void)team;
     if ((status = nn_exchange_create(&t->exchange, t->comm, exact ? NN_EXCHANGE_MPI : t->opt.exchange,
                                      exact ? NN_COMPRESS_NONE : t->cfg.compress, t->model.n_params, err))) return status;
     nn_watchdog_alive();

@@ -6,7 +6,8 @@
 # default) with a line that blamed the gradient sum, crash, or exit 0 with another
 # model's accuracy. Ranks that run different thread counts train (the thread tuning,
 # whose timing is collective, is left out): they used to wait for each other for good.
-# An error that rank 0 does not share names the rank and host that met it.
+# A same-shaped dataset is compared by its first and last samples. An error that rank
+# 0 does not share names the rank and host that met it.
 # Rank 1 is given its difference by a wrapper that reads OMPI_COMM_WORLD_RANK.
 # Usage: test_ranks_agree.sh NNTRAIN NNEVAL MAKE_TEST_DATA MPIEXEC WORKDIR
 set -u
@@ -14,6 +15,11 @@ nntrain=$1 nneval=$2 make_data=$3 mpiexec=$4 dir=$5/ranks_agree
 rm -rf "$dir" && mkdir -p "$dir/a" "$dir/b" && "$make_data" "$dir/a" && "$make_data" "$dir/b" ||
     { echo "FAIL cannot make test data"; exit 1; }
 cp "$dir/b/fewer.h5" "$dir/b/good.h5" # rank 1's good.h5, in b, has other sizes
+# and in c the same shape, one pixel of its first training image changed
+mkdir -p "$dir/c" && cp "$dir/a/good.h5" "$dir/c/good.h5" && /usr/bin/python3 -c 'import h5py, sys
+with h5py.File(sys.argv[1], "r+") as f:
+    first = f["train/images"][0]; first.flat[0] ^= 1; f["train/images"][0] = first' "$dir/c/good.h5" ||
+    { echo "FAIL cannot make the same-shaped dataset"; exit 1; }
 passed=0 failed=0
 ok() { passed=$((passed + 1)); echo "ok   $1"; }
 fail() { failed=$((failed + 1)); echo "FAIL $1"; grep -v '^ *$' "$dir/err" | head -3 | sed 's/^/     /'; }
@@ -49,6 +55,9 @@ done
 expect "a relative --data naming another file on rank 1: exit 2" 2 \
     "nntrain: good.h5 differs between ranks: rank 1's is not rank 0's; every rank must read the same file" \
     "$mpiexec" -n 2 "$dir/on_rank1" "cd=$dir/b" "$nntrain" "${small[@]}"
+expect "a relative --data naming a same-shaped file with another first image on rank 1: exit 2" 2 \
+    "nntrain: good.h5 differs between ranks: rank 1's is not rank 0's; every rank must read the same file: its first or last samples differ" \
+    "$mpiexec" -n 2 "$dir/on_rank1" "cd=$dir/c" "$nntrain" "${small[@]}"
 mkdir -p "$dir/empty"
 expect "a relative --data missing on rank 1 only: exit 2, the rank and host named" 2 \
     "nntrain: rank 1 on $(hostname): good.h5: cannot read: No such file or directory" \

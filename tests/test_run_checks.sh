@@ -118,27 +118,26 @@ shm=(--data "$dir/good.h5" --layers 16,2000,2000,3 --batch-size 8 --epochs 1) # 
 
 # ---- an address-space limit (ulimit -v) on one rank ----
 # Every rank maps the node's whole window; where one rank's limit leaves no room,
-# OpenMPI's window set-up crashed (exit 139) and left its segment in /dev/shm. Rank 1's
+# OpenMPI's window set-up crashed (exit 139) and left its segment behind. Rank 1's
 # limit rises in 10 MiB steps until the shared-memory sum fits: no step may crash or
 # leave a window's segment (osc_sm.*), and some step trains through MPI_Allreduce with a
-# note (the window of 16-2000-2000-3 is 63 MiB; a step too low for the model is exit 1).
-# Lower still, OpenMPI's MPI_Init itself fails and may leave its own vader segments:
-# removed here as this job's, not counted (nntrain has not started then).
-segments() { ls /dev/shm 2>/dev/null | grep -E '^(osc_sm|vader_segment)\.' | sort; }
-before_segments=$(segments)
+# note (the window of 16-2000-2000-3 is 63 MiB; a step too low for the model is exit 1;
+# 2 threads a rank, whose stacks take address space too). Lower still, OpenMPI's
+# MPI_Init itself fails and may leave its own vader segments: not counted (nntrain has
+# not started then). The segments go to a directory of this test's, not /dev/shm,
+# where other jobs' live ones come and go.
+shm_dir="$dir/shm" && mkdir -p "$shm_dir"
+segments() { ls "$shm_dir" | grep -E '^(osc_sm|vader_segment)\.'; }
 crashed="" leaked="" fallback=0 shared=0
 for limit_mib in $(seq 160 10 1200); do
-    OMP_NUM_THREADS=1 timeout 300 "$mpiexec" -x OMP_NUM_THREADS -n 2 sh -c \
+    OMP_NUM_THREADS=2 OMPI_MCA_btl_vader_backing_directory="$shm_dir" OMPI_MCA_osc_sm_backing_directory="$shm_dir" \
+        timeout 300 "$mpiexec" -x OMP_NUM_THREADS -n 2 sh -c \
         'if [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then ulimit -v "$0" || exit 9; fi; exec "$@"' $((limit_mib * 1024)) \
         "$nntrain" "${shm[@]}" --timeout 20 >"$dir/out" 2>"$dir/err"
     rc=$?
     [ "$rc" -eq 0 ] || [ "$rc" -eq 1 ] || crashed="$crashed ${limit_mib}MiB:exit$rc"
-    now=$(segments)
-    new_segments=$(comm -13 <(echo "$before_segments") <(echo "$now"))
-    if [ -n "$new_segments" ]; then
-        grep -q '^osc_sm\.' <<<"$new_segments" && leaked="$leaked ${limit_mib}MiB"
-        sed 's|^|/dev/shm/|' <<<"$new_segments" | xargs -r rm -f # this job's
-    fi
+    segments | grep -q '^osc_sm\.' && leaked="$leaked ${limit_mib}MiB"
+    rm -f "$shm_dir"/* # this job's
     if [ "$rc" -eq 0 ] && grep -q "allreduce shm (MPI_Allreduce, as rank 1's address-space limit (ulimit -v) leaves no room to map the shared-memory sum's [0-9]* MiB; 1 node)" "$dir/out"
     then fallback=$((fallback + 1)); fi
     if [ "$rc" -eq 0 ] && grep -q "allreduce shm (shared memory, 1 node)" "$dir/out"; then shared=1; break; fi

@@ -11,9 +11,10 @@
 /* Collective. Every rank passes its own status (and err holding its message when
  * status != NN_OK). Returns the worst status of all ranks; when it is not NN_OK,
  * every rank's err holds the message of the lowest-numbered failing rank, so rank 0
- * can print it. Where rank 0 itself did not fail, the message begins with the rank
- * and host that did ("rank 5 on node12: ..."): a file missing on another node's disk
- * is named by a path that rank 0's user sees. */
+ * can print it. Where rank 0 itself did not fail and the failure was local
+ * (nn_fail_local), the message begins with the rank and host that met it ("rank 5 on
+ * node12: ..."): a file missing on another node's disk is named by a path that rank
+ * 0's user sees. */
 int nn_comm_agree(MPI_Comm comm, int status, nn_error *err);
 
 /* FNV-1a over `n` bytes, 64 bits, carried on from `h` (NN_COMM_HASH_START to begin):
@@ -42,9 +43,9 @@ void nn_comm_node_layout(MPI_Comm comm, int *local_ranks, int *nodes, int *on_ro
  * (OMPI_MCA_osc_sm_backing_directory, else /dev/shm; Docker's default is 64 MiB):
  * there, `free` bytes (-1 when unknown: then it is tried), with 1 MiB left for
  * OpenMPI's own; and in the address space of each of the node's ranks, every one
- * of which maps the whole window (`unmappable`: the first world rank whose limit,
- * `ulimit -v`, leaves too little, else -1: OpenMPI crashes in the window's set-up
- * where one rank's mmap fails). `everywhere`: on every node of comm. */
+ * of which maps the whole window (`unmappable`: the first rank of comm, on any node,
+ * whose limit, `ulimit -v`, leaves too little, else -1: OpenMPI crashes in the
+ * window's set-up where one rank's mmap fails). `everywhere`: on every node of comm. */
 typedef struct nn_shm_room {
     const char *dir;
     double need, free;

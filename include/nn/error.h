@@ -15,12 +15,19 @@ enum nn_status {
 
 typedef struct nn_error {
     int status;     /* one of nn_status */
+    int local;      /* what this rank alone sees (its node's files): nn_comm_agree names the rank */
     char msg[512];  /* one line, no trailing newline (nn_fail writes out control characters) */
 } nn_error;
 
 /* Record an error (printf-style) and return its status, so callers can write
  *   return nn_fail(err, NN_ERR_INPUT, "%s: no dataset /train/images", path); */
 int nn_fail(nn_error *err, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* The same, for a failure of this rank's own view, which another node may not share:
+ * a path it cannot open (a node-local disk, another working directory). Content
+ * errors of a file every rank reads are not local, though one rank meets them. */
+int nn_fail_local(nn_error *err, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 #endif
