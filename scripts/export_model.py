@@ -252,6 +252,14 @@ def check_outputs(checkpoint, outputs):
     """Refuse (exit 2) an output that is an input, the other output, not regular, or not ours."""
     ck = os.stat(checkpoint)
     seen = {}
+    # each output is built as REAL.tmp: that name must be no other output nor the checkpoint
+    temporaries = {os.path.realpath(path) + ".tmp": option for option, path, kind in outputs}
+    for option, path, kind in outputs:
+        real = os.path.realpath(path)
+        if real in temporaries or real == os.path.realpath(checkpoint) + ".tmp":
+            other = temporaries.get(real)
+            raise Refusal(f"--{option} {path}: is the temporary file of "
+                          + (f"--{other}'s output" if other else "the checkpoint's name") + "; give another name")
     for option, path, kind in outputs:
         real = os.path.realpath(path)
         try:  # by name, and by device and inode (a hard link) when it exists

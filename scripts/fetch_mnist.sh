@@ -124,4 +124,15 @@ fi
 # into place, so a run reading the old one keeps it) and refuses anything else, exit 2.
 command -v "$nnprep" >/dev/null 2>&1 || die 1 "$nnprep not found: build first (cmake -B build && cmake --build build) or set NNPREP"
 mkdir -p "$(dirname "$out")"
-"$nnprep" --out "$out" "$cache"
+# Another fetch converting to the same file (two test runs of one checkout) holds its
+# lock: wait for it, up to two minutes, then convert again (the file is whole either way).
+said=$(mktemp) && trap 'rm -f "$said"; [[ -n ${stage:-} ]] && rm -rf "$stage"' EXIT
+for _ in $(seq 120); do
+    status=0
+    "$nnprep" --out "$out" "$cache" 2>"$said" || status=$?
+    [ "$status" -eq 0 ] && exit 0
+    grep -q "in use by another run" "$said" || break
+    sleep 1
+done
+cat "$said" >&2
+exit "$status"

@@ -34,6 +34,7 @@ done
 epochs=$((10#$epochs))
 [ -n "${nps// /}" ] || die 2 "--np: no rank counts"
 for np in $nps; do [[ $np =~ ^[1-9][0-9]*$ ]] || die 2 "--np '$nps': '$np' is not a rank count"; done
+[[ ${NNTRAIN_BIN:-} == */* ]] && NNTRAIN_BIN=$(absolute "$NNTRAIN_BIN") # the caller's, as --out
 cd "$(dirname "$0")/.."
 out=${out:-$PWD/bench/scaling.md}
 
@@ -142,7 +143,7 @@ if mode == "write":
 PY
 python3 -c "$table_py" check "$out"
 
-nntrain=${NNTRAIN_BIN:-build/nntrain}
+nntrain=${NNTRAIN_BIN:-build/nntrain} # (made absolute before the cd above)
 [ -x "$nntrain" ] || die 1 "$nntrain missing: run scripts/build.sh"
 . scripts/mpi_env.sh
 tmp=$(mktemp -d)

@@ -260,6 +260,20 @@ def positive(text):
     return value
 
 
+def write_rows(rows, out):
+    """The study's CSV, with the speed-ups, of the rows measured so far."""
+    add_speedups(rows)
+    path = os.path.join(out, "scaling.csv")
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+    if sys.exc_info()[0] is not None:  # in a finally on the way out of an exception
+        print(f"scaling_study: interrupted; the {len(rows)} rows measured are in {path}", flush=True)
+    return path
+
+
 def main():
     ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--suites", type=suite_set, default="strong,weak,links,slow")
@@ -300,20 +314,14 @@ def main():
                       f"{cfg['allreduce']}, compress {cfg['compress']}, accumulate {cfg['accumulate']}", flush=True)
                 try:
                     rows.append(dict(summarise(cfg, run(cfg, nodes, tmp, epochs, limit)), train_limit=limit))
-                except (RuntimeError, subprocess.TimeoutExpired) as e:
+                except (RuntimeError, subprocess.TimeoutExpired, subprocess.CalledProcessError, ValueError) as e:
                     # one broken layout (say, more ranks than the host can bind) costs
                     # its row, not the rows already measured
                     failed += 1
                     print(f"scaling_study: FAILED, row left out: {e}", flush=True)
-    finally:
+    finally:  # also when interrupted (Ctrl-C, a failure outside a row): the rows measured are kept
         nodes.down()
-    add_speedups(rows)
-    path = os.path.join(a.out, "scaling.csv")
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+        path = write_rows(rows, a.out)
     print(f"scaling_study: {len(rows)} rows in {path}")
     if failed:
         print(f"scaling_study: {failed} configuration(s) failed (above)")

@@ -120,6 +120,7 @@ expect 2 "is the checkpoint being exported" "$ck" --npz "$dir/link.h5"
 expect 2 "is the checkpoint being exported" "$dir/link.h5" --onnx "$dir/hard.h5"
 expect 2 "the same file as --onnx" "$ck" --onnx "$dir/y.out" --npz "$dir/y.out"
 expect 2 "the same file as --onnx" "$ck" --onnx "$dir/mnist.onnx" --npz "$dir/hard.onnx"
+expect 2 "--onnx $dir/m.tmp: is the temporary file of --npz's output" "$ck" --npz "$dir/m" --onnx "$dir/m.tmp"
 expect 2 "not a regular file" "$ck" --npz /dev/null
 expect 2 "not a regular file" "$ck" --onnx "$dir/fifo"
 expect 2 "not a regular file" "$ck" --onnx "$dir/subdir"

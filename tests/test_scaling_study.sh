@@ -3,7 +3,7 @@
 # trains the same model, so the study reports one test accuracy for all its rows and
 # says so. Without the flag the same rows give different accuracies, so the check can
 # tell. Small: the reference network, 3,000 MNIST samples, 1, 2 and 3 ranks plus the
-# ranks x threads layouts of this host.
+# ranks x threads layouts of this host. A study interrupted keeps the rows it measured.
 # Usage: test_scaling_study.sh NNTRAIN REPO WORKDIR
 set -u
 nntrain=$1 repo=$2 dir=$3/scaling_study
@@ -30,6 +30,19 @@ study --ranks 1,2 --out "$dir/plain" >"$dir/plain.out" 2>&1 || fail "default mod
 if [ "$(column "$dir/plain/scaling.csv" test_accuracy | head -2 | sort -u | wc -l)" -ne 2 ]; then
     fail "default mode: 1 and 2 ranks gave the same accuracy: the check could not tell"
 else echo "ok: without it, 1 and 2 ranks differ ($(column "$dir/plain/scaling.csv" test_accuracy | head -2 | tr '\n' ' '))"; fi
+
+# Ctrl-C after the first row: the rows measured are written, not lost with the rest
+NNTRAIN_BIN=$nntrain timeout 600 python3 "$repo/scripts/scaling_study.py" --suites strong --host-only --quick \
+    --train-limit 3000 --ranks 1,2 --out "$dir/cut" >"$dir/cut.out" 2>&1 &
+pid=$!
+for _ in $(seq 6000); do [ "$(grep -c '^scaling_study: strong' "$dir/cut.out")" -ge 2 ] && break; sleep 0.05; done
+kill -INT "$pid"
+wait "$pid"
+rc=$?
+rows=$(column "$dir/cut/scaling.csv" ranks 2>/dev/null | wc -l)
+if [ "$rc" -ne 0 ] && [ "$rows" -ge 1 ] && grep -q "interrupted; the $rows rows measured are in" "$dir/cut.out"; then
+    echo "ok: interrupted after its first row: exit $rc, $rows row(s) kept"
+else fail "interrupted after its first row: exit $rc, $rows rows in the CSV ($(tail -2 "$dir/cut.out"))"; fi
 
 [ $fails -eq 0 ] && echo "test_scaling_study: all passed" || echo "test_scaling_study: $fails failed"
 [ $fails -eq 0 ]
