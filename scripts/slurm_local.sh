@@ -101,7 +101,9 @@ start() {
     ls "$dir"/*.bg >/dev/null 2>&1 && { echo "slurm_local.sh: already started in $dir; stop it first" >&2; exit 1; }
     install_missing
     mkdir -p "$dir"/{state,spool,log}
-    trap 'stop; exit 1' ERR # a half-started cluster is stopped
+    # A half-started cluster is stopped: on any exit until it is up (an ERR trap would
+    # miss a failure inside start_munge or start_slurmd: functions do not inherit it).
+    trap stop EXIT
     host=$(hostname) cpus=$(nproc)
     # One node: Slurm binds each task to its cores (task/affinity), as on a cluster.
     # Emulated nodes are each pinned to one core already (taskset), which binding by
@@ -132,15 +134,14 @@ start() {
     fi
     for _ in $(seq 150); do
         [ "$(SLURM_CONF=$conf sinfo -h -o '%T %D' 2>/dev/null)" = "idle $nodes" ] && {
-            trap - ERR
+            trap - EXIT
             echo "slurm up ($nodes node(s)): export SLURM_CONF=$conf"
             return 0
         }
         sleep 0.2
     done
     echo "slurm_local.sh: the node(s) did not come up; see $dir/log" >&2
-    stop
-    exit 1
+    exit 1 # the EXIT trap stops it
 }
 
 stop() {

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The job scripts in jobs/ against a real, throwaway Slurm (scripts/slurm_local.sh):
 #  one node (this host):
+#  - scripts/slurm_local.sh start failing half-way (in start_slurmd) stops what it started;
 #  - jobs/nntrain.sbatch trains and completes; a request for more CPUs than the cluster
 #    has is refused by sbatch; a job without its binary fails and says why;
 #  - jobs/nntrain_preemptible.sbatch, signalled as at its time limit, checkpoints, exits
 #    75, requeues itself, and the restart resumes from the checkpoint and finishes;
+#  - jobs/nntrain_preemptible.sbatch as a 2-element array: both elements train, each
+#    with its own checkpoint and metrics file (ARRAYJOBID_TASK);
 #  - jobs/nntrain_scaling.sbatch as a 2-element array writes one CSV row per element;
 #  two emulated nodes (one slurmd inside each network namespace):
 #  - jobs/nntrain_multinode.sbatch runs 2 nodes x 2 ranks through srun --mpi=pmix, and its
@@ -52,6 +55,19 @@ wait_done() {
 submit() { sbatch --parsable --chdir="$work/run" "$@"; }
 mkdir -p "$work/run"
 small=(--train-limit 6000 --epochs 2)
+
+# A start that fails half-way (here in start_slurmd: the node's spool directory is a
+# file) stops what it started: no slurmctld of this cluster is left running.
+mkdir -p "$SLURM_DIR/spool" && touch "$SLURM_DIR/spool/$(hostname)"
+ours() { for pid in $(pgrep -x "$1"); do grep -qF "$SLURM_CONF" "/proc/$pid/cmdline" 2>/dev/null && echo "$pid"; done; }
+"$repo/scripts/slurm_local.sh" start >"$work/start.log" 2>&1
+rc=$?
+left=$(ours slurmctld; ours slurmd)
+if [ "$rc" -ne 0 ] && [ -z "$left" ] && ! ls "$SLURM_DIR"/*.bg >/dev/null 2>&1
+then ok "scripts/slurm_local.sh start failing in start_slurmd stops the controller it started"
+else fail "scripts/slurm_local.sh start failing in start_slurmd stops the controller it started (exit $rc, left: $left)" "$work/start.log"; fi
+"$repo/scripts/slurm_local.sh" stop >/dev/null 2>&1
+rm -f "$SLURM_DIR/spool/$(hostname)"
 
 start=$SECONDS
 if ! "$repo/scripts/slurm_local.sh" start >"$work/start.log" 2>&1; then
