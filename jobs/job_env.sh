@@ -16,7 +16,15 @@ fi
 NNTRAIN_HOME=${NNTRAIN_HOME:-$SLURM_SUBMIT_DIR}
 NNTRAIN_BIN=${NNTRAIN_BIN:-$NNTRAIN_HOME/build/nntrain}
 NNTRAIN_DATA=${NNTRAIN_DATA:-$NNTRAIN_HOME/data/mnist.h5}
-job_id=${SLURM_ARRAY_JOB_ID:-$SLURM_JOB_ID}
+# The run's name in its files: an array element's own (ARRAYJOBID_TASK), so elements
+# never share a checkpoint or metrics file, else the job id. array_id names what all
+# elements of an array share (the scaling study's CSV).
+if [ -n "${SLURM_ARRAY_JOB_ID:-}" ]; then
+    job_id=${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID:?}
+else
+    job_id=$SLURM_JOB_ID
+fi
+array_id=${SLURM_ARRAY_JOB_ID:-$SLURM_JOB_ID}
 
 job_fail() { echo "nntrain job $job_id: $*" >&2; exit 1; }
 [ -x "$NNTRAIN_BIN" ] || job_fail "no nntrain binary at $NNTRAIN_BIN (run scripts/build.sh in $NNTRAIN_HOME, or set NNTRAIN_BIN)"
