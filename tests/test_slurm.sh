@@ -126,6 +126,17 @@ if [ "$(job_state "$id")" = COMPLETED ] && scontrol show job "$id" | grep -q "Re
 then ok "jobs/nntrain_preemptible.sbatch: USR1 -> checkpoint, exit 75, requeue ($requeued_after s) -> resume -> 40 epochs ($((SECONDS - t)) s)"
 else fail "jobs/nntrain_preemptible.sbatch: signalled, requeued, resumed, finished (state $(job_state "$id"), epochs $epochs)" "$out"; fi
 
+# --- a preemptible array: each element its own checkpoint and metrics ---
+t=$SECONDS
+id=$(submit --array=0-1 --ntasks=1 "$repo/jobs/nntrain_preemptible.sbatch" "${small[@]}" --layers 784,16,10)
+wait_done "$id" 180
+a0=$(wc -l <"$work/run/nntrain-${id}_0.jsonl" 2>/dev/null) a1=$(wc -l <"$work/run/nntrain-${id}_1.jsonl" 2>/dev/null)
+if [ "$(job_state "${id}_0")" = COMPLETED ] && [ "$(job_state "${id}_1")" = COMPLETED ] &&
+   [ "${a0:-0}" -eq 2 ] && [ "${a1:-0}" -eq 2 ] &&
+   [ -f "$work/run/checkpoints/nntrain-${id}_0.h5" ] && [ -f "$work/run/checkpoints/nntrain-${id}_1.h5" ]
+then ok "jobs/nntrain_preemptible.sbatch as a 2-element array: both train, each its own checkpoint and metrics ($((SECONDS - t)) s)"
+else fail "jobs/nntrain_preemptible.sbatch as a 2-element array: both train, each its own checkpoint and metrics (states $(job_state "${id}_0") $(job_state "${id}_1"); $(ls "$work/run" "$work/run/checkpoints" | tr '\n' ' '))" "$work/run/nntrain-$((id + 1)).out"; fi
+
 # --- the scaling array on one node ---
 t=$SECONDS
 id=$(submit "$repo/jobs/nntrain_scaling.sbatch" "${small[@]}")

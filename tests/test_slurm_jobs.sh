@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# The job scripts in jobs/ without a Slurm: each is run as slurmstepd runs it, in a fake
+# job environment (SLURM_JOB_ID, SLURM_SUBMIT_DIR, SLURM_ARRAY_*, SLURM_RESTART_COUNT),
+# its output appended to a file, with stubs on PATH: scontrol (records its arguments),
+# srun (writes a metrics file), and mpirun, the real one on this host without the job
+# environment (1 rank) -- or, with FAKE_MPIRUN=stop75, a stand-in that sends the job
+# script USR1 and exits 75 at once. Checks:
+#  - array elements name their files ARRAYJOBID_TASK (no shared checkpoint or metrics)
+#    and a stopped element requeues its own job id, not the array;
+#  - a fresh (restart 0) preemptible job that finds its checkpoint refuses it (exit 2,
+#    one line, the file untouched); a restart resumes from it;
+#  - --checkpoint/--resume among the preemptible job's options (every spelling nntrain
+#    takes) are refused with exit 2 and one line; --checkpoint-every is not;
+#  - USR1 or TERM to the job script before the ranks have nntrain's handlers: passed on
+#    once they have them: checkpoint, exit 75, requeue;
+#  - a USR1 that interrupts the script's wait does not become its exit status (138);
+#  - a job submitted from outside the repository: exit 2, one line;
+#  - the requeue-able jobs append to their output; a requeued scaling element replaces
+#    its CSV row; a row that cannot be written fails the element.
+# Usage: test_slurm_jobs.sh NNTRAIN MAKE_TEST_DATA
+set -u
+nntrain=$1 make_data=$2
+repo=$(cd "$(dirname "$0")/.." && pwd)
+real_mpirun=$(command -v mpirun) || { echo "FAIL no mpirun"; exit 1; }
+work=$(mktemp -d /tmp/nntrain-jobs-test.XXXXXX)
+job_pgid=""
+cleanup() {
+    [ -n "$job_pgid" ] && kill -KILL -- "-$job_pgid" 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+mkdir -p "$work/bin" "$work/data" "$work/run" "$work/elsewhere"
+"$make_data" "$work/data" >/dev/null || { echo "FAIL cannot make test data"; exit 1; }
+
+cat >"$work/bin/scontrol" <<EOF
+#!/bin/sh
+echo "\$*" >>"$work/scontrol.log"
+EOF
+cat >"$work/bin/srun" <<'EOF'
+#!/bin/sh
+# the scaling job's step: two epochs' metrics, exit ${FAKE_SRUN_RC:-0}
+while [ $# -gt 0 ]; do [ "$1" = --metrics ] && metrics=$2; shift; done
+for e in 1 2; do
+    echo "{\"epoch\": $e, \"epoch_seconds\": 1.0, \"samples_per_second\": 100.0, \"allreduce_seconds\": 0.1, \"test_accuracy\": 0.5}"
+done >"$metrics"
+exit "${FAKE_SRUN_RC:-0}"
+EOF
+cat >"$work/bin/mpirun" <<EOF
+#!/bin/bash
+if [ "\${FAKE_MPIRUN:-}" = stop75 ]; then
+    # USR1 to the job script as mpirun ends with 75: the signal interrupts the wait
+    trap '' USR1
+    kill -USR1 \$PPID
+    exit 75
+fi
+exec env \$(env | sed -n 's/^\(SLURM_[A-Z_]*\)=.*/-u \1/p') "$real_mpirun" -np 1 "\$@"
+EOF
+# NNTRAIN_BIN for the signal tests: sends ${SIGNAL_JOB} to the job script first (before
+# nntrain, and so its handlers, has started), then runs nntrain
+cat >"$work/bin/nntrain-signal-first" <<EOF
+#!/bin/bash
+for _ in \$(seq 100); do [ -s "$work/job.pid" ] && break; sleep 0.1; done
+kill -"\$SIGNAL_JOB" "\$(cat "$work/job.pid")"
+exec "$nntrain" "\$@"
+EOF
+chmod +x "$work/bin/"*
+export PATH=$work/bin:$PATH
+unset NNTRAIN_HOME
+export NNTRAIN_BIN=$nntrain NNTRAIN_DATA=$work/data/good.h5
+tiny=(--layers 16,3 --batch-size 8)
+
+passed=0 failed=0
+ok() { passed=$((passed + 1)); echo "ok   $1"; }
+fail() { failed=$((failed + 1)); echo "FAIL $1"; for f in "$work/run/out" "$work/run/err"; do [ -s "$f" ] && sed 's/^/     /' "$f" | tail -6; done; }
+
+# job SCRIPT [VAR=VALUE...] -- [ARGS...]: runs jobs/SCRIPT.sbatch in $work/run as job 7
+# (in a process group of its own, within 120 s); its exit status in $rc
+job() {
+    local script=$1; shift
+    local vars=(SLURM_JOB_ID=7 SLURM_SUBMIT_DIR="$repo" SLURM_NTASKS=1 SLURM_CPUS_PER_TASK=1)
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do vars+=("$1"); shift; done
+    shift
+    rm -f "$work/job.pid"
+    (cd "$work/run" && exec setsid env "${vars[@]}" bash "$repo/jobs/$script.sbatch" "$@" >>out 2>>err) &
+    job_pgid=$!
+    echo "$job_pgid" >"$work/job.pid"
+    local end=$((SECONDS + 120))
+    while kill -0 "$job_pgid" 2>/dev/null && [ $SECONDS -lt $end ]; do sleep 0.1; done
+    kill -KILL -- "-$job_pgid" 2>/dev/null # what is left of a job that did not end
+    wait "$job_pgid"
+    rc=$?
+    job_pgid=""
+}
+fresh() { rm -rf "$work/run" "$work/scontrol.log"; mkdir -p "$work/run"; }
+epochs_in() { [ -f "$1" ] && wc -l <"$1" | tr -d ' ' || echo 0; }
+
+# --- array elements: their own files; a stop requeues the element alone ---
+fresh
+job nntrain_preemptible SLURM_JOB_ID=12 SLURM_ARRAY_JOB_ID=11 SLURM_ARRAY_TASK_ID=1 -- "${tiny[@]}" --epochs 3
+rc1=$rc
+job nntrain_preemptible SLURM_JOB_ID=11 SLURM_ARRAY_JOB_ID=11 SLURM_ARRAY_TASK_ID=0 -- "${tiny[@]}" --epochs 2
+if [ "$rc1" -eq 0 ] && [ "$rc" -eq 0 ] && [ -f "$work/run/checkpoints/nntrain-11_1.h5" ] &&
+   [ -f "$work/run/checkpoints/nntrain-11_0.h5" ] && [ "$(epochs_in "$work/run/nntrain-11_1.jsonl")" -eq 3 ] &&
+   [ "$(epochs_in "$work/run/nntrain-11_0.jsonl")" -eq 2 ]
+then ok "preemptible array elements 11_1, 11_0: a checkpoint and metrics file each, both trained"
+else fail "preemptible array elements 11_1, 11_0: a checkpoint and metrics file each, both trained (exit $rc1, $rc; $(cd "$work/run" && ls -R | tr '\n' ' '))"; fi
+
+fresh
+job nntrain SLURM_JOB_ID=14 SLURM_ARRAY_JOB_ID=13 SLURM_ARRAY_TASK_ID=1 -- "${tiny[@]}" --epochs 1
+if [ "$rc" -eq 0 ] && [ -f "$work/run/nntrain-13_1.jsonl" ]
+then ok "jobs/nntrain.sbatch as array element 13_1: metrics in nntrain-13_1.jsonl"
+else fail "jobs/nntrain.sbatch as array element 13_1: metrics in nntrain-13_1.jsonl (exit $rc; $(ls "$work/run" | tr '\n' ' '))"; fi
+
+# --- a fresh job does not resume a checkpoint it finds; a restart does ---
+fresh
+job nntrain_preemptible -- "${tiny[@]}" --epochs 2
+mv "$work/run/checkpoints/nntrain-7.h5" "$work/ck.h5"
+fresh
+mkdir -p "$work/run/checkpoints" && cp "$work/ck.h5" "$work/run/checkpoints/nntrain-7.h5"
+job nntrain_preemptible -- "${tiny[@]}" --epochs 4
+if [ "$rc" -eq 2 ] && [ "$(wc -l <"$work/run/err")" -eq 1 ] && grep -q "nntrain-7.h5 is there already" "$work/run/err" &&
+   cmp -s "$work/ck.h5" "$work/run/checkpoints/nntrain-7.h5" && [ ! -e "$work/run/nntrain-7.jsonl" ]
+then ok "a fresh preemptible job (restart 0) that finds its checkpoint: exit 2, one line, the file untouched"
+else fail "a fresh preemptible job (restart 0) that finds its checkpoint: exit 2, one line, the file untouched (exit $rc)"; fi
+rm -f "$work/run/err"
+job nntrain_preemptible SLURM_RESTART_COUNT=1 -- "${tiny[@]}" --epochs 4
+if [ "$rc" -eq 0 ] && grep -q "^nntrain: resuming from checkpoints/nntrain-7.h5" "$work/run/out" &&
+   [ "$(epochs_in "$work/run/nntrain-7.jsonl")" -eq 2 ]
+then ok "restart 1 resumes from the checkpoint and trains epochs 3 and 4"
+else fail "restart 1 resumes from the checkpoint and trains epochs 3 and 4 (exit $rc)"; fi
+
+# --- the job's checkpoint is its own ---
+for spelling in "--checkpoint mine.h5" "--checkpoint=mine.h5" "--resume mine.h5" "--resume=mine.h5" "--res mine.h5" "--r=mine.h5"; do
+    fresh
+    read -ra words <<<"$spelling"
+    job nntrain_preemptible -- "${tiny[@]}" --epochs 2 "${words[@]}"
+    if [ "$rc" -eq 2 ] && [ "$(wc -l <"$work/run/err")" -eq 1 ] && grep -q "this job names its own checkpoint" "$work/run/err" &&
+       [ ! -e "$work/run/nntrain-7.jsonl" ] && [ ! -e "$work/run/mine.h5" ]
+    then ok "preemptible job given $spelling: exit 2, one line, nothing run"
+    else fail "preemptible job given $spelling: exit 2, one line, nothing run (exit $rc)"; fi
+done
+fresh
+job nntrain_preemptible -- "${tiny[@]}" --epochs 2 --checkpoint-every 1
+if [ "$rc" -eq 0 ] && [ -f "$work/run/checkpoints/nntrain-7.h5" ]
+then ok "preemptible job given --checkpoint-every 1: runs"
+else fail "preemptible job given --checkpoint-every 1: runs (exit $rc)"; fi
+
+# --- a stop before the ranks have nntrain's handlers ---
+for sig in USR1 TERM; do
+    fresh
+    SIGNAL_JOB=$sig NNTRAIN_BIN=$work/bin/nntrain-signal-first \
+        job nntrain_preemptible SLURM_JOB_ID=16 SLURM_ARRAY_JOB_ID=15 SLURM_ARRAY_TASK_ID=1 -- "${tiny[@]}" --epochs 100000
+    if [ "$rc" -eq 75 ] && grep -q "stopped by a signal at epoch" "$work/run/err" &&
+       grep -q "signal seen by this script: $sig); requeueing" "$work/run/out" &&
+       [ "$(cat "$work/scontrol.log" 2>/dev/null)" = "requeue 16" ] && [ -f "$work/run/checkpoints/nntrain-15_1.h5" ]
+    then ok "$sig to the job script before nntrain's handlers: checkpoint, exit 75, 'scontrol requeue 16' (the element)"
+    else fail "$sig to the job script before nntrain's handlers: checkpoint, exit 75, 'scontrol requeue 16' (exit $rc; scontrol: $(cat "$work/scontrol.log" 2>/dev/null))"; fi
+done
+
+# --- a USR1 that interrupts the wait is not the exit status ---
+# (a race the old loop lost about half the time: six tries)
+codes=""
+for _ in 1 2 3 4 5 6; do
+    fresh
+    FAKE_MPIRUN=stop75 job nntrain_preemptible -- "${tiny[@]}"
+    codes+="$rc:$(cat "$work/scontrol.log" 2>/dev/null) "
+done
+if [ "$codes" = "$(printf '75:requeue 7 %.0s' 1 2 3 4 5 6)" ]
+then ok "USR1 as the script waits for mpirun, which exits 75: the job exits 75 and requeues (6 tries)"
+else fail "USR1 as the script waits for mpirun, which exits 75: the job exits 75 and requeues (6 tries: $codes)"; fi
+
+# --- submitted from outside the repository ---
+for script in nntrain nntrain_multinode nntrain_preemptible nntrain_scaling; do
+    fresh
+    job "$script" SLURM_SUBMIT_DIR="$work/elsewhere" -- --epochs 1
+    if [ "$rc" -eq 2 ] && [ "$(wc -l <"$work/run/err")" -eq 1 ] &&
+       grep -q "submit from the repository root or set NNTRAIN_HOME" "$work/run/err"
+    then ok "jobs/$script.sbatch submitted outside the repository: exit 2, one line"
+    else fail "jobs/$script.sbatch submitted outside the repository: exit 2, one line (exit $rc)"; fi
+done
+
+# --- requeues: output appended, one CSV row per scaling element ---
+for script in nntrain nntrain_multinode nntrain_preemptible; do
+    if sed '/^[^#]/,$d' "$repo/jobs/$script.sbatch" | grep -q '^#SBATCH --open-mode=append$'
+    then ok "jobs/$script.sbatch: --open-mode=append (a requeued run keeps the output of the first)"
+    else fail "jobs/$script.sbatch: --open-mode=append (a requeued run keeps the output of the first)"; fi
+done
+fresh
+job nntrain_scaling SLURM_JOB_ID=21 SLURM_ARRAY_JOB_ID=21 SLURM_ARRAY_TASK_ID=0 --
+job nntrain_scaling SLURM_JOB_ID=22 SLURM_ARRAY_JOB_ID=21 SLURM_ARRAY_TASK_ID=1 SLURM_NTASKS=2 --
+job nntrain_scaling SLURM_JOB_ID=21 SLURM_ARRAY_JOB_ID=21 SLURM_ARRAY_TASK_ID=0 SLURM_RESTART_COUNT=1 FAKE_SRUN_RC=3 --
+if [ "$rc" -eq 1 ] && [ "$(cut -d, -f1,3,5,10 "$work/run/scaling-21.csv" | tr '\n' ' ')" = "array_task,ranks,epochs,exit_code 1,2,2,0 0,1,2,3 " ]
+then ok "a requeued scaling element replaces its CSV row"
+else fail "a requeued scaling element replaces its CSV row (exit $rc: $(tr '\n' ' ' <"$work/run/scaling-21.csv"))"; fi
+fresh
+mkdir "$work/run/scaling-23.csv"
+job nntrain_scaling SLURM_JOB_ID=23 SLURM_ARRAY_JOB_ID=23 SLURM_ARRAY_TASK_ID=0 --
+if [ "$rc" -eq 1 ] && grep -q "could not write the row of element 0" "$work/run/err"
+then ok "a scaling element whose CSV row cannot be written fails and says so"
+else fail "a scaling element whose CSV row cannot be written fails and says so (exit $rc)"; fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
