@@ -11,8 +11,9 @@
 #    one line, the file untouched); a restart resumes from it;
 #  - --checkpoint/--resume among the preemptible job's options (every spelling nntrain
 #    takes) are refused with exit 2 and one line; --checkpoint-every is not;
-#  - USR1 or TERM to the job script before the ranks have nntrain's handlers: passed on
-#    once they have them: checkpoint, exit 75, requeue;
+#  - USR1 to the job script before the ranks have nntrain's handlers: passed on once
+#    they have them: checkpoint, exit 75, requeue (TERM is not passed on: Slurm sends
+#    it to the ranks too, and a second stop signal would end them without a checkpoint);
 #  - a USR1 that interrupts the script's wait does not become its exit status (138);
 #  - a job submitted from outside the repository: exit 2, one line;
 #  - the requeue-able jobs append to their output; a requeued scaling element replaces
@@ -146,7 +147,7 @@ then ok "preemptible job given --checkpoint-every 1: runs"
 else fail "preemptible job given --checkpoint-every 1: runs (exit $rc)"; fi
 
 # --- a stop before the ranks have nntrain's handlers ---
-for sig in USR1 TERM; do
+for sig in USR1; do
     fresh
     SIGNAL_JOB=$sig NNTRAIN_BIN=$work/bin/nntrain-signal-first \
         job nntrain_preemptible SLURM_JOB_ID=16 SLURM_ARRAY_JOB_ID=15 SLURM_ARRAY_TASK_ID=1 -- "${tiny[@]}" --epochs 100000
