@@ -134,7 +134,11 @@ static int train_steps(trainer *t, nn_epoch_clock *clock, step_outcome *outcome,
         }
     }
     clock->steps = MPI_Wtime() - t0 - saving;
-    if (!status && *outcome == STEP_DIVERGED) status = trainer_diverged(t, "the loss or a weight is not finite", t->progress.step_in_epoch + 1, err);
+    /* a convolutional network's exact sum also stops on a finite value beyond its range */
+    const char *why = t->cfg.virtual_shards > 0 && t->cfg.spec.n_convs > 0
+                          ? "a loss or gradient is not finite or beyond --deterministic's exact range (docs/determinism.md)"
+                          : "the loss or a weight is not finite";
+    if (!status && *outcome == STEP_DIVERGED) status = trainer_diverged(t, why, t->progress.step_in_epoch + 1, err);
     return status;
 }
 

@@ -110,6 +110,12 @@ run cnn0 1 "${cnn[@]:0:7}" --threads 1 || fail "conv run without --shift: exit $
 h5diff -q "$dir/cnn1.h5" "$dir/cnn0.h5" /model /model >/dev/null 2>&1 && fail "--shift 1 gave the same model as no shift"
 grep -q "shift 1 px" "$dir/cnn1.out" || fail "the header does not show --shift: $(head -1 "$dir/cnn1.out")"
 h5dump -a /options/shift "$dir/cnn1.h5" 2>/dev/null | grep -q "(0): 1" || fail "the checkpoint does not record shift 1"
+# a conv network driven out of the exact sum's range: exit 1, and the line says so
+# (it said "the loss or a weight is not finite" of finite values beyond the range)
+run cnnhot 1 "${cnn[@]:0:7}" --lr 100 --momentum 0 --epochs 20
+rc=$?
+[ "$rc" -eq 1 ] && grep -q "training diverged: a loss or gradient is not finite or beyond --deterministic's exact range" "$dir/cnnhot.out" ||
+    fail "a conv network at --lr 100: exit $rc, $(grep diverged "$dir/cnnhot.out")"
 
 # stopped at -np 2 after global step 5 (epoch 2, step 1 of 4), resumed at -np 4 and 3
 NNTRAIN_STOP_AT_STEP=5 run stop2 2 --deterministic
