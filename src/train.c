@@ -238,6 +238,7 @@ int nn_train(const nn_train_options *opt, MPI_Comm comm, FILE *log, nn_train_res
     result->epochs_run = t.progress.epochs_completed;
     result->threads = t.threads;
     result->node_cores = t.node_cores;
+    result->ranks_per_node = t.ranks_per_node;
     result->samples_per_second = result->train_seconds > 0 ? t.samples_trained / result->train_seconds : 0.0;
     trainer_free(&t);
     return status;

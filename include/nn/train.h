@@ -18,6 +18,7 @@ typedef struct nn_train_result {
     double allreduce_wait_seconds; /* and of their allreduce_wait_seconds */
     int threads;
     long node_cores;           /* the cores the job may use on rank 0's node */
+    int ranks_per_node;        /* the ranks sharing rank 0's node, as node_cores */
     int checkpoints;           /* checkpoints written */
     double checkpoint_seconds; /* their total write time */
     int stopped;               /* stopped by a signal (status NN_STOPPED) */

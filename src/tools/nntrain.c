@@ -67,15 +67,13 @@ int main(int argc, char **argv) {
         if (rank == 0) fprintf(stderr, "nntrain: %s\n", err.msg);
         return finish(status);
     }
-    int ranks_per_node;
-    nn_comm_node_layout(MPI_COMM_WORLD, &ranks_per_node, NULL, NULL); /* collective */
     if (rank == 0 && !result.complete) { /* else it said "nothing to do" */
         printf("done: %d epoch%s, final test accuracy %.2f%%, best %.2f%% (epoch %d), "
                "%.2fs training, %.0f samples/s\n",
                result.epochs_run, result.epochs_run == 1 ? "" : "s", 100.0 * result.final_accuracy, 100.0 * result.best_accuracy,
                result.best_epoch, result.train_seconds, result.samples_per_second);
         nn_hint_input hint = {result.train_seconds, result.allreduce_seconds, result.allreduce_wait_seconds,
-                              ranks_per_node, result.threads, result.node_cores};
+                              result.ranks_per_node, result.threads, result.node_cores};
         nn_layout_hint(stdout, &hint);
     }
     return finish(NN_OK);
