@@ -45,14 +45,5 @@ fi
 command -v "$nnprep" >/dev/null 2>&1 || die 1 "$nnprep not found: build first (cmake -B build && cmake --build build) or set NNPREP"
 mkdir -p "$(dirname "$out")"
 # Another fetch converting to the same file (two test runs of one checkout) holds its
-# lock: wait for it, up to two minutes, then convert again (the file is whole either way).
-said=$(mktemp) && trap 'rm -f "$said"' EXIT
-for _ in $(seq 120); do
-    status=0
-    "$nnprep" --fashion --out "$out" "$SOURCE_DIR" 2>"$said" || status=$?
-    [ "$status" -eq 0 ] && exit 0
-    grep -q "in use by another run" "$said" || break
-    sleep 1
-done
-cat "$said" >&2
-exit "$status"
+# lock: nnprep waits for it, up to two minutes, then converts again (whole either way).
+exec "$nnprep" --wait 120 --fashion --out "$out" "$SOURCE_DIR"

@@ -1,6 +1,6 @@
 /* Writing a checkpoint (rank 0, collective for the gathers) and what a save may
  * replace; the format is checkpoint_format.h's. */
-#define _XOPEN_SOURCE 700 /* fsync, realpath */
+#define _GNU_SOURCE /* fsync, realpath, O_PATH */
 #include "checkpoint_format.h"
 
 #include <errno.h>
@@ -176,10 +176,13 @@ static int progress_rows(const nn_train_state *s, int ranks, double *loss_partia
  * directory checked at start. Anything else there was put or changed by someone
  * else during the run: a file moved there, a file written into in place (`cp`, an
  * editor, h5py's "w"), or the directory itself moved away and a new one made at its
- * name (where another run may now be writing). The trusted file is not reopened:
- * HDF5 cannot open a file another program holds open for writing. */
+ * name (where another run may now be writing). What is trusted is held (an O_PATH
+ * descriptor, which reads nothing): a file removed and another of its size made at
+ * its name would otherwise get the freed inode number (ext4 gives it at once) and
+ * pass for it. HDF5 never reopens it: it cannot open a file another program holds
+ * open for writing. */
 typedef struct file_identity {
-    bool known;
+    int fd; /* -1: nothing trusted (or nothing there to hold) */
     dev_t dev;
     ino_t ino;
     off_t size; /* a file's; a directory's is not compared (it changes as files come and go) */
@@ -187,14 +190,27 @@ typedef struct file_identity {
 
 static struct {
     file_identity file, dir;
-} trusted;
+} trusted = {{-1, 0, 0, 0}, {-1, 0, 0, 0}};
 
-static file_identity identity_of(const struct stat *st) {
-    return (file_identity){true, st->st_dev, st->st_ino, st->st_size};
+/* What `path` is now, held (an O_PATH descriptor: it reads nothing, so it needs no
+ * read permission and opens no FIFO); fd -1 where nothing is there. */
+static file_identity hold(const char *path, int flags) {
+    file_identity id = {-1, 0, 0, 0};
+    struct stat st;
+    int fd = open(path, O_PATH | O_CLOEXEC | flags);
+    if (fd >= 0 && fstat(fd, &st) == 0) id = (file_identity){fd, st.st_dev, st.st_ino, st.st_size};
+    else if (fd >= 0) close(fd);
+    return id;
+}
+
+/* Trust `id` in place of what was trusted, letting that go. */
+static void trust(file_identity *trusted_one, file_identity id) {
+    if (trusted_one->fd >= 0) close(trusted_one->fd);
+    *trusted_one = id;
 }
 
 static bool same_inode(const file_identity *a, const struct stat *st) {
-    return a->known && st->st_dev == a->dev && st->st_ino == a->ino;
+    return a->fd >= 0 && st->st_dev == a->dev && st->st_ino == a->ino;
 }
 
 static bool same_file(const file_identity *a, const struct stat *st) {
@@ -205,7 +221,7 @@ static bool same_file(const file_identity *a, const struct stat *st) {
 static int check_still_ours(const char *path, nn_error *err) {
     char dir[NN_PATH_MAX];
     struct stat st;
-    if (trusted.dir.known && (stat(nn_output_directory_of(path, dir, sizeof dir), &st) != 0 ||
+    if (trusted.dir.fd >= 0 && (stat(nn_output_directory_of(path, dir, sizeof dir), &st) != 0 ||
                               !same_inode(&trusted.dir, &st)))
         return nn_fail(err, NN_ERR_RUNTIME, "%s: its directory is not the one this run started in (moved or "
                        "replaced during the run); this checkpoint is not saved", path);
@@ -232,18 +248,22 @@ static int save_on_root(const char *path, const nn_train_state *s, int ranks, co
                        saved ? strerror(saved) : "HDF5 error");
     }
     /* and again just before the rename, which replaces whatever is there */
-    struct stat written; /* the file written is trusted next, not whatever the path names after the rename */
-    if ((status = check_still_ours(path, err)) || stat(tmp, &written) != 0) {
+    /* the file written is trusted next, as it is now: not whatever the path names,
+     * or holds, after the rename */
+    file_identity written = hold(tmp, 0);
+    if ((status = check_still_ours(path, err)) || written.fd < 0) {
+        if (written.fd >= 0) close(written.fd);
         remove(tmp);
         return status ? status : nn_fail(err, NN_ERR_RUNTIME, "%s: vanished before it was put in place", tmp);
     }
     nn_watchdog_alive();
     if (rename(tmp, path) < 0) { /* nn_hdf5_image_write synced the file */
         int saved = errno;
+        close(written.fd);
         remove(tmp);
         return nn_fail(err, NN_ERR_RUNTIME, "%s: cannot put checkpoint in place: %s", path, strerror(saved));
     }
-    trusted.file = identity_of(&written);
+    trust(&trusted.file, written); /* and the replaced file's inode is let go */
     sync_directory(nn_output_directory_of(path, dir, sizeof dir));
     return NN_OK;
 }
@@ -252,10 +272,10 @@ static int save_on_root(const char *path, const nn_train_state *s, int ranks, co
 int nn_checkpoint_check_replaceable(const char *path, nn_error *err) {
     int status = nn_output_check_ours("--checkpoint", path, "checkpoint", checkpoint_marks, err);
     if (status) return status;
-    struct stat st; /* the file checked (if any) and its directory are what the saves may write */
-    trusted.file = stat(path, &st) == 0 ? identity_of(&st) : (file_identity){0};
+    /* the file checked (if any) and its directory are what the saves may write */
     char dir[NN_PATH_MAX];
-    trusted.dir = stat(nn_output_directory_of(path, dir, sizeof dir), &st) == 0 ? identity_of(&st) : (file_identity){0};
+    trust(&trusted.file, hold(path, 0));
+    trust(&trusted.dir, hold(nn_output_directory_of(path, dir, sizeof dir), O_DIRECTORY));
     return NN_OK;
 }
 

@@ -17,6 +17,8 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "nn/clock.h" /* after a system header: _GNU_SOURCE has set _POSIX_C_SOURCE */
+
 void nn_run_files_input(nn_run_files *files, const char *option, const char *path) {
     if (path && path[0] && files->n_inputs < NN_OUTPUTS_MAX)
         files->inputs[files->n_inputs++] = (nn_file_role){option, path};
@@ -344,6 +346,7 @@ static bool lock_file_is_ours(int fd) {
 
 int nn_output_lock_acquire(nn_output_lock *lock, const char *option, const char *path, nn_error *err) {
     lock->fd = -1;
+    lock->busy = 0;
     if (snprintf(lock->path, sizeof lock->path, "%s.lock", path) >= (int)sizeof lock->path)
         return nn_fail(err, NN_ERR_INPUT, "%s %s: the name is too long", option, path);
     /* The holder removes the file as it ends: a lock taken on a file already
@@ -369,7 +372,8 @@ int nn_output_lock_acquire(nn_output_lock *lock, const char *option, const char 
             char holder[256];
             read_holder(fd, holder, sizeof holder);
             close(fd);
-            if (saved == EACCES || saved == EAGAIN)
+            lock->busy = saved == EACCES || saved == EAGAIN;
+            if (lock->busy)
                 return nn_fail(err, NN_ERR_INPUT, "%s %s: in use by another run (%s; lock file %s); give this run another file",
                                option, path, holder, lock->path);
             return nn_fail(err, NN_ERR_RUNTIME, "%s %s: cannot lock %s: %s", option, path, lock->path, strerror(saved));
@@ -388,6 +392,16 @@ int nn_output_lock_acquire(nn_output_lock *lock, const char *option, const char 
         close(fd);
     }
     return nn_fail(err, NN_ERR_RUNTIME, "%s %s: cannot lock %s: it keeps being replaced", option, path, lock->path);
+}
+
+int nn_output_lock_wait(nn_output_lock *lock, const char *option, const char *path, double seconds, nn_error *err) {
+    const struct timespec poll = {0, 100 * 1000 * 1000};
+    double until = nn_seconds() + seconds;
+    for (;;) {
+        int status = nn_output_lock_acquire(lock, option, path, err);
+        if (status == NN_OK || !lock->busy || nn_seconds() >= until) return status;
+        nanosleep(&poll, NULL);
+    }
 }
 
 void nn_output_lock_release(nn_output_lock *lock) {

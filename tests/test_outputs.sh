@@ -304,6 +304,21 @@ before=$(sha256sum prep.h5)
 "$nnprep" --out prep.h5 idx >out 2>err; rc=$?
 [ "$rc" -eq 2 ] && grep -q "^nnprep: --out prep.h5: in use by another run (PID [0-9]* on host test; " err &&
     [ "$(sha256sum prep.h5)" = "$before" ] && [ ! -e prep.h5.tmp ] || fail "nnprep on a held --out: exit $rc: $(cat err)"
+# --wait: refused all the same once the time is up, ...
+"$nnprep" --wait 0.5 --out prep.h5 idx >out 2>err; rc=$?
+[ "$rc" -eq 2 ] && grep -q "^nnprep: --out prep.h5: in use by another run (PID [0-9]* on host test; " err &&
+    [ "$(sha256sum prep.h5)" = "$before" ] || fail "nnprep --wait 0.5 on a held --out: exit $rc: $(cat err)"
+# ... and it writes once the holder is gone (killed here: its lock dies with it)
+inode=$(stat -c %i prep.h5) # one replacement: the new file is made while the old still holds its number
+( sleep 1; kill "$locker" ) &
+"$nnprep" --wait 60 --out prep.h5 idx >out 2>err; rc=$?
+wait "$locker" 2>/dev/null
+[ "$rc" -eq 0 ] && [ ! -e prep.h5.lock ] && [ "$(stat -c %i prep.h5)" != "$inode" ] ||
+    fail "nnprep --wait 60 while the holder ends: exit $rc: $(cat err)"
+rm -f prep.h5.lock.held
+"$nnprep" --wait -1 --out prep.h5 idx >out 2>err; rc=$?
+[ "$rc" -eq 2 ] && [ "$(cat err)" = "nnprep: --wait -1: must be in [0, 86400]" ] || fail "nnprep --wait -1: exit $rc: $(cat err)"
+hold_lock prep.h5.lock
 release_lock prep.h5.lock
 "$nnprep" --out prep.h5 idx >out 2>err && [ ! -e prep.h5.lock ] || fail "nnprep once the lock is free: $(cat err)"
 cp ck.h5 p2.h5.tmp # a checkpoint is no dataset's killed write
@@ -385,7 +400,18 @@ under_paused_saver renamed sh -c 'mv renamed renamed.old && mkdir renamed && cp 
 [ "$rc" -eq 1 ] && grep -q "^nntrain: renamed/ck.h5: its directory is not the one this run started in" renamed.out &&
     cmp -s notes.txt renamed/ck.h5 && [ ! -e renamed/ck.h5.tmp ] ||
     fail "the checkpoint's directory moved mid-run: exit $rc: $(tail -2 renamed.out)"
-rm -rf swapped moved_ck inplace renamed renamed.old
+# The checkpoint removed and a file of the same size made at its name: ext4 gives the
+# new file the freed inode number, so the number and size alone took it for the run's
+# (the run holds what it trusts open, so a number cannot be given again during the run)
+under_paused_saver reused sh -c 'size=$(stat -c %s reused/ck.h5) && rm reused/ck.h5 &&
+    head -c "$size" /dev/zero | tr "\0" u >reused/ck.h5 && cp reused/ck.h5 reused.mine'
+[ "$rc" -eq 1 ] && grep -q "^nntrain: reused/ck.h5: is not the checkpoint this run checked or wrote" reused.out &&
+    cmp -s reused.mine reused/ck.h5 || fail "the checkpoint removed and a file of its size made there: exit $rc: $(tail -2 reused.out)"
+# ... and the same for its directory, removed and made again
+under_paused_saver remade sh -c 'rm -rf remade && mkdir remade && cp notes.txt remade/notes.txt'
+[ "$rc" -eq 1 ] && grep -q "^nntrain: remade/ck.h5: its directory is not the one this run started in" remade.out &&
+    [ ! -e remade/ck.h5 ] || fail "the checkpoint's directory removed and made again: exit $rc: $(tail -2 remade.out)"
+rm -rf swapped moved_ck inplace renamed renamed.old reused reused.mine remade
 
 # A file put at the checkpoint's temporary name during the run is someone else's: the
 # next save does not write over it (it truncated it, and renamed it over the checkpoint).

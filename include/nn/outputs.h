@@ -118,6 +118,7 @@ int nn_output_remove_hdf5_leftover(const char *option, const char *path, const c
  * the holder dies, however it dies, so a killed run never blocks the next one. */
 typedef struct nn_output_lock {
     int fd; /* -1: not held */
+    int busy; /* set by a refused acquire: another live process holds it */
     char path[NN_PATH_MAX + 8];
 } nn_output_lock;
 
@@ -128,6 +129,10 @@ typedef struct nn_output_lock {
  * as a run killed while making it leaves it): a user's file there is never
  * written or removed. NN_ERR_RUNTIME when locking itself fails. */
 int nn_output_lock_acquire(nn_output_lock *lock, const char *option, const char *path, nn_error *err);
+/* As nn_output_lock_acquire, but a lock another live process holds is waited for,
+ * up to `seconds` (polled: its holder removes the file as it ends, so there is no
+ * one file to block on); still held then, the same "in use" error. */
+int nn_output_lock_wait(nn_output_lock *lock, const char *option, const char *path, double seconds, nn_error *err);
 /* Removes the lock file and drops the lock; a lock not held is ignored. */
 void nn_output_lock_release(nn_output_lock *lock);
 

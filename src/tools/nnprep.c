@@ -27,6 +27,7 @@ typedef struct prep_options {
     const char *dir;
     int fashion;
     int num_classes;
+    float wait; /* seconds to wait for another run holding --out */
     int show; /* 1: --help, 2: --version */
 } prep_options;
 
@@ -39,7 +40,7 @@ typedef struct split_files {
 
 static void print_usage(FILE *f) {
     fprintf(f,
-            "usage: nnprep --out FILE [--fashion] [--classes N] DIR\n"
+            "usage: nnprep --out FILE [--fashion] [--classes N] [--wait SECONDS] DIR\n"
             "\n"
             "Convert the IDX files in DIR (train-images-idx3-ubyte, train-labels-idx1-ubyte,\n"
             "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte; each raw or with .gz) into the\n"
@@ -48,6 +49,8 @@ static void print_usage(FILE *f) {
             "  --out FILE     output HDF5 file (required; written atomically)\n"
             "  --fashion      record the source as fashion-mnist (default: mnist)\n"
             "  --classes N    number of classes; every label must be below it (default: %d)\n"
+            "  --wait SECONDS while another run writes FILE, wait for it up to SECONDS, then\n"
+            "                 write FILE anew (default: 0, refuse at once)\n"
             "  --help         show this help\n"
             "  --version      show the version\n"
             "\n"
@@ -55,11 +58,12 @@ static void print_usage(FILE *f) {
             DEFAULT_CLASSES);
 }
 
-enum { OPT_HELP = 'h', OPT_VERSION = 256, OPT_OUT, OPT_FASHION, OPT_CLASSES };
+enum { OPT_HELP = 'h', OPT_VERSION = 256, OPT_OUT, OPT_FASHION, OPT_CLASSES, OPT_WAIT };
 static const struct option options[] = {
     {"help", no_argument, NULL, OPT_HELP},     {"version", no_argument, NULL, OPT_VERSION},
     {"out", required_argument, NULL, OPT_OUT}, {"fashion", no_argument, NULL, OPT_FASHION},
-    {"classes", required_argument, NULL, OPT_CLASSES}, {NULL, 0, NULL, 0}};
+    {"classes", required_argument, NULL, OPT_CLASSES}, {"wait", required_argument, NULL, OPT_WAIT},
+    {NULL, 0, NULL, 0}};
 
 static int apply_option(void *ctx, int code, const char *value, nn_error *err) {
     prep_options *o = ctx;
@@ -69,6 +73,7 @@ static int apply_option(void *ctx, int code, const char *value, nn_error *err) {
     case OPT_FASHION: o->fashion = 1; return NN_OK;
     case OPT_OUT: return nn_cli_path("--out", value, o->out, err);
     case OPT_CLASSES: return nn_cli_int("--classes", value, 1, MAX_CLASSES, &o->num_classes, err);
+    case OPT_WAIT: return nn_cli_float("--wait", value, 0.0, 86400.0, 1, &o->wait, err);
     }
     return nn_fail(err, NN_ERR_RUNTIME, "option %d: not handled", code);
 }
@@ -167,7 +172,7 @@ static int claim_out(const prep_options *opts, const split_files *train, const s
     }
     nn_run_files_temporary(&files, nn_run_files_output(&files, "--out", opts->out), tmp);
     int status = nn_run_files_check(&files, err);
-    if (status == NN_OK) status = nn_output_lock_acquire(lock, "--out", opts->out, err);
+    if (status == NN_OK) status = nn_output_lock_wait(lock, "--out", opts->out, opts->wait, err);
     if (status == NN_OK) status = nn_dataset_check_replaceable("--out", opts->out, err);
     return status;
 }
