@@ -26,12 +26,18 @@ SIGINT, SIGTERM or SIGHUP (one line; no temporary file left).
 Needs python3-numpy and python3-h5py (Debian), and python3-onnx for --onnx.
 """
 import argparse
+import functools
 import os
 import signal
-import stat
 import sys
 import zipfile
 import zlib
+
+# the outputs rule (shared with scaling.sh) beside this file, wherever the caller is: run as a
+# script or loaded by path (tests/test_export.sh), and before any installed module of that name
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import nn_outputs  # noqa: E402
+from nn_outputs import Refusal  # noqa: E402  bad usage or input: exit 2, one line
 
 PROG = "export_model.py"
 FORMAT = "nntrain-export 1"        # dense networks
@@ -40,10 +46,6 @@ PRODUCER = "nntrain export_model.py"
 ACTIVATIONS = ("sigmoid", "relu", "tanh")
 OUTPUT_OF_LOSS = {"softmax": "softmax", "mse": "sigmoid"}  # mse trains sigmoid outputs
 OPSET = 13
-
-
-class Refusal(Exception):
-    """Bad usage or input: exit 2, one line."""
 
 
 class Interrupted(BaseException):
@@ -253,10 +255,10 @@ def check_outputs(checkpoint, outputs):
     ck = os.stat(checkpoint)
     seen = {}
     # each output is built as REAL.tmp: that name must be no other output nor the checkpoint
-    temporaries = {os.path.realpath(path) + ".tmp": option for option, path, kind in outputs}
+    temporaries = {nn_outputs.temporary_name(path): option for option, path, kind in outputs}
     for option, path, kind in outputs:
         real = os.path.realpath(path)
-        if real in temporaries or real == os.path.realpath(checkpoint) + ".tmp":
+        if real in temporaries or real == nn_outputs.temporary_name(checkpoint):
             other = temporaries.get(real)
             raise Refusal(f"--{option} {path}: is the temporary file of "
                           + (f"--{other}'s output" if other else "the checkpoint's name") + "; give another name")
@@ -282,13 +284,8 @@ def check_outputs(checkpoint, outputs):
             raise Refusal(f"--{option} {path}: {e.strerror}")
         if (st.st_dev, st.st_ino) == (ck.st_dev, ck.st_ino):
             raise Refusal(f"--{option} {path}: is the checkpoint being exported; not overwriting it")
-        if not stat.S_ISREG(st.st_mode):
-            raise Refusal(f"--{option} {path}: not a regular file; not writing to it")
-        if not is_earlier_export(path, kind):
-            raise Refusal(f"--{option} {path}: holds something other than an earlier {kind} export; "
-                          "not overwriting it")
-        if not os.access(path, os.W_OK):  # its owner made it read-only: as the C tools, keep it
-            raise Refusal(f"--{option} {path}: cannot write: permission denied; not replacing it")
+        nn_outputs.check_replaceable(f"--{option} {path}", path, functools.partial(is_earlier_export, kind=kind),
+                                     f"holds something other than an earlier {kind} export; not overwriting it")
 
 
 def is_partial_export(path):
@@ -303,28 +300,14 @@ def is_partial_export(path):
 
 
 def open_temporary(option, path, temporaries):
-    """PATH's temporary file, created now (so a directory we cannot write fails first) and added
-    to TEMPORARIES at once, for the clean-up: REAL.tmp, beside the file the output names (a
-    symbolic link's target: the rename replaces the target and the link stays, as the C tools
-    do). A fixed name, so a killed export leaves one file, which the next run replaces; a file
-    there that is not one of ours is the user's: refused. A file replaced keeps its mode."""
-    real = os.path.realpath(path)
-    tmp = real + ".tmp"
-    if os.path.lexists(tmp):
-        if os.path.islink(tmp) or not os.path.isfile(tmp) or not is_partial_export(tmp):
-            raise Refusal(f"--{option} {path}: {tmp} exists and is not a file this exporter was writing; "
-                          "not touching it")
-        os.unlink(tmp)
-    if os.path.exists(real):
-        mode = stat.S_IMODE(os.stat(real).st_mode)  # a chmod 600 export stays private
-    else:
-        mode = 0o666 & ~current_umask()
+    """PATH's temporary file (nn_outputs.open_temporary: REAL.tmp, a killed export's replaced,
+    anything else there refused), created now, so that a directory we cannot write fails
+    first, and added to TEMPORARIES at once, for the clean-up."""
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        temporaries.append(nn_outputs.open_temporary(f"--{option} {path}", path, is_partial_export,
+                                                     "a file this exporter"))
     except OSError as e:
-        raise Refusal(f"--{option} {path}: cannot write in {os.path.dirname(real)}: {e.strerror}")
-    temporaries.append({"file": os.fdopen(fd, "wb"), "tmp": tmp, "path": path, "real": real, "mode": mode})
-    return temporaries[-1]
+        raise Refusal(f"--{option} {path}: cannot write in {os.path.dirname(os.path.realpath(path))}: {e.strerror}")
 
 
 def npz_arrays(net, np):
@@ -457,10 +440,7 @@ def main(argv):
 def remove_temporaries(temporaries):
     """Close and remove the temporary files not yet renamed into place."""
     while temporaries:
-        t = temporaries.pop()
-        t["file"].close()
-        if os.path.lexists(t["tmp"]):
-            os.unlink(t["tmp"])
+        temporaries.pop().abandon()
 
 
 def export(a, temporaries, written):
@@ -477,27 +457,24 @@ def export(a, temporaries, written):
         net = read_checkpoint(a.checkpoint, np, h5py)
         check_outputs(a.checkpoint, outputs)
         for option, path, kind in outputs:
-            open_temporary(option, path, temporaries)["kind"] = kind
+            open_temporary(option, path, temporaries)
     except Refusal as e:
         remove_temporaries(temporaries)
         fail(str(e), 2)
     path = None
     try:
-        for t in temporaries:
-            path = t["path"]
-            with t["file"] as fh:
-                if t["kind"] == "npz":
-                    np.savez(fh, **npz_arrays(net, np))  # a file object: no ".npz" appended to the name
-                else:
-                    fh.write(onnx_model(net, a.checkpoint))
-                fh.flush()
-                os.fsync(fh.fileno())
-                os.fchmod(fh.fileno(), t["mode"])
+        # each written and synced before any is renamed (temporaries are in the order of outputs)
+        for (_, path, kind), t in zip(outputs, temporaries):
+            if kind == "npz":
+                np.savez(t.file, **npz_arrays(net, np))  # a file object: no ".npz" appended to the name
+            else:
+                t.file.write(onnx_model(net, a.checkpoint))
+            t.seal()
         for t in list(temporaries):
-            path = t["path"]
-            os.replace(t["tmp"], t["real"])
+            path = t.path
+            t.install()
             temporaries.remove(t)  # renamed: no longer ours to remove
-            written.append(t["path"])
+            written.append(t.path)
     except OSError as e:
         remove_temporaries(temporaries)
         fail(f"{path}: write failed: {e.strerror or e}", 1)
@@ -509,12 +486,6 @@ def export(a, temporaries, written):
         print(f"{PROG}: wrote {path}{through} (network {desc}; input float32 [N, {', '.join(map(str, shape))}] = "
               "uint8 pixels * float32(1/255), row-major)")
     return 0
-
-
-def current_umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 if __name__ == "__main__":

@@ -35,20 +35,24 @@ epochs=$((10#$epochs))
 [ -n "${nps// /}" ] || die 2 "--np: no rank counts"
 for np in $nps; do [[ $np =~ ^[1-9][0-9]*$ ]] || die 2 "--np '$nps': '$np' is not a rank count"; done
 [[ ${NNTRAIN_BIN:-} == */* ]] && NNTRAIN_BIN=$(absolute "$NNTRAIN_BIN") # the caller's, as --out
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")"
+scripts=$PWD # this script's directory, where the Python below finds nn_outputs.py
+cd ..
 out=${out:-$PWD/bench/scaling.md}
 
 # The output side, in Python: "check" refuses a bad --out before the runs (exit 2, one
-# line), "write" checks again and writes the table (argv: the runs' directory, ...).
+# line), "write" checks again and writes the table (argv: this script's directory, the
+# mode, --out, then for "write" the runs' directory, ...). The outputs rule itself is
+# scripts/nn_outputs.py, which export_model.py follows too.
 read -r -d '' table_py <<'PY' || true
-import datetime, json, os, stat, subprocess, sys
+import datetime, json, os, subprocess, sys
+
+sys.path.insert(0, sys.argv[1])  # this script's directory: the outputs rule, shared with export_model.py
+import nn_outputs  # noqa: E402
+from nn_outputs import Refusal  # noqa: E402
 
 MARKER = "<!-- written by scripts/scaling.sh: a later run with --out naming this file replaces it -->"
-
-
-def refuse(message):
-    print(f"scaling.sh: {message}", file=sys.stderr)
-    sys.exit(2)
+WRITER = "a table scaling.sh"  # for the refusal of a foreign OUT.tmp
 
 
 def ours(path):
@@ -62,26 +66,18 @@ def ours(path):
             and "command: `scripts/scaling.sh " in head[2])
 
 
-def target(out):
-    """The file to write and its temporary name beside it; refuses what must not be written.
-    A symbolic link is followed: the table replaces its target, and the link stays."""
-    real = os.path.realpath(out)
+def check(out):
+    """Refuse (Refusal) an --out the outputs rule does not let this script write. A symbolic
+    link is followed: the table replaces its target, and the link stays."""
+    label, real = f"--out {out}", os.path.realpath(out)
     if os.path.islink(out) and not os.path.exists(out):
-        refuse(f"--out {out}: a symbolic link to a missing file; give the file's own path")
+        raise Refusal(f"{label}: a symbolic link to a missing file; give the file's own path")
     if os.path.exists(real):
-        if not os.path.isfile(real):
-            refuse(f"--out {out}: not a regular file; not writing to it")
-        if not ours(real):
-            refuse(f"--out {out}: exists and is not a table written by scaling.sh; not replacing it")
-        if not os.access(real, os.W_OK):
-            refuse(f"--out {out}: cannot write: permission denied; not replacing it")
+        nn_outputs.check_replaceable(label, real, ours, "exists and is not a table written by scaling.sh; not replacing it")
     elif not os.path.isdir(os.path.dirname(real)):
-        refuse(f"--out {out}: no such directory {os.path.dirname(real)}")
-    tmp = real + ".tmp"
+        raise Refusal(f"{label}: no such directory {os.path.dirname(real)}")
     # a killed run's OUT.tmp is ours to replace; anything else there is the user's
-    if os.path.lexists(tmp) and (os.path.islink(tmp) or not os.path.isfile(tmp) or not ours(tmp)):
-        refuse(f"--out {out}: {tmp} exists and is not a table scaling.sh was writing; not touching it")
-    return real, tmp
+    nn_outputs.check_temporary(label, nn_outputs.temporary_name(out), ours, WRITER)
 
 
 def table(runs, cores, nps, epochs, args):
@@ -104,44 +100,36 @@ def table(runs, cores, nps, epochs, args):
         "|---:|---:|---:|---:|---:|---:|---:|", *rows, ""])
 
 
-def write(out, real, tmp, text):
-    """TEXT to TMP, then renamed onto REAL: a failure leaves the old table whole. A replaced
-    file keeps its mode (a chmod 600 table stays private); a new one gets 0666 & ~umask."""
-    if os.path.exists(real):
-        mode = stat.S_IMODE(os.stat(real).st_mode)
-    else:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    if os.path.lexists(tmp):
-        os.unlink(tmp)  # a killed run's leftover (target() checked it is ours)
+def write(out, text):
+    """TEXT to the temporary file beside OUT's file, renamed over it: a failure leaves the old table whole."""
+    t = None
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, text.encode())
-            os.fsync(fd)
-            os.fchmod(fd, mode)
-        finally:
-            os.close(fd)
-        os.replace(tmp, real)
+        t = nn_outputs.open_temporary(f"--out {out}", out, ours, WRITER)
+        t.file.write(text.encode())
+        t.seal()
+        t.install()
     except BaseException as e:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
+        if t:
+            t.abandon()
         if isinstance(e, OSError):
             print(f"scaling.sh: --out {out}: cannot write: {e.strerror or e}", file=sys.stderr)
             sys.exit(1)
         raise
 
 
-mode, out = sys.argv[1], sys.argv[2]
-real, tmp = target(out)
-if mode == "write":
-    runs, cores, nps, epochs, args = sys.argv[3], sys.argv[4], sys.argv[5].split(), sys.argv[6], sys.argv[7]
-    text = table(runs, cores, nps, epochs, args)
-    write(out, real, tmp, text)
-    print(text)
+mode, out = sys.argv[2], sys.argv[3]
+try:
+    check(out)
+    if mode == "write":
+        runs, cores, nps, epochs, args = sys.argv[4], sys.argv[5], sys.argv[6].split(), sys.argv[7], sys.argv[8]
+        text = table(runs, cores, nps, epochs, args)
+        write(out, text)
+        print(text)
+except Refusal as e:
+    print(f"scaling.sh: {e}", file=sys.stderr)
+    sys.exit(2)
 PY
-python3 -c "$table_py" check "$out"
+python3 -c "$table_py" "$scripts" check "$out"
 
 nntrain=${NNTRAIN_BIN:-build/nntrain} # (made absolute before the cd above)
 [ -x "$nntrain" ] || die 1 "$nntrain missing: run scripts/build.sh"
@@ -157,4 +145,4 @@ for np in $nps; do
         --metrics "$tmp/np$np.jsonl" "${args[@]}" >"$tmp/np$np.log" 2>&1 ||
         { echo "scaling.sh: -np $np failed:" >&2; tail -5 "$tmp/np$np.log" >&2; exit 1; }
 done
-python3 -c "$table_py" write "$out" "$tmp" "$cores" "$nps" "$epochs" "${args[*]}"
+python3 -c "$table_py" "$scripts" write "$out" "$tmp" "$cores" "$nps" "$epochs" "${args[*]}"
