@@ -16,10 +16,11 @@ The checkpoint (format 1, or 2 with convolutions) is checked first (format versi
 convolutions and shapes, activation, loss, the CRC-32 of the parameters). An output is never
 the checkpoint itself (compared by device and inode: a symlink or hard link counts), never the
 other output, never a non-regular file, and replaces only an earlier export of the same kind
-(or an empty file), keeping its mode (a new file: 0666 less the umask); a symbolic link is
-written through (its target replaced, the link kept). Each output is written to FILE.tmp
-beside the file and renamed into place, so a failure or a signal leaves the old file as it
-was; a killed export's FILE.tmp is replaced, anything else there is refused.
+(or an empty file), keeping its mode, owner and group (where the process may) and POSIX ACL
+(a new file: 0666 less the umask); a symbolic link is written through (its target replaced,
+the link kept). Each output is written to FILE.tmp beside the file and renamed into place,
+so a failure or a signal leaves the old file as it was; a killed export's FILE.tmp is
+replaced, anything else there is refused.
 Exit status: 0 success, 1 runtime failure (a write failed, a Python package is missing),
 2 bad usage or bad input (one line on stderr each), 128 + the signal when stopped by
 SIGINT, SIGTERM or SIGHUP (one line; no temporary file left).

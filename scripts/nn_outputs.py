@@ -7,7 +7,9 @@ The C tools keep the same rule in src/outputs.c (docs/reliability.md, "the outpu
   - a symbolic link is written through: its target is replaced and the link stays;
   - the new contents go to REAL.tmp beside the file, renamed over it once whole, so a
     failure or a signal leaves the old file as it was; the new file keeps the replaced
-    one's permission bits (a new file: 0666 less the umask);
+    one's permission bits, owner and group (where the process may give them) and POSIX
+    ACL, which is copied whole or, where it cannot be, leaves the new file its owner's
+    alone (a new file: 0666 less the umask; src/outputs.c's nn_output_keep_mode);
   - a REAL.tmp that begins as the script's files do is a killed run's and is replaced;
     anything else there is the user's: refused, never touched.
 
@@ -16,6 +18,7 @@ as given, "--out t.md"); the script prints it and exits 2. Messages keep each sc
 where the scripts differ (what their files are), so they are passed in.
 """
 import contextlib
+import errno
 import os
 import stat
 
@@ -72,6 +75,46 @@ def kept_mode(real):
     return 0o666 & ~umask
 
 
+ACL = "system.posix_acl_access"  # where Linux keeps a file's POSIX ACL
+NO_ACL = {errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP}  # none, or none on this filesystem
+
+
+def keep_attributes(fd, real, mode):
+    """Give the file open on FD what the file at REAL has, as nn_output_keep_mode does in C:
+    its owner and group (best effort: a user who is not root may not give a file away), its
+    permission bits, and its POSIX ACL, copied whole (with one, the mode's group bits are the
+    ACL's mask, not the owning group's, so the mode alone would open the file to its group).
+    Where the ACL cannot be copied (it cannot be read whole, or the new file refuses it) the
+    new file is its owner's alone: never more open than the old one. Where the old file has
+    none, the new file's own (inherited from a default ACL of the directory) is removed. No
+    file at REAL (a new output): MODE, the umask's."""
+    try:
+        old = os.stat(real)
+    except FileNotFoundError:
+        old = None
+    if old is None or not stat.S_ISREG(old.st_mode):
+        os.fchmod(fd, mode)
+        return
+    now = os.fstat(fd)
+    if (now.st_uid, now.st_gid) != (old.st_uid, old.st_gid):
+        with contextlib.suppress(OSError):  # not ours to give away: the mode still holds
+            os.fchown(fd, old.st_uid, old.st_gid)
+    os.fchmod(fd, stat.S_IMODE(old.st_mode))  # after the chown, which clears set-id bits
+    try:
+        entries = os.getxattr(real, ACL)
+    except OSError as e:
+        if e.errno in NO_ACL:
+            with contextlib.suppress(OSError):  # none there, or no ACLs on this filesystem
+                os.removexattr(fd, ACL)
+        else:  # there, but not to be read whole
+            os.fchmod(fd, stat.S_IMODE(old.st_mode) & 0o700)
+        return
+    try:
+        os.setxattr(fd, ACL, entries)
+    except OSError:
+        os.fchmod(fd, stat.S_IMODE(old.st_mode) & 0o700)
+
+
 class Temporary:
     """An output being written: FILE open on TMP, to be renamed over REAL (PATH's file)."""
 
@@ -80,10 +123,10 @@ class Temporary:
 
     def seal(self):
         """On the disk before the rename (a crash then leaves the old file or the whole new
-        one), with the kept mode, closed."""
+        one), with the replaced file's mode, owner and ACL (keep_attributes), closed."""
         self.file.flush()
+        keep_attributes(self.file.fileno(), self.real, self.mode)
         os.fsync(self.file.fileno())
-        os.fchmod(self.file.fileno(), self.mode)
         self.file.close()
 
     def install(self):

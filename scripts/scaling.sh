@@ -7,8 +7,9 @@
 # Epoch 1 is warm-up, left out of the table: --epochs must be at least 2.
 # --out is relative to where you run the script (the default, to the repository). It
 # replaces only an earlier table of this script (its first line is the marker below) or
-# an empty file, keeping that file's mode; a symbolic link is written through. The table
-# goes to OUT.tmp first and is renamed into place. Anything else at OUT is left alone.
+# an empty file, keeping that file's mode, owner and POSIX ACL; a symbolic link is written
+# through. The table goes to OUT.tmp first and is renamed into place. Anything else at OUT
+# is left alone.
 # Exit status: 0 ok, 1 a run failed or nntrain is missing, 2 bad usage (one line).
 # Needs build/nntrain (or NNTRAIN_BIN) and data/mnist.h5 (scripts/build.sh, scripts/fetch_mnist.sh).
 set -euo pipefail

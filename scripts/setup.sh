@@ -6,7 +6,7 @@
 #                             clang with its libFuzzer runtime and OpenMP: the fuzzing harnesses;
 #                             slurm-wlm and munge: test_slurm's throwaway Slurm; Debian's
 #                             python3 numpy, h5py and onnx: test_export, scripts/export_model.py;
-#                             acl: test_outputs' setfacl)
+#                             acl: setfacl in test_outputs, test_export, test_script_outputs)
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev

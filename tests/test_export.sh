@@ -151,6 +151,39 @@ if (umask 027 && "$py" "$export" "$ck" --npz "$dir/mnist.npz" --onnx "$dir/mnist
    [ "$(stat -c %a "$dir/mnist.npz") $(stat -c %a "$dir/mnist.onnx") $(stat -c %a "$dir/new.npz")" = "600 640 640" ]
 then ok "re-export keeps modes 600 and 640; a new file under umask 027 is 640"
 else fail "modes after re-export: $(stat -c '%n %a' "$dir/mnist.npz" "$dir/mnist.onnx" "$dir/new.npz" | tr '\n' ' ')"; fi
+# ... and its owner and group, and its POSIX ACL, as nn_output_keep_mode does for the C tools.
+# Until 2026-12-07 only the permission bits were kept: root's re-export took the user's model
+# for root, the ACL's user lost it and, the mode's group bits being the ACL's mask, the owning
+# group got its rw; and an ACL inherited from the directory's default stayed on a file that had none.
+if [ "$(id -u)" -eq 0 ] && id nobody >/dev/null 2>&1; then
+    cp "$dir/mnist.npz" "$dir/owned.npz" && chown nobody:"$(id -g nobody)" "$dir/owned.npz"
+    if "$py" "$export" "$ck" --npz "$dir/owned.npz" >"$dir/log" 2>&1 &&
+       [ "$(stat -c '%u:%g %a' "$dir/owned.npz")" = "$(id -u nobody):$(id -g nobody) 600" ]
+    then ok "root's re-export of nobody's model keeps its owner and group: $(stat -c '%U:%G %a' "$dir/owned.npz")"
+    else fail "owner after re-export: $(stat -c '%U:%G %a' "$dir/owned.npz")"; fi
+else
+    echo "skip: the owner check needs root and a user nobody"
+fi
+if command -v setfacl >/dev/null && cp "$dir/mnist.onnx" "$dir/acl.onnx" &&
+   setfacl -m u:nobody:rw,g::-,o::- "$dir/acl.onnx" 2>/dev/null; then
+    # the old file held open, so that ext4 cannot give its freed inode number to the new one
+    acl_before=$(getfacl -c "$dir/acl.onnx") inode=$(stat -c %i "$dir/acl.onnx")
+    exec 3<"$dir/acl.onnx"
+    if "$py" "$export" "$ck" --onnx "$dir/acl.onnx" >"$dir/log" 2>&1 && [ "$(stat -c %i "$dir/acl.onnx")" != "$inode" ] &&
+       [ "$(getfacl -c "$dir/acl.onnx")" = "$acl_before" ]
+    then ok "re-export over a model with an ACL (u:nobody:rw, g::-): the new model has the same ACL"
+    else fail "ACL after re-export: inode $inode -> $(stat -c %i "$dir/acl.onnx"), $(getfacl -c "$dir/acl.onnx" | tr '\n' ' ') after, $(echo "$acl_before" | tr '\n' ' ') before"; fi
+    exec 3<&-
+    # a model with no ACL, in a directory given a default ACL since: the new one has none either
+    mkdir -p "$dir/default-acl" && cp "$dir/mnist.npz" "$dir/default-acl/m.npz" && chmod 600 "$dir/default-acl/m.npz" &&
+        setfacl -d -m u:nobody:rwx "$dir/default-acl" && acl_before=$(getfacl -c "$dir/default-acl/m.npz")
+    if "$py" "$export" "$ck" --npz "$dir/default-acl/m.npz" >"$dir/log" 2>&1 &&
+       [ "$(getfacl -c "$dir/default-acl/m.npz")" = "$acl_before" ] && [ "$(stat -c %a "$dir/default-acl/m.npz")" = 600 ]
+    then ok "re-export of a model without an ACL, in a directory with a default ACL: none inherited, mode 600"
+    else fail "a default ACL on re-export: $(getfacl -c "$dir/default-acl/m.npz" | tr '\n' ' ') after, $(echo "$acl_before" | tr '\n' ' ') before"; fi
+else
+    echo "skip: the ACL checks need setfacl (package acl) and a filesystem with ACLs"
+fi
 # A symbolic link is written through: the target replaced, the link kept (until 2026-12-07 the
 # link was replaced by a regular file and its target left stale).
 mkdir -p "$dir/models" && cp "$dir/tiny-tanh-softmax.npz" "$dir/models/target.npz" &&

@@ -2,7 +2,8 @@
 # What the helper scripts write, and what they leave alone (the outputs rule of
 # docs/reliability.md, which the C tools follow):
 # - scripts/scaling.sh --out: a relative path is the caller's, not the repository's; an
-#   earlier table is replaced keeping its mode, through a symbolic link (the link stays);
+#   earlier table is replaced keeping its mode and POSIX ACL, through a symbolic link (the
+#   link stays);
 # - scripts/fetch_mnist.sh --out: a damaged, foreign or small dataset there is never
 #   "up to date": rebuilt from the cache (an nntrain dataset) or refused (exit 2);
 # - scripts/plot_metrics.py: a metrics path containing '=' is that path, not LABEL=PATH.
@@ -40,6 +41,22 @@ if scaling --epochs 2 --out link.md && [ -L link.md ] && grep -q -- '--epochs 2 
    [ "$(stat -c %a tables/real.md)" = 600 ] && [ ! -e link.md.tmp ] && [ ! -e tables/real.md.tmp ]
 then ok "scaling.sh --out link.md writes through the link to tables/real.md"
 else fail "scaling.sh --out link.md: exit $?: $(ls -l link.md tables)"; fi
+# ... and its POSIX ACL (as nn_output_keep_mode does for the C tools): until 2026-12-07 only
+# the permission bits were kept, so the ACL's user lost the table and, the mode's group
+# bits being the ACL's mask, the owning group got its rw
+if command -v setfacl >/dev/null && setfacl -m u:nobody:rw,g::-,o::- tables/real.md 2>/dev/null; then
+    # the old table held open, so that ext4 cannot give its freed inode number to the new one
+    acl_before=$(getfacl -c tables/real.md) inode=$(stat -c %i tables/real.md)
+    exec 3<tables/real.md
+    scaling --epochs 3 --out tables/real.md; rc=$?
+    if [ "$rc" -eq 0 ] && grep -q -- '--epochs 3 ' tables/real.md && [ "$(stat -c %i tables/real.md)" != "$inode" ] &&
+       [ "$(getfacl -c tables/real.md)" = "$acl_before" ]
+    then ok "scaling.sh replaces a table with an ACL (u:nobody:rw, g::-): the new table has the same ACL"
+    else fail "scaling.sh over a table with an ACL: exit $rc, inode $inode -> $(stat -c %i tables/real.md), ACL $(getfacl -c tables/real.md | tr '\n' ' ') after, $(echo "$acl_before" | tr '\n' ' ') before: $(tail -3 scaling.out)"; fi
+    exec 3<&-
+else
+    echo "skip scaling.sh's ACL case: it needs setfacl (package acl) and a filesystem with ACLs"
+fi
 cd "$dir" || exit 1
 
 # ---- scripts/fetch_mnist.sh --out ----
