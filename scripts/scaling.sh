@@ -8,8 +8,9 @@
 # --out is relative to where you run the script (the default, to the repository). It
 # replaces only an earlier table of this script (its first line is the marker below) or
 # an empty file, keeping that file's mode, owner and POSIX ACL; a symbolic link is written
-# through. The table goes to OUT.tmp first and is renamed into place. Anything else at OUT
-# is left alone.
+# through. The table goes to OUT.tmp first and is renamed into place; one that cannot be
+# created (a directory we cannot write) is refused before any run. Anything else at OUT is
+# left alone.
 # Exit status: 0 ok, 1 a run failed or nntrain is missing, 2 bad usage (one line).
 # Needs build/nntrain (or NNTRAIN_BIN) and data/mnist.h5 (scripts/build.sh, scripts/fetch_mnist.sh).
 set -euo pipefail
@@ -42,8 +43,9 @@ cd ..
 out=${out:-$PWD/bench/scaling.md}
 
 # The output side, in Python: "check" refuses a bad --out before the runs (exit 2, one
-# line), "write" checks again and writes the table (argv: this script's directory, the
-# mode, --out, then for "write" the runs' directory, ...). The outputs rule itself is
+# line; OUT.tmp is created and removed, so a directory we cannot write fails here too),
+# "write" checks again and writes the table (argv: this script's directory, the mode,
+# --out, then for "write" the runs' directory, ...). The outputs rule itself is
 # scripts/nn_outputs.py, which export_model.py follows too.
 read -r -d '' table_py <<'PY' || true
 import datetime, json, os, subprocess, sys
@@ -79,6 +81,16 @@ def check(out):
         raise Refusal(f"{label}: no such directory {os.path.dirname(real)}")
     # a killed run's OUT.tmp is ours to replace; anything else there is the user's
     nn_outputs.check_temporary(label, nn_outputs.temporary_name(out), ours, WRITER)
+
+
+def check_writable(out):
+    """Refuse (Refusal) an --out whose OUT.tmp cannot be created (a directory this user cannot
+    write): made for real and removed, as export_model.py and the C tools do, so that it fails
+    before the runs rather than after them."""
+    try:
+        nn_outputs.open_temporary(f"--out {out}", out, ours, WRITER).abandon()
+    except OSError as e:
+        raise Refusal(f"--out {out}: cannot write in {os.path.dirname(os.path.realpath(out))}: {e.strerror or e}")
 
 
 def table(runs, cores, nps, epochs, args):
@@ -121,6 +133,8 @@ def write(out, text):
 mode, out = sys.argv[2], sys.argv[3]
 try:
     check(out)
+    if mode == "check":
+        check_writable(out)
     if mode == "write":
         runs, cores, nps, epochs, args = sys.argv[4], sys.argv[5], sys.argv[6].split(), sys.argv[7], sys.argv[8]
         text = table(runs, cores, nps, epochs, args)

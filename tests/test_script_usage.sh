@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The scripts' usage errors: one line naming the problem, exit 2, nothing run or
 # written: scripts/scaling_study.py's bad arguments, scripts/scaling.sh's (and an --out
-# it must not replace), and the Slurm job scripts run outside Slurm.
+# it must not replace, or in a directory it cannot write), and the Slurm job scripts run
+# outside Slurm.
 # Usage: test_script_usage.sh REPO WORKDIR
 set -u
 repo=$1 dir=$2/script_usage
@@ -30,10 +31,11 @@ mkdir scaling && cd scaling || exit 1
 printf '# My notes\n\nnot a scaling table\n' >notes.md && cp notes.md notes.orig && ln -s missing.md dangling.md
 marker='<!-- written by scripts/scaling.sh: a later run with --out naming this file replaces it -->'
 echo "$marker" >ours.md && cp notes.md ours.md.tmp # a table of ours, but a user's file at its .tmp
+as_user=() # a command that runs the script as another user (runuser -u nobody --), or none
 expect_scaling() { # PATTERN ARGS...
     local pattern=$1 rc lines before; shift
     before=$(ls -l --time-style=+%s.%N; cat ./* 2>/dev/null)
-    timeout 120 "$repo/scripts/scaling.sh" --np 1 --train-limit 1000 --layers 784,8,10 "$@" >../out 2>../err; rc=$?
+    timeout 120 ${as_user[@]+"${as_user[@]}"} "$repo/scripts/scaling.sh" --np 1 --train-limit 1000 --layers 784,8,10 "$@" >../out 2>../err; rc=$?
     lines=$(wc -l <../err)
     if [ "$rc" -eq 2 ] && [ "$lines" -eq 1 ] && grep -q -- "$pattern" ../err && [ "$before" = "$(ls -l --time-style=+%s.%N; cat ./* 2>/dev/null)" ]
     then echo "ok   scaling.sh $*: $(cat ../err)"
@@ -48,6 +50,18 @@ expect_scaling "^scaling.sh: --out $dir/scaling/dangling.md: a symbolic link to 
 expect_scaling "^scaling.sh: --out /dev/null: not a regular file" --out /dev/null
 expect_scaling "^scaling.sh: --out $dir/scaling/nodir/t.md: no such directory" --out nodir/t.md
 expect_scaling "^scaling.sh: --out $dir/scaling/ours.md: $dir/scaling/ours.md.tmp exists and is not a table scaling.sh was writing" --out ours.md
+# a directory this user cannot write (root writes anywhere: run as nobody): refused before
+# the runs. Until 2026-12-07 the check passed, every run was made, and then exit 1.
+mkdir readonly && chmod 755 readonly
+if [ "$(id -u)" -eq 0 ] && runuser -u nobody -- test -x "$repo/scripts/scaling.sh" 2>/dev/null &&
+   ! runuser -u nobody -- test -w readonly 2>/dev/null; then
+    as_user=(runuser -u nobody --)
+    expect_scaling "^scaling.sh: --out $dir/scaling/readonly/t.md: cannot write in $dir/scaling/readonly: Permission denied" \
+        --out readonly/t.md
+    as_user=()
+else
+    echo "skip scaling.sh --out in a read-only directory: needs root and a repository nobody can run"
+fi
 cd .. || exit 1
 
 # The Slurm job scripts run outside Slurm: one line, exit 2, nothing started or written.
