@@ -23,7 +23,8 @@ so a failure or a signal leaves the old file as it was; a killed export's FILE.t
 replaced, anything else there is refused.
 Exit status: 0 success, 1 runtime failure (a write failed, a Python package is missing),
 2 bad usage or bad input (one line on stderr each), 128 + the signal when stopped by
-SIGINT, SIGTERM or SIGHUP (one line; no temporary file left).
+SIGINT, SIGTERM, SIGHUP or SIGUSR1 (one line; no temporary file left; a signal ignored at
+start, as nohup does, stays ignored).
 Needs python3-numpy and python3-h5py (Debian), and python3-onnx for --onnx.
 """
 import argparse
@@ -50,15 +51,18 @@ OPSET = 13
 
 
 class Interrupted(BaseException):
-    """SIGINT, SIGTERM or SIGHUP, raised where the program is (a BaseException, so that no
-    `except Exception` swallows it): main removes its temporary files and exits 128 + signal."""
+    """SIGINT, SIGTERM, SIGHUP or SIGUSR1, raised where the program is (a BaseException, so
+    that no `except Exception` swallows it): main removes its temporary files and exits
+    128 + signal."""
 
     def __init__(self, signum):
         super().__init__(signum)
         self.signum = signum
 
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# the stop signals of nntrain, nneval and nnprep (src/signals.c): SIGUSR1 is Slurm's warning
+# before preemption or the time limit (--signal=USR1@120), which a job may send to its steps
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1)
 
 
 def on_signal(signum, frame):

@@ -205,13 +205,14 @@ expect 2 "mnist.onnx.tmp exists and is not a file this exporter was writing; not
     "$ck" --onnx "$dir/mnist.onnx"
 cmp -s "$dir/keep.txt" "$dir/mnist.onnx.tmp" && ok "the user's mnist.onnx.tmp kept" || fail "the user's mnist.onnx.tmp changed"
 rm -f "$dir/mnist.onnx.tmp"
-# SIGINT and SIGTERM in the middle of writing (sent by the exporter to itself once the first
-# output is written and synced, the second's temporary file open): exit 130 / 143 and one
-# line, no temporary file left, both outputs as they were. Until 2026-12-07 each left a
-# hidden .NAME.XXXXXXXX.tmp for good, and SIGINT printed a KeyboardInterrupt traceback.
-for sig in INT TERM; do
-    sums_before=$(sha256sum "$dir/mnist.npz" "$dir/mnist.onnx")
-    "$py" - "$export" "$sig" "$ck" --onnx "$dir/mnist.onnx" --npz "$dir/mnist.npz" >"$dir/out" 2>"$dir/log" <<'PY'
+# SIGINT, SIGTERM and SIGUSR1 in the middle of writing (sent by the exporter to itself once
+# the first output is written and synced, the second's temporary file open): exit 130 / 143 /
+# 138 and one line, no temporary file left, both outputs as they were. Until 2026-12-07 each
+# left a hidden .NAME.XXXXXXXX.tmp for good, and SIGINT printed a KeyboardInterrupt traceback;
+# SIGUSR1 (a stop signal to nntrain, nneval and nnprep: Slurm's warning before preemption)
+# killed the exporter as Python's default does, leaving its FILE.tmp.
+signal_mid_export() { # SIG: the export of both outputs, signalling itself after the first fsync
+    "$py" - "$export" "$1" "$ck" --onnx "$dir/mnist.onnx" --npz "$dir/mnist.npz" >"$dir/out" 2>"$dir/log" <<'PY'
 import importlib.util, os, signal, sys
 spec = importlib.util.spec_from_file_location("export_model", sys.argv[1])
 export_model = importlib.util.module_from_spec(spec)
@@ -223,12 +224,23 @@ def fsync_then_signal(fd):  # the first output synced: the signal arrives mid-ex
 os.fsync = fsync_then_signal
 sys.exit(export_model.main(sys.argv[3:]))
 PY
+}
+for sig in INT TERM USR1; do
+    sums_before=$(sha256sum "$dir/mnist.npz" "$dir/mnist.onnx")
+    signal_mid_export "$sig"
     rc=$? want=$((128 + $(kill -l "$sig")))
     if [ "$rc" -eq "$want" ] && [ "$(wc -l <"$dir/log")" -eq 1 ] && grep -q "^export_model.py: stopped by SIG$sig; no output changed" "$dir/log" &&
        [ -z "$(find "$dir" -name '*.tmp')" ] && [ "$sums_before" = "$(sha256sum "$dir/mnist.npz" "$dir/mnist.onnx")" ]
     then ok "SIG$sig mid-export: exit $rc, $(cat "$dir/log"); no .tmp left, the outputs as they were"
     else fail "SIG$sig mid-export: exit $rc (expected $want), $(wc -l <"$dir/log") lines, left: $(find "$dir" -name '*.tmp' | tr '\n' ' ')"; fi
 done
+# a stop signal ignored at start (nohup, a shell's background job) stays ignored: the export
+# runs on through it and writes both outputs
+(trap '' USR1 && signal_mid_export USR1); rc=$?
+if [ "$rc" -eq 0 ] && [ ! -s "$dir/log" ] && [ "$(grep -c "^export_model.py: wrote " "$dir/out")" -eq 2 ] &&
+   [ -z "$(find "$dir" -name '*.tmp')" ]
+then ok "SIGUSR1 ignored at start stays ignored: exit 0, both outputs written"
+else fail "SIGUSR1 ignored at start: exit $rc, $(cat "$dir/log"), left: $(find "$dir" -name '*.tmp' | tr '\n' ' ')"; fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
