@@ -1,6 +1,6 @@
 /* Writing a checkpoint (rank 0, collective for the gathers) and what a save may
  * replace; the format is checkpoint_format.h's. */
-#define _GNU_SOURCE /* fsync, realpath, O_PATH */
+#define _XOPEN_SOURCE 700 /* fsync, realpath */
 #include "checkpoint_format.h"
 
 #include <errno.h>
@@ -15,6 +15,7 @@
 
 #include "nn/comm.h"
 #include "nn/hdf5_image.h"
+#include "nn/output_place.h"
 #include "nn/outputs.h"
 #include "nn/version.h"
 #include "nn/watchdog.h"
@@ -173,70 +174,20 @@ static int progress_rows(const nn_train_state *s, int ranks, double *loss_partia
  * start (nn_checkpoint_check_replaceable) or that the last save wrote, unchanged
  * since (the same inode and size: not the modification time, which HDF5 moves when a
  * viewer merely opens the file for writing and closes it), or nothing; and only in the
- * directory checked at start. Anything else there was put or changed by someone
- * else during the run: a file moved there, a file written into in place (`cp`, an
- * editor, h5py's "w"), or the directory itself moved away and a new one made at its
- * name (where another run may now be writing). What is trusted is held (an O_PATH
- * descriptor, which reads nothing): a file removed and another of its size made at
- * its name would otherwise get the freed inode number (ext4 gives it at once) and
- * pass for it. HDF5 never reopens it: it cannot open a file another program holds
- * open for writing. */
-typedef struct file_identity {
-    int fd; /* -1: nothing trusted (or nothing there to hold) */
-    dev_t dev;
-    ino_t ino;
-    off_t size; /* a file's; a directory's is not compared (it changes as files come and go) */
-} file_identity;
-
-static struct {
-    file_identity file, dir;
-} trusted = {{-1, 0, 0, 0}, {-1, 0, 0, 0}};
-
-/* What `path` is now, held (an O_PATH descriptor: it reads nothing, so it needs no
- * read permission and opens no FIFO); fd -1 where nothing is there. */
-static file_identity hold(const char *path, int flags) {
-    file_identity id = {-1, 0, 0, 0};
-    struct stat st;
-    int fd = open(path, O_PATH | O_CLOEXEC | flags);
-    if (fd >= 0 && fstat(fd, &st) == 0) id = (file_identity){fd, st.st_dev, st.st_ino, st.st_size};
-    else if (fd >= 0) close(fd);
-    return id;
-}
-
-/* Trust `id` in place of what was trusted, letting that go. */
-static void trust(file_identity *trusted_one, file_identity id) {
-    if (trusted_one->fd >= 0) close(trusted_one->fd);
-    *trusted_one = id;
-}
-
-static bool same_inode(const file_identity *a, const struct stat *st) {
-    return a->fd >= 0 && st->st_dev == a->dev && st->st_ino == a->ino;
-}
-
-static bool same_file(const file_identity *a, const struct stat *st) {
-    return same_inode(a, st) && st->st_size == a->size;
-}
-
-/* NN_OK where a save may put its file at `path` now (see above). */
-static int check_still_ours(const char *path, nn_error *err) {
-    char dir[NN_PATH_MAX];
-    struct stat st;
-    if (trusted.dir.fd >= 0 && (stat(nn_output_directory_of(path, dir, sizeof dir), &st) != 0 ||
-                              !same_inode(&trusted.dir, &st)))
-        return nn_fail(err, NN_ERR_RUNTIME, "%s: its directory is not the one this run started in (moved or "
-                       "replaced during the run); this checkpoint is not saved", path);
-    if (stat(path, &st) == 0 && !same_file(&trusted.file, &st))
-        return nn_fail(err, NN_ERR_RUNTIME, "%s: is not the checkpoint this run checked or wrote (replaced or "
-                       "changed during the run); not replacing it, and this checkpoint is not saved", path);
-    return NN_OK;
-}
+ * directory checked at start (nn/output_place.h). Anything else there was put or
+ * changed by someone else during the run: a file moved there, a file written into in
+ * place (`cp`, an editor, h5py's "w"), or the directory itself moved away and a new
+ * one made at its name (where another run may now be writing). */
+static nn_output_place trusted = NN_OUTPUT_PLACE_NONE;
+static const char not_saved[] = "this checkpoint is not saved";
 
 static int save_on_root(const char *path, const nn_train_state *s, int ranks, const uint32_t *rng_states,
                         double *loss_partials, nn_error *err) {
     char tmp[NN_PATH_MAX + 8], dir[NN_PATH_MAX];
     nn_output_temporary_name(tmp, sizeof tmp, path);
     int rows = progress_rows(s, ranks, loss_partials);
-    int status = check_still_ours(path, err); /* before a file is made in a directory not ours */
+    /* before a file is made in a directory not ours */
+    int status = nn_output_place_check(&trusted, path, path, not_saved, err);
     if (status) return status;
     if (write_file(tmp, path, s, ranks, rows, rng_states, loss_partials) < 0) {
         int saved = errno;
@@ -247,23 +198,12 @@ static int save_on_root(const char *path, const nn_train_state *s, int ranks, co
         return nn_fail(err, NN_ERR_RUNTIME, "%s: cannot write checkpoint (%s)", tmp,
                        saved ? strerror(saved) : "HDF5 error");
     }
-    /* and again just before the rename, which replaces whatever is there */
-    /* the file written is trusted next, as it is now: not whatever the path names,
-     * or holds, after the rename */
-    file_identity written = hold(tmp, 0);
-    if ((status = check_still_ours(path, err)) || written.fd < 0) {
-        if (written.fd >= 0) close(written.fd);
-        remove(tmp);
-        return status ? status : nn_fail(err, NN_ERR_RUNTIME, "%s: vanished before it was put in place", tmp);
-    }
     nn_watchdog_alive();
-    if (rename(tmp, path) < 0) { /* nn_hdf5_image_write synced the file */
-        int saved = errno;
-        close(written.fd);
-        remove(tmp);
-        return nn_fail(err, NN_ERR_RUNTIME, "%s: cannot put checkpoint in place: %s", path, strerror(saved));
+    /* checked again as it is renamed, which replaces whatever is there (nn_hdf5_image_write synced the file) */
+    if ((status = nn_output_place_rename(&trusted, tmp, path, path, not_saved, err))) {
+        nn_output_place_remove(&trusted, tmp);
+        return status;
     }
-    trust(&trusted.file, written); /* and the replaced file's inode is let go */
     sync_directory(nn_output_directory_of(path, dir, sizeof dir));
     return NN_OK;
 }
@@ -272,10 +212,7 @@ static int save_on_root(const char *path, const nn_train_state *s, int ranks, co
 int nn_checkpoint_check_replaceable(const char *path, nn_error *err) {
     int status = nn_output_check_ours("--checkpoint", path, "checkpoint", checkpoint_marks, err);
     if (status) return status;
-    /* the file checked (if any) and its directory are what the saves may write */
-    char dir[NN_PATH_MAX];
-    trust(&trusted.file, hold(path, 0));
-    trust(&trusted.dir, hold(nn_output_directory_of(path, dir, sizeof dir), O_DIRECTORY));
+    nn_output_place_take(&trusted, path, "checkpoint"); /* the file checked (if any) and its directory */
     return NN_OK;
 }
 

@@ -105,6 +105,8 @@ static int write_root_attributes(hid_t file, int num_classes, const char *source
     return ok ? 0 : -1;
 }
 
+static const char not_written[] = "the dataset is not written";
+
 /* What every dataset in this layout carries. */
 static const char *const dataset_marks[] = {"/train", "/test", "num_classes", NULL};
 
@@ -124,8 +126,8 @@ static int create_tmp(const char *path, const char *tmp, nn_error *err) {
 
 /* Built in memory and written out whole, synced (nn/hdf5_image.h: a full disk must
  * not leave HDF5 holding a file it cannot close). */
-static int write_tmp_file(const char *tmp, const char *path, const nn_split_data *train, const nn_split_data *test,
-                          int num_classes, const char *source, nn_error *err) {
+static int write_tmp_file(const nn_output_place *place, const char *tmp, const char *path, const nn_split_data *train,
+                          const nn_split_data *test, int num_classes, const char *source, nn_error *err) {
     size_t bytes = (size_t)train->count * (size_t)(train->rows * train->cols + 1) +
                    (size_t)test->count * (size_t)(test->rows * test->cols + 1);
     hid_t file = nn_hdf5_image_create(tmp, bytes + ((size_t)1 << 20));
@@ -139,13 +141,20 @@ static int write_tmp_file(const char *tmp, const char *path, const nn_split_data
         H5Fclose(file);
         return status;
     }
+    /* the image is written by name: where the directory was moved away and made anew
+     * while it was built, the name is another directory's (maybe another run's file) */
+    int status = nn_output_place_check(place, path, path, not_written, err);
+    if (status) {
+        H5Fclose(file);
+        return status;
+    }
     if (nn_hdf5_image_write(file, tmp, path, false) != 0) /* the temporary file create_tmp made */
         return nn_fail(err, NN_ERR_RUNTIME, "%s: cannot write: %s", tmp, strerror(errno));
     return NN_OK;
 }
 
-int nn_dataset_write(const char *path, const nn_split_data *train, const nn_split_data *test,
-                     int num_classes, const char *source, nn_error *err) {
+int nn_dataset_write_placed(nn_output_place *place, const char *path, const nn_split_data *train,
+                            const nn_split_data *test, int num_classes, const char *source, nn_error *err) {
     int status = check_split("train", train, err);
     if (status == NN_OK) status = check_split("test", test, err);
     if (status != NN_OK) return status;
@@ -163,18 +172,26 @@ int nn_dataset_write(const char *path, const nn_split_data *train, const nn_spli
     H5Eget_auto2(H5E_DEFAULT, &old_handler, &old_data);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
 
-    status = create_tmp(path, tmp, err);
+    status = nn_output_place_check(place, path, path, not_written, err);
+    if (status == NN_OK) status = create_tmp(path, tmp, err);
     if (status == NN_OK) {
         nn_output_writing(tmp); /* ours now: a stop signal removes it */
-        status = write_tmp_file(tmp, path, train, test, num_classes, source, err);
+        status = write_tmp_file(place, tmp, path, train, test, num_classes, source, err);
         nn_output_writing(NULL); /* a signal from here on leaves the name alone, never removes what took it */
-        if (status == NN_OK && rename(tmp, path) != 0)
-            status = nn_fail(err, NN_ERR_RUNTIME, "%s: cannot rename %s into place: %s", path,
-                             tmp, strerror(errno));
-        if (status != NN_OK) remove(tmp); /* only a file we created ourselves */
+        if (status == NN_OK) status = nn_output_place_rename(place, tmp, path, path, not_written, err);
+        if (status != NN_OK) nn_output_place_remove(place, tmp); /* only a file we created ourselves */
     }
 
     H5Eset_auto2(H5E_DEFAULT, old_handler, old_data);
+    return status;
+}
+
+int nn_dataset_write(const char *path, const nn_split_data *train, const nn_split_data *test,
+                     int num_classes, const char *source, nn_error *err) {
+    nn_output_place place = NN_OUTPUT_PLACE_NONE; /* whatever is there now may be replaced */
+    nn_output_place_take(&place, path, "dataset");
+    int status = nn_dataset_write_placed(&place, path, train, test, num_classes, source, err);
+    nn_output_place_release(&place);
     return status;
 }
 

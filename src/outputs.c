@@ -70,12 +70,14 @@ void nn_output_abandon(void) {
 
 /* ---- what a path names ---- */
 
-/* A file as the kernel knows it (it exists), else its would-be name with the
- * directory resolved (so "a/../b.h5" and "./b.h5" are the same file to be). */
+/* A file as the kernel knows it (it exists), else its would-be name: its directory
+ * as the kernel knows it (device and inode, so "a/../b.h5", "./b.h5" and a name
+ * through a bind mount of the directory are the same file to be) and its base name. */
 typedef struct identity {
-    int exists;
-    struct stat st;
-    char name[NN_PATH_MAX * 2];
+    int exists, parent_known;
+    struct stat st, parent;
+    char name[NN_PATH_MAX * 2]; /* the directory resolved, where it cannot be stat'ed */
+    char base[NN_PATH_MAX];
 } identity;
 
 static void identify(const char *path, identity *id) {
@@ -83,13 +85,19 @@ static void identify(const char *path, identity *id) {
     char parent[NN_PATH_MAX], base_copy[NN_PATH_MAX], resolved[PATH_MAX];
     nn_output_directory_of(path, parent, sizeof parent);
     snprintf(base_copy, sizeof base_copy, "%s", path);
+    snprintf(id->base, sizeof id->base, "%s", basename(base_copy));
+    id->parent_known = stat(parent, &id->parent) == 0;
     const char *dir = realpath(parent, resolved) ? resolved : parent;
-    snprintf(id->name, sizeof id->name, "%s/%s", dir, basename(base_copy));
+    snprintf(id->name, sizeof id->name, "%s/%s", dir, id->base);
 }
 
 static int same_file(const identity *a, const identity *b) {
     if (a->exists && b->exists) return a->st.st_dev == b->st.st_dev && a->st.st_ino == b->st.st_ino;
-    return !a->exists && !b->exists && strcmp(a->name, b->name) == 0;
+    if (a->exists || b->exists) return 0;
+    if (a->parent_known && b->parent_known)
+        return a->parent.st_dev == b->parent.st_dev && a->parent.st_ino == b->parent.st_ino &&
+               strcmp(a->base, b->base) == 0;
+    return strcmp(a->name, b->name) == 0;
 }
 
 static const char *kind_of(mode_t mode) {
@@ -231,6 +239,20 @@ static int check_renamable(const nn_file_role *out, const struct stat *st, nn_er
     return NN_OK;
 }
 
+/* "standard output" or "standard error" where the file `st` is what this process
+ * writes them to (`> run.log`): the tool's own lines and the output would overwrite
+ * each other, or the output would replace the log; else NULL. */
+static const char *standard_stream_of(const struct stat *st) {
+    static const char *const names[3] = {NULL, "standard output", "standard error"};
+    for (int fd = 1; fd <= 2; fd++) {
+        struct stat stream;
+        if (fstat(fd, &stream) == 0 && S_ISREG(stream.st_mode) && stream.st_dev == st->st_dev &&
+            stream.st_ino == st->st_ino)
+            return names[fd];
+    }
+    return NULL;
+}
+
 static int check_output(const nn_run_files *files, int i, nn_error *err) {
     const nn_file_role *out = &files->outputs[i];
     size_t len = strlen(out->path);
@@ -241,6 +263,10 @@ static int check_output(const nn_run_files *files, int i, nn_error *err) {
         return nn_fail(err, NN_ERR_INPUT, "%s %s: is %s; an output must be a regular file", out->option, out->path,
                        kind_of(id.st.st_mode));
     if (is_link(out->path)) return refuse_link(out, err);
+    const char *stream = id.exists ? standard_stream_of(&id.st) : NULL;
+    if (stream)
+        return nn_fail(err, NN_ERR_INPUT, "%s %s: is the file this run's %s goes to; give the output a file of its own",
+                       out->option, out->path, stream);
     identity allowed; /* the input it is meant to take the place of, if any */
     if (files->replaces[i]) identify(files->replaces[i], &allowed);
     int k = input_matching(files, &id);
@@ -345,7 +371,7 @@ static bool lock_file_is_ours(int fd) {
 }
 
 int nn_output_lock_acquire(nn_output_lock *lock, const char *option, const char *path, nn_error *err) {
-    lock->fd = -1;
+    lock->fd = lock->dir_fd = -1;
     lock->busy = 0;
     if (snprintf(lock->path, sizeof lock->path, "%s.lock", path) >= (int)sizeof lock->path)
         return nn_fail(err, NN_ERR_INPUT, "%s %s: the name is too long", option, path);
@@ -386,6 +412,8 @@ int nn_output_lock_acquire(nn_output_lock *lock, const char *option, const char 
             char holder[300];
             int n = snprintf(holder, sizeof holder, "PID %ld on host %s\n", (long)getpid(), host);
             if (ftruncate(fd, 0) != 0 || pwrite(fd, holder, (size_t)n, 0) != n) { /* the lock holds all the same */ }
+            char dir[NN_PATH_MAX];
+            lock->dir_fd = open(nn_output_directory_of(path, dir, sizeof dir), O_PATH | O_DIRECTORY | O_CLOEXEC);
             lock->fd = fd;
             return NN_OK;
         }
@@ -406,10 +434,17 @@ int nn_output_lock_wait(nn_output_lock *lock, const char *option, const char *pa
 
 void nn_output_lock_release(nn_output_lock *lock) {
     if (lock->fd < 0) return;
-    struct stat held, named; /* the file this run locked, not one put at its name since */
-    if (fstat(lock->fd, &held) == 0 && lstat(lock->path, &named) == 0 && held.st_dev == named.st_dev &&
-        held.st_ino == named.st_ino)
-        unlink(lock->path); /* while still locked: a waiting run then retries on a fresh file */
+    /* in the directory it was made in (its path may lead elsewhere by now: a directory
+     * moved away and made anew, a link re-pointed), and only the file this run locked,
+     * not one put at its name since */
+    const char *slash = strrchr(lock->path, '/');
+    int dir = lock->dir_fd >= 0 ? lock->dir_fd : AT_FDCWD;
+    const char *name = lock->dir_fd >= 0 && slash ? slash + 1 : lock->path;
+    struct stat held, named;
+    if (fstat(lock->fd, &held) == 0 && fstatat(dir, name, &named, AT_SYMLINK_NOFOLLOW) == 0 &&
+        held.st_dev == named.st_dev && held.st_ino == named.st_ino)
+        unlinkat(dir, name, 0); /* while still locked: a waiting run then retries on a fresh file */
     close(lock->fd);
-    lock->fd = -1;
+    if (lock->dir_fd >= 0) close(lock->dir_fd);
+    lock->fd = lock->dir_fd = -1;
 }

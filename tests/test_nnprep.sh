@@ -71,5 +71,36 @@ for sig in INT TERM HUP; do
     then ok "$name"; else fail "$name (caught mid-write: $caught)"; fi
 done
 
+# What --out named when checked is what may be replaced: a file put there while
+# nnprep writes (none was there), or the directory moved away and made anew (a user's
+# file in it), is kept: exit 1, no temporary file, and no lock left in either
+# directory. (Until 2026-12-07 both were replaced with exit 0.) Caught as above.
+# change_during_write CASE COMMAND: COMMAND runs with nnprep frozen mid-write
+change_during_write() {
+    local where="$dir/$1" caught=0 pid attempt; shift
+    for attempt in 1 2 3 4 5 6 7 8; do
+        rm -rf "$where" "$where.old" && mkdir -p "$where"
+        "$nnprep" --out "$where/m.h5" "$dir/big" >/dev/null 2>"$dir/err" &
+        pid=$!
+        while [ ! -e "$where/m.h5.tmp" ] && kill -0 "$pid" 2>/dev/null; do sleep 0.005; done
+        kill -STOP "$pid" 2>/dev/null
+        if [ -e "$where/m.h5.tmp" ]; then caught=1; "$@"; fi
+        kill -CONT "$pid" 2>/dev/null
+        wait "$pid"
+        rc=$?
+        [ "$caught" -eq 1 ] && break
+    done
+    [ "$caught" -eq 1 ] || echo "     (never caught mid-write)"
+}
+change_during_write appeared sh -c "echo notes >'$dir/appeared/m.h5'"
+if [ "$rc" -eq 1 ] && grep -q "m.h5: a file was put there during the run; not replacing it" "$dir/err" &&
+    [ "$(cat "$dir/appeared/m.h5")" = notes ] && [ ! -e "$dir/appeared/m.h5.tmp" ] && [ ! -e "$dir/appeared/m.h5.lock" ]
+then ok "a file put at --out mid-write is kept: exit 1, nothing left"; else fail "a file put at --out mid-write is kept (exit $rc)"; fi
+change_during_write remade sh -c "mv '$dir/remade' '$dir/remade.old' && mkdir '$dir/remade' && echo notes >'$dir/remade/m.h5'"
+if [ "$rc" -eq 1 ] && grep -q "m.h5: its directory is not the one this run started in" "$dir/err" &&
+    [ "$(cat "$dir/remade/m.h5")" = notes ] && [ -z "$(ls "$dir/remade.old")" ] && [ "$(ls "$dir/remade")" = m.h5 ]
+then ok "--out's directory moved away and made anew mid-write: its file kept, exit 1, nothing left in either"
+else fail "--out's directory moved away and made anew mid-write (exit $rc; old: $(ls "$dir/remade.old" | tr '\n' ' '))"; fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -267,6 +267,72 @@ timeout 120 "$mpiexec" -n 2 "$nneval" --checkpoint ck.h5 --data good.h5 --metric
 [ "$rc" -eq 2 ] && grep -qF "nneval: --metrics gathered.json: holds something other than one nneval result" err &&
     [ "$(sha256sum gathered.json)" = "$kept" ] || fail "nneval over gathered results: exit $rc: $(cat err)"
 
+# What --metrics named when checked is what may be replaced: a file put there during
+# the evaluation is kept, exit 1 (until 2026-12-07 it was replaced, exit 0). Rank 0 is
+# frozen once it holds the place (an O_PATH descriptor on the directory, beside the
+# lock's: nn/output_place.h) and before the result is written; tried again where the
+# evaluation ended first.
+# put_when_placed SESSION FILE: freezes rank 0 of the job (by turns, until it holds two
+# O_PATH descriptors on this directory, the lock's and the place's, and has not begun
+# its result), writes "my notes" to FILE, lets it go on; prints caught or missed
+put_when_placed() {
+    python3 - "$1" "$2" <<'PY'
+import os, signal, sys, time
+session, target = int(sys.argv[1]), sys.argv[2]
+here = os.getcwd()
+def rank0():
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.getsid(int(pid)) == session and b"OMPI_COMM_WORLD_RANK=0" in open(f"/proc/{pid}/environ", "rb").read().split(b"\0"):
+                return int(pid)
+        except OSError:
+            pass
+def places(pid):
+    n = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            flags = [l for l in open(f"/proc/{pid}/fdinfo/{fd}") if l.startswith("flags:")][0].split()[1]
+            n += os.readlink(f"/proc/{pid}/fd/{fd}") == here and int(flags, 8) & 0o10000000 != 0
+        except (OSError, IndexError):
+            pass
+    return n
+end = time.time() + 60
+while time.time() < end:
+    pid = rank0()
+    if pid:
+        try:
+            os.kill(pid, signal.SIGSTOP)
+            ready = places(pid) >= 2 and not os.path.exists(target) and not os.path.exists(target + ".tmp")
+            if ready:
+                open(target, "w").write("my notes\n")
+            os.kill(pid, signal.SIGCONT)
+            if ready:
+                print("caught")
+                sys.exit()
+        except OSError:
+            pass
+    try:
+        os.kill(session, 0)
+    except OSError:
+        break
+    time.sleep(0.0005)
+print("missed")
+PY
+}
+caught=0
+for attempt in $(seq 10); do
+    rm -f fresh.json fresh.json.lock
+    setsid timeout 120 "$mpiexec" -n 2 "$nneval" --checkpoint ck.h5 --data good.h5 --metrics fresh.json >out 2>err &
+    holder=$!
+    [ "$(put_when_placed "$holder" fresh.json)" = caught ] && caught=1
+    wait "$holder"; rc=$?
+    [ "$caught" -eq 1 ] && break
+done
+[ "$caught" -eq 1 ] && [ "$rc" -eq 1 ] && grep -q "^nneval: --metrics fresh.json: a file was put there during the run; not replacing it" err &&
+    [ "$(cat fresh.json)" = "my notes" ] && [ ! -e fresh.json.tmp ] && [ ! -e fresh.json.lock ] ||
+    fail "a file put at nneval's --metrics mid-run (caught: $caught): exit $rc: $(cat err)"
+rm -f fresh.json
+
 # a stopped evaluation (the test hook stands in for the signal) leaves it as well: exit 75
 NNTRAIN_STOP_AT_STEP=0 timeout 120 "$mpiexec" -n 2 -x NNTRAIN_STOP_AT_STEP "$nneval" --checkpoint ck.h5 --data good.h5 \
     --metrics eval.json >out 2>err; rc=$?

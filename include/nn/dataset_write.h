@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "nn/error.h"
+#include "nn/output_place.h"
 
 typedef struct nn_split_data {
     const uint8_t *images; /* [count * rows * cols] */
@@ -20,6 +21,10 @@ typedef struct nn_split_data {
  * Serial (no MPI needed). */
 int nn_dataset_write(const char *path, const nn_split_data *train, const nn_split_data *test,
                      int num_classes, const char *source, nn_error *err);
+/* The same, put in place only where `place` (taken when --out was checked) still
+ * holds (nn/output_place.h): a file put at `path` during the write is never replaced. */
+int nn_dataset_write_placed(nn_output_place *place, const char *path, const nn_split_data *train,
+                            const nn_split_data *test, int num_classes, const char *source, nn_error *err);
 
 /* NN_OK where `path` is missing, empty or a dataset in this layout (HDF5 with /train,
  * /test and num_classes); else NN_ERR_INPUT naming `option`: a user's other file is

@@ -16,7 +16,9 @@ enum nn_status {
 typedef struct nn_error {
     int status;     /* one of nn_status */
     int local;      /* what this rank alone sees (its node's files): nn_comm_agree names the rank */
-    char msg[512];  /* one line, no trailing newline (nn_fail writes out control characters) */
+    /* one line, no trailing newline (nn_fail writes out control characters); room for
+     * three paths of the longest length and the reason after them */
+    char msg[3 * NN_PATH_MAX + 512];
 } nn_error;
 
 /* Record an error (printf-style) and return its status, so callers can write

@@ -117,8 +117,9 @@ int nn_output_remove_hdf5_leftover(const char *option, const char *path, const c
  * "<path>.lock", which names its holder (PID and host). The kernel drops it when
  * the holder dies, however it dies, so a killed run never blocks the next one. */
 typedef struct nn_output_lock {
-    int fd; /* -1: not held */
-    int busy; /* set by a refused acquire: another live process holds it */
+    int fd;     /* -1: not held */
+    int dir_fd; /* its directory, held: the file is removed there, wherever the path leads by then */
+    int busy;   /* set by a refused acquire: another live process holds it */
     char path[NN_PATH_MAX + 8];
 } nn_output_lock;
 

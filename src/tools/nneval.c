@@ -20,6 +20,7 @@
 #include "nn/env.h"
 #include "nn/evaluate.h"
 #include "nn/model.h"
+#include "nn/output_place.h"
 #include "nn/outputs.h"
 #include "nn/signals.h"
 #include "nn/version.h"
@@ -204,6 +205,8 @@ static bool replaceable(const char *path, int *unread) {
  * (a second nneval on it is refused; a killed one's "<metrics>.tmp" is removed). It
  * is replaced only if it holds an earlier nneval result (or nothing), and only once
  * there is a result (write_metrics): a run that fails or is stopped leaves it as it was. */
+static nn_output_place metrics_place = NN_OUTPUT_PLACE_NONE; /* what claim_metrics checked, held */
+
 static int claim_metrics(const eval_options *o, const char *data, nn_output_lock *lock, nn_error *err) {
     char tmp[NN_PATH_MAX + 8];
     nn_output_temporary_name(tmp, sizeof tmp, o->metrics);
@@ -220,6 +223,7 @@ static int claim_metrics(const eval_options *o, const char *data, nn_output_lock
                                 "result (%s); not overwriting it", o->metrics, strerror(unread))
                       : nn_fail(err, NN_ERR_INPUT, "--metrics %s: holds something other than one nneval result; "
                                 "not overwriting it", o->metrics);
+    nn_output_place_take(&metrics_place, o->metrics, "result");
     return nn_output_remove_leftover("--metrics", o->metrics, tmp, ours, err);
 }
 
@@ -227,21 +231,23 @@ static int claim_metrics(const eval_options *o, const char *data, nn_output_lock
  * metrics file: it holds the old result or the new one, whole, whenever the run ends. */
 static int write_metrics(const eval_options *o, const nn_scores *s, const long *confusion, int classes,
                          const char *data, nn_error *err) {
-    char tmp[NN_PATH_MAX + 8];
+    char tmp[NN_PATH_MAX + 8], label[NN_PATH_MAX + 16];
     nn_output_temporary_name(tmp, sizeof tmp, o->metrics);
+    snprintf(label, sizeof label, "--metrics %s", o->metrics);
+    int status = nn_output_place_check(&metrics_place, o->metrics, label, "the result is not written", err);
+    if (status) return status; /* before a file is made in a directory not the one checked */
     /* exclusive: a killed run's was removed under the lock, so a file there now is someone else's */
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0666); /* the mode fopen would give */
     if (fd < 0) return nn_fail(err, NN_ERR_RUNTIME, "--metrics %s: cannot create %s: %s", o->metrics, tmp, strerror(errno));
     nn_output_keep_mode(fd, o->metrics); /* or the old file's */
     FILE *f = fdopen(fd, "w");
-    int status = f ? write_json(f, o->metrics, s, confusion, classes, o->checkpoint, data, o->split, err)
+    status = f ? write_json(f, o->metrics, s, confusion, classes, o->checkpoint, data, o->split, err)
                    : nn_fail(err, NN_ERR_RUNTIME, "%s: cannot write: %s", tmp, strerror(errno));
     if (!status && fsync(fd) != 0) status = nn_fail(err, NN_ERR_RUNTIME, "%s: cannot sync: %s", tmp, strerror(errno));
     int closed = f ? fclose(f) : close(fd);
     if (closed != 0 && !status) status = nn_fail(err, NN_ERR_RUNTIME, "%s: write failed", o->metrics);
-    if (!status && rename(tmp, o->metrics) != 0)
-        status = nn_fail(err, NN_ERR_RUNTIME, "%s: cannot rename %s into place: %s", o->metrics, tmp, strerror(errno));
-    if (status) unlink(tmp);
+    if (!status) status = nn_output_place_rename(&metrics_place, tmp, o->metrics, label, "the result is not written", err);
+    if (status) nn_output_place_remove(&metrics_place, tmp);
     return status;
 }
 
@@ -284,7 +290,7 @@ static int run(const eval_options *o, MPI_Comm comm, nn_error *err) {
     nn_model model = {0};
     nn_evaluator ev = {0};
     nn_scores scores;
-    nn_output_lock lock = {.fd = -1};
+    nn_output_lock lock = {.fd = -1, .dir_fd = -1};
     int status = prepare(o, comm, &ck, &shard, &model, &ev, &lock, err);
     if (!status) {
         nn_watchdog_beat(0, NN_PHASE_EPOCH);

@@ -161,7 +161,7 @@ static nn_split_data as_split_data(const split_files *s) {
  * leftover, remove it mid-write and rename its own half-written one into place. Then
  * only a dataset of ours is replaced. */
 static int claim_out(const prep_options *opts, const split_files *train, const split_files *test,
-                     nn_output_lock *lock, nn_error *err) {
+                     nn_output_lock *lock, nn_output_place *place, nn_error *err) {
     char tmp[NN_PATH_MAX + 8];
     nn_output_temporary_name(tmp, sizeof tmp, opts->out);
     nn_run_files files = {0};
@@ -174,6 +174,7 @@ static int claim_out(const prep_options *opts, const split_files *train, const s
     int status = nn_run_files_check(&files, err);
     if (status == NN_OK) status = nn_output_lock_wait(lock, "--out", opts->out, opts->wait, err);
     if (status == NN_OK) status = nn_dataset_check_replaceable("--out", opts->out, err);
+    if (status == NN_OK) nn_output_place_take(place, opts->out, "dataset"); /* what was checked is what may be replaced */
     return status;
 }
 
@@ -183,7 +184,7 @@ static nn_output_lock *held_lock;
 
 static void on_stop(int sig) {
     nn_output_abandon();
-    if (held_lock) nn_output_lock_release(held_lock); /* fstat, lstat, unlink, close: async-signal-safe */
+    if (held_lock) nn_output_lock_release(held_lock); /* fstat, fstatat, unlinkat, close: async-signal-safe */
     signal(sig, SIG_DFL);
     raise(sig);
 }
@@ -200,8 +201,9 @@ static int convert(const prep_options *opts, split_files *train, split_files *te
                        test->image_path, test->images.dims[1], test->images.dims[2],
                        train->images.dims[1], train->images.dims[2]);
 
-    static nn_output_lock lock = {.fd = -1}; /* static: the signal handler releases it */
-    status = claim_out(opts, train, test, &lock, err);
+    static nn_output_lock lock = {.fd = -1, .dir_fd = -1}; /* static: the signal handler releases it */
+    nn_output_place place = NN_OUTPUT_PLACE_NONE;
+    status = claim_out(opts, train, test, &lock, &place, err);
     if (status == NN_OK) {
         held_lock = &lock; /* held: before, a lock file there may be another run's */
         /* Record where the data came from: its kind and the directory's absolute path. */
@@ -210,8 +212,9 @@ static int convert(const prep_options *opts, split_files *train, split_files *te
         char source[NN_PATH_MAX + 32];
         snprintf(source, sizeof source, "%s (%s)", opts->fashion ? "fashion-mnist" : "mnist", where);
         nn_split_data train_data = as_split_data(train), test_data = as_split_data(test);
-        status = nn_dataset_write(opts->out, &train_data, &test_data, opts->num_classes, source, err);
+        status = nn_dataset_write_placed(&place, opts->out, &train_data, &test_data, opts->num_classes, source, err);
     }
+    nn_output_place_release(&place);
     held_lock = NULL;
     nn_output_lock_release(&lock);
     return status;
