@@ -9,11 +9,27 @@ here=$(cd "$(dirname "$0")" && pwd)
 rm -rf "$dir" && mkdir -p "$dir/idx" && cd "$dir" || exit 1
 "$make_data" "$dir" >/dev/null && python3 "$here/make_idx.py" "$dir/idx" || { echo "FAIL cannot make test data"; exit 1; }
 failures=0
+# OpenMPI's shared-memory segments (vader_segment.*, osc_sm.*) go to a directory of the
+# test's own, not /dev/shm, where other jobs' live ones come and go: one still there at
+# the end was left by a job of this test (a failure), and the exit removes them.
+shm="$dir/shm" && mkdir -p "$shm" || exit 1
+export OMPI_MCA_btl_vader_backing_directory="$shm" OMPI_MCA_osc_sm_backing_directory="$shm"
 # a job started with setsid; mpirun puts each rank in a process group of its own, so
-# stopping it means killing its whole session (also when this script fails)
+# stopping it means its whole session (also when this script fails). stop_holder
+# SIGKILLs the ranks, not mpirun: mpirun sees them die, ends the job and removes its
+# segments (a SIGKILLed mpirun left a pair in /dev/shm that nobody removed); what is
+# still there after 30 s is SIGKILLed too.
 holder=
 in_session() { [ -n "$holder" ] && ps -e -o pid=,sid= | awk -v s="$holder" '$2 == s {print $1}'; }
-trap 'in_session | xargs -r kill -KILL 2>/dev/null' EXIT
+stop_holder() {
+    [ -n "$holder" ] || return 0
+    pgrep -s "$holder" -x nntrain | xargs -r kill -KILL 2>/dev/null
+    for _ in $(seq 300); do [ -z "$(in_session)" ] && break; sleep 0.1; done
+    in_session | xargs -r kill -KILL 2>/dev/null
+    wait "$holder" 2>/dev/null
+    holder=
+}
+trap 'stop_holder; rm -rf "$shm"' EXIT
 fail() { echo "FAIL $*"; failures=$((failures + 1)); }
 # hold_lock FILE.lock: a process of the test's own holds the fcntl lock there, as a
 # live run would, naming itself as nntrain does ("PID N on host test"); release_lock
@@ -402,7 +418,7 @@ for out in notes.h5 linked.h5; do
 done
 
 # Two live runs, one checkpoint: the second is refused at once, naming the first.
-# The first is held in a long run of steps (many epochs), then stopped by SIGTERM.
+# The first is held in a long run of steps (many epochs), then its ranks are SIGKILLed.
 setsid "$mpiexec" -n 2 "$nntrain" --data good.h5 "${small[@]}" --epochs 100000 --checkpoint held.h5 \
     --metrics held.jsonl >held.out 2>&1 &
 holder=$!
@@ -417,8 +433,7 @@ if [ -s held.h5.lock ]; then
 else
     fail "the first run never took its lock: $(cat held.out)"
 fi
-in_session | xargs -r kill -KILL 2>/dev/null; wait "$holder" 2>/dev/null
-for _ in $(seq 300); do [ -z "$(in_session)" ] && break; sleep 0.1; done
+stop_holder
 # a killed holder's lock dies with it: the next run takes the file
 run --epochs 1 --checkpoint held.h5 --metrics held.jsonl || fail "after the holder was killed: $(cat err)"
 [ ! -e held.h5.lock ] || fail "the lock file outlived its run"
@@ -572,5 +587,7 @@ else
     echo "skip: the full-disk check needs unshare -m (root)"
 fi
 
+left=$(ls -A "$shm")
+[ -z "$left" ] || fail "OpenMPI shared-memory segments left by this test's jobs: $(echo $left)"
 [ "$failures" -eq 0 ] && echo "all output checks passed"
 [ "$failures" -eq 0 ]
