@@ -15,13 +15,20 @@ row-major (C, H, W), times float32(1/255) (so 0..1; model_numpy.pixels does it).
 The checkpoint (format 1, or 2 with convolutions) is checked first (format version, widths,
 convolutions and shapes, activation, loss, the CRC-32 of the parameters). An output is never
 the checkpoint itself (compared by device and inode: a symlink or hard link counts), never the
-other output, never a non-regular file, and replaces only an earlier export of the same kind
+other output nor its FILE.tmp (by device and inode, and one not made yet by its directory's
+device and inode and its name: a directory under two bind-mounted names is one), never a
+non-regular file, and replaces only an earlier export of the same kind
 (or an empty file), keeping its mode, owner and group (where the process may) and POSIX ACL
 (a new file: 0666 less the umask); a symbolic link is written through (its target replaced,
 the link kept). Each output is written to FILE.tmp beside the file and renamed into place,
 so a failure or a signal leaves the old file as it was; a killed export's FILE.tmp is
-replaced, anything else there is refused.
-Exit status: 0 success, 1 runtime failure (a write failed, a Python package is missing),
+replaced, anything else there is refused. Just before the rename each output is looked at
+again: only the file checked at start, unchanged (device, inode, size), in the directory of
+the start, is replaced, and where there was none a new one is made only while the name is
+still free; a file made, replaced or written into there during the export, or the directory
+moved away, is kept (exit 1, no output changed).
+Exit status: 0 success, 1 runtime failure (a write failed, an output changed during the
+export, a Python package is missing),
 2 bad usage or bad input (one line on stderr each), 128 + the signal when stopped by
 SIGINT, SIGTERM, SIGHUP or SIGUSR1 (one line; no temporary file left; a signal ignored at
 start, as nohup does, stays ignored).
@@ -29,6 +36,7 @@ Needs python3-numpy and python3-h5py (Debian), and python3-onnx for --onnx.
 """
 import argparse
 import functools
+import io
 import os
 import signal
 import sys
@@ -70,7 +78,9 @@ def on_signal(signum, frame):
 
 
 def fail(message, code):
-    print(f"{PROG}: {message}", file=sys.stderr)
+    """MESSAGE as one line on stderr (a path's control characters written out, as the C
+    tools do), then exit CODE."""
+    print(f"{PROG}: {nn_outputs.one_line(message)}", file=sys.stderr)
     sys.exit(code)
 
 
@@ -256,41 +266,51 @@ def is_earlier_export(path, kind):
 
 
 def check_outputs(checkpoint, outputs):
-    """Refuse (exit 2) an output that is an input, the other output, not regular, or not ours."""
+    """Refuse (exit 2) an output that is an input, the other output, not regular, or not ours.
+    Names are compared as directory entries (nn_outputs.entry: the directory's device and
+    inode, and the name), so that one not made yet is known under another name too (a
+    directory bind-mounted at a second path; until 2026-12-07 its real paths were compared,
+    and the second output was written over the first), and files by device and inode."""
     ck = os.stat(checkpoint)
     seen = {}
-    # each output is built as REAL.tmp: that name must be no other output nor the checkpoint
-    temporaries = {nn_outputs.temporary_name(path): option for option, path, kind in outputs}
+    # each output is built as REAL.tmp: that name must be no other output nor the checkpoint's
+    temporaries = {nn_outputs.temporary_entry(path): option for option, path, kind in outputs}
+    temporaries.pop(None, None)
     for option, path, kind in outputs:
-        real = os.path.realpath(path)
-        if real in temporaries or real == nn_outputs.temporary_name(checkpoint):
-            other = temporaries.get(real)
+        key = nn_outputs.entry(path)
+        if key is not None and (key in temporaries or key == nn_outputs.temporary_entry(checkpoint)):
+            other = temporaries.get(key)
             raise Refusal(f"--{option} {path}: is the temporary file of "
                           + (f"--{other}'s output" if other else "the checkpoint's name") + "; give another name")
     for option, path, kind in outputs:
-        real = os.path.realpath(path)
-        try:  # by name, and by device and inode (a hard link) when it exists
-            key = (os.stat(path).st_dev, os.stat(path).st_ino)
-        except OSError:
-            key = real
-        if real in seen or key in seen:
-            raise Refusal(f"--{option} {path}: the same file as --{seen.get(real) or seen.get(key)}")
-        seen[real] = seen[key] = option
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            if os.path.islink(path):
-                raise Refusal(f"--{option} {path}: a dangling symbolic link; not writing through it")
-            parent = os.path.dirname(path) or "."
-            if not os.path.isdir(parent):
-                raise Refusal(f"--{option} {path}: no such directory {parent}")
-            continue
-        except OSError as e:
-            raise Refusal(f"--{option} {path}: {e.strerror}")
-        if (st.st_dev, st.st_ino) == (ck.st_dev, ck.st_ino):
-            raise Refusal(f"--{option} {path}: is the checkpoint being exported; not overwriting it")
-        nn_outputs.check_replaceable(f"--{option} {path}", path, functools.partial(is_earlier_export, kind=kind),
-                                     f"holds something other than an earlier {kind} export; not overwriting it")
+        # by name (also where the directory cannot be reached), by directory entry, and by
+        # device and inode (a hard link) when it exists
+        keys = {("path", os.path.realpath(path)), nn_outputs.entry(path), nn_outputs.inode(path)} - {None}
+        other = next((seen[key] for key in keys if key in seen), None)
+        if other:
+            raise Refusal(f"--{option} {path}: the same file as --{other}")
+        seen.update(dict.fromkeys(keys, option))
+        check_output(ck, option, path, kind)
+
+
+def check_output(ck, option, path, kind):
+    """Refuse (exit 2) output PATH where it is checkpoint CK (its os.stat), not a regular file
+    or not ours; made again by open_temporary once the file is held."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise Refusal(f"--{option} {path}: a dangling symbolic link; not writing through it")
+        parent = os.path.dirname(path) or "."
+        if not os.path.isdir(parent):
+            raise Refusal(f"--{option} {path}: no such directory {parent}")
+        return
+    except OSError as e:
+        raise Refusal(f"--{option} {path}: {e.strerror}")
+    if (st.st_dev, st.st_ino) == (ck.st_dev, ck.st_ino):
+        raise Refusal(f"--{option} {path}: is the checkpoint being exported; not overwriting it")
+    nn_outputs.check_replaceable(f"--{option} {path}", path, functools.partial(is_earlier_export, kind=kind),
+                                 f"holds something other than an earlier {kind} export; not overwriting it")
 
 
 def is_partial_export(path):
@@ -304,13 +324,16 @@ def is_partial_export(path):
             or onnx_head.startswith(head[:len(onnx_head)]))
 
 
-def open_temporary(option, path, temporaries):
+def open_temporary(checkpoint, option, path, kind, temporaries):
     """PATH's temporary file (nn_outputs.open_temporary: REAL.tmp, a killed export's replaced,
     anything else there refused), created now, so that a directory we cannot write fails
-    first, and added to TEMPORARIES at once, for the clean-up."""
+    first, and added to TEMPORARIES at once, for the clean-up. The output is checked again
+    (check_output) once its file is held: the file held is the one checked."""
+    ck = os.stat(checkpoint)
     try:
         temporaries.append(nn_outputs.open_temporary(f"--{option} {path}", path, is_partial_export,
-                                                     "a file this exporter"))
+                                                     "a file this exporter",
+                                                     lambda p: check_output(ck, option, p, kind)))
     except OSError as e:
         raise Refusal(f"--{option} {path}: cannot write in {os.path.dirname(os.path.realpath(path))}: {e.strerror}")
 
@@ -462,24 +485,39 @@ def export(a, temporaries, written):
         net = read_checkpoint(a.checkpoint, np, h5py)
         check_outputs(a.checkpoint, outputs)
         for option, path, kind in outputs:
-            open_temporary(option, path, temporaries)
+            open_temporary(a.checkpoint, option, path, kind, temporaries)
     except Refusal as e:
         remove_temporaries(temporaries)
         fail(str(e), 2)
+    except nn_outputs.Changed as e:  # changed between the checks: kept
+        remove_temporaries(temporaries)
+        fail(str(e), 1)
     path = None
     try:
         # each written and synced before any is renamed (temporaries are in the order of outputs)
         for (_, path, kind), t in zip(outputs, temporaries):
             if kind == "npz":
-                np.savez(t.file, **npz_arrays(net, np))  # a file object: no ".npz" appended to the name
+                # made in memory, then written: np.savez on the file itself left its ZipFile open
+                # when a write failed (a full disk), and its clean-up printed a traceback after
+                # our one line (until 2026-12-07)
+                arrays = io.BytesIO()
+                np.savez(arrays, **npz_arrays(net, np))  # a file object: no ".npz" appended to the name
+                t.file.write(arrays.getbuffer())
+                del arrays
             else:
                 t.file.write(onnx_model(net, a.checkpoint))
             t.seal()
+        # each output looked at again before any is put in place (and install looks again)
+        for t in temporaries:
+            t.check_still_ours()
         for t in list(temporaries):
             path = t.path
             t.install()
-            temporaries.remove(t)  # renamed: no longer ours to remove
+            temporaries.remove(t)  # in place: no longer ours to remove
             written.append(t.path)
+    except nn_outputs.Changed as e:  # the user's file kept; the work is lost
+        remove_temporaries(temporaries)
+        fail(f"{e}" + (f"; wrote {', '.join(written)}" if written else ""), 1)
     except OSError as e:
         remove_temporaries(temporaries)
         fail(f"{path}: write failed: {e.strerror or e}", 1)

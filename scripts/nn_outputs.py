@@ -11,11 +11,22 @@ The C tools keep the same rule in src/outputs.c (docs/reliability.md, "the outpu
     ACL, which is copied whole or, where it cannot be, leaves the new file its owner's
     alone (a new file: 0666 less the umask; src/outputs.c's nn_output_keep_mode);
   - a REAL.tmp that begins as the script's files do is a killed run's and is replaced;
-    anything else there is the user's: refused, never touched.
+    anything else there is the user's: refused, never touched;
+  - the output is looked at again just before the rename, as the checkpoint saver does
+    (src/checkpoint_save.c): it replaces only the file checked at start (held open by an
+    O_PATH descriptor, so that its inode number cannot go to another file meanwhile;
+    compared by device, inode and size), in the directory of the start (held likewise). A
+    file made where there was none, a file replaced or written into, or the directory
+    moved away and made anew is not replaced: Changed, the user's file kept, REAL.tmp
+    removed. Where there was no file, the new one is put in place by link(2), which never
+    replaces (a file made between the check and the link is kept too), then REAL.tmp is
+    unlinked; a filesystem without hard links gets the check and a rename.
 
 A refusal is a Refusal whose text is the one line "LABEL: why" (LABEL: the option and path
-as given, "--out t.md"); the script prints it and exits 2. Messages keep each script's words
-where the scripts differ (what their files are), so they are passed in.
+as given, "--out t.md"); the script prints it and exits 2. Changed is a runtime failure
+(exit 1: the work is lost, the user's file kept). Messages keep each script's words where
+the scripts differ (what their files are), so they are passed in; one_line writes a path's
+control characters out ("\\n", "\\t", "\\x1b") as the C tools do (src/error.c).
 """
 import contextlib
 import errno
@@ -25,6 +36,46 @@ import stat
 
 class Refusal(Exception):
     """Bad usage or input (here: a path the rule does not write): exit 2, one line."""
+
+
+class Changed(Exception):
+    """The output, or its directory, is not what the run checked at start (changed during the
+    run): nothing replaced, exit 1, one line."""
+
+
+def one_line(text):
+    """TEXT with its control characters written out ("\\n", "\\t", "\\x1b"), as src/error.c does:
+    a path holding a newline would otherwise break a message's one line."""
+    return "".join("\\n" if c == "\n" else "\\t" if c == "\t" else f"\\x{ord(c):02x}" if ord(c) < 0x20 or c == "\x7f"
+                   else c for c in text)
+
+
+def entry(path):
+    """What PATH names, whether or not it exists yet: (device, inode) of its directory (its
+    real one: symbolic links followed, and one directory under two bind-mounted names is one
+    directory) and its file's name there; None where the directory cannot be reached. Two
+    paths with the same entry are one file, even before it is made."""
+    real = os.path.realpath(path)
+    try:
+        st = os.stat(os.path.dirname(real))
+    except OSError:
+        return None
+    return ("entry", st.st_dev, st.st_ino, os.path.basename(real))
+
+
+def temporary_entry(path):
+    """entry() of PATH's temporary file (temporary_name)."""
+    key = entry(path)
+    return key and key[:3] + (key[3] + ".tmp",)
+
+
+def inode(path):
+    """(device, inode) of the file PATH names (a symbolic link followed), None where none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return ("inode", st.st_dev, st.st_ino)
 
 
 def temporary_name(path):
@@ -115,11 +166,36 @@ def keep_attributes(fd, real, mode):
         os.fchmod(fd, stat.S_IMODE(old.st_mode) & 0o700)
 
 
-class Temporary:
-    """An output being written: FILE open on TMP, to be renamed over REAL (PATH's file)."""
+# link(2) refused by the filesystem (vfat, some FUSE and network filesystems) or by policy
+# (fs.protected_hardlinks): the new file is put in place by the check and a rename instead
+NO_LINK = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.ENOSYS, errno.EMLINK}
 
-    def __init__(self, path, real, tmp, file, mode):
-        self.path, self.real, self.tmp, self.file, self.mode = path, real, tmp, file, mode
+
+def hold(path, flags=0):
+    """(descriptor, device, inode, size) of the file or directory at PATH, held by an O_PATH
+    descriptor (which reads nothing) so that its inode number cannot be given to another file
+    while the run holds it; None where there is none."""
+    try:
+        fd = os.open(path, os.O_PATH | os.O_CLOEXEC | flags)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd, st.st_dev, st.st_ino, st.st_size
+
+
+class Temporary:
+    """An output being written: FILE open on TMP, to be put in place at REAL (PATH's file).
+    HELD_FILE and HELD_DIR (hold()) are what was at REAL and its directory when it was opened:
+    the only file it may replace (none: it may only make one), and the only directory."""
+
+    def __init__(self, label, path, real, tmp, file, mode, held_file, held_dir):
+        self.label, self.path, self.real, self.tmp, self.file, self.mode = label, path, real, tmp, file, mode
+        self.held_file, self.held_dir = held_file, held_dir
+        self.name, self.tmp_name = os.path.basename(real), os.path.basename(tmp)
 
     def seal(self):
         """On the disk before the rename (a crash then leaves the old file or the whole new
@@ -129,27 +205,110 @@ class Temporary:
         os.fsync(self.file.fileno())
         self.file.close()
 
+    def _at(self):
+        """Names relative to the held directory (REAL's, at start), so that the temporary
+        file is found, and the new file put, there and nowhere else; the paths themselves
+        where the directory could not be held."""
+        if self.held_dir is None:
+            return {}, self.tmp, self.real
+        return {"dir_fd": self.held_dir[0]}, self.tmp_name, self.name
+
+    def check_still_ours(self):
+        """Changed unless REAL's directory is the one of the start and REAL holds what it did
+        then: the same file unchanged (device, inode, size), or still none, or none any more
+        (a file the user removed: nothing to lose). True where there is a file to replace."""
+        try:
+            st = os.stat(os.path.dirname(self.real))
+        except OSError:
+            st = None
+        if self.held_dir is not None and (st is None or (st.st_dev, st.st_ino) != self.held_dir[1:3]):
+            raise Changed(f"{self.label}: its directory is not the one this run started in (moved or replaced "
+                          "during the run); not writing there")
+        at, _, name = self._at()
+        try:
+            now = os.stat(name, follow_symlinks=False, **at)
+        except FileNotFoundError:
+            return False
+        if self.held_file is None or (now.st_dev, now.st_ino, now.st_size) != self.held_file[1:]:
+            raise Changed(f"{self.label}: is not the file this run checked (replaced or changed during the run); "
+                          "not replacing it")
+        return True
+
     def install(self):
-        """Renamed over the real file: the one moment the output changes."""
-        os.replace(self.tmp, self.real)
+        """Put in place at REAL: the one moment the output changes, and only where
+        check_still_ours passes. Where there is no file to replace, link(2) makes the name
+        only if it is still free (FileExistsError: a file made there since: Changed), then the
+        temporary name is removed; a filesystem without hard links: a rename."""
+        at, tmp, name = self._at()
+        if not self.check_still_ours():
+            try:
+                os.link(tmp, name, src_dir_fd=at.get("dir_fd"), dst_dir_fd=at.get("dir_fd"))
+            except FileExistsError:
+                raise Changed(f"{self.label}: is not the file this run checked (replaced or changed during the "
+                              "run); not replacing it") from None
+            except OSError as e:
+                if e.errno not in NO_LINK:
+                    raise
+            else:
+                os.unlink(tmp, **at)
+                self.release()
+                return
+        os.replace(tmp, name, src_dir_fd=at.get("dir_fd"), dst_dir_fd=at.get("dir_fd"))
+        self.release()
+
+    def release(self):
+        """The held file and directory let go."""
+        for held in (self.held_file, self.held_dir):
+            if held is not None:
+                with contextlib.suppress(OSError):
+                    os.close(held[0])
+        self.held_file = self.held_dir = None
 
     def abandon(self):
-        """Closed and removed, the real file untouched: after a failure or a signal."""
+        """Closed and removed (from the directory it was made in, wherever that now is), the
+        real file untouched: after a failure, a Changed or a signal."""
         with contextlib.suppress(OSError):  # a failed write's buffer cannot be flushed either
             self.file.close()
-        if os.path.lexists(self.tmp):
-            os.unlink(self.tmp)
+        at, tmp, _ = self._at()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp, **at)
+        self.release()
 
 
-def open_temporary(label, path, is_partial, writer):
+def open_temporary(label, path, is_partial, writer, check=None):
     """PATH's Temporary, created now (a directory that cannot be written fails before the
-    work). A killed run's leftover there is removed; anything else is refused (check_temporary).
+    work), holding what is at PATH's real file now and its directory (Temporary.install
+    replaces nothing else). CHECK(PATH), where given, is the script's own check of the output
+    (Refusal), made again once the file is held, so that the file held is the one checked (a
+    file put there since the script's first check is not taken for it: Changed). A killed
+    run's leftover REAL.tmp is removed; anything else there is refused (check_temporary).
     OSError: the script words that failure itself."""
     real, tmp = os.path.realpath(path), temporary_name(path)
-    check_temporary(label, tmp, is_partial, writer)
-    if os.path.lexists(tmp):
-        os.unlink(tmp)
-    mode = kept_mode(real)
-    # exclusive: a file put at the name since the check is never written into
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    return Temporary(path, real, tmp, os.fdopen(fd, "wb"), mode)
+    held_dir = hold(os.path.dirname(real), os.O_DIRECTORY)
+    held_file = hold(real, os.O_NOFOLLOW)  # as check_still_ours looks at it: the name's own inode
+    try:
+        if check is not None:
+            check(path)
+            try:
+                now = os.stat(real, follow_symlinks=False)
+                now = (now.st_dev, now.st_ino, now.st_size)
+            except FileNotFoundError:
+                now = None
+            # the file checked through PATH (a symbolic link re-pointed: another) is the one held
+            if now != (held_file and held_file[1:]) or os.path.realpath(path) != real:
+                raise Changed(f"{label}: is not the file this run checked (replaced or changed during the run); "
+                              "not replacing it")
+        check_temporary(label, tmp, is_partial, writer)
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        mode = kept_mode(real)
+        # exclusive: a file put at the name since the check is never written into; in the
+        # directory held, where install and abandon look for it
+        fd = os.open(os.path.basename(tmp) if held_dir else tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600,
+                     dir_fd=held_dir[0] if held_dir else None)
+    except BaseException:
+        for held in (held_file, held_dir):
+            if held is not None:
+                os.close(held[0])
+        raise
+    return Temporary(label, path, real, tmp, os.fdopen(fd, "wb"), mode, held_file, held_dir)

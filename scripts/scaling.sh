@@ -10,8 +10,11 @@
 # an empty file, keeping that file's mode, owner and POSIX ACL; a symbolic link is written
 # through. The table goes to OUT.tmp first and is renamed into place; one that cannot be
 # created (a directory we cannot write) is refused before any run. Anything else at OUT is
-# left alone.
-# Exit status: 0 ok, 1 a run failed or nntrain is missing, 2 bad usage (one line).
+# left alone, also one put there during the runs (exit 2 before the rename, or exit 1 where
+# it came between that check and the rename). A path's control characters are written out
+# in the one-line errors (\n, \t, \x1b).
+# Exit status: 0 ok, 1 a run failed, nntrain is missing or the table could not be put in
+# place, 2 bad usage (one line).
 # Needs build/nntrain (or NNTRAIN_BIN) and data/mnist.h5 (scripts/build.sh, scripts/fetch_mnist.sh).
 set -euo pipefail
 die() { echo "scaling.sh: $2" >&2; exit "$1"; }
@@ -117,7 +120,9 @@ def write(out, text):
     """TEXT to the temporary file beside OUT's file, renamed over it: a failure leaves the old table whole."""
     t = None
     try:
-        t = nn_outputs.open_temporary(f"--out {out}", out, ours, WRITER)
+        # checked again once held: the file replaced is the one checked (Temporary.install
+        # replaces nothing else, and no file put at --out since: nn_outputs.Changed)
+        t = nn_outputs.open_temporary(f"--out {out}", out, ours, WRITER, check)
         t.file.write(text.encode())
         t.seal()
         t.install()
@@ -125,7 +130,10 @@ def write(out, text):
         if t:
             t.abandon()
         if isinstance(e, OSError):
-            print(f"scaling.sh: --out {out}: cannot write: {e.strerror or e}", file=sys.stderr)
+            print(f"scaling.sh: {nn_outputs.one_line(f'--out {out}: cannot write: {e.strerror or e}')}", file=sys.stderr)
+            sys.exit(1)
+        if isinstance(e, nn_outputs.Changed):  # a file put at --out since the check: kept
+            print(f"scaling.sh: {nn_outputs.one_line(str(e))}", file=sys.stderr)
             sys.exit(1)
         raise
 
@@ -141,7 +149,7 @@ try:
         write(out, text)
         print(text)
 except Refusal as e:
-    print(f"scaling.sh: {e}", file=sys.stderr)
+    print(f"scaling.sh: {nn_outputs.one_line(str(e))}", file=sys.stderr)  # a path's newline written out
     sys.exit(2)
 PY
 python3 -c "$table_py" "$scripts" check "$out"

@@ -7,7 +7,9 @@
 # with softmax and mse on a tiny two-hidden-layer model, for convolutional networks (format 2:
 # two convolutions, padded and not, an odd size pooled; a pool first; pools alone), and for the
 # format-1 fixture. Then the
-# refusals: bad checkpoints and bad outputs give exit 2 and one line, and change no file.
+# refusals: bad checkpoints and bad outputs give exit 2 and one line, and change no file;
+# outputs changed during the export (made, replaced, written into, their directory moved)
+# are kept: exit 1, one line; as root, two bind-mounted names of one directory and a full disk.
 # Skips (77) only when /usr/bin/python3 lacks numpy, h5py or onnx (Debian: python3-numpy
 # python3-h5py python3-onnx; scripts/setup.sh --test installs them).
 # Usage: test_export.sh NNTRAIN NNEVAL MPIEXEC SOURCE_DIR DATA WORKDIR
@@ -241,6 +243,135 @@ if [ "$rc" -eq 0 ] && [ ! -s "$dir/log" ] && [ "$(grep -c "^export_model.py: wro
    [ -z "$(find "$dir" -name '*.tmp')" ]
 then ok "SIGUSR1 ignored at start stays ignored: exit 0, both outputs written"
 else fail "SIGUSR1 ignored at start: exit $rc, $(cat "$dir/log"), left: $(find "$dir" -name '*.tmp' | tr '\n' ' ')"; fi
+
+# ---- an output changed while the export runs ----
+# Each output is looked at again just before it is put in place, as nntrain's saves are
+# (src/checkpoint_save.c): only the file checked at start, unchanged, in the directory of
+# the start, is replaced; otherwise exit 1, one line, the user's file kept, no FILE.tmp left
+# and no output changed. Until 2026-12-07 the path was checked only at start: a file made
+# there during the export, a file put in place of the old export, or the directory moved
+# away and made anew (with the user's file in it) was replaced, exit 0.
+# paused_export COMMAND ARGS...: export_model.py ARGS, which stops itself (SIGSTOP) once all
+# its outputs are written and synced, before any is put in place (with PAUSE_AT=checked: once
+# the outputs are checked, before their temporary files are made); COMMAND changes things
+# then and the export goes on; $rc its exit
+paused_export() {
+    local change=$1 pid state; shift
+    "$py" - "$export" "$@" >"$dir/out" 2>"$dir/log" <<'PY' &
+import importlib.util, os, signal, sys
+spec = importlib.util.spec_from_file_location("export_model", sys.argv[1])
+export_model = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(export_model)
+real_fsync, outputs = os.fsync, sum(a in ("--onnx", "--npz") for a in sys.argv[2:])
+def fsync_then_stop(fd, synced=[]):  # the last output synced: stopped until the change is made
+    real_fsync(fd)
+    synced.append(fd)
+    if len(synced) == outputs:
+        os.kill(os.getpid(), signal.SIGSTOP)
+real_check = export_model.check_outputs
+def check_then_stop(*args):  # or once the outputs are checked, before anything is written
+    real_check(*args)
+    os.kill(os.getpid(), signal.SIGSTOP)
+if os.environ.get("PAUSE_AT") == "checked":
+    export_model.check_outputs = check_then_stop
+else:
+    os.fsync = fsync_then_stop
+sys.exit(export_model.main(sys.argv[2:]))
+PY
+    pid=$!
+    for _ in $(seq 600); do
+        state=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -c1)
+        [ "$state" = T ] || [ -z "$state" ] && break
+        sleep 0.05
+    done
+    sh -c "$change"
+    kill -CONT "$pid" 2>/dev/null
+    wait "$pid"; rc=$?
+}
+changed_ok() { # WHAT MESSAGE: exit 1 and the one line MESSAGE, no .tmp anywhere in $dir
+    if [ "$rc" -eq 1 ] && [ "$(wc -l <"$dir/log")" -eq 1 ] && grep -qF -- "$2" "$dir/log" &&
+       [ -z "$(find "$dir" -name '*.tmp')" ] && [ ! -s "$dir/out" ]
+    then ok "$1: exit 1, $(cat "$dir/log")"
+    else fail "$1: exit $rc (expected 1 and one line '$2'): $(cat "$dir/log" "$dir/out"); left: $(find "$dir" -name '*.tmp' | tr '\n' ' ')"; fi
+}
+mkdir -p "$dir/mid" && cd "$dir/mid" || exit 1
+printf 'my notes\n' >notes.txt
+# a file made where there was none (the other output, new too, is not made either)
+paused_export 'cp notes.txt new.npz' "$ck" --onnx new.onnx --npz new.npz
+changed_ok "new.npz made during the export" "--npz new.npz: is not the file this run checked"
+cmp -s notes.txt new.npz && [ ! -e new.onnx ] && ok "the user's new.npz kept, new.onnx not made" ||
+    fail "after new.npz was made: $(ls)"
+# the earlier export removed and a file of its size made at its name (ext4 gives it the freed
+# inode number at once: the number and size alone would take it for the export checked)
+cp "$dir/mnist.onnx" old.onnx && cp "$dir/mnist.npz" old.npz && npz_sum=$(sha256sum <old.npz)
+paused_export 'size=$(stat -c %s old.onnx) && rm old.onnx && head -c "$size" /dev/zero | tr "\0" u >old.onnx &&
+    cp old.onnx mine.onnx' "$ck" --onnx old.onnx --npz old.npz
+changed_ok "old.onnx replaced by a file of its size during the export" "--onnx old.onnx: is not the file this run checked"
+cmp -s mine.onnx old.onnx && [ "$npz_sum" = "$(sha256sum <old.npz)" ] &&
+    ok "the user's old.onnx kept, old.npz as it was" || fail "after old.onnx was replaced: $(ls -l)"
+# ... and an earlier export written into in place (the same inode)
+paused_export 'cp notes.txt old.npz' "$ck" --npz old.npz
+changed_ok "old.npz written into during the export" "--npz old.npz: is not the file this run checked"
+cmp -s notes.txt old.npz && ok "the user's old.npz kept" || fail "after old.npz was written into: $(ls -l)"
+# the directory moved away and made again, the user's file at the output's name in it
+mkdir models && cp "$dir/mnist.onnx" models/m.onnx && old_sum=$(sha256sum <models/m.onnx)
+paused_export 'mv models models.old && mkdir models && cp notes.txt models/m.onnx' "$ck" --onnx models/m.onnx
+changed_ok "models/ moved away and made again during the export" \
+    "--onnx models/m.onnx: its directory is not the one this run started in"
+cmp -s notes.txt models/m.onnx && [ "$old_sum" = "$(sha256sum <models.old/m.onnx)" ] &&
+    ok "the user's models/m.onnx kept, models.old/m.onnx as it was" || fail "after models/ was moved: $(ls -lR)"
+# ... or removed and made again, empty (ext4 may give it the freed inode number)
+rm -f models/m.onnx
+paused_export 'rm -rf models && mkdir models' "$ck" --onnx models/m.onnx
+changed_ok "models/ removed and made again during the export" \
+    "--onnx models/m.onnx: its directory is not the one this run started in"
+[ -z "$(ls models)" ] && ok "the new models/ left empty" || fail "the new models/: $(ls models)"
+# an earlier export replaced by the user's file just after the outputs were checked: the file
+# is checked again once held (exit 2: not an export), and kept
+cp "$dir/mnist.onnx" early.onnx
+PAUSE_AT=checked paused_export 'cp notes.txt new.onnx && mv new.onnx early.onnx' "$ck" --onnx early.onnx
+[ "$rc" -eq 2 ] && [ "$(wc -l <"$dir/log")" -eq 1 ] && grep -qF -- "--onnx early.onnx: holds something other than an earlier onnx export" "$dir/log" &&
+    cmp -s notes.txt early.onnx && [ -z "$(find . -name '*.tmp')" ] && ok "early.onnx replaced just after the check: exit 2, $(cat "$dir/log"), kept" ||
+    fail "early.onnx replaced just after the check: exit $rc: $(cat "$dir/log" "$dir/out")"
+# nothing changed: the export goes on as ever (a new file and a replaced one)
+paused_export 'true' "$ck" --onnx models/m.onnx --npz old.npz.new
+[ "$rc" -eq 0 ] && [ -f models/m.onnx ] && [ -f old.npz.new ] && [ -z "$(find . -name '*.tmp')" ] &&
+    "$py" "$check" compare "$ck" models/m.onnx old.npz.new "$data" >"$dir/log" 2>&1 &&
+    ok "paused with nothing changed: exit 0, both written" || fail "paused with nothing changed: exit $rc: $(cat "$dir/log")"
+cd "$dir" || exit 1
+
+# A path with a control character is written out in the one line (\n, \t, \x1b), as the C
+# tools do; until 2026-12-07 it was printed raw and the line broke in two.
+expect 2 '--npz '"$dir"'/no\ndir\t/x\x1b.npz: no such directory' "$ck" --npz "$dir/no"$'\n'"dir"$'\t'"/x"$'\x1b'".npz"
+
+# Two names of one directory (a bind mount) are one directory: outputs not made yet are
+# compared by their directory's device and inode and their name, not by their real paths
+# (which differ), so that one output, or its FILE.tmp, under the other's second name is
+# refused (exit 2). Until 2026-12-07, --onnx bx/e.x.tmp --npz alias/e.x wrote the ONNX model to
+# bx/e.x.tmp, then renamed the npz's temporary file, that same file, over bx/e.x, exit 0.
+if [ "$(id -u)" -eq 0 ] && mkdir -p "$dir/bx" "$dir/alias" && mount --bind "$dir/bx" "$dir/alias" 2>/dev/null; then
+    trap 'umount "$dir/alias" 2>/dev/null' EXIT
+    expect 2 "--onnx $dir/bx/e.x.tmp: is the temporary file of --npz's output" \
+        "$ck" --onnx "$dir/bx/e.x.tmp" --npz "$dir/alias/e.x"
+    expect 2 "--npz $dir/alias/e.x: the same file as --onnx" "$ck" --onnx "$dir/bx/e.x" --npz "$dir/alias/e.x"
+    [ -z "$(ls "$dir/bx")" ] && ok "bind-mounted names: nothing written" || fail "bind-mounted names left $(ls "$dir/bx")"
+    umount "$dir/alias" && trap - EXIT
+else
+    echo "skip: the bind-mounted names need root (mount --bind)"
+fi
+
+# A full disk: one line, the temporary file removed. Until 2026-12-07 the .npz's one line was
+# followed by 8 lines of "Exception ignored in: ZipFile.__del__ ... seek of closed file".
+if [ "$(id -u)" -eq 0 ] && mkdir -p "$dir/full" && mount -t tmpfs -o size=64k tmpfs "$dir/full" 2>/dev/null; then
+    trap 'umount "$dir/full" 2>/dev/null' EXIT
+    # the mnist model (784-64-10: 200 kB) does not fit in 64 kB
+    expect 1 "$dir/full/y.npz: write failed: No space left on device" "$dir/mnist.h5" --npz "$dir/full/y.npz"
+    [ -z "$(ls -A "$dir/full")" ] && ok "a full disk: nothing left there" || fail "a full disk: left $(ls -A "$dir/full")"
+    expect 1 "$dir/full/y.onnx: write failed: No space left on device" "$dir/mnist.h5" --onnx "$dir/full/y.onnx"
+    umount "$dir/full" && trap - EXIT
+else
+    echo "skip: the full-disk case needs root (a small tmpfs)"
+fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

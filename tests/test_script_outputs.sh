@@ -3,7 +3,7 @@
 # docs/reliability.md, which the C tools follow):
 # - scripts/scaling.sh --out: a relative path is the caller's, not the repository's; an
 #   earlier table is replaced keeping its mode and POSIX ACL, through a symbolic link (the
-#   link stays);
+#   link stays); a path's control characters are written out in its one-line error;
 # - scripts/fetch_mnist.sh --out: a damaged, foreign or small dataset there is never
 #   "up to date": rebuilt from the cache (an nntrain dataset) or refused (exit 2);
 # - scripts/plot_metrics.py: a metrics path containing '=' is that path, not LABEL=PATH.
@@ -57,6 +57,12 @@ if command -v setfacl >/dev/null && setfacl -m u:nobody:rw,g::-,o::- tables/real
 else
     echo "skip scaling.sh's ACL case: it needs setfacl (package acl) and a filesystem with ACLs"
 fi
+# a path's control characters are written out in the one-line error (\n, \t), as the C tools
+# do (until 2026-12-07 it was printed raw, and the line broke in two)
+scaling --epochs 2 --out "no"$'\n'"dir"$'\t'"/t.md"; rc=$?
+if [ "$rc" -eq 2 ] && [ "$(wc -l <scaling.out)" -eq 1 ] && grep -qF 'no\ndir\t/t.md: no such directory' scaling.out
+then ok "scaling.sh --out 'no<newline>dir<tab>/t.md': exit 2, $(cat scaling.out)"
+else fail "scaling.sh --out with a newline and a tab: exit $rc, $(wc -l <scaling.out) lines: $(cat scaling.out)"; fi
 cd "$dir" || exit 1
 
 # ---- scripts/fetch_mnist.sh --out ----
