@@ -22,6 +22,7 @@ uint32_t checkpoint_record_checksum(const record *rec, const nn_model_spec *spec
     uLong crc = crc32(0L, Z_NULL, 0);
     char line[NN_PATH_MAX + 96], text[NN_PATH_MAX];
     for (int i = 0; i < N_FIELDS; i++) {
+        if (fields[i].optional == LATE && field_absent(&fields[i], (const char *)rec + fields[i].offset)) continue;
         field_text(&fields[i], (const char *)rec + fields[i].offset, text, sizeof text);
         int n = snprintf(line, sizeof line, "%s/%s=%s\n", fields[i].group, fields[i].name, text);
         crc = crc32(crc, (const unsigned char *)line, (uInt)(n < (int)sizeof line ? n : (int)sizeof line - 1));

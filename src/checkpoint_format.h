@@ -23,7 +23,9 @@
  *                             dropout, input_dropout, max_norm, warmup_epochs, momentum_end,
  *                             momentum_ramp_epochs, validation, compress, virtual_shards
  *                             (deterministic mode only; see fields[] below), shift
- *   /results                  attr test_accuracy of the last completed epoch (optional)
+ *   /results                  attrs test_accuracy and train_loss of the last completed epoch
+ *                             (optional; train_loss since 2026-12-07: a resumed run's check that
+ *                             its --metrics file is its own, see nn/metrics.h)
  *   /integrity                attr attributes_checksum: CRC-32 of every attribute above
  *                             (optional: older files have none, and load unchecked)
  * Integers are stored as int64, reals as float64, text as fixed-length strings. */
@@ -62,16 +64,21 @@ typedef struct record {
     double test_accuracy;
     long long virtual_shards;
     long long shift;
+    double train_loss;
 } record;
 
 typedef enum kind { INTEGER, REAL, TEXT } kind;
+
+enum { LATE = 2 }; /* field.optional: see below */
 
 typedef struct field {
     const char *group, *name;
     kind kind;
     size_t offset, size;
     int optional;       /* written only when it is not `absent` (text: not empty), which */
-    double absent;      /* a file without it means: newer settings, older files stay valid */
+    double absent;      /* a file without it means: newer settings, older files stay valid;
+                           LATE: added after the attribute checksum, so in it only when present
+                           (files written before it have checksums without it) */
     const char *option; /* a run setting: read through the command line's own checks */
 } field;
 
@@ -80,6 +87,8 @@ typedef struct field {
     {group, #member, kind, offsetof(record, member), sizeof(((record *)0)->member), 0, 0, option}
 #define OPTIONAL_SETTING(group, member, kind, absent, option) \
     {group, #member, kind, offsetof(record, member), sizeof(((record *)0)->member), 1, absent, option}
+#define LATE_OPTIONAL(group, member, kind, absent) \
+    {group, #member, kind, offsetof(record, member), sizeof(((record *)0)->member), LATE, absent, NULL}
 static const field fields[] = {
     FIELD("/", format_version, INTEGER),          FIELD("/", nntrain_version, TEXT),
     FIELD("/", ranks, INTEGER),                   SETTING("/model", activation, TEXT, "activation"),
@@ -107,10 +116,12 @@ static const field fields[] = {
     OPTIONAL_SETTING("/results", test_accuracy, REAL, -1, NULL),
     OPTIONAL_SETTING("/options", virtual_shards, INTEGER, 0, "virtual-shards"), /* deterministic mode */
     OPTIONAL_SETTING("/options", shift, INTEGER, 0, "shift"),
+    LATE_OPTIONAL("/results", train_loss, REAL, -1),
 };
 #undef FIELD
 #undef SETTING
 #undef OPTIONAL_SETTING
+#undef LATE_OPTIONAL
 enum { N_FIELDS = sizeof fields / sizeof fields[0] };
 static const char *const groups[] = {"/model", "/optimizer", "/optimizer/velocity", "/progress", "/options",
                                      "/results", "/integrity"};

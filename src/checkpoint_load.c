@@ -160,6 +160,7 @@ static void take_record(reader *r, const record *rec, nn_checkpoint *ck) {
                c->spec.n_widths, nn_spec_param_count(&c->spec));
     ck->n_params = (size_t)rec->n_params;
     ck->test_accuracy = rec->test_accuracy >= 0 && rec->test_accuracy <= 1 ? rec->test_accuracy : -1.0;
+    ck->train_loss = rec->train_loss >= 0 && isfinite(rec->train_loss) ? rec->train_loss : -1.0;
     if (c->virtual_shards > c->batch_size)
         reject(r, NN_ERR_INPUT, "not a valid checkpoint: virtual_shards %d exceeds the batch %d", c->virtual_shards,
                c->batch_size);

@@ -5,6 +5,7 @@
 #include "nn/metrics.h"
 
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,31 +111,69 @@ static int is_record(const char *line, size_t n, int whole, int after_record) {
            line[n - 2] == '}';
 }
 
-/* Where the kept part of an existing metrics file ends: after the last whole
- * record of an epoch <= keep_epochs (0 for keep_epochs < 0). A line that is not a
- * record of ours makes the file someone else's: -1. */
-static long kept_length(FILE *in, int keep_epochs, int *last_kept) {
+/* What an existing metrics file holds, read to the end. */
+typedef struct kept_part {
+    long keep;         /* where the kept part ends: after the last whole record of an epoch
+                          <= keep_epochs (0 for keep_epochs < 0); -1: a line that is not a
+                          record of ours makes the file someone else's */
+    int last_epoch;    /* the last kept record's epoch (0: none) */
+    double train_loss, test_accuracy; /* its values (NaN: none read) */
+    int cuts_records;  /* whole records lie beyond the kept part */
+} kept_part;
+
+/* A record's number after `"key": ` (NaN where it has none). */
+static double record_value(const char *line, const char *key) {
+    const char *at = strstr(line, key);
+    if (!at) return NAN;
+    char *end;
+    double v = strtod(at + strlen(key), &end);
+    return end == at + strlen(key) ? NAN : v;
+}
+
+static kept_part kept_length(FILE *in, int keep_epochs) {
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;
-    long offset = 0, keep = 0, last_epoch = 0;
+    long offset = 0;
+    kept_part k = {.train_loss = NAN, .test_accuracy = NAN};
     int cut = keep_epochs < 0;
     while ((n = getline(&line, &cap, in)) > 0) {
         size_t prefix = sizeof record_start - 1;
         int whole = line[n - 1] == '\n';
-        if (!is_record(line, (size_t)n, whole, offset > 0)) { keep = -1; break; }
+        if (!is_record(line, (size_t)n, whole, offset > 0)) { k.keep = -1; break; }
         offset += n;
-        if (!whole || cut) continue; /* a record cut short by a failed write, or beyond the cut */
+        if (!whole) continue; /* a record cut short by a failed write */
         long epoch = strtol(line + prefix, NULL, 10);
-        if (epoch > keep_epochs || epoch < last_epoch) cut = 1;
-        else keep = offset, last_epoch = epoch;
+        if (!cut && (epoch > keep_epochs || epoch < k.last_epoch)) cut = 1;
+        if (cut) { k.cuts_records = 1; continue; } /* beyond the cut */
+        k.keep = offset, k.last_epoch = (int)epoch;
+        k.train_loss = record_value(line, record_second);
+        k.test_accuracy = record_value(line, "\"test_accuracy\": ");
     }
     free(line);
-    *last_kept = (int)last_epoch;
-    return keep;
+    return k;
 }
 
-int nn_metrics_open(nn_metrics_file *f, const char *path, int keep_epochs, nn_error *err) {
+/* A resumed run's file: NN_OK where it may be cut back to the checkpoint's epoch. */
+static int check_resumed(const nn_metrics_file *f, const kept_part *k, const nn_metrics_resume *r, nn_error *err) {
+    if (k->last_epoch == r->epoch && r->epoch > 0) { /* the record the checkpoint knows of */
+        const char *what = r->train_loss >= 0 && k->train_loss != r->train_loss ? "training loss"
+                           : r->test_accuracy >= 0 && k->test_accuracy != r->test_accuracy ? "test accuracy"
+                                                                                         : NULL;
+        if (what)
+            return nn_fail(err, NN_ERR_INPUT, "--metrics %s: holds another run's metrics (epoch %d's %s is not the "
+                           "checkpoint's); not cutting it", f->path, r->epoch, what);
+        return NN_OK;
+    }
+    if (!k->cuts_records) return NN_OK; /* nothing of the epoch or later: appended to */
+    if (r->epoch == 0)
+        return nn_fail(err, NN_ERR_INPUT, "--metrics %s: has records, but the checkpoint has no completed epoch to show "
+                       "they are this run's; not cutting it", f->path);
+    return nn_fail(err, NN_ERR_INPUT, "--metrics %s: has records of epochs after the checkpoint's epoch %d but none of "
+                   "epoch %d to show they are this run's; not cutting it", f->path, r->epoch, r->epoch);
+}
+
+int nn_metrics_open(nn_metrics_file *f, const char *path, const nn_metrics_resume *resume, nn_error *err) {
     f->path = path;
     /* read and write through one descriptor: the file checked is the file written, and
      * one we may write but not read (its content unknown, so maybe a user's) is refused */
@@ -142,7 +181,13 @@ int nn_metrics_open(nn_metrics_file *f, const char *path, int keep_epochs, nn_er
     if (f->fd < 0)
         return nn_fail(err, NN_ERR_INPUT, "--metrics %s: cannot open it to read and write: %s", path, strerror(errno));
     struct stat st; /* written in place: another name of the file (a backup's hard link) would change too */
-    if (fstat(f->fd, &st) == 0 && st.st_nlink > 1) {
+    if (fstat(f->fd, &st) != 0) {
+        int saved = errno;
+        nn_metrics_close(f);
+        return nn_fail(err, NN_ERR_RUNTIME, "--metrics %s: cannot stat it: %s", path, strerror(saved));
+    }
+    f->dev = (unsigned long long)st.st_dev, f->ino = (unsigned long long)st.st_ino;
+    if (st.st_nlink > 1) {
         nn_metrics_close(f);
         return nn_fail(err, NN_ERR_INPUT, "--metrics %s: has %lu hard links, and a metrics file is written in place: "
                        "every name would change; not writing it (a copy has one name)", path, (unsigned long)st.st_nlink);
@@ -155,20 +200,25 @@ int nn_metrics_open(nn_metrics_file *f, const char *path, int keep_epochs, nn_er
         nn_metrics_close(f);
         return nn_fail(err, NN_ERR_RUNTIME, "--metrics %s: cannot read: %s", path, strerror(saved));
     }
-    f->last_epoch = 0;
-    long keep = kept_length(in, keep_epochs, &f->last_epoch);
+    kept_part k = kept_length(in, resume ? resume->epoch : -1);
     int unread = ferror(in);
     fclose(in);
     if (unread) {
         nn_metrics_close(f);
         return nn_fail(err, NN_ERR_RUNTIME, "--metrics %s: cannot read it", path);
     }
-    if (keep < 0) {
+    if (k.keep < 0) {
         nn_metrics_close(f);
         return nn_fail(err, NN_ERR_INPUT, "--metrics %s: holds something other than nntrain's metrics; not overwriting it",
                        path);
     }
-    f->keep = keep;
+    int status = resume ? check_resumed(f, &k, resume, err) : NN_OK;
+    if (status) {
+        nn_metrics_close(f);
+        return status;
+    }
+    f->last_epoch = k.last_epoch;
+    f->keep = k.keep;
     return NN_OK;
 }
 
@@ -187,6 +237,16 @@ int nn_metrics_append(nn_metrics_file *f, const nn_epoch_stats *s, nn_error *err
     char line[1024];
     int n = nn_metrics_format_json(line, sizeof line, s);
     if (n < 0 || (size_t)n >= sizeof line) return nn_fail(err, NN_ERR_RUNTIME, "%s: metrics record too long", f->path);
+    /* the path still names the file opened: one removed, or replaced (mv), would take
+     * the rest of the run's records unseen, and the file now there is not the run's */
+    struct stat now;
+    int gone = stat(f->path, &now) != 0;
+    if (gone && errno != ENOENT)
+        return nn_fail(err, NN_ERR_RUNTIME, "--metrics %s: cannot check that it is still the run's file: %s; the records "
+                       "from epoch %d on are not written", f->path, strerror(errno), s->epoch);
+    if (gone || (unsigned long long)now.st_dev != f->dev || (unsigned long long)now.st_ino != f->ino)
+        return nn_fail(err, NN_ERR_RUNTIME, "--metrics %s: removed or replaced during the run; the records from epoch %d "
+                       "on are not written", f->path, s->epoch);
     off_t start = lseek(f->fd, 0, SEEK_CUR);
     for (int done = 0; done < n;) {
         ssize_t w = write(f->fd, line + done, (size_t)(n - done));

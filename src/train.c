@@ -101,7 +101,7 @@ static step_outcome step(trainer *t, long s, nn_epoch_clock *clock) {
 static int save(trainer *t, nn_train_result *result, double *seconds, nn_error *err) {
     nn_exchange_gather(t->exchange, t->sgd.velocity); /* each rank updated only its share of it */
     nn_train_state state = {&t->cfg, &t->model, &t->sgd, &t->progress, &t->shuffle_rng, t->loss_sum,
-                            result->final_accuracy};
+                            result->final_accuracy, t->done_loss};
     nn_watchdog_beat(t->progress.global_step, NN_PHASE_EPOCH);
     int status = nn_checkpoint_save(t->opt.checkpoint, &state, t->comm, seconds, err);
     if (!status) {
@@ -173,6 +173,7 @@ static int end_epoch(trainer *t, int epoch, const nn_epoch_clock *clock, nn_trai
     t->loss_sum = 0.0;
     trainer_shuffle(t, epoch + 1);
     result->final_accuracy = st.test_accuracy; /* recorded in the checkpoint */
+    t->done_loss = st.train_loss;              /* as are the record's training loss */
     int status = t->opt.checkpoint[0] ? save(t, result, &st.checkpoint_seconds, err) : NN_OK;
     if (status) st.checkpoint_seconds = 0; /* no "checkpoint 0.014s" for one that failed */
 
@@ -215,7 +216,7 @@ static int train_epochs(trainer *t, nn_train_result *result, nn_error *err) {
 }
 
 int nn_train(const nn_train_options *opt, MPI_Comm comm, FILE *log, nn_train_result *result, nn_error *err) {
-    trainer t = {.opt = *opt, .comm = comm};
+    trainer t = {.opt = *opt, .comm = comm, .done_loss = -1.0};
     t.metrics.fd = t.checkpoint_lock.fd = t.metrics_lock.fd = -1; /* none open yet, whatever fails first */
     MPI_Comm_rank(comm, &t.rank);
     MPI_Comm_size(comm, &t.nranks);

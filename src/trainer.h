@@ -59,6 +59,8 @@ typedef struct trainer {
     int exact_store;      /* deterministic mode: this micro-step's first parts store (exact_step.c) */
     size_t exact_last;    /* the offset of the last part handed over */
     double first_loss;    /* mean training loss of this run's first epoch (0: none yet): divergence bound */
+    double done_loss;     /* mean training loss of the last completed epoch (< 0: unknown): saved in
+                             checkpoints, where a resumed run finds its metrics record by it */
     int complete;         /* resumed a run that has no epoch left to train: nothing to do */
 } trainer;
 

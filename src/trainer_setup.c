@@ -172,7 +172,9 @@ static int allocate(trainer *t, nn_error *err) {
      * the file tells the whole story once. */
     if (!status && t->rank == 0 && t->opt.metrics[0]) {
         int resumed_at = t->opt.resume[0] ? t->ck.progress.epochs_completed : -1;
-        status = nn_metrics_open(&t->metrics, t->opt.metrics, resumed_at, err);
+        /* cut back only where the file's record of that epoch is the checkpoint's */
+        nn_metrics_resume resume = {resumed_at, t->ck.train_loss, t->ck.test_accuracy};
+        status = nn_metrics_open(&t->metrics, t->opt.metrics, t->opt.resume[0] ? &resume : NULL, err);
         /* a record whose write failed (a full disk) after its epoch's checkpoint was saved */
         if (!status && t->log && t->metrics.last_epoch > 0 && t->metrics.last_epoch < resumed_at)
             fprintf(t->log, "nntrain: warning: %s has no records of epochs %d to %d (their writes failed); it goes on "
@@ -257,6 +259,7 @@ int trainer_setup(trainer *t, nn_error *err) {
         free(t->ck.velocity);
         t->ck.params = t->ck.velocity = NULL;
         t->progress = t->ck.progress;
+        t->done_loss = t->ck.train_loss; /* carried to the next save, as the test accuracy */
     } else {
         nn_model_init(&t->model, t->cfg.seed); /* same seed, same parameters on every rank */
     }

@@ -5,6 +5,8 @@
  *   ckpt_tamper FILE real-version  store format_version as the real 1.5
  *   ckpt_tamper FILE set GROUP NAME VALUE  set (or add) an attribute: an integer when
  *                                          VALUE has no '.', 'e' or "nan", else a real
+ *   ckpt_tamper FILE drop GROUP NAME  remove an attribute (with `unsigned`: a file of a
+ *                                     build from before the attribute)
  *   ckpt_tamper FILE unsigned      drop the attribute checksum (/integrity), as files
  *                                  written before it have none
  *   ckpt_tamper FILE loss VALUE    set rank 0's /progress/loss_partial (no checksum covers it)
@@ -81,7 +83,7 @@ static int sparse_layers(hid_t file, const char *list) {
 
 int main(int argc, char **argv) {
     if (argc < 3) {
-        fprintf(stderr, "usage: ckpt_tamper FILE weight|nan-weight|version N|real-version|set GROUP NAME VALUE|unsigned|loss VALUE|"
+        fprintf(stderr, "usage: ckpt_tamper FILE weight|nan-weight|version N|real-version|set GROUP NAME VALUE|drop GROUP NAME|unsigned|loss VALUE|"
                         "widths|sparse W0,W1,...\n");
         return 2;
     }
@@ -112,6 +114,8 @@ int main(int argc, char **argv) {
         H5Sclose(space);
     } else if (!strcmp(argv[2], "set") && argc == 6) {
         rc = set_attr(file, argv[3], argv[4], argv[5]);
+    } else if (!strcmp(argv[2], "drop") && argc == 5) {
+        rc = H5Adelete_by_name(file, argv[3], argv[4], H5P_DEFAULT) < 0;
     } else if (!strcmp(argv[2], "loss") && argc == 4) {
         double v = atof(argv[3]); /* atof reads "nan" and "inf" too */
         hid_t dset = H5Dopen2(file, "/progress/loss_partial", H5P_DEFAULT);

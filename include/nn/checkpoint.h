@@ -39,6 +39,7 @@ typedef struct nn_train_state {
     const nn_rng *shuffle_rng;
     double loss_partial; /* this rank's training-loss sum so far this epoch */
     double test_accuracy; /* of the last completed epoch; < 0: none yet */
+    double train_loss;    /* the same epoch's mean training loss, as its metrics record has it; < 0: none */
 } nn_train_state;
 
 /* A checkpoint as read back. */
@@ -48,6 +49,7 @@ typedef struct nn_checkpoint {
     nn_run_config config;   /* the run it belongs to */
     nn_progress progress;
     double test_accuracy;   /* of its last completed epoch; < 0: not recorded */
+    double train_loss;      /* the same epoch's mean training loss; < 0: not recorded (older files) */
     int ranks;              /* rank count it was written with */
     int rows;               /* of the two below: ranks, or 1 (deterministic mode: the run's) */
     uint32_t *rng_states;   /* [rows][4]: each rank's shuffle generator */

@@ -52,24 +52,43 @@ void nn_metrics_print_line(FILE *out, const nn_epoch_stats *s);
 /* The metrics file (JSON Lines, one record per epoch). It stays valid JSONL through
  * any failure: a record is written whole or not at all (a write cut short, by a full
  * disk say, is undone), and a resumed run first cuts the file back to the
- * checkpoint's epoch, so the epochs redone after it appear once. */
+ * checkpoint's epoch, so the epochs redone after it appear once -- where the file
+ * shows it is the resumed run's (nn_metrics_resume). */
 typedef struct nn_metrics_file {
     int fd; /* -1: closed */
     const char *path;
     int last_epoch; /* after opening: the epoch of the last record kept (0: none) */
     long keep;      /* after opening: the bytes nn_metrics_cut keeps */
+    unsigned long long dev, ino; /* the file opened: each append checks the path still names it */
 } nn_metrics_file;
+
+/* What a resumed run's checkpoint knows of its last completed epoch, which the
+ * record of that epoch kept in the file must match bit for bit (the record has
+ * both with all 17 digits). */
+typedef struct nn_metrics_resume {
+    int epoch;            /* the checkpoint's completed epochs: the records of later ones are cut */
+    double train_loss;    /* that epoch's mean training loss; < 0: not recorded (older checkpoints) */
+    double test_accuracy; /* that epoch's; < 0: not recorded */
+} nn_metrics_resume;
 
 /* Opens `path` for a run (created if missing; read and written through one
  * descriptor, so a file this process may not read is refused) and reads what it
  * holds, changing nothing else: a file holding anything else than nntrain's records is refused
  * (NN_ERR_INPUT). nn_metrics_cut, once the run has passed every check, then makes
- * it the run's: keep_epochs < 0 (a fresh run), emptied; keep_epochs >= 0 (a resumed
- * run), records of later epochs and a cut-off last line removed, the rest kept. So
- * a run refused after opening leaves the file as it was. */
-int nn_metrics_open(nn_metrics_file *f, const char *path, int keep_epochs, nn_error *err);
+ * it the run's: resume NULL (a fresh run), emptied; else (a resumed run), records
+ * of epochs after resume->epoch and a cut-off last line removed, the rest kept.
+ * A resumed run's file is refused (NN_ERR_INPUT) where it is another run's: its
+ * record of resume->epoch differs from what the checkpoint knows of that epoch;
+ * or it has no record of that epoch (nor, for epoch 0, any to compare) but has
+ * records of later ones, which nothing shows to be this run's. A file with no
+ * records of that epoch or later (new, empty, or missing the last records, whose
+ * writes failed) is kept and appended to. So a run refused after opening leaves
+ * the file as it was. */
+int nn_metrics_open(nn_metrics_file *f, const char *path, const nn_metrics_resume *resume, nn_error *err);
 int nn_metrics_cut(nn_metrics_file *f, nn_error *err);
-/* NN_ERR_RUNTIME (the file left as it was before the call) when it cannot be written. */
+/* NN_ERR_RUNTIME (the file left as it was before the call) when it cannot be
+ * written, or when the path no longer names the file opened (removed or replaced
+ * during the run: nothing is written, neither to the file opened nor to the new one). */
 int nn_metrics_append(nn_metrics_file *f, const nn_epoch_stats *s, nn_error *err);
 void nn_metrics_close(nn_metrics_file *f);
 
