@@ -120,7 +120,8 @@ static herr_t put_convs(hid_t file, const nn_model_spec *spec) {
 
 /* Built in memory and written out whole (nn/hdf5_image.h: a full disk must not leave
  * HDF5 holding a file it cannot close). */
-static int write_file(const char *tmp, const char *path, const nn_train_state *s, int ranks, int rows,
+static int write_file(int dir_fd, const char *tmp_name, const char *tmp, const char *path, const nn_train_state *s,
+                      int ranks, int rows,
                       const uint32_t *rng_states, const double *loss_partials) {
     size_t expected = 2 * s->model->n_params * sizeof(float) + ((size_t)1 << 20); /* one allocation, usually */
     hid_t file = nn_hdf5_image_create(tmp, expected);
@@ -149,7 +150,7 @@ static int write_file(const char *tmp, const char *path, const nn_train_state *s
     }
     /* exclusive: each save renames or removes its temporary file, and the one a killed
      * run left was removed at start, so a file there now is someone else's */
-    return nn_hdf5_image_write(file, tmp, path, true);
+    return nn_hdf5_image_write(file, dir_fd, tmp_name, path, true);
 }
 
 /* Make a new name in the directory durable (nn_hdf5_image_write synced the file's bytes). */
@@ -189,12 +190,13 @@ static int save_on_root(const char *path, const nn_train_state *s, int ranks, co
     /* before a file is made in a directory not ours */
     int status = nn_output_place_check(&trusted, path, path, not_saved, err);
     if (status) return status;
-    if (write_file(tmp, path, s, ranks, rows, rng_states, loss_partials) < 0) {
-        int saved = errno;
+    const char *tmp_name;
+    int dir_fd = nn_output_place_at(&trusted, tmp, &tmp_name); /* made in the directory checked */
+    if (write_file(dir_fd, tmp_name, tmp, path, s, ranks, rows, rng_states, loss_partials) < 0) {
+        int saved = errno; /* a file made and not written whole was removed (nn_hdf5_image_write_at) */
         if (saved == EEXIST)
             return nn_fail(err, NN_ERR_RUNTIME, "%s: a file was put there during the run: not writing over it, and "
                            "this checkpoint is not saved", tmp);
-        remove(tmp);
         return nn_fail(err, NN_ERR_RUNTIME, "%s: cannot write checkpoint (%s)", tmp,
                        saved ? strerror(saved) : "HDF5 error");
     }
@@ -210,10 +212,12 @@ static int save_on_root(const char *path, const nn_train_state *s, int ranks, co
 
 
 int nn_checkpoint_check_replaceable(const char *path, nn_error *err) {
+    /* held first, then its content checked, then held and named still the same file:
+     * a file swapped in between is not taken for the one checked */
+    nn_output_place_take(&trusted, path, "checkpoint");
     int status = nn_output_check_ours("--checkpoint", path, "checkpoint", checkpoint_marks, err);
-    if (status) return status;
-    nn_output_place_take(&trusted, path, "checkpoint"); /* the file checked (if any) and its directory */
-    return NN_OK;
+    if (!status) status = nn_output_place_check(&trusted, path, path, "nothing is trained", err);
+    return status;
 }
 
 int nn_checkpoint_remove_leftover(const char *path, const char *tmp, nn_error *err) {

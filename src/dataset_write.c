@@ -113,10 +113,12 @@ static const char *const dataset_marks[] = {"/train", "/test", "num_classes", NU
 /* Create the temporary file first, before the dataset is built in memory: a path
  * that cannot be written fails at once, with open()'s reason ("No such file or
  * directory"). */
-static int create_tmp(const char *path, const char *tmp, nn_error *err) {
+static int create_tmp(const nn_output_place *place, const char *path, const char *tmp, nn_error *err) {
     int status = nn_output_remove_hdf5_leftover("--out", path, tmp, dataset_marks, err);
     if (status) return status;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0666); /* a file made since is another writer's */
+    const char *name;
+    int dir = nn_output_place_at(place, tmp, &name); /* in the directory checked */
+    int fd = openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666); /* a file made since is another writer's */
     if (fd < 0)
         return nn_fail(err, NN_ERR_RUNTIME, "%s: cannot create temporary file %s: %s", path, tmp,
                        strerror(errno));
@@ -141,14 +143,9 @@ static int write_tmp_file(const nn_output_place *place, const char *tmp, const c
         H5Fclose(file);
         return status;
     }
-    /* the image is written by name: where the directory was moved away and made anew
-     * while it was built, the name is another directory's (maybe another run's file) */
-    int status = nn_output_place_check(place, path, path, not_written, err);
-    if (status) {
-        H5Fclose(file);
-        return status;
-    }
-    if (nn_hdf5_image_write(file, tmp, path, false) != 0) /* the temporary file create_tmp made */
+    const char *name;
+    int dir = nn_output_place_at(place, tmp, &name);
+    if (nn_hdf5_image_write(file, dir, name, path, false) != 0) /* the temporary file create_tmp made */
         return nn_fail(err, NN_ERR_RUNTIME, "%s: cannot write: %s", tmp, strerror(errno));
     return NN_OK;
 }
@@ -173,11 +170,13 @@ int nn_dataset_write_placed(nn_output_place *place, const char *path, const nn_s
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
 
     status = nn_output_place_check(place, path, path, not_written, err);
-    if (status == NN_OK) status = create_tmp(path, tmp, err);
+    if (status == NN_OK) status = create_tmp(place, path, tmp, err);
     if (status == NN_OK) {
-        nn_output_writing(tmp); /* ours now: a stop signal removes it */
+        const char *name;
+        int dir = nn_output_place_at(place, tmp, &name);
+        nn_output_writing(dir, name); /* ours now: a stop signal removes it */
         status = write_tmp_file(place, tmp, path, train, test, num_classes, source, err);
-        nn_output_writing(NULL); /* a signal from here on leaves the name alone, never removes what took it */
+        nn_output_writing(AT_FDCWD, NULL); /* a signal from here on leaves the name alone, never removes what took it */
         if (status == NN_OK) status = nn_output_place_rename(place, tmp, path, path, not_written, err);
         if (status != NN_OK) nn_output_place_remove(place, tmp); /* only a file we created ourselves */
     }

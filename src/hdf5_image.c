@@ -20,9 +20,9 @@ hid_t nn_hdf5_image_create(const char *name, size_t expected_bytes) {
 }
 
 /* `size` bytes to `path`, synced; -1 with errno set where they cannot be. */
-static int write_bytes(const char *path, const unsigned char *bytes, size_t size, const char *replaces,
+static int write_bytes(int dir_fd, const char *path, const unsigned char *bytes, size_t size, const char *replaces,
                        bool exclusive) {
-    int fd = open(path, O_WRONLY | O_CREAT | (exclusive ? O_EXCL : O_TRUNC) | O_CLOEXEC | O_NOFOLLOW, 0666);
+    int fd = openat(dir_fd, path, O_WRONLY | O_CREAT | (exclusive ? O_EXCL : O_TRUNC) | O_CLOEXEC | O_NOFOLLOW, 0666);
     if (fd < 0) return -1;
     nn_output_keep_mode(fd, replaces);
     const size_t most = (size_t)64 << 20; /* a piece at a time: the watchdog hears progress */
@@ -32,6 +32,7 @@ static int write_bytes(const char *path, const unsigned char *bytes, size_t size
         if (n <= 0) {
             int saved = n < 0 ? errno : ENOSPC;
             close(fd);
+            if (exclusive) unlinkat(dir_fd, path, 0); /* made here, by this call: no half-written file stays */
             errno = saved;
             return -1;
         }
@@ -39,18 +40,21 @@ static int write_bytes(const char *path, const unsigned char *bytes, size_t size
         nn_watchdog_alive();
     }
     int synced = fsync(fd), saved = errno;
-    if (close(fd) != 0 && synced == 0) return -1;
+    int closed = close(fd);
+    if (synced == 0 && closed == 0) return 0;
+    saved = synced != 0 ? saved : errno;
+    if (exclusive) unlinkat(dir_fd, path, 0);
     errno = saved;
-    return synced == 0 ? 0 : -1;
+    return -1;
 }
 
-int nn_hdf5_image_write(hid_t file, const char *path, const char *replaces, bool exclusive) {
+int nn_hdf5_image_write(hid_t file, int dir_fd, const char *name, const char *replaces, bool exclusive) {
     /* the flush puts the superblock's end-of-file address into the image */
     ssize_t size = H5Fflush(file, H5F_SCOPE_LOCAL) >= 0 ? H5Fget_file_image(file, NULL, 0) : -1;
     unsigned char *image = size > 0 ? malloc((size_t)size) : NULL;
     int made = image && H5Fget_file_image(file, image, (size_t)size) == size;
     H5Fclose(file); /* in memory: nothing to fail */
-    int rc = made ? write_bytes(path, image, (size_t)size, replaces, exclusive) : -1;
+    int rc = made ? write_bytes(dir_fd, name, image, (size_t)size, replaces, exclusive) : -1;
     if (!made) errno = size > 0 && !image ? ENOMEM : EIO;
     free(image);
     return rc;

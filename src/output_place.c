@@ -41,15 +41,32 @@ void nn_output_place_take(nn_output_place *place, const char *path, const char *
     place->kind = kind;
 }
 
-int nn_output_place_check(const nn_output_place *place, const char *path, const char *label, const char *lost,
-                          nn_error *err) {
+/* A name in the held directory: made, renamed and removed there, never in a directory
+ * put at its path since (where another run may be writing a file of the same name). */
+int nn_output_place_at(const nn_output_place *place, const char *path, const char **name) {
+    const char *slash = strrchr(path, '/');
+    if (place->dir.fd < 0) {
+        *name = path;
+        return AT_FDCWD;
+    }
+    *name = slash ? slash + 1 : path;
+    return place->dir.fd;
+}
+
+/* nn_output_place_check; `found`: whether anything (a link included) is at the path */
+static int look(const nn_output_place *place, const char *path, const char *label, const char *lost, int *found,
+                nn_error *err) {
     char dir[NN_PATH_MAX];
     struct stat st;
+    *found = 0;
     if (place->dir.fd >= 0 &&
         (stat(nn_output_directory_of(path, dir, sizeof dir), &st) != 0 || !same_inode(&place->dir, &st)))
         return nn_fail(err, NN_ERR_RUNTIME, "%s: its directory is not the one this run started in (moved or replaced "
                        "during the run); %s", label, lost);
-    if (stat(path, &st) != 0) return NN_OK; /* nothing there: nothing replaced */
+    const char *name;
+    int at = nn_output_place_at(place, path, &name);
+    if (fstatat(at, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return NN_OK; /* nothing there: nothing replaced */
+    *found = 1;
     if (place->file.fd < 0)
         return nn_fail(err, NN_ERR_RUNTIME, "%s: a file was put there during the run; not replacing it, and %s", label,
                        lost);
@@ -59,36 +76,36 @@ int nn_output_place_check(const nn_output_place *place, const char *path, const 
     return NN_OK;
 }
 
-/* A name in the held directory: renamed and removed there, never in a directory put
- * at its path since (where another run may be writing a file of the same name). */
-typedef struct place_name {
-    int dir;
-    const char *name;
-} place_name;
-
-static place_name in_place(const nn_output_place *place, const char *path) {
-    const char *slash = strrchr(path, '/');
-    if (place->dir.fd < 0) return (place_name){AT_FDCWD, path};
-    return (place_name){place->dir.fd, slash ? slash + 1 : path};
+int nn_output_place_check(const nn_output_place *place, const char *path, const char *label, const char *lost,
+                          nn_error *err) {
+    int found;
+    return look(place, path, label, lost, &found, err);
 }
 
 /* rename, but never over a file: where the file system cannot promise that (EINVAL),
  * the check just made is all there is */
-static int rename_no_replace(place_name from, place_name to) {
-    if (renameat2(from.dir, from.name, to.dir, to.name, RENAME_NOREPLACE) == 0) return 0;
-    return errno == EINVAL || errno == ENOSYS ? renameat(from.dir, from.name, to.dir, to.name) : -1;
+static int rename_no_replace(int dir, const char *from, const char *to) {
+    if (renameat2(dir, from, dir, to, RENAME_NOREPLACE) == 0) return 0;
+    return errno == EINVAL || errno == ENOSYS ? renameat(dir, from, dir, to) : -1;
 }
 
 int nn_output_place_rename(nn_output_place *place, const char *temporary, const char *path, const char *label,
                            const char *lost, nn_error *err) {
+    const char *from, *to;
+    int dir = nn_output_place_at(place, temporary, &from);
+    nn_output_place_at(place, path, &to);
     /* the file written is held next as it is now, not as whatever the path names or
      * holds after the rename */
-    nn_output_held written = hold(temporary, 0);
-    int status = nn_output_place_check(place, path, label, lost, err);
+    nn_output_held written = nothing_held;
+    struct stat st;
+    int fd = openat(dir, from, O_PATH | O_CLOEXEC | O_NOFOLLOW);
+    if (fd >= 0 && fstat(fd, &st) == 0) written = (nn_output_held){fd, st.st_dev, st.st_ino, st.st_size};
+    else if (fd >= 0) close(fd);
+    int found, status = look(place, path, label, lost, &found, err);
     if (!status && written.fd < 0)
         status = nn_fail(err, NN_ERR_RUNTIME, "%s: vanished before it was put in place; %s", temporary, lost);
-    place_name from = in_place(place, temporary), to = in_place(place, path);
-    if (!status && (place->file.fd < 0 ? rename_no_replace(from, to) : renameat(from.dir, from.name, to.dir, to.name)))
+    /* where nothing is there now (a file removed, or none at start), nothing may be replaced */
+    if (!status && (found ? renameat(dir, from, dir, to) : rename_no_replace(dir, from, to)) != 0)
         status = errno == EEXIST ? nn_fail(err, NN_ERR_RUNTIME, "%s: a file was put there during the run; not "
                                            "replacing it, and %s", label, lost)
                                  : nn_fail(err, NN_ERR_RUNTIME, "%s: cannot put %s in place: %s; %s", label, temporary,
@@ -103,8 +120,9 @@ int nn_output_place_rename(nn_output_place *place, const char *temporary, const 
 }
 
 void nn_output_place_remove(const nn_output_place *place, const char *temporary) {
-    place_name name = in_place(place, temporary);
-    unlinkat(name.dir, name.name, 0);
+    const char *name;
+    int dir = nn_output_place_at(place, temporary, &name);
+    unlinkat(dir, name, 0);
 }
 
 void nn_output_place_release(nn_output_place *place) {

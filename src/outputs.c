@@ -52,19 +52,21 @@ const char *nn_output_directory_of(const char *path, char *out, size_t cap) {
 /* The temporary file being written, for a signal handler: the name is copied before
  * the flag is raised, so a handler never reads it half-written. */
 static char writing_name[NN_PATH_MAX + 8];
+static int writing_dir = AT_FDCWD;
 static volatile sig_atomic_t writing;
 
-void nn_output_writing(const char *temporary_path) {
+void nn_output_writing(int dir_fd, const char *name) {
     writing = 0;
-    if (temporary_path && strlen(temporary_path) < sizeof writing_name) {
-        memcpy(writing_name, temporary_path, strlen(temporary_path) + 1);
+    if (name && strlen(name) < sizeof writing_name) {
+        memcpy(writing_name, name, strlen(name) + 1);
+        writing_dir = dir_fd;
         atomic_signal_fence(memory_order_seq_cst); /* the name whole before the flag, for the handler */
         writing = 1;
     }
 }
 
 void nn_output_abandon(void) {
-    if (writing) unlink(writing_name);
+    if (writing) unlinkat(writing_dir, writing_name, 0);
     writing = 0;
 }
 
@@ -370,17 +372,36 @@ static bool lock_file_is_ours(int fd) {
     return sscanf(text, "PID %ld on host %299[^\n]\n%n", &pid, host, &used) == 2 && used == n && pid > 0;
 }
 
+static int take_lock(nn_output_lock *lock, int dir_fd, const char *name, const char *option, const char *path,
+                     nn_error *err);
+
 int nn_output_lock_acquire(nn_output_lock *lock, const char *option, const char *path, nn_error *err) {
     lock->fd = lock->dir_fd = -1;
     lock->busy = 0;
     if (snprintf(lock->path, sizeof lock->path, "%s.lock", path) >= (int)sizeof lock->path)
         return nn_fail(err, NN_ERR_INPUT, "%s %s: the name is too long", option, path);
+    /* the directory first, and the lock file made in it: removed there at the end */
+    char dir[NN_PATH_MAX];
+    const char *slash = strrchr(lock->path, '/'), *name = slash ? slash + 1 : lock->path;
+    int dir_fd = open(nn_output_directory_of(path, dir, sizeof dir), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd < 0)
+        return nn_fail(err, NN_ERR_INPUT, "%s %s: cannot create lock file %s: %s", option, path, lock->path,
+                       strerror(errno));
+    int status = take_lock(lock, dir_fd, name, option, path, err);
+    if (status) close(dir_fd);
+    else lock->dir_fd = dir_fd;
+    return status;
+}
+
+/* nn_output_lock_acquire's work, with the lock file's directory held */
+static int take_lock(nn_output_lock *lock, int dir_fd, const char *name, const char *option, const char *path,
+                     nn_error *err) {
     /* The holder removes the file as it ends: a lock taken on a file already
      * unlinked (or replaced) is no lock at all, so check and try again. */
     for (int attempt = 0; attempt < 16; attempt++) {
         /* O_NOFOLLOW: a symbolic link there is refused (ELOOP), never followed;
          * O_NONBLOCK: a FIFO there does not hang the open */
-        int fd = open(lock->path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0666);
+        int fd = openat(dir_fd, name, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0666);
         if (fd < 0 && errno == ELOOP)
             return nn_fail(err, NN_ERR_INPUT, "%s %s: its lock file %s is a symbolic link; not touching it", option,
                            path, lock->path);
@@ -405,15 +426,13 @@ int nn_output_lock_acquire(nn_output_lock *lock, const char *option, const char 
             return nn_fail(err, NN_ERR_RUNTIME, "%s %s: cannot lock %s: %s", option, path, lock->path, strerror(saved));
         }
         struct stat held, named;
-        if (fstat(fd, &held) == 0 && stat(lock->path, &named) == 0 && held.st_dev == named.st_dev &&
-            held.st_ino == named.st_ino) {
+        if (fstat(fd, &held) == 0 && fstatat(dir_fd, name, &named, AT_SYMLINK_NOFOLLOW) == 0 &&
+            held.st_dev == named.st_dev && held.st_ino == named.st_ino) {
             char host[256] = "unknown";
             gethostname(host, sizeof host - 1);
             char holder[300];
             int n = snprintf(holder, sizeof holder, "PID %ld on host %s\n", (long)getpid(), host);
             if (ftruncate(fd, 0) != 0 || pwrite(fd, holder, (size_t)n, 0) != n) { /* the lock holds all the same */ }
-            char dir[NN_PATH_MAX];
-            lock->dir_fd = open(nn_output_directory_of(path, dir, sizeof dir), O_PATH | O_DIRECTORY | O_CLOEXEC);
             lock->fd = fd;
             return NN_OK;
         }

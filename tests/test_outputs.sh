@@ -511,11 +511,15 @@ under_paused_saver reused sh -c 'size=$(stat -c %s reused/ck.h5) && rm reused/ck
     head -c "$size" /dev/zero | tr "\0" u >reused/ck.h5 && cp reused/ck.h5 reused.mine'
 [ "$rc" -eq 1 ] && grep -q "^nntrain: reused/ck.h5: is not the checkpoint this run checked or wrote" reused.out &&
     cmp -s reused.mine reused/ck.h5 || fail "the checkpoint removed and a file of its size made there: exit $rc: $(tail -2 reused.out)"
+# ... or a symbolic link that leads nowhere: it read as nothing there, and was replaced
+under_paused_saver dangling sh -c 'rm dangling/ck.h5 && ln -s /nowhere/precious dangling/ck.h5'
+[ "$rc" -eq 1 ] && grep -q "^nntrain: dangling/ck.h5: is not the checkpoint this run checked or wrote" dangling.out &&
+    [ "$(readlink dangling/ck.h5)" = /nowhere/precious ] || fail "a dangling link put at the checkpoint mid-run: exit $rc: $(tail -2 dangling.out)"
 # ... and the same for its directory, removed and made again
 under_paused_saver remade sh -c 'rm -rf remade && mkdir remade && cp notes.txt remade/notes.txt'
 [ "$rc" -eq 1 ] && grep -q "^nntrain: remade/ck.h5: its directory is not the one this run started in" remade.out &&
     [ ! -e remade/ck.h5 ] || fail "the checkpoint's directory removed and made again: exit $rc: $(tail -2 remade.out)"
-rm -rf swapped moved_ck inplace renamed renamed.old reused reused.mine remade
+rm -rf swapped moved_ck inplace renamed renamed.old reused reused.mine remade dangling
 
 # A file put at the checkpoint's temporary name during the run is someone else's: the
 # next save does not write over it (it truncated it, and renamed it over the checkpoint).

@@ -17,12 +17,13 @@
  * disk), grown `expected_bytes` at a time; < 0 where HDF5 refuses. */
 hid_t nn_hdf5_image_create(const char *name, size_t expected_bytes);
 
-/* Closes `file` in every case; before that, writes its image to `path` (created, or
- * truncated; never through a symbolic link) and fsyncs it, with the permissions of
- * `replaces`, the file it is to be renamed over (NULL: none). `exclusive`: `path`
- * must not exist (a file there is not the caller's: EEXIST, and it is left alone).
- * 0, or -1 with errno set (ENOMEM for the image's copy, EIO where HDF5 could not
- * make the image). */
-int nn_hdf5_image_write(hid_t file, const char *path, const char *replaces, bool exclusive);
+/* Closes `file` in every case; before that, writes its image to `name` in the
+ * directory `dir_fd` (openat's: AT_FDCWD takes a path; created, or truncated; never
+ * through a symbolic link) and fsyncs it, with the permissions of `replaces`, the file
+ * it is to be renamed over (NULL: none). `exclusive`: `name` must not exist (a file
+ * there is not the caller's: EEXIST, and it is left alone), and a file this call made
+ * and could not write whole is removed. 0, or -1 with errno set (ENOMEM for the
+ * image's copy, EIO where HDF5 could not make the image). */
+int nn_hdf5_image_write(hid_t file, int dir_fd, const char *name, const char *replaces, bool exclusive);
 
 #endif

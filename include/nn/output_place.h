@@ -7,7 +7,8 @@
  * Held, not merely remembered: an O_PATH descriptor (it reads nothing, so it needs no
  * read permission) keeps an inode number from being given to another file while the
  * run lasts; ext4 gives a freed number to the next file at once, so a number and a
- * size alone let a new file of the old one's size pass for it. The file is never
+ * size alone let a new file of the old one's size pass for it. A file written into
+ * in place is told by its size only (one written to the same size passes). The file is never
  * reopened through the descriptor (HDF5 cannot open a file another program holds open
  * for writing, and the descriptor is not such a hold). */
 #ifndef NN_OUTPUT_PLACE_H
@@ -31,8 +32,15 @@ typedef struct nn_output_place {
 
 #define NN_OUTPUT_PLACE_NONE {{-1, 0, 0, 0}, {-1, 0, 0, 0}, "file"}
 
-/* Local: takes the place of `path` as it is now (letting go of what `place` held). */
+/* Local: takes the place of `path` as it is now (letting go of what `place` held).
+ * Taken before the caller looks at the file's content (is it one of ours?), and
+ * checked after: a file swapped in between is not the one held. */
 void nn_output_place_take(nn_output_place *place, const char *path, const char *kind);
+
+/* Where a file beside the output (its temporary) is made, written and removed: the
+ * held directory's descriptor (AT_FDCWD where none is held) and `path`'s name in it,
+ * for the *at() calls; never a directory put at the path since. */
+int nn_output_place_at(const nn_output_place *place, const char *path, const char **name);
 
 /* NN_OK where an output may be put at `path` now (see above); else NN_ERR_RUNTIME,
  * "LABEL: ...; `lost`" (LABEL: how the caller names the output, "ck.h5" or "--out

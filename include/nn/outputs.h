@@ -62,11 +62,13 @@ void nn_output_temporary_name(char *out, size_t cap, const char *path);
  * dirname(3) on a copy, once, as it may cut its argument in place. */
 const char *nn_output_directory_of(const char *path, char *out, size_t cap);
 
-/* Local: `temporary_path` is a file this process created (O_EXCL) and is writing now;
- * NULL once it is renamed into place or removed. nn_output_abandon, which a stop
- * signal's handler may call (it is async-signal-safe), removes it: a tool killed
- * part-way leaves no half-written file behind, under whatever name. */
-void nn_output_writing(const char *temporary_path);
+/* Local: `name` in directory `dir_fd` (AT_FDCWD: a path) is a file this process
+ * created (O_EXCL) and is writing now; NULL once it is renamed into place or removed.
+ * nn_output_abandon, which a stop signal's handler may call (it is
+ * async-signal-safe), removes it there: a tool killed part-way leaves no half-written
+ * file behind, under whatever name, and never removes one of that name in a directory
+ * put at the path since. */
+void nn_output_writing(int dir_fd, const char *name);
 void nn_output_abandon(void);
 
 /* Local: where a write to `path` lands. A symbolic link (or a chain of them) to a

@@ -217,13 +217,17 @@ static int claim_metrics(const eval_options *o, const char *data, nn_output_lock
     int status = nn_run_files_check(&files, err);
     if (!status) status = nn_output_lock_acquire(lock, "--metrics", o->metrics, err);
     if (status) return status;
+    char label[NN_PATH_MAX + 16];
+    snprintf(label, sizeof label, "--metrics %s", o->metrics);
+    /* held, then checked, then still the file held: what was checked is what may be replaced */
+    nn_output_place_take(&metrics_place, o->metrics, "result");
     int unread;
     if (!replaceable(o->metrics, &unread))
         return unread ? nn_fail(err, NN_ERR_INPUT, "--metrics %s: cannot read it to tell whether it holds an nneval "
                                 "result (%s); not overwriting it", o->metrics, strerror(unread))
                       : nn_fail(err, NN_ERR_INPUT, "--metrics %s: holds something other than one nneval result; "
                                 "not overwriting it", o->metrics);
-    nn_output_place_take(&metrics_place, o->metrics, "result");
+    if ((status = nn_output_place_check(&metrics_place, o->metrics, label, "nothing is evaluated", err))) return status;
     return nn_output_remove_leftover("--metrics", o->metrics, tmp, ours, err);
 }
 
@@ -235,9 +239,12 @@ static int write_metrics(const eval_options *o, const nn_scores *s, const long *
     nn_output_temporary_name(tmp, sizeof tmp, o->metrics);
     snprintf(label, sizeof label, "--metrics %s", o->metrics);
     int status = nn_output_place_check(&metrics_place, o->metrics, label, "the result is not written", err);
-    if (status) return status; /* before a file is made in a directory not the one checked */
-    /* exclusive: a killed run's was removed under the lock, so a file there now is someone else's */
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0666); /* the mode fopen would give */
+    if (status) return status;
+    /* exclusive: a killed run's was removed under the lock, so a file there now is
+     * someone else's; made in the directory checked, wherever the path leads now */
+    const char *name;
+    int dir = nn_output_place_at(&metrics_place, tmp, &name);
+    int fd = openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0666); /* the mode fopen would give */
     if (fd < 0) return nn_fail(err, NN_ERR_RUNTIME, "--metrics %s: cannot create %s: %s", o->metrics, tmp, strerror(errno));
     nn_output_keep_mode(fd, o->metrics); /* or the old file's */
     FILE *f = fdopen(fd, "w");

@@ -173,8 +173,10 @@ static int claim_out(const prep_options *opts, const split_files *train, const s
     nn_run_files_temporary(&files, nn_run_files_output(&files, "--out", opts->out), tmp);
     int status = nn_run_files_check(&files, err);
     if (status == NN_OK) status = nn_output_lock_wait(lock, "--out", opts->out, opts->wait, err);
+    /* held, then checked, then still the file held: what was checked is what may be replaced */
+    if (status == NN_OK) nn_output_place_take(place, opts->out, "dataset");
     if (status == NN_OK) status = nn_dataset_check_replaceable("--out", opts->out, err);
-    if (status == NN_OK) nn_output_place_take(place, opts->out, "dataset"); /* what was checked is what may be replaced */
+    if (status == NN_OK) status = nn_output_place_check(place, opts->out, opts->out, "the dataset is not written", err);
     return status;
 }
 
