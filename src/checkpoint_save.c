@@ -187,13 +187,13 @@ static int save_on_root(const char *path, const nn_train_state *s, int ranks, co
     char tmp[NN_PATH_MAX + 8], dir[NN_PATH_MAX];
     nn_output_temporary_name(tmp, sizeof tmp, path);
     int rows = progress_rows(s, ranks, loss_partials);
-    /* before a file is made in a directory not ours */
+    /* before the image is built and written: a save that cannot be put in place is not made */
     int status = nn_output_place_check(&trusted, path, path, not_saved, err);
     if (status) return status;
     const char *tmp_name;
     int dir_fd = nn_output_place_at(&trusted, tmp, &tmp_name); /* made in the directory checked */
     if (write_file(dir_fd, tmp_name, tmp, path, s, ranks, rows, rng_states, loss_partials) < 0) {
-        int saved = errno; /* a file made and not written whole was removed (nn_hdf5_image_write_at) */
+        int saved = errno; /* a file made and not written whole was removed (nn_hdf5_image_write) */
         if (saved == EEXIST)
             return nn_fail(err, NN_ERR_RUNTIME, "%s: a file was put there during the run: not writing over it, and "
                            "this checkpoint is not saved", tmp);

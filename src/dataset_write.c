@@ -169,8 +169,7 @@ int nn_dataset_write_placed(nn_output_place *place, const char *path, const nn_s
     H5Eget_auto2(H5E_DEFAULT, &old_handler, &old_data);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
 
-    status = nn_output_place_check(place, path, path, not_written, err);
-    if (status == NN_OK) status = create_tmp(place, path, tmp, err);
+    status = create_tmp(place, path, tmp, err); /* in the held directory: checked as it is renamed */
     if (status == NN_OK) {
         const char *name;
         int dir = nn_output_place_at(place, tmp, &name);

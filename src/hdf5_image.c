@@ -19,10 +19,10 @@ hid_t nn_hdf5_image_create(const char *name, size_t expected_bytes) {
     return file;
 }
 
-/* `size` bytes to `path`, synced; -1 with errno set where they cannot be. */
-static int write_bytes(int dir_fd, const char *path, const unsigned char *bytes, size_t size, const char *replaces,
+/* `size` bytes to `name` in `dir_fd`, synced; -1 with errno set where they cannot be. */
+static int write_bytes(int dir_fd, const char *name, const unsigned char *bytes, size_t size, const char *replaces,
                        bool exclusive) {
-    int fd = openat(dir_fd, path, O_WRONLY | O_CREAT | (exclusive ? O_EXCL : O_TRUNC) | O_CLOEXEC | O_NOFOLLOW, 0666);
+    int fd = openat(dir_fd, name, O_WRONLY | O_CREAT | (exclusive ? O_EXCL : O_TRUNC) | O_CLOEXEC | O_NOFOLLOW, 0666);
     if (fd < 0) return -1;
     nn_output_keep_mode(fd, replaces);
     const size_t most = (size_t)64 << 20; /* a piece at a time: the watchdog hears progress */
@@ -32,7 +32,7 @@ static int write_bytes(int dir_fd, const char *path, const unsigned char *bytes,
         if (n <= 0) {
             int saved = n < 0 ? errno : ENOSPC;
             close(fd);
-            if (exclusive) unlinkat(dir_fd, path, 0); /* made here, by this call: no half-written file stays */
+            if (exclusive) unlinkat(dir_fd, name, 0); /* made here, by this call: no half-written file stays */
             errno = saved;
             return -1;
         }
@@ -43,7 +43,7 @@ static int write_bytes(int dir_fd, const char *path, const unsigned char *bytes,
     int closed = close(fd);
     if (synced == 0 && closed == 0) return 0;
     saved = synced != 0 ? saved : errno;
-    if (exclusive) unlinkat(dir_fd, path, 0);
+    if (exclusive) unlinkat(dir_fd, name, 0);
     errno = saved;
     return -1;
 }

@@ -14,11 +14,12 @@
 
 static const nn_output_held nothing_held = {-1, 0, 0, 0};
 
-/* What `path` is now, held; nothing_held where nothing is there. */
-static nn_output_held hold(const char *path, int flags) {
+/* What `name` in directory `dir` (AT_FDCWD: a path) is now, held; nothing_held where
+ * nothing is there. */
+static nn_output_held hold(int dir, const char *name, int flags) {
     nn_output_held held = nothing_held;
     struct stat st;
-    int fd = open(path, O_PATH | O_CLOEXEC | flags);
+    int fd = openat(dir, name, O_PATH | O_CLOEXEC | flags);
     if (fd >= 0 && fstat(fd, &st) == 0) held = (nn_output_held){fd, st.st_dev, st.st_ino, st.st_size};
     else if (fd >= 0) close(fd);
     return held;
@@ -36,8 +37,8 @@ static int same_inode(const nn_output_held *held, const struct stat *st) {
 void nn_output_place_take(nn_output_place *place, const char *path, const char *kind) {
     nn_output_place_release(place);
     char dir[NN_PATH_MAX];
-    place->file = hold(path, 0);
-    place->dir = hold(nn_output_directory_of(path, dir, sizeof dir), O_DIRECTORY);
+    place->file = hold(AT_FDCWD, path, 0);
+    place->dir = hold(AT_FDCWD, nn_output_directory_of(path, dir, sizeof dir), O_DIRECTORY);
     place->kind = kind;
 }
 
@@ -96,11 +97,7 @@ int nn_output_place_rename(nn_output_place *place, const char *temporary, const 
     nn_output_place_at(place, path, &to);
     /* the file written is held next as it is now, not as whatever the path names or
      * holds after the rename */
-    nn_output_held written = nothing_held;
-    struct stat st;
-    int fd = openat(dir, from, O_PATH | O_CLOEXEC | O_NOFOLLOW);
-    if (fd >= 0 && fstat(fd, &st) == 0) written = (nn_output_held){fd, st.st_dev, st.st_ino, st.st_size};
-    else if (fd >= 0) close(fd);
+    nn_output_held written = hold(dir, from, O_NOFOLLOW);
     int found, status = look(place, path, label, lost, &found, err);
     if (!status && written.fd < 0)
         status = nn_fail(err, NN_ERR_RUNTIME, "%s: vanished before it was put in place; %s", temporary, lost);

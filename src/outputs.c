@@ -372,27 +372,6 @@ static bool lock_file_is_ours(int fd) {
     return sscanf(text, "PID %ld on host %299[^\n]\n%n", &pid, host, &used) == 2 && used == n && pid > 0;
 }
 
-static int take_lock(nn_output_lock *lock, int dir_fd, const char *name, const char *option, const char *path,
-                     nn_error *err);
-
-int nn_output_lock_acquire(nn_output_lock *lock, const char *option, const char *path, nn_error *err) {
-    lock->fd = lock->dir_fd = -1;
-    lock->busy = 0;
-    if (snprintf(lock->path, sizeof lock->path, "%s.lock", path) >= (int)sizeof lock->path)
-        return nn_fail(err, NN_ERR_INPUT, "%s %s: the name is too long", option, path);
-    /* the directory first, and the lock file made in it: removed there at the end */
-    char dir[NN_PATH_MAX];
-    const char *slash = strrchr(lock->path, '/'), *name = slash ? slash + 1 : lock->path;
-    int dir_fd = open(nn_output_directory_of(path, dir, sizeof dir), O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (dir_fd < 0)
-        return nn_fail(err, NN_ERR_INPUT, "%s %s: cannot create lock file %s: %s", option, path, lock->path,
-                       strerror(errno));
-    int status = take_lock(lock, dir_fd, name, option, path, err);
-    if (status) close(dir_fd);
-    else lock->dir_fd = dir_fd;
-    return status;
-}
-
 /* nn_output_lock_acquire's work, with the lock file's directory held */
 static int take_lock(nn_output_lock *lock, int dir_fd, const char *name, const char *option, const char *path,
                      nn_error *err) {
@@ -439,6 +418,24 @@ static int take_lock(nn_output_lock *lock, int dir_fd, const char *name, const c
         close(fd);
     }
     return nn_fail(err, NN_ERR_RUNTIME, "%s %s: cannot lock %s: it keeps being replaced", option, path, lock->path);
+}
+
+int nn_output_lock_acquire(nn_output_lock *lock, const char *option, const char *path, nn_error *err) {
+    lock->fd = lock->dir_fd = -1;
+    lock->busy = 0;
+    if (snprintf(lock->path, sizeof lock->path, "%s.lock", path) >= (int)sizeof lock->path)
+        return nn_fail(err, NN_ERR_INPUT, "%s %s: the name is too long", option, path);
+    /* the directory first, and the lock file made in it: removed there at the end */
+    char dir[NN_PATH_MAX];
+    const char *slash = strrchr(lock->path, '/'), *name = slash ? slash + 1 : lock->path;
+    int dir_fd = open(nn_output_directory_of(path, dir, sizeof dir), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd < 0)
+        return nn_fail(err, NN_ERR_INPUT, "%s %s: cannot create lock file %s: %s", option, path, lock->path,
+                       strerror(errno));
+    int status = take_lock(lock, dir_fd, name, option, path, err);
+    if (status) close(dir_fd);
+    else lock->dir_fd = dir_fd;
+    return status;
 }
 
 int nn_output_lock_wait(nn_output_lock *lock, const char *option, const char *path, double seconds, nn_error *err) {
