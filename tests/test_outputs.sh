@@ -335,9 +335,9 @@ def places(pid):
         except (OSError, IndexError):
             pass
     return n
-end = time.time() + 60
+end, pid = time.time() + 60, None
 while time.time() < end:
-    pid = rank0()
+    pid = pid or rank0()  # looked for once found: scanning /proc each turn let a loaded machine miss the window
     if pid:
         try:
             os.kill(pid, signal.SIGSTOP)
@@ -359,7 +359,7 @@ print("missed")
 PY
 }
 caught=0
-for attempt in $(seq 10); do
+for attempt in $(seq 30); do
     rm -f fresh.json fresh.json.lock
     setsid timeout 120 "$mpiexec" -n 2 "$nneval" --checkpoint ck.h5 --data good.h5 --metrics fresh.json >out 2>err &
     holder=$!
