@@ -195,10 +195,13 @@ static int save_on_root(const char *path, const nn_train_state *s, int ranks, co
     if (write_file(dir_fd, tmp_name, tmp, path, s, ranks, rows, rng_states, loss_partials) < 0) {
         int saved = errno; /* a file made and not written whole was removed (nn_hdf5_image_write) */
         if (saved == EEXIST)
-            return nn_fail(err, NN_ERR_RUNTIME, "%s: a file was put there during the run: not writing over it, and "
-                           "this checkpoint is not saved", tmp);
-        return nn_fail(err, NN_ERR_RUNTIME, "%s: cannot write checkpoint (%s)", tmp,
-                       saved ? strerror(saved) : "HDF5 error");
+            status = nn_fail(err, NN_ERR_RUNTIME, "%s: a file was put there during the run: not writing over it, "
+                             "and this checkpoint is not saved", tmp);
+        else
+            status = nn_fail(err, NN_ERR_RUNTIME, "%s: cannot write checkpoint (%s)", tmp,
+                             saved ? strerror(saved) : "HDF5 error");
+        /* the directory removed since the check above: that is why, not ENOENT */
+        return nn_output_place_reason(&trusted, path, path, not_saved, status, err);
     }
     nn_watchdog_alive();
     /* checked again as it is renamed, which replaces whatever is there (nn_hdf5_image_write synced the file) */

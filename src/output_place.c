@@ -83,6 +83,14 @@ int nn_output_place_check(const nn_output_place *place, const char *path, const 
     return look(place, path, label, lost, &found, err);
 }
 
+int nn_output_place_reason(const nn_output_place *place, const char *path, const char *label, const char *lost,
+                           int status, nn_error *err) {
+    nn_error changed;
+    if (nn_output_place_check(place, path, label, lost, &changed) == NN_OK) return status;
+    *err = changed;
+    return changed.status;
+}
+
 /* rename, but never over a file: where the file system cannot promise that (EINVAL),
  * the check just made is all there is */
 static int rename_no_replace(int dir, const char *from, const char *to) {

@@ -48,6 +48,13 @@ int nn_output_place_at(const nn_output_place *place, const char *path, const cha
 int nn_output_place_check(const nn_output_place *place, const char *path, const char *label, const char *lost,
                           nn_error *err);
 
+/* A temporary that could not be made or written in the held directory: where the
+ * place changed meanwhile (its directory removed, so that making a file there fails
+ * with "No such file or directory"), that change is the reason reported, in place of
+ * the error it caused; else `status` and `err` are returned as they are. */
+int nn_output_place_reason(const nn_output_place *place, const char *path, const char *label, const char *lost,
+                           int status, nn_error *err);
+
 /* Checked, then `temporary` renamed to `path`; where nothing was there, so that a file
  * put there since is never replaced (renameat2's RENAME_NOREPLACE, where the file
  * system has it), in the held directory. The file put in place is what the place

@@ -245,7 +245,11 @@ static int write_metrics(const eval_options *o, const nn_scores *s, const long *
     const char *name;
     int dir = nn_output_place_at(&metrics_place, tmp, &name);
     int fd = openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0666); /* the mode fopen would give */
-    if (fd < 0) return nn_fail(err, NN_ERR_RUNTIME, "--metrics %s: cannot create %s: %s", o->metrics, tmp, strerror(errno));
+    if (fd < 0) /* the directory removed since the check above: that is why, not ENOENT */
+        return nn_output_place_reason(&metrics_place, o->metrics, label, "the result is not written",
+                                      nn_fail(err, NN_ERR_RUNTIME, "--metrics %s: cannot create %s: %s", o->metrics,
+                                              tmp, strerror(errno)),
+                                      err);
     nn_output_keep_mode(fd, o->metrics); /* or the old file's */
     FILE *f = fdopen(fd, "w");
     status = f ? write_json(f, o->metrics, s, confusion, classes, o->checkpoint, data, o->split, err)

@@ -1,0 +1,172 @@
+/* Output places (nn/output_place.h), step by step with nothing racing them: what the
+ * shell tests catch by pausing a run at a lucky moment, checked here at each moment. */
+#define _GNU_SOURCE /* mkdtemp, openat */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cunit_run.h"
+#include "nn/output_place.h"
+
+static char root[1024]; /* short, so that every path made from it fits NN_PATH_MAX */
+
+/* root/NAME, in `buf` */
+static const char *in_root(char *buf, size_t size, const char *name) {
+    snprintf(buf, size, "%s/%s", root, name);
+    return buf;
+}
+
+static void put_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static int has(const nn_error *err, const char *words) { return strstr(err->msg, words) != NULL; }
+
+/* A fresh directory root/NAME, with nothing in it. */
+static const char *fresh_dir(char *buf, size_t size, const char *name) {
+    in_root(buf, size, name);
+    CU_ASSERT_EQUAL_FATAL(mkdir(buf, 0777), 0);
+    return buf;
+}
+
+/* The temporary written in the held directory and renamed into place. */
+static int write_and_rename(nn_output_place *place, const char *path, const char *text, nn_error *err) {
+    char tmp[NN_PATH_MAX + 8];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    const char *name;
+    int dir = nn_output_place_at(place, tmp, &name);
+    int fd = openat(dir, name, O_WRONLY | O_CREAT | O_EXCL, 0666);
+    if (fd < 0) return nn_output_place_reason(place, path, path, "lost", nn_fail(err, 1, "%s: %s", tmp, strerror(errno)), err);
+    CU_ASSERT_EQUAL((size_t)write(fd, text, strlen(text)), strlen(text));
+    close(fd);
+    int status = nn_output_place_rename(place, tmp, path, path, "lost", err);
+    if (status) nn_output_place_remove(place, tmp);
+    return status;
+}
+
+static void read_back(const char *path, char *buf, size_t size) {
+    buf[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    size_t n = fread(buf, 1, size - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+}
+
+/* Nothing there at start: the first output is put there, and the next replaces it. */
+static void test_saves_in_turn(void) {
+    char dir[1100], path[NN_PATH_MAX], text[64];
+    fresh_dir(dir, sizeof dir, "turns");
+    snprintf(path, sizeof path, "%s/out.h5", dir);
+    nn_output_place place = NN_OUTPUT_PLACE_NONE;
+    nn_error err;
+    nn_output_place_take(&place, path, "checkpoint");
+    CU_ASSERT_EQUAL(nn_output_place_check(&place, path, path, "lost", &err), NN_OK);
+    CU_ASSERT_EQUAL(write_and_rename(&place, path, "first", &err), NN_OK);
+    CU_ASSERT_EQUAL(write_and_rename(&place, path, "second", &err), NN_OK);
+    read_back(path, text, sizeof text);
+    CU_ASSERT_STRING_EQUAL(text, "second");
+    nn_output_place_release(&place);
+}
+
+/* A file put where there was nothing, or one put over the output: kept, and said. */
+static void test_someone_elses_file_kept(void) {
+    char dir[1100], path[NN_PATH_MAX], text[64];
+    fresh_dir(dir, sizeof dir, "others");
+    snprintf(path, sizeof path, "%s/out.h5", dir);
+    nn_output_place place = NN_OUTPUT_PLACE_NONE;
+    nn_error err;
+    nn_output_place_take(&place, path, "checkpoint");
+    put_file(path, "notes");
+    CU_ASSERT_EQUAL(write_and_rename(&place, path, "ours", &err), NN_ERR_RUNTIME);
+    CU_ASSERT(has(&err, "a file was put there during the run"));
+    read_back(path, text, sizeof text);
+    CU_ASSERT_STRING_EQUAL(text, "notes");
+
+    nn_output_place_take(&place, path, "checkpoint"); /* the notes, taken as the run's own */
+    CU_ASSERT_EQUAL(write_and_rename(&place, path, "ours", &err), NN_OK);
+    /* removed, and a file of the same size made at its name (ext4 may give it the number) */
+    CU_ASSERT_EQUAL(unlink(path), 0);
+    put_file(path, "mine");
+    CU_ASSERT_EQUAL(write_and_rename(&place, path, "later", &err), NN_ERR_RUNTIME);
+    CU_ASSERT(has(&err, "is not the checkpoint this run checked or wrote"));
+    read_back(path, text, sizeof text);
+    CU_ASSERT_STRING_EQUAL(text, "mine");
+    char tmp[NN_PATH_MAX + 8];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    CU_ASSERT_EQUAL(access(tmp, F_OK), -1); /* its temporary removed */
+    nn_output_place_release(&place);
+}
+
+/* The directory removed and made again before the temporary is made: the reason given
+ * is the directory, not the "No such file or directory" that making a file in the
+ * removed one gives (CI's sanitizer run paused nntrain just there). */
+static void test_directory_made_again(void) {
+    char dir[1100], path[NN_PATH_MAX], text[64];
+    fresh_dir(dir, sizeof dir, "remade");
+    snprintf(path, sizeof path, "%s/out.h5", dir);
+    nn_output_place place = NN_OUTPUT_PLACE_NONE;
+    nn_error err;
+    nn_output_place_take(&place, path, "checkpoint");
+    CU_ASSERT_EQUAL(write_and_rename(&place, path, "ours", &err), NN_OK);
+    CU_ASSERT_EQUAL(unlink(path), 0);
+    CU_ASSERT_EQUAL(rmdir(dir), 0);
+    CU_ASSERT_EQUAL(mkdir(dir, 0777), 0);
+    CU_ASSERT_EQUAL(write_and_rename(&place, path, "later", &err), NN_ERR_RUNTIME);
+    CU_ASSERT(has(&err, "its directory is not the one this run started in"));
+    CU_ASSERT(!has(&err, "No such file"));
+    CU_ASSERT_EQUAL(access(path, F_OK), -1);
+    /* the same where the temporary was made before the directory moved away */
+    put_file(path, "notes");
+    nn_output_place_take(&place, path, "checkpoint");
+    char moved[1200];
+    snprintf(moved, sizeof moved, "%s.old", dir);
+    CU_ASSERT_EQUAL(rename(dir, moved), 0);
+    CU_ASSERT_EQUAL(mkdir(dir, 0777), 0);
+    CU_ASSERT_EQUAL(write_and_rename(&place, path, "later", &err), NN_ERR_RUNTIME);
+    CU_ASSERT(has(&err, "its directory is not the one this run started in"));
+    snprintf(path, sizeof path, "%s/out.h5", moved);
+    read_back(path, text, sizeof text);
+    CU_ASSERT_STRING_EQUAL(text, "notes"); /* kept where it went, and no temporary beside it */
+    snprintf(path, sizeof path, "%s/out.h5.tmp", moved);
+    CU_ASSERT_EQUAL(access(path, F_OK), -1);
+    nn_output_place_release(&place);
+}
+
+/* Unchanged, the place lets the failure's own reason through. */
+static void test_reason_kept_when_nothing_moved(void) {
+    char dir[1100], path[NN_PATH_MAX];
+    fresh_dir(dir, sizeof dir, "still");
+    snprintf(path, sizeof path, "%s/out.h5", dir);
+    nn_output_place place = NN_OUTPUT_PLACE_NONE;
+    nn_error err;
+    nn_output_place_take(&place, path, "checkpoint");
+    int status = nn_output_place_reason(&place, path, path, "lost", nn_fail(&err, NN_ERR_RUNTIME, "disk full"), &err);
+    CU_ASSERT_EQUAL(status, NN_ERR_RUNTIME);
+    CU_ASSERT_STRING_EQUAL(err.msg, "disk full");
+    nn_output_place_release(&place);
+}
+
+int main(void) {
+    const char *tmp = getenv("NN_TEST_TMP");
+    snprintf(root, sizeof root, "%s/output-place-XXXXXX", tmp ? tmp : "/tmp");
+    if (!mkdtemp(root)) return 1;
+    CU_TestInfo tests[] = {
+        {"nothing there, then the run's own: each save replaces the last", test_saves_in_turn},
+        {"a file put there, or removed and another made there: kept", test_someone_elses_file_kept},
+        {"the directory made again: it is the reason, not ENOENT", test_directory_made_again},
+        {"nothing moved: the failure's own reason", test_reason_kept_when_nothing_moved},
+        CU_TEST_INFO_NULL};
+    int failed = nn_run_suite("output places", tests);
+    char cmd[NN_PATH_MAX + 16];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+    if (!failed && system(cmd) != 0) return 1;
+    return failed;
+}
