@@ -20,7 +20,7 @@ BUILD_DIR=build-asan scripts/build.sh -DNN_SANITIZE=ON >/dev/null
 ( cd build-asan &&
   ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   ctest --output-on-failure \
-        -R '^test_(idx|kernels|layers|conv|textbook|options|hint|placement|nnprep|checkpoint_compat|outputs|mpi_grad_np2|reduce_np2|dataset_mpi_np2|thread_tuning_np2)$' )
+        -R '^test_(idx|kernels|layers|conv|textbook|options|hint|placement|output_place|nnprep|checkpoint_compat|outputs|mpi_grad_np2|reduce_np2|dataset_mpi_np2|thread_tuning_np2)$' )
 
 # --deterministic at 2 ranks: the global product's shared factors and tiles, with a
 # copy of the weights a rank, one a node, and every rank its own node
