@@ -19,6 +19,11 @@ static void escape_controls(const char *text, char *out, size_t cap) {
     out[n] = '\0';
 }
 
+const char *nn_one_line(const char *text, char *out, size_t cap) {
+    escape_controls(text, out, cap);
+    return out;
+}
+
 static int record(nn_error *err, int status, int local, const char *fmt, va_list ap) {
     if (err) {
         char text[sizeof err->msg];

@@ -255,10 +255,23 @@ static const char *standard_stream_of(const struct stat *st) {
     return NULL;
 }
 
+/* "ck.h5/" names a directory; where ck.h5 is a file, saying so ("names a directory")
+ * sent users looking for a directory that is not there. */
+static int refuse_trailing_slash(const nn_file_role *out, size_t len, nn_error *err) {
+    char bare[NN_PATH_MAX];
+    struct stat st;
+    while (len > 1 && out->path[len - 1] == '/') len--;
+    snprintf(bare, sizeof bare, "%.*s", (int)len, out->path);
+    if (len < sizeof bare && stat(bare, &st) == 0 && !S_ISDIR(st.st_mode))
+        return nn_fail(err, NN_ERR_INPUT, "%s %s: ends in '/', but %s is %s, not a directory; give its path without "
+                       "the '/'", out->option, out->path, bare, S_ISREG(st.st_mode) ? "a file" : kind_of(st.st_mode));
+    return nn_fail(err, NN_ERR_INPUT, "%s %s: names a directory, not a file", out->option, out->path);
+}
+
 static int check_output(const nn_run_files *files, int i, nn_error *err) {
     const nn_file_role *out = &files->outputs[i];
     size_t len = strlen(out->path);
-    if (out->path[len - 1] == '/') return nn_fail(err, NN_ERR_INPUT, "%s %s: names a directory, not a file", out->option, out->path);
+    if (out->path[len - 1] == '/') return refuse_trailing_slash(out, len, err);
     identity id;
     identify(out->path, &id);
     if (id.exists && !S_ISREG(id.st.st_mode))

@@ -12,7 +12,8 @@ void trainer_print_header(const trainer *t) {
     const nn_run_config *c = &t->cfg;
     char exchange[128];
     nn_exchange_describe(t->exchange, exchange, sizeof exchange);
-    fprintf(t->log, "nntrain: %s, %ld train", c->data, t->train.total);
+    char data[NN_ONE_LINE_MAX];
+    fprintf(t->log, "nntrain: %s, %ld train", nn_one_line(c->data, data, sizeof data), t->train.total);
     if (c->validation > 0) fprintf(t->log, " (+%ld validation)", t->validation.total);
     fprintf(t->log, " / %ld test samples; network", t->test.total);
     char front[256];

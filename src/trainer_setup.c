@@ -30,8 +30,9 @@ static int check_epochs(trainer *t, nn_error *err) {
 /* The one line of a resumed run that is complete (rank 0). */
 static void say_complete(const trainer *t) {
     if (!t->log) return;
-    fprintf(t->log, "nntrain: %s: the run is complete (%d of %d epochs", t->opt.resume, t->ck.progress.epochs_completed,
-            t->cfg.epochs);
+    char resume[NN_ONE_LINE_MAX];
+    fprintf(t->log, "nntrain: %s: the run is complete (%d of %d epochs", nn_one_line(t->opt.resume, resume, sizeof resume),
+            t->ck.progress.epochs_completed, t->cfg.epochs);
     if (t->ck.test_accuracy >= 0) fprintf(t->log, ", test accuracy %.2f%%", 100.0 * t->ck.test_accuracy);
     fprintf(t->log, "); nothing to do, nothing written (a larger --epochs trains on)\n");
 }
@@ -56,9 +57,10 @@ static int configure(trainer *t, nn_error *err) {
         say_complete(t);
         return NN_OK;
     }
+    char resume[NN_ONE_LINE_MAX];
     if (t->log)
-        fprintf(t->log, "nntrain: resuming from %s (nntrain %s, %d ranks): epoch %d, step %ld of it%s%s\n", o->resume,
-                t->ck.version, t->ck.ranks, t->ck.progress.epochs_completed + 1, t->ck.progress.step_in_epoch,
+        fprintf(t->log, "nntrain: resuming from %s (nntrain %s, %d ranks): epoch %d, step %ld of it%s%s\n",
+                nn_one_line(o->resume, resume, sizeof resume), t->ck.version, t->ck.ranks, t->ck.progress.epochs_completed + 1, t->ck.progress.step_in_epoch,
                 changes[0] ? "; changed:" : "", changes);
     return NN_OK;
 }
@@ -176,9 +178,10 @@ static int allocate(trainer *t, nn_error *err) {
         nn_metrics_resume resume = {resumed_at, t->ck.train_loss, t->ck.test_accuracy};
         status = nn_metrics_open(&t->metrics, t->opt.metrics, t->opt.resume[0] ? &resume : NULL, err);
         /* a record whose write failed (a full disk) after its epoch's checkpoint was saved */
+        char shown[NN_ONE_LINE_MAX];
         if (!status && t->log && t->metrics.last_epoch > 0 && t->metrics.last_epoch < resumed_at)
             fprintf(t->log, "nntrain: warning: %s has no records of epochs %d to %d (their writes failed); it goes on "
-                    "from epoch %d\n", t->opt.metrics, t->metrics.last_epoch + 1, resumed_at, resumed_at + 1);
+                    "from epoch %d\n", nn_one_line(t->opt.metrics, shown, sizeof shown), t->metrics.last_epoch + 1, resumed_at, resumed_at + 1);
     }
     return status;
 }

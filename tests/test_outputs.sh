@@ -54,6 +54,16 @@ digest() { sha256sum "${watched[@]}" 2>/dev/null; }
 
 run --epochs 2 --checkpoint ck.h5 --metrics m.jsonl || fail "a good run: $(cat err)"
 cp ck.h5 ck_copy.h5
+# paths holding a newline are printed with it written out, each line still one line
+# (a script reading the header or the checkpoints line saw two)
+nl=$'n\nl.h5' ck_nl=$'c\nk.h5'
+cp good.h5 "$nl"
+timeout 120 "$mpiexec" -n 2 "$nntrain" --data "$nl" "${small[@]}" --epochs 1 --checkpoint "$ck_nl" >out 2>err &&
+    grep -qF 'nntrain: n\nl.h5, ' out && grep -qF 'checkpoints: 1 written to c\nk.h5, ' out &&
+    ! grep -qx 'l.h5.*' out && ! grep -qx 'k.h5.*' out || fail "paths with a newline in nntrain's lines: $(cat out err)"
+"$nnprep" --out "$nl" idx >out 2>err && grep -qF 'nnprep: wrote n\nl.h5: ' out && [ "$(wc -l <out)" -eq 1 ] ||
+    fail "a path with a newline in nnprep's line: $(cat out err)"
+rm -f "$nl" "$ck_nl"
 before=$(digest)
 
 # expect CODE MESSAGE ARGS...: nntrain refuses with one line, and no file changed
@@ -108,6 +118,8 @@ expect 2 "--checkpoint /dev/null: is a device" --checkpoint /dev/null --epochs 1
 expect 2 "--metrics /dev/null: is a device" --metrics /dev/null --epochs 1
 expect 2 "--checkpoint idx: is a directory" --checkpoint idx --epochs 1
 expect 2 "--checkpoint nodir/: names a directory" --checkpoint nodir/ --epochs 1
+# a file's path with a '/' after it: the file is named (it said "names a directory")
+expect 2 "--metrics good.h5/: ends in '/', but good.h5 is a file, not a directory" --metrics good.h5/ --epochs 1
 expect 2 "--checkpoint nodir/ck.h5: cannot create nodir/ck.h5.tmp" --checkpoint nodir/ck.h5 --epochs 1
 long=$(printf 'x%.0s' $(seq 252))
 expect 2 "--checkpoint $long: cannot create" --checkpoint "$long" --epochs 1

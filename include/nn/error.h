@@ -3,6 +3,8 @@
 #ifndef NN_ERROR_H
 #define NN_ERROR_H
 
+#include <stddef.h>
+
 enum nn_status {
     NN_OK = 0,
     NN_ERR_RUNTIME = 1, /* the machine failed us: out of memory, I/O, MPI */
@@ -31,5 +33,11 @@ int nn_fail(nn_error *err, int status, const char *fmt, ...)
  * errors of a file every rank reads are not local, though one rank meets them. */
 int nn_fail_local(nn_error *err, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* `text` as one line, its control characters written out ("\n", "\x1b") as nn_fail
+ * writes them: for a user's path in a line the tools print (a path holding a newline
+ * would break the line a script reads). Returns `out`; NN_ONE_LINE_MAX holds any path. */
+#define NN_ONE_LINE_MAX (4 * NN_PATH_MAX)
+const char *nn_one_line(const char *text, char *out, size_t cap);
 
 #endif

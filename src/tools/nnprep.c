@@ -235,8 +235,10 @@ int main(int argc, char **argv) {
     split_files train = {0}, test = {0};
     nn_signals_catch_stops(on_stop);
     status = convert(&opts, &train, &test, &err);
+    char shown[NN_ONE_LINE_MAX];
     if (status == NN_OK)
-        printf("nnprep: wrote %s: %ld training and %ld test images of %ux%u, %d classes\n", opts.out,
+        printf("nnprep: wrote %s: %ld training and %ld test images of %ux%u, %d classes\n",
+               nn_one_line(opts.out, shown, sizeof shown),
                train.images.count, test.images.count, train.images.dims[1], train.images.dims[2], opts.num_classes);
     else
         fprintf(stderr, "nnprep: %s\n", err.msg);

@@ -60,9 +60,10 @@ int main(int argc, char **argv) {
     }
     nn_train_result result;
     status = nn_train(&opt, MPI_COMM_WORLD, rank == 0 ? stdout : NULL, &result, &err);
+    char shown[NN_ONE_LINE_MAX];
     if (rank == 0 && result.checkpoints)
-        printf("checkpoints: %d written to %s, %.3fs each on average\n", result.checkpoints, opt.checkpoint,
-               result.checkpoint_seconds / result.checkpoints);
+        printf("checkpoints: %d written to %s, %.3fs each on average\n", result.checkpoints,
+               nn_one_line(opt.checkpoint, shown, sizeof shown), result.checkpoint_seconds / result.checkpoints);
     if (status) {
         if (rank == 0) fprintf(stderr, "nntrain: %s\n", err.msg);
         return finish(status);
