@@ -318,7 +318,12 @@ int nn_run_files_check(const nn_run_files *files, nn_error *err) {
 
 int nn_output_remove_leftover(const char *option, const char *path, const char *leftover, const char *signature,
                               nn_error *err) {
-    int fd = open(leftover, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    return nn_output_remove_leftover_at(option, path, AT_FDCWD, leftover, leftover, signature, err);
+}
+
+int nn_output_remove_leftover_at(const char *option, const char *path, int dir_fd, const char *name,
+                                 const char *leftover, const char *signature, nn_error *err) {
+    int fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0 && errno == ENOENT) return NN_OK;
     struct stat st;
     bool ours = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1;
@@ -334,7 +339,7 @@ int nn_output_remove_leftover(const char *option, const char *path, const char *
     if (!ours)
         return nn_fail(err, NN_ERR_INPUT, "%s %s: %s exists and is not a file this tool was writing; not touching it",
                        option, path, leftover);
-    unlink(leftover);
+    unlinkat(dir_fd, name, 0);
     return NN_OK;
 }
 

@@ -9,10 +9,11 @@
  * and treat more as "force": kill the local ranks, exit 1 (SIGKILL only as the last
  * resort). Once the launcher is gone, the reaper removes what it may have left on
  * this node: the job's session directory and shared-memory segments. */
-#define _POSIX_C_SOURCE 200809L /* kill, nanosleep, setsid */
+#define _GNU_SOURCE /* kill, nanosleep, setsid; O_PATH */
 #include "watchdog_end.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -27,16 +28,28 @@
 
 enum launcher { NOT_MPI, HEAD, DAEMON };
 
+/* The checkpoint's temporary: its path (for messages), and its name in its directory,
+ * held from the start (removed there, never in a directory put at the path since,
+ * where another run may be writing a file of that name) */
 static char leftover[NN_PATH_MAX + 16];
+static const char *leftover_name;
+static int leftover_dir = -1;
 static atomic_bool have_leftover; /* set by the main thread, read by the watchdog's */
 
 void nn_watchdog_end_set_leftover(const char *path) {
     /* cleared first, so the watchdog's thread stops reading the name; a reader that
      * loaded `true` just before may still be reading it: harmless, as the name is set
-     * once a process (trainer_setup) and only cleared after */
+     * once a process (trainer_setup) and only cleared after. For the same reason the
+     * directory's descriptor is never closed (a number closed and given to another
+     * file could send the removal elsewhere): one descriptor a run. */
     atomic_store(&have_leftover, false);
     if (!path || !path[0]) return;
+    char dir[NN_PATH_MAX];
+    leftover_dir = open(nn_output_directory_of(path, dir, sizeof dir), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (leftover_dir < 0) return; /* nothing is removed: better a leftover than another's file */
     snprintf(leftover, sizeof leftover, "%s", path);
+    const char *slash = strrchr(leftover, '/');
+    leftover_name = slash ? slash + 1 : leftover;
     atomic_store(&have_leftover, true);
 }
 
@@ -121,7 +134,8 @@ void nn_watchdog_end_job(nn_end_cause cause) {
      * (the whole-file test for an HDF5 file of another kind needs HDF5, which is not
      * safe from this thread while the main one may be inside it) */
     if (atomic_load(&have_leftover))
-        nn_output_remove_leftover("--checkpoint", "", leftover, NN_HDF5_SIGNATURE, &ignored);
+        nn_output_remove_leftover_at("--checkpoint", "", leftover_dir, leftover_name, leftover, NN_HDF5_SIGNATURE,
+                                     &ignored);
     pid_t parent = getppid();
     if (cause == NN_END_ALONE && launcher_of(parent) == HEAD) {
         spawn_reaper(5000);

@@ -7,7 +7,8 @@
 #  - SIGKILL one rank: mpirun ends the job;
 #  - either way the last checkpoint is valid and resumes, and no checkpoint .tmp, no
 #    session directory and no shared-memory segment of the job is left;
-#  - rank 0 stopped while it writes a checkpoint: no .tmp left;
+#  - rank 0 stopped while it writes a checkpoint: no .tmp left; one in a directory put
+#    at the checkpoint's since is another run's, and kept;
 #  - a FIFO as --data or --resume (a read that never returns, during start-up): exit 1
 #    with a line saying the ranks were starting; also without mpirun; nneval too;
 #  - an epoch's evaluation and checkpoint longer than --timeout are progress: the run
@@ -111,6 +112,20 @@ kill -STOP "$(ranks | head -1)" # rank 0: started first, the lower PID
 land
 check "rank 0 stopped while writing a checkpoint: exit 1 (got $rc)" [ "$rc" -eq 1 ]
 check "rank 0 stopped while writing a checkpoint: no .tmp or anything else left" nothing_left
+
+# The checkpoint's directory moved away and made anew as rank 1 stops, and another
+# run's checkpoint being written there at the temporary's name: the watchdog removes a
+# temporary only in the directory the run started in (it removed the other run's file)
+rm -rf "$dir/moved" "$dir/moved.old" && mkdir "$dir/moved"
+launch "${job[@]:0:${#job[@]}-1}" "$dir/moved/ck.h5" --timeout 5
+wait_for_file "$dir/moved/ck.h5"
+r=($(ranks))
+[ "${#r[@]}" -eq 2 ] && kill -STOP "${r[1]}"
+mv "$dir/moved" "$dir/moved.old" && mkdir "$dir/moved" && cp "$dir/good.h5" "$dir/moved/ck.h5.tmp"
+land
+check "the directory made anew as rank 1 stops: exit 1 (got $rc)" [ "$rc" -eq 1 ]
+check "the directory made anew as rank 1 stops: the other run's ck.h5.tmp there is kept" \
+    cmp -s "$dir/good.h5" "$dir/moved/ck.h5.tmp"
 
 # a read that never returns, during start-up
 rm -f "$dir/fifo" && mkfifo "$dir/fifo"

@@ -102,6 +102,12 @@ int nn_output_check_ours(const char *option, const char *path, const char *kind,
 int nn_output_remove_leftover(const char *option, const char *path, const char *leftover, const char *signature,
                               nn_error *err);
 
+/* The same for `name` in directory `dir_fd` (one held since the lock was taken: never
+ * a directory put at its path since, where another run may be writing a file of that
+ * name); `leftover` is how messages name it. */
+int nn_output_remove_leftover_at(const char *option, const char *path, int dir_fd, const char *name,
+                                 const char *leftover, const char *signature, nn_error *err);
+
 /* Local: gives `fd`, the new file about to be renamed over `path`, path's permission
  * bits, its POSIX ACL and, where the process may, its owner and group: a private
  * checkpoint stays private (where the ACL cannot be copied, the new file is its
