@@ -200,7 +200,7 @@ static int save_on_root(const char *path, const nn_train_state *s, int ranks, co
         else
             status = nn_fail(err, NN_ERR_RUNTIME, "%s: cannot write checkpoint (%s)", tmp,
                              saved ? strerror(saved) : "HDF5 error");
-        /* the directory removed since the check above: that is why, not ENOENT */
+        /* the place changed since the check above (the directory removed: ENOENT): that is why */
         return nn_output_place_reason(&trusted, path, path, not_saved, status, err);
     }
     nn_watchdog_alive();

@@ -119,7 +119,7 @@ static int create_tmp(const nn_output_place *place, const char *path, const char
     const char *name;
     int dir = nn_output_place_at(place, tmp, &name); /* in the directory checked */
     int fd = openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666); /* a file made since is another writer's */
-    if (fd < 0) /* the directory removed since it was checked: that is why, not ENOENT */
+    if (fd < 0) /* the place changed since it was checked (the directory removed: ENOENT): that is why */
         return nn_output_place_reason(place, path, path, not_written,
                                       nn_fail(err, NN_ERR_RUNTIME, "%s: cannot create temporary file %s: %s", path,
                                               tmp, strerror(errno)),

@@ -85,10 +85,8 @@ int nn_output_place_check(const nn_output_place *place, const char *path, const 
 
 int nn_output_place_reason(const nn_output_place *place, const char *path, const char *label, const char *lost,
                            int status, nn_error *err) {
-    nn_error changed;
-    if (nn_output_place_check(place, path, label, lost, &changed) == NN_OK) return status;
-    *err = changed;
-    return changed.status;
+    int changed = nn_output_place_check(place, path, label, lost, err); /* err untouched where unchanged */
+    return changed ? changed : status;
 }
 
 /* rename, but never over a file: where the file system cannot promise that (EINVAL),

@@ -43,7 +43,9 @@ static int write_and_rename(nn_output_place *place, const char *path, const char
     const char *name;
     int dir = nn_output_place_at(place, tmp, &name);
     int fd = openat(dir, name, O_WRONLY | O_CREAT | O_EXCL, 0666);
-    if (fd < 0) return nn_output_place_reason(place, path, path, "lost", nn_fail(err, 1, "%s: %s", tmp, strerror(errno)), err);
+    if (fd < 0)
+        return nn_output_place_reason(place, path, path, "lost",
+                                      nn_fail(err, NN_ERR_RUNTIME, "%s: %s", tmp, strerror(errno)), err);
     CU_ASSERT_EQUAL((size_t)write(fd, text, strlen(text)), strlen(text));
     close(fd);
     int status = nn_output_place_rename(place, tmp, path, path, "lost", err);
@@ -123,7 +125,8 @@ static void test_directory_made_again(void) {
     CU_ASSERT(has(&err, "its directory is not the one this run started in"));
     CU_ASSERT(!has(&err, "No such file"));
     CU_ASSERT_EQUAL(access(path, F_OK), -1);
-    /* the same where the temporary was made before the directory moved away */
+    /* the directory moved away (not removed) and made anew: the temporary is made in the
+     * held one, where it goes, and the rename is refused there */
     put_file(path, "notes");
     nn_output_place_take(&place, path, "checkpoint");
     char moved[1200];

@@ -50,8 +50,9 @@ int nn_output_place_check(const nn_output_place *place, const char *path, const 
 
 /* A temporary that could not be made or written in the held directory: where the
  * place changed meanwhile (its directory removed, so that making a file there fails
- * with "No such file or directory"), that change is the reason reported, in place of
- * the error it caused; else `status` and `err` are returned as they are. */
+ * with "No such file or directory"; or a file put at the path), that change is the
+ * reason reported, in place of the failure (the run's output is lost either way, and
+ * the change is what the user did); else `status` and `err` are returned as they are. */
 int nn_output_place_reason(const nn_output_place *place, const char *path, const char *label, const char *lost,
                            int status, nn_error *err);
 

@@ -245,7 +245,7 @@ static int write_metrics(const eval_options *o, const nn_scores *s, const long *
     const char *name;
     int dir = nn_output_place_at(&metrics_place, tmp, &name);
     int fd = openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0666); /* the mode fopen would give */
-    if (fd < 0) /* the directory removed since the check above: that is why, not ENOENT */
+    if (fd < 0) /* the place changed since the check above (the directory removed: ENOENT): that is why */
         return nn_output_place_reason(&metrics_place, o->metrics, label, "the result is not written",
                                       nn_fail(err, NN_ERR_RUNTIME, "--metrics %s: cannot create %s: %s", o->metrics,
                                               tmp, strerror(errno)),
