@@ -70,11 +70,14 @@ class Interrupted(BaseException):
 
 # the stop signals of nntrain, nneval and nnprep (src/signals.c): SIGUSR1 is Slurm's warning
 # before preemption or the time limit (--signal=USR1@120), which a job may send to its steps
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1)
+STOP_SIGNALS = nn_outputs.STOP_SIGNALS
 
 
 def on_signal(signum, frame):
-    raise Interrupted(signum)
+    # put off while nn_outputs holds the stop signals (a file made and not yet recorded),
+    # where another thread took this one
+    if not nn_outputs.put_off(signum):
+        raise Interrupted(signum)
 
 
 def fail(message, code):
@@ -327,13 +330,13 @@ def is_partial_export(path):
 def open_temporary(checkpoint, option, path, kind, temporaries):
     """PATH's temporary file (nn_outputs.open_temporary: REAL.tmp, a killed export's replaced,
     anything else there refused), created now, so that a directory we cannot write fails
-    first, and added to TEMPORARIES at once, for the clean-up. The output is checked again
-    (check_output) once its file is held: the file held is the one checked."""
+    first, and added to TEMPORARIES as it is made (no stop signal between), for the clean-up.
+    The output is checked again (check_output) once its file is held: the file held is the
+    one checked."""
     ck = os.stat(checkpoint)
     try:
-        temporaries.append(nn_outputs.open_temporary(f"--{option} {path}", path, is_partial_export,
-                                                     "a file this exporter",
-                                                     lambda p: check_output(ck, option, p, kind)))
+        nn_outputs.open_temporary(f"--{option} {path}", path, is_partial_export, "a file this exporter",
+                                  lambda p: check_output(ck, option, p, kind), temporaries.append)
     except OSError as e:
         raise Refusal(f"--{option} {path}: cannot write in {os.path.dirname(os.path.realpath(path))}: {e.strerror}")
 
@@ -466,9 +469,11 @@ def main(argv):
 
 
 def remove_temporaries(temporaries):
-    """Close and remove the temporary files not yet renamed into place."""
-    while temporaries:
-        temporaries.pop().abandon()
+    """Close and remove the temporary files not yet renamed into place, each taken off the
+    list and abandoned with the stop signals held."""
+    with nn_outputs.signals_held():
+        while temporaries:
+            temporaries.pop().abandon()
 
 
 def export(a, temporaries, written):

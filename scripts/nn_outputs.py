@@ -20,7 +20,9 @@ The C tools keep the same rule in src/outputs.c (docs/reliability.md, "the outpu
     moved away and made anew is not replaced: Changed, the user's file kept, REAL.tmp
     removed. Where there was no file, the new one is put in place by link(2), which never
     replaces (a file made between the check and the link is kept too), then REAL.tmp is
-    unlinked; a filesystem without hard links gets the check and a rename.
+    unlinked; a filesystem without hard links gets the check and a rename;
+  - a stop signal (SIGINT, SIGTERM, SIGHUP, SIGUSR1) never comes between two steps that
+    must go together (signals_held): REAL.tmp made and recorded for removal.
 
 A refusal is a Refusal whose text is the one line "LABEL: why" (LABEL: the option and path
 as given, "--out t.md"); the script prints it and exits 2. Changed is a runtime failure
@@ -31,6 +33,7 @@ control characters out ("\\n", "\\t", "\\x1b") as the C tools do (src/error.c).
 import contextlib
 import errno
 import os
+import signal
 import stat
 
 
@@ -41,6 +44,41 @@ class Refusal(Exception):
 class Changed(Exception):
     """The output, or its directory, is not what the run checked at start (changed during the
     run): nothing replaced, exit 1, one line."""
+
+
+# the stop signals of the C tools (src/signals.c) and of export_model.py
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1)
+_put_off = None  # while signals_held(): the stop signals a handler put off (put_off); else None
+
+
+@contextlib.contextmanager
+def signals_held():
+    """The stop signals kept out of the steps within, which must not be cut apart: blocked in
+    this thread (the main one), and one taken by another thread meanwhile (a BLAS library's
+    pool), whose Python handler still runs in this one, put off by a handler that asks
+    put_off. Each is handled as the block ends, once the steps are done (as the outermost
+    one ends, where one is within another)."""
+    global _put_off
+    outer = _put_off
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, ())  # the mask now, changed in the try only
+    try:
+        _put_off = [] if outer is None else outer
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        yield
+    finally:
+        pending, _put_off = _put_off, outer
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)  # a signal blocked meanwhile is handled here
+        for signum in pending if outer is None else ():
+            signal.raise_signal(signum)
+
+
+def put_off(signum):
+    """For a stop signal's handler: True where signals_held() is on (SIGNUM is then handled
+    again as it ends: the handler returns at once), else False (the handler stops the script)."""
+    if _put_off is None:
+        return False
+    _put_off.append(signum)
+    return True
 
 
 def one_line(text):
@@ -275,17 +313,21 @@ class Temporary:
         self.release()
 
 
-def open_temporary(label, path, is_partial, writer, check=None):
+def open_temporary(label, path, is_partial, writer, check=None, record=None):
     """PATH's Temporary, created now (a directory that cannot be written fails before the
     work), holding what is at PATH's real file now and its directory (Temporary.install
     replaces nothing else). CHECK(PATH), where given, is the script's own check of the output
     (Refusal), made again once the file is held, so that the file held is the one checked (a
     file put there since the script's first check is not taken for it: Changed). A killed
     run's leftover REAL.tmp is removed; anything else there is refused (check_temporary).
-    OSError: the script words that failure itself."""
+    RECORD(Temporary), where given, records it for the script's clean-up (Temporary.abandon):
+    the file is made and recorded with the stop signals held (signals_held), so that a signal
+    never leaves REAL.tmp made and unrecorded; without RECORD, a signal handled as the hold
+    ends abandons it here. OSError: the script words that failure itself."""
     real, tmp = os.path.realpath(path), temporary_name(path)
     held_dir = hold(os.path.dirname(real), os.O_DIRECTORY)
     held_file = hold(real, os.O_NOFOLLOW)  # as check_still_ours looks at it: the name's own inode
+    made = None
     try:
         if check is not None:
             check(path)
@@ -302,13 +344,27 @@ def open_temporary(label, path, is_partial, writer, check=None):
         if os.path.lexists(tmp):
             os.unlink(tmp)
         mode = kept_mode(real)
-        # exclusive: a file put at the name since the check is never written into; in the
-        # directory held, where install and abandon look for it
-        fd = os.open(os.path.basename(tmp) if held_dir else tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600,
-                     dir_fd=held_dir[0] if held_dir else None)
+        # exclusive: a file put at the name since the check is never written into (and the one
+        # made is ours to remove); in the directory held, where install and abandon look for it
+        at = {"dir_fd": held_dir[0]} if held_dir else {}
+        name = os.path.basename(tmp) if held_dir else tmp
+        with signals_held():
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600, **at)
+            try:
+                file = os.fdopen(fd, "wb")
+            except BaseException:
+                os.close(fd)
+                os.unlink(name, **at)
+                raise
+            made = Temporary(label, path, real, tmp, file, mode, held_file, held_dir)
+            if record is not None:
+                record(made)
     except BaseException:
-        for held in (held_file, held_dir):
-            if held is not None:
-                os.close(held[0])
+        if made is None:  # else made holds them, and its abandon lets them go
+            for held in (held_file, held_dir):
+                if held is not None:
+                    os.close(held[0])
+        elif record is None:  # a signal handled as the hold ended: made, and no one to remove it
+            made.abandon()
         raise
-    return Temporary(label, path, real, tmp, os.fdopen(fd, "wb"), mode, held_file, held_dir)
+    return made

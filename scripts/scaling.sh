@@ -118,16 +118,17 @@ def table(runs, cores, nps, epochs, args):
 
 def write(out, text):
     """TEXT to the temporary file beside OUT's file, renamed over it: a failure leaves the old table whole."""
-    t = None
+    made = []  # the temporary file, recorded as it is made (no signal between): removed on any failure
     try:
         # checked again once held: the file replaced is the one checked (Temporary.install
         # replaces nothing else, and no file put at --out since: nn_outputs.Changed)
-        t = nn_outputs.open_temporary(f"--out {out}", out, ours, WRITER, check)
+        nn_outputs.open_temporary(f"--out {out}", out, ours, WRITER, check, made.append)
+        t = made[0]
         t.file.write(text.encode())
         t.seal()
         t.install()
     except BaseException as e:
-        if t:
+        for t in made:
             t.abandon()
         if isinstance(e, OSError):
             print(f"scaling.sh: {nn_outputs.one_line(f'--out {out}: cannot write: {e.strerror or e}')}", file=sys.stderr)
