@@ -30,8 +30,8 @@ moved away, is kept (exit 1, no output changed).
 Exit status: 0 success, 1 runtime failure (a write failed, an output changed during the
 export, a Python package is missing),
 2 bad usage or bad input (one line on stderr each), 128 + the signal when stopped by
-SIGINT, SIGTERM, SIGHUP or SIGUSR1 (one line; no temporary file left; a signal ignored at
-start, as nohup does, stays ignored).
+SIGINT, SIGTERM, SIGHUP or SIGUSR1 (one line, naming the outputs already put in place, if
+any; no temporary file left; a signal ignored at start, as nohup does, stays ignored).
 Needs python3-numpy and python3-h5py (Debian), and python3-onnx for --onnx.
 """
 import argparse
@@ -74,8 +74,8 @@ STOP_SIGNALS = nn_outputs.STOP_SIGNALS
 
 
 def on_signal(signum, frame):
-    # put off while nn_outputs holds the stop signals (a file made and not yet recorded),
-    # where another thread took this one
+    # put off while nn_outputs holds the stop signals (a file made and not yet recorded, or
+    # put in place and not yet marked so), where another thread took this one
     if not nn_outputs.put_off(signum):
         raise Interrupted(signum)
 
@@ -330,9 +330,9 @@ def is_partial_export(path):
 def open_temporary(checkpoint, option, path, kind, temporaries):
     """PATH's temporary file (nn_outputs.open_temporary: REAL.tmp, a killed export's replaced,
     anything else there refused), created now, so that a directory we cannot write fails
-    first, and added to TEMPORARIES as it is made (no stop signal between), for the clean-up.
-    The output is checked again (check_output) once its file is held: the file held is the
-    one checked."""
+    first, and added to TEMPORARIES as it is made (no stop signal between), for the clean-up
+    and for the outcome (each Temporary says whether it was put in place). The output is
+    checked again (check_output) once its file is held: the file held is the one checked."""
     ck = os.stat(checkpoint)
     try:
         nn_outputs.open_temporary(f"--{option} {path}", path, is_partial_export, "a file this exporter",
@@ -455,28 +455,42 @@ def main(argv):
     for sig in STOP_SIGNALS:
         if signal.getsignal(sig) != signal.SIG_IGN:
             signal.signal(sig, on_signal)
-    temporaries, written = [], []
+    temporaries = []
     try:
-        return export(parse(argv), temporaries, written)
+        return export(parse(argv), temporaries)
     except Interrupted as e:
         for sig in STOP_SIGNALS:  # a second signal must not cut the clean-up short
             signal.signal(sig, signal.SIG_IGN)
+        done = outcome(temporaries)  # what each output is now, before they are let go
         remove_temporaries(temporaries)
-        done = f"wrote {', '.join(written)}, the other output left as it was" if written else "no output changed"
         fail(f"stopped by {signal.Signals(e.signum).name}; {done}", 128 + e.signum)
     finally:
         remove_temporaries(temporaries)
 
 
+def written(temporaries):
+    """The outputs put in place (Temporary.installed: set with the rename or link itself)."""
+    return [t.path for t in temporaries if t.installed]
+
+
+def outcome(temporaries):
+    """What a stop left: no output changed, or those written and those left as they were.
+    Until 2026-12-07 a signal just after an output's rename said "no output changed"."""
+    done, left = written(temporaries), [t.path for t in temporaries if not t.installed]
+    if not done:
+        return "no output changed"
+    return f"wrote {', '.join(done)}" + (f"; {', '.join(left)} left as it was" if left else "")
+
+
 def remove_temporaries(temporaries):
-    """Close and remove the temporary files not yet renamed into place, each taken off the
-    list and abandoned with the stop signals held."""
+    """Close and remove the temporary files not put in place (Temporary.abandon leaves one
+    that was), each taken off the list and abandoned with the stop signals held."""
     with nn_outputs.signals_held():
         while temporaries:
             temporaries.pop().abandon()
 
 
-def export(a, temporaries, written):
+def export(a, temporaries):
     try:
         import numpy as np
         import h5py
@@ -515,17 +529,17 @@ def export(a, temporaries, written):
         # each output looked at again before any is put in place (and install looks again)
         for t in temporaries:
             t.check_still_ours()
-        for t in list(temporaries):
+        for t in temporaries:
             path = t.path
-            t.install()
-            temporaries.remove(t)  # in place: no longer ours to remove
-            written.append(t.path)
+            t.install()  # in place: t.installed, and abandon leaves it
     except nn_outputs.Changed as e:  # the user's file kept; the work is lost
+        done = written(temporaries)
         remove_temporaries(temporaries)
-        fail(f"{e}" + (f"; wrote {', '.join(written)}" if written else ""), 1)
+        fail(f"{e}" + (f"; wrote {', '.join(done)}" if done else ""), 1)
     except OSError as e:
+        done = written(temporaries)
         remove_temporaries(temporaries)
-        fail(f"{path}: write failed: {e.strerror or e}", 1)
+        fail(f"{path}: write failed: {e.strerror or e}" + (f"; wrote {', '.join(done)}" if done else ""), 1)
     desc = network_text(net) + f" {net['activation']}, {net['output']} output"
     for (_, path, kind) in outputs:
         # the npz's forward takes flat rows; the ONNX graph of a convolutional network, [N, C, H, W]

@@ -22,7 +22,9 @@ The C tools keep the same rule in src/outputs.c (docs/reliability.md, "the outpu
     replaces (a file made between the check and the link is kept too), then REAL.tmp is
     unlinked; a filesystem without hard links gets the check and a rename;
   - a stop signal (SIGINT, SIGTERM, SIGHUP, SIGUSR1) never comes between two steps that
-    must go together (signals_held): REAL.tmp made and recorded for removal.
+    must go together (signals_held): REAL.tmp made and recorded for removal, the new file
+    put in place and marked so (Temporary.installed: the script's message says what was
+    written, and its clean-up never removes a REAL.tmp made since by another run).
 
 A refusal is a Refusal whose text is the one line "LABEL: why" (LABEL: the option and path
 as given, "--out t.md"); the script prints it and exits 2. Changed is a runtime failure
@@ -228,12 +230,14 @@ def hold(path, flags=0):
 class Temporary:
     """An output being written: FILE open on TMP, to be put in place at REAL (PATH's file).
     HELD_FILE and HELD_DIR (hold()) are what was at REAL and its directory when it was opened:
-    the only file it may replace (none: it may only make one), and the only directory."""
+    the only file it may replace (none: it may only make one), and the only directory.
+    INSTALLED: put in place (set with the rename or link itself, no signal between)."""
 
     def __init__(self, label, path, real, tmp, file, mode, held_file, held_dir):
         self.label, self.path, self.real, self.tmp, self.file, self.mode = label, path, real, tmp, file, mode
         self.held_file, self.held_dir = held_file, held_dir
         self.name, self.tmp_name = os.path.basename(real), os.path.basename(tmp)
+        self.installed = False
 
     def seal(self):
         """On the disk before the rename (a crash then leaves the old file or the whole new
@@ -276,23 +280,28 @@ class Temporary:
         """Put in place at REAL: the one moment the output changes, and only where
         check_still_ours passes. Where there is no file to replace, link(2) makes the name
         only if it is still free (FileExistsError: a file made there since: Changed), then the
-        temporary name is removed; a filesystem without hard links: a rename."""
+        temporary name is removed; a filesystem without hard links: a rename. INSTALLED is
+        set with it, stop signals held, so that it tells what was done."""
         at, tmp, name = self._at()
-        if not self.check_still_ours():
-            try:
-                os.link(tmp, name, src_dir_fd=at.get("dir_fd"), dst_dir_fd=at.get("dir_fd"))
-            except FileExistsError:
-                raise Changed(f"{self.label}: is not the file this run checked (replaced or changed during the "
-                              "run); not replacing it") from None
-            except OSError as e:
-                if e.errno not in NO_LINK:
-                    raise
-            else:
-                os.unlink(tmp, **at)
-                self.release()
-                return
-        os.replace(tmp, name, src_dir_fd=at.get("dir_fd"), dst_dir_fd=at.get("dir_fd"))
-        self.release()
+        dirs = {"src_dir_fd": at.get("dir_fd"), "dst_dir_fd": at.get("dir_fd")}
+        with signals_held():
+            if not self.check_still_ours():
+                try:
+                    os.link(tmp, name, **dirs)
+                except FileExistsError:
+                    raise Changed(f"{self.label}: is not the file this run checked (replaced or changed during the "
+                                  "run); not replacing it") from None
+                except OSError as e:
+                    if e.errno not in NO_LINK:
+                        raise
+                else:
+                    self.installed = True
+                    os.unlink(tmp, **at)
+                    self.release()
+                    return
+            os.replace(tmp, name, **dirs)
+            self.installed = True
+            self.release()
 
     def release(self):
         """The held file and directory let go."""
@@ -304,12 +313,14 @@ class Temporary:
 
     def abandon(self):
         """Closed and removed (from the directory it was made in, wherever that now is), the
-        real file untouched: after a failure, a Changed or a signal."""
+        real file untouched: after a failure, a Changed or a signal. One put in place is left
+        there, and its temporary name alone (another run's REAL.tmp may have it now)."""
         with contextlib.suppress(OSError):  # a failed write's buffer cannot be flushed either
             self.file.close()
-        at, tmp, _ = self._at()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp, **at)
+        if not self.installed:
+            at, tmp, _ = self._at()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp, **at)
         self.release()
 
 

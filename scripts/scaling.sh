@@ -129,7 +129,7 @@ def write(out, text):
         t.install()
     except BaseException as e:
         for t in made:
-            t.abandon()
+            t.abandon()  # (one put in place is left there)
         if isinstance(e, OSError):
             print(f"scaling.sh: {nn_outputs.one_line(f'--out {out}: cannot write: {e.strerror or e}')}", file=sys.stderr)
             sys.exit(1)

@@ -244,11 +244,13 @@ if [ "$rc" -eq 0 ] && [ ! -s "$dir/log" ] && [ "$(grep -c "^export_model.py: wro
 then ok "SIGUSR1 ignored at start stays ignored: exit 0, both outputs written"
 else fail "SIGUSR1 ignored at start: exit $rc, $(cat "$dir/log"), left: $(find "$dir" -name '*.tmp' | tr '\n' ' ')"; fi
 
-# A stop signal at the edge of a step that must not be cut: sent by the exporter to itself
-# right after the os.open that makes a FILE.tmp (before it is recorded for removal); alone,
+# A stop signal at the edges of a step that must not be cut: sent by the exporter to itself
+# right after the os.open that makes a FILE.tmp (before it is recorded for removal), or right
+# after the os.replace or os.link that puts an output in place (before it is marked so); alone,
 # and with a second thread (as a BLAS library's pool has: the signal blocked in the main
-# thread goes to it, and the Python handler still runs in the main one). No FILE.tmp is
-# left. Until 2026-12-07 the FILE.tmp made then stayed behind.
+# thread goes to it, and the Python handler still runs in the main one). No FILE.tmp is left,
+# and the one line says what was written. Until 2026-12-07 the FILE.tmp made then stayed
+# behind, and an output put in place then was reported as "no output changed".
 signal_after() { # THREAD SIG CALL ARGS...: export_model.py ARGS, signalling itself after os.CALL
     "$py" - "$export" "$@" >"$dir/out" 2>"$dir/log" <<'PY'
 import importlib.util, os, select, signal, sys, threading
@@ -275,7 +277,7 @@ PY
 }
 mkdir -p "$dir/edges" || exit 1
 for thread in alone thread; do
-    for step in "TERM open"; do
+    for step in "TERM open" "INT replace" "USR1 link"; do
         read -r sig call <<<"$step"
         want=$((128 + $(kill -l "$sig"))) m=$dir/edges/m new=$dir/edges/new
         rm -f "$dir"/edges/*
@@ -284,6 +286,10 @@ for thread in alone thread; do
         case $call in # the outputs, the one line expected, and what the files must be after
             open) outputs=(--onnx "$m.onnx" --npz "$m.npz") msg="no output changed"
                   files='[ "$(sha256sum <"$m.onnx")" = "$onnx_before" ]' ;;
+            replace) outputs=(--onnx "$m.onnx" --npz "$m.npz") msg="wrote $m.onnx; $m.npz left as it was"
+                     files='[ "$(sha256sum <"$m.onnx")" != "$onnx_before" ]' ;;
+            link) outputs=(--onnx "$new.onnx" --npz "$new.npz") msg="wrote $new.onnx; $new.npz left as it was"
+                  files='[ -f "$new.onnx" ] && [ ! -e "$new.npz" ]' ;; # no file there: put in place by link(2)
         esac
         signal_after "$thread" "$sig" "$call" "$ck" "${outputs[@]}"; rc=$?
         if [ "$rc" -eq "$want" ] && [ "$(wc -l <"$dir/log")" -eq 1 ] &&
