@@ -24,7 +24,9 @@ The C tools keep the same rule in src/outputs.c (docs/reliability.md, "the outpu
   - a stop signal (SIGINT, SIGTERM, SIGHUP, SIGUSR1) never comes between two steps that
     must go together (signals_held): REAL.tmp made and recorded for removal, the new file
     put in place and marked so (Temporary.installed: the script's message says what was
-    written, and its clean-up never removes a REAL.tmp made since by another run).
+    written, and its clean-up never removes a REAL.tmp made since by another run), a probe
+    file made and removed (check_writable, which never touches REAL.tmp: it may be another
+    run's, mid-write).
 
 A refusal is a Refusal whose text is the one line "LABEL: why" (LABEL: the option and path
 as given, "--out t.md"); the script prints it and exits 2. Changed is a runtime failure
@@ -35,6 +37,7 @@ control characters out ("\\n", "\\t", "\\x1b") as the C tools do (src/error.c).
 import contextlib
 import errno
 import os
+import secrets
 import signal
 import stat
 
@@ -145,6 +148,21 @@ def check_replaceable(label, path, is_ours, not_ours):
         raise Refusal(f"{label}: {not_ours}")
     if not os.access(path, os.W_OK):
         raise Refusal(f"{label}: cannot write: permission denied; not replacing it")
+
+
+def check_writable(path):
+    """OSError where PATH's temporary file (temporary_name) could not be made beside it, so that
+    a script fails before its work rather than after: a name too long, or a directory this user
+    cannot write, tried with a probe file of this process's own (".NAME.check-PID-RANDOM", made
+    exclusively and removed), never with REAL.tmp, which another run may be writing."""
+    real = os.path.realpath(path)
+    directory, name = os.path.dirname(real), os.path.basename(real)
+    if len(os.fsencode(name + ".tmp")) > os.pathconf(directory, "PC_NAME_MAX"):
+        raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), name + ".tmp")
+    probe = os.path.join(directory, f".{name[:32]}.check-{os.getpid()}-{secrets.token_hex(4)}")
+    with signals_held():  # made and removed: never one without the other
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+        os.unlink(probe)
 
 
 def check_temporary(label, tmp, is_partial, writer):

@@ -8,8 +8,9 @@
 # --out is relative to where you run the script (the default, to the repository). It
 # replaces only an earlier table of this script (its first line is the marker below) or
 # an empty file, keeping that file's mode, owner and POSIX ACL; a symbolic link is written
-# through. The table goes to OUT.tmp first and is renamed into place; one that cannot be
-# created (a directory we cannot write) is refused before any run. Anything else at OUT is
+# through. The table goes to OUT.tmp first and is renamed into place; a directory we cannot
+# write is refused before any run (tried with a probe file of our own, .OUT.check-PID-RANDOM,
+# never OUT.tmp, which another run may be writing). Anything else at OUT is
 # left alone, also one put there during the runs (exit 2 before the rename, or exit 1 where
 # it came between that check and the rename). A path's control characters are written out
 # in the one-line errors (\n, \t, \x1b).
@@ -46,7 +47,7 @@ cd ..
 out=${out:-$PWD/bench/scaling.md}
 
 # The output side, in Python: "check" refuses a bad --out before the runs (exit 2, one
-# line; OUT.tmp is created and removed, so a directory we cannot write fails here too),
+# line; a probe file is created and removed, so a directory we cannot write fails here too),
 # "write" checks again and writes the table (argv: this script's directory, the mode,
 # --out, then for "write" the runs' directory, ...). The outputs rule itself is
 # scripts/nn_outputs.py, which export_model.py follows too.
@@ -87,11 +88,13 @@ def check(out):
 
 
 def check_writable(out):
-    """Refuse (Refusal) an --out whose OUT.tmp cannot be created (a directory this user cannot
-    write): made for real and removed, as export_model.py and the C tools do, so that it fails
-    before the runs rather than after them."""
+    """Refuse (Refusal) an --out whose OUT.tmp could not be created (a directory this user
+    cannot write, a name too long), so that it fails before the runs rather than after them.
+    Tried with a probe file of our own (nn_outputs.check_writable), never OUT.tmp itself: until
+    2026-12-07 OUT.tmp was made and removed here, and a table another run was writing there
+    (empty, or begun with the marker: taken for a killed run's) was removed."""
     try:
-        nn_outputs.open_temporary(f"--out {out}", out, ours, WRITER).abandon()
+        nn_outputs.check_writable(out)
     except OSError as e:
         raise Refusal(f"--out {out}: cannot write in {os.path.dirname(os.path.realpath(out))}: {e.strerror or e}")
 

@@ -3,7 +3,8 @@
 # docs/reliability.md, which the C tools follow):
 # - scripts/scaling.sh --out: a relative path is the caller's, not the repository's; an
 #   earlier table is replaced keeping its mode and POSIX ACL, through a symbolic link (the
-#   link stays); a path's control characters are written out in its one-line error;
+#   link stays); a path's control characters are written out in its one-line error; its
+#   start-up check never touches OUT.tmp (another run's), and leaves no probe file;
 # - scripts/fetch_mnist.sh --out: a damaged, foreign or small dataset there is never
 #   "up to date": rebuilt from the cache (an nntrain dataset) or refused (exit 2);
 # - scripts/plot_metrics.py: a metrics path containing '=' is that path, not LABEL=PATH.
@@ -63,6 +64,46 @@ scaling --epochs 2 --out "no"$'\n'"dir"$'\t'"/t.md"; rc=$?
 if [ "$rc" -eq 2 ] && [ "$(wc -l <scaling.out)" -eq 1 ] && grep -qF 'no\ndir\t/t.md: no such directory' scaling.out
 then ok "scaling.sh --out 'no<newline>dir<tab>/t.md': exit 2, $(cat scaling.out)"
 else fail "scaling.sh --out with a newline and a tab: exit $rc, $(wc -l <scaling.out) lines: $(cat scaling.out)"; fi
+# The start-up check that --out's directory can be written never touches OUT.tmp: another run
+# may be writing its table there (empty at first, then begun with the marker: what a killed
+# run leaves, and the check took it for one). Until 2026-12-07 the check made and removed
+# OUT.tmp itself, removing that run's table. A missing nntrain stops the script just after
+# the check (exit 1).
+marker='<!-- written by scripts/scaling.sh: a later run with --out naming this file replaces it -->'
+mkdir busy && echo "$marker" >busy/t.md.tmp && inode=$(stat -c %i busy/t.md.tmp)
+NNTRAIN_BIN=$dir/no-nntrain timeout 60 "$repo/scripts/scaling.sh" --np 1 --out busy/t.md >scaling.out 2>&1; rc=$?
+if [ "$rc" -eq 1 ] && grep -q "no-nntrain missing" scaling.out && [ "$(stat -c %i busy/t.md.tmp 2>&1)" = "$inode" ] &&
+   [ "$(cat busy/t.md.tmp)" = "$marker" ] && [ "$(ls -A busy)" = t.md.tmp ]
+then ok "scaling.sh's start-up check leaves another run's busy/t.md.tmp alone (exit $rc: nntrain missing)"
+else fail "scaling.sh's start-up check with another run's busy/t.md.tmp: exit $rc, inode $inode -> $(stat -c %i busy/t.md.tmp 2>&1), busy/: $(ls -A busy | tr '\n' ' '): $(cat scaling.out)"; fi
+# ... and its probe file is made and removed with no stop signal between: SIGINT (Python's
+# KeyboardInterrupt) or SIGTERM (its default action: the end) sent right after it is made
+for sig in INT TERM; do
+    rm -rf probe && mkdir probe
+    python3 - "$repo/scripts" "$sig" >probe.out 2>&1 <<'PY'
+import os, signal, sys
+sys.path.insert(0, sys.argv[1])
+import nn_outputs
+real_open, sig = os.open, getattr(signal, "SIG" + sys.argv[2])
+def open_then_signal(path, flags, *args, **kwargs):  # the probe made: the signal comes
+    fd = real_open(path, flags, *args, **kwargs)
+    if flags & os.O_CREAT:
+        print(f"made {os.path.basename(path)}", flush=True)
+        os.kill(os.getpid(), sig)
+    return fd
+os.open = open_then_signal
+try:
+    nn_outputs.check_writable("probe/t.md")
+except KeyboardInterrupt:
+    sys.exit(3)
+PY
+    rc=$? want=3 # KeyboardInterrupt
+    [ "$sig" = TERM ] && want=143
+    if [ "$rc" -eq "$want" ] &&
+       grep -q '^made \.t\.md\.check-[0-9]*-[0-9a-f]*$' probe.out && [ -z "$(ls -A probe)" ]
+    then ok "SIG$sig just after the probe $(sed 's/^made //' probe.out) is made: exit $rc, nothing left"
+    else fail "SIG$sig just after the probe is made: exit $rc (expected $want): $(cat probe.out); probe/: $(ls -A probe)"; fi
+done
 cd "$dir" || exit 1
 
 # ---- scripts/fetch_mnist.sh --out ----
