@@ -154,8 +154,10 @@ static int write_file(int dir_fd, const char *tmp_name, const char *tmp, const c
 }
 
 /* Make a new name in the directory durable (nn_hdf5_image_write synced the file's bytes). */
-static void sync_directory(const char *dir) {
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+static void sync_directory(int dir_fd, const char *path) {
+    char dir[NN_PATH_MAX]; /* the held directory, where the rename went; else the path's */
+    int fd = dir_fd != AT_FDCWD ? openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+                                : open(nn_output_directory_of(path, dir, sizeof dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return;
     if (fsync(fd) != 0) { /* best effort: some filesystems refuse fsync on directories */ }
     close(fd);
@@ -184,7 +186,7 @@ static const char not_saved[] = "this checkpoint is not saved";
 
 static int save_on_root(const char *path, const nn_train_state *s, int ranks, const uint32_t *rng_states,
                         double *loss_partials, nn_error *err) {
-    char tmp[NN_PATH_MAX + 8], dir[NN_PATH_MAX];
+    char tmp[NN_PATH_MAX + 8];
     nn_output_temporary_name(tmp, sizeof tmp, path);
     int rows = progress_rows(s, ranks, loss_partials);
     /* before the image is built and written: a save that cannot be put in place is not made */
@@ -209,7 +211,7 @@ static int save_on_root(const char *path, const nn_train_state *s, int ranks, co
         nn_output_place_remove(&trusted, tmp);
         return status;
     }
-    sync_directory(nn_output_directory_of(path, dir, sizeof dir));
+    sync_directory(dir_fd, path);
     return NN_OK;
 }
 

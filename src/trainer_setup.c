@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "nn/comm.h"
 #include "nn/conv_spec.h"
@@ -57,10 +58,10 @@ static int configure(trainer *t, nn_error *err) {
         say_complete(t);
         return NN_OK;
     }
-    char resume[NN_ONE_LINE_MAX];
+    char resume[NN_ONE_LINE_MAX], version[4 * sizeof t->ck.version]; /* the version is the file's text */
     if (t->log)
         fprintf(t->log, "nntrain: resuming from %s (nntrain %s, %d ranks): epoch %d, step %ld of it%s%s\n",
-                nn_one_line(o->resume, resume, sizeof resume), t->ck.version, t->ck.ranks, t->ck.progress.epochs_completed + 1, t->ck.progress.step_in_epoch,
+                nn_one_line(o->resume, resume, sizeof resume), nn_one_line(t->ck.version, version, sizeof version), t->ck.ranks, t->ck.progress.epochs_completed + 1, t->ck.progress.step_in_epoch,
                 changes[0] ? "; changed:" : "", changes);
     return NN_OK;
 }
@@ -176,7 +177,8 @@ static int allocate(trainer *t, nn_error *err) {
         int resumed_at = t->opt.resume[0] ? t->ck.progress.epochs_completed : -1;
         /* cut back only where the file's record of that epoch is the checkpoint's */
         nn_metrics_resume resume = {resumed_at, t->ck.train_loss, t->ck.test_accuracy};
-        status = nn_metrics_open(&t->metrics, t->opt.metrics, t->opt.resume[0] ? &resume : NULL, err);
+        status = nn_metrics_open(&t->metrics, t->metrics_lock.dir_fd, t->opt.metrics,
+                                 t->opt.resume[0] ? &resume : NULL, err);
         /* a record whose write failed (a full disk) after its epoch's checkpoint was saved */
         char shown[NN_ONE_LINE_MAX];
         if (!status && t->log && t->metrics.last_epoch > 0 && t->metrics.last_epoch < resumed_at)
@@ -215,16 +217,22 @@ void trainer_follow_output_links(trainer *t) {
     nn_output_follow_link(t->opt.metrics, sizeof t->opt.metrics);      /* watchdog may clean up */
 }
 
-/* Once rank 0 holds the checkpoint's lock, the checkpoint being written is this run's
- * own: the watchdog of every rank on rank 0's node may remove it if it ends the job.
+/* Collective. Once rank 0 holds the checkpoint's lock, the checkpoint being written
+ * is this run's own: the watchdog of every rank on rank 0's node may remove it if it
+ * ends the job, in the directory the lock is in (rank 0 tells its device and inode).
  * Not before: a run refused (or hung) before the lock would remove another run's file
  * mid-write; and not on another node, where a node-local path (/tmp/ck.h5) names
  * another job's file. */
 static void watch_leftover(const trainer *t) {
     char leftover[NN_PATH_MAX + 8] = "";
-    if (t->opt.checkpoint[0] && t->on_root_node)
-        nn_output_temporary_name(leftover, sizeof leftover, t->opt.checkpoint);
-    nn_watchdog_remove_on_timeout(leftover);
+    unsigned long long lock_dir[2] = {0, 0};
+    struct stat st;
+    if (!t->opt.checkpoint[0]) return;
+    if (t->rank == 0 && fstat(t->checkpoint_lock.dir_fd, &st) == 0)
+        lock_dir[0] = (unsigned long long)st.st_dev, lock_dir[1] = (unsigned long long)st.st_ino;
+    MPI_Bcast(lock_dir, 2, MPI_UNSIGNED_LONG_LONG, 0, t->comm);
+    if (t->on_root_node && lock_dir[1]) nn_output_temporary_name(leftover, sizeof leftover, t->opt.checkpoint);
+    nn_watchdog_remove_on_timeout(leftover, lock_dir);
 }
 
 int trainer_setup(trainer *t, nn_error *err) {
@@ -282,7 +290,7 @@ int trainer_setup(trainer *t, nn_error *err) {
 }
 
 void trainer_free(trainer *t) {
-    nn_watchdog_remove_on_timeout(NULL); /* the locks go: the file is no longer this run's */
+    nn_watchdog_remove_on_timeout(NULL, NULL); /* the locks go: the file is no longer this run's */
     nn_metrics_close(&t->metrics);
     nn_output_lock_release(&t->metrics_lock);
     nn_output_lock_release(&t->checkpoint_lock);

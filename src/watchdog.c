@@ -245,7 +245,9 @@ int nn_watchdog_start(MPI_Comm comm, double timeout_s, nn_error *err) {
     return nn_comm_agree(comm, ok ? NN_OK : nn_fail(err, NN_ERR_RUNTIME, "watchdog: cannot start its thread"), err);
 }
 
-void nn_watchdog_remove_on_timeout(const char *path) { nn_watchdog_end_set_leftover(path); }
+void nn_watchdog_remove_on_timeout(const char *path, const unsigned long long lock_dir[2]) {
+    nn_watchdog_end_set_leftover(path, lock_dir);
+}
 
 void nn_watchdog_stop(void) {
     nn_watchdog_beat(-1, NN_PHASE_FINISH);

@@ -18,6 +18,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -36,7 +37,7 @@ static const char *leftover_name;
 static int leftover_dir = -1;
 static atomic_bool have_leftover; /* set by the main thread, read by the watchdog's */
 
-void nn_watchdog_end_set_leftover(const char *path) {
+void nn_watchdog_end_set_leftover(const char *path, const unsigned long long lock_dir[2]) {
     /* cleared first, so the watchdog's thread stops reading the name; a reader that
      * loaded `true` just before may still be reading it: harmless, as the name is set
      * once a process (trainer_setup) and only cleared after. For the same reason the
@@ -45,8 +46,15 @@ void nn_watchdog_end_set_leftover(const char *path) {
     atomic_store(&have_leftover, false);
     if (!path || !path[0]) return;
     char dir[NN_PATH_MAX];
-    leftover_dir = open(nn_output_directory_of(path, dir, sizeof dir), O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (leftover_dir < 0) return; /* nothing is removed: better a leftover than another's file */
+    struct stat st;
+    int fd = open(nn_output_directory_of(path, dir, sizeof dir), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0 && (fstat(fd, &st) != 0 || (unsigned long long)st.st_dev != lock_dir[0] ||
+                    (unsigned long long)st.st_ino != lock_dir[1])) {
+        close(fd); /* not the lock's: nothing is removed, better a leftover than another's file */
+        fd = -1;
+    }
+    if (fd < 0) return;
+    leftover_dir = fd;
     snprintf(leftover, sizeof leftover, "%s", path);
     const char *slash = strrchr(leftover, '/');
     leftover_name = slash ? slash + 1 : leftover;

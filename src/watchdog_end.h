@@ -5,7 +5,7 @@
 #define NN_WATCHDOG_END_H
 
 /* A file to remove before the end ("" for none); copied. */
-void nn_watchdog_end_set_leftover(const char *path);
+void nn_watchdog_end_set_leftover(const char *path, const unsigned long long lock_dir[2]);
 
 typedef enum nn_end_cause {
     NN_END_ALONE,  /* the job is this node's alone */

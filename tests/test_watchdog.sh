@@ -126,6 +126,7 @@ land
 check "the directory made anew as rank 1 stops: exit 1 (got $rc)" [ "$rc" -eq 1 ]
 check "the directory made anew as rank 1 stops: the other run's ck.h5.tmp there is kept" \
     cmp -s "$dir/good.h5" "$dir/moved/ck.h5.tmp"
+rm -rf "$dir/moved" "$dir/moved.old"
 
 # a read that never returns, during start-up
 rm -f "$dir/fifo" && mkfifo "$dir/fifo"

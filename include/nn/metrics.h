@@ -83,8 +83,11 @@ typedef struct nn_metrics_resume {
  * records of later ones, which nothing shows to be this run's. A file with no
  * records of that epoch or later (new, empty, or missing the last records, whose
  * writes failed) is kept and appended to. So a run refused after opening leaves
- * the file as it was. */
-int nn_metrics_open(nn_metrics_file *f, const char *path, const nn_metrics_resume *resume, nn_error *err);
+ * the file as it was. `dir_fd`: the directory the run locked the file in, held (the
+ * lock's), where the file is opened or made; never one put at the path since, where
+ * another run may lock a file of that name (-1: none held, the path is opened). */
+int nn_metrics_open(nn_metrics_file *f, int dir_fd, const char *path, const nn_metrics_resume *resume,
+                    nn_error *err);
 int nn_metrics_cut(nn_metrics_file *f, nn_error *err);
 /* NN_ERR_RUNTIME (the file left as it was before the call) when it cannot be
  * written, or when the path no longer names the file opened (removed or replaced

@@ -43,8 +43,11 @@ void nn_watchdog_alive(void);
 
 /* A file the job leaves half-written if the watchdog ends it (a checkpoint's .tmp):
  * removed before the end. "" or NULL for none. Name it only while this run holds the
- * output's lock: another run's file of that name is not this run's to remove. */
-void nn_watchdog_remove_on_timeout(const char *path);
+ * output's lock: another run's file of that name is not this run's to remove. It is
+ * removed in its directory as opened now, and only where that is the directory the
+ * lock is in (`lock_dir`: its device and inode): one moved away and made anew since is
+ * where another run may write a file of that name. */
+void nn_watchdog_remove_on_timeout(const char *path, const unsigned long long lock_dir[2]);
 
 /* Collective: frees the board; the thread goes on watching this process alone (phase
  * FINISH) if nn_watchdog_begin started it, else it stops. */

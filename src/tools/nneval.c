@@ -311,8 +311,9 @@ static int run(const eval_options *o, MPI_Comm comm, nn_error *err) {
     if (!status) {
         const char *data = dataset_of(o, &ck);
         if (rank == 0) {
-            char what[2 * NN_PATH_MAX + 64];
-            snprintf(what, sizeof what, "%s on %s /%s", o->checkpoint, data, o->split);
+            char what[2 * NN_ONE_LINE_MAX + 64], ck_shown[NN_ONE_LINE_MAX], data_shown[NN_ONE_LINE_MAX];
+            snprintf(what, sizeof what, "%s on %s /%s", nn_one_line(o->checkpoint, ck_shown, sizeof ck_shown),
+                     nn_one_line(data, data_shown, sizeof data_shown), o->split);
             report(stdout, &scores, ev.confusion, ev.classes, what);
             if (o->metrics[0]) status = write_metrics(o, &scores, ev.confusion, ev.classes, data, err);
         }
