@@ -226,7 +226,9 @@ int nn_checkpoint_check_replaceable(const char *path, nn_error *err) {
 }
 
 int nn_checkpoint_remove_leftover(const char *path, const char *tmp, nn_error *err) {
-    return nn_output_remove_hdf5_leftover("--checkpoint", path, tmp, checkpoint_marks, err);
+    const char *name; /* in the directory nn_checkpoint_check_replaceable held */
+    int dir_fd = nn_output_place_at(&trusted, tmp, &name);
+    return nn_output_remove_hdf5_leftover("--checkpoint", path, dir_fd, name, tmp, checkpoint_marks, err);
 }
 
 int nn_checkpoint_save(const char *path, const nn_train_state *state, MPI_Comm comm, double *seconds, nn_error *err) {

@@ -114,10 +114,10 @@ static const char *const dataset_marks[] = {"/train", "/test", "num_classes", NU
  * that cannot be written fails at once, with open()'s reason ("No such file or
  * directory"). */
 static int create_tmp(const nn_output_place *place, const char *path, const char *tmp, nn_error *err) {
-    int status = nn_output_remove_hdf5_leftover("--out", path, tmp, dataset_marks, err);
-    if (status) return status;
     const char *name;
     int dir = nn_output_place_at(place, tmp, &name); /* in the directory checked */
+    int status = nn_output_remove_hdf5_leftover("--out", path, dir, name, tmp, dataset_marks, err);
+    if (status) return status;
     int fd = openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666); /* a file made since is another writer's */
     if (fd < 0) /* the place changed since it was checked (the directory removed: ENOENT): that is why */
         return nn_output_place_reason(place, path, path, not_written,

@@ -316,11 +316,6 @@ int nn_run_files_check(const nn_run_files *files, nn_error *err) {
 
 /* ---- a killed run's leftover ---- */
 
-int nn_output_remove_leftover(const char *option, const char *path, const char *leftover, const char *signature,
-                              nn_error *err) {
-    return nn_output_remove_leftover_at(option, path, AT_FDCWD, leftover, leftover, signature, err);
-}
-
 int nn_output_remove_leftover_at(const char *option, const char *path, int dir_fd, const char *name,
                                  const char *leftover, const char *signature, nn_error *err) {
     int fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);

@@ -2,9 +2,11 @@
  * an output would replace one that nntrain wrote? Asked of HDF5 files only, by the
  * marks each format always carries, so a user's file of any other kind, or an HDF5
  * file of another program, is never replaced. */
-#define _POSIX_C_SOURCE 200809L /* lstat */
+#define _POSIX_C_SOURCE 200809L /* fstatat */
+#include <fcntl.h>
 #include <hdf5.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <sys/stat.h>
 
 #include "nn/outputs.h"
@@ -45,14 +47,20 @@ int nn_output_check_ours(const char *option, const char *path, const char *kind,
     return nn_fail(err, NN_ERR_INPUT, "%s %s: exists and is not an nntrain %s; not replacing it", option, path, kind);
 }
 
-int nn_output_remove_hdf5_leftover(const char *option, const char *path, const char *leftover,
-                                   const char *const *marks, nn_error *err) {
-    struct stat st;
-    hid_t file = lstat(leftover, &st) == 0 && S_ISREG(st.st_mode) ? open_quietly(leftover) : -1;
-    bool foreign = file >= 0 && !has_marks(file, marks); /* whole, and of another kind: put there, not cut short */
+int nn_output_remove_hdf5_leftover(const char *option, const char *path, int dir_fd, const char *name,
+                                   const char *leftover, const char *const *marks, nn_error *err) {
+    char held[64 + NN_PATH_MAX]; /* the name in the held directory, as a path HDF5 can open */
+    struct stat st, reached;
+    snprintf(held, sizeof held, "/proc/self/fd/%d/%s", dir_fd, name);
+    const char *open_as = dir_fd == AT_FDCWD ? name : held;
+    bool file_there = fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
+    /* no /proc, or another file there by now: unknown, so a user's */
+    bool unknown = file_there && (stat(open_as, &reached) != 0 || reached.st_ino != st.st_ino);
+    hid_t file = file_there && !unknown ? open_quietly(open_as) : -1;
+    bool foreign = unknown || (file >= 0 && !has_marks(file, marks)); /* whole, and of another kind: put there */
     if (file >= 0) H5Fclose(file);
     if (foreign)
         return nn_fail(err, NN_ERR_INPUT, "%s %s: %s exists and is not a file this tool was writing; not touching it",
                        option, path, leftover);
-    return nn_output_remove_leftover(option, path, leftover, NN_HDF5_SIGNATURE, err);
+    return nn_output_remove_leftover_at(option, path, dir_fd, name, leftover, NN_HDF5_SIGNATURE, err);
 }

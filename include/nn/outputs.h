@@ -93,18 +93,14 @@ int nn_run_files_check(const nn_run_files *files, nn_error *err);
 int nn_output_check_ours(const char *option, const char *path, const char *kind, const char *const *marks,
                          nn_error *err);
 
-/* Local, with the output's lock held: removes `leftover` (the temporary file of a
- * write killed part-way) where it is ours, a regular file of one name whose content
- * begins as `signature` does (or is cut within it; an empty file included) or with
- * zeros where the signature would be (a node that crashed before its blocks reached
- * the disk). Anything
- * else there, a symbolic link included, is a user's file: NN_ERR_INPUT, untouched. */
-int nn_output_remove_leftover(const char *option, const char *path, const char *leftover, const char *signature,
-                              nn_error *err);
-
-/* The same for `name` in directory `dir_fd` (one held since the lock was taken: never
- * a directory put at its path since, where another run may be writing a file of that
- * name); `leftover` is how messages name it. */
+/* Local, with the output's lock held: removes `name` in directory `dir_fd` (the
+ * temporary file of a write killed part-way; AT_FDCWD: a path), where it is ours, a
+ * regular file of one name whose content begins as `signature` does (or is cut within
+ * it; an empty file included) or with zeros where the signature would be (a node that
+ * crashed before its blocks reached the disk). Anything else there, a symbolic link
+ * included, is a user's file: NN_ERR_INPUT, untouched. `dir_fd` is one held since the
+ * lock was taken: never a directory put at the path since, where another run may be
+ * writing a file of that name; `leftover` is how messages name the file. */
 int nn_output_remove_leftover_at(const char *option, const char *path, int dir_fd, const char *name,
                                  const char *leftover, const char *signature, nn_error *err);
 
@@ -114,12 +110,13 @@ int nn_output_remove_leftover_at(const char *option, const char *path, int dir_f
  * owner's alone). Nothing where `path` is not a regular file. */
 void nn_output_keep_mode(int fd, const char *path);
 
-/* Local, with the lock held: nn_output_remove_leftover for an HDF5 output, and
+/* Local, with the lock held: nn_output_remove_leftover_at for an HDF5 output, and
  * besides, a whole HDF5 file at `leftover` without every one of `marks` (the kind's,
  * as for nn_output_check_ours) is a user's: a dataset copied to "ck.h5.tmp" is not a
- * checkpoint's killed write. */
-int nn_output_remove_hdf5_leftover(const char *option, const char *path, const char *leftover,
-                                   const char *const *marks, nn_error *err);
+ * checkpoint's killed write. HDF5 reads it through /proc/self/fd (a file in a held
+ * directory has no path of its own); where that cannot be reached, it is a user's. */
+int nn_output_remove_hdf5_leftover(const char *option, const char *path, int dir_fd, const char *name,
+                                   const char *leftover, const char *const *marks, nn_error *err);
 
 /* The lock on an output, held for the life of the run: an advisory (fcntl) lock on
  * "<path>.lock", which names its holder (PID and host). The kernel drops it when

@@ -228,7 +228,9 @@ static int claim_metrics(const eval_options *o, const char *data, nn_output_lock
                       : nn_fail(err, NN_ERR_INPUT, "--metrics %s: holds something other than one nneval result; "
                                 "not overwriting it", o->metrics);
     if ((status = nn_output_place_check(&metrics_place, o->metrics, label, "nothing is evaluated", err))) return status;
-    return nn_output_remove_leftover("--metrics", o->metrics, tmp, ours, err);
+    const char *name;
+    int dir = nn_output_place_at(&metrics_place, tmp, &name); /* in the directory checked */
+    return nn_output_remove_leftover_at("--metrics", o->metrics, dir, name, tmp, ours, err);
 }
 
 /* The result into "<metrics>.tmp" (the lock held), synced, then renamed over the
