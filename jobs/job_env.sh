@@ -47,3 +47,41 @@ fi
 export OMPI_MCA_mpi_yield_when_idle=${OMPI_MCA_mpi_yield_when_idle:-1}
 echo "nntrain job $job_id on ${SLURM_JOB_NUM_NODES:-1} node(s) (${SLURM_JOB_NODELIST:-$(hostname)}):" \
      "${SLURM_NTASKS:-1} ranks x $OMP_NUM_THREADS threads, restart ${SLURM_RESTART_COUNT:-0}"
+
+# A requeued run (SLURM_RESTART_COUNT > 0: a node failed, an admin ran scontrol requeue)
+# runs the job script again with the same options, and a fresh nntrain would replace the
+# first run's checkpoint and metrics. requeue_resume NNTRAIN_OPTIONS... (for the jobs
+# that take nntrain's options as given; the preemptible job names its own checkpoint)
+# sets resume=(--resume CHECKPOINT) when the options name a --checkpoint that is there:
+# nntrain goes on from it, and appends to the metrics (cut back to the checkpoint's
+# epoch). With no checkpoint to resume from, a restart whose metrics file (--metrics, else
+# nntrain-JOBID.jsonl) holds records stops with exit 2 and one line, leaving it; one
+# whose first run left no records starts afresh. A fresh job (restart 0) runs as given.
+requeue_resume() {
+    resume=()
+    [ "${SLURM_RESTART_COUNT:-0}" -gt 0 ] 2>/dev/null || return 0
+    local checkpoint="" metrics="nntrain-$job_id.jsonl" name value shown
+    while [ $# -gt 0 ]; do # nntrain takes the last value; --metrics by any prefix
+        [ "$1" = -- ] && break # nntrain refuses what follows anyway
+        name=${1%%=*}
+        case $name in
+            --checkpoint) ;; # only in full: shorter is --checkpoint-every's too
+            --me*) [[ metrics == "${name#--}"* ]] || { shift; continue; } ;;
+            *) shift; continue ;;
+        esac
+        if [ "$name" != "$1" ]; then value=${1#*=}; shift; else value=${2-}; shift $(($# > 1 ? 2 : 1)); fi
+        if [ "$name" = --checkpoint ]; then checkpoint=$value; else metrics=$value; fi
+    done
+    if [ -n "$checkpoint" ] && [ -f "$checkpoint" ]; then
+        resume=(--resume "$checkpoint")
+        echo "nntrain job $job_id: restart $SLURM_RESTART_COUNT resumes from $checkpoint"
+    elif [ -s "$metrics" ]; then
+        case $metrics in /*) shown=$metrics ;; *) shown=$PWD/$metrics ;; esac
+        echo "nntrain job $job_id: restart $SLURM_RESTART_COUNT: no checkpoint to resume from" \
+             "(${checkpoint:+$checkpoint is missing; }--checkpoint FILE makes a requeue resume), and a fresh run" \
+             "would overwrite the first run's metrics $shown: not starting" >&2
+        exit 2
+    else
+        echo "nntrain job $job_id: restart $SLURM_RESTART_COUNT: nothing to resume from, no metrics to lose: fresh start"
+    fi
+}

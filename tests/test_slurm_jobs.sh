@@ -2,13 +2,17 @@
 # The job scripts in jobs/ without a Slurm: each is run as slurmstepd runs it, in a fake
 # job environment (SLURM_JOB_ID, SLURM_SUBMIT_DIR, SLURM_ARRAY_*, SLURM_RESTART_COUNT),
 # its output appended to a file, with stubs on PATH: scontrol (records its arguments),
-# srun (writes a metrics file), and mpirun, the real one on this host without the job
+# srun (records its arguments, writes a metrics file), and mpirun, the real one on this host without the job
 # environment (1 rank) -- or, with FAKE_MPIRUN=stop75, a stand-in that sends the job
 # script USR1 and exits 75 at once. Checks:
 #  - array elements name their files ARRAYJOBID_TASK (no shared checkpoint or metrics)
 #    and a stopped element requeues its own job id, not the array;
 #  - a fresh (restart 0) preemptible job that finds its checkpoint refuses it (exit 2,
 #    one line, the file untouched); a restart resumes from it;
+#  - a requeued (restart > 0) nntrain.sbatch or nntrain_multinode.sbatch resumes from its
+#    --checkpoint when that is there (the first run's metrics records kept); without one,
+#    over the first run's metrics records (--metrics by a prefix too), exit 2, one line,
+#    nothing run; with neither, a fresh start;
 #  - --checkpoint/--resume among the preemptible job's options (every spelling nntrain
 #    takes) are refused with exit 2 and one line; --checkpoint-every is not;
 #  - USR1 to the job script before the ranks have nntrain's handlers: passed on once
@@ -39,7 +43,9 @@ echo "\$*" >>"$work/scontrol.log"
 EOF
 cat >"$work/bin/srun" <<'EOF'
 #!/bin/sh
-# the scaling job's step: two epochs' metrics, exit ${FAKE_SRUN_RC:-0}
+# the scaling job's step: two epochs' metrics, exit ${FAKE_SRUN_RC:-0}; its arguments
+# appended to $SRUN_LOG
+echo "$*" >>"$SRUN_LOG"
 while [ $# -gt 0 ]; do [ "$1" = --metrics ] && metrics=$2; shift; done
 for e in 1 2; do
     echo "{\"epoch\": $e, \"epoch_seconds\": 1.0, \"samples_per_second\": 100.0, \"allreduce_seconds\": 0.1, \"test_accuracy\": 0.5}"
@@ -67,7 +73,7 @@ EOF
 chmod +x "$work/bin/"*
 export PATH=$work/bin:$PATH
 unset NNTRAIN_HOME
-export NNTRAIN_BIN=$nntrain NNTRAIN_DATA=$work/data/good.h5
+export NNTRAIN_BIN=$nntrain NNTRAIN_DATA=$work/data/good.h5 SRUN_LOG=$work/srun.log
 tiny=(--layers 16,3 --batch-size 8)
 
 passed=0 failed=0
@@ -92,7 +98,7 @@ job() {
     rc=$?
     job_pgid=""
 }
-fresh() { rm -rf "$work/run" "$work/scontrol.log"; mkdir -p "$work/run"; }
+fresh() { rm -rf "$work/run" "$work/scontrol.log" "$work/srun.log"; mkdir -p "$work/run"; }
 epochs_in() { [ -f "$1" ] && wc -l <"$1" | tr -d ' ' || echo 0; }
 
 # --- array elements: their own files; a stop requeues the element alone ---
@@ -129,6 +135,51 @@ if [ "$rc" -eq 0 ] && grep -q "^nntrain: resuming from checkpoints/nntrain-7.h5"
    [ "$(epochs_in "$work/run/nntrain-7.jsonl")" -eq 2 ]
 then ok "restart 1 resumes from the checkpoint and trains epochs 3 and 4"
 else fail "restart 1 resumes from the checkpoint and trains epochs 3 and 4 (exit $rc)"; fi
+
+# --- a requeued nntrain.sbatch / nntrain_multinode.sbatch: resumed, or refused ---
+# Until 2026-12-07 a requeue trained afresh: the checkpoint and the metrics file of the
+# first run were overwritten (a complete 6-epoch run's file down to the 4 records of a
+# restart killed mid-run).
+fresh
+job nntrain -- "${tiny[@]}" --epochs 2 --checkpoint ck.h5
+head -2 "$work/run/nntrain-7.jsonl" >"$work/first.jsonl"
+job nntrain SLURM_RESTART_COUNT=1 -- "${tiny[@]}" --epochs 4 --checkpoint ck.h5 # stopped after epoch 2 of 4
+if [ "$rc" -eq 0 ] && grep -q "^nntrain: resuming from ck.h5" "$work/run/out" && [ "$(epochs_in "$work/run/nntrain-7.jsonl")" -eq 4 ] &&
+   [ "$(head -2 "$work/run/nntrain-7.jsonl")" = "$(cat "$work/first.jsonl")" ]
+then ok "jobs/nntrain.sbatch requeued (restart 1) with --checkpoint ck.h5 there: resumes, epochs 1-2's records kept, 3-4 appended"
+else fail "jobs/nntrain.sbatch requeued (restart 1) with --checkpoint ck.h5 there: resumes, epochs 1-2's records kept (exit $rc, $(epochs_in "$work/run/nntrain-7.jsonl") records)"; fi
+cp "$work/run/ck.h5" "$work/ck4.h5" && cp "$work/run/nntrain-7.jsonl" "$work/m4.jsonl"
+job nntrain SLURM_RESTART_COUNT=2 -- "${tiny[@]}" --epochs 4 --checkpoint=ck.h5
+if [ "$rc" -eq 0 ] && cmp -s "$work/ck4.h5" "$work/run/ck.h5" && cmp -s "$work/m4.jsonl" "$work/run/nntrain-7.jsonl"
+then ok "jobs/nntrain.sbatch requeued after its run was complete: checkpoint and metrics unchanged"
+else fail "jobs/nntrain.sbatch requeued after its run was complete: checkpoint and metrics unchanged (exit $rc)"; fi
+rm -f "$work/run/ck.h5" "$work/run/err"
+job nntrain SLURM_RESTART_COUNT=3 -- "${tiny[@]}" --epochs 4
+if [ "$rc" -eq 2 ] && [ "$(wc -l <"$work/run/err")" -eq 1 ] && grep -q "no checkpoint to resume from.*not starting" "$work/run/err" &&
+   cmp -s "$work/m4.jsonl" "$work/run/nntrain-7.jsonl"
+then ok "jobs/nntrain.sbatch requeued with no checkpoint, the first run's metrics there: exit 2, one line, metrics kept"
+else fail "jobs/nntrain.sbatch requeued with no checkpoint, the first run's metrics there: exit 2, one line, metrics kept (exit $rc)"; fi
+cp "$work/m4.jsonl" "$work/run/mine.jsonl" && rm -f "$work/run/nntrain-7.jsonl" "$work/run/err"
+job nntrain SLURM_RESTART_COUNT=1 -- "${tiny[@]}" --epochs 4 --checkpoint gone.h5 --met=mine.jsonl
+if [ "$rc" -eq 2 ] && [ "$(wc -l <"$work/run/err")" -eq 1 ] && grep -q "gone.h5 is missing.*$work/run/mine.jsonl: not starting" "$work/run/err" &&
+   cmp -s "$work/m4.jsonl" "$work/run/mine.jsonl"
+then ok "jobs/nntrain.sbatch requeued, its --checkpoint missing, records in its --met=mine.jsonl: exit 2, one line, kept"
+else fail "jobs/nntrain.sbatch requeued, its --checkpoint missing, records in its --met=mine.jsonl: exit 2, one line, kept (exit $rc)"; fi
+fresh
+job nntrain SLURM_RESTART_COUNT=1 -- "${tiny[@]}" --epochs 2 --checkpoint ck.h5
+if [ "$rc" -eq 0 ] && [ "$(epochs_in "$work/run/nntrain-7.jsonl")" -eq 2 ] && grep -q "fresh start" "$work/run/out"
+then ok "jobs/nntrain.sbatch requeued before its first run left a checkpoint or records: a fresh start"
+else fail "jobs/nntrain.sbatch requeued before its first run left a checkpoint or records: a fresh start (exit $rc)"; fi
+touch "$work/run/ck.h5" # srun is a stub: the file is only looked for
+job nntrain_multinode SLURM_RESTART_COUNT=1 -- "${tiny[@]}" --epochs 2 --checkpoint ck.h5
+if [ "$rc" -eq 0 ] && [[ "$(cat "$work/srun.log")" == *" --checkpoint ck.h5 --resume ck.h5" ]]
+then ok "jobs/nntrain_multinode.sbatch requeued with its --checkpoint there: srun runs nntrain with --resume ck.h5"
+else fail "jobs/nntrain_multinode.sbatch requeued with its --checkpoint there: --resume ck.h5 (exit $rc; srun: $(cat "$work/srun.log" 2>/dev/null))"; fi
+rm -f "$work/run/ck.h5" "$work/srun.log" "$work/run/err"
+job nntrain_multinode SLURM_RESTART_COUNT=2 -- "${tiny[@]}" --epochs 2 --checkpoint ck.h5
+if [ "$rc" -eq 2 ] && [ ! -e "$work/srun.log" ] && [ "$(wc -l <"$work/run/err")" -eq 1 ]
+then ok "jobs/nntrain_multinode.sbatch requeued, no checkpoint, the first run's metrics there: exit 2, one line, srun not run"
+else fail "jobs/nntrain_multinode.sbatch requeued, no checkpoint, the first run's metrics there: exit 2, srun not run (exit $rc)"; fi
 
 # --- the job's checkpoint is its own ---
 for spelling in "--checkpoint mine.h5" "--checkpoint=mine.h5" "--resume mine.h5" "--resume=mine.h5" "--res mine.h5" "--r=mine.h5"; do
