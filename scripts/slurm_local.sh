@@ -9,6 +9,10 @@
 # Installs slurm-wlm and munge if missing. Needs root. All state lives in $SLURM_DIR
 # (default /tmp/nntrain-slurm); the controller listens on $SLURM_PORT (default 6817), the
 # slurmd daemons on the next port. ../shared/PLATFORM.md has the recipe.
+# $SLURM_DIR/slurm.conf is replaced (written aside, renamed) only when it is one this
+# script wrote (its first line says so): any other there (SLURM_DIR=/etc/slurm, a real
+# cluster's) makes start stop at once, exit 2, one line, nothing changed; nor does stop
+# cancel jobs through it.
 #
 # With N nodes, the controller stays on this host and reaches the nodes through one more
 # veth into the emulated switch (nnemu-ctl, 10.231.0.254), so sbatch and squeue work from
@@ -20,6 +24,13 @@ conf=$dir/slurm.conf
 port=${SLURM_PORT:-6817}
 emu=scripts/emulated_nodes.sh
 ctl_addr=10.231.0.254
+conf_mark="# written by scripts/slurm_local.sh (a throwaway cluster): its start replaces this file"
+
+# Whether $conf is absent or a regular file this script wrote (its first line, the mark).
+conf_is_ours() {
+    [ ! -e "$conf" ] && [ ! -L "$conf" ] && return 0
+    [ -f "$conf" ] && [ ! -L "$conf" ] && [ "$(head -n 1 "$conf" 2>/dev/null)" = "$conf_mark" ]
+}
 
 install_missing() {
     local missing=() p
@@ -32,9 +43,13 @@ install_missing() {
         --no-install-recommends "${missing[@]}"
 }
 
-# write_conf CONTROLLER NODE_LINES PARTITION_NODES
+# write_conf CONTROLLER NODE_LINES PARTITION_NODES: written aside, then renamed over
+# $conf (start has made sure that one, if any, is this script's)
 write_conf() {
-    cat >"$conf" <<CONF
+    local tmp
+    tmp=$(mktemp "$dir/.slurm.conf.XXXXXX")
+    cat >"$tmp" <<CONF || { rm -f "$tmp"; return 1; }
+$conf_mark
 ClusterName=nntrain
 SlurmctldHost=$1
 SlurmctldPort=$port
@@ -66,6 +81,7 @@ SlurmdLogFile=$dir/log/slurmd-%n.log
 $2
 PartitionName=main Nodes=$3 Default=YES MaxTime=INFINITE State=UP
 CONF
+    chmod 644 "$tmp" && mv -f "$tmp" "$conf" || { rm -f "$tmp"; return 1; }
 }
 
 start_munge() {
@@ -99,6 +115,10 @@ start() {
     [[ "$nodes" =~ ^[1-8]$ ]] || { echo "slurm_local.sh: 1 to 8 nodes, not '$nodes'" >&2; exit 2; }
     [ "$(id -u)" -eq 0 ] || { echo "slurm_local.sh: needs root" >&2; exit 1; }
     ls "$dir"/*.bg >/dev/null 2>&1 && { echo "slurm_local.sh: already started in $dir; stop it first" >&2; exit 1; }
+    conf_is_ours || {
+        echo "slurm_local.sh: $conf is not a slurm.conf this script wrote (no '$conf_mark' first line): not replacing it; set SLURM_DIR to a directory of its own (default /tmp/nntrain-slurm)" >&2
+        exit 2
+    }
     install_missing
     mkdir -p "$dir"/{state,spool,log}
     # A half-started cluster is stopped: on any exit until it is up (an ERR trap would
@@ -147,7 +167,7 @@ start() {
 stop() {
     local f pid
     # jobs first: a slurmstepd outlives its slurmd
-    if [ -f "$dir/slurmctld.bg" ] && kill -0 "$(cat "$dir/slurmctld.bg")" 2>/dev/null; then
+    if [ -f "$dir/slurmctld.bg" ] && kill -0 "$(cat "$dir/slurmctld.bg")" 2>/dev/null && conf_is_ours; then
         SLURM_CONF=$conf scancel --full --quiet --user=root 2>/dev/null || true
         for _ in $(seq 100); do
             [ -z "$(SLURM_CONF=$conf squeue -h -o %i 2>/dev/null)" ] && break
@@ -173,5 +193,5 @@ stop() {
 case ${1:-} in
     start) start "${2:-1}" ;;
     stop) stop ;;
-    *) sed -n '2,13p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,15p' "$0" >&2; exit 2 ;;
 esac

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The job scripts in jobs/ against a real, throwaway Slurm (scripts/slurm_local.sh):
 #  one node (this host):
-#  - scripts/slurm_local.sh start failing half-way (in start_slurmd) stops what it started;
+#  - scripts/slurm_local.sh start over a slurm.conf it did not write: exit 2, one line,
+#    the file kept; a start failing half-way (in start_slurmd) stops what it started;
+#    its own slurm.conf is marked so (first line) and replaced on the next start;
 #  - jobs/nntrain.sbatch trains and completes; a request for more CPUs than the cluster
 #    has is refused by sbatch; a job without its binary fails and says why;
 #  - jobs/nntrain_preemptible.sbatch, signalled as at its time limit, checkpoints, exits
@@ -56,10 +58,26 @@ submit() { sbatch --parsable --chdir="$work/run" "$@"; }
 mkdir -p "$work/run"
 small=(--train-limit 6000 --epochs 2)
 
+ours() { for pid in $(pgrep -x "$1"); do grep -qF "$SLURM_CONF" "/proc/$pid/cmdline" 2>/dev/null && echo "$pid"; done; }
+
+# A slurm.conf there that the script did not write (SLURM_DIR=/etc/slurm): start stops at
+# once, exit 2, one line, the directory and the file unchanged, no daemon started. Until
+# 2026-12-07 it was overwritten (a plain >) and the throwaway cluster started over it.
+mkdir -p "$SLURM_DIR" && printf 'ClusterName=real\nSlurmctldHost=head\n' >"$SLURM_CONF"
+before=$(ls -A "$SLURM_DIR"; cat "$SLURM_CONF")
+"$repo/scripts/slurm_local.sh" start >"$work/start.log" 2>&1
+rc=$?
+left=$(ours slurmctld; ours slurmd)
+if [ "$rc" -eq 2 ] && [ "$(wc -l <"$work/start.log")" -eq 1 ] && grep -q "is not a slurm.conf this script wrote" "$work/start.log" &&
+   [ "$before" = "$(ls -A "$SLURM_DIR"; cat "$SLURM_CONF")" ] && [ -z "$left" ]
+then ok "scripts/slurm_local.sh start over a slurm.conf it did not write: exit 2, one line, nothing changed or started"
+else fail "scripts/slurm_local.sh start over a slurm.conf it did not write: exit $rc (left: $left; $(ls -A "$SLURM_DIR" | tr '\n' ' '))" "$work/start.log"; fi
+"$repo/scripts/slurm_local.sh" stop >/dev/null 2>&1
+rm -rf "$SLURM_DIR"
+
 # A start that fails half-way (here in start_slurmd: the node's spool directory is a
 # file) stops what it started: no slurmctld of this cluster is left running.
 mkdir -p "$SLURM_DIR/spool" && touch "$SLURM_DIR/spool/$(hostname)"
-ours() { for pid in $(pgrep -x "$1"); do grep -qF "$SLURM_CONF" "/proc/$pid/cmdline" 2>/dev/null && echo "$pid"; done; }
 "$repo/scripts/slurm_local.sh" start >"$work/start.log" 2>&1
 rc=$?
 left=$(ours slurmctld; ours slurmd)
@@ -75,6 +93,11 @@ if ! "$repo/scripts/slurm_local.sh" start >"$work/start.log" 2>&1; then
     echo "$passed passed, $failed failed"; exit 1
 fi
 ok "a one-node Slurm starts ($((SECONDS - start)) s)"
+# its slurm.conf (the half-way start's before it, replaced) is marked as its own, and
+# no temporary of it is left
+if head -n 1 "$SLURM_CONF" | grep -q "^# written by scripts/slurm_local.sh" && [ -z "$(ls -A "$SLURM_DIR" | grep '^\.slurm\.conf')" ]
+then ok "scripts/slurm_local.sh: its slurm.conf says it wrote it (first line), no temporary left"
+else fail "scripts/slurm_local.sh: its slurm.conf says it wrote it (first line), no temporary left ($(head -n 1 "$SLURM_CONF"))"; fi
 
 # --- the single-node job ---
 t=$SECONDS
