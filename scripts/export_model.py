@@ -26,10 +26,14 @@ replaced, anything else there is refused. Just before the rename each output is 
 again: only the file checked at start, unchanged (device, inode, size), in the directory of
 the start, is replaced, and where there was none a new one is made only while the name is
 still free; a file made, replaced or written into there during the export, or the directory
-moved away, is kept (exit 1, no output changed).
+moved away, is kept (exit 1, no output changed). One export per output: each is locked as
+nntrain locks its checkpoint (an fcntl lock on FILE.lock beside the file, naming its holder,
+removed at the end), so that a second export, or an nntrain, nneval or nnprep, given the same
+file is refused (exit 2: "--onnx m.onnx: in use by another run (PID 42 on host n07; lock
+file m.onnx.lock); give this run another file") and never touches the first's FILE.tmp.
 Exit status: 0 success, 1 runtime failure (a write failed, an output changed during the
-export, a Python package is missing),
-2 bad usage or bad input (one line on stderr each), 128 + the signal when stopped by
+export, an output could not be locked, a Python package is missing),
+2 bad usage or bad input, or an output in use by another run (one line on stderr each), 128 + the signal when stopped by
 SIGINT, SIGTERM, SIGHUP or SIGUSR1 (one line, naming the outputs already put in place, if
 any; no temporary file left; a signal ignored at start, as nohup does, stays ignored).
 Needs python3-numpy and python3-h5py (Debian), and python3-onnx for --onnx.
@@ -279,12 +283,17 @@ def check_outputs(checkpoint, outputs):
     # each output is built as REAL.tmp: that name must be no other output nor the checkpoint's
     temporaries = {nn_outputs.temporary_entry(path): option for option, path, kind in outputs}
     temporaries.pop(None, None)
+    # ... and locked at FILE.lock, which the lock makes, overwrites and removes: no other output
+    locks = {nn_outputs.entry(nn_outputs.lock_name(path)): option for option, path, kind in outputs}
+    locks.pop(None, None)
     for option, path, kind in outputs:
         key = nn_outputs.entry(path)
         if key is not None and (key in temporaries or key == nn_outputs.temporary_entry(checkpoint)):
             other = temporaries.get(key)
             raise Refusal(f"--{option} {path}: is the temporary file of "
                           + (f"--{other}'s output" if other else "the checkpoint's name") + "; give another name")
+        if key is not None and key in locks:
+            raise Refusal(f"--{option} {path}: is the lock file of --{locks[key]}'s output; give another name")
     for option, path, kind in outputs:
         # by name (also where the directory cannot be reached), by directory entry, and by
         # device and inode (a hard link) when it exists
@@ -327,16 +336,16 @@ def is_partial_export(path):
             or onnx_head.startswith(head[:len(onnx_head)]))
 
 
-def open_temporary(checkpoint, option, path, kind, temporaries):
+def open_temporary(checkpoint, option, path, kind, temporaries, lock):
     """PATH's temporary file (nn_outputs.open_temporary: REAL.tmp, a killed export's replaced,
-    anything else there refused), created now, so that a directory we cannot write fails
+    anything else there refused; LOCK, PATH's nn_outputs.Lock, held), created now, so that a directory we cannot write fails
     first, and added to TEMPORARIES as it is made (no stop signal between), for the clean-up
     and for the outcome (each Temporary says whether it was put in place). The output is
     checked again (check_output) once its file is held: the file held is the one checked."""
     ck = os.stat(checkpoint)
     try:
         nn_outputs.open_temporary(f"--{option} {path}", path, is_partial_export, "a file this exporter",
-                                  lambda p: check_output(ck, option, p, kind), temporaries.append)
+                                  lambda p: check_output(ck, option, p, kind), temporaries.append, lock=lock)
     except OSError as e:
         raise Refusal(f"--{option} {path}: cannot write in {os.path.dirname(os.path.realpath(path))}: {e.strerror}")
 
@@ -455,17 +464,19 @@ def main(argv):
     for sig in STOP_SIGNALS:
         if signal.getsignal(sig) != signal.SIG_IGN:
             signal.signal(sig, on_signal)
-    temporaries = []
+    temporaries, locks = [], []
     try:
-        return export(parse(argv), temporaries)
+        return export(parse(argv), temporaries, locks)
     except Interrupted as e:
         for sig in STOP_SIGNALS:  # a second signal must not cut the clean-up short
             signal.signal(sig, signal.SIG_IGN)
         done = outcome(temporaries)  # what each output is now, before they are let go
         remove_temporaries(temporaries)
+        release_locks(locks)
         fail(f"stopped by {signal.Signals(e.signum).name}; {done}", 128 + e.signum)
     finally:
-        remove_temporaries(temporaries)
+        remove_temporaries(temporaries)  # first: a FILE.tmp is removed while its lock is held
+        release_locks(locks)
 
 
 def written(temporaries):
@@ -490,7 +501,14 @@ def remove_temporaries(temporaries):
             temporaries.pop().abandon()
 
 
-def export(a, temporaries):
+def release_locks(locks):
+    """The outputs' locks let go, each lock file removed where it is still the one locked
+    (nn_outputs.Lock.release), after their temporary files (remove_temporaries)."""
+    while locks:
+        locks.pop().release()
+
+
+def export(a, temporaries, locks):
     try:
         import numpy as np
         import h5py
@@ -503,12 +521,18 @@ def export(a, temporaries):
     try:
         net = read_checkpoint(a.checkpoint, np, h5py)
         check_outputs(a.checkpoint, outputs)
+        # each output locked before its FILE.tmp is looked at (a live export's is never taken
+        # for a killed one's, nor one being written by an nntrain, nneval or nnprep): until
+        # 2026-12-07 there was no lock, a second export removed the first's FILE.tmp, and
+        # the first put the second's unfinished file in place (empty, 0600), saying "wrote"
         for option, path, kind in outputs:
-            open_temporary(a.checkpoint, option, path, kind, temporaries)
-    except Refusal as e:
+            nn_outputs.lock(f"--{option} {path}", path, locks.append)
+        for (option, path, kind), held in zip(outputs, locks):
+            open_temporary(a.checkpoint, option, path, kind, temporaries, held)
+    except Refusal as e:  # Busy too: another run's output
         remove_temporaries(temporaries)
         fail(str(e), 2)
-    except nn_outputs.Changed as e:  # changed between the checks: kept
+    except (nn_outputs.Changed, nn_outputs.LockFailed) as e:  # changed between the checks: kept
         remove_temporaries(temporaries)
         fail(str(e), 1)
     path = None

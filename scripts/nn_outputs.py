@@ -26,19 +26,33 @@ The C tools keep the same rule in src/outputs.c (docs/reliability.md, "the outpu
     put in place and marked so (Temporary.installed: the script's message says what was
     written, and its clean-up never removes a REAL.tmp made since by another run), a probe
     file made and removed (check_writable, which never touches REAL.tmp: it may be another
-    run's, mid-write).
+    run's, mid-write);
+  - one run per output, as the C tools keep it (src/outputs.c, nn_output_lock_acquire): a
+    Lock, an fcntl lock on "PATH.lock" beside the file (a symbolic link's target's), the
+    file naming its holder ("PID N on host H"), made in the directory then held, and
+    removed from there by its holder at the end, only where it is still the file locked.
+    The same file and the same lock as the C tools', so that a C tool and a script on one
+    path keep each other off it. It is taken before REAL.tmp is looked at (open_temporary
+    needs it held): a REAL.tmp found then is a killed run's, never a live one's. Until
+    2026-12-07 there was none: a second export_model.py took the first's REAL.tmp, empty
+    as it was made, for a killed run's and removed it, and the first then renamed the
+    second's unfinished file over the user's model, saying "wrote" (an empty file, 0600).
 
 A refusal is a Refusal whose text is the one line "LABEL: why" (LABEL: the option and path
-as given, "--out t.md"); the script prints it and exits 2. Changed is a runtime failure
-(exit 1: the work is lost, the user's file kept). Messages keep each script's words where
+as given, "--out t.md"); the script prints it and exits 2 (a Busy one too: the output is
+another run's). Changed and LockFailed are runtime failures (exit 1: the work is lost, or
+not begun; the user's file kept). Messages keep each script's words where
 the scripts differ (what their files are), so they are passed in; one_line writes a path's
 control characters out ("\\n", "\\t", "\\x1b") as the C tools do (src/error.c).
 """
 import contextlib
 import errno
+import fcntl
 import os
+import re
 import secrets
 import signal
+import socket
 import stat
 
 
@@ -46,9 +60,18 @@ class Refusal(Exception):
     """Bad usage or input (here: a path the rule does not write): exit 2, one line."""
 
 
+class Busy(Refusal):
+    """The output is another live run's: it holds the output's lock (exit 2, one line)."""
+
+
 class Changed(Exception):
     """The output, or its directory, is not what the run checked at start (changed during the
     run): nothing replaced, exit 1, one line."""
+
+
+class LockFailed(Exception):
+    """The output's lock could not be taken for a reason other than another run holding it
+    (exit 1, one line), as src/outputs.c's NN_ERR_RUNTIME."""
 
 
 # the stop signals of the C tools (src/signals.c) and of export_model.py
@@ -245,6 +268,138 @@ def hold(path, flags=0):
     return fd, st.st_dev, st.st_ino, st.st_size
 
 
+# ---- one run per output: the lock (src/outputs.c, nn_output_lock_acquire) ----
+
+# what a lock file says of its holder, as the C tools write it and read it back
+# (lock_file_is_ours: sscanf "PID %ld on host %299[^\n]\n%n", the whole file)
+HOLDER = re.compile(r"PID \s*\+?([0-9]+)\s*on host ([^\n\x00]{1,299})\s*")
+
+
+def lock_name(path):
+    """PATH's lock file, as the C tools name it: "PATH.lock", beside the target where PATH is
+    a symbolic link to a regular file (nn_output_follow_link), so that a C tool and a script
+    given the same output, by any name, take the same lock."""
+    return (os.path.realpath(path) if os.path.islink(path) and os.path.isfile(path) else path) + ".lock"
+
+
+def lock_file_is_ours(fd):
+    """Whether the file open on FD may serve as a lock file: a regular file of one name (not
+    a link of any kind), empty (a run killed as it made it) or naming its holder as the C
+    tools and this module write it. Anything else at "PATH.lock" is the user's."""
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+        return False
+    if st.st_size == 0:
+        return True
+    if st.st_size >= 320:
+        return False
+    text = os.pread(fd, 320, 0).decode("latin-1")
+    match = HOLDER.fullmatch(text)
+    return bool(match) and int(match.group(1)) > 0
+
+
+def read_holder(fd):
+    """What the lock file on FD says of its holder, for the refused run's message."""
+    try:
+        text = os.pread(fd, 255, 0).decode("utf-8", "replace").split("\n")[0]
+    except OSError:
+        text = ""
+    return text or "a process that has not said who it is"
+
+
+class Lock:
+    """An output's lock, held: PATH the lock file's name (lock_name), FD the file locked,
+    open, DIR_FD the directory it was made in (held, O_PATH) and NAME its name there."""
+
+    def __init__(self, path, fd, dir_fd, name):
+        self.path, self.fd, self.dir_fd, self.name = path, fd, dir_fd, name
+
+    def release(self):
+        """The lock file removed, while still locked (a waiting run then tries again on a
+        fresh file), from the directory it was made in (its path may lead elsewhere by now)
+        and only where it is still the file locked (not one put at its name since); then the
+        lock let go. Once only: a second call does nothing."""
+        if self.fd is None:
+            return
+        with signals_held():
+            try:
+                held = os.fstat(self.fd)
+                named = os.stat(self.name, dir_fd=self.dir_fd, follow_symlinks=False)
+                if (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino):
+                    os.unlink(self.name, dir_fd=self.dir_fd)
+            except OSError:
+                pass
+            for fd in (self.fd, self.dir_fd):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            self.fd = self.dir_fd = None
+
+
+def _take_lock(label, shown, dir_fd, name):
+    """lock's work, with the lock file's directory held: the Lock, or Refusal (Busy: another
+    run holds it) or LockFailed. The holder removes the file as it ends: a lock taken on a
+    file already unlinked (or replaced) is no lock at all, so it is checked and tried again."""
+    for _ in range(16):
+        try:  # O_NOFOLLOW: a symbolic link is refused, never followed; O_NONBLOCK: a FIFO does not hang
+            fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK, 0o666,
+                         dir_fd=dir_fd)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise Refusal(f"{label}: its lock file {shown} is a symbolic link; not touching it") from None
+            raise Refusal(f"{label}: cannot create lock file {shown}: {e.strerror}") from None
+        try:
+            if not lock_file_is_ours(fd):
+                raise Refusal(f"{label}: {shown} exists and is not an nntrain lock file; not touching it")
+            try:  # F_SETLK, F_WRLCK on the whole file: the C tools' lock (an fcntl lock, not flock)
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                if e.errno in (errno.EACCES, errno.EAGAIN):
+                    raise Busy(f"{label}: in use by another run ({read_holder(fd)}; lock file {shown}); "
+                               "give this run another file") from None
+                raise LockFailed(f"{label}: cannot lock {shown}: {e.strerror}") from None
+            held = os.fstat(fd)
+            try:
+                named = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            except FileNotFoundError:
+                named = None
+            if named is not None and (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino):
+                holder = f"PID {os.getpid()} on host {socket.gethostname()[:255]}\n".encode()
+                with contextlib.suppress(OSError):  # the lock holds all the same
+                    os.ftruncate(fd, 0)
+                    os.pwrite(fd, holder, 0)
+                return fd
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+    raise LockFailed(f"{label}: cannot lock {shown}: it keeps being replaced")
+
+
+def lock(label, path, record=None):
+    """PATH's Lock, taken now (never waited for): Busy (a Refusal: exit 2) where another run,
+    a C tool's or a script's, holds it, naming it ("--out t.md: in use by another run (PID 42
+    on host n07; lock file t.md.lock); give this run another file"); Refusal where the lock
+    file cannot be made or what is at its name is not a lock file; LockFailed (exit 1) where
+    it cannot be locked for another reason. RECORD(Lock), where given, records it for the
+    script's clean-up (Lock.release), the stop signals held from the lock file's making."""
+    shown = lock_name(path)
+    directory, name = os.path.dirname(shown) or ".", os.path.basename(shown)
+    with signals_held():
+        try:  # the directory first, and the lock file made in it: removed there at the end
+            dir_fd = os.open(directory, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as e:
+            raise Refusal(f"{label}: cannot create lock file {shown}: {e.strerror}") from None
+        try:
+            fd = _take_lock(label, shown, dir_fd, name)
+        except BaseException:
+            os.close(dir_fd)
+            raise
+        held = Lock(shown, fd, dir_fd, name)
+        if record is not None:
+            record(held)
+    return held
+
+
 class Temporary:
     """An output being written: FILE open on TMP, to be put in place at REAL (PATH's file).
     HELD_FILE and HELD_DIR (hold()) are what was at REAL and its directory when it was opened:
@@ -342,10 +497,11 @@ class Temporary:
         self.release()
 
 
-def open_temporary(label, path, is_partial, writer, check=None, record=None):
+def open_temporary(label, path, is_partial, writer, check=None, record=None, *, lock):
     """PATH's Temporary, created now (a directory that cannot be written fails before the
     work), holding what is at PATH's real file now and its directory (Temporary.install
-    replaces nothing else). CHECK(PATH), where given, is the script's own check of the output
+    replaces nothing else). LOCK is PATH's Lock, which the caller holds until the Temporary
+    is put in place or abandoned: a REAL.tmp there is then no live run's. CHECK(PATH), where given, is the script's own check of the output
     (Refusal), made again once the file is held, so that the file held is the one checked (a
     file put there since the script's first check is not taken for it: Changed). A killed
     run's leftover REAL.tmp is removed; anything else there is refused (check_temporary).
@@ -353,6 +509,8 @@ def open_temporary(label, path, is_partial, writer, check=None, record=None):
     the file is made and recorded with the stop signals held (signals_held), so that a signal
     never leaves REAL.tmp made and unrecorded; without RECORD, a signal handled as the hold
     ends abandons it here. OSError: the script words that failure itself."""
+    if lock is None or lock.fd is None or lock.path != lock_name(path):
+        raise ValueError(f"{label}: open_temporary needs the output's lock held (nn_outputs.lock)")
     real, tmp = os.path.realpath(path), temporary_name(path)
     held_dir = hold(os.path.dirname(real), os.O_DIRECTORY)
     held_file = hold(real, os.O_NOFOLLOW)  # as check_still_ours looks at it: the name's own inode

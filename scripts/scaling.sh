@@ -13,9 +13,13 @@
 # never OUT.tmp, which another run may be writing). Anything else at OUT is
 # left alone, also one put there during the runs (exit 2 before the rename, or exit 1 where
 # it came between that check and the rename). A path's control characters are written out
-# in the one-line errors (\n, \t, \x1b).
+# in the one-line errors (\n, \t, \x1b). One run per --out: it is locked for the whole run
+# as nntrain locks its outputs (OUT.lock, an fcntl lock naming its holder; the C tools' own),
+# so a second scaling.sh, or a C tool, given the same file is refused (exit 2, "--out OUT: in
+# use by another run (PID N on host H; lock file OUT.lock); ...") and never touches OUT.tmp.
 # Exit status: 0 ok, 1 a run failed, nntrain is missing or the table could not be put in
-# place, 2 bad usage (one line).
+# place, 2 bad usage (one line), 128 + the signal when stopped by SIGINT, SIGTERM, SIGHUP or
+# SIGUSR1 (the runs stopped, no table written; a signal ignored at start stays ignored).
 # Needs build/nntrain (or NNTRAIN_BIN) and data/mnist.h5 (scripts/build.sh, scripts/fetch_mnist.sh).
 set -euo pipefail
 die() { echo "scaling.sh: $2" >&2; exit "$1"; }
@@ -46,13 +50,15 @@ scripts=$PWD # this script's directory, where the Python below finds nn_outputs.
 cd ..
 out=${out:-$PWD/bench/scaling.md}
 
-# The output side, in Python: "check" refuses a bad --out before the runs (exit 2, one
-# line; a probe file is created and removed, so a directory we cannot write fails here too),
-# "write" checks again and writes the table (argv: this script's directory, the mode,
-# --out, then for "write" the runs' directory, ...). The outputs rule itself is
-# scripts/nn_outputs.py, which export_model.py follows too.
+# The runs and the table, in Python: "check" refuses a bad --out before the runs (exit 2, one
+# line; a probe file is created and removed, so a directory we cannot write fails here too);
+# "run" locks --out (nn_outputs.lock: held until the table is in place), checks it again,
+# makes the runs (each rank count's metrics in a directory of its own, removed at the end)
+# and writes the table. argv: this script's directory, the mode, --out, then for "run"
+# nntrain, the rank counts, --epochs, the options as given (for the table), then nntrain's.
+# The outputs rule itself is scripts/nn_outputs.py, which export_model.py follows too.
 read -r -d '' table_py <<'PY' || true
-import datetime, json, os, subprocess, sys
+import datetime, json, os, shutil, signal, subprocess, sys, tempfile
 
 sys.path.insert(0, sys.argv[1])  # this script's directory: the outputs rule, shared with export_model.py
 import nn_outputs  # noqa: E402
@@ -60,6 +66,24 @@ from nn_outputs import Refusal  # noqa: E402
 
 MARKER = "<!-- written by scripts/scaling.sh: a later run with --out naming this file replaces it -->"
 WRITER = "a table scaling.sh"  # for the refusal of a foreign OUT.tmp
+
+
+class Stopped(BaseException):
+    """A stop signal (nn_outputs.STOP_SIGNALS), raised where the script is: the runs are
+    stopped, the table not written, exit 128 + signal."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+
+
+class RunFailed(Exception):
+    """A run failed or left no epochs to time: exit 1, its lines said."""
+
+
+def on_signal(signum, frame):
+    if not nn_outputs.put_off(signum):  # put off while nn_outputs holds the stop signals
+        raise Stopped(signum)
 
 
 def ours(path):
@@ -99,10 +123,59 @@ def check_writable(out):
         raise Refusal(f"--out {out}: cannot write in {os.path.dirname(os.path.realpath(out))}: {e.strerror or e}")
 
 
+def tail(path, lines=5):
+    """The last LINES lines of the file at PATH, for a failed run's message."""
+    try:
+        with open(path, "rb") as f:
+            return b"".join(f.readlines()[-lines:]).decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def run_one(command, log):
+    """COMMAND (an mpirun) with its output to LOG, waited for; its exit status. Stopped while it
+    runs: it is asked to stop (SIGTERM: mpirun passes it to the ranks) and waited for."""
+    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    try:
+        return proc.wait()
+    except BaseException:
+        with nn_outputs.signals_held():  # a second signal must not leave the ranks running
+            try:
+                proc.terminate()
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        raise
+
+
+def runs(nntrain, nps, epochs, args, directory):
+    """The job at each rank count, one thread per rank, each with its metrics (npN.jsonl) and
+    output (npN.log) in DIRECTORY; RunFailed at the first that fails."""
+    cores = len(os.sched_getaffinity(0))
+    for np in nps:
+        print(f"scaling.sh: -np {np}", file=sys.stderr, flush=True)
+        bind = "core" if int(np) <= cores else "none"  # oversubscribed: cores cannot be given out one per rank
+        log = f"{directory}/np{np}.log"
+        with open(log, "wb") as f:
+            rc = run_one(["mpirun", "-np", np, "--bind-to", bind, nntrain, "--epochs", epochs, "--threads", "1",
+                          "--metrics", f"{directory}/np{np}.jsonl", *args], f)
+        if rc != 0:
+            raise RunFailed(f"-np {np} failed:\n{tail(log)}".rstrip("\n"))
+    return cores
+
+
 def table(runs, cores, nps, epochs, args):
     rows, base = [], None
     for np in nps:
-        recs = [json.loads(l) for l in open(f"{runs}/np{np}.jsonl")][1:]  # steady state: skip epoch 1
+        try:
+            with open(f"{runs}/np{np}.jsonl") as f:
+                recs = [json.loads(l) for l in f][1:]  # steady state: skip epoch 1
+        except (OSError, ValueError):
+            recs = []
+        if not recs:  # (not a traceback)
+            raise RunFailed(f"-np {np}: its metrics have no epoch after the warm-up one:\n"
+                            + tail(f"{runs}/np{np}.log").rstrip("\n"))
         secs = sum(r["epoch_seconds"] for r in recs)
         sps = sum(r["samples_per_second"] * r["epoch_seconds"] for r in recs) / secs
         ar = sum(r["allreduce_seconds"] for r in recs) / secs
@@ -119,57 +192,78 @@ def table(runs, cores, nps, epochs, args):
         "|---:|---:|---:|---:|---:|---:|---:|", *rows, ""])
 
 
-def write(out, text):
-    """TEXT to the temporary file beside OUT's file, renamed over it: a failure leaves the old table whole."""
-    made = []  # the temporary file, recorded as it is made (no signal between): removed on any failure
+def write(out, text, lock, made):
+    """TEXT to the temporary file beside OUT's file, renamed over it: a failure leaves the old
+    table whole. LOCK: OUT's, held. MADE: the temporary file, recorded as it is made (no
+    signal between), removed on any failure (one put in place is left there)."""
     try:
         # checked again once held: the file replaced is the one checked (Temporary.install
         # replaces nothing else, and no file put at --out since: nn_outputs.Changed)
-        nn_outputs.open_temporary(f"--out {out}", out, ours, WRITER, check, made.append)
+        nn_outputs.open_temporary(f"--out {out}", out, ours, WRITER, check, made.append, lock=lock)
         t = made[0]
         t.file.write(text.encode())
         t.seal()
         t.install()
     except BaseException as e:
-        for t in made:
-            t.abandon()  # (one put in place is left there)
+        with nn_outputs.signals_held():
+            for t in made:
+                t.abandon()
         if isinstance(e, OSError):
-            print(f"scaling.sh: {nn_outputs.one_line(f'--out {out}: cannot write: {e.strerror or e}')}", file=sys.stderr)
-            sys.exit(1)
-        if isinstance(e, nn_outputs.Changed):  # a file put at --out since the check: kept
-            print(f"scaling.sh: {nn_outputs.one_line(str(e))}", file=sys.stderr)
-            sys.exit(1)
+            raise RunFailed(f"--out {out}: cannot write: {e.strerror or e}") from None
         raise
+
+
+def run(out, nntrain, nps, epochs, shown, args):
+    """The runs and the table, --out locked throughout (a second scaling.sh on it, or a C tool,
+    is refused: Busy), the lock file removed at the end."""
+    locks, made, directory, nps = [], [], None, nps.split()
+    try:
+        nn_outputs.lock(f"--out {out}", out, locks.append)
+        check(out)  # again, now that it is ours: a file put there since the first check is refused
+        directory = tempfile.mkdtemp(prefix="scaling.")
+        cores = runs(nntrain, nps, epochs, args, directory)
+        text = table(directory, cores, nps, epochs, shown)
+        write(out, text, locks[0], made)
+        print(text)
+    except Stopped as e:
+        for sig in nn_outputs.STOP_SIGNALS:  # a second signal must not cut the clean-up short
+            signal.signal(sig, signal.SIG_IGN)
+        done = f"wrote {out}" if any(t.installed for t in made) else "no table written"
+        print(f"scaling.sh: {nn_outputs.one_line(f'stopped by {signal.Signals(e.signum).name}; {done}')}",
+              file=sys.stderr)
+        sys.exit(128 + e.signum)
+    finally:
+        if directory:
+            shutil.rmtree(directory, ignore_errors=True)
+        for held in locks:
+            held.release()
 
 
 mode, out = sys.argv[2], sys.argv[3]
 try:
-    check(out)
-    if mode == "check":
+    if mode == "run":
+        # first thing: a stop signal stops the runs and exits 128 + signal (one ignored at
+        # start stays ignored, as nohup and a shell's background jobs mean)
+        for sig in nn_outputs.STOP_SIGNALS:
+            if signal.getsignal(sig) != signal.SIG_IGN:
+                signal.signal(sig, on_signal)
+        run(out, *sys.argv[4:8], sys.argv[8:])
+    else:
+        check(out)
         check_writable(out)
-    if mode == "write":
-        runs, cores, nps, epochs, args = sys.argv[4], sys.argv[5], sys.argv[6].split(), sys.argv[7], sys.argv[8]
-        text = table(runs, cores, nps, epochs, args)
-        write(out, text)
-        print(text)
-except Refusal as e:
+except Refusal as e:  # Busy too: another run's --out
     print(f"scaling.sh: {nn_outputs.one_line(str(e))}", file=sys.stderr)  # a path's newline written out
     sys.exit(2)
+except (RunFailed, nn_outputs.Changed, nn_outputs.LockFailed) as e:  # a file put at --out since: kept
+    lines = str(e).split("\n")
+    print(f"scaling.sh: {nn_outputs.one_line(lines[0])}", *lines[1:], sep="\n", file=sys.stderr)
+    sys.exit(1)
 PY
 python3 -c "$table_py" "$scripts" check "$out"
 
 nntrain=${NNTRAIN_BIN:-build/nntrain} # (made absolute before the cd above)
 [ -x "$nntrain" ] || die 1 "$nntrain missing: run scripts/build.sh"
 . scripts/mpi_env.sh
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-cores=$(nproc)
-for np in $nps; do
-    echo "scaling.sh: -np $np" >&2
-    bind=core
-    [ "$np" -le "$cores" ] || bind=none # oversubscribed: cores cannot be given out one per rank
-    OMP_NUM_THREADS=1 mpirun -np "$np" --bind-to "$bind" "$nntrain" --epochs "$epochs" --threads 1 \
-        --metrics "$tmp/np$np.jsonl" "${args[@]}" >"$tmp/np$np.log" 2>&1 ||
-        { echo "scaling.sh: -np $np failed:" >&2; tail -5 "$tmp/np$np.log" >&2; exit 1; }
-done
-python3 -c "$table_py" "$scripts" write "$out" "$tmp" "$cores" "$nps" "$epochs" "${args[*]}"
+# the script's own process from here (its PID names the lock's holder, and a signal sent to
+# it reaches the runs)
+exec python3 -c "$table_py" "$scripts" run "$out" "$nntrain" "$nps" "$epochs" "${args[*]}" "${args[@]}"

@@ -9,7 +9,9 @@
 # format-1 fixture. Then the
 # refusals: bad checkpoints and bad outputs give exit 2 and one line, and change no file;
 # outputs changed during the export (made, replaced, written into, their directory moved)
-# are kept: exit 1, one line; as root, two bind-mounted names of one directory and a full disk.
+# are kept: exit 1, one line; one export per output (the C tools' lock: a second export, or an
+# nntrain, on an output being exported is refused, exit 2, and the first's file is written
+# whole); as root, two bind-mounted names of one directory and a full disk.
 # Skips (77) only when /usr/bin/python3 lacks numpy, h5py or onnx (Debian: python3-numpy
 # python3-h5py python3-onnx; scripts/setup.sh --test installs them).
 # Usage: test_export.sh NNTRAIN NNEVAL MPIEXEC SOURCE_DIR DATA WORKDIR
@@ -123,6 +125,7 @@ expect 2 "is the checkpoint being exported" "$dir/link.h5" --onnx "$dir/hard.h5"
 expect 2 "the same file as --onnx" "$ck" --onnx "$dir/y.out" --npz "$dir/y.out"
 expect 2 "the same file as --onnx" "$ck" --onnx "$dir/mnist.onnx" --npz "$dir/hard.onnx"
 expect 2 "--onnx $dir/m.tmp: is the temporary file of --npz's output" "$ck" --npz "$dir/m" --onnx "$dir/m.tmp"
+expect 2 "--npz $dir/m.lock: is the lock file of --onnx's output" "$ck" --onnx "$dir/m" --npz "$dir/m.lock"
 expect 2 "not a regular file" "$ck" --npz /dev/null
 expect 2 "not a regular file" "$ck" --onnx "$dir/fifo"
 expect 2 "not a regular file" "$ck" --onnx "$dir/subdir"
@@ -266,7 +269,7 @@ if thread:  # a second thread, and a pipe its C-level signal handler writes to (
     signal.set_wakeup_fd(woken)
 def call_then_signal(*args, **kwargs):
     result = real(*args, **kwargs)
-    if name != "open" or args[1] & os.O_CREAT:  # os.open: the one that makes a FILE.tmp
+    if name != "open" or args[1] & os.O_EXCL:  # os.open: the one that makes a FILE.tmp (not a lock file)
         os.kill(os.getpid(), sig)
         if thread:  # taken by a thread (by this one where it is not blocked here): its handler has run
             select.select([wake], [], [], 10)
@@ -394,6 +397,82 @@ paused_export 'true' "$ck" --onnx models/m.onnx --npz old.npz.new
 [ "$rc" -eq 0 ] && [ -f models/m.onnx ] && [ -f old.npz.new ] && [ -z "$(find . -name '*.tmp')" ] &&
     "$py" "$check" compare "$ck" models/m.onnx old.npz.new "$data" >"$dir/log" 2>&1 &&
     ok "paused with nothing changed: exit 0, both written" || fail "paused with nothing changed: exit $rc: $(cat "$dir/log")"
+cd "$dir" || exit 1
+
+# ---- one export per output: the lock ----
+# Each output is locked as nntrain locks its checkpoint (FILE.lock, an fcntl lock naming its
+# holder, the C tools' own), before its FILE.tmp is looked at. Until 2026-12-07 there was no
+# lock: export B, started while export A had just made m.onnx.tmp (empty), took it for a
+# killed export's, removed it and made its own; A then renamed B's unfinished file over the
+# user's model (an empty m.onnx, mode 0600), printing "wrote m.onnx", exit 0, and B, stopped,
+# said "no output changed". Made deterministic: A stops itself (SIGSTOP) just after making
+# its FILE.tmp, and so does B if it gets that far; A goes on, then B gets SIGTERM (SIGINT is
+# ignored in a script's background job, and so stays ignored by the export).
+# stopping_export OUT ERR ARGS...: export_model.py ARGS in the background ($pid), stopping
+# itself just after it makes a FILE.tmp; returns once it is stopped or has ended
+stopping_export() {
+    local out=$1 err=$2; shift 2
+    "$py" - "$export" "$@" >"$out" 2>"$err" <<'PY' &
+import importlib.util, os, signal, sys
+spec = importlib.util.spec_from_file_location("export_model", sys.argv[1])
+export_model = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(export_model)
+real_open = os.open
+def open_then_stop(path, flags, *args, **kwargs):
+    fd = real_open(path, flags, *args, **kwargs)
+    if flags & os.O_EXCL:  # a FILE.tmp made (a lock file is opened without O_EXCL)
+        os.kill(os.getpid(), signal.SIGSTOP)
+    return fd
+os.open = open_then_stop
+sys.exit(export_model.main(sys.argv[2:]))
+PY
+    pid=$!
+    local state
+    for _ in $(seq 600); do # stopped (T), ended (Z, or gone)
+        state=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -c1)
+        case $state in T|Z|"") return ;; esac
+        sleep 0.05
+    done
+}
+mkdir -p "$dir/two" && cd "$dir/two" || exit 1
+"$py" "$export" "$ck" --onnx want.onnx >/dev/null 2>&1 && cp "$dir/mnist.onnx" m.onnx || exit 1
+stopping_export a.out a.err "$ck" --onnx m.onnx; a=$pid
+stopping_export b.out b.err "$ck" --onnx m.onnx; b=$pid
+kill -CONT "$a"; wait "$a"; rc_a=$?
+if [ -d "/proc/$b" ] && [ "$(sed 's/.*) //' "/proc/$b/stat" | cut -c1)" = T ]; then kill -TERM "$b"; kill -CONT "$b"; fi
+wait "$b"; rc_b=$?
+if [ "$rc_a" -eq 0 ] && grep -q '^export_model.py: wrote m.onnx ' a.out && [ "$rc_b" -eq 2 ] && [ "$(wc -l <b.err)" -eq 1 ] &&
+   grep -qxF "export_model.py: --onnx m.onnx: in use by another run (PID $a on host $(hostname); lock file m.onnx.lock); give this run another file" b.err &&
+   cmp -s want.onnx m.onnx && [ "$(ls)" = "$(printf '%s\n' a.err a.out b.err b.out m.onnx want.onnx)" ]
+then ok "a second export of m.onnx while the first writes it: exit 2, $(cat b.err); the first's written whole, no .tmp or .lock left"
+else fail "two exports of m.onnx: A exit $rc_a ($(cat a.out a.err)), B exit $rc_b ($(cat b.out b.err)); m.onnx $(stat -c '%s bytes, mode %a' m.onnx), want.onnx $(stat -c '%s bytes' want.onnx); files: $(ls | tr '\n' ' ')"; fi
+# The same lock as the C tools': an export refused while a process holds new.npz.lock as
+# nntrain would (an fcntl lock, "PID N on host test"), and nntrain refused (exit 2) while
+# an export holds new.onnx's; each then goes on. Until 2026-12-07 neither saw the other.
+"$py" - new.npz.lock <<'PY' &
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o666)
+fcntl.lockf(fd, fcntl.LOCK_EX)
+os.write(fd, b"PID %d on host test\n" % os.getpid())
+open(sys.argv[1] + ".held", "w").close()
+time.sleep(120)
+PY
+locker=$!
+for _ in $(seq 300); do [ -e new.npz.lock.held ] && break; sleep 0.1; done
+"$py" "$export" "$ck" --npz new.npz >out 2>err; rc=$?
+kill "$locker"; wait "$locker" 2>/dev/null
+if [ "$rc" -eq 2 ] && grep -qxF "export_model.py: --npz new.npz: in use by another run (PID $locker on host test; lock file new.npz.lock); give this run another file" err &&
+   [ ! -e new.npz ] && [ ! -e new.npz.tmp ] && [ "$(cat new.npz.lock)" = "PID $locker on host test" ]
+then ok "an export while another process holds new.npz.lock (an fcntl lock, as nntrain's): exit 2, $(cat err); its lock file kept"
+else fail "an export beside a held new.npz.lock: exit $rc: $(cat out err); files: $(ls | tr '\n' ' ')"; fi
+rm -f new.npz.lock new.npz.lock.held
+stopping_export a.out a.err "$ck" --onnx new.onnx; a=$pid
+timeout 120 "$nntrain" --data "$data" --train-limit 200 --epochs 1 --layers 784,8,10 --metrics new.onnx >out 2>err; rc=$?
+kill -CONT "$a"; wait "$a"; rc_a=$?
+if [ "$rc" -eq 2 ] && grep -qF -- "--metrics new.onnx: in use by another run (PID $a on host $(hostname); lock file new.onnx.lock)" err &&
+   [ "$rc_a" -eq 0 ] && cmp -s want.onnx new.onnx && [ ! -e new.onnx.lock ] && [ ! -e new.onnx.tmp ]
+then ok "nntrain --metrics new.onnx while an export holds its lock: exit 2, $(grep -F 'in use' err); the export then written"
+else fail "nntrain beside an export's lock: nntrain exit $rc ($(cat err)), export exit $rc_a ($(cat a.err)); files: $(ls | tr '\n' ' ')"; fi
 cd "$dir" || exit 1
 
 # A path with a control character is written out in the one line (\n, \t, \x1b), as the C

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # What the helper scripts write, and what they leave alone (the outputs rule of
 # docs/reliability.md, which the C tools follow):
-# - scripts/scaling.sh --out: a relative path is the caller's, not the repository's; an
-#   earlier table is replaced keeping its mode and POSIX ACL, through a symbolic link (the
-#   link stays); a path's control characters are written out in its one-line error; its
-#   start-up check never touches OUT.tmp (another run's), and leaves no probe file;
+# - scripts/scaling.sh --out: a relative path is the caller's, not the repository's; one run
+#   per --out (the C tools' lock, held for
+#   the whole run; a stop signal ends it, no table written, no lock left); an earlier table is
+#   replaced keeping its mode and POSIX ACL, through a symbolic link (the link stays); a
+#   path's control characters are written out in its one-line error; its start-up check
+#   never touches OUT.tmp (another run's), and leaves no probe file;
 # - scripts/fetch_mnist.sh --out: a damaged, foreign or small dataset there is never
 #   "up to date": rebuilt from the cache (an nntrain dataset) or refused (exit 2);
 # - scripts/plot_metrics.py: a metrics path containing '=' is that path, not LABEL=PATH.
@@ -26,8 +28,9 @@ scaling() { # ARGS...: a small run at one rank, in the current directory
 }
 name=scaling-test-$$.md # a name no one has in the repository
 mkdir caller && cd caller || exit 1
-if scaling --epochs 2 --out "$name" && [ -f "$name" ] && [ ! -e "$repo/$name" ] && grep -q '^| 1 |' "$name"
-then ok "scaling.sh --out $name (relative) writes the caller's $name"
+if scaling --epochs 2 --out "$name" && [ -f "$name" ] && [ ! -e "$repo/$name" ] && grep -q '^| 1 |' "$name" &&
+   [ "$(ls)" = "$(printf '%s\n' "$name" scaling.out)" ]
+then ok "scaling.sh --out $name (relative) writes the caller's $name (no $name.lock or .tmp left)"
 else fail "scaling.sh --out $name: exit $?; caller's: $(ls); repository's: $(ls "$repo/$name" 2>&1)"; fi
 rm -f "$repo/$name"
 # an earlier table is replaced, its mode kept (a chmod 600 table stays private)
@@ -36,6 +39,57 @@ if scaling --epochs 3 --out "$name" && grep -q -- '--epochs 3 ' "$name" && [ "$(
    [ ! -e "$name.tmp" ]
 then ok "scaling.sh replaces its earlier table, mode 600 kept"
 else fail "scaling.sh over its earlier 600 table: exit $?, mode $(stat -c %a "$name"): $(sed -n 4p "$name")"; fi
+# One run per --out, as the C tools keep it: while another process holds $name.lock as nntrain
+# would (an fcntl lock naming its holder), scaling.sh is refused before any run, exit 2, the
+# table kept. Until 2026-12-07 there was no lock: two scaling.sh on one --out each made the
+# runs, and the second's start could take the first's OUT.tmp (empty as it is made) for a
+# killed run's and remove it, the first then putting the second's unfinished table in place.
+sum=$(sha256sum <"$name")
+python3 - "$name.lock" <<'PY' &
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o666)
+fcntl.lockf(fd, fcntl.LOCK_EX)
+os.write(fd, b"PID %d on host test\n" % os.getpid())
+open(sys.argv[1] + ".held", "w").close()
+time.sleep(120)
+PY
+locker=$!
+for _ in $(seq 300); do [ -e "$name.lock.held" ] && break; sleep 0.1; done
+scaling --epochs 2 --out "$name"; rc=$?
+kill "$locker"; wait "$locker" 2>/dev/null
+if [ "$rc" -eq 2 ] && [ "$(cat scaling.out)" = "scaling.sh: --out $PWD/$name: in use by another run (PID $locker on host test; lock file $PWD/$name.lock); give this run another file" ] &&
+   [ "$sum" = "$(sha256sum <"$name")" ] && [ "$(cat "$name.lock")" = "PID $locker on host test" ] && [ ! -e "$name.tmp" ]
+then ok "scaling.sh --out $name while another process holds $name.lock: exit 2 before any run, $(cat scaling.out)"
+else fail "scaling.sh --out $name beside a held lock: exit $rc: $(cat scaling.out); $(ls | tr '\n' ' ')"; fi
+rm -f "$name.lock" "$name.lock.held"
+# ... and scaling.sh holds it for its whole run: an nntrain given the table as its --metrics
+# while scaling.sh runs is refused (exit 2), naming scaling.sh's PID; the table then written.
+# scaling.sh is stopped (SIGSTOP) once its lock file names it, and nntrain run then.
+NNTRAIN_BIN=$nntrain "$repo/scripts/scaling.sh" --np 1 --train-limit 2000 --layers 784,8,10 --epochs 2 \
+    --out "$name" >scaling.out 2>&1 &
+scaler=$! # (the script execs its Python part: one PID)
+for _ in $(seq 600); do [ "$(cat "$name.lock" 2>/dev/null)" = "PID $scaler on host $(hostname)" ] && break; sleep 0.02; done
+kill -STOP "$scaler"
+timeout 60 "$nntrain" --data "$repo/data/mnist.h5" --train-limit 200 --epochs 1 --layers 784,8,10 --metrics "$name" >nntrain.out 2>&1; rc=$?
+kill -CONT "$scaler"; wait "$scaler"; rc_s=$?
+if [ "$rc" -eq 2 ] && grep -qF -- "--metrics $name: in use by another run (PID $scaler on host $(hostname); lock file $name.lock)" nntrain.out &&
+   [ "$rc_s" -eq 0 ] && grep -q '^| 1 |' "$name" && [ ! -e "$name.lock" ]
+then ok "nntrain --metrics $name while scaling.sh writes it: exit 2, $(grep -F 'in use' nntrain.out); the table then written"
+else fail "nntrain beside scaling.sh's lock: nntrain exit $rc ($(cat nntrain.out)), scaling.sh exit $rc_s ($(tail -3 scaling.out))"; fi
+rm -f nntrain.out
+# A stop signal while it runs (sent once its lock is taken, scaling.sh stopped meanwhile so
+# that the signal comes before the table): exit 128 + signal, one line saying no table was
+# written, the table, and nothing else, left (no lock file)
+sum=$(sha256sum <"$name")
+NNTRAIN_BIN=$nntrain "$repo/scripts/scaling.sh" --np 1 --train-limit 2000 --layers 784,8,10 --epochs 2 \
+    --out "$name" >scaling.out 2>&1 &
+scaler=$!
+for _ in $(seq 600); do [ "$(cat "$name.lock" 2>/dev/null)" = "PID $scaler on host $(hostname)" ] && break; sleep 0.02; done
+kill -STOP "$scaler"; kill -TERM "$scaler"; kill -CONT "$scaler"; wait "$scaler"; rc=$?
+if [ "$rc" -eq 143 ] && [ "$(grep -v '^scaling.sh: -np 1$' scaling.out)" = "scaling.sh: stopped by SIGTERM; no table written" ] &&
+   [ "$sum" = "$(sha256sum <"$name")" ] && [ "$(ls)" = "$(printf '%s\n' "$name" scaling.out)" ]
+then ok "SIGTERM to scaling.sh mid-run: exit 143, $(tail -1 scaling.out); nothing left"
+else fail "SIGTERM to scaling.sh mid-run: exit $rc: $(cat scaling.out); $(ls | tr '\n' ' ')"; fi
 # through a symbolic link: the target replaced, the link kept
 mkdir tables && mv "$name" tables/real.md && ln -s tables/real.md link.md
 if scaling --epochs 2 --out link.md && [ -L link.md ] && grep -q -- '--epochs 2 ' tables/real.md &&
