@@ -5,6 +5,13 @@
 #   scripts/scaling.sh [--np "1 2 4 8 16"] [--out bench/scaling.md] [--epochs 4] [nntrain options]
 # e.g. scripts/scaling.sh --np "1 2 4 8 16" --layers 784,800,800,10 --activation relu --lr 0.05 --batch-size 128
 # Epoch 1 is warm-up, left out of the table: --epochs must be at least 2.
+# The nntrain options are checked first (exit 2, one line): each must be one of nntrain's
+# (a prefix, as nntrain takes them, too), and those scaling.sh sets itself or that would
+# write or read a run's files are refused: --metrics (each run gets its own, which the table
+# is made from: until 2026-12-07 yours was overwritten by each rank count, then a traceback),
+# --checkpoint and --checkpoint-every (each rank count would write over the last's), --resume
+# (each would start past the epochs timed), --threads (one thread per rank), --help and
+# --version. A relative --data is the caller's, as --out is (the runs start in the repository).
 # --out is relative to where you run the script (the default, to the repository). It
 # replaces only an earlier table of this script (its first line is the marker below) or
 # an empty file, keeping that file's mode, owner and POSIX ACL; a symbolic link is written
@@ -24,18 +31,52 @@
 set -euo pipefail
 die() { echo "scaling.sh: $2" >&2; exit "$1"; }
 absolute() { case $1 in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
+# nntrain's long options (src/options.c; test_script_usage checks this list against it) and
+# those of them that take no value
+nntrain_options=" help version data layers activation loss epochs batch-size lr lr-schedule momentum weight-decay
+    seed train-limit metrics checkpoint checkpoint-every resume threads thread-tuning allreduce timeout accumulate
+    compress dropout input-dropout shift max-norm warmup-epochs validation momentum-end momentum-ramp-epochs
+    deterministic virtual-shards "
+no_value=" help version deterministic "
+long_name() { # NAME: the nntrain option --NAME means, as getopt_long reads it (the option of that
+    local option found="" # name, else the only one NAME begins); "" where none, "?" where several
+    for option in $nntrain_options; do
+        [ "$option" = "$1" ] && { echo "$option"; return; }
+        [[ $option == "$1"* ]] && { [ -z "$found" ] && found=$option || found="?"; }
+    done
+    echo "$found"
+}
 nps="1 2 4 8 16" out="" epochs=4
-args=()
+args=() shown=() # the options for nntrain (relative paths made the caller's), and as given (for the table)
 while [ $# -gt 0 ]; do
     case $1 in
         --np) [ $# -ge 2 ] || die 2 "--np needs rank counts"; nps=$2; shift 2 ;;
         # the user's --out names a file where they ran us, not in the repository we cd to
         --out) [ $# -ge 2 ] || die 2 "--out needs a file"; out=$(absolute "$2"); shift 2 ;;
-        # --epochs in any form nntrain takes (--epochs N, --epochs=N, a prefix such as --ep):
-        # the table needs to know it, and it must leave epochs after the warm-up one
-        --e=*|--ep=*|--epo=*|--epoc=*|--epoch=*|--epochs=*) epochs=${1#*=}; shift ;;
-        --e|--ep|--epo|--epoc|--epoch|--epochs) [ $# -ge 2 ] || die 2 "$1 needs a number"; epochs=$2; shift 2 ;;
-        *) args+=("$1"); shift ;;
+        --) shift; [ $# -eq 0 ] || die 2 "'$1': unexpected argument (nntrain takes options only)" ;;
+        --?*) # an nntrain option in any form it takes (--epochs N, --epochs=N, a prefix such as --ep)
+            given=${1%%=*} n=1 value=""
+            name=$(long_name "${given:2}")
+            [ -n "$name" ] || die 2 "$given: not an nntrain option (see build/nntrain --help)"
+            [ "$name" != "?" ] || die 2 "$given: ambiguous: more than one nntrain option begins so; give more of its name"
+            if [[ $1 == *=* ]]; then value=${1#*=}
+            elif [[ $no_value != *" $name "* ]]; then [ $# -ge 2 ] || die 2 "$given needs a value"; value=$2 n=2; fi
+            as_given=${*:1:n}
+            case $name in
+                # the table needs to know it, and it must leave epochs after the warm-up one
+                epochs) epochs=$value; shift "$n"; continue ;;
+                metrics) die 2 "$as_given: scaling.sh gives each run its own metrics file, which the table is made from; leave it out" ;;
+                checkpoint|checkpoint-every) die 2 "$as_given: each rank count's run would write its checkpoint over the last's; leave it out" ;;
+                resume) die 2 "$as_given: each rank count's run would start from it, past the epochs the table times; leave it out" ;;
+                threads) die 2 "$as_given: scaling.sh runs one thread per rank (--threads 1); leave it out" ;;
+                help|version) die 2 "$given: not with scaling.sh (its usage: the top of scripts/scaling.sh; nntrain's options: build/nntrain --help)" ;;
+                # an input: the caller's, as --out (the runs start in the repository)
+                data) shown+=("${@:1:n}"); args+=("--data=$([ -z "$value" ] || absolute "$value")"); shift "$n"; continue ;;
+            esac
+            shown+=("${@:1:n}") args+=("${@:1:n}"); shift "$n" ;;
+        -h*) die 2 "$1: not with scaling.sh (its usage: the top of scripts/scaling.sh; nntrain's options: build/nntrain --help)" ;;
+        -?*) die 2 "$1: not an nntrain option (see build/nntrain --help)" ;;
+        *) die 2 "'$1': unexpected argument (nntrain takes options only)" ;;
     esac
 done
 [[ $epochs =~ ^[0-9]+$ ]] || die 2 "--epochs '$epochs': not a whole number"
@@ -266,4 +307,4 @@ nntrain=${NNTRAIN_BIN:-build/nntrain} # (made absolute before the cd above)
 . scripts/mpi_env.sh
 # the script's own process from here (its PID names the lock's holder, and a signal sent to
 # it reaches the runs)
-exec python3 -c "$table_py" "$scripts" run "$out" "$nntrain" "$nps" "$epochs" "${args[*]}" "${args[@]}"
+exec python3 -c "$table_py" "$scripts" run "$out" "$nntrain" "$nps" "$epochs" "${shown[*]}" "${args[@]}"

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # What the helper scripts write, and what they leave alone (the outputs rule of
 # docs/reliability.md, which the C tools follow):
-# - scripts/scaling.sh --out: a relative path is the caller's, not the repository's; one run
-#   per --out (the C tools' lock, held for
-#   the whole run; a stop signal ends it, no table written, no lock left); an earlier table is
+# - scripts/scaling.sh --out: a relative path is the caller's, not the repository's (and so is
+#   a relative --data passed on to nntrain); one run per --out (the C tools' lock, held for the
+#   whole run; a stop signal ends it, no table written, no lock left); an earlier table is
 #   replaced keeping its mode and POSIX ACL, through a symbolic link (the link stays); a
 #   path's control characters are written out in its one-line error; its start-up check
 #   never touches OUT.tmp (another run's), and leaves no probe file;
@@ -90,6 +90,15 @@ if [ "$rc" -eq 143 ] && [ "$(grep -v '^scaling.sh: -np 1$' scaling.out)" = "scal
    [ "$sum" = "$(sha256sum <"$name")" ] && [ "$(ls)" = "$(printf '%s\n' "$name" scaling.out)" ]
 then ok "SIGTERM to scaling.sh mid-run: exit 143, $(tail -1 scaling.out); nothing left"
 else fail "SIGTERM to scaling.sh mid-run: exit $rc: $(cat scaling.out); $(ls | tr '\n' ' ')"; fi
+# A relative --data passed on to nntrain is the caller's, as --out is: until 2026-12-07 it was
+# taken from the repository, where the runs start ("-np 1 failed", exit 1). The table shows
+# the options as given.
+mkdir data-here && ln -s "$repo/data/mnist.h5" data-here/m.h5 || exit 1
+if scaling --epochs 2 --data data-here/m.h5 --out data.md && grep -q '^| 1 |' data.md &&
+   grep -qF -- '--epochs 2 --train-limit 2000 --layers 784,8,10 --data data-here/m.h5`' data.md
+then ok "scaling.sh --data data-here/m.h5 (relative) reads the caller's data-here/m.h5"
+else fail "scaling.sh --data data-here/m.h5: exit $?: $(tail -3 scaling.out)"; fi
+rm -rf data-here data.md
 # through a symbolic link: the target replaced, the link kept
 mkdir tables && mv "$name" tables/real.md && ln -s tables/real.md link.md
 if scaling --epochs 2 --out link.md && [ -L link.md ] && grep -q -- '--epochs 2 ' tables/real.md &&

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The scripts' usage errors: one line naming the problem, exit 2, nothing run or
 # written: scripts/scaling_study.py's bad arguments, scripts/scaling.sh's (and an --out
-# it must not replace, or in a directory it cannot write), and the Slurm job scripts run
-# outside Slurm.
+# it must not replace, or in a directory it cannot write, and the nntrain options it must not
+# pass on), and the Slurm job scripts run outside Slurm.
 # Usage: test_script_usage.sh REPO WORKDIR
 set -u
 repo=$1 dir=$2/script_usage
@@ -50,6 +50,28 @@ expect_scaling "^scaling.sh: --out $dir/scaling/dangling.md: a symbolic link to 
 expect_scaling "^scaling.sh: --out /dev/null: not a regular file" --out /dev/null
 expect_scaling "^scaling.sh: --out $dir/scaling/nodir/t.md: no such directory" --out nodir/t.md
 expect_scaling "^scaling.sh: --out $dir/scaling/ours.md: $dir/scaling/ours.md.tmp exists and is not a table scaling.sh was writing" --out ours.md
+# nntrain options that scaling.sh sets itself, or that would write or read a run's files, and
+# options nntrain does not have: refused before any run. Until 2026-12-07 they were passed
+# on: --metrics mine.jsonl was overwritten by each rank count's run, then a FileNotFoundError
+# traceback, exit 1, no table; --help printed nntrain's help, then the same traceback.
+echo '{"epoch": 1, "my": "own run"}' >mine.jsonl
+expect_scaling "^scaling.sh: --metrics mine.jsonl: scaling.sh gives each run its own metrics file" --epochs 2 --metrics mine.jsonl --out table.md
+expect_scaling "^scaling.sh: --me=mine.jsonl: scaling.sh gives each run its own metrics file" --me=mine.jsonl --out table.md
+expect_scaling "^scaling.sh: --checkpoint ck.h5: each rank count's run would write its checkpoint over the last's" --checkpoint ck.h5 --out table.md
+expect_scaling "^scaling.sh: --resume ck.h5: each rank count's run would start from it" --resume ck.h5 --out table.md
+expect_scaling "^scaling.sh: --threads 2: scaling.sh runs one thread per rank" --threads 2 --out table.md
+expect_scaling "^scaling.sh: --help: not with scaling.sh" --help --out table.md
+expect_scaling "^scaling.sh: -h: not with scaling.sh" -h --out table.md
+expect_scaling "^scaling.sh: --bogus: not an nntrain option" --bogus --out table.md
+expect_scaling "^scaling.sh: --m: ambiguous" --m 3 --out table.md
+expect_scaling "^scaling.sh: 'stray': unexpected argument" stray --out table.md
+# ... checked against nntrain's options as scaling.sh lists them: the list is nntrain's own
+# (src/options.c), each with or without a value as there
+want=$(sed -n 's/^ *{"\([a-z-]*\)", \(no\|required\)_argument.*/\1 \2/p' "$repo/src/options.c" | sort)
+got=$(bash -c 'eval "$(sed -n "/^nntrain_options=/,/^no_value=/p" "$1")"
+    for o in $nntrain_options; do [[ $no_value == *" $o "* ]] && echo "$o no" || echo "$o required"; done' _ "$repo/scripts/scaling.sh" | sort)
+if [ -n "$want" ] && [ "$want" = "$got" ]; then echo "ok   scaling.sh's list of nntrain's options is src/options.c's ($(echo "$want" | wc -l))"
+else echo "FAIL scaling.sh's list of nntrain's options differs from src/options.c's: $(diff <(echo "$want") <(echo "$got") | grep '^[<>]' | tr '\n' ' ')"; failures=$((failures + 1)); fi
 # a directory this user cannot write (root writes anywhere: run as nobody): refused before
 # the runs. Until 2026-12-07 the check passed, every run was made, and then exit 1.
 mkdir readonly && chmod 755 readonly
