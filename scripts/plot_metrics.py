@@ -8,11 +8,23 @@ samples/s -- per epoch, every run overlaid and named by its file (or LABEL=FILE;
 argument that names an existing file is that file, '=' and all: runs/lr=0.1.jsonl).
 A resumed run's file holds every epoch once, so it plots as one curve. Needs
 matplotlib (Debian: python3-matplotlib; run with /usr/bin/python3 if another python
-comes first on PATH)."""
+comes first on PATH).
+
+--out follows the outputs rule (docs/reliability.md; scripts/study_outputs.py): it must
+end in .png and its directory must exist; an existing file is replaced only when it is
+empty or a plot this script wrote (a PNG whose tEXt "Software" is "nntrain
+scripts/plot_metrics.py"), by way of OUT.tmp renamed into place once whole, so a failure
+or a signal leaves the old file as it was; anything else is refused (exit 2, one line)
+before the plot is drawn."""
 import argparse
 import json
 import os
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import study_outputs  # noqa: E402
+
+PROG = "plot_metrics"
 
 
 def split_spec(spec):
@@ -38,12 +50,22 @@ def load(spec):
     return label, rows
 
 
+def output(path):
+    """--out PATH as an output of this script: a .png name (the plot is always PNG: until
+    2026-12-07 --out curves.pdf wrote a PDF, which no check could tell from the user's)."""
+    if not path.lower().endswith(".png"):
+        raise study_outputs.Refusal(f"--out {path}: not a .png name; this script writes PNG only")
+    return study_outputs.png_output(path, "plot_metrics.py", f"--out {path}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="+", help="metrics files, optionally LABEL=FILE")
     ap.add_argument("--out", default="curves.png")
     ap.add_argument("--title", default="")
     a = ap.parse_args()
+    out = output(a.out)
+    study_outputs.check_all([out])  # before the work: a file not ours, no such directory
     runs = [load(spec) for spec in a.runs]
     try:  # here, not at the top: split_spec and load can be used (and tested) without it
         import matplotlib
@@ -78,10 +100,11 @@ def main():
     if a.title:
         fig.suptitle(a.title)
     fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
-    fig.savefig(a.out, dpi=110)
+    # whole, to OUT.tmp, then renamed into place (until 2026-12-07 savefig wrote over any file
+    # at --out, in place, and made any directory it named)
+    study_outputs.save(PROG, [(out, study_outputs.png_bytes(fig, "plot_metrics.py", dpi=110))])
     print(f"plot_metrics: {a.out}")
 
 
 if __name__ == "__main__":
-    main()
+    study_outputs.run_main(PROG, main)

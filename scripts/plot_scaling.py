@@ -4,18 +4,29 @@
 writes speedup.png (against ideal), efficiency.png, breakdown.png (time per epoch as
 stacked bars: compute, gradient sum, data, checkpoint), links.png (samples/s per link
 rate and --allreduce mode) and slow_link.png (compression and accumulation at 1 Gbit/s).
-Needs matplotlib (Debian: python3-matplotlib)."""
+Needs matplotlib (Debian: python3-matplotlib).
+
+The plots follow the outputs rule (docs/reliability.md; scripts/study_outputs.py): the
+directory must exist; a plot there is replaced only when it is empty or one this script
+wrote (a PNG whose tEXt "Software" is "nntrain scripts/plot_scaling.py"); all five are
+checked before any is drawn (anything else: exit 2, one line, nothing written), drawn
+in memory, written to NAME.png.tmp and synced, then renamed into place, so a failure or
+a signal leaves the old plots as they were."""
 import os
 import sys
 
-from scaling_csv import load
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import study_outputs  # noqa: E402
+from scaling_csv import load  # noqa: E402
 
-try:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-except ImportError:
-    sys.exit("plot_scaling: matplotlib is missing: apt-get install python3-matplotlib")
+PROG = "plot_scaling"
+PLOTS = ("speedup.png", "efficiency.png", "breakdown.png", "links.png", "slow_link.png")
+matplotlib = plt = None  # imported by main(): the names and outputs() are used without it (scaling_study.py)
+
+
+def outputs(out):
+    """The plots in directory OUT, as outputs of this script (study_outputs.Output), by name."""
+    return {name: study_outputs.png_output(os.path.join(out, name), "plot_scaling.py") for name in PLOTS}
 
 
 def layout(r):
@@ -53,7 +64,7 @@ def log_ticks(ax, ticks):
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
 
-def plot_speedup(rows, out, cores):
+def plot_speedup(rows, cores):
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, suite in zip(axes, ("strong", "weak")):
         top = 1
@@ -71,10 +82,10 @@ def plot_speedup(rows, out, cores):
         ax.set_yticks([0.5] + powers_of_two(top))
         ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
-    fig.savefig(os.path.join(out, "speedup.png"), dpi=110)
+    return fig
 
 
-def plot_efficiency(rows, out):
+def plot_efficiency(rows):
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, suite in zip(axes, ("strong", "weak")):
         for label, pts in series(rows, suite):
@@ -86,10 +97,10 @@ def plot_efficiency(rows, out):
         log_ticks(ax, powers_of_two(max(r["ranks"] * r["threads"] for r in rows)))
         ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
-    fig.savefig(os.path.join(out, "efficiency.png"), dpi=110)
+    return fig
 
 
-def plot_breakdown(rows, out):
+def plot_breakdown(rows):
     picked = [r for r in rows if r["suite"] == "strong"]
     nets = sorted({r["network"] for r in picked})
     fig, axes = plt.subplots(1, len(nets), figsize=(6 * len(nets), 4.5), squeeze=False)
@@ -107,10 +118,10 @@ def plot_breakdown(rows, out):
         ax.tick_params(axis="x", rotation=60, labelsize=7)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(os.path.join(out, "breakdown.png"), dpi=110)
+    return fig
 
 
-def plot_links(rows, out):
+def plot_links(rows):
     picked = [r for r in rows if r["suite"] == "links"]
     if not picked:
         return
@@ -130,10 +141,10 @@ def plot_links(rows, out):
         ax.set(yscale="log", ylabel="samples/s", title=f"2 emulated nodes x 1 rank, {net}")
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(os.path.join(out, "links.png"), dpi=110)
+    return fig
 
 
-def plot_slow(rows, out):
+def plot_slow(rows):
     picked = [r for r in rows if r["suite"] == "slow"]
     if not picked:
         return
@@ -147,22 +158,33 @@ def plot_slow(rows, out):
     ax.margins(y=0.2)
     ax.tick_params(axis="x", labelsize=8)
     fig.tight_layout()
-    fig.savefig(os.path.join(out, "slow_link.png"), dpi=110)
+    return fig
 
 
 def main():
+    global matplotlib, plt
     if len(sys.argv) != 3:
         sys.exit(__doc__)
-    rows = load(sys.argv[1])
     out = sys.argv[2]
-    os.makedirs(out, exist_ok=True)
-    plot_speedup(rows, out, host_cores(rows))
-    plot_efficiency(rows, out)
-    plot_breakdown(rows, out)
-    plot_links(rows, out)
-    plot_slow(rows, out)
+    if not os.path.isdir(out):  # until 2026-12-07 any directory named was made (a typo too)
+        raise study_outputs.Refusal(f"{out}: no such directory")
+    plots = outputs(out)
+    study_outputs.check_all(plots.values())  # before the work: nothing drawn, nothing written
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        sys.exit("plot_scaling: matplotlib is missing: apt-get install python3-matplotlib")
+    rows = load(sys.argv[1])
+    figures = {"speedup.png": plot_speedup(rows, host_cores(rows)), "efficiency.png": plot_efficiency(rows),
+               "breakdown.png": plot_breakdown(rows), "links.png": plot_links(rows),
+               "slow_link.png": plot_slow(rows)}
+    # links.png and slow_link.png only where the study has those suites
+    study_outputs.save(PROG, [(plots[name], study_outputs.png_bytes(fig, "plot_scaling.py", dpi=110))
+                              for name, fig in figures.items() if fig is not None])
     print(f"plot_scaling: plots in {out}")
 
 
 if __name__ == "__main__":
-    main()
+    study_outputs.run_main(PROG, main)

@@ -25,13 +25,29 @@ of the two networks over 2 nodes (the links suite); the model is then checked
 against every emulated row (the error is printed and written), and evaluated with
 alpha = 2 us and beta = 11 GB/s: a typical 100 Gbit/s InfiniBand network (EDR/HDR100;
 MPI latency 1-2 us, ~90% of the line rate), 16 ranks per node.
-Writes projection.md (tables) and projection.png (efficiency against nodes).
+Writes projection.md (tables) and projection.png (efficiency against nodes; with
+matplotlib). They follow the outputs rule (docs/reliability.md; scripts/study_outputs.py):
+the directory must exist; each is replaced only when it is empty or one this script wrote
+(projection.md: its first line the marker below; projection.png: a PNG whose tEXt
+"Software" is "nntrain scripts/project_scaling.py"), checked before the work (anything
+else: exit 2, one line, nothing written), written to FILE.tmp and renamed into place, so
+a failure or a signal leaves the old files as they were.
 """
 import math
 import os
 import sys
 
-import scaling_csv
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import scaling_csv  # noqa: E402
+import study_outputs  # noqa: E402
+
+PROG = "project_scaling"
+
+
+def outputs(out):
+    """projection.md and projection.png in directory OUT, as outputs of this script."""
+    return {"projection.md": study_outputs.md_output(os.path.join(out, "projection.md")),
+            "projection.png": study_outputs.png_output(os.path.join(out, "projection.png"), "project_scaling.py")}
 
 PARAMS = {"reference": 45360, "784-800-800-10": 784 * 800 + 800 + 800 * 800 + 800 + 800 * 10 + 10,
           "deep-mnist": 5 * 5 * 32 + 32 + 5 * 5 * 32 * 64 + 64 + 3136 * 1024 + 1024 + 1024 * 10 + 10}
@@ -118,10 +134,14 @@ def project(c, net, nodes, kind, compress, accumulate):
 def main():
     if len(sys.argv) != 3:
         sys.exit(__doc__)
-    rows = load(sys.argv[1])
     out = sys.argv[2]
+    if not os.path.isdir(out):
+        raise study_outputs.Refusal(f"{out}: no such directory")
+    files = outputs(out)
+    study_outputs.check_all(files.values())  # before the work: nothing written
+    rows = load(sys.argv[1])
     fits, c = fit_links(rows), compute_per_sample(rows)
-    lines = ["# Projection", "", "Fitted links (Allreduce between 2 emulated nodes, mpi mode):", "",
+    lines = [study_outputs.MARKER_MD, "# Projection", "", "Fitted links (Allreduce between 2 emulated nodes, mpi mode):", "",
              "| link | alpha (latency) | beta (bandwidth) |", "|---|---:|---:|"]
     for link, (alpha, beta) in fits.items():
         lines.append(f"| {link} | {alpha * 1e6:.0f} us | {beta / 1e6:,.0f} MB/s |")
@@ -162,14 +182,15 @@ def main():
                 curves[(net, kind, label)] = curve
                 lines.append(f"| {net} | {kind} | {label} | " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
-    with open(os.path.join(out, "projection.md"), "w") as f:
-        f.write(text)
-    print(text)
+    written = [(files["projection.md"], text.encode())]
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
+        study_outputs.save(PROG, written)
+        print(text)
+        print(f"{PROG}: projection.png not drawn: matplotlib is missing (python3-matplotlib)", file=sys.stderr)
         return
     nets = list(c)
     fig, axes = plt.subplots(len(nets), 2, figsize=(11, 4 * len(nets)), squeeze=False)
@@ -183,8 +204,10 @@ def main():
                    title=f"{net}, {kind} scaling, 100 Gbit/s InfiniBand (model)")
             ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(os.path.join(out, "projection.png"), dpi=110)
+    written.append((files["projection.png"], study_outputs.png_bytes(fig, "project_scaling.py", dpi=110)))
+    study_outputs.save(PROG, written)  # both written whole before either is put in place
+    print(text)
 
 
 if __name__ == "__main__":
-    main()
+    study_outputs.run_main(PROG, main)

@@ -6,13 +6,14 @@
 #                             clang with its libFuzzer runtime and OpenMP: the fuzzing harnesses;
 #                             slurm-wlm and munge: test_slurm's throwaway Slurm; Debian's
 #                             python3 numpy, h5py and onnx: test_export, scripts/export_model.py;
-#                             acl: setfacl in test_outputs, test_export, test_script_outputs)
+#                             acl: setfacl in test_outputs, test_export, test_script_outputs;
+#                             python3-matplotlib: the plots of test_plot_outputs, test_scaling_study)
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev
           hdf5-tools libcunit1-dev zlib1g-dev procps)
 [ "${1:-}" = --test ] && packages+=(valgrind clang libclang-rt-14-dev libomp-dev slurm-wlm slurmctld slurmd slurm-client munge
-                                   python3-numpy python3-h5py python3-onnx acl)
+                                   python3-numpy python3-h5py python3-onnx acl python3-matplotlib)
 
 missing=()
 for pkg in "${packages[@]}"; do
