@@ -26,14 +26,32 @@ Speedup and efficiency are against the suite's 1-rank, 1-thread run of the same
 network (weak: throughput ratio; efficiency = speedup / (ranks x threads)). Emulated
 nodes need root (scripts/emulated_nodes.sh); the rows that need them are skipped
 without it. Needs build/nntrain (or $NNTRAIN_BIN) and data/mnist.h5.
+
+Outputs (the outputs rule, docs/reliability.md; scripts/study_outputs.py): --out is a
+directory (made if missing, where its parent exists). Its files -- scaling.csv,
+scaling.partial.csv, the plots and projection.md/.png -- are checked before the first
+run: each may be replaced only when it is empty or the study's own (else exit 2, one line,
+nothing run). Each is written to FILE.tmp and renamed into place once whole.
+  - a study that ran to its end with at least one row replaces scaling.csv, then the plots
+    and the projection (scripts/plot_scaling.py, scripts/project_scaling.py);
+  - a study that measured nothing (every row failed) changes nothing: exit 1;
+  - a study stopped (SIGINT, SIGTERM, SIGHUP, SIGUSR1) or ended by an error leaves
+    scaling.csv, the plots and the projection as they were and writes the rows it measured
+    to scaling.partial.csv (none measured: nothing written); exit 128 + the signal.
 """
 import argparse
 import csv
+import io
 import json
 import os
 import subprocess
 import sys
 import tempfile
+
+import plot_scaling
+import project_scaling
+import study_outputs
+from study_outputs import Changed, Refusal, Stopped
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NNTRAIN = os.environ.get("NNTRAIN_BIN") or os.path.join(REPO, "build", "nntrain")
@@ -44,9 +62,8 @@ LARGE = ["--layers", "784,800,800,10", "--activation", "relu", "--lr", "0.05"]
 # communication-bound (opt in: --networks ...,deep-mnist)
 DEEP_MNIST = ["--layers", "conv5x5x32p2,pool2,conv5x5x64p2,pool2,1024,10", "--activation", "relu", "--lr", "0.05"]
 NETWORKS = {"reference": REFERENCE, "784-800-800-10": LARGE, "deep-mnist": DEEP_MNIST}
-FIELDS = ["suite", "network", "nodes", "ranks", "threads", "link", "allreduce", "compress", "accumulate",
-          "global_batch", "virtual_shards", "epochs", "epoch_seconds", "samples_per_second", "compute_seconds", "sum_seconds",
-          "data_seconds", "checkpoint_seconds", "sum_share", "speedup", "efficiency", "test_accuracy"]
+FIELDS = study_outputs.CSV_FIELDS  # the CSV's columns (study_outputs tells the study's CSV by them)
+PROG = "scaling_study"
 
 
 def mpi_env():
@@ -74,6 +91,29 @@ class Nodes:
         if self.up:
             subprocess.run([EMU, "down"], check=False)
             self.up = None
+
+
+def child(cmd, capture=True, timeout=None, **kw):
+    """subprocess.run(CMD), its output captured (CAPTURE) as text, whose child is asked to
+    stop (SIGTERM, then SIGKILL after 30 s) where a stop signal ends the study, rather than
+    killed at once as subprocess.run does: mpirun then ends its ranks, and the plotting
+    scripts remove their FILE.tmp."""
+    pipe = dict(stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) if capture else {}
+    with subprocess.Popen(cmd, **pipe, **kw) as p:
+        try:
+            out, _ = p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.communicate()
+            raise
+        except BaseException:
+            p.terminate()
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+            raise
+    return subprocess.CompletedProcess(cmd, p.returncode, out)
 
 
 def run(cfg, nodes, tmp, epochs, limit):
@@ -105,7 +145,7 @@ def run(cfg, nodes, tmp, epochs, limit):
         per_node = cfg["ranks"] // cfg["nodes"]
         cmd = [EMU, "mpirun", "-np", str(cfg["ranks"]), "--map-by", f"ppr:{per_node}:node",
                "-x", f"OMP_NUM_THREADS={cfg['threads']}"] + args
-    done = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=1800)
+    done = child(cmd, env=env, timeout=1800)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)}: exit {done.returncode}\n{done.stdout[-2000:]}")
     with open(metrics) as f:
@@ -260,44 +300,78 @@ def positive(text):
     return value
 
 
-def write_rows(rows, out):
-    """The study's CSV, with the speed-ups, of the rows measured so far."""
+def csv_text(rows):
+    """The study's CSV, with the speed-ups, of ROWS."""
     add_speedups(rows)
-    path = os.path.join(out, "scaling.csv")
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
-    if sys.exc_info()[0] is not None:  # in a finally on the way out of an exception
-        print(f"scaling_study: interrupted; the {len(rows)} rows measured are in {path}", flush=True)
-    return path
+    f = io.StringIO(newline="")
+    w = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+    return f.getvalue()
 
 
-def main():
-    ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--suites", type=suite_set, default="strong,weak,links,slow")
-    ap.add_argument("--out", default=os.path.join(REPO, "bench", "scaling"))
-    ap.add_argument("--quick", action="store_true", help="reference network only, fewer samples")
-    ap.add_argument("--networks", type=network_list,
-                    help="networks of the strong, weak and links suites (default reference,784-800-800-10; quick: "
-                         "reference); deep-mnist adds the convolutional network (3,000 samples an epoch)")
-    ap.add_argument("--ranks", type=rank_list, default="1,2,4,8", help="rank counts of the one-host rows")
-    ap.add_argument("--host-only", action="store_true", help="skip the emulated-node rows")
-    ap.add_argument("--train-limit", type=positive, help="training samples per epoch (default 12000, quick 6000)")
-    ap.add_argument("--deterministic", action="store_true",
-                    help="nntrain --deterministic: the same model in every layout of a suite")
-    a = ap.parse_args()
-    host_ranks, suites = a.ranks, a.suites
-    if not os.access(NNTRAIN, os.X_OK):
-        sys.exit("scaling_study: build/nntrain missing: run scripts/build.sh")
-    can_emulate = os.geteuid() == 0 and not a.host_only
-    os.makedirs(a.out, exist_ok=True)
-    rows, nodes, failed = [], Nodes(), 0
+def outputs(out):
+    """The study's files in directory OUT: (scaling.csv, scaling.partial.csv, the plots' and
+    the projection's), as study_outputs.Output."""
+    return (study_outputs.csv_output(os.path.join(out, "scaling.csv")),
+            study_outputs.csv_output(os.path.join(out, "scaling.partial.csv")),
+            list(plot_scaling.outputs(out).values()) + list(project_scaling.outputs(out).values()))
+
+
+def out_directory(out):
+    """--out OUT, made if missing (its parent must exist: a typo's chain is not made); True
+    where this run made it."""
+    if os.path.isdir(out):
+        return False
+    parent = os.path.dirname(os.path.abspath(out))
+    if os.path.lexists(out) or not os.path.isdir(parent):
+        raise Refusal(f"--out {out}: " + ("not a directory" if os.path.lexists(out) else f"no such directory {parent}"))
+    try:
+        os.mkdir(out)
+    except OSError as e:
+        raise Refusal(f"--out {out}: cannot make the directory: {e.strerror or e}") from None
+    return True
+
+
+def write_csv(output, rows):
+    """ROWS to OUTPUT's file (study_outputs.write_all: FILE.tmp renamed into place); the
+    error's one line where it could not be written, else None."""
+    temporaries = []
+    try:
+        study_outputs.write_all([(output, csv_text(rows).encode())], temporaries)
+        return None
+    except (Refusal, Changed) as e:
+        return str(e)
+    except OSError as e:
+        return f"{output.label}: cannot write: {e.strerror or e}"
+    finally:
+        study_outputs.abandon_all(temporaries)
+
+
+def keep_partial(rows, partial, why):
+    """A study cut short (WHY: "stopped by SIGINT", "ended by an error"): the old outputs
+    stay as they were, the rows measured go to scaling.partial.csv (a 61-row study is not
+    replaced by the 3 rows of a stopped one; the user merges them, or reruns)."""
+    kept = "scaling.csv, the plots and the projection left as they were"
+    if not rows:
+        print(f"{PROG}: {why} before any row was measured; {kept}", flush=True)
+        return
+    error = write_csv(partial, rows)
+    if error:
+        print(f"{PROG}: {why}; the {len(rows)} rows measured are lost: {study_outputs.nn_outputs.one_line(error)}; "
+              f"{kept}", flush=True)
+    else:
+        print(f"{PROG}: {why}; the {len(rows)} rows measured are in {partial.label}; {kept}", flush=True)
+
+
+def measure(a, rows, can_emulate):
+    """Runs the grid, each row measured appended to ROWS; the number of rows that failed."""
+    nodes, failed = Nodes(), 0
     try:
         with tempfile.TemporaryDirectory() as tmp:
             networks = a.networks or (["reference"] if a.quick else ["reference", "784-800-800-10"])
-            grid = configs(suites, networks, host_ranks)
+            grid = configs(a.suites, networks, a.ranks)
             for cfg in add_virtual_shards(grid) if a.deterministic else grid:
                 if cfg["link"] != "host" and not can_emulate:
                     print(f"scaling_study: skipping {cfg['suite']} {cfg['nodes']} nodes "
@@ -319,24 +393,105 @@ def main():
                     # its row, not the rows already measured
                     failed += 1
                     print(f"scaling_study: FAILED, row left out: {e}", flush=True)
-    finally:  # also when interrupted (Ctrl-C, a failure outside a row): the rows measured are kept
-        nodes.down()
-        path = write_rows(rows, a.out)
+    finally:
+        with study_outputs.nn_outputs.signals_held():  # the emulated nodes taken down whole
+            nodes.down()
+    return failed
+
+
+def main():
+    ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--suites", type=suite_set, default="strong,weak,links,slow")
+    ap.add_argument("--out", default=os.path.join(REPO, "bench", "scaling"))
+    ap.add_argument("--quick", action="store_true", help="reference network only, fewer samples")
+    ap.add_argument("--networks", type=network_list,
+                    help="networks of the strong, weak and links suites (default reference,784-800-800-10; quick: "
+                         "reference); deep-mnist adds the convolutional network (3,000 samples an epoch)")
+    ap.add_argument("--ranks", type=rank_list, default="1,2,4,8", help="rank counts of the one-host rows")
+    ap.add_argument("--host-only", action="store_true", help="skip the emulated-node rows")
+    ap.add_argument("--train-limit", type=positive, help="training samples per epoch (default 12000, quick 6000)")
+    ap.add_argument("--deterministic", action="store_true",
+                    help="nntrain --deterministic: the same model in every layout of a suite")
+    a = ap.parse_args()
+    if not os.access(NNTRAIN, os.X_OK):
+        sys.exit("scaling_study: build/nntrain missing: run scripts/build.sh")
+    can_emulate = os.geteuid() == 0 and not a.host_only
+    study_outputs.catch_stop_signals()
+    made_dir = False
+    try:
+        # every output checked before the first run (until 2026-12-07 a study wrote over
+        # whatever was there, and emptied scaling.csv when stopped or when every row failed)
+        made_dir = out_directory(a.out)
+        study(a, can_emulate, *outputs(a.out))
+    except Refusal as e:
+        print(f"{PROG}: {study_outputs.nn_outputs.one_line(str(e))}", file=sys.stderr)
+        sys.exit(2)
+    except Stopped as e:  # before the first run, or after the rows were written
+        study_outputs.ignore_stop_signals()
+        print(f"{PROG}: stopped by {e.name}; {getattr(e, 'outcome', 'nothing written')}", flush=True)
+        sys.exit(128 + e.signum)
+    finally:
+        if made_dir:  # made by this run: left behind only where something was written in it
+            try:
+                os.rmdir(a.out)
+            except OSError:
+                pass
+
+
+def study(a, can_emulate, main_csv, partial, others):
+    """The study in A.out: its outputs checked, the grid measured, then scaling.csv (MAIN_CSV)
+    replaced and the plots and projection (OTHERS) drawn; stopped, the rows measured go to
+    PARTIAL (keep_partial); nothing measured, nothing written."""
+    study_outputs.check_all([main_csv, partial] + others)
+    rows, failed = [], 0
+    try:
+        failed = measure(a, rows, can_emulate)
+    except Stopped as e:  # the rows measured kept apart; the old study as it was
+        study_outputs.ignore_stop_signals()
+        keep_partial(rows, partial, f"stopped by {e.name}")
+        sys.exit(128 + e.signum)
+    except BaseException:  # a failure outside a row: likewise, then its traceback
+        study_outputs.ignore_stop_signals()
+        keep_partial(rows, partial, "ended by an error")
+        raise
+    out = study_outputs.nn_outputs.one_line(a.out)
+    if not rows:
+        print(f"{PROG}: no row measured ({failed} configuration(s) failed); scaling.csv, the plots and the projection "
+              f"in {out} left as they were")
+        sys.exit(1)
+    try:
+        with study_outputs.nn_outputs.signals_held():  # a stop now comes once scaling.csv is written, or not
+            error = write_csv(main_csv, rows)  # scaling.csv replaced only now, whole
+    except Stopped as e:
+        e.outcome = f"{main_csv.label} written; the plots and the projection left as they were"
+        raise
+    if error:
+        print(f"{PROG}: {study_outputs.nn_outputs.one_line(error)}", file=sys.stderr)
+        study_outputs.ignore_stop_signals()
+        keep_partial(rows, partial, "scaling.csv not written")
+        sys.exit(1)
+    path = main_csv.path
     print(f"scaling_study: {len(rows)} rows in {path}")
+    if os.path.exists(partial.path):  # an earlier stopped study's rows: the user's to merge or remove
+        print(f"scaling_study: {partial.label} (the rows of an earlier study, stopped) left as it was")
     if failed:
         print(f"scaling_study: {failed} configuration(s) failed (above)")
     if a.deterministic and same_model_check(rows):
         failed += 1
     # plots and the projection, with a python that has matplotlib (Debian's, if the
-    # one running this is another)
-    python = next((py for py in (sys.executable, "/usr/bin/python3")
-                   if subprocess.run([py, "-c", "import matplotlib"], capture_output=True).returncode == 0),
-                  sys.executable)
-    for script in ("plot_scaling.py", "project_scaling.py"):
-        subprocess.run([python, os.path.join(REPO, "scripts", script), path, a.out], check=False)
+    # one running this is another); each follows the outputs rule itself
+    try:
+        python = next((py for py in (sys.executable, "/usr/bin/python3")
+                       if subprocess.run([py, "-c", "import matplotlib"], capture_output=True).returncode == 0),
+                      sys.executable)
+        for script in ("plot_scaling.py", "project_scaling.py"):
+            child([python, os.path.join(REPO, "scripts", script), path, a.out], capture=False)
+    except Stopped as e:
+        e.outcome = (f"{main_csv.label} written; the plots and the projection may be older than it "
+                     f"(scripts/plot_scaling.py and scripts/project_scaling.py {path} {out} redraw them)")
+        raise
     if failed:
         sys.exit(1)
-
 
 if __name__ == "__main__":
     main()
