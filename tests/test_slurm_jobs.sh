@@ -21,7 +21,9 @@
 #  - a USR1 that interrupts the script's wait does not become its exit status (138);
 #  - a job submitted from outside the repository: exit 2, one line;
 #  - the requeue-able jobs append to their output; a requeued scaling element replaces
-#    its CSV row; a row that cannot be written fails the element.
+#    its CSV row, rewritten whole through CSV.tmp (a full disk leaves the old table whole;
+#    a file that is not the job's table is refused); a row that cannot be written fails
+#    the element; an earlier run's metrics are removed, another file of that name is not.
 # Usage: test_slurm_jobs.sh NNTRAIN MAKE_TEST_DATA
 set -u
 nntrain=$1 make_data=$2
@@ -244,6 +246,45 @@ job nntrain_scaling SLURM_JOB_ID=21 SLURM_ARRAY_JOB_ID=21 SLURM_ARRAY_TASK_ID=0 
 if [ "$rc" -eq 1 ] && [ "$(cut -d, -f1,3,5,10 "$work/run/scaling-21.csv" | tr '\n' ' ')" = "array_task,ranks,epochs,exit_code 1,2,2,0 0,1,2,3 " ]
 then ok "a requeued scaling element replaces its CSV row"
 else fail "a requeued scaling element replaces its CSV row (exit $rc: $(tr '\n' ' ' <"$work/run/scaling-21.csv"))"; fi
+# ... through CSV.tmp renamed into place: a requeued element that cannot write its table
+# (here a file-size limit, as a full disk) leaves the old one whole (until 2026-12-07 it cut
+# the file to nothing, then failed to write it back: every element's row lost)
+fresh
+real_python=$(command -v python3)
+mkdir -p "$work/fsize"
+printf '#!/bin/bash\nulimit -f 1\nexec %q "$@"\n' "$real_python" >"$work/fsize/python3" && chmod +x "$work/fsize/python3"
+{ echo "array_task,nodes,ranks,threads_per_rank,epochs,samples_per_second,epoch_seconds,allreduce_share,test_accuracy,exit_code"
+  for t in $(seq 0 60); do echo "$t,1,1,1,2,100,1.0000,0.1000,0.5,0"; done; } >"$work/run/scaling-31.csv"
+cp "$work/run/scaling-31.csv" "$work/table.before"
+job nntrain_scaling SLURM_JOB_ID=31 SLURM_ARRAY_JOB_ID=31 SLURM_ARRAY_TASK_ID=0 SLURM_RESTART_COUNT=1 \
+    PATH="$work/fsize:$PATH" --
+if [ "$rc" -eq 1 ] && cmp -s "$work/table.before" "$work/run/scaling-31.csv" && [ ! -e "$work/run/scaling-31.csv.tmp" ] &&
+   grep -q "could not write the row of element 0" "$work/run/err"
+then ok "a requeued scaling element that cannot write its table (a full disk) leaves the 61 rows whole"
+else fail "a requeued scaling element that cannot write its table leaves the rows whole (exit $rc; $(wc -l <"$work/run/scaling-31.csv") lines, $(ls "$work/run" | tr '\n' ' '))"; fi
+# a file at the table's name that is not the job's table is not rewritten
+fresh
+echo "my notes, not a table" >"$work/run/scaling-32.csv"
+job nntrain_scaling SLURM_JOB_ID=32 SLURM_ARRAY_JOB_ID=32 SLURM_ARRAY_TASK_ID=0 --
+if [ "$rc" -eq 1 ] && [ "$(cat "$work/run/scaling-32.csv")" = "my notes, not a table" ] &&
+   grep -q "holds something other than this job's table; not replacing it" "$work/run/err"
+then ok "a scaling element refuses a CSV that is not the job's table (the file kept)"
+else fail "a scaling element refuses a CSV that is not the job's table (exit $rc: $(cat "$work/run/scaling-32.csv"))"; fi
+# the element's metrics file of an earlier run is removed (a run that trains nothing is not
+# reported with its epochs); another file at that name is not (until 2026-12-07: rm -f)
+fresh
+echo '{"epoch": 1, "train_loss": 0.5, "epoch_seconds": 1.0, "samples_per_second": 9.0, "allreduce_seconds": 0.1, "test_accuracy": 0.9}' \
+    >"$work/run/nntrain-scaling-33_1.jsonl"
+echo "my notes" >"$work/run/nntrain-scaling-34_1.jsonl"
+job nntrain_scaling SLURM_JOB_ID=33 SLURM_ARRAY_JOB_ID=33 SLURM_ARRAY_TASK_ID=1 SLURM_RESTART_COUNT=1 --
+rc33=$rc
+job nntrain_scaling SLURM_JOB_ID=34 SLURM_ARRAY_JOB_ID=34 SLURM_ARRAY_TASK_ID=1 --
+if [ "$rc33" -eq 1 ] && [ ! -e "$work/run/nntrain-scaling-33_1.jsonl" ] &&
+   [ "$(cut -d, -f1,5,10 "$work/run/scaling-33.csv" | tail -1)" = "1,0,too-few-tasks" ] &&
+   [ "$rc" -eq 1 ] && [ "$(cat "$work/run/nntrain-scaling-34_1.jsonl")" = "my notes" ] &&
+   [ "$(cut -d, -f1,5,10 "$work/run/scaling-34.csv" | tail -1)" = "1,0,too-few-tasks" ]
+then ok "a scaling element removes its earlier run's metrics, never another file at that name"
+else fail "a scaling element removes its earlier run's metrics, never another file (exit $rc33, $rc; $(ls "$work/run" | tr '\n' ' '))"; fi
 fresh
 mkdir "$work/run/scaling-23.csv"
 job nntrain_scaling SLURM_JOB_ID=23 SLURM_ARRAY_JOB_ID=23 SLURM_ARRAY_TASK_ID=0 --
