@@ -410,7 +410,7 @@ class Temporary:
         self.label, self.path, self.real, self.tmp, self.file, self.mode = label, path, real, tmp, file, mode
         self.held_file, self.held_dir = held_file, held_dir
         self.name, self.tmp_name = os.path.basename(real), os.path.basename(tmp)
-        self.installed = False
+        self.installed = self.abandoned = False
 
     def seal(self):
         """On the disk before the rename (a crash then leaves the old file or the whole new
@@ -487,7 +487,11 @@ class Temporary:
     def abandon(self):
         """Closed and removed (from the directory it was made in, wherever that now is), the
         real file untouched: after a failure, a Changed or a signal. One put in place is left
-        there, and its temporary name alone (another run's REAL.tmp may have it now)."""
+        there, and its temporary name alone (another run's REAL.tmp may have it now). Once
+        only: a second call (after the lock is let go) leaves the name to whoever has it now."""
+        if self.abandoned:
+            return
+        self.abandoned = True
         with contextlib.suppress(OSError):  # a failed write's buffer cannot be flushed either
             self.file.close()
         if not self.installed:

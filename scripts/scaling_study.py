@@ -341,7 +341,7 @@ def write_csv(output, rows):
     try:
         study_outputs.write_all([(output, csv_text(rows).encode())], temporaries)
         return None
-    except (Refusal, Changed) as e:
+    except (Refusal, Changed, study_outputs.nn_outputs.LockFailed) as e:
         return str(e)
     except OSError as e:
         return f"{output.label}: cannot write: {e.strerror or e}"

@@ -196,14 +196,19 @@ def check_all(outputs):
 def write_all(pairs, temporaries):
     """Each (Output, bytes) of PAIRS written whole to its FILE.tmp (checked again, held,
     nn_outputs.open_temporary), every one synced before any is put in place; then each put in
-    place. TEMPORARIES records them as they are made (the caller's clean-up: abandon_all).
-    Refusal, Changed or OSError: nothing more put in place (written() says what was)."""
-    made = []
+    place. Each output is locked first, as the C tools lock theirs (nn_outputs.lock: another
+    run's FILE.tmp is never taken for a killed one's), until its FILE.tmp is put in place or
+    removed. TEMPORARIES records them as they are made (the caller's clean-up: abandon_all).
+    Refusal (Busy: another run holds a lock), Changed, LockFailed or OSError: nothing more put
+    in place (written() says what was)."""
+    made, locks = [], []
     output = None
     try:
         for output, _ in pairs:
+            nn_outputs.lock(output.label, output.path, locks.append)
+        for (output, _), held in zip(pairs, locks):
             nn_outputs.open_temporary(output.label, output.path, output.is_partial, output.writer, output.check,
-                                      lambda t: (temporaries.append(t), made.append(t)))
+                                      lambda t: (temporaries.append(t), made.append(t)), lock=held)
         for t, (output, data) in zip(made, pairs):
             t.file.write(data)
             t.seal()
@@ -214,6 +219,11 @@ def write_all(pairs, temporaries):
     except OSError as e:
         e.output = output  # the output whose step failed, for the message
         raise
+    finally:
+        abandon_all(list(made))  # a FILE.tmp not put in place goes while its lock is held
+        with nn_outputs.signals_held():
+            for held in locks:
+                held.release()
     return [t.path for t in made]
 
 
@@ -293,7 +303,7 @@ def save(prog, pairs):
         say(f"stopped by {e.name}", 128 + e.signum)
     except Refusal as e:
         say(str(e), 2)
-    except Changed as e:
+    except (Changed, nn_outputs.LockFailed) as e:
         say(str(e), 1)
     except OSError as e:
         where = getattr(e, "output", None)
