@@ -449,14 +449,7 @@ else fail "two exports of m.onnx: A exit $rc_a ($(cat a.out a.err)), B exit $rc_
 # The same lock as the C tools': an export refused while a process holds new.npz.lock as
 # nntrain would (an fcntl lock, "PID N on host test"), and nntrain refused (exit 2) while
 # an export holds new.onnx's; each then goes on. Until 2026-12-07 neither saw the other.
-"$py" - new.npz.lock <<'PY' &
-import fcntl, os, sys, time
-fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o666)
-fcntl.lockf(fd, fcntl.LOCK_EX)
-os.write(fd, b"PID %d on host test\n" % os.getpid())
-open(sys.argv[1] + ".held", "w").close()
-time.sleep(120)
-PY
+"$py" "$src/tests/hold_lock.py" new.npz.lock &
 locker=$!
 for _ in $(seq 300); do [ -e new.npz.lock.held ] && break; sleep 0.1; done
 "$py" "$export" "$ck" --npz new.npz >out 2>err; rc=$?

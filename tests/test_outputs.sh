@@ -35,14 +35,7 @@ fail() { echo "FAIL $*"; failures=$((failures + 1)); }
 # live run would, naming itself as nntrain does ("PID N on host test"); release_lock
 # stops it by its PID and removes the file.
 hold_lock() {
-    python3 - "$1" <<'PY' &
-import fcntl, os, sys, time
-fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o666)
-fcntl.lockf(fd, fcntl.LOCK_EX)
-os.write(fd, b"PID %d on host test\n" % os.getpid())
-open(sys.argv[1] + ".held", "w").close()
-time.sleep(120)
-PY
+    python3 "$here/hold_lock.py" "$1" &
     locker=$!
     for _ in $(seq 300); do [ -e "$1.held" ] && break; sleep 0.1; done
 }

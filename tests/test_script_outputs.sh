@@ -45,14 +45,7 @@ else fail "scaling.sh over its earlier 600 table: exit $?, mode $(stat -c %a "$n
 # runs, and the second's start could take the first's OUT.tmp (empty as it is made) for a
 # killed run's and remove it, the first then putting the second's unfinished table in place.
 sum=$(sha256sum <"$name")
-python3 - "$name.lock" <<'PY' &
-import fcntl, os, sys, time
-fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o666)
-fcntl.lockf(fd, fcntl.LOCK_EX)
-os.write(fd, b"PID %d on host test\n" % os.getpid())
-open(sys.argv[1] + ".held", "w").close()
-time.sleep(120)
-PY
+python3 "$repo/tests/hold_lock.py" "$name.lock" &
 locker=$!
 for _ in $(seq 300); do [ -e "$name.lock.held" ] && break; sleep 0.1; done
 scaling --epochs 2 --out "$name"; rc=$?
