@@ -29,11 +29,18 @@ static void put_file(const char *path, const char *text) {
 
 static int has(const nn_error *err, const char *words) { return strstr(err->msg, words) != NULL; }
 
-/* A fresh directory root/NAME, with nothing in it. */
-static const char *fresh_dir(char *buf, size_t size, const char *name) {
-    in_root(buf, size, name);
-    CU_ASSERT_EQUAL_FATAL(mkdir(buf, 0777), 0);
-    return buf;
+/* An output out.h5 in a fresh directory root/NAME, its place taken (nothing there yet). */
+typedef struct output {
+    char dir[1100], path[NN_PATH_MAX];
+    nn_output_place place;
+} output;
+
+static void set_up(output *o, const char *name) {
+    in_root(o->dir, sizeof o->dir, name);
+    CU_ASSERT_EQUAL_FATAL(mkdir(o->dir, 0777), 0);
+    snprintf(o->path, sizeof o->path, "%s/out.h5", o->dir);
+    o->place = (nn_output_place)NN_OUTPUT_PLACE_NONE;
+    nn_output_place_take(&o->place, o->path, "checkpoint");
 }
 
 /* The temporary written in the held directory and renamed into place. */
@@ -64,97 +71,90 @@ static void read_back(const char *path, char *buf, size_t size) {
 
 /* Nothing there at start: the first output is put there, and the next replaces it. */
 static void test_saves_in_turn(void) {
-    char dir[1100], path[NN_PATH_MAX], text[64];
-    fresh_dir(dir, sizeof dir, "turns");
-    snprintf(path, sizeof path, "%s/out.h5", dir);
-    nn_output_place place = NN_OUTPUT_PLACE_NONE;
+    output o;
+    char text[64];
     nn_error err;
-    nn_output_place_take(&place, path, "checkpoint");
-    CU_ASSERT_EQUAL(nn_output_place_check(&place, path, path, "lost", &err), NN_OK);
-    CU_ASSERT_EQUAL(write_and_rename(&place, path, "first", &err), NN_OK);
-    CU_ASSERT_EQUAL(write_and_rename(&place, path, "second", &err), NN_OK);
-    read_back(path, text, sizeof text);
+    set_up(&o, "turns");
+    CU_ASSERT_EQUAL(nn_output_place_check(&o.place, o.path, o.path, "lost", &err), NN_OK);
+    CU_ASSERT_EQUAL(write_and_rename(&o.place, o.path, "first", &err), NN_OK);
+    CU_ASSERT_EQUAL(write_and_rename(&o.place, o.path, "second", &err), NN_OK);
+    read_back(o.path, text, sizeof text);
     CU_ASSERT_STRING_EQUAL(text, "second");
-    nn_output_place_release(&place);
+    nn_output_place_release(&o.place);
 }
 
 /* A file put where there was nothing, or one put over the output: kept, and said. */
 static void test_someone_elses_file_kept(void) {
-    char dir[1100], path[NN_PATH_MAX], text[64];
-    fresh_dir(dir, sizeof dir, "others");
-    snprintf(path, sizeof path, "%s/out.h5", dir);
-    nn_output_place place = NN_OUTPUT_PLACE_NONE;
+    output o;
+    char text[64];
     nn_error err;
-    nn_output_place_take(&place, path, "checkpoint");
-    put_file(path, "notes");
-    CU_ASSERT_EQUAL(write_and_rename(&place, path, "ours", &err), NN_ERR_RUNTIME);
+    set_up(&o, "others");
+    put_file(o.path, "notes");
+    CU_ASSERT_EQUAL(write_and_rename(&o.place, o.path, "ours", &err), NN_ERR_RUNTIME);
     CU_ASSERT(has(&err, "a file was put there during the run"));
-    read_back(path, text, sizeof text);
+    read_back(o.path, text, sizeof text);
     CU_ASSERT_STRING_EQUAL(text, "notes");
 
-    nn_output_place_take(&place, path, "checkpoint"); /* the notes, taken as the run's own */
-    CU_ASSERT_EQUAL(write_and_rename(&place, path, "ours", &err), NN_OK);
+    nn_output_place_take(&o.place, o.path, "checkpoint"); /* the notes, taken as the run's own */
+    CU_ASSERT_EQUAL(write_and_rename(&o.place, o.path, "ours", &err), NN_OK);
     /* removed, and a file of the same size made at its name (ext4 may give it the number) */
-    CU_ASSERT_EQUAL(unlink(path), 0);
-    put_file(path, "mine");
-    CU_ASSERT_EQUAL(write_and_rename(&place, path, "later", &err), NN_ERR_RUNTIME);
+    CU_ASSERT_EQUAL(unlink(o.path), 0);
+    put_file(o.path, "mine");
+    CU_ASSERT_EQUAL(write_and_rename(&o.place, o.path, "later", &err), NN_ERR_RUNTIME);
     CU_ASSERT(has(&err, "is not the checkpoint this run checked or wrote"));
-    read_back(path, text, sizeof text);
+    read_back(o.path, text, sizeof text);
     CU_ASSERT_STRING_EQUAL(text, "mine");
     char tmp[NN_PATH_MAX + 8];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    snprintf(tmp, sizeof tmp, "%s.tmp", o.path);
     CU_ASSERT_EQUAL(access(tmp, F_OK), -1); /* its temporary removed */
-    nn_output_place_release(&place);
+    nn_output_place_release(&o.place);
 }
 
 /* The directory removed and made again before the temporary is made: the reason given
  * is the directory, not the "No such file or directory" that making a file in the
  * removed one gives (CI's sanitizer run paused nntrain just there). */
 static void test_directory_made_again(void) {
-    char dir[1100], path[NN_PATH_MAX], text[64];
-    fresh_dir(dir, sizeof dir, "remade");
-    snprintf(path, sizeof path, "%s/out.h5", dir);
-    nn_output_place place = NN_OUTPUT_PLACE_NONE;
+    output o;
+    char text[64];
     nn_error err;
-    nn_output_place_take(&place, path, "checkpoint");
-    CU_ASSERT_EQUAL(write_and_rename(&place, path, "ours", &err), NN_OK);
-    CU_ASSERT_EQUAL(unlink(path), 0);
-    CU_ASSERT_EQUAL(rmdir(dir), 0);
-    CU_ASSERT_EQUAL(mkdir(dir, 0777), 0);
-    CU_ASSERT_EQUAL(write_and_rename(&place, path, "later", &err), NN_ERR_RUNTIME);
+    set_up(&o, "remade");
+    CU_ASSERT_EQUAL(write_and_rename(&o.place, o.path, "ours", &err), NN_OK);
+    CU_ASSERT_EQUAL(unlink(o.path), 0);
+    CU_ASSERT_EQUAL(rmdir(o.dir), 0);
+    CU_ASSERT_EQUAL(mkdir(o.dir, 0777), 0);
+    CU_ASSERT_EQUAL(write_and_rename(&o.place, o.path, "later", &err), NN_ERR_RUNTIME);
     CU_ASSERT(has(&err, "its directory is not the one this run started in"));
     CU_ASSERT(!has(&err, "No such file"));
-    CU_ASSERT_EQUAL(access(path, F_OK), -1);
+    CU_ASSERT_EQUAL(access(o.path, F_OK), -1);
     /* the directory moved away (not removed) and made anew: the temporary is made in the
      * held one, where it goes, and the rename is refused there */
-    put_file(path, "notes");
-    nn_output_place_take(&place, path, "checkpoint");
+    put_file(o.path, "notes");
+    nn_output_place_take(&o.place, o.path, "checkpoint");
     char moved[1200];
-    snprintf(moved, sizeof moved, "%s.old", dir);
-    CU_ASSERT_EQUAL(rename(dir, moved), 0);
-    CU_ASSERT_EQUAL(mkdir(dir, 0777), 0);
-    CU_ASSERT_EQUAL(write_and_rename(&place, path, "later", &err), NN_ERR_RUNTIME);
+    snprintf(moved, sizeof moved, "%s.old", o.dir);
+    CU_ASSERT_EQUAL(rename(o.dir, moved), 0);
+    CU_ASSERT_EQUAL(mkdir(o.dir, 0777), 0);
+    CU_ASSERT_EQUAL(write_and_rename(&o.place, o.path, "later", &err), NN_ERR_RUNTIME);
     CU_ASSERT(has(&err, "its directory is not the one this run started in"));
-    snprintf(path, sizeof path, "%s/out.h5", moved);
-    read_back(path, text, sizeof text);
+    char kept[1300];
+    snprintf(kept, sizeof kept, "%s/out.h5", moved);
+    read_back(kept, text, sizeof text);
     CU_ASSERT_STRING_EQUAL(text, "notes"); /* kept where it went, and no temporary beside it */
-    snprintf(path, sizeof path, "%s/out.h5.tmp", moved);
-    CU_ASSERT_EQUAL(access(path, F_OK), -1);
-    nn_output_place_release(&place);
+    snprintf(kept, sizeof kept, "%s/out.h5.tmp", moved);
+    CU_ASSERT_EQUAL(access(kept, F_OK), -1);
+    nn_output_place_release(&o.place);
 }
 
 /* Unchanged, the place lets the failure's own reason through. */
 static void test_reason_kept_when_nothing_moved(void) {
-    char dir[1100], path[NN_PATH_MAX];
-    fresh_dir(dir, sizeof dir, "still");
-    snprintf(path, sizeof path, "%s/out.h5", dir);
-    nn_output_place place = NN_OUTPUT_PLACE_NONE;
+    output o;
     nn_error err;
-    nn_output_place_take(&place, path, "checkpoint");
-    int status = nn_output_place_reason(&place, path, path, "lost", nn_fail(&err, NN_ERR_RUNTIME, "disk full"), &err);
+    set_up(&o, "still");
+    int status =
+        nn_output_place_reason(&o.place, o.path, o.path, "lost", nn_fail(&err, NN_ERR_RUNTIME, "disk full"), &err);
     CU_ASSERT_EQUAL(status, NN_ERR_RUNTIME);
     CU_ASSERT_STRING_EQUAL(err.msg, "disk full");
-    nn_output_place_release(&place);
+    nn_output_place_release(&o.place);
 }
 
 int main(void) {
