@@ -1,5 +1,7 @@
-"""The outputs rule for the Python scripts: how scripts/scaling.sh (its --out table) and
-scripts/export_model.py (--onnx, --npz) replace a user's file without ever destroying one.
+"""The outputs rule for the Python scripts: how scripts/scaling.sh (its --out table),
+scripts/export_model.py (--onnx, --npz), the scaling study and its plots (through
+scripts/study_outputs.py) and jobs/nntrain_scaling.sbatch's table replace a user's file
+without ever destroying one.
 The C tools keep the same rule in src/outputs.c (docs/reliability.md, "the outputs rule"):
 
   - an output that exists is replaced only when it is a regular file, one the script wrote
@@ -188,12 +190,14 @@ def check_writable(path):
         os.unlink(probe)
 
 
-def check_temporary(label, tmp, is_partial, writer):
+def check_temporary(label, tmp, is_partial, writer, looked_at=None):
     """Refuse a file at TMP other than a killed run's leftover, which IS_PARTIAL(TMP) tells
     (it begins as the script's files do): the user put it there. WRITER names the script's
-    files ("a table scaling.sh")."""
-    if os.path.lexists(tmp) and (os.path.islink(tmp) or not os.path.isfile(tmp)
-                                 or not shown_ours(is_partial, tmp)):
+    files ("a table scaling.sh"). LOOKED_AT, where given, is the path it is looked at by (the
+    name in a held directory, through /proc/self/fd); TMP is how the message names it."""
+    at = looked_at or tmp
+    if os.path.lexists(at) and (os.path.islink(at) or not os.path.isfile(at)
+                                or not shown_ours(is_partial, at)):
         raise Refusal(f"{label}: {tmp} exists and is not {writer} was writing; not touching it")
 
 
@@ -513,13 +517,21 @@ def open_temporary(label, path, is_partial, writer, check=None, record=None, *, 
     the file is made and recorded with the stop signals held (signals_held), so that a signal
     never leaves REAL.tmp made and unrecorded; without RECORD, a signal handled as the hold
     ends abandons it here. OSError: the script words that failure itself."""
-    if lock is None or lock.fd is None or lock.path != lock_name(path):
+    if lock is None or lock.fd is None:
         raise ValueError(f"{label}: open_temporary needs the output's lock held (nn_outputs.lock)")
     real, tmp = os.path.realpath(path), temporary_name(path)
     held_dir = hold(os.path.dirname(real), os.O_DIRECTORY)
     held_file = hold(real, os.O_NOFOLLOW)  # as check_still_ours looks at it: the name's own inode
     made = None
     try:
+        # the lock guards REAL.tmp only in the directory it was taken in: a link re-pointed, or
+        # the directory moved away and made anew since, is where another run may hold the lock
+        # and write its REAL.tmp (scaling.sh locks at start and writes after all its runs)
+        lock_dir = os.fstat(lock.dir_fd)
+        if lock.path != lock_name(path) or held_dir is None or \
+                (lock_dir.st_dev, lock_dir.st_ino) != held_dir[1:3]:
+            raise Changed(f"{label}: its directory is not the one this run started in (moved or replaced "
+                          "during the run); not writing there")
         if check is not None:
             check(path)
             try:
@@ -531,14 +543,15 @@ def open_temporary(label, path, is_partial, writer, check=None, record=None, *, 
             if now != (held_file and held_file[1:]) or os.path.realpath(path) != real:
                 raise Changed(f"{label}: is not the file this run checked (replaced or changed during the run); "
                               "not replacing it")
-        check_temporary(label, tmp, is_partial, writer)
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
+        # looked at and made in the directory held, where install and abandon look for it
+        at, name = {"dir_fd": held_dir[0]}, os.path.basename(tmp)
+        proc = f"/proc/self/fd/{held_dir[0]}"  # the held directory by a path (none without /proc)
+        check_temporary(label, tmp, is_partial, writer, f"{proc}/{name}" if os.path.isdir(proc) else tmp)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name, **at)  # a killed run's (check_temporary), under the lock
         mode = kept_mode(real)
         # exclusive: a file put at the name since the check is never written into (and the one
-        # made is ours to remove); in the directory held, where install and abandon look for it
-        at = {"dir_fd": held_dir[0]} if held_dir else {}
-        name = os.path.basename(tmp) if held_dir else tmp
+        # made is ours to remove)
         with signals_held():
             fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600, **at)
             try:
