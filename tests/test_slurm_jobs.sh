@@ -286,6 +286,15 @@ if [ "$rc33" -eq 1 ] && [ ! -e "$work/run/nntrain-scaling-33_1.jsonl" ] &&
 then ok "a scaling element removes its earlier run's metrics, never another file at that name"
 else fail "a scaling element removes its earlier run's metrics, never another file (exit $rc33, $rc; $(ls "$work/run" | tr '\n' ' '))"; fi
 fresh
+printf '\x89PNG\r\n\x1a\n\xff\xfe\x00binary' >"$work/run/scaling-35.csv"
+cp "$work/run/scaling-35.csv" "$work/table.before"
+job nntrain_scaling SLURM_JOB_ID=35 SLURM_ARRAY_JOB_ID=35 SLURM_ARRAY_TASK_ID=0 --
+if [ "$rc" -eq 1 ] && cmp -s "$work/table.before" "$work/run/scaling-35.csv" && [ ! -e "$work/run/scaling-35.csv.tmp" ] &&
+   [ "$(grep -c "^nntrain job: .*scaling-35.csv: holds something other than this job's table; not replacing it$" "$work/run/err")" -eq 1 ] &&
+   ! grep -q Traceback "$work/run/err" && [ "$(grep -vc "could not write the row of element 0" "$work/run/err")" -eq 1 ]
+then ok "a scaling element refuses a binary file at its CSV's name in one line (the file kept)"
+else fail "a scaling element refuses a binary file at its CSV's name in one line (exit $rc; $(wc -l <"$work/run/err") lines of stderr)"; fi
+fresh
 mkdir "$work/run/scaling-23.csv"
 job nntrain_scaling SLURM_JOB_ID=23 SLURM_ARRAY_JOB_ID=23 SLURM_ARRAY_TASK_ID=0 --
 if [ "$rc" -eq 1 ] && grep -q "could not write the row of element 0" "$work/run/err"
