@@ -127,12 +127,23 @@ fetch_all() {
         fi
     done
     # All four are good in the stage: only now is anything in the cache replaced, and
-    # only what is missing or the script's own damaged file (survey_cache, refuse_foreign).
-    local installed=() entry
+    # only what is missing or the script's own damaged file (survey_cache, refuse_foreign),
+    # looked at again just before its mv: the fetch may have taken long, and a file put there
+    # or changed meanwhile is the user's (one with MNIST's checksum used as it is; any other
+    # named and left, exit 2 once the rest are in place). Until 2026-12-07 the mv replaced it.
+    local installed=() entry changed=0 now
     for entry in "${missing[@]}" "${bad[@]}"; do
         name=${entry%%=*}
-        mv -f "$stage/$name" "$cache/$name"
-        installed+=("$name")
+        if [[ ! -e $cache/$name && ! -L $cache/$name ]]; then # none there (still, or any more)
+            mv -n "$stage/$name" "$cache/$name" 2>/dev/null || true # never over a file made since
+        elif [[ $entry == *=* ]] && installed_by_us "$name"; then # still its own damaged file
+            mv -f "$stage/$name" "$cache/$name"
+        fi
+        if [[ ! -e $stage/$name ]]; then installed+=("$name"); continue; fi
+        now=$(sha256_of "$cache/$name" 2>/dev/null) || now="nothing readable"
+        [[ $now == "${SHA256[$name]}" ]] && continue # MNIST's own, put there meanwhile: used as it is
+        echo "fetch_mnist.sh: $cache/$name: changed during the fetch (SHA-256 expected ${SHA256[$name]}, got $now) and not put there by fetch_mnist.sh: left alone; move it away to fetch MNIST" >&2
+        changed=1
     done
     local line
     {
@@ -143,6 +154,7 @@ fetch_all() {
         fi
         for name in "${installed[@]}"; do echo "$name ${SHA256[$name]} $(identity_of "$cache/$name")"; done
     } >"$stage/record" && mv -f "$stage/record" "$record"
+    [[ $changed -eq 0 ]] || exit 2
 }
 
 # A file with a wrong checksum that this script did not install is not its to replace:

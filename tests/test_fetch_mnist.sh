@@ -10,7 +10,8 @@
 #  - a --from directory whose files are not MNIST: exit 2, the directory unchanged;
 #  - the script's own file damaged in place: kept while no good copy can be fetched
 #    (exit 1), replaced once one is (exit 0);
-#  - a file the script installed, since overwritten by the user: refused, left.
+#  - a file the script installed, since overwritten by the user: refused, left;
+#  - a file put in the cache while the fetch runs (a fake curl puts it there): kept, exit 2.
 # Until 2026-12-07 every file with a wrong checksum in data/mnist was deleted before the
 # fetch: a failed fetch (no network, --from data/mnist itself) left the user with nothing.
 # Needs the IDX cache data/mnist of the repository (skips, 77, without it).
@@ -95,5 +96,29 @@ fetch r --from "$real" --out "$dir/m.h5"
 if [ "$rc" -eq 2 ] && [ "$(wc -l <fetch.err)" -eq 1 ] && cmp -s own/train-labels-idx1-ubyte r/data/mnist/train-labels-idx1-ubyte
 then ok "a file it installed, overwritten since by the user: exit 2, one line, kept"
 else fail "a file it installed, overwritten since by the user: exit $rc"; fi
+
+# --- a file put in the cache while the fetch runs ---
+# A fake curl (first in PATH) serves the real MNIST for --from file://.../mnist and, as it
+# serves the first file, puts the user's own t10k-labels-idx1-ubyte in the cache, where there
+# was none at the start: that file is kept, named in one line, exit 2; the other three are
+# installed (and recorded as the script's). Until 2026-12-07 the mv after the fetch replaced it.
+scratch r && mkdir -p fakebin && cat >fakebin/curl <<EOF_CURL
+#!/usr/bin/env bash
+out=\${@: -2:1} name=\${@: -1} # fetch_mnist.sh's download: curl -fsSL --retry 3 -o FILE URL
+name=\${name##*/}
+case \$name in *.gz) exit 22 ;; esac
+cp "$real/\$name" "\$out" || exit 22
+if [ "\$name" = train-images-idx3-ubyte ] && [ ! -e "$dir/r/data/mnist/t10k-labels-idx1-ubyte" ]; then
+    cp "$dir/own/t10k-labels-idx1-ubyte" "$dir/r/data/mnist/t10k-labels-idx1-ubyte"
+fi
+EOF_CURL
+chmod +x fakebin/curl
+(cd "$dir" && PATH=$dir/fakebin:$PATH NNPREP=$nnprep timeout 120 "$dir/r/scripts/fetch_mnist.sh" --from "file://$dir/mnist" \
+    --out "$dir/f.h5" >fetch.out 2>fetch.err); rc=$?
+if [ "$rc" -eq 2 ] && [ "$(wc -l <fetch.err)" -eq 1 ] && grep -q "t10k-labels-idx1-ubyte: changed during the fetch" fetch.err &&
+   cmp -s own/t10k-labels-idx1-ubyte r/data/mnist/t10k-labels-idx1-ubyte && cmp -s "$real/train-images-idx3-ubyte" r/data/mnist/train-images-idx3-ubyte &&
+   [ "$(grep -c . r/data/mnist/.fetch_mnist)" -eq 3 ] && ! grep -q t10k-labels r/data/mnist/.fetch_mnist
+then ok "a file put in the cache during the fetch: kept, one line, exit 2; the other three installed"
+else fail "a file put in the cache during the fetch: exit $rc, cache: $(ls r/data/mnist | tr '\n' ' ')"; fi
 
 [ "$fails" -eq 0 ]
