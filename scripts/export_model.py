@@ -464,19 +464,23 @@ def main(argv):
     for sig in STOP_SIGNALS:
         if signal.getsignal(sig) != signal.SIG_IGN:
             signal.signal(sig, on_signal)
-    temporaries, locks = [], []
+    temporaries, locks, made = [], [], []
     try:
-        return export(parse(argv), temporaries, locks)
+        try:
+            return export(parse(argv), temporaries, locks)
+        finally:
+            # one step, stop signals held: a signal here is handled once the FILE.tmp are
+            # removed and the locks let go (below), never between them nor as a traceback
+            # (until 2026-12-07 one there printed a traceback after "wrote", exit 1, and
+            # left the lock file)
+            with nn_outputs.signals_held():
+                made[:] = temporaries  # what each output is now, for the message: they are let go here
+                remove_temporaries(temporaries)  # first: a FILE.tmp is removed while its lock is held
+                release_locks(locks)
     except Interrupted as e:
-        for sig in STOP_SIGNALS:  # a second signal must not cut the clean-up short
+        for sig in STOP_SIGNALS:  # a second signal must not cut the message short
             signal.signal(sig, signal.SIG_IGN)
-        done = outcome(temporaries)  # what each output is now, before they are let go
-        remove_temporaries(temporaries)
-        release_locks(locks)
-        fail(f"stopped by {signal.Signals(e.signum).name}; {done}", 128 + e.signum)
-    finally:
-        remove_temporaries(temporaries)  # first: a FILE.tmp is removed while its lock is held
-        release_locks(locks)
+        fail(f"stopped by {signal.Signals(e.signum).name}; {outcome(made)}", 128 + e.signum)
 
 
 def written(temporaries):

@@ -220,8 +220,11 @@ def write_all(pairs, temporaries):
         e.output = output  # the output whose step failed, for the message
         raise
     finally:
-        abandon_all(list(made))  # a FILE.tmp not put in place goes while its lock is held
+        # one step, stop signals held: a signal is handled once every FILE.tmp not put in place
+        # is removed (while its lock is held) and the locks let go, never between the two
+        # (until 2026-12-07 one handled there left the lock files)
         with nn_outputs.signals_held():
+            abandon_all(list(made))
             for held in locks:
                 held.release()
     return [t.path for t in made]

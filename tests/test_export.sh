@@ -303,6 +303,31 @@ for thread in alone thread; do
     done
 done
 
+# A stop signal during the clean-up at the end (sent by the exporter to itself as its FILE.tmp
+# are removed, before its locks are let go): handled once the clean-up is done, as a stop,
+# exit 143 and the one line saying what was written, no lock file left. Until 2026-12-07 the
+# clean-up was two steps: the signal, handled between them, printed a traceback after "wrote"
+# (exit 1) and left the output's lock file.
+rm -f "$dir"/edges/*
+cp "$dir/tiny-tanh-softmax.onnx" "$dir/edges/m.onnx" || exit 1
+"$py" - "$export" "$ck" --onnx "$dir/edges/m.onnx" >"$dir/out" 2>"$dir/log" <<'PY'
+import importlib.util, os, signal, sys
+spec = importlib.util.spec_from_file_location("export_model", sys.argv[1])
+export_model = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(export_model)
+real = export_model.remove_temporaries
+def remove_then_signal(temporaries):  # the FILE.tmp removed: the signal arrives mid-clean-up
+    real(temporaries)
+    os.kill(os.getpid(), signal.SIGTERM)
+export_model.remove_temporaries = remove_then_signal
+sys.exit(export_model.main(sys.argv[2:]))
+PY
+rc=$?
+if [ "$rc" -eq 143 ] && [ "$(wc -l <"$dir/log")" -eq 1 ] && grep -qxF "export_model.py: stopped by SIGTERM; wrote $dir/edges/m.onnx" "$dir/log" &&
+   [ "$(ls "$dir/edges")" = m.onnx ]
+then ok "SIGTERM during the clean-up: exit $rc, $(cat "$dir/log"); no .tmp or .lock left"
+else fail "SIGTERM during the clean-up: exit $rc (expected 143): $(head -c 300 "$dir/log"); edges/: $(ls "$dir/edges" | tr '\n' ' ')"; fi
+
 # ---- an output changed while the export runs ----
 # Each output is looked at again just before it is put in place, as nntrain's saves are
 # (src/checkpoint_save.c): only the file checked at start, unchanged, in the directory of

@@ -83,6 +83,25 @@ if [ "$rc" -eq 143 ] && [ "$(grep -v '^scaling.sh: -np 1$' scaling.out)" = "scal
    [ "$sum" = "$(sha256sum <"$name")" ] && [ "$(ls)" = "$(printf '%s\n' "$name" scaling.out)" ]
 then ok "SIGTERM to scaling.sh mid-run: exit 143, $(tail -1 scaling.out); nothing left"
 else fail "SIGTERM to scaling.sh mid-run: exit $rc: $(cat scaling.out); $(ls | tr '\n' ' ')"; fi
+# A stop signal during the clean-up at the end (sent by scaling.sh to itself as it removes its
+# runs' directory, the table written, the lock not yet let go; a sitecustomize wraps
+# shutil.rmtree): handled once the clean-up is done, exit 143, one line saying the table was
+# written, no lock file left. Until 2026-12-07 it printed a traceback after the table (exit 1)
+# and left $name.lock.
+mkdir -p "$dir/site" && cat >"$dir/site/sitecustomize.py" <<'PY'
+import os, shutil, signal
+real_rmtree = shutil.rmtree
+def rmtree_then_signal(*args, **kwargs):  # the runs' directory removed: the signal comes mid-clean-up
+    real_rmtree(*args, **kwargs)
+    os.kill(os.getpid(), signal.SIGTERM)
+shutil.rmtree = rmtree_then_signal
+PY
+PYTHONPATH=$dir/site scaling --epochs 2 --out "$name"; rc=$?
+if [ "$rc" -eq 143 ] && [ "$(tail -1 scaling.out)" = "scaling.sh: stopped by SIGTERM; wrote $PWD/$name" ] &&
+   ! grep -q Traceback scaling.out && grep -q '^| 1 |' "$name" && [ "$(ls)" = "$(printf '%s\n' "$name" scaling.out)" ]
+then ok "SIGTERM to scaling.sh during its clean-up: exit 143, $(tail -1 scaling.out); no lock left"
+else fail "SIGTERM to scaling.sh during its clean-up: exit $rc: $(tail -4 scaling.out); $(ls | tr '\n' ' ')"; fi
+rm -rf "$dir/site"
 # A relative --data passed on to nntrain is the caller's, as --out is: until 2026-12-07 it was
 # taken from the repository, where the runs start ("-np 1 failed", exit 1). The table shows
 # the options as given.
