@@ -53,6 +53,9 @@ while [ $# -gt 0 ]; do
         --np) [ $# -ge 2 ] || die 2 "--np needs rank counts"; nps=$2; shift 2 ;;
         # the user's --out names a file where they ran us, not in the repository we cd to
         --out) [ $# -ge 2 ] || die 2 "--out needs a file"; out=$(absolute "$2"); shift 2 ;;
+        # this script's own options take the = form too (until 2026-12-07 "not an nntrain option")
+        --np=*) nps=${1#*=}; shift ;;
+        --out=*) [ -n "${1#*=}" ] || die 2 "--out needs a file"; out=$(absolute "${1#*=}"); shift ;;
         --) shift; [ $# -eq 0 ] || die 2 "'$1': unexpected argument (nntrain takes options only)" ;;
         --?*) # an nntrain option in any form it takes (--epochs N, --epochs=N, a prefix such as --ep)
             given=${1%%=*} n=1 value=""

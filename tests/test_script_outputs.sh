@@ -102,6 +102,15 @@ if [ "$rc" -eq 143 ] && [ "$(tail -1 scaling.out)" = "scaling.sh: stopped by SIG
 then ok "SIGTERM to scaling.sh during its clean-up: exit 143, $(tail -1 scaling.out); no lock left"
 else fail "SIGTERM to scaling.sh during its clean-up: exit $rc: $(tail -4 scaling.out); $(ls | tr '\n' ' ')"; fi
 rm -rf "$dir/site"
+# scaling.sh's own options take the = form, as nntrain's do: --out=F is --out F, --np=N is
+# --np N (until 2026-12-07 each was "not an nntrain option"); shown by their refusals, before
+# any run
+"$repo/scripts/scaling.sh" --np=1 --out=no-such-dir/t.md >scaling.out 2>&1; rc=$?
+"$repo/scripts/scaling.sh" --np=0 --out=t.md >>scaling.out 2>&1; rc2=$?
+if [ "$rc" -eq 2 ] && [ "$rc2" -eq 2 ] && [ "$(cat scaling.out)" = "scaling.sh: --out $PWD/no-such-dir/t.md: no such directory $PWD/no-such-dir
+scaling.sh: --np '0': '0' is not a rank count" ] && [ ! -e t.md ]
+then ok "scaling.sh --out=F and --np=N are its own options: exit 2, $(tr '\n' ' ' <scaling.out)"
+else fail "scaling.sh --out=F, --np=N: exit $rc, $rc2: $(cat scaling.out)"; fi
 # A relative --data passed on to nntrain is the caller's, as --out is: until 2026-12-07 it was
 # taken from the repository, where the runs start ("-np 1 failed", exit 1). The table shows
 # the options as given.
