@@ -455,9 +455,11 @@ PY
     local state
     for _ in $(seq 600); do # stopped (T), ended (Z, or gone)
         state=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -c1)
-        case $state in T|Z|"") return ;; esac
+        case $state in T|Z|"") return 0 ;; esac
         sleep 0.05
     done
+    fail "export_model.py $* neither stopped itself nor ended within 30 s (state $state)"
+    return 1
 }
 mkdir -p "$dir/two" && cd "$dir/two" || exit 1
 "$py" "$export" "$ck" --onnx want.onnx >/dev/null 2>&1 && cp "$dir/mnist.onnx" m.onnx || exit 1

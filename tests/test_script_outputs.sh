@@ -61,7 +61,7 @@ rm -f "$name.lock" "$name.lock.held"
 NNTRAIN_BIN=$nntrain "$repo/scripts/scaling.sh" --np 1 --train-limit 2000 --layers 784,8,10 --epochs 2 \
     --out "$name" >scaling.out 2>&1 &
 scaler=$! # (the script execs its Python part: one PID)
-for _ in $(seq 600); do [ "$(cat "$name.lock" 2>/dev/null)" = "PID $scaler on host $(hostname)" ] && break; sleep 0.02; done
+for _ in $(seq 1500); do [ "$(cat "$name.lock" 2>/dev/null)" = "PID $scaler on host $(hostname)" ] && break; sleep 0.02; done # up to 30 s
 kill -STOP "$scaler"
 timeout 60 "$nntrain" --data "$repo/data/mnist.h5" --train-limit 200 --epochs 1 --layers 784,8,10 --metrics "$name" >nntrain.out 2>&1; rc=$?
 kill -CONT "$scaler"; wait "$scaler"; rc_s=$?
@@ -77,7 +77,7 @@ sum=$(sha256sum <"$name")
 NNTRAIN_BIN=$nntrain "$repo/scripts/scaling.sh" --np 1 --train-limit 2000 --layers 784,8,10 --epochs 2 \
     --out "$name" >scaling.out 2>&1 &
 scaler=$!
-for _ in $(seq 600); do [ "$(cat "$name.lock" 2>/dev/null)" = "PID $scaler on host $(hostname)" ] && break; sleep 0.02; done
+for _ in $(seq 1500); do [ "$(cat "$name.lock" 2>/dev/null)" = "PID $scaler on host $(hostname)" ] && break; sleep 0.02; done # up to 30 s
 kill -STOP "$scaler"; kill -TERM "$scaler"; kill -CONT "$scaler"; wait "$scaler"; rc=$?
 if [ "$rc" -eq 143 ] && [ "$(grep -v '^scaling.sh: -np 1$' scaling.out)" = "scaling.sh: stopped by SIGTERM; no table written" ] &&
    [ "$sum" = "$(sha256sum <"$name")" ] && [ "$(ls)" = "$(printf '%s\n' "$name" scaling.out)" ]
