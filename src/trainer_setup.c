@@ -32,8 +32,8 @@ static int check_epochs(trainer *t, nn_error *err) {
 static void say_complete(const trainer *t) {
     if (!t->log) return;
     char resume[NN_ONE_LINE_MAX];
-    fprintf(t->log, "nntrain: %s: the run is complete (%d of %d epochs", nn_one_line(t->opt.resume, resume, sizeof resume),
-            t->ck.progress.epochs_completed, t->cfg.epochs);
+    fprintf(t->log, "nntrain: %s: the run is complete (%d of %d epochs",
+            nn_one_line(t->opt.resume, resume, sizeof resume), t->ck.progress.epochs_completed, t->cfg.epochs);
     if (t->ck.test_accuracy >= 0) fprintf(t->log, ", test accuracy %.2f%%", 100.0 * t->ck.test_accuracy);
     fprintf(t->log, "); nothing to do, nothing written (a larger --epochs trains on)\n");
 }
@@ -61,7 +61,8 @@ static int configure(trainer *t, nn_error *err) {
     char resume[NN_ONE_LINE_MAX], version[4 * sizeof t->ck.version]; /* the version is the file's text */
     if (t->log)
         fprintf(t->log, "nntrain: resuming from %s (nntrain %s, %d ranks): epoch %d, step %ld of it%s%s\n",
-                nn_one_line(o->resume, resume, sizeof resume), nn_one_line(t->ck.version, version, sizeof version), t->ck.ranks, t->ck.progress.epochs_completed + 1, t->ck.progress.step_in_epoch,
+                nn_one_line(o->resume, resume, sizeof resume), nn_one_line(t->ck.version, version, sizeof version),
+                t->ck.ranks, t->ck.progress.epochs_completed + 1, t->ck.progress.step_in_epoch,
                 changes[0] ? "; changed:" : "", changes);
     return NN_OK;
 }
@@ -183,7 +184,8 @@ static int allocate(trainer *t, nn_error *err) {
         char shown[NN_ONE_LINE_MAX];
         if (!status && t->log && t->metrics.last_epoch > 0 && t->metrics.last_epoch < resumed_at)
             fprintf(t->log, "nntrain: warning: %s has no records of epochs %d to %d (their writes failed); it goes on "
-                    "from epoch %d\n", nn_one_line(t->opt.metrics, shown, sizeof shown), t->metrics.last_epoch + 1, resumed_at, resumed_at + 1);
+                    "from epoch %d\n", nn_one_line(t->opt.metrics, shown, sizeof shown), t->metrics.last_epoch + 1,
+                    resumed_at, resumed_at + 1);
     }
     return status;
 }
