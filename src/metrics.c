@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "nn/outputs.h"
+
 void nn_metrics_gather(nn_epoch_stats *st, const nn_epoch_clock *clock, double loss_sum, double epoch_samples,
                        int batch, MPI_Comm comm) {
     /* the epoch's time is the slowest rank's; the sum's, its barrier waits' and the
@@ -176,11 +178,10 @@ static int check_resumed(const nn_metrics_file *f, const kept_part *k, const nn_
 int nn_metrics_open(nn_metrics_file *f, int dir_fd, const char *path, const nn_metrics_resume *resume,
                     nn_error *err) {
     f->path = path;
-    const char *slash = strrchr(path, '/');
-    const char *name = dir_fd >= 0 && slash ? slash + 1 : path;
     /* read and write through one descriptor: the file checked is the file written, and
      * one we may write but not read (its content unknown, so maybe a user's) is refused */
-    f->fd = openat(dir_fd >= 0 ? dir_fd : AT_FDCWD, name, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (dir_fd < 0) dir_fd = AT_FDCWD;
+    f->fd = openat(dir_fd, nn_output_name_in(dir_fd, path), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
     if (f->fd < 0)
         return nn_fail(err, NN_ERR_INPUT, "--metrics %s: cannot open it to read and write: %s", path, strerror(errno));
     struct stat st; /* written in place: another name of the file (a backup's hard link) would change too */

@@ -45,13 +45,9 @@ void nn_output_place_take(nn_output_place *place, const char *path, const char *
 /* A name in the held directory: made, renamed and removed there, never in a directory
  * put at its path since (where another run may be writing a file of the same name). */
 int nn_output_place_at(const nn_output_place *place, const char *path, const char **name) {
-    const char *slash = strrchr(path, '/');
-    if (place->dir.fd < 0) {
-        *name = path;
-        return AT_FDCWD;
-    }
-    *name = slash ? slash + 1 : path;
-    return place->dir.fd;
+    int dir = place->dir.fd >= 0 ? place->dir.fd : AT_FDCWD;
+    *name = nn_output_name_in(dir, path);
+    return dir;
 }
 
 /* nn_output_place_check; `found`: whether anything (a link included) is at the path */

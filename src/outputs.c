@@ -49,6 +49,11 @@ const char *nn_output_directory_of(const char *path, char *out, size_t cap) {
     return out;
 }
 
+const char *nn_output_name_in(int dir_fd, const char *path) {
+    const char *slash = strrchr(path, '/');
+    return dir_fd >= 0 && slash ? slash + 1 : path;
+}
+
 /* The temporary file being written, for a signal handler: the name is copied before
  * the flag is raised, so a handler never reads it half-written. */
 static char writing_name[NN_PATH_MAX + 8];
@@ -440,12 +445,11 @@ int nn_output_lock_acquire(nn_output_lock *lock, const char *option, const char 
         return nn_fail(err, NN_ERR_INPUT, "%s %s: the name is too long", option, path);
     /* the directory first, and the lock file made in it: removed there at the end */
     char dir[NN_PATH_MAX];
-    const char *slash = strrchr(lock->path, '/'), *name = slash ? slash + 1 : lock->path;
     int dir_fd = open(nn_output_directory_of(path, dir, sizeof dir), O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (dir_fd < 0)
         return nn_fail(err, NN_ERR_INPUT, "%s %s: cannot create lock file %s: %s", option, path, lock->path,
                        strerror(errno));
-    int status = take_lock(lock, dir_fd, name, option, path, err);
+    int status = take_lock(lock, dir_fd, nn_output_name_in(dir_fd, lock->path), option, path, err);
     if (status) close(dir_fd);
     else lock->dir_fd = dir_fd;
     return status;
@@ -466,9 +470,8 @@ void nn_output_lock_release(nn_output_lock *lock) {
     /* in the directory it was made in (its path may lead elsewhere by now: a directory
      * moved away and made anew, a link re-pointed), and only the file this run locked,
      * not one put at its name since */
-    const char *slash = strrchr(lock->path, '/');
     int dir = lock->dir_fd >= 0 ? lock->dir_fd : AT_FDCWD;
-    const char *name = lock->dir_fd >= 0 && slash ? slash + 1 : lock->path;
+    const char *name = nn_output_name_in(dir, lock->path);
     struct stat held, named;
     if (fstat(lock->fd, &held) == 0 && fstatat(dir, name, &named, AT_SYMLINK_NOFOLLOW) == 0 &&
         held.st_dev == named.st_dev && held.st_ino == named.st_ino)

@@ -56,8 +56,7 @@ void nn_watchdog_end_set_leftover(const char *path, const unsigned long long loc
     if (fd < 0) return;
     leftover_dir = fd;
     snprintf(leftover, sizeof leftover, "%s", path);
-    const char *slash = strrchr(leftover, '/');
-    leftover_name = slash ? slash + 1 : leftover;
+    leftover_name = nn_output_name_in(fd, leftover);
     atomic_store(&have_leftover, true);
 }
 

@@ -62,6 +62,11 @@ void nn_output_temporary_name(char *out, size_t cap, const char *path);
  * dirname(3) on a copy, once, as it may cut its argument in place. */
 const char *nn_output_directory_of(const char *path, char *out, size_t cap);
 
+/* How `path` is named for the *at() calls given `dir_fd`, its directory
+ * (nn_output_directory_of's) held: its last component; where none is held (dir_fd < 0,
+ * AT_FDCWD included), the path itself. A pointer into `path`. */
+const char *nn_output_name_in(int dir_fd, const char *path);
+
 /* Local: `name` in directory `dir_fd` (AT_FDCWD: a path) is a file this process
  * created (O_EXCL) and is writing now; NULL once it is renamed into place or removed.
  * nn_output_abandon, which a stop signal's handler may call (it is
