@@ -475,7 +475,7 @@ def main(argv):
             # left the lock file)
             with nn_outputs.signals_held():
                 made[:] = temporaries  # what each output is now, for the message: they are let go here
-                remove_temporaries(temporaries)  # first: a FILE.tmp is removed while its lock is held
+                nn_outputs.abandon_all(temporaries)  # first: a FILE.tmp is removed while its lock is held
                 release_locks(locks)
     except Interrupted as e:
         for sig in STOP_SIGNALS:  # a second signal must not cut the message short
@@ -483,31 +483,18 @@ def main(argv):
         fail(f"stopped by {signal.Signals(e.signum).name}; {outcome(made)}", 128 + e.signum)
 
 
-def written(temporaries):
-    """The outputs put in place (Temporary.installed: set with the rename or link itself)."""
-    return [t.path for t in temporaries if t.installed]
-
-
 def outcome(temporaries):
     """What a stop left: no output changed, or those written and those left as they were.
     Until 2026-12-07 a signal just after an output's rename said "no output changed"."""
-    done, left = written(temporaries), [t.path for t in temporaries if not t.installed]
+    done, left = nn_outputs.written(temporaries), [t.path for t in temporaries if not t.installed]
     if not done:
         return "no output changed"
     return f"wrote {', '.join(done)}" + (f"; {', '.join(left)} left as it was" if left else "")
 
 
-def remove_temporaries(temporaries):
-    """Close and remove the temporary files not put in place (Temporary.abandon leaves one
-    that was), each taken off the list and abandoned with the stop signals held."""
-    with nn_outputs.signals_held():
-        while temporaries:
-            temporaries.pop().abandon()
-
-
 def release_locks(locks):
     """The outputs' locks let go, each lock file removed where it is still the one locked
-    (nn_outputs.Lock.release), after their temporary files (remove_temporaries)."""
+    (nn_outputs.Lock.release), after their temporary files (nn_outputs.abandon_all)."""
     while locks:
         locks.pop().release()
 
@@ -534,10 +521,10 @@ def export(a, temporaries, locks):
         for (option, path, kind), held in zip(outputs, locks):
             open_temporary(a.checkpoint, option, path, kind, temporaries, held)
     except Refusal as e:  # Busy too: another run's output
-        remove_temporaries(temporaries)
+        nn_outputs.abandon_all(temporaries)
         fail(str(e), 2)
     except (nn_outputs.Changed, nn_outputs.LockFailed) as e:  # changed between the checks: kept
-        remove_temporaries(temporaries)
+        nn_outputs.abandon_all(temporaries)
         fail(str(e), 1)
     path = None
     try:
@@ -561,12 +548,12 @@ def export(a, temporaries, locks):
             path = t.path
             t.install()  # in place: t.installed, and abandon leaves it
     except nn_outputs.Changed as e:  # the user's file kept; the work is lost
-        done = written(temporaries)
-        remove_temporaries(temporaries)
+        done = nn_outputs.written(temporaries)
+        nn_outputs.abandon_all(temporaries)
         fail(f"{e}" + (f"; wrote {', '.join(done)}" if done else ""), 1)
     except OSError as e:
-        done = written(temporaries)
-        remove_temporaries(temporaries)
+        done = nn_outputs.written(temporaries)
+        nn_outputs.abandon_all(temporaries)
         fail(f"{path}: write failed: {e.strerror or e}" + (f"; wrote {', '.join(done)}" if done else ""), 1)
     desc = network_text(net) + f" {net['activation']}, {net['output']} output"
     for (_, path, kind) in outputs:

@@ -505,6 +505,20 @@ class Temporary:
         self.release()
 
 
+def written(temporaries):
+    """The paths of TEMPORARIES put in place (Temporary.installed: set with the rename or link
+    itself), for the message of a run that ends part-way."""
+    return [t.path for t in temporaries if t.installed]
+
+
+def abandon_all(temporaries):
+    """Each of TEMPORARIES taken off the list and abandoned (closed, and removed where not put
+    in place: Temporary.abandon), stop signals held; before the outputs' locks are let go."""
+    with signals_held():
+        while temporaries:
+            temporaries.pop().abandon()
+
+
 def open_temporary(label, path, is_partial, writer, check=None, record=None, *, lock):
     """PATH's Temporary, created now (a directory that cannot be written fails before the
     work), holding what is at PATH's real file now and its directory (Temporary.install

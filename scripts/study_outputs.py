@@ -28,7 +28,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import nn_outputs  # noqa: E402
-from nn_outputs import Changed, Refusal  # noqa: E402,F401  (re-exported for the scripts)
+from nn_outputs import Changed, Refusal, abandon_all, written  # noqa: E402,F401  (re-exported for the scripts)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 HEAD = 65536  # how much of a file is read to tell whether it is ours
@@ -228,17 +228,6 @@ def write_all(pairs, temporaries):
             for held in locks:
                 held.release()
     return [t.path for t in made]
-
-
-def written(temporaries):
-    return [t.path for t in temporaries if t.installed]
-
-
-def abandon_all(temporaries):
-    """The FILE.tmp not put in place closed and removed (one put in place is left), stop signals held."""
-    with nn_outputs.signals_held():
-        while temporaries:
-            temporaries.pop().abandon()
 
 
 class Stopped(BaseException):

@@ -315,11 +315,11 @@ import importlib.util, os, signal, sys
 spec = importlib.util.spec_from_file_location("export_model", sys.argv[1])
 export_model = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(export_model)
-real = export_model.remove_temporaries
+real = export_model.nn_outputs.abandon_all
 def remove_then_signal(temporaries):  # the FILE.tmp removed: the signal arrives mid-clean-up
     real(temporaries)
     os.kill(os.getpid(), signal.SIGTERM)
-export_model.remove_temporaries = remove_then_signal
+export_model.nn_outputs.abandon_all = remove_then_signal
 sys.exit(export_model.main(sys.argv[2:]))
 PY
 rc=$?
