@@ -24,6 +24,30 @@ static void offending_name(char *const *argv, char *out, size_t cap) {
     snprintf(out, cap, "%.*s", (int)(len < cap ? len : cap - 1), arg);
 }
 
+/* "--check" is a prefix of several options (--checkpoint, --checkpoint-every): getopt
+ * reports it as it reports an unknown one, so the message names the candidates. Writes
+ * them, comma-separated, to `out`; returns how many there are. */
+static int candidates(const struct option *options, const char *name, char *out, size_t cap) {
+    int count = 0;
+    size_t len = strlen(name + 2), used = 0;
+    out[0] = '\0';
+    if (strncmp(name, "--", 2) != 0 || len == 0) return 0;
+    for (const struct option *o = options; o->name; o++)
+        if (strncmp(o->name, name + 2, len) == 0 && used < cap) {
+            int n = snprintf(out + used, cap - used, "%s--%s", count ? ", " : "", o->name);
+            used += n > 0 ? (size_t)n : 0;
+            count++;
+        }
+    return count;
+}
+
+static int unknown_option(const struct option *options, const char *name, nn_error *err) {
+    char list[256];
+    if (candidates(options, name, list, sizeof list) > 1)
+        return nn_fail(err, NN_ERR_INPUT, "ambiguous option '%s': could be %s (see --help)", name, list);
+    return nn_fail(err, NN_ERR_INPUT, "unknown option '%s' (see --help)", name);
+}
+
 int nn_cli_parse(int argc, char **argv, const struct option *options, nn_cli_option_fn on_option,
                  nn_cli_operand_fn on_operand, void *ctx, nn_error *err) {
     char shorts[64] = ":";  /* ':' first: a missing value is reported as ':' */
@@ -42,7 +66,7 @@ int nn_cli_parse(int argc, char **argv, const struct option *options, nn_cli_opt
         if (c == '?' || c == ':') {
             offending_name(argv, name, sizeof name);
             if (c == '?' && optopt) snprintf(name, sizeof name, "-%c", optopt);
-            status = c == '?' ? nn_fail(err, NN_ERR_INPUT, "unknown option '%s' (see --help)", name)
+            status = c == '?' ? unknown_option(options, name, err)
                               : nn_fail(err, NN_ERR_INPUT, "%s needs a value (see --help)", name);
         } else {
             status = on_option(ctx, c, optarg, err);

@@ -1,8 +1,10 @@
 /* Building a training run from its options, and tearing it down (see trainer.h). */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "nn/comm.h"
 #include "nn/conv_spec.h"
@@ -102,9 +104,19 @@ static int check_fit(trainer *t, nn_error *err) {
     return NN_OK;
 }
 
+/* The default dataset, not made yet: the usual first stumble, so the line says how to
+ * make it (the same on every rank: each looks at the same relative path). */
+static int check_default_data(const trainer *t, nn_error *err) {
+    if (t->opt.resume[0] || (t->opt.given & NN_GIVEN_DATA) || access(t->cfg.data, F_OK) == 0 || errno != ENOENT)
+        return NN_OK;
+    return nn_fail_local(err, NN_ERR_INPUT, "%s: no such file (the default --data, relative to this directory): make it "
+                   "with scripts/fetch_mnist.sh, or give --data FILE", t->cfg.data);
+}
+
 static int load_data(trainer *t, nn_error *err) {
     const nn_run_config *c = &t->cfg;
-    int status;
+    int status = nn_comm_agree(t->comm, check_default_data(t, err), err);
+    if (status) return status;
     long held = c->validation; /* the last `held` training rows are the validation set */
     if (held > 0 && held < t->nranks) /* each rank scores its share of them */
         return nn_fail(err, NN_ERR_INPUT, "--validation %ld: too few held-out samples to split over %d ranks (at least %d)",

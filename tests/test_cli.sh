@@ -26,6 +26,15 @@ if [ "$rc" -eq 0 ] && [[ "$out" == *"done: 3 epochs"* ]]; then ok "good run"; el
 if [ -f "$dir/m.jsonl" ] && [ "$(wc -l <"$dir/m.jsonl")" -eq 3 ] &&
    python3 "$here/check_metrics.py" cli-run "$dir/m.jsonl"; then ok "metrics JSON Lines"; else fail "metrics JSON Lines"; fi
 
+# The default dataset missing (the usual first run outside the repository): one line
+# that says how to make it; a --data named by the user is only "cannot read".
+mkdir -p "$dir/elsewhere"
+rc=$(cd "$dir/elsewhere" && timeout 60 "$mpiexec" -n 2 "$nntrain" --epochs 1 >"$dir/out" 2>"$dir/err"; echo $?)
+err=$(cat "$dir/err")
+if [ "$rc" -eq 2 ] && [ "$(grep -c '^nntrain: ' <<<"$err")" -eq 1 ] &&
+   grep -qF "nntrain: data/mnist.h5: no such file (the default --data, relative to this directory): make it with scripts/fetch_mnist.sh, or give --data FILE" <<<"$err"
+then ok "the default data missing: says how to make it"; else fail "the default data missing: says how to make it"; fi
+
 # An environment knob set empty (job scripts export NAME= for "no choice") is unset:
 # the same header and the same training as without it (nn/env.h).
 run 3 "${good[@]}" --epochs 2 --metrics "$dir/plain.jsonl"

@@ -84,6 +84,9 @@ static void expect_error(int argc, char **argv, const char *expect) {
 static void test_bad_options(void) {
     EXPECT_ERROR("unknown option '--bogus'", "--bogus", "1");
     EXPECT_ERROR("unknown option '--bogus'", "--bogus");
+    /* a prefix of several options: named as such, with the options it could be */
+    EXPECT_ERROR("ambiguous option '--check': could be --checkpoint, --checkpoint-every", "--check", "ck.h5");
+    EXPECT_ERROR("ambiguous option '--check': could be", "--check=ck.h5");
     EXPECT_ERROR("--epochs needs a value", "--epochs");
     EXPECT_ERROR("--epochs 'ten': not an integer", "--epochs", "ten");
     EXPECT_ERROR("--epochs '3x': not an integer", "--epochs", "3x");
