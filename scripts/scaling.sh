@@ -90,7 +90,7 @@ epochs=$((10#$epochs))
 for np in $nps; do [[ $np =~ ^[1-9][0-9]*$ ]] || die 2 "--np '$nps': '$np' is not a rank count"; done
 [[ ${NNTRAIN_BIN:-} == */* ]] && NNTRAIN_BIN=$(absolute "$NNTRAIN_BIN") # the caller's, as --out
 cd "$(dirname "$0")"
-scripts=$PWD # this script's directory, where the Python below finds nn_outputs.py
+scripts=$PWD # this script's directory, where the Python below finds nn_outputs.py and study_outputs.py
 cd ..
 out=${out:-$PWD/bench/scaling.md}
 
@@ -100,71 +100,42 @@ out=${out:-$PWD/bench/scaling.md}
 # makes the runs (each rank count's metrics in a directory of its own, removed at the end)
 # and writes the table. argv: this script's directory, the mode, --out, then for "run"
 # nntrain, the rank counts, --epochs, the options as given (for the table), then nntrain's.
-# The outputs rule itself is scripts/nn_outputs.py, which export_model.py follows too.
+# The outputs rule itself is scripts/nn_outputs.py, which export_model.py follows too; the
+# check, the write and the stop signals are scripts/study_outputs.py's, as for the scaling
+# study's files (the table is one more Output, told by its marker).
 read -r -d '' table_py <<'PY' || true
-import datetime, json, os, shutil, signal, subprocess, sys, tempfile
+import datetime, json, os, shutil, subprocess, sys, tempfile
 
 sys.path.insert(0, sys.argv[1])  # this script's directory: the outputs rule, shared with export_model.py
 import nn_outputs  # noqa: E402
+import study_outputs  # noqa: E402
 from nn_outputs import Refusal  # noqa: E402
+from study_outputs import Stopped  # noqa: E402  (a stop signal: the runs stopped, exit 128 + signal)
 
 MARKER = "<!-- written by scripts/scaling.sh: a later run with --out naming this file replaces it -->"
-WRITER = "a table scaling.sh"  # for the refusal of a foreign OUT.tmp
-
-
-class Stopped(BaseException):
-    """A stop signal (nn_outputs.STOP_SIGNALS), raised where the script is: the runs are
-    stopped, the table not written, exit 128 + signal."""
-
-    def __init__(self, signum):
-        super().__init__(signum)
-        self.signum = signum
 
 
 class RunFailed(Exception):
     """A run failed or left no epochs to time: exit 1, its lines said."""
 
 
-def on_signal(signum, frame):
-    if not nn_outputs.put_off(signum):  # put off while nn_outputs holds the stop signals
-        raise Stopped(signum)
+def written_before_marker(lines):
+    """Whether LINES, a file's first, are those of a table written before the marker existed:
+    the title, then the line naming scripts/scaling.sh."""
+    return (len(lines) > 2 and lines[0] == "# Strong scaling" and " UTC, commit `" in lines[2]
+            and "command: `scripts/scaling.sh " in lines[2])
 
 
-def ours(path):
-    """Whether PATH is empty or a table this script wrote (the marker first; tables written
-    before the marker existed: the title, then the line naming scripts/scaling.sh)."""
-    with open(path, "rb") as f:
-        head = f.read(4096).decode("utf-8", "replace").split("\n")
-    if head == [""] or head[0] == MARKER:
-        return True
-    return (len(head) > 2 and head[0] == "# Strong scaling" and " UTC, commit `" in head[2]
-            and "command: `scripts/scaling.sh " in head[2])
-
-
-def check(out):
-    """Refuse (Refusal) an --out the outputs rule does not let this script write. A symbolic
-    link is followed: the table replaces its target, and the link stays."""
-    label, real = f"--out {out}", os.path.realpath(out)
-    if os.path.islink(out) and not os.path.exists(out):
-        raise Refusal(f"{label}: a symbolic link to a missing file; give the file's own path")
-    if os.path.exists(real):
-        nn_outputs.check_replaceable(label, real, ours, "exists and is not a table written by scaling.sh; not replacing it")
-    elif not os.path.isdir(os.path.dirname(real)):
-        raise Refusal(f"{label}: no such directory {os.path.dirname(real)}")
-    # a killed run's OUT.tmp is ours to replace; anything else there is the user's
-    nn_outputs.check_temporary(label, nn_outputs.temporary_name(out), ours, WRITER)
-
-
-def check_writable(out):
-    """Refuse (Refusal) an --out whose OUT.tmp could not be created (a directory this user
-    cannot write, a name too long), so that it fails before the runs rather than after them.
-    Tried with a probe file of our own (nn_outputs.check_writable), never OUT.tmp itself: until
-    2026-12-07 OUT.tmp was made and removed here, and a table another run was writing there
-    (empty, or begun with the marker: taken for a killed run's) was removed."""
-    try:
-        nn_outputs.check_writable(out)
-    except OSError as e:
-        raise Refusal(f"--out {out}: cannot write in {os.path.dirname(os.path.realpath(out))}: {e.strerror or e}")
+def output(out):
+    """--out OUT as a study_outputs.Output: it replaces only an empty file or a table of this
+    script's (the marker first, or written_before_marker), and OUT.tmp only where it is such a
+    file too (a killed run's); a symbolic link is followed (the table replaces its target,
+    and the link stays). Checked before the runs (study_outputs.check_all: a directory we
+    cannot write is tried with a probe file of our own, never OUT.tmp, which another run may be
+    writing), again once --out is locked, and again as OUT.tmp is made."""
+    ours = study_outputs.marked_is_ours(MARKER, written_before_marker)
+    return study_outputs.Output(out, ours, ours, "exists and is not a table written by scaling.sh; not replacing it",
+                                "a table scaling.sh", label=f"--out {out}")
 
 
 def tail(path, lines=5):
@@ -236,39 +207,30 @@ def table(runs, cores, nps, epochs, args):
         "|---:|---:|---:|---:|---:|---:|---:|", *rows, ""])
 
 
-def write(out, text, lock, made):
-    """TEXT to the temporary file beside OUT's file, renamed over it: a failure leaves the old
-    table whole. LOCK: OUT's, held. MADE: the temporary file, recorded as it is made (no
-    signal between), removed on any failure (one put in place is left there)."""
+def write(table_out, text, lock, temporaries):
+    """TEXT to OUT.tmp, renamed over --out (TABLE_OUT) once whole: a failure leaves the old
+    table whole (study_outputs.write_all, with LOCK, --out's, held by the caller). It is
+    checked again once held: the file replaced is the one checked (nn_outputs.Changed where a
+    file was put at --out since). TEMPORARIES: OUT.tmp, recorded as it is made, removed on any
+    failure (one put in place is left there: nn_outputs.written)."""
     try:
-        # checked again once held: the file replaced is the one checked (Temporary.install
-        # replaces nothing else, and no file put at --out since: nn_outputs.Changed)
-        nn_outputs.open_temporary(f"--out {out}", out, ours, WRITER, check, made.append, lock=lock)
-        t = made[0]
-        t.file.write(text.encode())
-        t.seal()
-        t.install()
-    except BaseException as e:
-        with nn_outputs.signals_held():
-            for t in made:
-                t.abandon()
-        if isinstance(e, OSError):
-            raise RunFailed(f"--out {out}: cannot write: {e.strerror or e}") from None
-        raise
+        study_outputs.write_all([(table_out, text.encode())], temporaries, locks=[lock])
+    except OSError as e:
+        raise RunFailed(f"{table_out.label}: cannot write: {e.strerror or e}") from None
 
 
 def run(out, nntrain, nps, epochs, shown, args):
     """The runs and the table, --out locked throughout (a second scaling.sh on it, or a C tool,
     is refused: Busy), the lock file removed at the end."""
-    locks, made, directory, nps = [], [], None, nps.split()
+    table_out, locks, temporaries, directory, nps = output(out), [], [], None, nps.split()
     try:
         try:
-            nn_outputs.lock(f"--out {out}", out, locks.append)
-            check(out)  # again, now that it is ours: a file put there since the first check is refused
+            nn_outputs.lock(table_out.label, out, locks.append)
+            table_out.check()  # again, now that it is ours: a file put there since the first check is refused
             directory = tempfile.mkdtemp(prefix="scaling.")
             cores = runs(nntrain, nps, epochs, args, directory)
             text = table(directory, cores, nps, epochs, shown)
-            write(out, text, locks[0], made)
+            write(table_out, text, locks[0], temporaries)
             print(text)
         finally:
             # one step, stop signals held: a signal here is handled once the runs' directory
@@ -280,33 +242,32 @@ def run(out, nntrain, nps, epochs, shown, args):
                 for held in locks:
                     held.release()
     except Stopped as e:
-        for sig in nn_outputs.STOP_SIGNALS:  # a second signal must not cut the message short
-            signal.signal(sig, signal.SIG_IGN)
-        done = f"wrote {out}" if any(t.installed for t in made) else "no table written"
-        print(f"scaling.sh: {nn_outputs.one_line(f'stopped by {signal.Signals(e.signum).name}; {done}')}",
-              file=sys.stderr)
+        study_outputs.ignore_stop_signals()  # a second signal must not cut the message short
+        done = f"wrote {out}" if nn_outputs.written(temporaries) else "no table written"
+        print(f"scaling.sh: {nn_outputs.one_line(f'stopped by {e.name}; {done}')}", file=sys.stderr)
         sys.exit(128 + e.signum)
 
 
-mode, out = sys.argv[2], sys.argv[3]
-try:
-    if mode == "run":
-        # first thing: a stop signal stops the runs and exits 128 + signal (one ignored at
-        # start stays ignored, as nohup and a shell's background jobs mean)
-        for sig in nn_outputs.STOP_SIGNALS:
-            if signal.getsignal(sig) != signal.SIG_IGN:
-                signal.signal(sig, on_signal)
-        run(out, *sys.argv[4:8], sys.argv[8:])
-    else:
-        check(out)
-        check_writable(out)
-except Refusal as e:  # Busy too: another run's --out
-    print(f"scaling.sh: {nn_outputs.one_line(str(e))}", file=sys.stderr)  # a path's newline written out
-    sys.exit(2)
-except (RunFailed, nn_outputs.Changed, nn_outputs.LockFailed) as e:  # a file put at --out since: kept
-    lines = str(e).split("\n")
-    print(f"scaling.sh: {nn_outputs.one_line(lines[0])}", *lines[1:], sep="\n", file=sys.stderr)
-    sys.exit(1)
+def main(mode, out):
+    try:
+        if mode == "run":
+            # first thing: a stop signal stops the runs and exits 128 + signal (one ignored at
+            # start stays ignored, as nohup and a shell's background jobs mean)
+            study_outputs.catch_stop_signals()
+            run(out, *sys.argv[4:8], sys.argv[8:])
+        else:
+            study_outputs.check_all([output(out)])
+    except Refusal as e:  # Busy too: another run's --out
+        print(f"scaling.sh: {nn_outputs.one_line(str(e))}", file=sys.stderr)  # a path's newline written out
+        sys.exit(2)
+    except (RunFailed, nn_outputs.Changed, nn_outputs.LockFailed) as e:  # a file put at --out since: kept
+        lines = str(e).split("\n")
+        print(f"scaling.sh: {nn_outputs.one_line(lines[0])}", *lines[1:], sep="\n", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":  # (its functions can be loaded alone, without running it)
+    main(sys.argv[2], sys.argv[3])
 PY
 python3 -c "$table_py" "$scripts" check "$out"
 

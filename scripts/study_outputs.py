@@ -15,7 +15,7 @@ What is ours:
   - the study's CSV: its header line (today's, or the one before the virtual_shards column)
     and rows of as many fields; a killed run's FILE.tmp begins with (part of) that header;
   - projection.md: MARKER_MD first (or the title and first line of one written before the
-    marker existed);
+    marker existed); scaling.sh's table likewise, with its own marker (marked_is_ours);
   - an empty file, always (the rule: nothing to lose).
 """
 import contextlib
@@ -126,13 +126,20 @@ def csv_is_partial(path):
 MARKER_MD = "<!-- written by scripts/project_scaling.py: a later run writing to this directory replaces it -->"
 
 
-def md_is_ours(path):
-    """An empty file, or a projection.md of project_scaling.py (MARKER_MD first; written before
-    the marker: its title, then its first line)."""
-    lines = _head(path).decode("utf-8", "replace").split("\n")
-    return (lines == [""] or lines[0] == MARKER_MD
-            or (len(lines) > 2 and lines[0] == "# Projection"
-                and lines[2].startswith("Fitted links (Allreduce between 2 emulated nodes")))
+def marked_is_ours(marker, written_before):
+    """IS_OURS for a text file that a script marks as its own with MARKER, its first line: an
+    empty file, MARKER first, or one for which WRITTEN_BEFORE(its lines) is true (one the
+    script wrote before the marker existed). project_scaling.py's projection.md and
+    scaling.sh's table."""
+    def ours(path):
+        lines = _head(path).decode("utf-8", "replace").split("\n")
+        return lines == [""] or lines[0] == marker or written_before(lines)
+    return ours
+
+
+# a projection.md written before MARKER_MD: its title, then its first line
+md_is_ours = marked_is_ours(MARKER_MD, lambda lines: len(lines) > 2 and lines[0] == "# Projection"
+                            and lines[2].startswith("Fitted links (Allreduce between 2 emulated nodes"))
 
 
 def md_is_partial(path):
@@ -193,20 +200,22 @@ def check_all(outputs):
                           f"{e.strerror or e}") from None
 
 
-def write_all(pairs, temporaries):
+def write_all(pairs, temporaries, locks=None):
     """Each (Output, bytes) of PAIRS written whole to its FILE.tmp (checked again, held,
     nn_outputs.open_temporary), every one synced before any is put in place; then each put in
     place. Each output is locked first, as the C tools lock theirs (nn_outputs.lock: another
     run's FILE.tmp is never taken for a killed one's), until its FILE.tmp is put in place or
-    removed. TEMPORARIES records them as they are made (the caller's clean-up: abandon_all).
-    Refusal (Busy: another run holds a lock), Changed, LockFailed or OSError: nothing more put
-    in place (written() says what was)."""
-    made, locks = [], []
+    removed. LOCKS, where given, are the outputs' locks, one an output, taken and let go by
+    the caller (scaling.sh holds --out's for its whole run). TEMPORARIES records them as they
+    are made (the caller's clean-up: abandon_all). Refusal (Busy: another run holds a lock),
+    Changed, LockFailed or OSError: nothing more put in place (written() says what was)."""
+    made, taken = [], []  # TAKEN: the locks taken here, let go here
     output = None
     try:
-        for output, _ in pairs:
-            nn_outputs.lock(output.label, output.path, locks.append)
-        for (output, _), held in zip(pairs, locks):
+        if locks is None:
+            for output, _ in pairs:
+                nn_outputs.lock(output.label, output.path, taken.append)
+        for (output, _), held in zip(pairs, taken if locks is None else locks):
             nn_outputs.open_temporary(output.label, output.path, output.is_partial, output.writer, output.check,
                                       lambda t: (temporaries.append(t), made.append(t)), lock=held)
         for t, (output, data) in zip(made, pairs):
@@ -225,7 +234,7 @@ def write_all(pairs, temporaries):
         # (until 2026-12-07 one handled there left the lock files)
         with nn_outputs.signals_held():
             abandon_all(list(made))
-            for held in locks:
+            for held in taken:
                 held.release()
     return [t.path for t in made]
 
