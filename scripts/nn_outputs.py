@@ -28,7 +28,8 @@ The C tools keep the same rule in src/outputs.c (docs/reliability.md, "the outpu
     put in place and marked so (Temporary.installed: the script's message says what was
     written, and its clean-up never removes a REAL.tmp made since by another run), a probe
     file made and removed (check_writable, which never touches REAL.tmp: it may be another
-    run's, mid-write);
+    run's, mid-write); a child process started and known to its caller (only put off, not
+    blocked: study_outputs.start_child);
   - one run per output, as the C tools keep it (src/outputs.c, nn_output_lock_acquire): a
     Lock, an fcntl lock on "PATH.lock" beside the file (a symbolic link's target's), the
     file naming its holder ("PID N on host H"), made in the directory then held, and
@@ -82,18 +83,21 @@ _put_off = None  # while signals_held(): the stop signals a handler put off (put
 
 
 @contextlib.contextmanager
-def signals_held():
+def signals_held(block=True):
     """The stop signals kept out of the steps within, which must not be cut apart: blocked in
     this thread (the main one), and one taken by another thread meanwhile (a BLAS library's
     pool), whose Python handler still runs in this one, put off by a handler that asks
     put_off. Each is handled as the block ends, once the steps are done (as the outermost
-    one ends, where one is within another)."""
+    one ends, where one is within another). BLOCK=False: put off only, never blocked, for
+    starting a child process (study_outputs.start_child): a child inherits a blocked signal
+    mask across exec, and mpirun would then never see the SIGTERM that stops it."""
     global _put_off
     outer = _put_off
     old = signal.pthread_sigmask(signal.SIG_BLOCK, ())  # the mask now, changed in the try only
     try:
         _put_off = [] if outer is None else outer
-        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        if block:
+            signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         yield
     finally:
         pending, _put_off = _put_off, outer

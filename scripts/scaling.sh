@@ -150,17 +150,13 @@ def tail(path, lines=5):
 def run_one(command, log):
     """COMMAND (an mpirun) with its output to LOG, waited for; its exit status. Stopped while it
     runs: it is asked to stop (SIGTERM: mpirun passes it to the ranks) and waited for."""
-    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    # a stop as it starts is handled once the child is known, and stops it (start_child)
+    proc = study_outputs.start_child(command, stdout=log, stderr=subprocess.STDOUT,
+                                     env=dict(os.environ, OMP_NUM_THREADS="1"))
     try:
         return proc.wait()
     except BaseException:
-        with nn_outputs.signals_held():  # a second signal must not leave the ranks running
-            try:
-                proc.terminate()
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        study_outputs.stop_child(proc)  # a second signal must not leave the ranks running
         raise
 
 
@@ -266,7 +262,7 @@ def main(mode, out):
         sys.exit(1)
 
 
-if __name__ == "__main__":  # (its functions can be loaded alone, without running it)
+if __name__ == "__main__":  # (tests/test_script_signals.py loads the functions alone)
     main(sys.argv[2], sys.argv[3])
 PY
 python3 -c "$table_py" "$scripts" check "$out"

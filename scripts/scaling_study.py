@@ -97,9 +97,10 @@ def child(cmd, capture=True, timeout=None, **kw):
     """subprocess.run(CMD), its output captured (CAPTURE) as text, whose child is asked to
     stop (SIGTERM, then SIGKILL after 30 s) where a stop signal ends the study, rather than
     killed at once as subprocess.run does: mpirun then ends its ranks, and the plotting
-    scripts remove their FILE.tmp."""
+    scripts remove their FILE.tmp. A stop as it starts is handled once the child is known,
+    and stops it too (study_outputs.start_child)."""
     pipe = dict(stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) if capture else {}
-    with subprocess.Popen(cmd, **pipe, **kw) as p:
+    with study_outputs.start_child(cmd, **pipe, **kw) as p:
         try:
             out, _ = p.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -107,11 +108,7 @@ def child(cmd, capture=True, timeout=None, **kw):
             p.communicate()
             raise
         except BaseException:
-            p.terminate()
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
+            study_outputs.stop_child(p)
             raise
     return subprocess.CompletedProcess(cmd, p.returncode, out)
 

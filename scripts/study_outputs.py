@@ -24,6 +24,7 @@ import io
 import os
 import signal
 import struct
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -266,6 +267,37 @@ def ignore_stop_signals():
     for sig in nn_outputs.STOP_SIGNALS:
         with contextlib.suppress(OSError, ValueError):
             signal.signal(sig, signal.SIG_IGN)
+
+
+def start_child(command, **popen):
+    """subprocess.Popen(COMMAND, **POPEN), started with the stop signals put off until the
+    child is known: a stop meanwhile is handled once Popen has returned, the child stopped
+    first (stop_child). Until 2026-12-07 one handled inside Popen raised before the caller had
+    the child, and mpirun went on running without a parent. Put off, not blocked
+    (signals_held(block=False)): the child would inherit a blocked mask."""
+    child = None
+    try:
+        with nn_outputs.signals_held(block=False):
+            child = subprocess.Popen(command, **popen)
+    except BaseException:
+        if child is not None:
+            with child:  # its pipes closed as it ends
+                stop_child(child)
+        raise
+    return child
+
+
+def stop_child(child, grace=30):
+    """CHILD asked to stop (SIGTERM: mpirun passes it to its ranks, a plotting script removes
+    its FILE.tmp), killed after GRACE seconds, and waited for, with the stop signals held: a
+    second signal must not leave it running."""
+    with nn_outputs.signals_held():
+        child.terminate()
+        try:
+            child.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
 
 
 def run_main(prog, main):
