@@ -1,7 +1,10 @@
 """Stop signals in the scripts' Python, in one process, each sent by the test to itself at the
 moment it means: a stop that comes while scaling.sh (its run_one) or scaling_study.py (its
 child) starts a child process stops that child once it is known, rather than leaving it running
-without a parent."""
+without a parent; and one that comes as study_outputs.write_all cleans up is handled once the
+clean-up is whole: the files in place, the locks let go."""
+import contextlib
+import io
 import os
 import re
 import shutil
@@ -95,6 +98,66 @@ class StopWhileStarting(StopSignals):
 
     def test_scaling_study_child_uncaptured(self):  # the plotting scripts' way
         self.assert_stopped(lambda: scaling_study.child(SLEEPER, capture=False))
+
+
+class StopAsWriteAllEnds(StopSignals):
+    """study_outputs.save (the plotting scripts' ending), two files of an earlier run replaced,
+    SIGTERM sent at a chosen step; afterwards no FILE.tmp and no FILE.lock, and the Stopped
+    path's one line and exit status."""
+
+    # the study's CSV (study_outputs.csv_is_ours), a row of an old run and of a new one
+    OLD, NEW = ((study_outputs.CSV_HEADERS[0] + "\n" + ",".join([run] * len(study_outputs.CSV_FIELDS)) + "\n").encode()
+                for run in ("old", "new"))
+
+    def setUp(self):
+        super().setUp()
+        self.paths = [os.path.join(self.root, name) for name in ("a.csv", "b.csv")]
+        for path in self.paths:
+            with open(path, "wb") as f:
+                f.write(self.OLD)
+
+    def save_stopped(self, method, signal_after):
+        """save() of the new files with nn_outputs.Temporary.METHOD sending SIGTERM as its first
+        call ends (SIGNAL_AFTER: after the real one) or begins; its message line."""
+        real, sent = getattr(nn_outputs.Temporary, method), []
+
+        def then_stop(t):
+            if signal_after:
+                real(t)
+            if not sent:
+                sent.append(t.path)
+                os.kill(os.getpid(), signal.SIGTERM)
+            if not signal_after:
+                real(t)
+        stderr = io.StringIO()
+        pairs = [(study_outputs.csv_output(path), self.NEW) for path in self.paths]
+        with mock.patch.object(nn_outputs.Temporary, method, then_stop), contextlib.redirect_stderr(stderr), \
+                self.assertRaises(SystemExit) as caught:
+            study_outputs.save("test", pairs)
+        self.assertEqual(caught.exception.code, 128 + signal.SIGTERM)
+        self.assertEqual(sorted(os.listdir(self.root)), ["a.csv", "b.csv"], "a FILE.tmp or FILE.lock left")
+        return stderr.getvalue().strip()
+
+    def contents(self):
+        result = []
+        for path in self.paths:
+            with open(path, "rb") as f:
+                result.append(f.read())
+        return result
+
+    def test_stop_during_the_clean_up_comes_once_it_is_done(self):
+        """SIGTERM as the first FILE.tmp is abandoned, both files in place: write_all's hold
+        puts it off until the locks are let go too (without it, it was handled between
+        abandon_all and the locks' release, and the lock files were left)."""
+        line = self.save_stopped("abandon", signal_after=True)
+        self.assertEqual(self.contents(), [self.NEW, self.NEW])
+        self.assertEqual(line, f"test: stopped by SIGTERM; wrote {', '.join(self.paths)}")
+
+    def test_stop_while_writing_the_first_file(self):
+        """SIGTERM as the first file is synced: nothing put in place, both old files whole."""
+        line = self.save_stopped("seal", signal_after=False)
+        self.assertEqual(self.contents(), [self.OLD, self.OLD])
+        self.assertEqual(line, "test: stopped by SIGTERM; no output changed")
 
 
 if __name__ == "__main__":
