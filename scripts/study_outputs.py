@@ -209,7 +209,8 @@ def write_all(pairs, temporaries, locks=None):
     removed. LOCKS, where given, are the outputs' locks, one an output, taken and let go by
     the caller (scaling.sh holds --out's for its whole run). TEMPORARIES records them as they
     are made (the caller's clean-up: abandon_all). Refusal (Busy: another run holds a lock),
-    Changed, LockFailed or OSError: nothing more put in place (written() says what was)."""
+    Changed, LockFailed or OSError: nothing more put in place (written() says what was). A stop
+    signal during the installs is handled once they are all done."""
     made, taken = [], []  # TAKEN: the locks taken here, let go here
     output = None
     try:
@@ -222,10 +223,14 @@ def write_all(pairs, temporaries, locks=None):
         for t, (output, data) in zip(made, pairs):
             t.file.write(data)
             t.seal()
-        for t in made:
-            t.check_still_ours()
-        for t, (output, _) in zip(made, pairs):
-            t.install()
+        # the installs, stop signals held: a stop then is handled once every file is in place,
+        # so a stopped run never leaves a new table beside the old plots (a Changed still
+        # ends the installs where it comes)
+        with nn_outputs.signals_held():
+            for t in made:
+                t.check_still_ours()
+            for t, (output, _) in zip(made, pairs):
+                t.install()
     except OSError as e:
         e.output = output  # the output whose step failed, for the message
         raise

@@ -153,6 +153,13 @@ class StopAsWriteAllEnds(StopSignals):
         self.assertEqual(self.contents(), [self.NEW, self.NEW])
         self.assertEqual(line, f"test: stopped by SIGTERM; wrote {', '.join(self.paths)}")
 
+    def test_stop_between_the_installs_comes_once_both_are_in_place(self):
+        """SIGTERM as the first file is put in place: the second is put in place too, then the
+        stop is handled (without the hold, a.csv was new and b.csv old)."""
+        line = self.save_stopped("install", signal_after=True)
+        self.assertEqual(self.contents(), [self.NEW, self.NEW])
+        self.assertEqual(line, f"test: stopped by SIGTERM; wrote {', '.join(self.paths)}")
+
     def test_stop_while_writing_the_first_file(self):
         """SIGTERM as the first file is synced: nothing put in place, both old files whole."""
         line = self.save_stopped("seal", signal_after=False)
