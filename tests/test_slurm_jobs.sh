@@ -22,8 +22,10 @@
 #  - a job submitted from outside the repository: exit 2, one line;
 #  - the requeue-able jobs append to their output; a requeued scaling element replaces
 #    its CSV row, rewritten whole through CSV.tmp (a full disk leaves the old table whole;
-#    a file that is not the job's table is refused); a row that cannot be written fails
-#    the element; an earlier run's metrics are removed, another file of that name is not.
+#    a file that is not the job's table, a FIFO among them, is refused); a row that cannot
+#    be written fails the element; an earlier run's metrics are removed, another file of
+#    that name is not; the table swapped for a user's file or a FIFO as the element holds,
+#    checks and reads it: exit 1, one line, the user's file and the table kept.
 # Usage: test_slurm_jobs.sh NNTRAIN MAKE_TEST_DATA
 set -u
 nntrain=$1 make_data=$2
@@ -294,6 +296,73 @@ if [ "$rc" -eq 1 ] && cmp -s "$work/table.before" "$work/run/scaling-35.csv" && 
    ! grep -q Traceback "$work/run/err" && [ "$(grep -vc "could not write the row of element 0" "$work/run/err")" -eq 1 ]
 then ok "a scaling element refuses a binary file at its CSV's name in one line (the file kept)"
 else fail "a scaling element refuses a binary file at its CSV's name in one line (exit $rc; $(wc -l <"$work/run/err") lines of stderr)"; fi
+# the table swapped as an element writes its row: renamed away and a user's file (one in
+# the table's form, so that only its identity tells it apart) or a FIFO put at its name,
+# by the element's own python3 (a sitecustomize wrapping scripts/nn_outputs.py): at
+# "held", right after open_temporary holds the table, before it reads it (CHECK); at
+# "checked", after it is held and checked, before its rows are read; at "aba" as at
+# "checked", and the table renamed back before the new one is put in place (its rows read
+# from the user's file would then replace it). Each: exit 1, one line, both files kept.
+# A FIFO at the table's name from the start is refused in one line (until 2026-12-08 an
+# element opened it for reading and waited there for ever, the table's lock held).
+mkdir -p "$work/swap"
+cat >"$work/swap/sitecustomize.py" <<'EOF'
+import os, sys
+if os.environ.get("SWAP_AT"):
+    sys.path.insert(0, os.environ["SWAP_SCRIPTS"])
+    import nn_outputs
+    at, table, user = os.environ["SWAP_AT"], os.environ["SWAP_TABLE"], os.environ["SWAP_WITH"]
+
+    def swap():
+        os.rename(table, table + ".moved")
+        os.mkfifo(table) if user == "fifo" else os.rename(user, table)
+
+    def hold(path, flags=0, _hold=nn_outputs.hold):
+        held = _hold(path, flags)
+        if at == "held" and flags & os.O_NOFOLLOW and path.endswith(table):
+            swap()
+        return held
+
+    def open_temporary(*args, _open=nn_outputs.open_temporary, **kwargs):
+        made = _open(*args, **kwargs)
+        if at in ("checked", "aba"):
+            swap()
+        return made
+
+    def seal(self, _seal=nn_outputs.Temporary.seal):
+        if at == "aba":
+            os.rename(table, table + ".user")
+            os.rename(table + ".moved", table)
+        _seal(self)
+
+    nn_outputs.hold, nn_outputs.open_temporary, nn_outputs.Temporary.seal = hold, open_temporary, seal
+EOF
+header="array_task,nodes,ranks,threads_per_rank,epochs,samples_per_second,epoch_seconds,allreduce_share,test_accuracy,exit_code"
+printf '%s\n5,1,1,1,2,100,1.0000,0.1000,0.5,0\n' "$header" >"$work/table.before"
+printf '%s\n9,mine,not,the,job,s,row,,,\n' "$header" >"$work/user.before"
+for case in held:user checked:user checked:fifo aba:user; do
+    when=${case%:*} what=${case#*:}
+    fresh
+    cp "$work/table.before" "$work/run/scaling-36.csv"
+    [ "$what" = user ] && cp "$work/user.before" "$work/run/user.csv" && with=user.csv || with=fifo
+    job nntrain_scaling SLURM_JOB_ID=36 SLURM_ARRAY_JOB_ID=36 SLURM_ARRAY_TASK_ID=0 PYTHONPATH="$work/swap" \
+        SWAP_AT="$when" SWAP_SCRIPTS="$repo/scripts" SWAP_TABLE=scaling-36.csv SWAP_WITH="$with" --
+    if [ "$what" = fifo ]; then [ -p "$work/run/scaling-36.csv" ]; else cmp -s "$work/user.before" "$work/run/scaling-36.csv"; fi
+    kept=$?
+    if [ "$rc" -eq 1 ] && [ "$kept" -eq 0 ] && cmp -s "$work/table.before" "$work/run/scaling-36.csv.moved" &&
+       [ "$(grep -c "^nntrain job: $work/run/scaling-36.csv: is not the file this run checked (replaced or changed during the run); not replacing it$" "$work/run/err")" -eq 1 ] &&
+       [ "$(grep -vc "could not write the row of element 0" "$work/run/err")" -eq 1 ] &&
+       [ ! -e "$work/run/scaling-36.csv.tmp" ] && [ ! -e "$work/run/scaling-36.csv.lock" ]
+    then ok "the table swapped for a user's ${what/user/file} at '$when': exit 1, one line, both files kept"
+    else fail "the table swapped for a user's ${what/user/file} at '$when': exit 1, one line, both files kept (exit $rc; $(ls "$work/run" | tr '\n' ' '))"; fi
+done
+fresh
+mkfifo "$work/run/scaling-37.csv"
+job nntrain_scaling SLURM_JOB_ID=37 SLURM_ARRAY_JOB_ID=37 SLURM_ARRAY_TASK_ID=0 --
+if [ "$rc" -eq 1 ] && [ -p "$work/run/scaling-37.csv" ] && [ ! -e "$work/run/scaling-37.csv.lock" ] &&
+   [ "$(grep -c "^nntrain job: .*scaling-37.csv: holds something other than this job's table; not replacing it$" "$work/run/err")" -eq 1 ]
+then ok "a scaling element refuses a FIFO at its CSV's name in one line, without waiting on it"
+else fail "a scaling element refuses a FIFO at its CSV's name in one line, without waiting on it (exit $rc)"; fi
 fresh
 mkdir "$work/run/scaling-23.csv"
 job nntrain_scaling SLURM_JOB_ID=23 SLURM_ARRAY_JOB_ID=23 SLURM_ARRAY_TASK_ID=0 --
