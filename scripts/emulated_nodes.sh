@@ -37,7 +37,9 @@ live_processes() {
 }
 
 # Kills what runs in the nodes (saying so) and removes every trace of them, also of
-# a node someone removed by hand (its /etc/netns entry).
+# a node someone removed by hand (its /etc/netns entry). SIGKILL only: no mask holds it,
+# so a caller's blocked stop signals (scaling_study.py holds them so that a Ctrl-C waits
+# for the teardown) are left blocked for what this runs, and keep it from being cut short.
 down() {
     local ns live
     live=$(live_processes)

@@ -2,7 +2,9 @@
 # scripts/emulated_nodes.sh never kills another job's processes to make room: `up`
 # while a process lives in a node is refused (exit 1, one line naming the PIDs) and
 # the process lives on; `down` says what it kills; usage errors are one line, exit 2;
-# `down` also clears what a node removed by hand left in /etc/netns.
+# `down` also clears what a node removed by hand left in /etc/netns, and works with the
+# stop signals blocked (as scripts/scaling_study.py runs it, signals held), killing a
+# process in a node that blocks them too.
 # Skipped (exit 77) where network namespaces are not allowed.
 # Usage: test_emulated_nodes.sh
 set -u
@@ -28,6 +30,27 @@ kill -0 "$sleeper" 2>/dev/null || fail "up killed the process living in the node
 "$emu" down 2>err
 grep -q "^emulated_nodes: killing what still runs in the nodes (PIDs nnemu-h1: $sleeper)" err || fail "down did not say what it killed: $(cat err)"
 wait "$sleeper" 2>/dev/null; sleeper=
+
+# down with INT, TERM, HUP and USR1 blocked (inherited from a caller holding them, as
+# scaling_study.py does so that a Ctrl-C waits for the nodes to go whole), a process in
+# the node blocking them too: killed all the same (SIGKILL, which no mask holds), all removed
+if env --block-signal=INT true 2>/dev/null; then
+    blocked=(env "--block-signal=INT,TERM,HUP,USR1")
+    "$emu" up 1 >/dev/null || fail "up 1"
+    "${blocked[@]}" ip netns exec nnemu-h1 sleep 600 &
+    sleeper=$!
+    for _ in $(seq 100); do [ -n "$(ip netns pids nnemu-h1)" ] && break; sleep 0.1; done
+    "${blocked[@]}" "$emu" down 2>/dev/null; rc=$?
+    for _ in $(seq 50); do case $(ps -o stat= -p "$sleeper") in Z*|"") break ;; esac; sleep 0.1; done
+    case $(ps -o stat= -p "$sleeper") in
+        Z*|"") wait "$sleeper" 2>/dev/null; sleeper= ;;
+        *) fail "down with the stop signals blocked left the node's process $sleeper running" ;;
+    esac
+    [ "$rc" -eq 0 ] && [ -z "$(ip netns list | grep '^nnemu-')" ] && [ ! -e /etc/netns/nnemu-h1 ] ||
+        fail "down with the stop signals blocked: exit $rc, $(ip netns list | grep -c '^nnemu-') namespaces left"
+else
+    echo "(no env --block-signal, coreutils < 8.31: down with the stop signals blocked not checked)"
+fi
 
 for args in up "up 9" cut "cut x"; do
     # shellcheck disable=SC2086
