@@ -10,9 +10,10 @@
 # (default /tmp/nntrain-slurm); the controller listens on $SLURM_PORT (default 6817), the
 # slurmd daemons on the next port. ../shared/PLATFORM.md has the recipe.
 # $SLURM_DIR/slurm.conf is replaced (written aside, renamed) only when it is one this
-# script wrote (its first line says so): any other there (SLURM_DIR=/etc/slurm, a real
-# cluster's) makes start stop at once, exit 2, one line, nothing changed; nor does stop
-# cancel jobs through it.
+# script wrote (its first line says so, or, written before it did, its text is exactly
+# what the script wrote then for this $SLURM_DIR): any other there (SLURM_DIR=/etc/slurm,
+# a real cluster's) makes start stop at once, exit 2, one line, nothing changed; nor does
+# stop cancel jobs through it.
 #
 # With N nodes, the controller stays on this host and reaches the nodes through one more
 # veth into the emulated switch (nnemu-ctl, 10.231.0.254), so sbatch and squeue work from
@@ -26,10 +27,26 @@ emu=scripts/emulated_nodes.sh
 ctl_addr=10.231.0.254
 conf_mark="# written by scripts/slurm_local.sh (a throwaway cluster): its start replaces this file"
 
-# Whether $conf is absent or a regular file this script wrote (its first line, the mark).
+# Whether $conf is absent or a regular file this script wrote: its first line the mark,
+# or one written before the mark (until 2026-12-07): conf_text's text exactly, with the
+# values it was given then read back from the file (controller, ports, task plugin, the
+# node lines, each of the form the script wrote) and this $dir in every path.
 conf_is_ours() {
     [ ! -e "$conf" ] && [ ! -L "$conf" ] && return 0
-    [ -f "$conf" ] && [ ! -L "$conf" ] && [ "$(head -n 1 "$conf" 2>/dev/null)" = "$conf_mark" ]
+    [ -f "$conf" ] && [ ! -L "$conf" ] || return 1
+    [ "$(head -n 1 "$conf" 2>/dev/null)" = "$conf_mark" ] && return 0
+    local ctl p plugin nodes part line node_re='^NodeName=[^ ]+( NodeAddr=[0-9.]+)? CPUs=[0-9]+ State=UNKNOWN$'
+    ctl=$(sed -n 's/^SlurmctldHost=//p' "$conf") p=$(sed -n 's/^SlurmctldPort=//p' "$conf")
+    plugin=$(sed -n 's/^TaskPlugin=//p' "$conf")
+    part=$(sed -n 's/^PartitionName=main Nodes=\([^ ]*\) Default=YES MaxTime=INFINITE State=UP$/\1/p' "$conf")
+    # the lines between the log file and the partition, less the newline the text adds
+    nodes=$(sed -n '/^SlurmdLogFile=/,/^PartitionName=/p' "$conf" | sed '1d;$d'; echo .) nodes=${nodes%.}
+    nodes=${nodes%$'\n'}
+    [[ "$p" =~ ^[0-9]{1,5}$ ]] && [[ "$plugin" =~ ^task/(none|affinity)$ ]] && [[ "$nodes" == NodeName=* ]] || return 1
+    while IFS= read -r line; do # one node line each, or the empty line after several
+        [ -z "$line" ] || [[ "$line" =~ $node_re ]] || return 1
+    done <<<"$nodes"
+    cmp -s "$conf" <(port=$p task_plugin=$plugin conf_text "$ctl" "$nodes" "$part")
 }
 
 install_missing() {
@@ -43,13 +60,11 @@ install_missing() {
         --no-install-recommends "${missing[@]}"
 }
 
-# write_conf CONTROLLER NODE_LINES PARTITION_NODES: written aside, then renamed over
-# $conf (start has made sure that one, if any, is this script's)
-write_conf() {
-    local tmp
-    tmp=$(mktemp "$dir/.slurm.conf.XXXXXX")
-    cat >"$tmp" <<CONF || { rm -f "$tmp"; return 1; }
-$conf_mark
+# conf_text CONTROLLER NODE_LINES PARTITION_NODES: the slurm.conf less its mark (the
+# whole of it until 2026-12-07: conf_is_ours recognises one written then by this text,
+# so a change here keeps the old text for it; test_slurm_jobs holds a copy)
+conf_text() {
+    cat <<CONF
 ClusterName=nntrain
 SlurmctldHost=$1
 SlurmctldPort=$port
@@ -81,6 +96,14 @@ SlurmdLogFile=$dir/log/slurmd-%n.log
 $2
 PartitionName=main Nodes=$3 Default=YES MaxTime=INFINITE State=UP
 CONF
+}
+
+# write_conf CONTROLLER NODE_LINES PARTITION_NODES: written aside, then renamed over
+# $conf (start has made sure that one, if any, is this script's)
+write_conf() {
+    local tmp
+    tmp=$(mktemp "$dir/.slurm.conf.XXXXXX")
+    { echo "$conf_mark" && conf_text "$@"; } >"$tmp" || { rm -f "$tmp"; return 1; }
     chmod 644 "$tmp" && mv -f "$tmp" "$conf" || { rm -f "$tmp"; return 1; }
 }
 
@@ -116,7 +139,7 @@ start() {
     [ "$(id -u)" -eq 0 ] || { echo "slurm_local.sh: needs root" >&2; exit 1; }
     ls "$dir"/*.bg >/dev/null 2>&1 && { echo "slurm_local.sh: already started in $dir; stop it first" >&2; exit 1; }
     conf_is_ours || {
-        echo "slurm_local.sh: $conf is not a slurm.conf this script wrote (no '$conf_mark' first line): not replacing it; set SLURM_DIR to a directory of its own (default /tmp/nntrain-slurm)" >&2
+        echo "slurm_local.sh: $conf is not a slurm.conf this script wrote: not replacing it; if it is a throwaway cluster's you no longer need, remove it (rm $(printf %q "$conf")), else set SLURM_DIR to a directory of its own" >&2
         exit 2
     }
     install_missing

@@ -26,6 +26,9 @@
 #    be written fails the element; an earlier run's metrics are removed, another file of
 #    that name is not; the table swapped for a user's file or a FIFO as the element holds,
 #    checks and reads it: exit 1, one line, the user's file and the table kept.
+#  - scripts/slurm_local.sh start (root; stub dpkg-query and apt-get end it after its
+#    check) takes an unmarked slurm.conf its earlier versions wrote as its own, and
+#    refuses one edited since or another SLURM_DIR's: exit 2, one line saying what to do.
 # Usage: test_slurm_jobs.sh NNTRAIN MAKE_TEST_DATA
 set -u
 nntrain=$1 make_data=$2
@@ -369,6 +372,90 @@ job nntrain_scaling SLURM_JOB_ID=23 SLURM_ARRAY_JOB_ID=23 SLURM_ARRAY_TASK_ID=0 
 if [ "$rc" -eq 1 ] && grep -q "could not write the row of element 0" "$work/run/err"
 then ok "a scaling element whose CSV row cannot be written fails and says so"
 else fail "a scaling element whose CSV row cannot be written fails and says so (exit $rc)"; fi
+
+# --- scripts/slurm_local.sh start over a slurm.conf it finds (as root; no Slurm needed:
+# dpkg-query and apt-get stubs end it right after the check, at its install step) ---
+# A slurm.conf written before the script marked its own (until 2026-12-07) is its own:
+# start goes on (to the stub apt-get). One edited since, or written for another SLURM_DIR,
+# is refused: exit 2, one line saying what to do, nothing changed (it was refused whole
+# from 2026-12-07, old ones too, with no word of what to do about it).
+# old_conf DIR CONTROLLER TASK_PLUGIN NODE_LINES PARTITION_NODES: what the script wrote
+# then (31d0cad to 6d41173, port 6817), a copy kept here
+old_conf() {
+    cat <<CONF
+ClusterName=nntrain
+SlurmctldHost=$2
+SlurmctldPort=6817
+SlurmdPort=6818
+SlurmUser=root
+AuthType=auth/munge
+MpiDefault=pmix
+ProctrackType=proctrack/linuxproc
+TaskPlugin=$3
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/none
+JobAcctGatherType=jobacct_gather/none
+SchedulerParameters=batch_sched_delay=0
+# a job that asks for more than the cluster has is refused by sbatch, not left pending
+EnforcePartLimits=ALL
+ReturnToService=2
+# emulated nodes are pinned to one core each but declare the machine's cores
+SlurmdParameters=config_overrides
+StateSaveLocation=$1/state
+SlurmdSpoolDir=$1/spool/%n
+# per node: the nodes share this machine's /tmp, and PMIx's per-step directories collide
+TmpFS=$1/tmp/%n
+SlurmctldPidFile=$1/slurmctld.pid
+SlurmdPidFile=$1/slurmd-%n.pid
+SlurmctldLogFile=$1/log/slurmctld.log
+SlurmdLogFile=$1/log/slurmd-%n.log
+$4
+PartitionName=main Nodes=$5 Default=YES MaxTime=INFINITE State=UP
+CONF
+}
+if [ "$(id -u)" -eq 0 ]; then
+    mkdir -p "$work/nopkg"
+    printf '#!/bin/sh\nexit 1\n' >"$work/nopkg/dpkg-query"
+    printf '#!/bin/sh\necho "apt-get $*" >>"%s/apt.log"\nexit 1\n' "$work" >"$work/nopkg/apt-get"
+    chmod +x "$work/nopkg/"*
+    sd=$work/slurm three=$'NodeName=nnemu-h1 NodeAddr=10.231.0.1 CPUs=4 State=UNKNOWN\nNodeName=nnemu-h2 NodeAddr=10.231.0.2 CPUs=4 State=UNKNOWN\nNodeName=nnemu-h3 NodeAddr=10.231.0.3 CPUs=4 State=UNKNOWN\n'
+    # slurm_conf CASE EXPECTED: start over the slurm.conf of CASE; EXPECTED: ours or refused
+    slurm_conf() {
+        rm -rf "$sd" "$work/apt.log" && mkdir -p "$sd"
+        case $1 in
+            "one node") old_conf "$sd" "vm(127.0.0.1)" task/affinity "NodeName=vm NodeAddr=127.0.0.1 CPUs=4 State=UNKNOWN" vm ;;
+            "one node, before 2026-12-04") old_conf "$sd" vm task/none "NodeName=vm CPUs=4 State=UNKNOWN" vm ;;
+            "three emulated nodes") old_conf "$sd" "vm(10.231.0.254)" task/none "$three" "nnemu-h[1-3]" ;;
+            "one node, edited") old_conf "$sd" "vm(127.0.0.1)" task/affinity "NodeName=vm NodeAddr=127.0.0.1 CPUs=4 State=UNKNOWN" vm |
+                sed 's/MaxTime=INFINITE/MaxTime=60/' ;;
+            "one node, another SLURM_DIR's") old_conf "$work/other" "vm(127.0.0.1)" task/affinity "NodeName=vm NodeAddr=127.0.0.1 CPUs=4 State=UNKNOWN" vm ;;
+        esac >"$sd/slurm.conf"
+        cp "$sd/slurm.conf" "$work/conf.before"
+        SLURM_DIR=$sd PATH="$work/nopkg:$PATH" "$repo/scripts/slurm_local.sh" start >"$work/start.out" 2>"$work/start.err"
+        rc=$?
+        if [ "$2" = ours ]; then
+            if [ "$rc" -eq 1 ] && grep -q "^apt-get .*update" "$work/apt.log" 2>/dev/null && ! grep -q "is not a slurm.conf" "$work/start.err" &&
+               cmp -s "$work/conf.before" "$sd/slurm.conf"
+            then ok "slurm_local.sh start over an unmarked slurm.conf it wrote ($1): taken as its own"
+            else fail "slurm_local.sh start over an unmarked slurm.conf it wrote ($1): taken as its own (exit $rc: $(head -c 300 "$work/start.err"))"; fi
+        else
+            if [ "$rc" -eq 2 ] && [ ! -e "$work/apt.log" ] && [ "$(wc -l <"$work/start.err")" -eq 1 ] &&
+               grep -qF "$sd/slurm.conf is not a slurm.conf this script wrote: not replacing it; if it is a throwaway cluster's you no longer need, remove it (rm $sd/slurm.conf), else set SLURM_DIR to a directory of its own" "$work/start.err" &&
+               cmp -s "$work/conf.before" "$sd/slurm.conf" && [ "$(ls -A "$sd")" = slurm.conf ]
+            then ok "slurm_local.sh start over a slurm.conf ($1): exit 2, one line saying what to do, nothing changed"
+            else fail "slurm_local.sh start over a slurm.conf ($1): exit 2, one line saying what to do, nothing changed (exit $rc: $(head -c 300 "$work/start.err"))"; fi
+        fi
+    }
+    slurm_conf "one node" ours
+    slurm_conf "one node, before 2026-12-04" ours
+    slurm_conf "three emulated nodes" ours
+    slurm_conf "one node, edited" refused
+    slurm_conf "one node, another SLURM_DIR's" refused
+else
+    echo "skip slurm_local.sh's slurm.conf checks (need root)"
+fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
