@@ -181,5 +181,27 @@ if [ "$rc" -eq 2 ] && cmp -s proj/projection.md proj.before && cmp -s proj/proje
 then ok "project_scaling.py with a PNG of the user's at projection.png: exit 2, neither file written"
 else fail "project_scaling.py with the user's projection.png: exit $rc: $(cat project.out)"; fi
 
+# ---- scripts/scaling_study.py's drawing: a plotting script's failure is reported ----
+# (until 2026-12-08 the study did not look at their exit, and ended with 0 over stale plots)
+mkdir -p drawn && cp theirs.before drawn/speedup.png # a PNG of the user's: plot_scaling.py refuses it
+draw() {
+    "$py" - "$repo/scripts" study.csv drawn <<'PY'
+import sys
+sys.path.insert(0, sys.argv[1])
+import scaling_study
+print("failed:", " ".join(scaling_study.draw(sys.argv[2], sys.argv[3])) or "none")
+PY
+}
+draw >draw.out 2>&1
+if grep -qx "failed: plot_scaling.py" draw.out && cmp -s drawn/speedup.png theirs.before &&
+   [ "$(software drawn/projection.png)" = "nntrain scripts/project_scaling.py" ]
+then ok "scaling_study.draw names plot_scaling.py, which refused the user's speedup.png (the projection drawn)"
+else fail "scaling_study.draw with the user's speedup.png: $(cat draw.out)"; fi
+rm drawn/speedup.png
+draw >draw.out 2>&1
+if grep -qx "failed: none" draw.out && [ "$(software drawn/speedup.png)" = "nntrain scripts/plot_scaling.py" ]
+then ok "scaling_study.draw: both scripts drawn, none failed"
+else fail "scaling_study.draw: $(cat draw.out)"; fi
+
 [ $fails -eq 0 ] && echo "test_plot_outputs: all passed" || echo "test_plot_outputs: $fails failed"
 [ $fails -eq 0 ]
