@@ -10,19 +10,42 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "nn/file_digest.h"
 #include "nn/outputs.h"
 
-static const nn_output_held nothing_held = {-1, 0, 0, 0};
+static const nn_output_held nothing_held = {-1, 0, 0, 0, false, 0};
+
+/* The digest of the held file's bytes, read through its descriptor (the same inode,
+ * whatever its path names now); -1 where it cannot be read (no read permission, no
+ * /proc): its size is then all there is to compare. */
+static int digest_held(const nn_output_held *held, uint64_t *digest) {
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", held->fd);
+    int fd = open(proc, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) return -1;
+    struct stat st;
+    int status = fstat(fd, &st) == 0 && st.st_dev == held->dev && st.st_ino == held->ino ? nn_file_digest(fd, digest)
+                                                                                          : -1;
+    close(fd);
+    return status;
+}
 
 /* What `name` in directory `dir` (AT_FDCWD: a path) is now, held; nothing_held where
- * nothing is there. */
+ * nothing is there. A regular file's bytes are digested as it is held. */
 static nn_output_held hold(int dir, const char *name, int flags) {
     nn_output_held held = nothing_held;
     struct stat st;
     int fd = openat(dir, name, O_PATH | O_CLOEXEC | flags);
-    if (fd >= 0 && fstat(fd, &st) == 0) held = (nn_output_held){fd, st.st_dev, st.st_ino, st.st_size};
+    if (fd >= 0 && fstat(fd, &st) == 0) held = (nn_output_held){fd, st.st_dev, st.st_ino, st.st_size, false, 0};
     else if (fd >= 0) close(fd);
+    if (held.fd >= 0 && S_ISREG(st.st_mode)) held.digested = digest_held(&held, &held.digest) == 0;
     return held;
+}
+
+/* The held file's bytes as they were when held, where both then and now can be read */
+static bool same_bytes(const nn_output_held *held) {
+    uint64_t now;
+    return !held->digested || digest_held(held, &now) != 0 || now == held->digest;
 }
 
 static void let_go(nn_output_held *held) {
@@ -67,7 +90,7 @@ static int look(const nn_output_place *place, const char *path, const char *labe
     if (place->file.fd < 0)
         return nn_fail(err, NN_ERR_RUNTIME, "%s: a file was put there during the run; not replacing it, and %s", label,
                        lost);
-    if (!same_inode(&place->file, &st) || st.st_size != place->file.size)
+    if (!same_inode(&place->file, &st) || st.st_size != place->file.size || !same_bytes(&place->file))
         return nn_fail(err, NN_ERR_RUNTIME, "%s: is not the %s this run checked or wrote (replaced or changed during "
                        "the run); not replacing it, and %s", label, place->kind, lost);
     return NN_OK;

@@ -43,8 +43,10 @@ static void set_up(output *o, const char *name) {
     nn_output_place_take(&o->place, o->path, "checkpoint");
 }
 
-/* The temporary written in the held directory and renamed into place. */
-static int write_and_rename(nn_output_place *place, const char *path, const char *text, nn_error *err) {
+/* The temporary written in the held directory and renamed into place (`n` bytes of
+ * `bytes`). */
+static int write_bytes_and_rename(nn_output_place *place, const char *path, const void *bytes, size_t n,
+                                  nn_error *err) {
     char tmp[NN_PATH_MAX + 8];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     const char *name;
@@ -53,11 +55,24 @@ static int write_and_rename(nn_output_place *place, const char *path, const char
     if (fd < 0)
         return nn_output_place_reason(place, path, path, "lost",
                                       nn_fail(err, NN_ERR_RUNTIME, "%s: %s", tmp, strerror(errno)), err);
-    CU_ASSERT_EQUAL((size_t)write(fd, text, strlen(text)), strlen(text));
+    CU_ASSERT_EQUAL((size_t)write(fd, bytes, n), n);
     close(fd);
     int status = nn_output_place_rename(place, tmp, path, path, "lost", err);
     if (status) nn_output_place_remove(place, tmp);
     return status;
+}
+
+static int write_and_rename(nn_output_place *place, const char *path, const char *text, nn_error *err) {
+    return write_bytes_and_rename(place, path, text, strlen(text), err);
+}
+
+/* `n` bytes of `bytes` written over the file at `path` from `offset`, in place (its
+ * inode and, where they fit, its size kept: as `cp` or an editor that writes in place) */
+static void write_in_place(const char *path, long offset, const void *bytes, size_t n) {
+    int fd = open(path, O_WRONLY);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_EQUAL(pwrite(fd, bytes, n, offset), (ssize_t)n);
+    close(fd);
 }
 
 static void read_back(const char *path, char *buf, size_t size) {
@@ -108,6 +123,62 @@ static void test_someone_elses_file_kept(void) {
     snprintf(tmp, sizeof tmp, "%s.tmp", o.path);
     CU_ASSERT_EQUAL(access(tmp, F_OK), -1); /* its temporary removed */
     nn_output_place_release(&o.place);
+}
+
+/* Written into in place to the same size (`cp` of another checkpoint of the same
+ * network over it): told by its bytes, kept (the size alone let it pass until
+ * 2026-12-08). The file the run checked at start is compared the same way. */
+static void test_written_into_same_size_kept(void) {
+    output o;
+    char text[64];
+    nn_error err;
+    set_up(&o, "same-size");
+    CU_ASSERT_EQUAL(write_and_rename(&o.place, o.path, "epoch 1", &err), NN_OK);
+    write_in_place(o.path, 0, "notes 1", 7);
+    CU_ASSERT_EQUAL(write_and_rename(&o.place, o.path, "epoch 2", &err), NN_ERR_RUNTIME);
+    CU_ASSERT(has(&err, "is not the checkpoint this run checked or wrote"));
+    read_back(o.path, text, sizeof text);
+    CU_ASSERT_STRING_EQUAL(text, "notes 1");
+
+    nn_output_place_take(&o.place, o.path, "checkpoint"); /* as checked at start */
+    write_in_place(o.path, 6, "2", 1);
+    CU_ASSERT_EQUAL(write_and_rename(&o.place, o.path, "epoch 3", &err), NN_ERR_RUNTIME);
+    read_back(o.path, text, sizeof text);
+    CU_ASSERT_STRING_EQUAL(text, "notes 2");
+    nn_output_place_release(&o.place);
+}
+
+/* The start of an HDF5 file, superblock version `version` (its consistency flags
+ * zero), then bytes up to 64. */
+static void hdf5_head(unsigned char *head, int version) {
+    static const unsigned char signature[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+    for (int i = 0; i < 64; i++) head[i] = (unsigned char)(i * 7 + 3);
+    memcpy(head, signature, 8);
+    head[8] = (unsigned char)version;
+    memset(head + 20, 0, 4);
+    head[11] = 0;
+}
+
+/* An HDF5 file that another program holds open for writing (HDFView, h5py's "r+")
+ * has its superblock's consistency flags set, and is otherwise the file written: the
+ * saves go on. Any other byte changed is a change. */
+static void test_hdf5_open_flags_not_a_change(void) {
+    const struct { int version, at; } flags[] = {{0, 20}, {1, 23}, {2, 11}, {3, 11}};
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
+        output o;
+        unsigned char head[64];
+        nn_error err;
+        char name[32];
+        snprintf(name, sizeof name, "hdf5-v%d", flags[i].version);
+        set_up(&o, name);
+        hdf5_head(head, flags[i].version);
+        CU_ASSERT_EQUAL(write_bytes_and_rename(&o.place, o.path, head, sizeof head, &err), NN_OK);
+        write_in_place(o.path, flags[i].at, "\x01", 1); /* opened for writing elsewhere */
+        CU_ASSERT_EQUAL(write_bytes_and_rename(&o.place, o.path, head, sizeof head, &err), NN_OK);
+        write_in_place(o.path, 40, "\x00", 1); /* a byte of the file itself */
+        CU_ASSERT_EQUAL(write_bytes_and_rename(&o.place, o.path, head, sizeof head, &err), NN_ERR_RUNTIME);
+        nn_output_place_release(&o.place);
+    }
 }
 
 /* The directory removed and made again before the temporary is made: the reason given
@@ -165,6 +236,8 @@ int main(void) {
         {"nothing there, then the run's own: each save replaces the last", test_saves_in_turn},
         {"a file put there, or removed and another made there: kept", test_someone_elses_file_kept},
         {"the directory made again: it is the reason, not ENOENT", test_directory_made_again},
+        {"written into in place to the same size: kept", test_written_into_same_size_kept},
+        {"an HDF5 file held open for writing elsewhere: still the one written", test_hdf5_open_flags_not_a_change},
         {"nothing moved: the failure's own reason", test_reason_kept_when_nothing_moved},
         CU_TEST_INFO_NULL};
     int failed = nn_run_suite("output places", tests);

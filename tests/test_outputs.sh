@@ -505,6 +505,12 @@ under_paused_saver moved_ck sh -c 'cp ck.h5 moved_ck/new && mv moved_ck/new move
 under_paused_saver inplace cp notes.txt inplace/ck.h5 # the same inode, written into
 [ "$rc" -eq 1 ] && grep -q "^nntrain: inplace/ck.h5: is not the checkpoint this run checked or wrote" inplace.out &&
     cmp -s notes.txt inplace/ck.h5 || fail "a file written into the checkpoint mid-run: exit $rc: $(tail -2 inplace.out)"
+# ... and to the same size (a checkpoint of the same network copied over it): its bytes
+# tell it (the size alone let it pass until 2026-12-08)
+under_paused_saver samesize python3 -c 'f = open("samesize/ck.h5", "r+b"); d = bytearray(f.read()); d[len(d) // 2] ^= 0xff
+f.seek(0); f.write(d); f.close(); open("samesize.mine", "wb").write(d)'
+[ "$rc" -eq 1 ] && grep -q "^nntrain: samesize/ck.h5: is not the checkpoint this run checked or wrote" samesize.out &&
+    cmp -s samesize.mine samesize/ck.h5 || fail "the checkpoint written into to the same size mid-run: exit $rc: $(tail -2 samesize.out)"
 under_paused_saver renamed sh -c 'mv renamed renamed.old && mkdir renamed && cp notes.txt renamed/ck.h5'
 [ "$rc" -eq 1 ] && grep -q "^nntrain: renamed/ck.h5: its directory is not the one this run started in" renamed.out &&
     cmp -s notes.txt renamed/ck.h5 && [ ! -e renamed/ck.h5.tmp ] && [ "$(ls renamed.old)" = ck.h5 ] ||
@@ -524,7 +530,7 @@ under_paused_saver dangling sh -c 'rm dangling/ck.h5 && ln -s /nowhere/precious 
 under_paused_saver remade sh -c 'rm -rf remade && mkdir remade && cp notes.txt remade/notes.txt'
 [ "$rc" -eq 1 ] && grep -q "^nntrain: remade/ck.h5: its directory is not the one this run started in" remade.out &&
     [ ! -e remade/ck.h5 ] || fail "the checkpoint's directory removed and made again: exit $rc: $(tail -2 remade.out)"
-rm -rf swapped moved_ck inplace renamed renamed.old reused reused.mine remade dangling
+rm -rf swapped moved_ck inplace samesize samesize.mine renamed renamed.old reused reused.mine remade dangling
 
 # A file put at the checkpoint's temporary name during the run is someone else's: the
 # next save does not write over it (it truncated it, and renamed it over the checkpoint).

@@ -8,12 +8,16 @@
  * read permission) keeps an inode number from being given to another file while the
  * run lasts; ext4 gives a freed number to the next file at once, so a number and a
  * size alone let a new file of the old one's size pass for it. A file written into
- * in place is told by its size only (one written to the same size passes). The file is never
- * reopened through the descriptor (HDF5 cannot open a file another program holds open
- * for writing, and the descriptor is not such a hold). */
+ * in place is told by its size and, where it can be read, a digest of its bytes
+ * (nn/file_digest.h: one written to the same size, as a `cp` of another checkpoint of
+ * the same network, is told too). Only that read goes through the descriptor: HDF5
+ * never reopens the file (it cannot open a file another program holds open for
+ * writing, and the descriptor is not such a hold). */
 #ifndef NN_OUTPUT_PLACE_H
 #define NN_OUTPUT_PLACE_H
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "nn/error.h"
@@ -23,6 +27,8 @@ typedef struct nn_output_held {
     dev_t dev;
     ino_t ino;
     off_t size; /* a file's; a directory's is not compared (it changes as files come and go) */
+    bool digested;   /* a regular file read when held: its bytes are compared too */
+    uint64_t digest; /* nn_file_digest of them */
 } nn_output_held;
 
 typedef struct nn_output_place {
@@ -30,7 +36,7 @@ typedef struct nn_output_place {
     const char *kind; /* in messages: "is not the <kind> this run checked or wrote" */
 } nn_output_place;
 
-#define NN_OUTPUT_PLACE_NONE {{-1, 0, 0, 0}, {-1, 0, 0, 0}, "file"}
+#define NN_OUTPUT_PLACE_NONE {{-1, 0, 0, 0, false, 0}, {-1, 0, 0, 0, false, 0}, "file"}
 
 /* Local: takes the place of `path` as it is now (letting go of what `place` held).
  * Taken before the caller looks at the file's content (is it one of ours?), and
