@@ -51,6 +51,7 @@ control characters out ("\\n", "\\t", "\\x1b") as the C tools do (src/error.c).
 import contextlib
 import errno
 import fcntl
+import hashlib
 import os
 import re
 import secrets
@@ -260,10 +261,25 @@ def keep_attributes(fd, real, mode):
 NO_LINK = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.ENOSYS, errno.EMLINK}
 
 
+def digest(fd):
+    """A digest of the bytes of the regular file held by FD (hold()), read through /proc (the
+    held inode, whatever its name holds now); None where it cannot be read."""
+    try:
+        with open(f"/proc/self/fd/{fd}", "rb") as f:
+            h = hashlib.blake2b(digest_size=16)
+            while block := f.read(1 << 20):
+                h.update(block)
+            return h.digest()
+    except OSError:
+        return None
+
+
 def hold(path, flags=0):
-    """(descriptor, device, inode, size) of the file or directory at PATH, held by an O_PATH
-    descriptor (which reads nothing) so that its inode number cannot be given to another file
-    while the run holds it; None where there is none."""
+    """(descriptor, device, inode, size, digest) of the file or directory at PATH, held by an
+    O_PATH descriptor (which reads nothing) so that its inode number cannot be given to another
+    file while the run holds it; None where there is none. DIGEST: a regular file's bytes
+    (digest()), so that one written into in place to the same size is told (as src/file_digest.c);
+    None for anything else, or where it cannot be read."""
     try:
         fd = os.open(path, os.O_PATH | os.O_CLOEXEC | flags)
     except OSError:
@@ -273,7 +289,17 @@ def hold(path, flags=0):
     except OSError:
         os.close(fd)
         return None
-    return fd, st.st_dev, st.st_ino, st.st_size
+    return fd, st.st_dev, st.st_ino, st.st_size, digest(fd) if stat.S_ISREG(st.st_mode) else None
+
+
+def held_unchanged(held, st):
+    """Whether ST (a stat of the name now) is the file HELD (hold()) unchanged: the same inode,
+    size and, where both then and now can be read, bytes (until 2026-12-08 the size alone, so
+    a file written into in place to the same size passed)."""
+    if held is None or (st.st_dev, st.st_ino, st.st_size) != held[1:4]:
+        return False
+    now = digest(held[0]) if held[4] is not None else None
+    return now is None or now == held[4]
 
 
 # ---- one run per output: the lock (src/outputs.c, nn_output_lock_acquire) ----
@@ -438,7 +464,7 @@ class Temporary:
 
     def check_still_ours(self):
         """Changed unless REAL's directory is the one of the start and REAL holds what it did
-        then: the same file unchanged (device, inode, size), or still none, or none any more
+        then: the same file unchanged (device, inode, size, bytes), or still none, or none any more
         (a file the user removed: nothing to lose). True where there is a file to replace."""
         try:
             st = os.stat(os.path.dirname(self.real))
@@ -452,7 +478,7 @@ class Temporary:
             now = os.stat(name, follow_symlinks=False, **at)
         except FileNotFoundError:
             return False
-        if self.held_file is None or (now.st_dev, now.st_ino, now.st_size) != self.held_file[1:]:
+        if not held_unchanged(self.held_file, now):
             raise Changed(f"{self.label}: is not the file this run checked (replaced or changed during the run); "
                           "not replacing it")
         return True
@@ -554,11 +580,11 @@ def open_temporary(label, path, is_partial, writer, check=None, record=None, *, 
             check(path)
             try:
                 now = os.stat(real, follow_symlinks=False)
-                now = (now.st_dev, now.st_ino, now.st_size)
             except FileNotFoundError:
                 now = None
             # the file checked through PATH (a symbolic link re-pointed: another) is the one held
-            if now != (held_file and held_file[1:]) or os.path.realpath(path) != real:
+            if (now is None) != (held_file is None) or (now is not None and not held_unchanged(held_file, now)) or \
+                    os.path.realpath(path) != real:
                 raise Changed(f"{label}: is not the file this run checked (replaced or changed during the run); "
                               "not replacing it")
         # looked at and made in the directory held, where install and abandon look for it

@@ -69,6 +69,26 @@ class Place(unittest.TestCase):
             self.open("link.md")
         self.assertEqual(sorted(os.listdir("e")), ["t.md"])
 
+    def test_written_into_to_the_same_size_is_changed(self):
+        """The table written into in place to the same size between the open and the install
+        (an editor that writes in place): its bytes tell it, and it is kept. The size alone let
+        it pass until 2026-12-08."""
+        with open("d/t.md", "w") as f:
+            f.write("table 1\n")
+        self.lock = nn_outputs.lock("--out d/t.md", "d/t.md")
+        t = self.open("d/t.md")
+        t.file.write(b"table 2\n")
+        t.seal()
+        with open("d/t.md", "r+") as f:
+            f.write("notes 1\n")
+        with self.assertRaises(nn_outputs.Changed) as caught:
+            t.install()
+        self.assertIn("is not the file this run checked", str(caught.exception))
+        t.abandon()
+        with open("d/t.md") as f:
+            self.assertEqual(f.read(), "notes 1\n")
+        self.assertEqual(sorted(os.listdir("d")), ["t.md", "t.md.lock"])
+
     def test_killed_runs_temporary_replaced_in_the_held_directory(self):
         with open("d/t.md.tmp", "w") as f:
             f.write("a killed run's")
