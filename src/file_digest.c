@@ -2,6 +2,8 @@
 #define _POSIX_C_SOURCE 200809L /* pread */
 #include "nn/file_digest.h"
 
+#include "nn/watchdog.h"
+
 #include <errno.h>
 #include <string.h>
 #include <sys/types.h>
@@ -12,12 +14,19 @@ enum { BLOCK = 1 << 14 }; /* on the stack: whichever thread asks */
 static const unsigned char hdf5_signature[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
 
 /* Where an HDF5 superblock at the file's start keeps its consistency flags (the HDF5
- * file format specification, "Superblock"): 4 bytes at offset 20 in versions 0 and 1,
- * 1 byte at offset 11 in versions 2 and 3. Zeroed in `head` before it is digested. */
+ * file format specification, "Superblock"): 4 bytes at offset 20 in versions 0 and 1;
+ * in versions 2 and 3 one byte at offset 11, and the superblock's checksum, which covers
+ * it, after the four addresses that follow it (each as wide as byte 9 says). Zeroed in
+ * `head` before it is digested. */
 static void leave_out_open_flags(unsigned char *head, size_t n) {
     if (n < 24 || memcmp(head, hdf5_signature, sizeof hdf5_signature) != 0) return;
-    if (head[8] <= 1) memset(head + 20, 0, 4);
-    else if (head[8] <= 3) head[11] = 0;
+    if (head[8] <= 1) {
+        memset(head + 20, 0, 4);
+    } else if (head[8] <= 3) {
+        size_t checksum = 12 + 4 * (size_t)head[9];
+        head[11] = 0;
+        if (checksum + 4 <= n) memset(head + checksum, 0, 4);
+    }
 }
 
 /* `n` bytes of `fd` from `at`, fewer only at its end (a read may return less) */
@@ -57,6 +66,7 @@ int nn_file_digest(int fd, uint64_t *digest) {
         if (at == 0) leave_out_open_flags(buf, (size_t)n);
         h = mix(h, buf, (size_t)n);
         at += n;
+        if (at % (64 << 20) == 0) nn_watchdog_alive(); /* a large file on slow storage is progress too */
         if (n < BLOCK) break;
     }
     *digest = h ^ (uint64_t)at; /* the length too: a cut file of the same words is another file */

@@ -31,15 +31,23 @@ static int digest_held(const nn_output_held *held, uint64_t *digest) {
 }
 
 /* What `name` in directory `dir` (AT_FDCWD: a path) is now, held; nothing_held where
- * nothing is there. A regular file's bytes are digested as it is held. */
+ * nothing is there. */
 static nn_output_held hold(int dir, const char *name, int flags) {
     nn_output_held held = nothing_held;
     struct stat st;
     int fd = openat(dir, name, O_PATH | O_CLOEXEC | flags);
     if (fd >= 0 && fstat(fd, &st) == 0) held = (nn_output_held){fd, st.st_dev, st.st_ino, st.st_size, false, 0};
     else if (fd >= 0) close(fd);
-    if (held.fd >= 0 && S_ISREG(st.st_mode)) held.digested = digest_held(&held, &held.digest) == 0;
     return held;
+}
+
+/* The held file's bytes, noted: from here on a change of them is a change. Taken once
+ * the file is known to be one the run may replace (its content checked, or written by
+ * the run), not as it is held: a large file named by mistake is refused unread. */
+static void note_bytes(nn_output_held *held) {
+    struct stat st;
+    if (held->fd >= 0 && !held->digested && fstat(held->fd, &st) == 0 && S_ISREG(st.st_mode))
+        held->digested = digest_held(held, &held->digest) == 0;
 }
 
 /* The held file's bytes as they were when held, where both then and now can be read */
@@ -96,15 +104,16 @@ static int look(const nn_output_place *place, const char *path, const char *labe
     return NN_OK;
 }
 
-int nn_output_place_check(const nn_output_place *place, const char *path, const char *label, const char *lost,
+int nn_output_place_check(nn_output_place *place, const char *path, const char *label, const char *lost,
                           nn_error *err) {
-    int found;
-    return look(place, path, label, lost, &found, err);
+    int found, status = look(place, path, label, lost, &found, err);
+    if (!status) note_bytes(&place->file); /* the first check after the take: the file the caller checked */
+    return status;
 }
 
 int nn_output_place_reason(const nn_output_place *place, const char *path, const char *label, const char *lost,
                            int status, nn_error *err) {
-    int changed = nn_output_place_check(place, path, label, lost, err); /* err untouched where unchanged */
+    int found, changed = look(place, path, label, lost, &found, err); /* err untouched where unchanged */
     return changed ? changed : status;
 }
 
@@ -123,6 +132,7 @@ int nn_output_place_rename(nn_output_place *place, const char *temporary, const 
     /* the file written is held next as it is now, not as whatever the path names or
      * holds after the rename */
     nn_output_held written = hold(dir, from, O_NOFOLLOW);
+    note_bytes(&written); /* what this run wrote: the next save replaces it only unchanged */
     int found, status = look(place, path, label, lost, &found, err);
     if (!status && written.fd < 0)
         status = nn_fail(err, NN_ERR_RUNTIME, "%s: vanished before it was put in place; %s", temporary, lost);

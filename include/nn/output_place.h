@@ -27,7 +27,7 @@ typedef struct nn_output_held {
     dev_t dev;
     ino_t ino;
     off_t size; /* a file's; a directory's is not compared (it changes as files come and go) */
-    bool digested;   /* a regular file read when held: its bytes are compared too */
+    bool digested;   /* a regular file's bytes noted (nn_output_place_check): compared too */
     uint64_t digest; /* nn_file_digest of them */
 } nn_output_held;
 
@@ -50,8 +50,11 @@ int nn_output_place_at(const nn_output_place *place, const char *path, const cha
 
 /* NN_OK where an output may be put at `path` now (see above); else NN_ERR_RUNTIME,
  * "LABEL: ...; `lost`" (LABEL: how the caller names the output, "ck.h5" or "--out
- * m.h5"; lost: what the run gives up, "this checkpoint is not saved"). */
-int nn_output_place_check(const nn_output_place *place, const char *path, const char *label, const char *lost,
+ * m.h5"; lost: what the run gives up, "this checkpoint is not saved"). The first check
+ * after nn_output_place_take, made once the caller has looked at the file's content,
+ * notes the file's bytes (they are not read before: a large file named by mistake is
+ * refused unread). */
+int nn_output_place_check(nn_output_place *place, const char *path, const char *label, const char *lost,
                           nn_error *err);
 
 /* A temporary that could not be made or written in the held directory: where the
