@@ -1,6 +1,7 @@
 #include "nn/cli.h"
 
 #include <ctype.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -29,9 +30,10 @@ static void offending_name(char *const *argv, char *out, size_t cap) {
  * them, comma-separated, to `out`; returns how many there are. */
 static int candidates(const struct option *options, const char *name, char *out, size_t cap) {
     int count = 0;
-    size_t len = strlen(name + 2), used = 0;
+    size_t used = 0;
     out[0] = '\0';
-    if (strncmp(name, "--", 2) != 0 || len == 0) return 0;
+    if (strncmp(name, "--", 2) != 0 || name[2] == '\0') return 0;
+    size_t len = strlen(name + 2);
     for (const struct option *o = options; o->name; o++)
         if (strncmp(o->name, name + 2, len) == 0 && used < cap) {
             int n = snprintf(out + used, cap - used, "%s--%s", count ? ", " : "", o->name);
@@ -65,9 +67,14 @@ int nn_cli_parse(int argc, char **argv, const struct option *options, nn_cli_opt
         char name[64];
         if (c == '?' || c == ':') {
             offending_name(argv, name, sizeof name);
-            if (c == '?' && optopt) snprintf(name, sizeof name, "-%c", optopt);
-            status = c == '?' ? unknown_option(options, name, err)
-                              : nn_fail(err, NN_ERR_INPUT, "%s needs a value (see --help)", name);
+            bool long_option = strncmp(name, "--", 2) == 0;
+            if (c == '?' && optopt && long_option) /* getopt's optopt: a known option given "=value" */
+                status = nn_fail(err, NN_ERR_INPUT, "%s takes no value (see --help)", name);
+            else {
+                if (c == '?' && optopt) snprintf(name, sizeof name, "-%c", optopt); /* a short one: "-x" */
+                status = c == '?' ? unknown_option(options, name, err)
+                                  : nn_fail(err, NN_ERR_INPUT, "%s needs a value (see --help)", name);
+            }
         } else {
             status = on_option(ctx, c, optarg, err);
         }

@@ -87,6 +87,7 @@ static void test_bad_options(void) {
     /* a prefix of several options: named as such, with the options it could be */
     EXPECT_ERROR("ambiguous option '--check': could be --checkpoint, --checkpoint-every", "--check", "ck.h5");
     EXPECT_ERROR("ambiguous option '--check': could be", "--check=ck.h5");
+    EXPECT_ERROR("--deterministic takes no value", "--deterministic=1"); /* it said "unknown option '-\x1e'" */
     EXPECT_ERROR("--epochs needs a value", "--epochs");
     EXPECT_ERROR("--epochs 'ten': not an integer", "--epochs", "ten");
     EXPECT_ERROR("--epochs '3x': not an integer", "--epochs", "3x");
