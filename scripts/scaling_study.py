@@ -100,16 +100,21 @@ def child(cmd, capture=True, timeout=None, **kw):
     scripts remove their FILE.tmp. A stop as it starts is handled once the child is known,
     and stops it too (study_outputs.start_child)."""
     pipe = dict(stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) if capture else {}
-    with study_outputs.start_child(cmd, **pipe, **kw) as p:
-        try:
-            out, _ = p.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.communicate()
-            raise
-        except BaseException:
-            study_outputs.stop_child(p)
-            raise
+    # the try begins as start_child returns, with no call between (a `with p:` would call
+    # Popen.__enter__, where a stop could be handled before the try, the child left running)
+    p = study_outputs.start_child(cmd, **pipe, **kw)
+    try:
+        out, _ = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate()
+        raise
+    except BaseException:
+        study_outputs.stop_child(p)
+        raise
+    finally:
+        if p.stdout:
+            p.stdout.close()
     return subprocess.CompletedProcess(cmd, p.returncode, out)
 
 
