@@ -25,7 +25,9 @@
  *                             (deterministic mode only; see fields[] below), shift
  *   /results                  attrs test_accuracy and train_loss of the last completed epoch
  *                             (optional; train_loss since 2026-12-07: a resumed run's check that
- *                             its --metrics file is its own, see nn/metrics.h)
+ *                             its --metrics file is its own, see nn/metrics.h), and since
+ *                             2026-12-08 best_test_accuracy and best_epoch of the run so far
+ *                             (a resumed run's summary line counts the epochs before it)
  *   /integrity                attr attributes_checksum: CRC-32 of every attribute above
  *                             (optional: older files have none, and load unchecked)
  * Integers are stored as int64, reals as float64, text as fixed-length strings. */
@@ -65,6 +67,8 @@ typedef struct record {
     long long virtual_shards;
     long long shift;
     double train_loss;
+    double best_test_accuracy;
+    long long best_epoch;
 } record;
 
 typedef enum kind { INTEGER, REAL, TEXT } kind;
@@ -117,6 +121,8 @@ static const field fields[] = {
     OPTIONAL_SETTING("/options", virtual_shards, INTEGER, 0, "virtual-shards"), /* deterministic mode */
     OPTIONAL_SETTING("/options", shift, INTEGER, 0, "shift"),
     LATE_OPTIONAL("/results", train_loss, REAL, -1),
+    LATE_OPTIONAL("/results", best_test_accuracy, REAL, -1),
+    LATE_OPTIONAL("/results", best_epoch, INTEGER, 0),
 };
 #undef FIELD
 #undef SETTING

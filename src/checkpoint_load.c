@@ -7,6 +7,7 @@
 #include <hdf5.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,6 +162,11 @@ static void take_record(reader *r, const record *rec, nn_checkpoint *ck) {
     ck->n_params = (size_t)rec->n_params;
     ck->test_accuracy = rec->test_accuracy >= 0 && rec->test_accuracy <= 1 ? rec->test_accuracy : -1.0;
     ck->train_loss = rec->train_loss >= 0 && isfinite(rec->train_loss) ? rec->train_loss : -1.0;
+    /* the best so far; a file without it (older, or none recorded) has only the last epoch's */
+    bool best = rec->best_test_accuracy >= 0 && rec->best_test_accuracy <= 1 && rec->best_epoch >= 1 &&
+                rec->best_epoch <= rec->epochs_completed;
+    ck->best_accuracy = best ? rec->best_test_accuracy : ck->test_accuracy;
+    ck->best_epoch = best ? (int)rec->best_epoch : ck->test_accuracy >= 0 ? (int)rec->epochs_completed : 0;
     if (c->virtual_shards > c->batch_size)
         reject(r, NN_ERR_INPUT, "not a valid checkpoint: virtual_shards %d exceeds the batch %d", c->virtual_shards,
                c->batch_size);

@@ -33,7 +33,8 @@ static void fill_record(record *rec, const nn_train_state *s, int ranks) {
                     .warmup_epochs = c->warmup_epochs, .momentum_end = c->momentum_end,
                     .momentum_ramp_epochs = c->momentum_ramp_epochs, .validation = c->validation,
                     .test_accuracy = s->test_accuracy, .virtual_shards = c->virtual_shards,
-                    .shift = c->shift, .train_loss = s->train_loss};
+                    .shift = c->shift, .train_loss = s->train_loss,
+                    .best_test_accuracy = s->best_accuracy, .best_epoch = s->best_epoch};
     snprintf(rec->nntrain_version, sizeof rec->nntrain_version, "%s", NN_VERSION);
     snprintf(rec->activation, sizeof rec->activation, "%s", nn_activation_name(m->spec.activation));
     snprintf(rec->loss, sizeof rec->loss, "%s", nn_loss_name(m->spec.loss));

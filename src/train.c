@@ -101,7 +101,7 @@ static step_outcome step(trainer *t, long s, nn_epoch_clock *clock) {
 static int save(trainer *t, nn_train_result *result, double *seconds, nn_error *err) {
     nn_exchange_gather(t->exchange, t->sgd.velocity); /* each rank updated only its share of it */
     nn_train_state state = {&t->cfg, &t->model, &t->sgd, &t->progress, &t->shuffle_rng, t->loss_sum,
-                            result->final_accuracy, t->done_loss};
+                            result->final_accuracy, t->done_loss, result->best_accuracy, result->best_epoch};
     nn_watchdog_beat(t->progress.global_step, NN_PHASE_EPOCH);
     int status = nn_checkpoint_save(t->opt.checkpoint, &state, t->comm, seconds, err);
     if (!status) {
@@ -174,6 +174,10 @@ static int end_epoch(trainer *t, int epoch, const nn_epoch_clock *clock, nn_trai
     trainer_shuffle(t, epoch + 1);
     result->final_accuracy = st.test_accuracy; /* recorded in the checkpoint */
     t->done_loss = st.train_loss;              /* as are the record's training loss */
+    if (st.test_accuracy > result->best_accuracy) { /* and the best so far */
+        result->best_accuracy = st.test_accuracy;
+        result->best_epoch = epoch;
+    }
     int status = t->opt.checkpoint[0] ? save(t, result, &st.checkpoint_seconds, err) : NN_OK;
     if (status) st.checkpoint_seconds = 0; /* no "checkpoint 0.014s" for one that failed */
 
@@ -181,10 +185,6 @@ static int end_epoch(trainer *t, int epoch, const nn_epoch_clock *clock, nn_trai
     result->allreduce_seconds += st.allreduce_seconds;
     result->allreduce_wait_seconds += st.allreduce_wait_seconds;
     t->samples_trained += (double)clock->steps_done * step_samples(t);
-    if (st.test_accuracy > result->best_accuracy) {
-        result->best_accuracy = st.test_accuracy;
-        result->best_epoch = epoch;
-    }
     /* the record first: the line goes to a pipe that may be gone (SIGPIPE, signals.c) */
     if (!status && t->metrics.fd >= 0) status = nn_metrics_append(&t->metrics, &st, err);
     if (t->log) nn_metrics_print_line(t->log, &st);
@@ -225,12 +225,15 @@ int nn_train(const nn_train_options *opt, MPI_Comm comm, FILE *log, nn_train_res
     t.threads = nn_placement_threads(opt->threads, comm, &t.node_cores);
     /* the tuning's timing is collective: only ranks that try the same counts may tune */
     nn_thread_tuning_start(&t.tuning, t.threads, opt->thread_tuning && nn_thread_tuning_alike(t.threads, comm));
-
     trainer_follow_output_links(&t);
     int status = nn_watchdog_start(comm, opt->timeout, err); /* so the node's ranks watch start-up together */
     if (!status) status = trainer_setup(&t, err);
     result->complete = t.complete;
-    if (t.opt.resume[0]) result->final_accuracy = t.ck.test_accuracy;
+    if (t.opt.resume[0]) { /* the epochs before the resume count too */
+        result->final_accuracy = t.ck.test_accuracy;
+        result->best_accuracy = t.ck.best_accuracy;
+        result->best_epoch = t.ck.best_epoch;
+    }
     if (!status && !t.complete) {
         if (t.log) trainer_print_header(&t);
         status = train_epochs(&t, result, err);

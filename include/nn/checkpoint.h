@@ -40,6 +40,8 @@ typedef struct nn_train_state {
     double loss_partial; /* this rank's training-loss sum so far this epoch */
     double test_accuracy; /* of the last completed epoch; < 0: none yet */
     double train_loss;    /* the same epoch's mean training loss, as its metrics record has it; < 0: none */
+    double best_accuracy; /* the run's best test accuracy so far, of epoch best_epoch; < 0: none yet */
+    int best_epoch;
 } nn_train_state;
 
 /* A checkpoint as read back. */
@@ -50,6 +52,9 @@ typedef struct nn_checkpoint {
     nn_progress progress;
     double test_accuracy;   /* of its last completed epoch; < 0: not recorded */
     double train_loss;      /* the same epoch's mean training loss; < 0: not recorded (older files) */
+    double best_accuracy;   /* the run's best test accuracy, of epoch best_epoch; older files: the last
+                               epoch's (all they record); < 0: none */
+    int best_epoch;
     int ranks;              /* rank count it was written with */
     int rows;               /* of the two below: ranks, or 1 (deterministic mode: the run's) */
     uint32_t *rng_states;   /* [rows][4]: each rank's shuffle generator */
