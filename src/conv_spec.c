@@ -1,6 +1,7 @@
 #include "nn/conv_spec.h"
 
 #include <ctype.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -119,7 +120,14 @@ static void item_text(const nn_conv_spec *c, char *out, size_t cap) {
 int nn_spec_fit_image(nn_model_spec *spec, const int image[3], int dim, const char *data, const char *whose,
                       nn_error *err) {
     if (!spec->n_convs) return NN_OK;
-    if (!spec->image[0]) memcpy(spec->image, image, sizeof spec->image);
+    bool stated = spec->image[0] != 0; /* --layers 1x784,...: the data's samples seen as that image */
+    if (!stated) memcpy(spec->image, image, sizeof spec->image);
+    char source[NN_PATH_MAX + 96];
+    if (stated)
+        snprintf(source, sizeof source, "the %dx%dx%d image %s states (%s's images are %dx%dx%d)", spec->image[0],
+                 spec->image[1], spec->image[2], whose, data, image[0], image[1], image[2]);
+    else
+        snprintf(source, sizeof source, "%s's %dx%dx%d images", data, image[0], image[1], image[2]);
     long c = spec->image[0], h = spec->image[1], w = spec->image[2];
     if (c * h * w != dim)
         return nn_fail(err, NN_ERR_INPUT, "%s: samples have %d values but %s starts with a %ldx%ldx%ld image", data, dim,
@@ -129,8 +137,8 @@ int nn_spec_fit_image(nn_model_spec *spec, const int image[3], int dim, const ch
         char item[64];
         item_text(l, item, sizeof item);
         if (l->pool ? h < 2 || w < 2 : l->k > h + 2 * l->pad || l->k > w + 2 * l->pad)
-            return nn_fail(err, NN_ERR_INPUT, "%s: %s (layer %d) gets a %ldx%ldx%ld input from %s's %dx%dx%d images: %s",
-                           whose, item, i + 1, c, h, w, data, spec->image[0], spec->image[1], spec->image[2],
+            return nn_fail(err, NN_ERR_INPUT, "%s: %s (layer %d) gets a %ldx%ldx%ld input from %s: %s", whose, item,
+                           i + 1, c, h, w, source,
                            l->pool ? "too small to pool 2x2" : "the kernel is larger than the padded image");
         if (l->pool) h /= 2, w /= 2;
         else c = l->channels, h += 2 * l->pad - l->k + 1, w += 2 * l->pad - l->k + 1;
