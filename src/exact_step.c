@@ -21,15 +21,33 @@
 /* Integer words summed with the gradients. */
 enum { WORD_STOP, WORD_BAD, WORD_LOSS, WORDS };
 
+/* Too many ranks for the run's V virtual shards: what the user can do about it. A
+ * resumed run's V is the checkpoint's (fewer ranks, then); a new run may take another V,
+ * the smallest that fits, where the batch has one. */
+static int too_many_ranks(const trainer *t, nn_error *err) {
+    const nn_run_config *c = &t->cfg;
+    int v = c->virtual_shards, fits = 0;
+    char advice[NN_PATH_MAX + 128];
+    for (int d = t->nranks; d <= NN_VSHARDS_MAX && d <= c->batch_size && !fits; d++)
+        if (c->batch_size % d == 0) fits = d;
+    if (t->opt.resume[0])
+        snprintf(advice, sizeof advice, "%s was written with them: resume it with at most %d ranks", t->opt.resume, v);
+    else if (fits)
+        snprintf(advice, sizeof advice, "choose --virtual-shards V >= %d dividing --batch-size %d, such as %d",
+                 t->nranks, c->batch_size, fits);
+    else
+        snprintf(advice, sizeof advice, "no V from %d to %d divides --batch-size %d: choose another batch size, or "
+                 "fewer ranks", t->nranks, NN_VSHARDS_MAX, c->batch_size);
+    return nn_fail(err, NN_ERR_INPUT, "deterministic mode with %d virtual shard%s runs on at most %d rank%s, not %d "
+                   "(%s)", v, v == 1 ? "" : "s", v, v == 1 ? "" : "s", t->nranks, advice);
+}
+
 int trainer_exact_setup(trainer *t, nn_error *err) {
     const nn_run_config *c = &t->cfg;
     int v = c->virtual_shards;
     if (c->batch_size % v)
         return nn_fail(err, NN_ERR_INPUT, "--virtual-shards %d does not divide --batch-size %d", v, c->batch_size);
-    if (t->nranks > v)
-        return nn_fail(err, NN_ERR_INPUT, "deterministic mode with %d virtual shards runs on at most %d ranks, not "
-                       "%d (choose --virtual-shards V >= %d, V dividing --batch-size %d)", v, v, t->nranks, t->nranks,
-                       c->batch_size);
+    if (t->nranks > v) return too_many_ranks(t, err);
     if (v > t->train.total)
         return nn_fail(err, NN_ERR_INPUT, "--virtual-shards %d exceeds the %ld training samples", v, t->train.total);
     nn_vshards_of_rank(v, t->rank, t->nranks, &t->vs_first, &t->vs_end);

@@ -177,7 +177,17 @@ expect_usage() {
     if [ $rc -ne 2 ] || ! grep -q "$what" "$dir/u.err"; then fail "expected exit 2 and '$what', got $rc: $(cat "$dir/u.err")"
     else echo "ok: exit 2, $what"; fi
 }
-expect_usage "runs on at most 4 ranks, not 5" 5 --virtual-shards 4
+expect_usage "runs on at most 4 ranks, not 5 (choose --virtual-shards V >= 5 dividing --batch-size 16, such as 8)" 5 \
+    --virtual-shards 4
+# a resume's V is its checkpoint's: the advice is fewer ranks, not another V (which the
+# resume refuses)
+timeout 120 "$mpiexec" -n 1 "$nntrain" "${base[@]}" --epochs 1 --virtual-shards 2 --checkpoint "$dir/v2.h5" \
+    >"$dir/v2.out" 2>&1 || fail "the V = 2 run: exit $? ($(tail -1 "$dir/v2.out"))"
+expect_usage "runs on at most 2 ranks, not 3 ($dir/v2.h5 was written with them: resume it with at most 2 ranks)" 3 \
+    --resume "$dir/v2.h5" --epochs 2
+# a prime batch above the largest V: no V fits it, and the line says so (it advised one)
+[ -f "$mnist" ] && expect_usage "at most 1 rank, not 2 (no V from 2 to 4096 divides --batch-size 4099" 2 \
+    --data "$mnist" --layers 784,10 --deterministic --batch-size 4099 --train-limit 9000
 expect_usage "does not divide --batch-size 16" 1 --virtual-shards 5
 expect_usage "conflicts with checkpoint" 1 --resume "$dir/plain1.h5" --deterministic
 
