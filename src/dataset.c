@@ -15,6 +15,8 @@
 
 #include "nn/comm.h"
 
+void nn_dataset_before_mpi_init(void) { setenv("OMPI_MCA_sharedfp", "^lockedfile", 0); }
+
 void nn_shard_range(long total, int rank, int nranks, long *offset, long *count) {
     long begin = (long)((long long)rank * total / nranks);
     long end = (long)((long long)(rank + 1) * total / nranks);

@@ -7,6 +7,8 @@
 #  - --deterministic in both layouts, and on 2 nodes of 2 + 1 ranks: the checkpoint of
 #    1 rank on one host, bit for bit;
 #  - a bad label in the shard of a rank on the second node stops every rank, one line;
+#  - a dataset staged to each node's own disk at the same path trains (nothing left
+#    beside it), and a copy that differs is exit 2;
 #  - a node whose link goes down for good: the watchdog ends the job (exit 1) with a
 #    line saying the node waits for another one, instead of a hang.
 # Skipped (exit 77) where network namespaces are not allowed. Removes every namespace
@@ -20,7 +22,8 @@ rm -rf "$dir" && mkdir -p "$dir" && "$make_data" "$dir" || { echo "FAIL cannot m
 [ -f "$mnist" ] || { echo "FAIL $mnist missing: run scripts/fetch_mnist.sh first"; exit 1; }
 if ! ip netns add nnemu-probe 2>/dev/null; then echo "SKIP: network namespaces are not allowed here"; exit 77; fi
 ip netns del nnemu-probe
-trap '"$emu" down' EXIT
+staged=/etc/nntrain-staged-$$ # a node-local directory: node 2 sees /etc/netns/nnemu-h2/${staged#/etc/} there
+trap '"$emu" down; rm -rf "$staged"' EXIT
 source "$repo/scripts/mpi_env.sh"
 export OMP_NUM_THREADS=1
 passed=0 failed=0
@@ -83,6 +86,28 @@ rc=$?
 if [ "$rc" -eq 2 ] && [ "$(grep -c '^nntrain: ' "$dir/err")" -eq 1 ] && grep -q "labels\[63\] = 7 is outside 0..2" "$dir/err"
 then ok "a bad label on the second node: every rank stops, exit 2, one line"
 else fail "a bad label on the second node: expected exit 2 and one line (exit $rc)"; fi
+
+# a dataset staged to each node's own disk at the same path (ip netns exec shows node 2
+# /etc/netns/nnemu-h2/X as /etc/X): identical copies train, and nothing is left beside
+# them (OpenMPI's MPI-IO made FILE-JOBID-PID.lock there, which node 2 could not see: the
+# start hung until --timeout, exit 1, the lock file left); a copy that differs: exit 2
+mkdir -p "$staged" "/etc/netns/nnemu-h2/${staged#/etc/}"
+cp "$dir/good.h5" "$staged/d.h5" && cp "$dir/good.h5" "/etc/netns/nnemu-h2/${staged#/etc/}/d.h5"
+timeout 120 "$emu" mpirun -np 2 --map-by node "$nntrain" --data "$staged/d.h5" --layers 16,8,3 --batch-size 16 \
+    --epochs 2 --timeout 20 >"$dir/out" 2>"$dir/err"
+rc=$?
+if [ "$rc" -eq 0 ] && [ "$(ls "$staged")" = d.h5 ]
+then ok "a dataset staged to each node's disk: trains, nothing left beside it"
+else fail "a dataset staged to each node's disk: exit $rc, beside it: $(ls "$staged" | tr '\n' ' ')"; fi
+cp "$dir/fewer.h5" "/etc/netns/nnemu-h2/${staged#/etc/}/d.h5"
+timeout 120 "$emu" mpirun -np 2 --map-by node "$nntrain" --data "$staged/d.h5" --layers 16,8,3 --batch-size 16 \
+    --epochs 2 --timeout 20 >"$dir/out" 2>"$dir/err"
+rc=$?
+if [ "$rc" -eq 2 ] && grep -q "^nntrain: $staged/d.h5 differs between ranks: rank 1's is not rank 0's" "$dir/err" &&
+   [ "$(ls "$staged")" = d.h5 ]
+then ok "a staged copy that differs on node 2: exit 2, one line"
+else fail "a staged copy that differs on node 2: exit $rc"; fi
+rm -rf "$staged" "/etc/netns/nnemu-h2/${staged#/etc/}"
 
 # a lost link: start, wait for the first checkpoint, cut node 2 for good
 rm -f "$dir/ck.h5"

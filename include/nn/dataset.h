@@ -31,6 +31,16 @@ void nn_shard_range(long total, int rank, int nranks, long *offset, long *count)
  * "test"). limit > 0 uses only the first `limit` samples. Validates shapes, label
  * range and that every rank gets at least one sample; the status is agreed across
  * ranks, so all ranks return the same status (and rank 0 the message). */
+/* Local, before MPI_Init. OpenMPI's MPI-IO (OMPIO) opens a shared-file-pointer
+ * component with every file, and across nodes the one it picks (lockedfile) makes
+ * FILE-JOBID-PID.lock beside the dataset: with a node-local copy at the same path on
+ * each node (a dataset staged to local disks) the other nodes cannot see it, and the
+ * start hung until --timeout, the lock file left in the user's directory; a read-only
+ * directory cannot hold it at all. The ranks read with explicit offsets, never a
+ * shared file pointer, so that component is left out (OMPI_MCA_sharedfp=^lockedfile),
+ * unless the user chose the components (OMPI_MCA_sharedfp set). */
+void nn_dataset_before_mpi_init(void);
+
 int nn_shard_read(const char *path, const char *split, long limit, MPI_Comm comm,
                   nn_shard *out, nn_error *err);
 

@@ -338,6 +338,7 @@ int main(int argc, char **argv) {
     nn_error err = {0};
     int status = parse(argc, argv, &o, &err); /* needs no MPI */
     nn_watchdog_begin("nneval", status ? DEFAULT_TIMEOUT : o.timeout);
+    nn_dataset_before_mpi_init(); /* no lock file beside the dataset (nn/dataset.h) */
     int provided; /* OpenMP threads compute, only the main thread calls MPI (the watchdog's thread never does) */
     MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
     nn_signals_install(); /* again: MPI_Init may install handlers of its own */

@@ -6,6 +6,7 @@
 
 #include "nn/cli.h"
 #include "nn/comm.h"
+#include "nn/dataset.h"
 #include "nn/env.h"
 #include "nn/hint.h"
 #include "nn/options.h"
@@ -33,6 +34,7 @@ int main(int argc, char **argv) {
     nn_train_options defaults;
     nn_options_defaults(&defaults);
     nn_watchdog_begin("nntrain", bad_options ? defaults.timeout : opt.timeout);
+    nn_dataset_before_mpi_init(); /* no lock file beside the dataset (nn/dataset.h) */
     int provided; /* OpenMP threads compute, only the main thread calls MPI (the watchdog's thread never does) */
     MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
     nn_signals_install(); /* again: MPI_Init may install handlers of its own */
