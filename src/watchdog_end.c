@@ -150,10 +150,13 @@ void nn_watchdog_end_job(nn_end_cause cause) {
     } else if (cause == NN_END_REMOTE && launcher_of(parent) == HEAD) {
         /* mpirun may wait for the other node forever. But a rank there may be ending
          * the job the ordinary way right now (then mpirun stops this rank during the
-         * nap): a SIGTERM racing that made mpirun crash. */
+         * nap): a SIGTERM racing that made mpirun crash. The reaper is forked first:
+         * with 3 nodes and one lost, the third node's ranks end the job, mpirun kills
+         * this rank in its nap and then waits for the lost node's daemon for good (a
+         * reaper forked after the nap was never forked: the job hung). Forced then,
+         * OpenMPI 4.1's mpirun crashes in PMIx_Finalize (exit 139): the job ends. */
+        spawn_reaper(7000);
         nap(5000);
-        list_leftovers();
-        if (fork() == 0) reap(parent, 2000);
         kill(parent, SIGTERM);
     } else {
         spawn_reaper(5000); /* a healthy launcher has ended the job by then */
