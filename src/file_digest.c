@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L /* pread */
 #include "nn/file_digest.h"
 
+#include "nn/outputs.h" /* NN_HDF5_SIGNATURE */
 #include "nn/watchdog.h"
 
 #include <errno.h>
@@ -11,15 +12,13 @@
 
 enum { BLOCK = 1 << 14 }; /* on the stack: whichever thread asks */
 
-static const unsigned char hdf5_signature[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
-
 /* Where an HDF5 superblock at the file's start keeps its consistency flags (the HDF5
  * file format specification, "Superblock"): 4 bytes at offset 20 in versions 0 and 1;
  * in versions 2 and 3 one byte at offset 11, and the superblock's checksum, which covers
  * it, after the four addresses that follow it (each as wide as byte 9 says). Zeroed in
  * `head` before it is digested. */
 static void leave_out_open_flags(unsigned char *head, size_t n) {
-    if (n < 24 || memcmp(head, hdf5_signature, sizeof hdf5_signature) != 0) return;
+    if (n < 24 || memcmp(head, NN_HDF5_SIGNATURE, 8) != 0) return;
     if (head[8] <= 1) {
         memset(head + 20, 0, 4);
     } else if (head[8] <= 3) {

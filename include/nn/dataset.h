@@ -26,11 +26,6 @@ typedef struct nn_shard {
  * [floor(rank*total/nranks), floor((rank+1)*total/nranks)). */
 void nn_shard_range(long total, int rank, int nranks, long *offset, long *count);
 
-/* Collective over comm: every rank opens `path` with the MPI-IO driver and reads
- * only its hyperslab of /<split>/images and /<split>/labels (split is "train" or
- * "test"). limit > 0 uses only the first `limit` samples. Validates shapes, label
- * range and that every rank gets at least one sample; the status is agreed across
- * ranks, so all ranks return the same status (and rank 0 the message). */
 /* Local, before MPI_Init. OpenMPI's MPI-IO (OMPIO) opens a shared-file-pointer
  * component with every file, and across nodes the one it picks (lockedfile) makes
  * FILE-JOBID-PID.lock beside the dataset: with a node-local copy at the same path on
@@ -41,6 +36,11 @@ void nn_shard_range(long total, int rank, int nranks, long *offset, long *count)
  * unless the user chose the components (OMPI_MCA_sharedfp set). */
 void nn_dataset_before_mpi_init(void);
 
+/* Collective over comm: every rank opens `path` with the MPI-IO driver and reads
+ * only its hyperslab of /<split>/images and /<split>/labels (split is "train" or
+ * "test"). limit > 0 uses only the first `limit` samples. Validates shapes, label
+ * range and that every rank gets at least one sample; the status is agreed across
+ * ranks, so all ranks return the same status (and rank 0 the message). */
 int nn_shard_read(const char *path, const char *split, long limit, MPI_Comm comm,
                   nn_shard *out, nn_error *err);
 
